@@ -1,0 +1,1 @@
+"""ccn: a content-centric networking node."""

@@ -1,0 +1,144 @@
+"""The wire codec: packets to msgpack bytes and back, strictly.
+
+Every packet is one msgpack array whose first element is the format version
+(:data:`FORMAT_VERSION`) and second the packet type. The exact layout is specified in
+``docs/protocol.md``. :func:`decode` accepts only the canonical shapes and raises
+:class:`~ccn.errors.DecodeError` for anything else — never another exception. No I/O here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from ccn.errors import DecodeError, InvalidName, InvalidPacket
+from ccn.name import ROOT, Name
+from ccn.packet import Data, Interest, Nack, NackReason, Packet
+
+FORMAT_VERSION = 1
+T_INTEREST = 1
+T_DATA = 2
+T_NACK = 3
+
+FLAG_CAN_BE_PREFIX = 0x01
+FLAG_MUST_BE_FRESH = 0x02
+_KNOWN_FLAGS = FLAG_CAN_BE_PREFIX | FLAG_MUST_BE_FRESH
+
+#: Largest encoded packet accepted by :func:`decode` (and produced by :func:`encode`).
+MAX_PACKET_SIZE = 1024 * 1024
+
+_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+
+
+def _packb(value: list[Any]) -> bytes:
+    out: bytes = _packer.pack(value)
+    return out
+
+
+def _interest_fields(i: Interest) -> list[Any]:
+    flags = (FLAG_CAN_BE_PREFIX if i.can_be_prefix else 0) | (
+        FLAG_MUST_BE_FRESH if i.must_be_fresh else 0
+    )
+    return [
+        list(i.name.components),
+        i.nonce,
+        i.lifetime_ms,
+        i.hop_limit,
+        flags,
+        i.digest,
+    ]
+
+
+def encode(packet: Packet) -> bytes:
+    """Encode one packet. Raises :class:`InvalidPacket` if the result would exceed the limit."""
+    if type(packet) is Interest:
+        out = _packb([FORMAT_VERSION, T_INTEREST, *_interest_fields(packet)])
+    elif type(packet) is Data:
+        out = _packb(
+            [
+                FORMAT_VERSION,
+                T_DATA,
+                list(packet.name.components),
+                packet.content,
+                packet.freshness_ms,
+            ]
+        )
+    elif type(packet) is Nack:
+        out = _packb(
+            [FORMAT_VERSION, T_NACK, int(packet.reason), *_interest_fields(packet.interest)]
+        )
+    else:
+        raise InvalidPacket(f"cannot encode {type(packet).__name__}")
+    if len(out) > MAX_PACKET_SIZE:
+        raise InvalidPacket(f"packet of {len(out)} bytes exceeds {MAX_PACKET_SIZE}")
+    return out
+
+
+def _name(value: object) -> Name:
+    if type(value) is not list:
+        raise DecodeError("name must be an array of byte strings")
+    if not value:
+        return ROOT
+    try:
+        return Name(value)
+    except InvalidName as e:
+        raise DecodeError(f"invalid name: {e}") from None
+
+
+def _uint(value: object, label: str) -> int:
+    if type(value) is not int or value < 0:
+        raise DecodeError(f"{label} must be a non-negative integer")
+    return value
+
+
+def _interest(f: list[Any]) -> Interest:
+    name, nonce, lifetime, hop, flags, digest = f
+    flags = _uint(flags, "flags")
+    if flags & ~_KNOWN_FLAGS:
+        raise DecodeError(f"unknown Interest flags {flags:#x}")
+    if digest is not None and type(digest) is not bytes:
+        raise DecodeError("digest must be bytes or nil")
+    return Interest(
+        _name(name),
+        _uint(nonce, "nonce"),
+        _uint(lifetime, "lifetime"),
+        _uint(hop, "hop limit"),
+        bool(flags & FLAG_CAN_BE_PREFIX),
+        bool(flags & FLAG_MUST_BE_FRESH),
+        digest,
+    )
+
+
+def decode(raw: bytes | bytearray | memoryview) -> Packet:
+    """Decode exactly one packet from ``raw`` (no trailing bytes)."""
+    if len(raw) > MAX_PACKET_SIZE:
+        raise DecodeError(f"packet of {len(raw)} bytes exceeds {MAX_PACKET_SIZE}")
+    try:
+        obj = msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
+    except Exception as e:  # msgpack raises a zoo of types: one DecodeError out
+        raise DecodeError(f"not a msgpack value: {type(e).__name__}") from None
+    if type(obj) is not list or len(obj) < 2:
+        raise DecodeError("packet must be an array [version, type, ...]")
+    if obj[0] != FORMAT_VERSION or type(obj[0]) is not int:
+        raise DecodeError(f"unsupported format version {obj[0]!r}")
+    kind = obj[1]
+    try:
+        if kind == T_INTEREST and len(obj) == 8:
+            return _interest(obj[2:])
+        if kind == T_DATA and len(obj) == 5:
+            _, _, name, content, fresh = obj
+            if type(content) is not bytes:
+                raise DecodeError("Data content must be bytes")
+            return Data(_name(name), content, _uint(fresh, "freshness"))
+        if kind == T_NACK and len(obj) == 9:
+            reason = obj[2]
+            if type(reason) is not int or reason not in _REASONS:
+                raise DecodeError(f"unknown Nack reason {reason!r}")
+            return Nack(_interest(obj[3:]), _REASONS[reason])
+    except InvalidPacket as e:
+        raise DecodeError(str(e)) from None
+    raise DecodeError(f"unknown packet type {kind!r} or wrong field count {len(obj)}")
+
+
+_REASONS = {int(r): r for r in NackReason}

@@ -1,0 +1,91 @@
+"""The one error tree of ccn.
+
+Every exception ccn raises on purpose derives from :class:`CcnError`. The split follows h11:
+a :class:`LocalError` is a mistake made here (bad argument, misuse of an API, a user typo), a
+:class:`RemoteError` is something a peer or a file on disk handed us that is invalid. The CLI turns
+any ``CcnError`` into one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+
+class CcnError(Exception):
+    """Base of every error ccn raises on purpose."""
+
+
+class LocalError(CcnError):
+    """A local mistake: invalid argument, API misuse, bad user input."""
+
+
+class RemoteError(CcnError):
+    """Something received from outside (a peer, a file) is invalid."""
+
+
+class InvalidName(LocalError, ValueError):
+    """A name (text or components) does not follow the rules of ``docs/protocol.md``."""
+
+
+class InvalidPacket(LocalError, ValueError):
+    """A packet value was built with fields that break its invariants."""
+
+
+class DecodeError(RemoteError):
+    """Bytes could not be decoded into a packet or object. The only error a decoder raises."""
+
+
+class FrameError(DecodeError):
+    """The byte stream is not a valid frame sequence (e.g. a frame longer than allowed).
+
+    Unlike a single malformed frame, this leaves the stream unusable: close it.
+    """
+
+
+class StoreError(CcnError):
+    """Base for object-store and ref failures."""
+
+
+class ObjectNotFound(StoreError, KeyError):
+    """The store holds no object with that id."""
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
+
+
+class CorruptObject(StoreError, RemoteError):
+    """Stored bytes do not hash to their id or do not parse; never served."""
+
+
+class InvalidObject(StoreError, DecodeError):
+    """Object bytes are not a well-formed object of a known kind."""
+
+
+class RefConflict(StoreError):
+    """A compare-and-swap on a ref lost a race: the ref no longer holds the expected value."""
+
+
+class FetchError(CcnError):
+    """A fetch by name failed; subclasses say why."""
+
+
+class NoRoute(FetchError):
+    """The network answered with a no-route Nack."""
+
+
+class NotFound(FetchError):
+    """No node answered (timeouts) or the producer has no such name."""
+
+
+class NackError(FetchError):
+    """The network answered with a Nack other than no-route."""
+
+    def __init__(self, message: str, reason: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class VerificationError(FetchError, RemoteError):
+    """Received content does not match its id, hash or signature."""
+
+
+class ConnectError(CcnError):
+    """Could not reach a node at the given address."""

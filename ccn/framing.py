@@ -1,0 +1,79 @@
+"""Stream framing, sans-IO: a 4-byte big-endian length before each packet.
+
+:class:`Deframer` takes bytes as they arrive (``feed``) and hands back complete frames, whatever
+the splits and coalescing of the stream. A length above the maximum raises
+:class:`~ccn.errors.FrameError`: the stream is not ccn (or is hostile) and must be closed. No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ccn.errors import FrameError
+
+HEADER_SIZE = 4
+#: Default largest frame payload; a packet is at most this big (see ccn.codec.MAX_PACKET_SIZE).
+DEFAULT_MAX_FRAME = 1024 * 1024 + 64
+
+
+def frame(payload: bytes) -> bytes:
+    """One frame: length header then payload."""
+    return len(payload).to_bytes(HEADER_SIZE, "big") + payload
+
+
+def frame_many(payloads: Iterable[bytes]) -> bytes:
+    """Several frames joined, for one coalesced write."""
+    parts: list[bytes] = []
+    for p in payloads:
+        parts.append(len(p).to_bytes(HEADER_SIZE, "big"))
+        parts.append(p)
+    return b"".join(parts)
+
+
+class Deframer:
+    """Reassembles frames from a byte stream.
+
+    After a :class:`FrameError` the deframer is poisoned: further calls raise it again.
+    """
+
+    __slots__ = ("_buf", "_error", "_max", "_pos")
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._max = max_frame
+        self._error: FrameError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Add bytes; return every frame now complete, in order."""
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        buf += data
+        pos = self._pos
+        end = len(buf)
+        out: list[bytes] = []
+        mx = self._max
+        while end - pos >= HEADER_SIZE:
+            n = int.from_bytes(buf[pos : pos + HEADER_SIZE], "big")
+            if n > mx:
+                self._error = FrameError(f"frame of {n} bytes exceeds the maximum {mx}")
+                raise self._error
+            stop = pos + HEADER_SIZE + n
+            if stop > end:
+                break
+            out.append(bytes(buf[pos + HEADER_SIZE : stop]))
+            pos = stop
+        if pos == end:
+            buf.clear()
+            pos = 0
+        elif pos > 65536 and pos > end // 2:
+            del buf[:pos]
+            pos = 0
+        self._pos = pos
+        return out

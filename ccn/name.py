@@ -1,0 +1,217 @@
+"""Names: the one canonical name type, its URI text form and version helpers.
+
+A name is an immutable sequence of non-empty byte-string components. Text is parsed once, at the
+edge, with :meth:`Name.parse`; everything inside ccn passes :class:`Name` values. The text form is
+``/comp/comp``; bytes outside ``A-Z a-z 0-9 - . _ ~`` are written ``%XX`` (upper-case hex), so
+``Name.parse(str(n)) == n`` for every name ``n``. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import overload
+
+from ccn.errors import InvalidName
+
+MAX_COMPONENTS = 64
+MAX_COMPONENT_BYTES = 255
+MAX_NAME_BYTES = 2048
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_VERSION_RE = re.compile(rb"v(0|[1-9][0-9]{0,17})")
+_LOCALHOST = b"localhost"
+_LOCALHOP = b"localhop"
+
+
+def _escape(component: bytes) -> str:
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in component)
+
+
+def _unescape(text: str) -> bytes:
+    out = bytearray()
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "%":
+            hexpair = text[i + 1 : i + 3]
+            if len(hexpair) != 2 or not all(c in "0123456789abcdefABCDEF" for c in hexpair):
+                raise InvalidName(f"bad percent-escape in name component {text!r}")
+            out.append(int(hexpair, 16))
+            i += 3
+            continue
+        code = ord(ch)
+        if code > 0x7E or code < 0x21:
+            raise InvalidName(f"character {ch!r} must be percent-escaped in {text!r}")
+        out.append(code)
+        i += 1
+    return bytes(out)
+
+
+def _explain_component(c: object) -> None:
+    if type(c) is not bytes:
+        raise InvalidName(f"name component must be bytes, not {type(c).__name__}")
+    if not c:
+        raise InvalidName("name components must not be empty")
+    raise InvalidName(f"name component longer than {MAX_COMPONENT_BYTES} bytes")
+
+
+_set = object.__setattr__
+
+
+class Name:
+    """An immutable, hashable, ordered sequence of byte-string components.
+
+    Order is lexicographic over components, each compared as bytes, so a prefix sorts before
+    the names it is a prefix of.
+    """
+
+    __slots__ = ("_comps", "_hash")
+
+    _comps: tuple[bytes, ...]
+    _hash: int
+
+    def __init__(self, components: Iterable[bytes] = ()) -> None:
+        comps = components if type(components) is tuple else tuple(components)
+        total = 0
+        for c in comps:
+            n = len(c) if type(c) is bytes else -1
+            if not 0 < n <= MAX_COMPONENT_BYTES:
+                _explain_component(c)
+            total += n
+        if total > MAX_NAME_BYTES or len(comps) > MAX_COMPONENTS:
+            raise InvalidName(
+                f"name too long: at most {MAX_COMPONENTS} components, {MAX_NAME_BYTES} bytes"
+            )
+        _set(self, "_comps", comps)
+        _set(self, "_hash", hash(comps))
+
+    @classmethod
+    def parse(cls, text: str) -> Name:
+        """Parse the URI form (``/a/b/v3``). A leading ``/`` is required; ``/`` alone is root."""
+        if not isinstance(text, str):
+            raise InvalidName(f"name must be text, not {type(text).__name__}")
+        if not text.startswith("/"):
+            raise InvalidName(f"name must start with '/': {text!r}")
+        if text == "/":
+            return ROOT
+        body = text[1:-1] if text.endswith("/") else text[1:]
+        parts = body.split("/")
+        if any(not p for p in parts):
+            raise InvalidName(f"empty component in name {text!r}")
+        return cls(_unescape(p) for p in parts)
+
+    # -- value behaviour -------------------------------------------------------------------
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError("Name is immutable")
+
+    def __reduce__(self) -> tuple[type[Name], tuple[tuple[bytes, ...]]]:
+        return (Name, (self._comps,))
+
+    @property
+    def components(self) -> tuple[bytes, ...]:
+        return self._comps
+
+    def __str__(self) -> str:
+        if not self._comps:
+            return "/"
+        return "/" + "/".join(_escape(c) for c in self._comps)
+
+    def __repr__(self) -> str:
+        return f"Name({str(self)!r})"
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Name):
+            return self._comps == other._comps
+        return NotImplemented
+
+    def __lt__(self, other: Name) -> bool:
+        return self._comps < other._comps
+
+    def __le__(self, other: Name) -> bool:
+        return self._comps <= other._comps
+
+    def __gt__(self, other: Name) -> bool:
+        return self._comps > other._comps
+
+    def __ge__(self, other: Name) -> bool:
+        return self._comps >= other._comps
+
+    def __len__(self) -> int:
+        return len(self._comps)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._comps)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Name: ...
+    def __getitem__(self, index: int | slice) -> bytes | Name:
+        if isinstance(index, slice):
+            return Name(self._comps[index])
+        return self._comps[index]
+
+    def __truediv__(self, component: bytes | str) -> Name:
+        """``name / b"comp"`` appends one component (text is UTF-8 encoded, not parsed)."""
+        if isinstance(component, str):
+            component = component.encode()
+        return Name((*self._comps, component))
+
+    def append(self, *components: bytes) -> Name:
+        return Name(self._comps + components)
+
+    def is_prefix_of(self, other: Name) -> bool:
+        n = len(self._comps)
+        return n <= len(other._comps) and other._comps[:n] == self._comps
+
+    def prefixes(self) -> Iterator[Name]:
+        """Every prefix, longest first, down to the root."""
+        for i in range(len(self._comps), -1, -1):
+            yield Name(self._comps[:i])
+
+    # -- versions --------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int | None:
+        """The version number if the last component is ``v<decimal>``, else ``None``."""
+        if self._comps:
+            m = _VERSION_RE.fullmatch(self._comps[-1])
+            if m:
+                return int(m.group(1))
+        return None
+
+    def with_version(self, version: int) -> Name:
+        """This name (its own version dropped, if any) with ``/v<version>`` appended."""
+        if version < 0:
+            raise InvalidName("version numbers are non-negative")
+        return self.unversioned().append(version_component(version))
+
+    def unversioned(self) -> Name:
+        return self[:-1] if self.version is not None else self
+
+    # -- scopes ----------------------------------------------------------------------------
+
+    @property
+    def is_localhost(self) -> bool:
+        """``/localhost/...`` names never leave the node."""
+        return bool(self._comps) and self._comps[0] == _LOCALHOST
+
+    @property
+    def is_localhop(self) -> bool:
+        """``/localhop/...`` names travel at most one hop."""
+        return bool(self._comps) and self._comps[0] == _LOCALHOP
+
+
+def version_component(version: int) -> bytes:
+    return b"v%d" % version
+
+
+ROOT = Name()
+LOCALHOST = Name((_LOCALHOST,))
+LOCALHOP = Name((_LOCALHOP,))

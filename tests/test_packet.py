@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from blake3 import blake3
+
+from ccn.errors import InvalidPacket
+from ccn.name import ROOT, Name
+from ccn.packet import Data, Interest, Nack, NackReason
+
+N = Name.parse("/a/b")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"nonce": -1},
+        {"nonce": 2**32},
+        {"nonce": 1.5},
+        {"lifetime_ms": 10**9},
+        {"hop_limit": 256},
+        {"can_be_prefix": 1},
+        {"must_be_fresh": None},
+        {"digest": b"short"},
+        {"digest": "x" * 32},
+        {"name": "/a/b"},
+    ],
+)
+def test_interest_rejects_invalid_fields(kwargs: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {"name": N, "nonce": 1, **kwargs}
+    with pytest.raises(InvalidPacket):
+        Interest(**fields)
+
+
+def test_interest_is_frozen() -> None:
+    i = Interest(N, 1)
+    with pytest.raises(AttributeError):
+        i.nonce = 2  # type: ignore[misc]
+
+
+def test_data_validates() -> None:
+    with pytest.raises(InvalidPacket):
+        Data(N, "text")  # type: ignore[arg-type]
+    with pytest.raises(InvalidPacket):
+        Data(N, b"", freshness_ms=-1)
+    with pytest.raises(InvalidPacket):
+        Data("/a", b"")  # type: ignore[arg-type]
+
+
+def test_data_digest_and_nameless() -> None:
+    d = Data(ROOT, b"chunk")
+    assert d.digest == blake3(b"chunk").digest()
+    assert d.is_nameless and not Data(N, b"").is_nameless
+    assert d == Data(ROOT, b"chunk")  # the cached digest does not affect equality
+
+
+@pytest.mark.parametrize(
+    ("interest", "data", "expected"),
+    [
+        (Interest(N, 1), Data(N, b"x"), True),
+        (Interest(N, 1), Data(N / "v1", b"x"), False),
+        (Interest(N, 1, can_be_prefix=True), Data(N / "v1", b"x"), True),
+        (Interest(N, 1, can_be_prefix=True), Data(Name.parse("/a"), b"x"), False),
+        (Interest(N, 1, digest=blake3(b"x").digest()), Data(ROOT, b"x"), True),
+        (Interest(N, 1, digest=blake3(b"y").digest()), Data(ROOT, b"x"), False),
+    ],
+)
+def test_matching(interest: Interest, data: Data, expected: bool) -> None:
+    assert interest.matches(data) is expected
+
+
+def test_nack_validates() -> None:
+    i = Interest(N, 1)
+    assert Nack(i, NackReason.NO_ROUTE).reason == 1
+    with pytest.raises(InvalidPacket):
+        Nack(i, 1)  # type: ignore[arg-type]
+    with pytest.raises(InvalidPacket):
+        Nack(Data(N, b""), NackReason.NO_ROUTE)  # type: ignore[arg-type]
