@@ -89,3 +89,8 @@ class VerificationError(FetchError, RemoteError):
 
 class ConnectError(CcnError):
     """Could not reach a node at the given address."""
+
+
+class StoreUsageError(StoreError, LocalError, ValueError):
+    """A store API was called wrongly: a malformed id, an impossible version number, or content
+    that cannot be imported (a symlink, a device, a directory with too many entries)."""

@@ -1,0 +1,5 @@
+import sys
+
+from ccn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,317 @@
+"""The ``ccn`` command line. Every user mistake is one line on stderr and a non-zero exit.
+
+Exit codes: 0 success, 1 a ccn error (no node, no route, not found, verification failed, bad
+name...), 2 bad usage (argparse), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ccn.client import Client, connect
+from ccn.config import NodeConfig, parse_route
+from ccn.defaults import default_node_uri
+from ccn.errors import CcnError, LocalError
+from ccn.name import Name
+
+# -- output helpers --------------------------------------------------------------------------
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+class ProgressBar:
+    """Bytes, rate and ETA on one self-overwriting stderr line, at most 10 times a second."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 else 0.0
+        pct = 100 * done / total if total else 100.0
+        sys.stderr.write(
+            f"\r{pct:5.1f}%  {_human(done)} / {_human(total)}  {_human(rate)}/s  ETA {eta:4.0f}s "
+        )
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        sys.stderr.write("\n")
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+async def _with_client(args: argparse.Namespace, body: Callable[[Client], Awaitable[int]]) -> int:
+    async with connect(args.node) as client:
+        return await body(client)
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if not path.exists():
+        raise LocalError(f"{args.path}: no such file or directory")
+    name = Name.parse(args.name)
+
+    async def body(client: Client) -> int:
+        reply = await client.publish(path, name)
+        print(f"{reply['name']} {reply['id']}")
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from ccn.fetch import fetch_to_stream, fetch_version
+
+    name = Name.parse(args.name)
+    out = args.output
+    if out is None:
+        unversioned = name.unversioned()
+        if not len(unversioned):
+            raise LocalError("give -o OUT for the root name")
+        out = os.fsdecode(unversioned[-1])
+
+    async def body(client: Client) -> int:
+        if out == "-":
+            await fetch_to_stream(client, name, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            return 0
+        bar = ProgressBar() if sys.stderr.isatty() else None
+        versioned, _v, _stats = await fetch_version(client, name, Path(out), progress=bar)
+        if bar is not None:
+            bar.finish()
+            print(f"{versioned} -> {out}", file=sys.stderr)
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    prefix = Name.parse(args.prefix)
+
+    async def body(client: Client) -> int:
+        for entry in await client.ls(prefix):
+            versions = " ".join(f"v{v}" for v in entry["versions"])
+            print(f"{entry['name']}  {versions}")
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    async def body(client: Client) -> int:
+        status = await client.status()
+        if args.json:
+            print(json.dumps(status, indent=2, sort_keys=True))
+            return 0
+        _print_status(status)
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
+def _print_status(s: dict[str, Any]) -> None:
+    cs = s["cs"]
+    lookups = cs["hits"] + cs["misses"]
+    ratio = f"{100 * cs['hits'] / lookups:.1f}%" if lookups else "n/a"
+    print(f"listening: {', '.join(s.get('listen', []))}")
+    print(f"store: {s['store']['objects']} objects, {_human(s['store']['bytes'])}")
+    print(
+        f"content store: {cs['entries']} entries, {_human(cs['bytes'])}, "
+        f"hits {cs['hits']}, misses {cs['misses']} (hit ratio {ratio})"
+    )
+    print(f"pit: {s['pit']['entries']} entries")
+    p = s["producer"]
+    print(f"producer: {p['interests']} interests, {p['data']} data")
+    print("faces:")
+    for f in s["faces"]:
+        print(
+            f"  {f['id']:>4} {f['remote']:<36} in {f['in_interests']}i/{f['in_data']}d/"
+            f"{f['in_nacks']}n out {f['out_interests']}i/{f['out_data']}d/{f['out_nacks']}n "
+            f"dropped {f['dropped']}"
+        )
+    print("routes:")
+    for e in s["fib"]:
+        hops = ", ".join(f"face {h['face']} cost {h['cost']}" for h in e["nexthops"])
+        print(f"  {e['prefix']}  {hops}")
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    async def body(client: Client) -> int:
+        if args.action == "add":
+            await client.route_add(Name.parse(args.prefix), args.uri, args.cost)
+            print(f"route {args.prefix} -> {args.uri} added")
+        elif args.action == "remove":
+            await client.route_remove(Name.parse(args.prefix), args.face)
+            print(f"route {args.prefix} via {args.face} removed")
+        else:
+            for e in await client.routes():
+                hops = ", ".join(f"face {h['face']} cost {h['cost']}" for h in e["nexthops"])
+                print(f"{e['prefix']}  {hops}")
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from ccn.node import Node
+
+    config = NodeConfig.from_file(Path(args.config)) if args.config else NodeConfig()
+    if args.store:
+        config.store = Path(args.store)
+    if args.listen:
+        config.listen = list(args.listen)
+    if args.route:
+        config.routes = [parse_route(r) for r in args.route]
+    config.validate()
+
+    async def main() -> int:
+        node = Node(config)
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                bound = await nursery.start(node.run)
+                print(
+                    f"ccn node: store {config.store}; listening on "
+                    + ", ".join(str(b) for b in bound),
+                    flush=True,
+                )
+                async for _sig in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+        print("ccn node: stopped", flush=True)
+        return 0
+
+    return trio.run(main)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ccn.demo import run_demo
+
+    return trio.run(run_demo, args.size_mib, args.delay_ms)
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ccn", description="Content-centric networking: fetch content by name."
+    )
+    p.add_argument(
+        "--node",
+        default=None,
+        help=f"node to talk to (default: $CCN_NODE or {default_node_uri()})",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("node", help="run a node")
+    s.add_argument("--config", help="TOML file with the same settings as the flags")
+    s.add_argument("--store", help="store directory (default ~/.ccn/store)")
+    s.add_argument(
+        "--listen", action="append", metavar="URI", help="tcp://HOST:PORT or unix:///PATH"
+    )
+    s.add_argument(
+        "--route", action="append", metavar="PREFIX=URI", help="route a prefix to a neighbour"
+    )
+    s.add_argument("--ndn", metavar="URI", help="NDN face (not implemented yet)")
+    s.set_defaults(func=cmd_node)
+
+    s = sub.add_parser("put", help="publish a file or directory as the next version of NAME")
+    s.add_argument("path")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_put)
+
+    s = sub.add_parser("get", help="fetch NAME (/name/vN or /name for the latest)")
+    s.add_argument("name")
+    s.add_argument("-o", "--output", help="output path, '-' for stdout (default: last component)")
+    s.set_defaults(func=cmd_get)
+
+    s = sub.add_parser("ls", help="names and versions published on the node")
+    s.add_argument("prefix", nargs="?", default="/")
+    s.set_defaults(func=cmd_ls)
+
+    s = sub.add_parser("status", help="faces, routes, tables and counters of the node")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("route", help="add, remove or list routes")
+    rsub = s.add_subparsers(dest="action", required=True)
+    r = rsub.add_parser("add")
+    r.add_argument("prefix")
+    r.add_argument("uri")
+    r.add_argument("--cost", type=int, default=0)
+    r = rsub.add_parser("remove")
+    r.add_argument("prefix")
+    r.add_argument("face", help="face id or neighbour uri")
+    rsub.add_parser("list")
+    s.set_defaults(func=cmd_route)
+
+    s = sub.add_parser("demo", help="a small topology on this machine: cache hits vs direct fetch")
+    s.add_argument("--size-mib", type=int, default=16)
+    s.add_argument("--delay-ms", type=float, default=20.0)
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "ndn", None):
+        print("ccn: error: --ndn is not implemented yet", file=sys.stderr)
+        return 2
+    try:
+        code: int = args.func(args)
+        return code
+    except CcnError as e:
+        print(f"ccn: error: {_first_line(e)}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"ccn: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ccn: interrupted", file=sys.stderr)
+        return 130
+    except BaseExceptionGroup as group:
+        leaf = _first_leaf(group)
+        if isinstance(leaf, CcnError | OSError):
+            print(f"ccn: error: {_first_line(leaf)}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    e: BaseException = group
+    while isinstance(e, BaseExceptionGroup):
+        e = e.exceptions[0]
+    return e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

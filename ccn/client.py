@@ -1,0 +1,274 @@
+"""The client library: talk to a node over one face, ask for Data, run commands.
+
+``async with ccn.connect() as node:`` opens a face to a node (``uri``, else ``$CCN_NODE``, else the
+default Unix socket) and runs its receive task in the context manager's nursery. Pending
+Interests are matched to Data by digest, exact name or prefix, and to Nacks by nonce.
+Fetching whole objects lives in :mod:`ccn.fetch`; this module owns the connection.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ccn.defaults import default_node_uri
+from ccn.errors import (
+    CcnError,
+    ConnectError,
+    LocalError,
+    NackError,
+    NoRoute,
+    NotFound,
+    RemoteError,
+)
+from ccn.faces.base import Face
+from ccn.faces.transport import dial
+from ccn.faces.uri import FaceUri
+from ccn.mgmt_proto import command_name, decode_reply
+from ccn.name import Name
+from ccn.packet import Data, Interest, Nack, NackReason, Packet
+
+#: Called with the Data or the Nack that answers an Interest.
+Answer = Callable[[Data | Nack], None]
+
+DEFAULT_TIMEOUT = 4.0
+COMMAND_TIMEOUT = 10.0
+
+
+class CommandError(CcnError):
+    """The node refused a management command; the message is the node's one-line reason."""
+
+
+def new_nonce() -> int:
+    return secrets.randbits(32)
+
+
+def nack_error(nack: Nack, what: Name) -> CcnError:
+    reason = nack.reason
+    if reason == NackReason.NO_ROUTE:
+        return NoRoute(f"no route to {what}")
+    if reason == NackReason.NOT_FOUND:
+        return NotFound(f"{what} not found")
+    return NackError(f"{what}: network answered {reason.name.lower().replace('_', '-')}", reason)
+
+
+class Client:
+    """A connection to one node. Build it with :func:`connect`."""
+
+    def __init__(self, face: Face) -> None:
+        self.face = face
+        self._by_digest: dict[bytes, Answer] = {}
+        self._by_name: dict[Name, Answer] = {}
+        self._by_prefix: dict[Name, Answer] = {}
+        self._by_nonce: dict[int, Answer] = {}
+        self._closed = trio.Event()
+
+    # -- low level: express Interests ------------------------------------------------------
+
+    def send(self, interest: Interest, answer: Answer) -> None:
+        """Send ``interest``; ``answer`` is called once with the matching Data or Nack.
+
+        Registration is by digest (if set), else prefix (can-be-prefix) or exact name; one
+        outstanding registration per key. :meth:`forget` removes it.
+        """
+        if self.face.closed:
+            raise ConnectError("the connection to the node is closed")
+        if interest.digest is not None:
+            self._by_digest[interest.digest] = answer
+        elif interest.can_be_prefix:
+            self._by_prefix[interest.name] = answer
+        else:
+            self._by_name[interest.name] = answer
+        self._by_nonce[interest.nonce] = answer
+        self.face.send(interest)
+
+    def forget(self, interest: Interest) -> None:
+        self._by_nonce.pop(interest.nonce, None)
+        if interest.digest is not None:
+            self._by_digest.pop(interest.digest, None)
+        elif interest.can_be_prefix:
+            self._by_prefix.pop(interest.name, None)
+        else:
+            self._by_name.pop(interest.name, None)
+
+    def _deliver(self, face: Face, packet: Packet) -> None:
+        if type(packet) is Data:
+            answer = None
+            if packet.is_nameless:
+                answer = self._by_digest.pop(packet.digest, None)
+            else:
+                answer = self._by_name.pop(packet.name, None)
+                if answer is None and self._by_prefix:
+                    for prefix in packet.name.prefixes():
+                        answer = self._by_prefix.pop(prefix, None)
+                        if answer is not None:
+                            break
+                if answer is None and self._by_digest:
+                    answer = self._by_digest.pop(packet.digest, None)
+            if answer is not None:
+                answer(packet)
+        elif type(packet) is Nack:
+            answer = self._by_nonce.pop(packet.interest.nonce, None)
+            if answer is not None:
+                self.forget(packet.interest)
+                answer(packet)
+
+    async def express(
+        self, interest: Interest, *, timeout: float | None = None, retries: int = 2
+    ) -> Data:
+        """Send an Interest and wait for its Data, retransmitting with fresh nonces.
+
+        Raises :class:`NoRoute`/:class:`NotFound`/:class:`NackError` on a Nack and
+        :class:`NotFound` when every attempt timed out.
+        """
+        wait = timeout if timeout is not None else interest.lifetime_ms / 1000
+        for _attempt in range(retries + 1):
+            done = trio.Event()
+            result: list[Data | Nack] = []
+
+            def answer(
+                p: Data | Nack, done: trio.Event = done, result: list[Data | Nack] = result
+            ) -> None:
+                result.append(p)
+                done.set()
+
+            self.send(interest, answer)
+            with trio.move_on_after(wait):
+                await self._wait(done)
+            self.forget(interest)
+            if result:
+                got = result[0]
+                if type(got) is Nack:
+                    raise nack_error(got, interest.name)
+                assert type(got) is Data
+                return got
+            interest = Interest(
+                interest.name,
+                new_nonce(),
+                interest.lifetime_ms,
+                interest.hop_limit,
+                interest.can_be_prefix,
+                interest.must_be_fresh,
+                interest.digest,
+            )
+        raise NotFound(f"{interest.name}: no answer (timed out)")
+
+    async def _wait(self, done: trio.Event) -> None:
+        """Wait for ``done``, failing at once if the connection drops."""
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                await self._closed.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            await done.wait()
+            nursery.cancel_scope.cancel()
+        if not done.is_set():
+            raise ConnectError("the node closed the connection")
+
+    # -- management ------------------------------------------------------------------------
+
+    async def command(
+        self, verb: str, params: dict[str, Any] | None = None, *, timeout: float = COMMAND_TIMEOUT
+    ) -> dict[str, Any]:
+        name = command_name(verb, params)
+        lifetime = min(int(timeout * 1000), 600_000)
+        data = await self.express(
+            Interest(name, new_nonce(), lifetime_ms=lifetime, must_be_fresh=True),
+            timeout=timeout,
+            retries=0,
+        )
+        try:
+            reply = decode_reply(data.content)
+        except RemoteError as e:
+            raise CommandError(f"bad reply from node: {e}") from None
+        if not reply["ok"]:
+            raise CommandError(str(reply.get("error", "command failed")))
+        return reply
+
+    async def status(self) -> dict[str, Any]:
+        reply = await self.command("status")
+        status: dict[str, Any] = reply["status"]
+        return status
+
+    async def ls(self, prefix: Name | str = "/") -> list[dict[str, Any]]:
+        """Names published on this node under ``prefix``, with their versions."""
+        p = Name.parse(prefix) if isinstance(prefix, str) else prefix
+        reply = await self.command("list", {"prefix": str(p)})
+        names: list[dict[str, Any]] = reply["names"]
+        return names
+
+    async def publish(self, path: str | os.PathLike[str], name: Name | str) -> dict[str, Any]:
+        """Publish a file or directory the node can read as the next version of ``name``.
+
+        Returns the node's reply: ``{"name": "/n/vN", "id": hex, "size": bytes}``. The node reads
+        the path itself (it must share this file system) and streams it into its store.
+        """
+        n = Name.parse(name) if isinstance(name, str) else name
+        if n.version is not None:
+            raise LocalError(f"publish to a name without a version, not {n}")
+        full = Path(path).resolve()
+        if not full.exists():
+            raise LocalError(f"{path}: no such file or directory")
+        return await self.command("publish", {"path": str(full), "name": str(n)}, timeout=600.0)
+
+    async def put(self, path: str | os.PathLike[str], name: Name | str) -> Name:
+        """Publish ``path`` as the next version of ``name``; return the versioned name."""
+        reply = await self.publish(path, name)
+        return Name.parse(reply["name"])
+
+    async def route_add(self, prefix: Name | str, uri: str, cost: int = 0) -> dict[str, Any]:
+        return await self.command("route-add", {"prefix": str(prefix), "uri": uri, "cost": cost})
+
+    async def route_remove(self, prefix: Name | str, uri_or_face: str) -> dict[str, Any]:
+        return await self.command("route-remove", {"prefix": str(prefix), "face": uri_or_face})
+
+    async def routes(self) -> list[dict[str, Any]]:
+        reply = await self.command("route-list")
+        fib: list[dict[str, Any]] = reply["fib"]
+        return fib
+
+    # -- whole objects ---------------------------------------------------------------------
+
+    async def get(self, name: Name | str) -> bytes:
+        """Fetch a file version by name into memory (use :meth:`fetch` for large content)."""
+        from ccn.fetch import fetch_bytes
+
+        return await fetch_bytes(self, _name(name))
+
+    async def fetch(self, name: Name | str, path: str | os.PathLike[str]) -> Name:
+        """Fetch a file or directory version to ``path``; return the versioned name."""
+        from ccn.fetch import fetch_to_path
+
+        return await fetch_to_path(self, _name(name), Path(path))
+
+
+def _name(name: Name | str) -> Name:
+    return Name.parse(name) if isinstance(name, str) else name
+
+
+@asynccontextmanager
+async def connect(uri: str | None = None) -> AsyncIterator[Client]:
+    """Connect to a node; the connection closes when the block exits."""
+    face = await dial(FaceUri.parse(uri or default_node_uri()))
+    client = Client(face)
+    async with trio.open_nursery() as nursery:
+
+        async def run() -> None:
+            try:
+                await face.run(client._deliver)
+            finally:
+                client._closed.set()
+
+        nursery.start_soon(run)
+        try:
+            yield client
+        finally:
+            face.close()

@@ -1,0 +1,92 @@
+"""What every face is: an id, a remote address, counters, ``send`` and ``run``.
+
+A face moves packets between the node and one peer. ``send`` never blocks: it queues or, when the
+queue is full, drops and counts (a slow peer must not stall the node). ``run`` reads until the
+peer goes away and hands each packet to the ``deliver`` callback. Faces never decide anything
+about forwarding; that is the forwarder's job.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ccn.packet import Data, Interest, Packet
+
+Deliver = Callable[["Face", Packet], None]
+
+_ids = itertools.count(1)
+
+
+def next_face_id() -> int:
+    """Face ids are unique in a process and never reused."""
+    return next(_ids)
+
+
+@dataclass(slots=True)
+class FaceCounters:
+    in_interests: int = 0
+    out_interests: int = 0
+    in_data: int = 0
+    out_data: int = 0
+    in_nacks: int = 0
+    out_nacks: int = 0
+    in_bytes: int = 0
+    out_bytes: int = 0
+    dropped: int = 0
+    malformed: int = 0
+
+    def count_in(self, packet: Packet) -> None:
+        t = type(packet)
+        if t is Interest:
+            self.in_interests += 1
+        elif t is Data:
+            self.in_data += 1
+        else:
+            self.in_nacks += 1
+
+    def count_out(self, packet: Packet) -> None:
+        t = type(packet)
+        if t is Interest:
+            self.out_interests += 1
+        elif t is Data:
+            self.out_data += 1
+        else:
+            self.out_nacks += 1
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Face(ABC):
+    """One link to one peer. Subclasses provide the transport."""
+
+    def __init__(self, remote: str, *, local: bool) -> None:
+        self.id = next_face_id()
+        self.remote = remote
+        self.local = local
+        self.counters = FaceCounters()
+        self.closed = False
+
+    @abstractmethod
+    def send(self, packet: Packet) -> None:
+        """Queue ``packet`` for the peer; drop and count if the queue is full. Never blocks."""
+
+    @abstractmethod
+    async def run(self, deliver: Deliver) -> None:
+        """Receive until the peer is gone or :meth:`close` is called; then return."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop the face; ``run`` returns soon after. Idempotent."""
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "remote": self.remote,
+            "local": self.local,
+            **self.counters.as_dict(),
+        }

@@ -1,0 +1,125 @@
+"""A face over any byte stream (TCP, Unix socket, in-memory): framing + codec, nothing more.
+
+Reads take everything available per wake-up and deframe it in one go; writes take every queued
+frame and send them in one ``send_all`` — coalescing is what makes a Python face fast. The send
+queue is bounded in packets and bytes. A malformed frame is dropped and counted; a stream whose
+very first frame is not ccn, or that breaks framing, is closed. The face owns and closes its
+stream.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import trio
+
+from ccn.codec import decode, encode
+from ccn.errors import DecodeError, FrameError, InvalidPacket
+from ccn.faces.base import Deliver, Face
+from ccn.framing import HEADER_SIZE, Deframer
+from ccn.packet import Packet
+
+RECEIVE_SIZE = 1 << 20
+DEFAULT_QUEUE_PACKETS = 8192
+DEFAULT_QUEUE_BYTES = 64 << 20
+
+
+class StreamFace(Face):
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        remote: str,
+        *,
+        local: bool,
+        max_queue_packets: int = DEFAULT_QUEUE_PACKETS,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
+    ) -> None:
+        super().__init__(remote, local=local)
+        self._stream = stream
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._max_packets = max_queue_packets
+        self._max_bytes = max_queue_bytes
+        self._wake = trio.Event()
+        self._cancel = trio.CancelScope()
+        self._deframer = Deframer()
+        self._seen_valid = False
+        self.close_reason: str | None = None
+
+    def send(self, packet: Packet) -> None:
+        if self.closed:
+            return
+        try:
+            wire = encode(packet)
+        except InvalidPacket:
+            self.counters.dropped += 1
+            return
+        size = len(wire) + HEADER_SIZE
+        if len(self._queue) >= self._max_packets or self._queued_bytes + size > self._max_bytes:
+            self.counters.dropped += 1
+            return
+        self._queue.append(len(wire).to_bytes(HEADER_SIZE, "big"))
+        self._queue.append(wire)
+        self._queued_bytes += size
+        self.counters.count_out(packet)
+        self._wake.set()
+
+    def close(self, reason: str = "closed") -> None:
+        if not self.closed:
+            self.closed = True
+            self.close_reason = reason
+            self._cancel.cancel()
+
+    async def run(self, deliver: Deliver) -> None:
+        with self._cancel:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_loop)
+                    await self._read_loop(deliver)
+                    nursery.cancel_scope.cancel()
+            except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+                self.close_reason = f"transport error: {group.exceptions[0]}"
+        self.closed = True
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(self._stream)
+
+    async def _read_loop(self, deliver: Deliver) -> None:
+        counters = self.counters
+        while not self.closed:
+            chunk = await self._stream.receive_some(RECEIVE_SIZE)
+            if not chunk:
+                self.close_reason = "peer closed"
+                return
+            counters.in_bytes += len(chunk)
+            try:
+                frames = self._deframer.feed(chunk)
+            except FrameError as e:
+                counters.malformed += 1
+                self.close(f"not a ccn stream: {e}")
+                return
+            for raw in frames:
+                try:
+                    packet = decode(raw)
+                except DecodeError as e:
+                    counters.malformed += 1
+                    if not self._seen_valid:
+                        self.close(f"not a ccn stream: {e}")
+                        return
+                    continue
+                self._seen_valid = True
+                counters.count_in(packet)
+                deliver(self, packet)
+                if self.closed:
+                    return
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while queue:
+                batch = b"".join(queue)
+                queue.clear()
+                self._queued_bytes = 0
+                self.counters.out_bytes += len(batch)
+                await self._stream.send_all(batch)

@@ -1,0 +1,103 @@
+"""Open and accept stream transports (TCP, Unix sockets) and wrap them in stream faces.
+
+Peers on loopback or a Unix socket are *local* (they may use ``/localhost`` names).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from ccn.errors import ConnectError
+from ccn.faces.stream import StreamFace
+from ccn.faces.uri import FaceUri
+
+OnFace = Callable[[StreamFace], Awaitable[None]]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _tune(stream: trio.SocketStream) -> None:
+    with contextlib.suppress(OSError):
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+
+
+async def dial(uri: FaceUri) -> StreamFace:
+    """Connect to a node; raise :class:`ConnectError` with one clear line if nobody answers."""
+    try:
+        if uri.scheme == "tcp":
+            tcp = await trio.open_tcp_stream(uri.host, uri.port)
+            _tune(tcp)
+            return StreamFace(tcp, str(uri), local=_is_loopback(uri.host))
+        unix = await trio.open_unix_socket(uri.path)
+        return StreamFace(unix, str(uri), local=True)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise ConnectError(f"cannot reach a ccn node at {uri}: {reason}") from None
+
+
+async def open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
+    """Bind a listener; return it and the address actually bound (port 0 resolved)."""
+    if uri.scheme == "tcp":
+        listeners = await trio.open_tcp_listeners(uri.port, host=uri.host)
+        listener = listeners[0]
+        for extra in listeners[1:]:
+            await extra.aclose()
+        host, port = listener.socket.getsockname()[:2]
+        return listener, FaceUri("tcp", host=host, port=port)
+    path = uri.path
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(path):
+        if await _unix_alive(path):
+            sock.close()
+            raise ConnectError(f"another node already listens on {uri}")
+        os.unlink(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    await sock.bind(path)
+    sock.listen(128)
+    return trio.SocketListener(sock), uri
+
+
+async def _unix_alive(path: str) -> bool:
+    try:
+        s = await trio.open_unix_socket(path)
+    except OSError:
+        return False
+    await s.aclose()
+    return True
+
+
+async def serve(
+    listener: trio.SocketListener,
+    bound: FaceUri,
+    on_face: OnFace,
+) -> None:
+    """Accept connections forever, running ``on_face`` for each in its own task."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        if bound.scheme == "tcp":
+            _tune(stream)
+            host, port = stream.socket.getpeername()[:2]
+            face = StreamFace(
+                stream, str(FaceUri("tcp", host=host, port=port)), local=_is_loopback(host)
+            )
+        else:
+            face = StreamFace(stream, f"unix://{bound.path}#peer", local=True)
+        await on_face(face)
+
+    try:
+        await trio.serve_listeners(handle, [listener])
+    finally:
+        if bound.scheme == "unix":
+            with contextlib.suppress(OSError):
+                os.unlink(bound.path)

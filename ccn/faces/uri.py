@@ -1,0 +1,44 @@
+"""Face addresses: ``tcp://host:port`` and ``unix:///path``, parsed once at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ccn.errors import LocalError
+
+
+class InvalidUri(LocalError, ValueError):
+    """A face address that is not ``tcp://host:port`` or ``unix:///path``."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaceUri:
+    scheme: str  # "tcp" or "unix"
+    host: str = ""
+    port: int = 0
+    path: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> FaceUri:
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError as e:
+            raise InvalidUri(f"bad address {text!r}: {e}") from None
+        if parts.scheme == "tcp":
+            if not parts.hostname or port is None:
+                raise InvalidUri(f"bad address {text!r}: expected tcp://HOST:PORT")
+            return cls("tcp", host=parts.hostname, port=port)
+        if parts.scheme == "unix":
+            path = (parts.netloc + parts.path) if parts.netloc else parts.path
+            if not path:
+                raise InvalidUri(f"bad address {text!r}: expected unix:///PATH")
+            return cls("unix", path=path)
+        raise InvalidUri(f"bad address {text!r}: scheme must be tcp:// or unix://")
+
+    def __str__(self) -> str:
+        if self.scheme == "unix":
+            return f"unix://{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp://{host}:{self.port}"

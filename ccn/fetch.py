@@ -1,0 +1,491 @@
+"""Fetching whole objects by name: version resolution, a pipelined window, ordered output.
+
+A fetch resolves the name to a version record, walks the hash tree below it (manifests and trees
+first, level by level), then fetches the leaf blobs in content order through a window of
+Interests with congestion control as in NDN's ndncatchunks: slow start, additive increase,
+multiplicative decrease on a timeout or congestion Nack (at most once per RTT), retransmission
+after an RTO computed from measured RTTs (RFC 6298, Karn's rule). Every object is checked
+against its id as it arrives (the client matches Data to Interests by blake3 digest), blobs are
+written to disk in order through a bounded reorder buffer, and the whole content hash is checked
+at the end. Memory is bounded by the window, not by the size of the content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import trio
+from blake3 import blake3
+
+from ccn.client import Client, nack_error, new_nonce
+from ccn.errors import InvalidObject, LocalError, NotFound, VerificationError
+from ccn.name import Name
+from ccn.packet import Data, Interest, Nack, NackReason
+from ccn.store.objects import (
+    MODE_EXECUTABLE,
+    Blob,
+    Kind,
+    Manifest,
+    Tree,
+    Version,
+    decode,
+    tree_content_hash,
+)
+
+MAX_WINDOW = 128
+INITIAL_WINDOW = 4
+MIN_RTO = 0.2
+MAX_RTO = 4.0
+INITIAL_RTO = 1.0
+MAX_RETRIES = 8
+LATEST_FRESHNESS_RETRIES = 2
+
+#: ``progress(bytes_done, bytes_total)``
+Progress = Callable[[int, int], None]
+
+
+# -- version resolution ----------------------------------------------------------------------
+
+
+async def resolve(client: Client, name: Name) -> tuple[Name, Version]:
+    """Fetch and check the version record for ``name`` (``/n/vN``, or ``/n`` for the latest)."""
+    if name.version is not None:
+        interest = Interest(name, new_nonce())
+    else:
+        interest = Interest(name, new_nonce(), can_be_prefix=True, must_be_fresh=True)
+    data = await client.express(interest, retries=LATEST_FRESHNESS_RETRIES)
+    got = data.name
+    if got.version is None or got.unversioned() != name.unversioned():
+        raise VerificationError(f"{name}: answered with unrelated name {got}")
+    if name.version is not None and got != name:
+        raise VerificationError(f"{name}: answered with {got}")
+    try:
+        version = decode(data.content)
+    except InvalidObject as e:
+        raise VerificationError(f"{got}: malformed version record: {e}") from None
+    if type(version) is not Version:
+        raise VerificationError(f"{got}: not a version record")
+    if version.name != got.unversioned() or version.number != got.version:
+        raise VerificationError(f"{got}: version record is for {version.name}/v{version.number}")
+    return got, version
+
+
+# -- the window ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Outstanding:
+    index: int
+    interest: Interest
+    sent: float
+    retries: int = 0
+
+
+@dataclass
+class Stats:
+    """What a fetch did, for tests and benchmarks."""
+
+    interests: int = 0
+    retransmissions: int = 0
+    timeouts: int = 0
+    congestion_marks: int = 0
+    objects: int = 0
+    bytes: int = 0
+    max_window: float = 0.0
+
+
+@dataclass
+class Pipeline:
+    """Fetches objects by id under one locator name, with AIMD congestion control."""
+
+    client: Client
+    locator: Name
+    max_window: int = MAX_WINDOW
+    cwnd: float = INITIAL_WINDOW
+    ssthresh: float = math.inf
+    srtt: float | None = None
+    rttvar: float = 0.0
+    rto: float = INITIAL_RTO
+    stats: Stats = field(default_factory=Stats)
+    _last_decrease: float = 0.0
+
+    def _on_rtt(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.rto = min(MAX_RTO, max(MIN_RTO, self.srtt + 4 * self.rttvar))
+
+    def _increase(self) -> None:
+        if self.cwnd < self.ssthresh:
+            self.cwnd += 1.0
+        else:
+            self.cwnd += 1.0 / self.cwnd
+        self.cwnd = min(self.cwnd, float(self.max_window))
+        self.stats.max_window = max(self.stats.max_window, self.cwnd)
+
+    def _decrease(self, now: float) -> None:
+        # At most one decrease per RTT, like ndncatchunks' conservative window adaptation.
+        if now - self._last_decrease < (self.srtt or self.rto):
+            return
+        self._last_decrease = now
+        self.ssthresh = max(2.0, self.cwnd / 2)
+        self.cwnd = self.ssthresh
+        self.stats.congestion_marks += 1
+
+    async def fetch_ordered(self, ids: Sequence[bytes], sink: Callable[[int, bytes], None]) -> None:
+        """Fetch every id; call ``sink(index, raw)`` in index order. Each raw is verified."""
+        n = len(ids)
+        if n == 0:
+            return
+        wake = trio.Event()
+        arrived: list[tuple[bytes, Data | Nack]] = []
+        want: dict[bytes, list[int]] = {}
+        outstanding: dict[int, _Outstanding] = {}
+        done: dict[int, bytes] = {}
+        timers: list[tuple[float, int, int]] = []  # (deadline, index, nonce)
+        head = 0
+        next_issue = 0
+        client = self.client
+        stats = self.stats
+
+        def make_answer(digest: bytes) -> Callable[[Data | Nack], None]:
+            def answer(packet: Data | Nack) -> None:
+                arrived.append((digest, packet))
+                wake.set()
+
+            return answer
+
+        def issue(index: int, retries: int) -> None:
+            digest = ids[index]
+            interest = Interest(self.locator, new_nonce(), digest=digest)
+            now = time.monotonic()
+            old = outstanding.get(index)
+            if old is not None:
+                client.forget(old.interest)
+            outstanding[index] = _Outstanding(index, interest, now, retries)
+            client.send(interest, make_answer(digest))
+            heapq.heappush(timers, (now + self.rto, index, interest.nonce))
+            stats.interests += 1
+
+        try:
+            while head < n:
+                limit = min(n, head + self.max_window)
+                while next_issue < limit and len(outstanding) < int(self.cwnd):
+                    digest = ids[next_issue]
+                    waiting = want.setdefault(digest, [])
+                    waiting.append(next_issue)
+                    if len(waiting) == 1:
+                        issue(next_issue, 0)
+                    next_issue += 1
+                if not arrived:
+                    deadline = timers[0][0] if timers else math.inf
+                    with trio.move_on_at(deadline):
+                        await client._wait(wake)
+                    wake = trio.Event()
+                now = time.monotonic()
+                batch, arrived[:] = arrived[:], []
+                for digest, packet in batch:
+                    indexes = want.get(digest)
+                    if not indexes:
+                        continue
+                    first = outstanding.get(indexes[0])
+                    if first is None:
+                        continue
+                    if type(packet) is Nack:
+                        reason = packet.reason
+                        if reason in (NackReason.CONGESTION, NackReason.DUPLICATE):
+                            self._decrease(now)
+                            issue(first.index, first.retries + 1)
+                            continue
+                        raise nack_error(packet, self.locator)
+                    assert type(packet) is Data
+                    if first.retries == 0:
+                        self._on_rtt(now - first.sent)
+                    self._increase()
+                    del want[digest]
+                    for i in indexes:
+                        outstanding.pop(i, None)
+                        done[i] = packet.content
+                    stats.objects += 1
+                    stats.bytes += len(packet.content)
+                while head in done:
+                    sink(head, done.pop(head))
+                    head += 1
+                while timers and timers[0][0] <= now:
+                    _, index, nonce = heapq.heappop(timers)
+                    entry = outstanding.get(index)
+                    if entry is None or entry.interest.nonce != nonce:
+                        continue
+                    stats.timeouts += 1
+                    if entry.retries >= MAX_RETRIES:
+                        raise NotFound(
+                            f"{self.locator}: object {ids[index].hex()[:16]} not received "
+                            f"after {MAX_RETRIES + 1} tries"
+                        )
+                    self._decrease(now)
+                    self.rto = min(MAX_RTO, self.rto * 2)
+                    stats.retransmissions += 1
+                    issue(index, entry.retries + 1)
+        finally:
+            for entry in outstanding.values():
+                client.forget(entry.interest)
+
+
+# -- walking the tree ------------------------------------------------------------------------
+
+
+@dataclass
+class _File:
+    path: Path
+    mode: int
+    leaves: list[bytes]
+    size: int
+
+
+@dataclass
+class _Plan:
+    dirs: list[Path]
+    files: list[_File]
+    #: For directories: (relative dir, [(name, mode, size, file-or-dir key)]) to rebuild hashes.
+    trees: list[tuple[Path, list[tuple[bytes, int, int, Path]]]]
+
+
+async def _fetch_interior(pipe: Pipeline, root: bytes, kind: Kind) -> dict[bytes, Manifest | Tree]:
+    """Fetch every manifest and tree below ``root``, level by level."""
+    found: dict[bytes, Manifest | Tree] = {}
+    level = [root] if kind in (Kind.MANIFEST, Kind.TREE) else []
+    while level:
+        level = list(dict.fromkeys(i for i in level if i not in found))
+        objs: list[Manifest | Tree] = []
+
+        def keep(_i: int, raw: bytes, objs: list[Manifest | Tree] = objs) -> None:
+            obj = _decode_checked(raw)
+            if type(obj) is not Manifest and type(obj) is not Tree:
+                raise VerificationError("expected a manifest or tree object")
+            objs.append(obj)
+
+        await pipe.fetch_ordered(level, keep)
+        nxt: list[bytes] = []
+        for oid, obj in zip(level, objs, strict=True):
+            found[oid] = obj
+            nxt.extend(p.id for p in obj.entries if p.kind in (Kind.MANIFEST, Kind.TREE))
+        level = nxt
+    return found
+
+
+def _decode_checked(raw: bytes) -> Manifest | Tree | Blob | Version:
+    try:
+        return decode(raw)
+    except InvalidObject as e:
+        raise VerificationError(f"malformed object: {e}") from None
+
+
+def _leaves(oid: bytes, kind: Kind, interior: dict[bytes, Manifest | Tree]) -> list[bytes]:
+    if kind == Kind.BLOB:
+        return [oid]
+    out: list[bytes] = []
+    stack = [iter(_manifest(interior, oid).entries)]
+    while stack:
+        p = next(stack[-1], None)
+        if p is None:
+            stack.pop()
+        elif p.kind == Kind.BLOB:
+            out.append(p.id)
+        else:
+            stack.append(iter(_manifest(interior, p.id).entries))
+    return out
+
+
+def _manifest(interior: dict[bytes, Manifest | Tree], oid: bytes) -> Manifest:
+    obj = interior[oid]
+    if type(obj) is not Manifest:
+        raise VerificationError("a file points at a directory object")
+    return obj
+
+
+def _plan(version: Version, interior: dict[bytes, Manifest | Tree], dest: Path) -> _Plan:
+    if version.root_kind != Kind.TREE:
+        leaves = _leaves(version.root, version.root_kind, interior)
+        return _Plan([], [_File(dest, 0, leaves, version.size)], [])
+    plan = _Plan([dest], [], [])
+    stack = [(version.root, dest)]
+    while stack:
+        tid, where = stack.pop()
+        tree = interior[tid]
+        if type(tree) is not Tree:
+            raise VerificationError("a directory points at a file object")
+        rows: list[tuple[bytes, int, int, Path]] = []
+        for e in tree.entries:
+            path = where / os.fsdecode(e.name)
+            rows.append((e.name, e.mode, e.size, path))
+            if e.kind == Kind.TREE:
+                plan.dirs.append(path)
+                stack.append((e.id, path))
+            else:
+                plan.files.append(_File(path, e.mode, _leaves(e.id, e.kind, interior), e.size))
+        plan.trees.append((where, rows))
+    return plan
+
+
+def _tree_hash(plan: _Plan, hashes: dict[Path, bytes]) -> bytes:
+    # Children are planned after their parents, so walking the list backwards sees them first.
+    for where, rows in reversed(plan.trees):
+        hashes[where] = tree_content_hash((n, m, s, hashes[p]) for n, m, s, p in rows)
+    return hashes[plan.trees[0][0]]
+
+
+def _blob_data(raw: bytes) -> bytes:
+    obj = _decode_checked(raw)
+    if type(obj) is not Blob:
+        raise VerificationError("expected a blob")
+    return obj.data
+
+
+# -- public entry points ---------------------------------------------------------------------
+
+
+async def fetch_version(
+    client: Client,
+    name: Name,
+    dest: Path,
+    *,
+    progress: Progress | None = None,
+    max_window: int = MAX_WINDOW,
+) -> tuple[Name, Version, Stats]:
+    """Fetch ``name`` to ``dest`` (a file or a directory), atomically and verified."""
+    versioned, version = await resolve(client, name)
+    pipe = Pipeline(client, versioned, max_window=max_window)
+    partial = dest.with_name(dest.name + ".ccn-partial")
+    if dest.is_dir() and version.root_kind != Kind.TREE:
+        raise LocalError(f"{dest} is a directory; give a file path to write to")
+    if dest.exists() and version.root_kind == Kind.TREE:
+        raise LocalError(f"{dest} already exists")
+    interior = await _fetch_interior(pipe, version.root, version.root_kind)
+    plan = _plan(version, interior, partial)
+    try:
+        for d in plan.dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        hashes = await _write_files(pipe, plan, version.size, progress)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if partial.is_dir():
+                shutil.rmtree(partial)
+            else:
+                partial.unlink()
+        raise
+    got = hashes[partial] if version.root_kind != Kind.TREE else _tree_hash(plan, hashes)
+    if got != version.content_hash:
+        raise VerificationError(f"{versioned}: content hash mismatch")
+    os.replace(partial, dest)
+    return versioned, version, pipe.stats
+
+
+class _Writer:
+    """Writes leaf blobs, arriving in order, into the plan's files; hashes each file."""
+
+    def __init__(self, plan: _Plan, total: int, progress: Progress | None) -> None:
+        self.plan = plan
+        self.total = total
+        self.progress = progress
+        self.bounds: list[int] = []
+        for f in plan.files:
+            self.bounds.append((self.bounds[-1] if self.bounds else 0) + len(f.leaves))
+        self.hashes: dict[Path, bytes] = {}
+        self.index = -1
+        self.done = 0
+        self._fh: BinaryIO | None = None
+        self._hasher = blake3()
+
+    def sink(self, index: int, raw: bytes) -> None:
+        while self.index < 0 or index >= self.bounds[self.index]:
+            self._open_next()
+        data = _blob_data(raw)
+        assert self._fh is not None
+        self._fh.write(data)
+        self._hasher.update(data)
+        self.done += len(data)
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def finish(self) -> None:
+        while self.index + 1 < len(self.plan.files):
+            self._open_next()
+        self.close()
+
+    def _open_next(self) -> None:
+        self.close()
+        self.index += 1
+        self._fh = open(self.plan.files[self.index].path, "wb")  # noqa: SIM115 - see close()
+        self._hasher = blake3()
+
+    def close(self) -> None:
+        if self._fh is None:
+            return
+        self._fh.close()
+        self._fh = None
+        f = self.plan.files[self.index]
+        self.hashes[f.path] = self._hasher.digest()
+        if f.mode == MODE_EXECUTABLE:
+            f.path.chmod(0o755)
+
+
+async def _write_files(
+    pipe: Pipeline, plan: _Plan, total: int, progress: Progress | None
+) -> dict[Path, bytes]:
+    writer = _Writer(plan, total, progress)
+    try:
+        await pipe.fetch_ordered([leaf for f in plan.files for leaf in f.leaves], writer.sink)
+        writer.finish()
+    finally:
+        writer.close()
+    return writer.hashes
+
+
+async def fetch_to_path(client: Client, name: Name, dest: Path) -> Name:
+    versioned, _version, _stats = await fetch_version(client, name, dest)
+    return versioned
+
+
+async def fetch_to_stream(client: Client, name: Name, out: BinaryIO) -> Name:
+    """Fetch a file version and write it to ``out`` in order (e.g. stdout)."""
+    versioned, version = await resolve(client, name)
+    if version.root_kind == Kind.TREE:
+        raise LocalError(f"{versioned} is a directory; fetch it to a path")
+    pipe = Pipeline(client, versioned)
+    interior = await _fetch_interior(pipe, version.root, version.root_kind)
+    hasher = blake3()
+
+    def sink(_i: int, raw: bytes) -> None:
+        data = _blob_data(raw)
+        hasher.update(data)
+        out.write(data)
+
+    await pipe.fetch_ordered(_leaves(version.root, version.root_kind, interior), sink)
+    if hasher.digest() != version.content_hash:
+        raise VerificationError(f"{versioned}: content hash mismatch")
+    return versioned
+
+
+async def fetch_bytes(client: Client, name: Name) -> bytes:
+    versioned, version = await resolve(client, name)
+    if version.root_kind == Kind.TREE:
+        raise LocalError(f"{versioned} is a directory; fetch it to a path")
+    pipe = Pipeline(client, versioned)
+    interior = await _fetch_interior(pipe, version.root, version.root_kind)
+    leaves = _leaves(version.root, version.root_kind, interior)
+    buf = bytearray()
+    await pipe.fetch_ordered(leaves, lambda _i, raw: buf.extend(_blob_data(raw)))
+    if blake3(buf).digest() != version.content_hash:
+        raise VerificationError(f"{versioned}: content hash mismatch")
+    return bytes(buf)

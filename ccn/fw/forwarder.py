@@ -1,0 +1,566 @@
+"""The sans-IO forwarder core: events in, actions out, pipelines named after NFD's.
+
+Rules this module keeps:
+
+- No I/O and no clock: ``handle(event, now)`` returns the packets to send, ``next_deadline()``
+  says when to call it again with a :class:`~ccn.fw.actions.Tick`. Nothing here imports trio,
+  opens a socket or touches the disk.
+- Every decision is made here or in a strategy; the tables (:mod:`ccn.tables`) only store.
+- Every pipeline is one method, named after the NFD developer guide (incoming Interest, Interest
+  loop, CS hit/miss, outgoing Interest, incoming Data, Data unsolicited, outgoing Data, incoming
+  Nack, outgoing Nack, Interest finalize), and appends its actions to the list it is given.
+- Every packet dropped on purpose is counted in :class:`Counters`.
+
+docs/forwarder.md describes the matching, scope, hop-limit and Nack rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ccn.errors import LocalError
+from ccn.fw.actions import (
+    Action,
+    DataIn,
+    Event,
+    FaceDown,
+    FaceUp,
+    InterestIn,
+    NackIn,
+    SendData,
+    SendInterest,
+    SendNack,
+    Tick,
+)
+from ccn.fw.strategy import DEFAULT_STRATEGY, Strategy, make_strategy
+from ccn.name import Name
+from ccn.packet import DEFAULT_HOP_LIMIT, Data, Interest, Nack, NackReason
+from ccn.tables import cs as _cs
+from ccn.tables import dnl as _dnl
+from ccn.tables import fib as _fib
+from ccn.tables import pit as _pit
+from ccn.tables.cs import ContentStore
+from ccn.tables.dnl import DeadNonceList
+from ccn.tables.fib import Fib, NextHop
+from ccn.tables.nametree import NameTree
+from ccn.tables.pit import Pit, PitEntry
+
+_LOCALHOST = b"localhost"
+_LOCALHOP = b"localhop"
+_SCOPED = frozenset((_LOCALHOST, _LOCALHOP))
+
+# Least severe first: when every upstream Nacked, downstream hears the most hopeful reason.
+NACK_SEVERITY: tuple[NackReason, ...] = (
+    NackReason.CONGESTION,
+    NackReason.DUPLICATE,
+    NackReason.HOP_LIMIT,
+    NackReason.NO_ROUTE,
+    NackReason.NOT_FOUND,
+    NackReason.TOO_LARGE,
+    NackReason.MALFORMED,
+)
+_SEVERITY = {reason: rank for rank, reason in enumerate(NACK_SEVERITY)}
+
+
+@dataclass(frozen=True, slots=True)
+class ForwarderConfig:
+    """Every bound of the core. Defaults suit one node with a few hundred MiB of RAM."""
+
+    pit_max_entries: int = _pit.DEFAULT_MAX_ENTRIES
+    pit_max_per_face: int = _pit.DEFAULT_MAX_PER_FACE
+    cs_max_bytes: int = _cs.DEFAULT_MAX_BYTES
+    cs_max_entries: int = _cs.DEFAULT_MAX_ENTRIES
+    cs_entry_overhead: int = _cs.DEFAULT_ENTRY_OVERHEAD
+    dnl_max_entries: int = _dnl.DEFAULT_MAX_ENTRIES
+    dnl_lifetime: float = _dnl.DEFAULT_LIFETIME
+    fib_max_entries: int = _fib.DEFAULT_MAX_ENTRIES
+    # Forwarded Interests carry at most this hop limit (after the decrement), so a peer cannot
+    # make an Interest travel further than this node's policy allows.
+    max_hop_limit: int = DEFAULT_HOP_LIMIT
+    default_strategy: str = DEFAULT_STRATEGY
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float) and value < 0:
+                raise LocalError(f"ForwarderConfig.{f.name} must not be negative, got {value}")
+        if self.dnl_lifetime <= 0:
+            raise LocalError("ForwarderConfig.dnl_lifetime must be positive")
+
+
+@dataclass(slots=True)
+class Counters:
+    """Packets in and out, and every reason a packet was dropped or answered with a Nack."""
+
+    in_interests: int = 0
+    in_data: int = 0
+    in_nacks: int = 0
+    out_interests: int = 0
+    out_data: int = 0
+    out_nacks: int = 0
+    cs_hits: int = 0
+    cs_misses: int = 0
+    aggregated: int = 0
+    unsolicited_data: int = 0
+    duplicates: int = 0
+    no_route: int = 0
+    hop_limit: int = 0
+    congestion: int = 0
+    scope_violations: int = 0
+    expired: int = 0
+    satisfied: int = 0
+    nacks_unmatched: int = 0
+    unknown_face: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Forwarder:
+    """The forwarding core of one node. Not thread-safe; one task owns it."""
+
+    def __init__(self, config: ForwarderConfig | None = None) -> None:
+        cfg = config if config is not None else ForwarderConfig()
+        self.config = cfg
+        self.fib = Fib(cfg.fib_max_entries)
+        self.pit = Pit(cfg.pit_max_entries, cfg.pit_max_per_face)
+        self.cs = ContentStore(cfg.cs_max_bytes, cfg.cs_max_entries, cfg.cs_entry_overhead)
+        self.dnl = DeadNonceList(cfg.dnl_max_entries, cfg.dnl_lifetime)
+        self.counters = Counters()
+        # face id -> is it local
+        self._faces: dict[int, bool] = {}
+        self._strategies: NameTree[tuple[str, Strategy]] = NameTree()
+        self._strategies.set(Name(), (cfg.default_strategy, make_strategy(cfg.default_strategy)))
+        self._root_strategy = self._strategies.get(Name())
+        self._dispatch: dict[type, Callable[[Any, float], list[Action]]] = {
+            InterestIn: self._on_interest_in,
+            DataIn: self._on_data_in,
+            NackIn: self._on_nack_in,
+            Tick: self._on_tick,
+            FaceUp: self._on_face_up,
+            FaceDown: self._on_face_down,
+        }
+
+    # -- public API ------------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Process one event at monotonic time ``now``; return the packets to send, in order."""
+        handler = self._dispatch.get(type(event))
+        if handler is None:
+            raise LocalError(f"not a forwarder event: {event!r}")
+        return handler(event, now)
+
+    def next_deadline(self) -> float | None:
+        """When a :class:`Tick` is next due (the earliest PIT expiry), or ``None``."""
+        return self.pit.next_expiry()
+
+    def add_route(self, prefix: Name, face_id: int, cost: int = 0) -> None:
+        """Route ``prefix`` to ``face_id`` (which need not be up yet). Raises ``TableFull``."""
+        self.fib.add(prefix, face_id, cost)
+
+    def remove_route(self, prefix: Name, face_id: int) -> bool:
+        return self.fib.remove(prefix, face_id)
+
+    def set_strategy(self, prefix: Name, name: str) -> None:
+        """Use strategy ``name`` for Interests under ``prefix`` (longest prefix wins)."""
+        self._strategies.set(prefix, (name, make_strategy(name)))
+        if not prefix.components:
+            self._root_strategy = self._strategies.get(prefix)
+
+    def unset_strategy(self, prefix: Name) -> bool:
+        """Forget the choice for ``prefix``; the root's choice can be replaced, not removed."""
+        if not prefix.components:
+            raise LocalError("the root strategy choice cannot be removed; set another one")
+        return self._strategies.pop(prefix) is not None
+
+    def strategy_of(self, name: Name) -> str:
+        """The name of the strategy that handles Interests for ``name``."""
+        return self._strategy_choice(name)[0]
+
+    @property
+    def faces(self) -> dict[int, bool]:
+        """Face id -> local, for the faces that are up (a copy)."""
+        return dict(self._faces)
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-ready snapshot: faces, FIB, strategy choices, table sizes and counters."""
+        cs = self.cs
+        pit = self.pit
+        dnl = self.dnl
+        return {
+            "faces": [{"face": f, "local": loc} for f, loc in sorted(self._faces.items())],
+            "fib": [
+                {
+                    "prefix": str(e.prefix),
+                    "nexthops": [{"face": h.face_id, "cost": h.cost} for h in e.nexthops],
+                }
+                for e in self.fib.entries()
+            ],
+            "strategies": [
+                {"prefix": str(prefix), "strategy": choice[0]}
+                for prefix, choice in self._strategies.items()
+            ],
+            "pit": {
+                "entries": len(pit),
+                "max_entries": pit.max_entries,
+                "max_per_face": pit.max_per_face,
+                "inserts": pit.inserts,
+                "expired": pit.expired,
+                "rejected": pit.rejected,
+            },
+            "cs": {
+                "entries": len(cs),
+                "bytes": cs.bytes,
+                "max_entries": cs.max_entries,
+                "max_bytes": cs.max_bytes,
+                "hits": cs.hits,
+                "misses": cs.misses,
+                "inserts": cs.inserts,
+                "evictions": cs.evictions,
+            },
+            "dnl": {
+                "entries": len(dnl),
+                "max_entries": dnl.max_entries,
+                "lifetime": dnl.lifetime,
+                "inserts": dnl.inserts,
+                "hits": dnl.hits,
+                "evictions": dnl.evictions,
+            },
+            "counters": self.counters.as_dict(),
+        }
+
+    # -- event dispatch --------------------------------------------------------------------
+
+    def _on_interest_in(self, event: InterestIn, now: float) -> list[Action]:
+        out: list[Action] = []
+        self._incoming_interest(event.face_id, event.interest, now, out)
+        return out
+
+    def _on_data_in(self, event: DataIn, now: float) -> list[Action]:
+        out: list[Action] = []
+        self._incoming_data(event.face_id, event.data, now, out)
+        return out
+
+    def _on_nack_in(self, event: NackIn, now: float) -> list[Action]:
+        out: list[Action] = []
+        self._incoming_nack(event.face_id, event.nack, now, out)
+        return out
+
+    def _on_tick(self, event: Tick, now: float) -> list[Action]:
+        for entry in self.pit.expire(now):
+            self.counters.expired += 1
+            self._interest_finalize(entry, now, expired=True)
+        self.dnl.purge(now)
+        return []
+
+    def _on_face_up(self, event: FaceUp, now: float) -> list[Action]:
+        self._faces[event.face_id] = event.local
+        return []
+
+    def _on_face_down(self, event: FaceDown, now: float) -> list[Action]:
+        face_id = event.face_id
+        self._faces.pop(face_id, None)
+        self.fib.remove_face(face_id)
+        for entry in self.pit.remove_face(face_id):
+            self._interest_finalize(entry, now, expired=False)
+        return []
+
+    # -- Interest pipelines ----------------------------------------------------------------
+
+    def _incoming_interest(
+        self, face_id: int, interest: Interest, now: float, out: list[Action]
+    ) -> None:
+        counters = self.counters
+        local = self._faces.get(face_id)
+        if local is None:
+            counters.unknown_face += 1
+            return
+        counters.in_interests += 1
+        name = interest.name
+        comps = name.components
+        if comps and not local and comps[0] == _LOCALHOST:
+            counters.scope_violations += 1
+            return
+        if interest.hop_limit == 0 and not local:
+            counters.hop_limit += 1
+            self._outgoing_nack(face_id, interest, NackReason.HOP_LIMIT, out)
+            return
+        if self.dnl.has(name, interest.nonce, now):
+            self._interest_loop(face_id, interest, out)
+            return
+        entry = self.pit.find(interest)
+        if entry is not None:
+            if _is_looping(entry, face_id, interest.nonce):
+                self._interest_loop(face_id, interest, out)
+                return
+            # Pending already: the CS was consulted when the entry was made.
+            self._cs_miss(face_id, local, interest, entry, now, out)
+            return
+        data = self.cs.lookup(interest, now)
+        if data is not None:
+            self._cs_hit(face_id, data, out)
+        else:
+            counters.cs_misses += 1
+            self._cs_miss(face_id, local, interest, None, now, out)
+
+    def _interest_loop(self, face_id: int, interest: Interest, out: list[Action]) -> None:
+        self.counters.duplicates += 1
+        self._outgoing_nack(face_id, interest, NackReason.DUPLICATE, out)
+
+    def _cs_hit(self, face_id: int, data: Data, out: list[Action]) -> None:
+        counters = self.counters
+        counters.cs_hits += 1
+        counters.out_data += 1
+        out.append(SendData(face_id, data))
+
+    def _cs_miss(
+        self,
+        face_id: int,
+        local: bool,
+        interest: Interest,
+        entry: PitEntry | None,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        pit = self.pit
+        created = entry is None
+        if entry is None:
+            entry = pit.insert(interest)
+            if entry is None:
+                self.counters.congestion += 1
+                self._outgoing_nack(face_id, interest, NackReason.CONGESTION, out)
+                return
+        in_rec = entry.in_records.get(face_id)
+        if in_rec is not None and in_rec.nonce == interest.nonce:
+            # The same Interest again on the same link: refresh it, nothing new to forward.
+            pit.insert_in_record(entry, face_id, interest, now)
+            return
+        retransmission = in_rec is not None
+        pending = not created and entry.has_pending_out_record(now)
+        if pit.insert_in_record(entry, face_id, interest, now) is None:
+            self.counters.congestion += 1
+            self._outgoing_nack(face_id, interest, NackReason.CONGESTION, out)
+            if created:
+                pit.remove(entry)
+            return
+        if pending and not retransmission:
+            self.counters.aggregated += 1
+            return
+        nexthops, reason = self._eligible_nexthops(entry, interest, local)
+        if not nexthops:
+            self._reject(entry, face_id, interest, reason, now, out)
+            return
+        strategy = self._strategy_choice(entry.name)[1]
+        for upstream in strategy.after_receive_interest(entry, face_id, nexthops, now):
+            self._outgoing_interest(entry, upstream, interest, now, out)
+
+    def _reject(
+        self,
+        entry: PitEntry,
+        face_id: int,
+        interest: Interest,
+        reason: NackReason,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        """No upstream for this downstream: Nack it at once, drop its in-record."""
+        if reason is NackReason.NO_ROUTE:
+            self.counters.no_route += 1
+        else:
+            self.counters.hop_limit += 1
+        self._outgoing_nack(face_id, interest, reason, out)
+        self.pit.remove_in_record(entry, face_id)
+        if not entry.in_records:
+            self.pit.remove(entry)
+
+    def _eligible_nexthops(
+        self, entry: PitEntry, interest: Interest, ingress_local: bool
+    ) -> tuple[list[NextHop], NackReason]:
+        """Next hops the Interest may go to, and the Nack reason to use if there are none."""
+        fib_entry = self.fib.lpm(entry.name)
+        if fib_entry is None:
+            return [], NackReason.NO_ROUTE
+        comps = entry.name.components
+        scope_local = bool(comps) and (
+            comps[0] == _LOCALHOST or (comps[0] == _LOCALHOP and not ingress_local)
+        )
+        hop_exhausted = interest.hop_limit <= 1
+        faces = self._faces
+        downstream = entry.in_records
+        eligible: list[NextHop] = []
+        blocked_by_hop_limit = False
+        for hop in fib_entry.nexthops:
+            f = hop.face_id
+            if f in downstream:
+                continue
+            local = faces.get(f)
+            if local is None:
+                continue
+            if not local:
+                if scope_local:
+                    continue
+                if hop_exhausted:
+                    blocked_by_hop_limit = True
+                    continue
+            eligible.append(hop)
+        if eligible or not blocked_by_hop_limit:
+            return eligible, NackReason.NO_ROUTE
+        return eligible, NackReason.HOP_LIMIT
+
+    def _outgoing_interest(
+        self, entry: PitEntry, face_id: int, interest: Interest, now: float, out: list[Action]
+    ) -> None:
+        hop = interest.hop_limit - 1 if interest.hop_limit > 0 else 0
+        if hop > self.config.max_hop_limit:
+            hop = self.config.max_hop_limit
+        fwd = Interest(
+            interest.name,
+            interest.nonce,
+            interest.lifetime_ms,
+            hop,
+            interest.can_be_prefix,
+            interest.must_be_fresh,
+            interest.digest,
+        )
+        self.pit.insert_out_record(
+            entry, face_id, interest.nonce, now, interest.lifetime_ms / 1000.0
+        )
+        self.counters.out_interests += 1
+        out.append(SendInterest(face_id, fwd))
+
+    def _interest_finalize(self, entry: PitEntry, now: float, *, expired: bool) -> None:
+        """The entry is gone unsatisfied: remember its nonces, tell the strategy who timed out.
+
+        No packet is sent: downstreams find out by their own timeout.
+        """
+        dnl = self.dnl
+        name = entry.name
+        silent: list[int] = []
+        for rec in entry.out_records.values():
+            dnl.add(name, rec.nonce, now)
+            if rec.nack_reason is None:
+                silent.append(rec.face_id)
+        if expired and silent:
+            self._strategy_choice(name)[1].on_timeout(entry, silent, now)
+
+    # -- Data pipelines --------------------------------------------------------------------
+
+    def _incoming_data(self, face_id: int, data: Data, now: float, out: list[Action]) -> None:
+        counters = self.counters
+        local = self._faces.get(face_id)
+        if local is None:
+            counters.unknown_face += 1
+            return
+        counters.in_data += 1
+        comps = data.name.components
+        if comps and not local and comps[0] == _LOCALHOST:
+            counters.scope_violations += 1
+            return
+        # Digest-restricted entries are found by blake3(content) only, so a Data whose content
+        # does not hash to what was asked for matches nothing: it is unsolicited.
+        entries = self.pit.match_data(data)
+        if not entries:
+            self._data_unsolicited(face_id, data)
+            return
+        self.cs.insert(data, now)
+        pit = self.pit
+        dnl = self.dnl
+        downstream: dict[int, None] = {}
+        for entry in entries:
+            out_rec = entry.out_records.get(face_id)
+            rtt = None if out_rec is None else now - out_rec.sent_at
+            self._strategy_choice(entry.name)[1].after_receive_data(entry, face_id, rtt, now)
+            for f, in_rec in entry.in_records.items():
+                if f != face_id and in_rec.expiry > now:
+                    downstream[f] = None
+            name = entry.name
+            for out_rec in entry.out_records.values():
+                dnl.add(name, out_rec.nonce, now)
+            pit.remove(entry)
+            counters.satisfied += 1
+        for f in downstream:
+            self._outgoing_data(f, data, out)
+
+    def _data_unsolicited(self, face_id: int, data: Data) -> None:
+        self.counters.unsolicited_data += 1
+
+    def _outgoing_data(self, face_id: int, data: Data, out: list[Action]) -> None:
+        local = self._faces.get(face_id)
+        if local is None:
+            return
+        comps = data.name.components
+        if comps and not local and comps[0] == _LOCALHOST:
+            self.counters.scope_violations += 1
+            return
+        self.counters.out_data += 1
+        out.append(SendData(face_id, data))
+
+    # -- Nack pipelines --------------------------------------------------------------------
+
+    def _incoming_nack(self, face_id: int, nack: Nack, now: float, out: list[Action]) -> None:
+        counters = self.counters
+        local = self._faces.get(face_id)
+        if local is None:
+            counters.unknown_face += 1
+            return
+        counters.in_nacks += 1
+        entry = self.pit.find(nack.interest)
+        out_rec = None if entry is None else entry.out_records.get(face_id)
+        if entry is None or out_rec is None or out_rec.nonce != nack.interest.nonce:
+            counters.nacks_unmatched += 1
+            return
+        out_rec.nack_reason = nack.reason
+        interest = entry.interest
+        strategy = self._strategy_choice(entry.name)[1]
+        nexthops, _ = self._eligible_nexthops(entry, interest, self._ingress_local(entry))
+        retries = strategy.after_receive_nack(entry, face_id, nack.reason, nexthops, now)
+        for upstream in retries:
+            self._outgoing_interest(entry, upstream, interest, now, out)
+        if retries or not entry.all_out_records_nacked():
+            return
+        reason = min(
+            (rec.nack_reason for rec in entry.out_records.values() if rec.nack_reason),
+            key=_SEVERITY.__getitem__,
+        )
+        for f, rec in entry.in_records.items():
+            if rec.expiry > now:
+                self._outgoing_nack(f, rec.interest, reason, out)
+        self.pit.remove(entry)
+        self._interest_finalize(entry, now, expired=False)
+
+    def _outgoing_nack(
+        self, face_id: int, interest: Interest, reason: NackReason, out: list[Action]
+    ) -> None:
+        if face_id not in self._faces:
+            return
+        self.counters.out_nacks += 1
+        out.append(SendNack(face_id, Nack(interest, reason)))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _strategy_choice(self, name: Name) -> tuple[str, Strategy]:
+        tree = self._strategies
+        choice = self._root_strategy if len(tree) == 1 else tree.longest_prefix_match(name)
+        assert choice is not None  # the root always has a choice
+        return choice
+
+    def _ingress_local(self, entry: PitEntry) -> bool:
+        """Whether every downstream of ``entry`` is local (for the /localhop rule)."""
+        faces = self._faces
+        return all(faces.get(f, False) for f in entry.in_records)
+
+
+def _is_looping(entry: PitEntry, face_id: int, nonce: int) -> bool:
+    """The nonce is already in ``entry`` from another downstream, or it went upstream: a loop.
+
+    The same nonce again from the same downstream is a link-level duplicate, not a loop.
+    """
+    own = entry.in_records.get(face_id)
+    if own is not None and own.nonce == nonce:
+        return False
+    for rec in entry.in_records.values():
+        if rec.nonce == nonce:
+            return True
+    return any(out_rec.nonce == nonce for out_rec in entry.out_records.values())

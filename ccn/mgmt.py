@@ -1,0 +1,123 @@
+"""Management: commands under ``/localhost/ccn/...``, answered through an internal face.
+
+Verbs: ``status``, ``list``, ``publish``, ``route-add``, ``route-remove``, ``route-list``,
+``face-list``. Parameters and replies follow :mod:`ccn.mgmt_proto`. Long commands (publish) run
+in a worker thread and answer when done; the Interest's lifetime covers the wait.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ccn.errors import CcnError, DecodeError
+from ccn.faces.internal import InternalFace
+from ccn.faces.uri import FaceUri
+from ccn.mgmt_proto import encode_reply, parse_command
+from ccn.name import Name
+from ccn.packet import Data, Interest, Packet
+from ccn.store.files import publish
+
+if TYPE_CHECKING:
+    from ccn.node import Node
+
+
+class CommandFailed(CcnError):
+    """A command that cannot be carried out; its message goes back to the client."""
+
+
+class Management:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.face = InternalFace("internal://management", self._on_packet)
+
+    def _on_packet(self, packet: Packet) -> None:
+        if type(packet) is Interest:
+            self.node.nursery.start_soon(self._serve, packet)
+
+    async def _serve(self, interest: Interest) -> None:
+        try:
+            verb, params = parse_command(interest.name)
+            handler = getattr(self, "cmd_" + verb.replace("-", "_"), None)
+            if handler is None:
+                raise CommandFailed(f"unknown command {verb!r}")
+            result: dict[str, Any] = await handler(params)
+            reply = {"ok": True, **result}
+        except (CcnError, DecodeError) as e:
+            reply = {"ok": False, "error": str(e)}
+        self.node.inject(self.face.id, Data(interest.name, encode_reply(reply), 0))
+
+    # -- commands --------------------------------------------------------------------------
+
+    async def cmd_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"status": self.node.status()}
+
+    async def cmd_face_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"faces": self.node.status()["faces"]}
+
+    async def cmd_route_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"fib": self.node.status()["fib"]}
+
+    async def cmd_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        prefix = _name(params.get("prefix", "/"))
+        refs = self.node.refs
+        names = []
+        for n in refs.names(prefix):
+            names.append({"name": str(n), "versions": [v for v, _id in refs.versions(n)]})
+        return {"names": names}
+
+    async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _name(params.get("name"))
+        if name.version is not None or name.is_localhost or name.is_localhop or not len(name):
+            raise CommandFailed(f"cannot publish under {name}")
+        path = params.get("path")
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise CommandFailed("publish needs an absolute path")
+        if not os.access(path, os.R_OK):
+            raise CommandFailed(f"{path}: the node cannot read it")
+        node = self.node
+        version = await trio.to_thread.run_sync(
+            lambda: publish(node.store, node.refs, name, Path(path))
+        )
+        node.on_published(name)
+        full = name.with_version(version.number)
+        from ccn.store.objects import id_of
+
+        return {"name": str(full), "id": id_of(version).hex(), "size": version.size}
+
+    async def cmd_route_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        prefix = _name(params.get("prefix"))
+        uri = params.get("uri")
+        if not isinstance(uri, str):
+            raise CommandFailed("route-add needs a uri")
+        try:
+            FaceUri.parse(uri)
+        except CcnError as e:
+            raise CommandFailed(str(e)) from None
+        cost = params.get("cost", 0)
+        if type(cost) is not int or cost < 0:
+            raise CommandFailed("cost must be a non-negative integer")
+        await self.node.add_route(prefix, uri, cost)
+        return {"prefix": str(prefix), "uri": uri}
+
+    async def cmd_route_remove(self, params: dict[str, Any]) -> dict[str, Any]:
+        prefix = _name(params.get("prefix"))
+        face = params.get("face")
+        if not isinstance(face, str):
+            raise CommandFailed("route-remove needs a face id or uri")
+        removed = self.node.remove_route(prefix, face)
+        if not removed:
+            raise CommandFailed(f"no route for {prefix} via {face}")
+        return {"removed": removed}
+
+
+def _name(value: object) -> Name:
+    if not isinstance(value, str):
+        raise CommandFailed("a name parameter is missing")
+    try:
+        return Name.parse(value)
+    except CcnError as e:
+        raise CommandFailed(str(e)) from None

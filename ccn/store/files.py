@@ -1,0 +1,375 @@
+"""Files: turning files and directories into objects and back, and publishing them.
+
+This module owns the shape of the object graph for content: a file is cut into blobs
+(:mod:`ccn.store.chunker`) under a tree of manifests of bounded fan-out (a file of one chunk is
+a single blob); a directory is a :class:`~ccn.store.objects.Tree` of such files and of
+subdirectories. Everything streams: memory use does not grow with the size of a file.
+
+Export verifies as it goes: every object against its id (the store does that), every pointer's
+kind and size against what it points at, and the whole content against the expected
+``content_hash``. It writes into a temporary name next to the destination and renames at the
+end, so a failed export leaves nothing half-written under the destination name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Final
+
+from blake3 import blake3
+
+from ccn.errors import CorruptObject, RefConflict, StoreUsageError
+from ccn.name import Name
+from ccn.store.chunker import DEFAULT_CHUNKER, Chunker
+from ccn.store.objects import (
+    CONTENT_KINDS,
+    MAX_ENTRY_NAME,
+    MAX_MANIFEST_ENTRIES,
+    MAX_TREE_ENTRIES,
+    MODE_DIRECTORY,
+    MODE_EXECUTABLE,
+    MODE_FILE,
+    Blob,
+    Kind,
+    Manifest,
+    Pointer,
+    Tree,
+    TreeEntry,
+    Version,
+    tree_content_hash,
+)
+from ccn.store.objstore import ObjectStore, check_id
+from ccn.store.refs import RefStore, check_ref_name
+
+PUBLISH_ATTEMPTS: Final = 100
+"""How many times :func:`publish` retries after losing a race to another publisher."""
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """What an import produced: the root object, its kind, the content size and the
+    chunking-independent content hash (what a :class:`~ccn.store.objects.Version` records)."""
+
+    id: bytes
+    kind: Kind
+    size: int
+    content_hash: bytes
+
+
+def _check_fanout(fanout: int) -> None:
+    if not 2 <= fanout <= MAX_MANIFEST_ENTRIES:
+        raise StoreUsageError(f"manifest fan-out must be in [2, {MAX_MANIFEST_ENTRIES}]")
+
+
+class _ManifestBuilder:
+    """Builds the manifest tree bottom-up as blob pointers arrive, keeping at most ``fanout``
+    pointers per level in memory. Full levels become a manifest one level up; at the end, a
+    lone leftover pointer moves up as is rather than getting a one-entry manifest."""
+
+    def __init__(self, store: ObjectStore, fanout: int) -> None:
+        self._store = store
+        self._fanout = fanout
+        self._levels: list[list[Pointer]] = []
+
+    def add(self, pointer: Pointer, level: int = 0) -> None:
+        while len(self._levels) <= level:
+            self._levels.append([])
+        row = self._levels[level]
+        row.append(pointer)
+        if len(row) == self._fanout:
+            self._levels[level] = []
+            self.add(self._manifest(row), level + 1)
+
+    def _manifest(self, row: list[Pointer]) -> Pointer:
+        m = Manifest(tuple(row))
+        return Pointer(self._store.put_object(m), m.size, Kind.MANIFEST)
+
+    def finish(self) -> Pointer | None:
+        level = 0
+        while level < len(self._levels):
+            row = self._levels[level]
+            self._levels[level] = []
+            if not any(self._levels[level + 1 :]) and len(row) <= 1:
+                return row[0] if row else None
+            if len(row) == 1:
+                self.add(row[0], level + 1)
+            elif row:
+                self.add(self._manifest(row), level + 1)
+            level += 1
+        return None
+
+
+def _import_stream(
+    store: ObjectStore, stream: BinaryIO, chunker: Chunker, fanout: int
+) -> Root:
+    builder = _ManifestBuilder(store, fanout)
+    content = blake3()
+    for chunk in chunker.cut_stream(stream):
+        content.update(chunk)
+        builder.add(Pointer(store.put_blob(chunk), len(chunk), Kind.BLOB))
+    root = builder.finish()
+    if root is None:
+        root = Pointer(store.put_blob(b""), 0, Kind.BLOB)
+    return Root(root.id, root.kind, root.size, content.digest())
+
+
+def import_file(
+    store: ObjectStore,
+    src: BinaryIO | str | os.PathLike[str],
+    *,
+    chunker: Chunker = DEFAULT_CHUNKER,
+    fanout: int = MAX_MANIFEST_ENTRIES,
+) -> Root:
+    """Store the content of a binary file object (read to its end) or of a file path."""
+    _check_fanout(fanout)
+    if isinstance(src, (str, os.PathLike)):
+        with open(src, "rb", buffering=0) as f:
+            return _import_stream(store, f, chunker, fanout)
+    return _import_stream(store, src, chunker, fanout)
+
+
+def import_bytes(
+    store: ObjectStore,
+    data: bytes | memoryview,
+    *,
+    chunker: Chunker = DEFAULT_CHUNKER,
+    fanout: int = MAX_MANIFEST_ENTRIES,
+) -> Root:
+    """Store in-memory content; the same objects :func:`import_file` makes of equal bytes."""
+    _check_fanout(fanout)
+    builder = _ManifestBuilder(store, fanout)
+    for chunk in chunker.cut_buffer(data):
+        builder.add(Pointer(store.put_blob(chunk), len(chunk), Kind.BLOB))
+    root = builder.finish() or Pointer(store.put_blob(b""), 0, Kind.BLOB)
+    return Root(root.id, root.kind, root.size, blake3(data).digest())
+
+
+def import_dir(
+    store: ObjectStore,
+    path: str | os.PathLike[str],
+    *,
+    chunker: Chunker = DEFAULT_CHUNKER,
+    fanout: int = MAX_MANIFEST_ENTRIES,
+    skip_unsupported: bool = False,
+) -> Root:
+    """Store a directory tree of regular files and directories.
+
+    Anything else (symlinks, devices, sockets, fifos) raises
+    :class:`~ccn.errors.StoreUsageError` naming the path, or is left out if
+    ``skip_unsupported``. A file is executable (mode 100755) if its owner may execute it.
+    """
+    _check_fanout(fanout)
+    top = os.fspath(path)
+    if not stat.S_ISDIR(os.stat(top).st_mode):
+        raise StoreUsageError(f"not a directory: {top}")
+    return _import_dir(store, top, chunker, fanout, skip_unsupported)
+
+
+def _import_dir(
+    store: ObjectStore, path: str, chunker: Chunker, fanout: int, skip_unsupported: bool
+) -> Root:
+    with os.scandir(path) as it:
+        dirents = sorted(it, key=lambda e: os.fsencode(e.name))
+    entries: list[TreeEntry] = []
+    hashes: list[tuple[bytes, int, int, bytes]] = []
+    for d in dirents:
+        name = os.fsencode(d.name)
+        st = d.stat(follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            mode = MODE_DIRECTORY
+        elif stat.S_ISREG(st.st_mode):
+            mode = MODE_EXECUTABLE if st.st_mode & stat.S_IXUSR else MODE_FILE
+        elif skip_unsupported:
+            continue
+        else:
+            what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+            raise StoreUsageError(f"cannot import {d.path}: {what} (use skip_unsupported)")
+        if len(name) > MAX_ENTRY_NAME:
+            raise StoreUsageError(f"cannot import {d.path}: name longer than {MAX_ENTRY_NAME}")
+        if len(entries) == MAX_TREE_ENTRIES:
+            raise StoreUsageError(f"cannot import {path}: more than {MAX_TREE_ENTRIES} entries")
+        if mode == MODE_DIRECTORY:
+            r = _import_dir(store, d.path, chunker, fanout, skip_unsupported)
+        else:
+            r = import_file(store, d.path, chunker=chunker, fanout=fanout)
+        entries.append(TreeEntry(name, mode, r.id, r.size, r.kind))
+        hashes.append((name, mode, r.size, r.content_hash))
+    tree = Tree(tuple(entries))
+    return Root(store.put_object(tree), Kind.TREE, tree.size, tree_content_hash(hashes))
+
+
+def import_path(
+    store: ObjectStore,
+    path: str | os.PathLike[str],
+    *,
+    chunker: Chunker = DEFAULT_CHUNKER,
+    fanout: int = MAX_MANIFEST_ENTRIES,
+    skip_unsupported: bool = False,
+) -> Root:
+    """:func:`import_dir` for a directory, :func:`import_file` for anything else readable.
+    ``path`` itself may be a symlink; it is followed."""
+    if os.path.isdir(path):
+        return import_dir(
+            store, path, chunker=chunker, fanout=fanout, skip_unsupported=skip_unsupported
+        )
+    return import_file(store, path, chunker=chunker, fanout=fanout)
+
+
+# -- reading back ----------------------------------------------------------------------------
+
+
+def iter_content(store: ObjectStore, root_id: bytes, kind: Kind | None = None) -> Iterator[bytes]:
+    """The bytes of a file root (blob or manifest), chunk by chunk, in order.
+
+    Checks that every object has the kind and size its pointer claims
+    (:class:`~ccn.errors.CorruptObject` if not). ``kind``, if given, is what the root must be.
+    """
+    check_id(root_id)
+    if kind is not None and kind not in CONTENT_KINDS:
+        raise StoreUsageError(f"a {kind.name.lower()} root has no file content")
+    return _walk(store, root_id, kind, None)
+
+
+def _walk(
+    store: ObjectStore, oid: bytes, kind: Kind | None, size: int | None
+) -> Iterator[bytes]:
+    obj = store.get_object(oid)
+    if kind is not None and obj.kind is not kind:
+        raise CorruptObject(f"object {oid.hex()} is a {obj.kind.name}, expected a {kind.name}")
+    if type(obj) is Blob:
+        if size is not None and len(obj.data) != size:
+            raise CorruptObject(f"blob {oid.hex()} is not of the size its pointer claims")
+        yield obj.data
+    elif type(obj) is Manifest:
+        if size is not None and obj.size != size:
+            raise CorruptObject(f"manifest {oid.hex()} is not of the size its pointer claims")
+        for p in obj.entries:
+            yield from _walk(store, p.id, p.kind, p.size)
+    else:
+        raise StoreUsageError(f"object {oid.hex()} is a {obj.kind.name}, not file content")
+
+
+def export(
+    store: ObjectStore,
+    root_id: bytes,
+    kind: Kind,
+    dest: str | os.PathLike[str],
+    *,
+    content_hash: bytes | None = None,
+) -> Root:
+    """Write a file (blob or manifest root) or directory (tree root) to ``dest``.
+
+    A file replaces ``dest`` atomically; a directory requires that ``dest`` does not exist.
+    If ``content_hash`` is given, the content must match it (:class:`CorruptObject` if not,
+    and nothing is left at ``dest``). Returns the root as found, with its content hash.
+    """
+    check_id(root_id)
+    dest = os.fspath(dest)
+    parent, base = os.path.split(os.path.abspath(dest))
+    tmp = os.path.join(parent, f".{base}.ccn-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        if kind is Kind.TREE:
+            if os.path.lexists(dest):
+                raise StoreUsageError(f"cannot export a directory over existing {dest}")
+            size, digest = _export_tree(store, root_id, tmp)
+        elif kind in CONTENT_KINDS:
+            size, digest = _export_file(store, root_id, kind, tmp, None)
+        else:
+            raise StoreUsageError(f"a {kind.name.lower()} is not exportable content")
+        if content_hash is not None and digest != content_hash:
+            raise CorruptObject(f"content of {root_id.hex()} does not match its content hash")
+        os.replace(tmp, dest)
+    except BaseException:
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    return Root(root_id, kind, size, digest)
+
+
+def _export_file(
+    store: ObjectStore, oid: bytes, kind: Kind, path: str, size: int | None
+) -> tuple[int, bytes]:
+    digest = blake3()
+    total = 0
+    with open(path, "xb") as f:
+        for data in _walk(store, oid, kind, size):
+            digest.update(data)
+            f.write(data)
+            total += len(data)
+    return total, digest.digest()
+
+
+def _export_tree(store: ObjectStore, oid: bytes, path: str) -> tuple[int, bytes]:
+    tree = store.get_object(oid)
+    if type(tree) is not Tree:
+        raise CorruptObject(f"object {oid.hex()} is a {tree.kind.name}, expected a TREE")
+    os.mkdir(path)
+    hashes = []
+    for e in tree.entries:
+        sub = os.path.join(path, os.fsdecode(e.name))
+        if e.mode == MODE_DIRECTORY:
+            size, digest = _export_tree(store, e.id, sub)
+            if size != e.size:
+                raise CorruptObject(f"tree {e.id.hex()} is not of the size its entry claims")
+        else:
+            size, digest = _export_file(store, e.id, e.kind, sub, e.size)
+            os.chmod(sub, 0o755 if e.mode == MODE_EXECUTABLE else 0o644)
+        hashes.append((e.name, e.mode, size, digest))
+    return tree.size, tree_content_hash(hashes)
+
+
+# -- publishing ------------------------------------------------------------------------------
+
+
+def publish(
+    store: ObjectStore,
+    refs: RefStore,
+    name: Name,
+    path: str | os.PathLike[str],
+    *,
+    publisher: bytes | None = None,
+    chunker: Chunker = DEFAULT_CHUNKER,
+    fanout: int = MAX_MANIFEST_ENTRIES,
+    now_ns: int | None = None,
+) -> Version:
+    """Import ``path`` and publish it as the next version of ``name``.
+
+    The version gets number ``latest + 1`` and ``previous`` = the latest version's id. If
+    another publisher takes that number first, the version is rebuilt on top of theirs and
+    tried again (up to :data:`PUBLISH_ATTEMPTS` times), so concurrent publishers each get a
+    version of their own and none is lost. The version is unsigned; sign
+    :meth:`~ccn.store.objects.Version.signing_bytes` and store a signed copy to sign it.
+    """
+    check_ref_name(name)
+    root = import_path(store, path, chunker=chunker, fanout=fanout)
+    conflict: RefConflict | None = None
+    for _ in range(PUBLISH_ATTEMPTS):
+        latest = refs.latest(name)
+        number, previous = (1, None) if latest is None else (latest[0] + 1, latest[1])
+        version = Version(
+            name=name,
+            number=number,
+            root=root.id,
+            root_kind=root.kind,
+            size=root.size,
+            content_hash=root.content_hash,
+            created_ns=time.time_ns() if now_ns is None else now_ns,
+            previous=previous,
+            publisher=publisher,
+        )
+        vid = store.put_object(version)
+        try:
+            refs.compare_and_swap(name, None if latest is None else latest[0], number, vid)
+        except RefConflict as e:
+            conflict = e
+            continue
+        return version
+    assert conflict is not None
+    raise conflict

@@ -1,0 +1,391 @@
+"""Refs: which version objects are published under which name, and pins.
+
+This module owns the mapping ``name → [(v1, id), (v2, id), ...]``. Rules it keeps:
+
+* a ref name is a non-empty :class:`~ccn.name.Name` without a version component;
+* a name's versions only grow: :meth:`RefStore.compare_and_swap` appends version ``number``
+  only if the latest version is still ``expected``, else raises
+  :class:`~ccn.errors.RefConflict`, so two publishers can never both become ``v(n+1)``;
+* every accepted update is kept, in order, with its time: the list *is* the log.
+
+Pins name versions (or "whatever is latest") that must be kept; GC will treat them, and every
+published version, as roots. :class:`MemoryRefStore` and :class:`DiskRefStore` are twins that
+pass one contract test. This module stores ids but never reads objects.
+"""
+
+from __future__ import annotations
+
+import abc
+import fcntl
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+from blake3 import blake3
+
+from ccn.errors import InvalidName, RefConflict, StoreError, StoreUsageError
+from ccn.name import Name
+from ccn.store.objstore import check_id
+
+Clock = Callable[[], int]
+
+_LOG_MAGIC: Final = "ccn-ref 1"
+_PINS_MAGIC: Final = "ccn-pins 1"
+_SAFE: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_MAX_ESCAPED: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One accepted ref update: version ``number`` of the name is object ``id``."""
+
+    number: int
+    id: bytes
+    time_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """Keep version ``number`` of ``name``, or its latest version if ``number`` is None."""
+
+    name: Name
+    number: int | None
+
+
+def check_ref_name(name: object) -> Name:
+    """Return ``name`` if it can name a ref, else raise :class:`~ccn.errors.InvalidName`."""
+    if not isinstance(name, Name):
+        raise InvalidName(f"a ref name must be a Name, not {type(name).__name__}")
+    if len(name) == 0 or name.version is not None:
+        raise InvalidName(f"a ref name must be non-empty and carry no version: {name}")
+    return name
+
+
+def _check_number(label: str, number: object) -> int:
+    if type(number) is not int or number < 1:
+        raise StoreUsageError(f"{label} must be a version number >= 1, got {number!r}")
+    return number
+
+
+class RefStore(abc.ABC):
+    """Published names and pins. Thread-safe; the disk twin is also safe across processes."""
+
+    def latest(self, name: Name) -> tuple[int, bytes] | None:
+        """The highest published version of ``name`` and its id, or None."""
+        log = self.log(name)
+        return (log[-1].number, log[-1].id) if log else None
+
+    def get(self, name: Name, number: int) -> bytes | None:
+        """The id of version ``number`` of ``name``, or None."""
+        _check_number("version", number)
+        for e in self.log(name):
+            if e.number == number:
+                return e.id
+        return None
+
+    def versions(self, name: Name) -> list[tuple[int, bytes]]:
+        """Every published version of ``name``, oldest first."""
+        return [(e.number, e.id) for e in self.log(name)]
+
+    @abc.abstractmethod
+    def log(self, name: Name) -> list[LogEntry]:
+        """Every accepted update of ``name`` in order (empty if never published)."""
+
+    @abc.abstractmethod
+    def names(self, prefix: Name | None = None) -> list[Name]:
+        """Published names under ``prefix`` (itself included), sorted."""
+
+    def compare_and_swap(
+        self, name: Name, expected: int | None, number: int, version_id: bytes
+    ) -> None:
+        """Publish ``version_id`` as version ``number`` of ``name`` if the latest version is
+        still ``expected`` (None: never published). ``number`` must exceed ``expected``.
+
+        Raises :class:`~ccn.errors.RefConflict` if another publisher got there first.
+        """
+        check_ref_name(name)
+        if expected is not None:
+            _check_number("expected version", expected)
+        _check_number("version", number)
+        if number <= (expected or 0):
+            raise StoreUsageError(f"version {number} must be above the expected {expected}")
+        check_id(version_id)
+        self._check_open()
+        self._cas(name, expected, number, version_id)
+
+    @abc.abstractmethod
+    def _cas(self, name: Name, expected: int | None, number: int, version_id: bytes) -> None: ...
+
+    # -- pins ------------------------------------------------------------------------------
+
+    def pin(self, name: Name, number: int | None = None) -> None:
+        """Keep version ``number`` of ``name`` (None: its latest version, whatever it is)."""
+        self._update_pins(lambda pins: pins | {self._pin(name, number)})
+
+    def unpin(self, name: Name, number: int | None = None) -> bool:
+        """Drop a pin made with the same arguments; return whether it existed."""
+        p = self._pin(name, number)
+        found = False
+
+        def drop(pins: frozenset[Pin]) -> frozenset[Pin]:
+            nonlocal found
+            found = p in pins
+            return pins - {p}
+
+        self._update_pins(drop)
+        return found
+
+    def pins(self) -> list[Pin]:
+        return sorted(self._read_pins(), key=_pin_key)
+
+    @staticmethod
+    def _pin(name: Name, number: int | None) -> Pin:
+        check_ref_name(name)
+        if number is not None:
+            _check_number("pinned version", number)
+        return Pin(name, number)
+
+    @abc.abstractmethod
+    def _read_pins(self) -> frozenset[Pin]: ...
+
+    @abc.abstractmethod
+    def _update_pins(self, change: Callable[[frozenset[Pin]], frozenset[Pin]]) -> None: ...
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    _closed: bool = False
+
+    def close(self) -> None:
+        """Refuse further use. (No resources are held between calls today.)"""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("ref store is closed")
+
+    def __enter__(self) -> RefStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _pin_key(p: Pin) -> tuple[Name, int]:
+    return (p.name, -1 if p.number is None else p.number)
+
+
+def _conflict(name: Name, current: int | None, expected: int | None) -> RefConflict:
+    def show(n: int | None) -> str:
+        return "nothing" if n is None else f"v{n}"
+
+    return RefConflict(f"{name}: latest is {show(current)}, expected {show(expected)}")
+
+
+class MemoryRefStore(RefStore):
+    """Refs in dicts, for tests and ephemeral nodes."""
+
+    def __init__(self, *, clock: Clock = time.time_ns) -> None:
+        self._clock = clock
+        self._logs: dict[Name, list[LogEntry]] = {}
+        self._pins: frozenset[Pin] = frozenset()
+        self._lock = threading.Lock()
+
+    def log(self, name: Name) -> list[LogEntry]:
+        check_ref_name(name)
+        self._check_open()
+        with self._lock:
+            return list(self._logs.get(name, ()))
+
+    def names(self, prefix: Name | None = None) -> list[Name]:
+        with self._lock:
+            found = list(self._logs)
+        return sorted(n for n in found if prefix is None or prefix.is_prefix_of(n))
+
+    def _cas(self, name: Name, expected: int | None, number: int, version_id: bytes) -> None:
+        with self._lock:
+            log = self._logs.setdefault(name, [])
+            current = log[-1].number if log else None
+            if current != expected:
+                raise _conflict(name, current, expected)
+            log.append(LogEntry(number, version_id, self._clock()))
+
+    def _read_pins(self) -> frozenset[Pin]:
+        return self._pins
+
+    def _update_pins(self, change: Callable[[frozenset[Pin]], frozenset[Pin]]) -> None:
+        with self._lock:
+            self._pins = change(self._pins)
+
+
+class DiskRefStore(RefStore):
+    """Refs as files under ``<root>/refs/``, one directory per name, pins in ``<root>/pins``.
+
+    A name's directory is its components, each percent-escaped (bytes outside
+    ``A-Z a-z 0-9 - . _ ~``, and a leading ``.``; components that would escape to more than
+    200 characters become ``%H`` + blake3 hex). It holds ``.log`` (the name, then one line
+    ``<number> <hex id> <time_ns>`` per version) and ``.lock``. Updates take an exclusive
+    ``flock`` on ``.lock``, re-read ``.log``, write a new one to a temp file and rename it over;
+    readers take no lock and always see a complete file.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, fsync: bool = True, clock: Clock = time.time_ns
+    ) -> None:
+        self.root = os.fspath(root)
+        self.fsync = fsync
+        self._clock = clock
+        self._refdir = os.path.join(self.root, "refs")
+        self._pins_path = os.path.join(self.root, "pins")
+        self._token = secrets.token_hex(4)
+        os.makedirs(self._refdir, exist_ok=True)
+
+    def _dir(self, name: Name) -> str:
+        return os.path.join(self._refdir, *(_escape_component(c) for c in name))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def log(self, name: Name) -> list[LogEntry]:
+        check_ref_name(name)
+        self._check_open()
+        return self._read_log(os.path.join(self._dir(name), ".log"), name)
+
+    def _read_log(self, path: str, name: Name | None) -> list[LogEntry]:
+        try:
+            with open(path, encoding="ascii") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as e:
+            raise StoreError(f"cannot read ref file {path}: {e}") from None
+        if not lines or _header_name(lines[0], _LOG_MAGIC, path) != name:
+            raise StoreError(f"ref file {path} does not belong to {name}")
+        entries = []
+        for line in lines[1:]:
+            try:
+                num, hexid, t = line.split(" ")
+                entry = LogEntry(int(num), bytes.fromhex(hexid), int(t))
+                check_id(entry.id)
+            except (ValueError, StoreUsageError):
+                raise StoreError(f"malformed line in ref file {path}: {line!r}") from None
+            entries.append(entry)
+        return entries
+
+    def names(self, prefix: Name | None = None) -> list[Name]:
+        base = self._refdir if prefix is None or len(prefix) == 0 else self._dir(prefix)
+        found = []
+        for dirpath, _, files in os.walk(base):
+            if ".log" in files:
+                path = os.path.join(dirpath, ".log")
+                with open(path, encoding="ascii") as f:
+                    name = _header_name(f.readline().rstrip("\n"), _LOG_MAGIC, path)
+                if prefix is None or prefix.is_prefix_of(name):
+                    found.append(name)
+        return sorted(found)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, lock_path: str) -> Iterator[None]:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the only descriptor releases the flock
+
+    def _replace(self, path: str, text: str) -> None:
+        tmp = f"{path}.tmp.{os.getpid()}.{self._token}.{threading.get_ident()}"
+        try:
+            with open(tmp, "w", encoding="ascii") as f:
+                f.write(text)
+                f.flush()
+                if self.fsync:
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        if self.fsync:
+            fd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _cas(self, name: Name, expected: int | None, number: int, version_id: bytes) -> None:
+        d = self._dir(name)
+        os.makedirs(d, exist_ok=True)
+        log_path = os.path.join(d, ".log")
+        with self._locked(os.path.join(d, ".lock")):
+            log = self._read_log(log_path, name)
+            current = log[-1].number if log else None
+            if current != expected:
+                raise _conflict(name, current, expected)
+            log.append(LogEntry(number, version_id, self._clock()))
+            lines = [f"{_LOG_MAGIC} {name}"]
+            lines += [f"{e.number} {e.id.hex()} {e.time_ns}" for e in log]
+            self._replace(log_path, "\n".join(lines) + "\n")
+
+    # -- pins ------------------------------------------------------------------------------
+
+    def _read_pins(self) -> frozenset[Pin]:
+        path = self._pins_path
+        try:
+            with open(path, encoding="ascii") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return frozenset()
+        if not lines or lines[0] != _PINS_MAGIC:
+            raise StoreError(f"pins file {path} is malformed")
+        pins = set()
+        for line in lines[1:]:
+            try:
+                text, which = line.split(" ")
+                number = None if which == "latest" else int(which)
+                pins.add(self._pin(Name.parse(text), number))
+            except (ValueError, InvalidName, StoreUsageError):
+                raise StoreError(f"malformed line in pins file {path}: {line!r}") from None
+        return frozenset(pins)
+
+    def _update_pins(self, change: Callable[[frozenset[Pin]], frozenset[Pin]]) -> None:
+        with self._locked(self._pins_path + ".lock"):
+            pins = change(self._read_pins())
+            lines = [_PINS_MAGIC]
+            lines += [
+                f"{p.name} {'latest' if p.number is None else p.number}"
+                for p in sorted(pins, key=_pin_key)
+            ]
+            self._replace(self._pins_path, "\n".join(lines) + "\n")
+
+    def __repr__(self) -> str:
+        return f"DiskRefStore({self.root!r}, fsync={self.fsync})"
+
+
+def _escape_component(component: bytes) -> str:
+    text = "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in component)
+    if text.startswith("."):
+        text = "%2E" + text[1:]
+    if len(text) > _MAX_ESCAPED:
+        text = "%H" + blake3(component).hexdigest()
+    return text
+
+
+def _header_name(line: str, magic: str, path: str) -> Name:
+    if not line.startswith(magic + " "):
+        raise StoreError(f"file {path} has no {magic!r} header")
+    try:
+        return Name.parse(line[len(magic) + 1 :])
+    except InvalidName:
+        raise StoreError(f"file {path} names no valid name") from None

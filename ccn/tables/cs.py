@@ -1,0 +1,166 @@
+"""The Content Store: a cache of Data with exact-name, prefix and digest lookup and LRU eviction.
+
+Matching rules (docs/forwarder.md has the full table):
+
+- an Interest with a digest is answered by the cached object with that digest, whatever the
+  Interest's name (a locator): a chunk cached for ``/a/v3`` answers a digest Interest at ``/a/v4``;
+- otherwise by the named Data with exactly that name, or, for can-be-prefix, by the most
+  recently inserted named Data under that prefix that passes the freshness check;
+- must-be-fresh needs ``now < inserted_at + freshness_ms / 1000``; ``freshness_ms == 0`` is never
+  fresh. Nameless Data is indexed by digest only.
+
+The store is bounded by bytes (``len(content) + entry_overhead`` per entry) and by an entry count;
+the least recently used entry goes first. It does not check that Data is what it claims to be:
+the forwarder only inserts Data that satisfied a PIT entry (for digest Interests, whose digest
+matched). Time is passed in as ``now``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ccn.name import Name
+from ccn.packet import Data, Interest
+from ccn.tables.nametree import NameTree
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_ENTRIES = 65_536
+DEFAULT_ENTRY_OVERHEAD = 256
+
+
+class CsEntry:
+    __slots__ = ("data", "fresh_until", "key", "seq", "size")
+
+    def __init__(
+        self, data: Data, key: Name | bytes, size: int, fresh_until: float, seq: int
+    ) -> None:
+        self.data = data
+        self.key = key
+        self.size = size
+        self.fresh_until = fresh_until
+        self.seq = seq
+
+
+class ContentStore:
+    __slots__ = (
+        "_by_digest",
+        "_lru",
+        "_names",
+        "_seq",
+        "bytes",
+        "entry_overhead",
+        "evictions",
+        "hits",
+        "inserts",
+        "max_bytes",
+        "max_entries",
+        "misses",
+    )
+
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        entry_overhead: int = DEFAULT_ENTRY_OVERHEAD,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self.entry_overhead = entry_overhead
+        # Named Data is keyed by its Name, nameless Data by its digest (bytes): a Name never
+        # equals bytes, so one ordered dict serves as exact-name index and LRU list at once.
+        self._lru: OrderedDict[Name | bytes, CsEntry] = OrderedDict()
+        self._by_digest: dict[bytes, CsEntry] = {}
+        self._names: NameTree[CsEntry] = NameTree()
+        self._seq = 0
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self.inserts = 0
+        self.evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def insert(self, data: Data, now: float) -> bool:
+        """Cache ``data`` (replacing an entry with the same key); False if it can never fit."""
+        size = len(data.content) + self.entry_overhead
+        if size > self.max_bytes or self.max_entries <= 0:
+            return False
+        name = data.name
+        named = bool(name.components)
+        key: Name | bytes = name if named else data.digest
+        old = self._lru.pop(key, None)
+        if old is not None:
+            self._unindex(old)
+        self._seq += 1
+        entry = CsEntry(data, key, size, now + data.freshness_ms / 1000.0, self._seq)
+        self._lru[key] = entry
+        self._by_digest[data.digest] = entry
+        if named:
+            self._names.set(name, entry)
+        self.bytes += size
+        self.inserts += 1
+        lru = self._lru
+        while self.bytes > self.max_bytes or len(lru) > self.max_entries:
+            _, victim = lru.popitem(last=False)
+            self._unindex(victim)
+            self.evictions += 1
+        return True
+
+    def _unindex(self, entry: CsEntry) -> None:
+        self.bytes -= entry.size
+        digest = entry.data.digest
+        if self._by_digest.get(digest) is entry:
+            del self._by_digest[digest]
+        if type(entry.key) is Name:
+            self._names.pop(entry.key)
+
+    def lookup(self, interest: Interest, now: float) -> Data | None:
+        """The cached Data that answers ``interest`` at ``now``, or ``None``. Counts a hit or miss
+        and marks the entry recently used."""
+        digest = interest.digest
+        entry: CsEntry | None
+        if digest is not None:
+            entry = self._by_digest.get(digest)
+            if entry is not None and interest.must_be_fresh and entry.fresh_until <= now:
+                entry = None
+        elif interest.can_be_prefix:
+            entry = self._latest_under(interest.name, interest.must_be_fresh, now)
+        else:
+            entry = self._lru.get(interest.name)
+            if entry is not None and interest.must_be_fresh and entry.fresh_until <= now:
+                entry = None
+        if entry is None:
+            self.misses += 1
+            return None
+        self._lru.move_to_end(entry.key)
+        self.hits += 1
+        return entry.data
+
+    def _latest_under(self, prefix: Name, must_be_fresh: bool, now: float) -> CsEntry | None:
+        best: CsEntry | None = None
+        for entry in self._names.descendant_values(prefix):
+            if must_be_fresh and entry.fresh_until <= now:
+                continue
+            if best is None or entry.seq > best.seq:
+                best = entry
+        return best
+
+    def get_by_digest(self, digest: bytes) -> Data | None:
+        """The cached object with ``digest``, without counting or touching LRU order."""
+        entry = self._by_digest.get(digest)
+        return None if entry is None else entry.data
+
+    def erase(self, name: Name) -> bool:
+        """Drop the named Data at exactly ``name``."""
+        entry = self._lru.pop(name, None)
+        if entry is None:
+            return False
+        self._unindex(entry)
+        return True
+
+    def clear(self) -> None:
+        self._lru.clear()
+        self._by_digest.clear()
+        self._names = NameTree()
+        self.bytes = 0

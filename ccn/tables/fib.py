@@ -1,0 +1,129 @@
+"""The Forwarding Information Base: name prefix -> next hops (face, cost), longest-prefix match.
+
+A data structure without policy: it stores routes and answers lookups. Which next hop to use is
+the strategy's decision, whether a face is up is the forwarder's. Next hops of an entry are kept
+sorted by cost (ties by face id), so readers never sort. Bounded by a number of prefixes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ccn.errors import LocalError
+from ccn.name import Name
+from ccn.tables.nametree import NameTree
+
+DEFAULT_MAX_ENTRIES = 65_536
+
+
+class TableFull(LocalError):
+    """A table refused a new entry because it is at its configured bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class NextHop:
+    face_id: int
+    cost: int
+
+
+class FibEntry:
+    """One prefix and its next hops, lowest cost first."""
+
+    __slots__ = ("nexthops", "prefix")
+
+    def __init__(self, prefix: Name) -> None:
+        self.prefix = prefix
+        self.nexthops: list[NextHop] = []
+
+    def __repr__(self) -> str:
+        hops = ", ".join(f"{h.face_id}:{h.cost}" for h in self.nexthops)
+        return f"FibEntry({str(self.prefix)!r}, [{hops}])"
+
+
+class Fib:
+    """Routes by prefix. ``lpm`` is the only method on the packet path."""
+
+    __slots__ = ("_faces", "_tree", "lookups", "max_entries", "misses")
+
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._tree: NameTree[FibEntry] = NameTree()
+        # face id -> prefixes routed through it, so removing a face does not scan the table.
+        self._faces: dict[int, set[Name]] = {}
+        self.lookups = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+    def add(self, prefix: Name, face_id: int, cost: int = 0) -> FibEntry:
+        """Add a next hop, or change its cost if ``face_id`` is already one for ``prefix``.
+
+        Raises :class:`TableFull` if ``prefix`` is new and the table holds ``max_entries``.
+        """
+        if cost < 0:
+            raise LocalError(f"route cost must be non-negative, got {cost}")
+        entry = self._tree.get(prefix)
+        if entry is None:
+            if len(self._tree) >= self.max_entries:
+                raise TableFull(f"FIB is full ({self.max_entries} prefixes)")
+            entry = FibEntry(prefix)
+            self._tree.set(prefix, entry)
+        hops = [h for h in entry.nexthops if h.face_id != face_id]
+        hops.append(NextHop(face_id, cost))
+        hops.sort(key=_hop_order)
+        entry.nexthops = hops
+        self._faces.setdefault(face_id, set()).add(prefix)
+        return entry
+
+    def remove(self, prefix: Name, face_id: int) -> bool:
+        """Remove one next hop; the entry goes when its last next hop does. False if absent."""
+        entry = self._tree.get(prefix)
+        if entry is None:
+            return False
+        hops = [h for h in entry.nexthops if h.face_id != face_id]
+        if len(hops) == len(entry.nexthops):
+            return False
+        entry.nexthops = hops
+        if not hops:
+            self._tree.pop(prefix)
+        prefixes = self._faces.get(face_id)
+        if prefixes is not None:
+            prefixes.discard(prefix)
+            if not prefixes:
+                del self._faces[face_id]
+        return True
+
+    def remove_face(self, face_id: int) -> int:
+        """Remove ``face_id`` from every entry; returns how many next hops were removed."""
+        prefixes = self._faces.pop(face_id, set())
+        for prefix in prefixes:
+            entry = self._tree.get(prefix)
+            if entry is None:
+                continue
+            entry.nexthops = [h for h in entry.nexthops if h.face_id != face_id]
+            if not entry.nexthops:
+                self._tree.pop(prefix)
+        return len(prefixes)
+
+    def get(self, prefix: Name) -> FibEntry | None:
+        """The entry for exactly ``prefix``."""
+        return self._tree.get(prefix)
+
+    def lpm(self, name: Name) -> FibEntry | None:
+        """The entry with the longest prefix of ``name``, or ``None``."""
+        self.lookups += 1
+        entry = self._tree.longest_prefix_match(name)
+        if entry is None:
+            self.misses += 1
+        return entry
+
+    def entries(self) -> Iterator[FibEntry]:
+        """Every entry, in name order."""
+        for _, entry in self._tree.items():
+            yield entry
+
+
+def _hop_order(hop: NextHop) -> tuple[int, int]:
+    return (hop.cost, hop.face_id)

@@ -1,0 +1,134 @@
+"""A name tree: a trie of name components mapping names to values, with longest-prefix match.
+
+Owns only the tree shape. It makes no decisions and has no bound of its own: the tables built on
+it (FIB, strategy choice, the CS prefix index) bound and count their entries. Walking the tree
+compares components, never builds intermediate :class:`~ccn.name.Name` objects, so a lookup
+allocates nothing. Values must not be ``None`` (``None`` marks a node that only holds children).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+from ccn.name import Name
+
+V = TypeVar("V")
+
+
+class _Node(Generic[V]):
+    __slots__ = ("children", "value")
+
+    def __init__(self) -> None:
+        self.children: dict[bytes, _Node[V]] = {}
+        self.value: V | None = None
+
+
+class NameTree(Generic[V]):
+    """Maps names to values; nodes that hold neither a value nor children are pruned."""
+
+    __slots__ = ("_len", "_root")
+
+    def __init__(self) -> None:
+        self._root: _Node[V] = _Node()
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def get(self, name: Name) -> V | None:
+        node = self._root
+        for comp in name.components:
+            child = node.children.get(comp)
+            if child is None:
+                return None
+            node = child
+        return node.value
+
+    def set(self, name: Name, value: V) -> None:
+        """Map ``name`` to ``value``, replacing any previous value."""
+        if value is None:
+            raise ValueError("NameTree values must not be None")
+        node = self._root
+        for comp in name.components:
+            child = node.children.get(comp)
+            if child is None:
+                child = node.children[comp] = _Node()
+            node = child
+        if node.value is None:
+            self._len += 1
+        node.value = value
+
+    def pop(self, name: Name) -> V | None:
+        """Remove and return the value at ``name`` (``None`` if absent); prune empty nodes."""
+        path: list[_Node[V]] = [self._root]
+        node = self._root
+        comps = name.components
+        for comp in comps:
+            child = node.children.get(comp)
+            if child is None:
+                return None
+            path.append(child)
+            node = child
+        value = node.value
+        if value is None:
+            return None
+        node.value = None
+        self._len -= 1
+        for depth in range(len(comps), 0, -1):
+            n = path[depth]
+            if n.children or n.value is not None:
+                break
+            del path[depth - 1].children[comps[depth - 1]]
+        return value
+
+    def longest_prefix_match(self, name: Name) -> V | None:
+        """The value at the longest prefix of ``name`` that has one (the root counts)."""
+        node = self._root
+        best = node.value
+        for comp in name.components:
+            child = node.children.get(comp)
+            if child is None:
+                break
+            node = child
+            if child.value is not None:
+                best = child.value
+        return best
+
+    def prefix_values(self, name: Name) -> Iterator[tuple[int, V]]:
+        """``(depth, value)`` for every prefix of ``name`` that has a value, shortest first."""
+        node = self._root
+        if node.value is not None:
+            yield 0, node.value
+        for depth, comp in enumerate(name.components, 1):
+            child = node.children.get(comp)
+            if child is None:
+                return
+            node = child
+            if child.value is not None:
+                yield depth, child.value
+
+    def descendant_values(self, name: Name) -> Iterator[V]:
+        """Values at ``name`` and every name below it (``name`` is a prefix of theirs)."""
+        node = self._root
+        for comp in name.components:
+            child = node.children.get(comp)
+            if child is None:
+                return
+            node = child
+        stack = [node]
+        while stack:
+            n = stack.pop()
+            if n.value is not None:
+                yield n.value
+            stack.extend(n.children.values())
+
+    def items(self) -> Iterator[tuple[Name, V]]:
+        """Every ``(name, value)``, in canonical name order (a prefix before its extensions)."""
+        stack: list[tuple[tuple[bytes, ...], _Node[V]]] = [((), self._root)]
+        while stack:
+            comps, node = stack.pop()
+            if node.value is not None:
+                yield Name(comps), node.value
+            for comp in sorted(node.children, reverse=True):
+                stack.append(((*comps, comp), node.children[comp]))
