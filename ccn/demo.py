@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,63 +22,12 @@ import trio
 from blake3 import blake3
 
 from ccn.client import connect
-from ccn.errors import CcnError, ConnectError
 from ccn.fetch import fetch_version
 from ccn.name import Name
 from ccn.relay import run_relay
+from ccn.testing import NodeProcess, free_port, start_node, stop_all
 
 NAME = Name.parse("/demo/sample")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class NodeProcess:
-    """A ``ccn node`` child process started (and ended, by pid) by us."""
-
-    label: str
-    uri: str
-    process: trio.Process
-
-    def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.terminate()
-
-
-async def start_node(
-    label: str, workdir: Path, listen: list[str], routes: list[str], uri: str
-) -> NodeProcess:
-    cmd = [sys.executable, "-m", "ccn", "node", "--store", str(workdir / label / "store")]
-    for item in listen:
-        cmd += ["--listen", item]
-    for r in routes:
-        cmd += ["--route", r]
-    log = open(workdir / f"{label}.log", "wb")  # noqa: SIM115 - owned by the child
-    proc = await trio.lowlevel.open_process(cmd, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    node = NodeProcess(label, uri, proc)
-    await wait_ready(node, workdir)
-    return node
-
-
-async def wait_ready(node: NodeProcess, workdir: Path, timeout: float = 15.0) -> None:
-    with trio.move_on_after(timeout):
-        while True:
-            if node.process.returncode is not None:
-                break
-            try:
-                async with connect(node.uri) as client:
-                    await client.status()
-                    return
-            except (ConnectError, OSError):
-                await trio.sleep(0.05)
-    log = (workdir / f"{node.label}.log").read_text(errors="replace").strip()
-    raise CcnError(f"node {node.label} did not start: {log.splitlines()[-1] if log else '?'}")
 
 
 async def snapshot(nodes: list[NodeProcess]) -> dict[str, dict[str, Any]]:
@@ -170,13 +115,7 @@ async def run_demo(size_mib: int = 16, delay_ms: float = 20.0) -> int:
         _print_table(rows, size_mib, delay_ms)
         return 0 if all(r[4] == "yes" for r in rows) else 1
     finally:
-        for n in nodes:
-            n.stop()
-        for n in nodes:
-            with trio.move_on_after(3):
-                await n.process.wait()
-            if n.process.returncode is None:
-                n.process.kill()
+        await stop_all(nodes)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

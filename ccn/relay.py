@@ -16,7 +16,7 @@ import trio
 
 
 async def _pump(src: trio.abc.ReceiveStream, dst: trio.abc.SendStream, delay: float) -> None:
-    pending: deque[tuple[float, bytes]] = deque()
+    pending: deque[tuple[float, bytes | bytearray]] = deque()
     more = trio.Event()
     done = False
 

@@ -38,6 +38,7 @@ class StreamFace(Face):
         self._stream = stream
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
+        self._queued_packets = 0
         self._max_packets = max_queue_packets
         self._max_bytes = max_queue_bytes
         self._wake = trio.Event()
@@ -55,12 +56,13 @@ class StreamFace(Face):
             self.counters.dropped += 1
             return
         size = len(wire) + HEADER_SIZE
-        if len(self._queue) >= self._max_packets or self._queued_bytes + size > self._max_bytes:
+        if self._queued_packets >= self._max_packets or self._queued_bytes + size > self._max_bytes:
             self.counters.dropped += 1
             return
         self._queue.append(len(wire).to_bytes(HEADER_SIZE, "big"))
         self._queue.append(wire)
         self._queued_bytes += size
+        self._queued_packets += 1
         self.counters.count_out(packet)
         self._wake.set()
 
@@ -71,17 +73,18 @@ class StreamFace(Face):
             self._cancel.cancel()
 
     async def run(self, deliver: Deliver) -> None:
-        with self._cancel:
-            try:
+        try:
+            with self._cancel:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._write_loop)
                     await self._read_loop(deliver)
                     nursery.cancel_scope.cancel()
-            except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
-                self.close_reason = f"transport error: {group.exceptions[0]}"
-        self.closed = True
-        with trio.CancelScope(shield=True):
-            await trio.aclose_forcefully(self._stream)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+            self.close_reason = f"transport error: {group.exceptions[0]}"
+        finally:
+            self.closed = True
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self._stream)
 
     async def _read_loop(self, deliver: Deliver) -> None:
         counters = self.counters
@@ -121,5 +124,6 @@ class StreamFace(Face):
                 batch = b"".join(queue)
                 queue.clear()
                 self._queued_bytes = 0
+                self._queued_packets = 0
                 self.counters.out_bytes += len(batch)
                 await self._stream.send_all(batch)

@@ -16,7 +16,6 @@ docs/forwarder.md describes the matching, scope, hop-limit and Nack rules.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -134,23 +133,29 @@ class Forwarder:
         self._strategies: NameTree[tuple[str, Strategy]] = NameTree()
         self._strategies.set(Name(), (cfg.default_strategy, make_strategy(cfg.default_strategy)))
         self._root_strategy = self._strategies.get(Name())
-        self._dispatch: dict[type, Callable[[Any, float], list[Action]]] = {
-            InterestIn: self._on_interest_in,
-            DataIn: self._on_data_in,
-            NackIn: self._on_nack_in,
-            Tick: self._on_tick,
-            FaceUp: self._on_face_up,
-            FaceDown: self._on_face_down,
-        }
 
     # -- public API ------------------------------------------------------------------------
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Process one event at monotonic time ``now``; return the packets to send, in order."""
-        handler = self._dispatch.get(type(event))
-        if handler is None:
+        out: list[Action] = []
+        # An if-chain on the exact type, packets first: cheaper than a table of bound methods
+        # on the path every packet takes.
+        if type(event) is InterestIn:
+            self._incoming_interest(event.face_id, event.interest, now, out)
+        elif type(event) is DataIn:
+            self._incoming_data(event.face_id, event.data, now, out)
+        elif type(event) is NackIn:
+            self._incoming_nack(event.face_id, event.nack, now, out)
+        elif type(event) is Tick:
+            self._on_tick(now)
+        elif type(event) is FaceUp:
+            self._faces[event.face_id] = event.local
+        elif type(event) is FaceDown:
+            self._on_face_down(event.face_id, now)
+        else:
             raise LocalError(f"not a forwarder event: {event!r}")
-        return handler(event, now)
+        return out
 
     def next_deadline(self) -> float | None:
         """When a :class:`Tick` is next due (the earliest PIT expiry), or ``None``."""
@@ -231,41 +236,19 @@ class Forwarder:
             "counters": self.counters.as_dict(),
         }
 
-    # -- event dispatch --------------------------------------------------------------------
+    # -- timers and faces ------------------------------------------------------------------
 
-    def _on_interest_in(self, event: InterestIn, now: float) -> list[Action]:
-        out: list[Action] = []
-        self._incoming_interest(event.face_id, event.interest, now, out)
-        return out
-
-    def _on_data_in(self, event: DataIn, now: float) -> list[Action]:
-        out: list[Action] = []
-        self._incoming_data(event.face_id, event.data, now, out)
-        return out
-
-    def _on_nack_in(self, event: NackIn, now: float) -> list[Action]:
-        out: list[Action] = []
-        self._incoming_nack(event.face_id, event.nack, now, out)
-        return out
-
-    def _on_tick(self, event: Tick, now: float) -> list[Action]:
+    def _on_tick(self, now: float) -> None:
         for entry in self.pit.expire(now):
             self.counters.expired += 1
             self._interest_finalize(entry, now, expired=True)
         self.dnl.purge(now)
-        return []
 
-    def _on_face_up(self, event: FaceUp, now: float) -> list[Action]:
-        self._faces[event.face_id] = event.local
-        return []
-
-    def _on_face_down(self, event: FaceDown, now: float) -> list[Action]:
-        face_id = event.face_id
+    def _on_face_down(self, face_id: int, now: float) -> None:
         self._faces.pop(face_id, None)
         self.fib.remove_face(face_id)
         for entry in self.pit.remove_face(face_id):
             self._interest_finalize(entry, now, expired=False)
-        return []
 
     # -- Interest pipelines ----------------------------------------------------------------
 
@@ -415,15 +398,7 @@ class Forwarder:
         hop = interest.hop_limit - 1 if interest.hop_limit > 0 else 0
         if hop > self.config.max_hop_limit:
             hop = self.config.max_hop_limit
-        fwd = Interest(
-            interest.name,
-            interest.nonce,
-            interest.lifetime_ms,
-            hop,
-            interest.can_be_prefix,
-            interest.must_be_fresh,
-            interest.digest,
-        )
+        fwd = _with_hop_limit(interest, hop)
         self.pit.insert_out_record(
             entry, face_id, interest.nonce, now, interest.lifetime_ms / 1000.0
         )
@@ -564,3 +539,24 @@ def _is_looping(entry: PitEntry, face_id: int, nonce: int) -> bool:
         if rec.nonce == nonce:
             return True
     return any(out_rec.nonce == nonce for out_rec in entry.out_records.values())
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _with_hop_limit(interest: Interest, hop_limit: int) -> Interest:
+    """``interest`` with another hop limit, without re-validating the fields of a valid Interest.
+
+    Equal to ``dataclasses.replace(interest, hop_limit=hop_limit)`` (a test holds it to that and
+    to Interest's field list) at half the cost; it runs once per forwarded Interest.
+    """
+    fwd: Interest = _new(Interest)
+    _set(fwd, "name", interest.name)
+    _set(fwd, "nonce", interest.nonce)
+    _set(fwd, "lifetime_ms", interest.lifetime_ms)
+    _set(fwd, "hop_limit", hop_limit)
+    _set(fwd, "can_be_prefix", interest.can_be_prefix)
+    _set(fwd, "must_be_fresh", interest.must_be_fresh)
+    _set(fwd, "digest", interest.digest)
+    return fwd

@@ -25,6 +25,8 @@ AVG_CHUNK_SIZE: Final = 64 * 1024
 is close to ``AVG_CHUNK_SIZE + MIN_CHUNK_SIZE`` (about 80 KiB)."""
 MIN_CHUNK_SIZE: Final = 16 * 1024
 MAX_CHUNK_SIZE: Final = 256 * 1024
+BLOCK_SIZE: Final = 4 * 1024 * 1024
+"""How much :meth:`Chunker.cut_blocks` reads at a time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +46,45 @@ class Chunker:
         return FastCDC(self.avg_size, min_size=self.min_size, max_size=self.max_size)
 
     def cut_stream(self, stream: BinaryIO) -> Iterator[memoryview]:
-        """Chunks of ``stream`` in order. Each view is valid only until the next one is
-        yielded: copy it (``bytes(view)``) to keep it. An empty stream yields nothing."""
-        for chunk in self._fastcdc().cut_stream(stream):
-            yield chunk.data
+        """Chunks of ``stream`` in order, as views that stay valid (each keeps its read block
+        alive). An empty stream yields nothing."""
+        for _, chunks in self.cut_blocks(stream):
+            yield from chunks
+
+    def cut_blocks(
+        self, stream: BinaryIO, block_size: int = BLOCK_SIZE
+    ) -> Iterator[tuple[memoryview, list[memoryview]]]:
+        """Chunks of ``stream`` in batches: ``(span, chunks)`` where ``chunks`` are consecutive
+        views into one fresh buffer and ``span`` covers exactly them, so a caller can hash or
+        hand off a whole batch at once. Cuts are the same as over the whole content at once.
+
+        ``stream`` needs ``readinto`` (an unbuffered ``open(path, "rb", buffering=0)`` reads
+        straight into the block). Memory: one block, plus the batches the caller keeps.
+        """
+        if block_size < 2 * self.max_size:
+            raise StoreUsageError("block size must be at least twice the largest chunk")
+        cdc = self._fastcdc()
+        carry = b""
+        eof = False
+        while not eof:
+            buf = bytearray(block_size)
+            buf[: len(carry)] = carry
+            filled = len(carry)
+            view = memoryview(buf)
+            while filled < block_size:
+                n = stream.readinto(view[filled:])
+                if not n:
+                    eof = True
+                    break
+                filled += n
+            view = view[:filled]
+            chunks = [c.data for c in cdc.cut_buf(view)]
+            if not eof and chunks:
+                # The last cut may only be where the buffer ended: redo it with more data.
+                carry = bytes(chunks.pop())
+            if chunks:
+                end = sum(len(c) for c in chunks)
+                yield view[:end], chunks
 
     def cut_buffer(self, buf: bytes | bytearray | memoryview) -> Iterator[memoryview]:
         """Chunks of an in-memory buffer, as views into it."""

@@ -13,11 +13,13 @@ end, so a failed export leaves nothing half-written under the destination name.
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import stat
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
@@ -45,6 +47,9 @@ from ccn.store.objects import (
 )
 from ccn.store.objstore import ObjectStore, check_id
 from ccn.store.refs import RefStore, check_ref_name
+
+_WRITERS: Final = 2
+_BLOCKS_IN_FLIGHT: Final = 4
 
 PUBLISH_ATTEMPTS: Final = 100
 """How many times :func:`publish` retries after losing a race to another publisher."""
@@ -104,14 +109,43 @@ class _ManifestBuilder:
         return None
 
 
+def _put_blobs(store: ObjectStore, chunks: list[memoryview]) -> list[Pointer]:
+    return [Pointer(store.put_blob(c), len(c), Kind.BLOB) for c in chunks]
+
+
 def _import_stream(
     store: ObjectStore, stream: BinaryIO, chunker: Chunker, fanout: int
 ) -> Root:
+    # Three things overlap here (2 cores is the target machine): this thread reads and cuts,
+    # one worker hashes the whole content in block-sized updates (blake3 releases the GIL for
+    # large inputs, and updates must stay in order), and writer threads store the blobs of
+    # one block each (file system calls release the GIL). Blocks in flight are bounded.
     builder = _ManifestBuilder(store, fanout)
     content = blake3()
-    for chunk in chunker.cut_stream(stream):
-        content.update(chunk)
-        builder.add(Pointer(store.put_blob(chunk), len(chunk), Kind.BLOB))
+    pending: collections.deque[tuple[Future[None], Future[list[Pointer]]]] = collections.deque()
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="ccn-hash") as hasher,
+        ThreadPoolExecutor(_WRITERS, thread_name_prefix="ccn-put") as writers,
+    ):
+        try:
+            for span, chunks in chunker.cut_blocks(stream):
+                pending.append(
+                    (hasher.submit(content.update, span), writers.submit(_put_blobs, store, chunks))
+                )
+                while len(pending) > _BLOCKS_IN_FLIGHT or (pending and pending[0][1].done()):
+                    hashed, written = pending.popleft()
+                    hashed.result()
+                    for p in written.result():
+                        builder.add(p)
+            while pending:
+                hashed, written = pending.popleft()
+                hashed.result()
+                for p in written.result():
+                    builder.add(p)
+        finally:
+            for hashed, written in pending:
+                hashed.cancel()
+                written.cancel()
     root = builder.finish()
     if root is None:
         root = Pointer(store.put_blob(b""), 0, Kind.BLOB)

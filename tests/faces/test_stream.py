@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from ccn.codec import encode
+from ccn.faces.base import Face
+from ccn.faces.memory import memory_face_pair
+from ccn.faces.stream import StreamFace
+from ccn.faces.transport import dial, open_listener, serve
+from ccn.faces.uri import FaceUri
+from ccn.framing import frame
+from ccn.name import Name
+from ccn.packet import Data, Interest, Nack, NackReason, Packet
+
+N = Name.parse("/a/b")
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.packets: list[Packet] = []
+        self.event = trio.Event()
+
+    def __call__(self, face: Face, packet: Packet) -> None:
+        self.packets.append(packet)
+        self.event.set()
+
+    async def wait_for(self, count: int) -> None:
+        with trio.fail_after(5):
+            while len(self.packets) < count:
+                await self.event.wait()
+                self.event = trio.Event()
+
+
+async def test_memory_pair_carries_every_packet_type() -> None:
+    a, b = memory_face_pair()
+    inbox = Inbox()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.run, Inbox())
+        nursery.start_soon(b.run, inbox)
+        sent: list[Packet] = [
+            Interest(N, 1),
+            Data(N, b"x" * 70000, 10),
+            Nack(Interest(N, 2), NackReason.CONGESTION),
+        ]
+        for p in sent:
+            a.send(p)
+        await inbox.wait_for(3)
+        assert inbox.packets == sent
+        assert (a.counters.out_interests, a.counters.out_data, a.counters.out_nacks) == (1, 1, 1)
+        assert (b.counters.in_interests, b.counters.in_data, b.counters.in_nacks) == (1, 1, 1)
+        assert a.counters.out_bytes == b.counters.in_bytes > 70000
+        nursery.cancel_scope.cancel()
+
+
+async def test_malformed_frame_is_dropped_and_counted_after_a_valid_one() -> None:
+    left, right = trio.testing.memory_stream_pair()
+    face = StreamFace(right, "memory://peer", local=False)
+    inbox = Inbox()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(face.run, inbox)
+        good = encode(Interest(N, 1))
+        await left.send_all(frame(good) + frame(b"\x93\x01\x02garbage") + frame(good))
+        await inbox.wait_for(2)
+        assert face.counters.malformed == 1
+        assert not face.closed
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_stream_that_is_not_ccn_is_closed_without_harm_to_others() -> None:
+    a, b = memory_face_pair()
+    left, right = trio.testing.memory_stream_pair()
+    bad = StreamFace(right, "memory://http", local=False)
+    inbox = Inbox()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(bad.run, Inbox())
+        nursery.start_soon(a.run, Inbox())
+        nursery.start_soon(b.run, inbox)
+        await left.send_all(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+        with trio.fail_after(5):
+            while not bad.closed:
+                await trio.sleep(0.01)
+        assert bad.close_reason is not None and "not a ccn stream" in bad.close_reason
+        a.send(Interest(N, 9))
+        await inbox.wait_for(1)
+        nursery.cancel_scope.cancel()
+
+
+async def test_bounded_send_queue_drops_and_counts() -> None:
+    left, _right = trio.testing.memory_stream_pair()  # nobody reads: a stalled peer
+    face = StreamFace(left, "memory://slow", local=False, max_queue_packets=10)
+    for i in range(25):
+        face.send(Interest(N, i))
+    assert face.counters.dropped == 15
+    assert face.counters.out_interests == 10
+
+
+async def test_tcp_and_unix_on_loopback(tmp_path: Path) -> None:
+    for uri in (FaceUri.parse("tcp://127.0.0.1:0"), FaceUri.parse(f"unix://{tmp_path}/s.sock")):
+        listener, bound = await open_listener(uri)
+        inbox = Inbox()
+
+        async def on_face(face: StreamFace, inbox: Inbox = inbox) -> None:
+            await face.run(inbox)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve, listener, bound, on_face)
+            with trio.fail_after(5):
+                client = await dial(bound)
+            assert client.local
+            nursery.start_soon(client.run, Inbox())
+            for i in range(100):
+                client.send(Interest(N, i))
+            await inbox.wait_for(100)
+            assert [p.nonce for p in inbox.packets if type(p) is Interest] == list(range(100))
+            nursery.cancel_scope.cancel()

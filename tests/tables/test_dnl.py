@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from ccn.name import Name
+from ccn.tables.dnl import DeadNonceList
+
+A = Name.parse("/a")
+B = Name.parse("/b")
+
+
+def test_remembers_name_and_nonce_pairs_only() -> None:
+    dnl = DeadNonceList(lifetime=6.0)
+    dnl.add(A, 1, now=0.0)
+    assert dnl.has(A, 1, now=1.0)
+    assert not dnl.has(A, 2, now=1.0)
+    assert not dnl.has(B, 1, now=1.0)
+    assert dnl.hits == 1
+
+
+def test_entries_expire_after_lifetime() -> None:
+    dnl = DeadNonceList(lifetime=2.0)
+    dnl.add(A, 1, now=0.0)
+    dnl.add(B, 2, now=1.0)
+    assert dnl.has(A, 1, now=1.99)
+    assert not dnl.has(A, 1, now=2.0)
+    dnl.purge(now=2.5)
+    assert len(dnl) == 1
+    assert dnl.has(B, 2, now=2.5)
+    dnl.purge(now=3.0)
+    assert len(dnl) == 0
+    assert not dnl._nonces
+
+
+def test_size_bound_evicts_oldest() -> None:
+    dnl = DeadNonceList(max_entries=2, lifetime=10.0)
+    dnl.add(A, 1, 0.0)
+    dnl.add(A, 2, 0.0)
+    dnl.add(A, 1, 0.5)  # re-adding refreshes: now the newest
+    dnl.add(A, 3, 1.0)
+    assert len(dnl) == 2
+    assert dnl.evictions == 1
+    assert not dnl.has(A, 2, 1.0)
+    assert dnl.has(A, 1, 1.0) and dnl.has(A, 3, 1.0)
+
+
+def test_shared_nonce_across_names_survives_one_removal() -> None:
+    dnl = DeadNonceList(max_entries=1, lifetime=10.0)
+    dnl.add(A, 7, 0.0)
+    dnl.add(B, 7, 0.0)
+    assert not dnl.has(A, 7, 0.0)
+    assert dnl.has(B, 7, 0.0)
+
+
+def test_zero_size_remembers_nothing() -> None:
+    dnl = DeadNonceList(max_entries=0)
+    dnl.add(A, 1, 0.0)
+    assert not dnl.has(A, 1, 0.0)

@@ -1,0 +1,158 @@
+"""The ``ccn`` command as a user runs it: real processes, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CCN = [sys.executable, "-m", "ccn"]
+
+
+def run(
+    *args: str, node: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if node:
+        env["CCN_NODE"] = node
+    return subprocess.run(
+        [*CCN, *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd
+    )
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("cli")
+    sock = f"unix://{tmp}/n.sock"
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(tmp / "store"), "--listen", sock],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "listening on" in line, line
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode == 0  # SIGTERM is a clean shutdown
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ccn: error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_put_get_ls_status(node: str, tmp_path: Path) -> None:
+    src = tmp_path / "in.bin"
+    src.write_bytes(os.urandom(100_000))
+    put = run("put", str(src), "/cli/file", node=node)
+    assert put.returncode == 0, put.stderr
+    name, oid = put.stdout.split()
+    assert name == "/cli/file/v1" and len(oid) == 64
+    got = run("get", "/cli/file", "-o", str(tmp_path / "out.bin"), node=node)
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "out.bin").read_bytes() == src.read_bytes()
+    stdout = subprocess.run(
+        [*CCN, "--node", node, "get", "/cli/file/v1", "-o", "-"], capture_output=True, timeout=60
+    )
+    assert stdout.returncode == 0 and stdout.stdout == src.read_bytes()
+    default_out = run("get", "/cli/file", node=node, cwd=tmp_path)
+    assert default_out.returncode == 0 and (tmp_path / "file").read_bytes() == src.read_bytes()
+    ls = run("ls", "/cli", node=node)
+    assert ls.stdout.strip() == "/cli/file  v1"
+    status = run("status", "--json", node=node)
+    assert '"cs"' in status.stdout and '"faces"' in status.stdout
+    assert "content store" in run("status", node=node).stdout
+
+
+def test_no_node_running(tmp_path: Path) -> None:
+    one_line_error(run("status", node=f"unix://{tmp_path}/none.sock"), "cannot reach")
+    one_line_error(run("get", "/a", node="tcp://127.0.0.1:1"), "cannot reach")
+
+
+def test_malformed_name(node: str) -> None:
+    one_line_error(run("get", "no-slash", node=node), "must start with '/'")
+    one_line_error(run("get", "/a//b", node=node), "empty component")
+
+
+def test_no_route_fails_fast(node: str) -> None:
+    one_line_error(run("get", "/nowhere/x", node=node), "no route")
+
+
+def test_not_found(node: str, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"x")
+    assert run("put", str(src), "/cli/nf", node=node).returncode == 0
+    one_line_error(run("get", "/cli/nf/v7", node=node), "not found")
+
+
+def test_unwritable_output(node: str, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"x")
+    assert run("put", str(src), "/cli/uw", node=node).returncode == 0
+    one_line_error(run("get", "/cli/uw", "-o", "/proc/version/nope", node=node))
+
+
+def test_put_missing_file(node: str) -> None:
+    one_line_error(run("put", "/no/such/file", "/cli/x", node=node), "no such file")
+
+
+def test_bad_address_and_route_errors(node: str) -> None:
+    one_line_error(run("status", node="http://x"), "scheme")
+    one_line_error(run("route", "add", "/far", "tcp://127.0.0.1:1", node=node), "cannot reach")
+    one_line_error(run("route", "remove", "/far", "tcp://127.0.0.1:1", node=node), "no route")
+
+
+def test_route_add_list_remove(node: str, tmp_path: Path) -> None:
+    # route to the node's own listener: a real neighbour, reachable
+    other = tmp_path / "o.sock"
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(tmp_path / "s"), "--listen", f"unix://{other}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and "listening" in proc.stdout.readline()
+        added = run("route", "add", "/peer", f"unix://{other}", node=node)
+        assert added.returncode == 0, added.stderr
+        assert "/peer" in run("route", "list", node=node).stdout
+        removed = run("route", "remove", "/peer", f"unix://{other}", node=node)
+        assert removed.returncode == 0, removed.stderr
+        assert "/peer" not in run("route", "list", node=node).stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_node_config_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("listen = 5\n")
+    one_line_error(run("node", "--config", str(bad)), "listen")
+    one_line_error(run("node", "--config", str(tmp_path / "missing.toml")), "cannot read config")
+    one_line_error(run("node", "--store", str(tmp_path), "--route", "nope"), "route")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        one_line_error(
+            run("node", "--store", str(tmp_path / "s"), "--listen", f"tcp://127.0.0.1:{port}"),
+            "in use",
+        )

@@ -1,0 +1,138 @@
+"""A node in process, with real Unix/TCP sockets: publish, fetch, caches, management."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from ccn.client import CommandError, connect
+from ccn.errors import NoRoute, NotFound
+from ccn.name import Name
+from ccn.testing import node_in_process
+
+FACE_KEYS = {
+    "id",
+    "remote",
+    "in_interests",
+    "out_interests",
+    "in_data",
+    "out_data",
+    "in_nacks",
+    "out_nacks",
+    "in_bytes",
+    "out_bytes",
+    "dropped",
+}
+
+
+def _write(path: Path, size: int) -> bytes:
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return data
+
+
+async def test_publish_get_ls_status(tmp_path: Path) -> None:
+    data = _write(tmp_path / "f.bin", 300_000)
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(20):
+            name = await client.put(tmp_path / "f.bin", "/t/file")
+            assert name == Name.parse("/t/file/v1")
+            assert await client.get("/t/file") == data
+            assert await client.get("/t/file/v1") == data
+            assert await client.put(tmp_path / "f.bin", "/t/file") == Name.parse("/t/file/v2")
+            assert await client.ls("/t") == [{"name": "/t/file", "versions": [1, 2]}]
+            status = await client.status()
+    for key in ("faces", "fib", "pit", "cs", "producer", "store"):
+        assert key in status
+    assert all(set(f) >= FACE_KEYS for f in status["faces"])
+    assert {"entries", "bytes", "hits", "misses"} <= set(status["cs"])
+    assert "entries" in status["pit"]
+    assert status["producer"]["interests"] > 0 and status["store"]["objects"] > 0
+    assert any(e["prefix"] == "/t/file" for e in status["fib"])
+
+
+async def test_directory_round_trip(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    files = {
+        "a.txt": b"hello",
+        "empty": b"",
+        "sub/b.bin": os.urandom(200_000),
+        "sub/deeper/c": os.urandom(10),
+    }
+    for rel, content in files.items():
+        (src / rel).write_bytes(content)
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(20):
+            await client.put(src, "/t/dir")
+            await client.fetch("/t/dir", tmp_path / "out")
+    for rel, content in files.items():
+        assert (tmp_path / "out" / rel).read_bytes() == content
+
+
+async def test_errors_are_typed(tmp_path: Path) -> None:
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            with pytest.raises(NoRoute):
+                await client.get("/nobody/serves/this")
+            await client.put(_touch(tmp_path / "x"), "/t/x")
+            with pytest.raises(NotFound):
+                await client.get("/t/x/v9")
+            with pytest.raises(CommandError, match="cannot reach"):
+                await client.route_add(Name.parse("/far"), "tcp://127.0.0.1:1")
+            with pytest.raises(CommandError, match="unknown command"):
+                await client.command("explode")
+
+
+def _touch(path: Path) -> Path:
+    path.write_bytes(b"x")
+    return path
+
+
+async def _status(uri: str) -> dict[str, Any]:
+    async with connect(uri) as c:
+        return await c.status()
+
+
+async def test_chain_caches_and_aggregates(tmp_path: Path) -> None:
+    """A, A2 -> B -> C over TCP: C's producer answers each object once; B's cache serves A2."""
+    data = _write(tmp_path / "f.bin", 3_000_000)
+    route = Name.parse("/c")
+    async with node_in_process(tmp_path, "C", tcp=True) as (c_node, c_uri):
+        c_tcp = str(c_node.bound[1])
+        async with node_in_process(tmp_path, "B", tcp=True, routes=[(route, c_tcp)]) as (
+            b_node,
+            b_uri,
+        ):
+            b_tcp = str(b_node.bound[1])
+            async with (
+                node_in_process(tmp_path, "A", routes=[(route, b_tcp)]) as (_a, a_uri),
+                node_in_process(tmp_path, "A2", routes=[(route, b_tcp)]) as (_a2, a2_uri),
+            ):
+                async with connect(c_uri) as producer:
+                    await producer.put(tmp_path / "f.bin", "/c/file")
+                results: dict[str, bytes] = {}
+                with trio.fail_after(30):
+                    async with trio.open_nursery() as nursery:
+                        for label, uri in (("A", a_uri), ("A2", a2_uri)):
+
+                            async def one(label: str = label, uri: str = uri) -> None:
+                                async with connect(uri) as client:
+                                    results[label] = await client.get("/c/file")
+
+                            nursery.start_soon(one)
+                assert results == {"A": data, "A2": data}
+                c_status = await _status(c_uri)
+                objects = c_status["store"]["objects"]
+                # version record (at most twice: "latest" is re-asked when stale) + every object
+                assert c_status["producer"]["data"] <= objects + 1
+                before = c_status["producer"]["data"]
+                async with node_in_process(tmp_path, "A3", routes=[(route, b_tcp)]) as (_x, a3):
+                    async with connect(a3) as client:
+                        assert await client.get("/c/file/v1") == data
+                assert (await _status(c_uri))["producer"]["data"] == before
+                assert (await _status(b_uri))["cs"]["hits"] >= objects - 1
