@@ -82,8 +82,7 @@ def bench_cs_hit(n: int) -> Callable[[], int]:
         fw.cs.insert(Data(name, CONTENT, freshness_ms=60_000), 0.0)
     # Interests are decoded from the wire in a real node: distinct objects, distinct nonces.
     events = [
-        InterestIn(1, Interest(Name.parse(f"/bench/cached/obj{i % CACHED}"), i))
-        for i in range(n)
+        InterestIn(1, Interest(Name.parse(f"/bench/cached/obj{i % CACHED}"), i)) for i in range(n)
     ]
     handle = fw.handle
 
@@ -176,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
 
     if not args.no_write:
-        command = " ".join(
-            shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]
-        )
+        command = " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
         machine: dict[str, Any] = {
             "cpu": _cpu_model(),
             "cpus": os.cpu_count(),
@@ -187,8 +184,13 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
-        result = {"command": command, "machine": machine, "n": args.n, "runs": args.runs,
-                  "results": rows}
+        result = {
+            "command": command,
+            "machine": machine,
+            "n": args.n,
+            "runs": args.runs,
+            "results": rows,
+        }
         (RESULTS / "core.json").write_text(json.dumps(result, indent=2) + "\n")
         md = (
             f"# Forwarder core benchmark\n\nCommand: `{command}`\n\n"

@@ -43,6 +43,7 @@ from ccn.store.objstore import DiskObjectStore
 from ccn.store.refs import DiskRefStore
 
 MAX_TICK_INTERVAL = 0.5
+INITIAL_DIAL_WAIT = 2.0
 REDIAL_DELAY = 0.5
 MAX_REDIAL_DELAY = 5.0
 
@@ -111,6 +112,11 @@ class Node:
                 for nb in self.neighbours.values():
                     nursery.start_soon(self._maintain, nb)
                 nursery.start_soon(self._timer_loop)
+                # Give configured neighbours a moment so the first request after start has its
+                # routes; one that is not up yet keeps being re-dialled in the background.
+                with trio.move_on_after(INITIAL_DIAL_WAIT):
+                    for nb in list(self.neighbours.values()):
+                        await nb.connected.wait()
                 task_status.started(list(self.bound))
         finally:
             self.store.close()

@@ -131,8 +131,10 @@ async def test_chain_caches_and_aggregates(tmp_path: Path) -> None:
                 # version record (at most twice: "latest" is re-asked when stale) + every object
                 assert c_status["producer"]["data"] <= objects + 1
                 before = c_status["producer"]["data"]
-                async with node_in_process(tmp_path, "A3", routes=[(route, b_tcp)]) as (_x, a3):
-                    async with connect(a3) as client:
-                        assert await client.get("/c/file/v1") == data
+                async with (
+                    node_in_process(tmp_path, "A3", routes=[(route, b_tcp)]) as (_x, a3),
+                    connect(a3) as client,
+                ):
+                    assert await client.get("/c/file/v1") == data
                 assert (await _status(c_uri))["producer"]["data"] == before
                 assert (await _status(b_uri))["cs"]["hits"] >= objects - 1

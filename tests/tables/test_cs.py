@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import pytest
+from blake3 import blake3
+
+from ccn.name import ROOT, Name
+from ccn.packet import Data, Interest
+from ccn.tables.cs import ContentStore
+
+N = Name.parse
+
+
+def test_exact_lookup_and_counters() -> None:
+    cs = ContentStore()
+    d = Data(N("/a/b"), b"hello")
+    assert cs.insert(d, 0.0)
+    assert cs.lookup(Interest(N("/a/b"), 1), 0.0) is d
+    assert cs.lookup(Interest(N("/a"), 1), 0.0) is None
+    assert cs.lookup(Interest(N("/a/b/c"), 1), 0.0) is None
+    assert (cs.hits, cs.misses, cs.inserts, len(cs)) == (1, 2, 1, 1)
+    assert cs.bytes == 5 + cs.entry_overhead
+
+
+def test_digest_hit_across_names() -> None:
+    cs = ContentStore()
+    chunk = Data(ROOT, b"chunk of v3")
+    cs.insert(chunk, 0.0)
+    digest = blake3(b"chunk of v3").digest()
+    # The chunk was fetched for /a/v3; a digest Interest located at /a/v4 finds it too.
+    assert cs.lookup(Interest(N("/a/v4"), 1, digest=digest), 0.0) is chunk
+    assert cs.lookup(Interest(N("/a/v4"), 1, digest=bytes(32)), 0.0) is None
+
+
+def test_nameless_data_is_indexed_by_digest_only() -> None:
+    cs = ContentStore()
+    cs.insert(Data(ROOT, b"x"), 0.0)
+    assert cs.lookup(Interest(N("/a"), 1, can_be_prefix=True), 0.0) is None
+    assert cs.get_by_digest(blake3(b"x").digest()) is not None
+
+
+@pytest.mark.parametrize(
+    ("freshness_ms", "at", "must_be_fresh", "hit"),
+    [
+        (0, 0.0, False, True),
+        (0, 0.0, True, False),  # 0: never fresh
+        (1000, 0.5, True, True),
+        (1000, 0.999, True, True),
+        (1000, 1.0, True, False),
+        (1000, 5.0, False, True),  # stale Data still answers Interests that allow it
+    ],
+)
+@pytest.mark.parametrize("kind", ["exact", "prefix", "digest"])
+def test_freshness(freshness_ms: int, at: float, must_be_fresh: bool, hit: bool, kind: str) -> None:
+    cs = ContentStore()
+    d = Data(N("/a/b"), b"x", freshness_ms=freshness_ms)
+    cs.insert(d, 0.0)
+    interest = Interest(
+        N("/a") if kind == "prefix" else N("/a/b"),
+        1,
+        must_be_fresh=must_be_fresh,
+        can_be_prefix=kind == "prefix",
+        digest=d.digest if kind == "digest" else None,
+    )
+    assert (cs.lookup(interest, at) is d) is hit
+
+
+def test_prefix_lookup_returns_most_recent_fresh_match() -> None:
+    cs = ContentStore()
+    v2 = Data(N("/a/v2"), b"2", freshness_ms=10_000)
+    v3 = Data(N("/a/v3"), b"3", freshness_ms=0)
+    other = Data(N("/ab/v9"), b"9", freshness_ms=10_000)
+    for d in (v2, v3, other):
+        cs.insert(d, 0.0)
+    assert cs.lookup(Interest(N("/a"), 1, can_be_prefix=True), 1.0) is v3
+    assert cs.lookup(Interest(N("/a"), 1, can_be_prefix=True, must_be_fresh=True), 1.0) is v2
+    cs.insert(v2, 2.0)  # re-inserted: now the most recent
+    assert cs.lookup(Interest(N("/a"), 1, can_be_prefix=True), 2.0) is v2
+
+
+def test_lru_eviction_under_byte_budget() -> None:
+    cs = ContentStore(max_bytes=3 * 110, entry_overhead=10)
+    datas = [Data(N(f"/d/{i}"), bytes([i]) * 100) for i in range(4)]
+    for d in datas[:3]:
+        cs.insert(d, 0.0)
+    assert cs.bytes == 330
+    cs.lookup(Interest(N("/d/0"), 1), 0.0)  # /d/0 is now the most recently used
+    cs.insert(datas[3], 0.0)
+    assert cs.evictions == 1 and len(cs) == 3 and cs.bytes == 330
+    assert cs.lookup(Interest(N("/d/1"), 1), 0.0) is None
+    for i in (0, 2, 3):
+        assert cs.lookup(Interest(N(f"/d/{i}"), 1), 0.0) is datas[i]
+    # Evicted from every index.
+    assert cs.get_by_digest(datas[1].digest) is None
+    assert cs.lookup(Interest(N("/d"), 1, can_be_prefix=True), 0.0) is datas[3]
+
+
+def test_entry_count_bound_and_oversized_data() -> None:
+    cs = ContentStore(max_bytes=1000, max_entries=2, entry_overhead=0)
+    assert not cs.insert(Data(N("/big"), bytes(1001)), 0.0)
+    for i in range(3):
+        cs.insert(Data(N(f"/d/{i}"), b"x"), 0.0)
+    assert len(cs) == 2 and cs.evictions == 1
+    assert ContentStore(max_entries=0).insert(Data(N("/a"), b""), 0.0) is False
+
+
+def test_replacing_same_name_and_shared_digest() -> None:
+    cs = ContentStore()
+    old = Data(N("/a"), b"old")
+    new = Data(N("/a"), b"new")
+    cs.insert(old, 0.0)
+    cs.insert(new, 0.0)
+    assert len(cs) == 1 and cs.bytes == 3 + cs.entry_overhead
+    assert cs.get_by_digest(old.digest) is None
+    assert cs.lookup(Interest(N("/a"), 1), 0.0) is new
+    # Same content under a name and nameless: both cached, the digest index survives either.
+    named = Data(N("/b"), b"same")
+    nameless = Data(ROOT, b"same")
+    cs.insert(named, 0.0)
+    cs.insert(nameless, 0.0)
+    assert cs.erase(N("/b"))
+    assert not cs.erase(N("/b"))
+    assert cs.get_by_digest(named.digest) is nameless
+    cs.clear()
+    assert len(cs) == 0 and cs.bytes == 0
