@@ -68,6 +68,8 @@ class Client:
         self._by_prefix: dict[Name, Answer] = {}
         self._by_nonce: dict[int, Answer] = {}
         self._closed = trio.Event()
+        self._waiters: set[trio.Event] = set()
+        self._woken_by_close: set[trio.Event] = set()
 
     # -- low level: express Interests ------------------------------------------------------
 
@@ -160,18 +162,25 @@ class Client:
         raise NotFound(f"{interest.name}: no answer (timed out)")
 
     async def _wait(self, done: trio.Event) -> None:
-        """Wait for ``done``, failing at once if the connection drops."""
-        async with trio.open_nursery() as nursery:
-
-            async def watch() -> None:
-                await self._closed.wait()
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(watch)
-            await done.wait()
-            nursery.cancel_scope.cancel()
-        if not done.is_set():
+        """Wait for ``done``; fail at once (ConnectError) if the connection drops meanwhile."""
+        if self.face.closed:
             raise ConnectError("the node closed the connection")
+        self._waiters.add(done)
+        try:
+            await done.wait()
+        finally:
+            self._waiters.discard(done)
+        if self.face.closed and not self._answered(done):
+            raise ConnectError("the node closed the connection")
+
+    def _answered(self, done: trio.Event) -> bool:
+        return done not in self._woken_by_close
+
+    def _on_closed(self) -> None:
+        self._closed.set()
+        for waiter in list(self._waiters):
+            self._woken_by_close.add(waiter)
+            waiter.set()
 
     # -- management ------------------------------------------------------------------------
 
@@ -265,7 +274,7 @@ async def connect(uri: str | None = None) -> AsyncIterator[Client]:
             try:
                 await face.run(client._deliver)
             finally:
-                client._closed.set()
+                client._on_closed()
 
         nursery.start_soon(run)
         try:

@@ -75,15 +75,32 @@ def encode(packet: Packet) -> bytes:
     return out
 
 
+#: Recently decoded names by components: most packets repeat a few names (locators), and
+#: building and checking a Name is a good part of decoding one. Bounded; cleared when full.
+_NAME_CACHE: dict[tuple[bytes, ...], Name] = {}
+_NAME_CACHE_MAX = 4096
+
+
 def _name(value: object) -> Name:
     if type(value) is not list:
         raise DecodeError("name must be an array of byte strings")
     if not value:
         return ROOT
+    key = tuple(value)
     try:
-        return Name(value)
+        name = _NAME_CACHE.get(key)
+    except TypeError:  # an unhashable component (a nested array): not a name
+        raise DecodeError("name components must be byte strings") from None
+    if name is not None:
+        return name
+    try:
+        name = Name(key)
     except InvalidName as e:
         raise DecodeError(f"invalid name: {e}") from None
+    if len(_NAME_CACHE) >= _NAME_CACHE_MAX:
+        _NAME_CACHE.clear()
+    _NAME_CACHE[key] = name
+    return name
 
 
 def _uint(value: object, label: str) -> int:

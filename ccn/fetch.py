@@ -37,6 +37,7 @@ from ccn.store.objects import (
     Manifest,
     Tree,
     Version,
+    blob_payload,
     decode,
     tree_content_hash,
 )
@@ -345,11 +346,11 @@ def _tree_hash(plan: _Plan, hashes: dict[Path, bytes]) -> bytes:
     return hashes[plan.trees[0][0]]
 
 
-def _blob_data(raw: bytes) -> bytes:
-    obj = _decode_checked(raw)
-    if type(obj) is not Blob:
-        raise VerificationError("expected a blob")
-    return obj.data
+def _blob_data(raw: bytes) -> memoryview:
+    try:
+        return blob_payload(raw)
+    except InvalidObject as e:
+        raise VerificationError(f"expected a blob: {e}") from None
 
 
 # -- public entry points ---------------------------------------------------------------------
@@ -485,6 +486,7 @@ async def fetch_bytes(client: Client, name: Name) -> bytes:
     interior = await _fetch_interior(pipe, version.root, version.root_kind)
     leaves = _leaves(version.root, version.root_kind, interior)
     buf = bytearray()
+
     await pipe.fetch_ordered(leaves, lambda _i, raw: buf.extend(_blob_data(raw)))
     if blake3(buf).digest() != version.content_hash:
         raise VerificationError(f"{versioned}: content hash mismatch")

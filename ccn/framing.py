@@ -49,21 +49,26 @@ class Deframer:
         """Bytes held waiting for the rest of a frame."""
         return len(self._buf) - self._pos
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        """Add bytes; return every frame now complete, in order."""
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes | memoryview]:
+        """Add bytes; return every frame now complete, in order.
+
+        Frames lying wholly inside an immutable ``bytes`` chunk come back as memoryviews of it
+        (no copy); frames assembled across chunks come back as ``bytes``.
+        """
         if self._error is not None:
             raise self._error
+        if type(data) is bytes and len(self._buf) == self._pos:
+            return self._feed_direct(data)
         buf = self._buf
         buf += data
         pos = self._pos
         end = len(buf)
-        out: list[bytes] = []
+        out: list[bytes | memoryview] = []
         mx = self._max
         while end - pos >= HEADER_SIZE:
             n = int.from_bytes(buf[pos : pos + HEADER_SIZE], "big")
             if n > mx:
-                self._error = FrameError(f"frame of {n} bytes exceeds the maximum {mx}")
-                raise self._error
+                raise self._fail(n)
             stop = pos + HEADER_SIZE + n
             if stop > end:
                 break
@@ -77,3 +82,28 @@ class Deframer:
             pos = 0
         self._pos = pos
         return out
+
+    def _feed_direct(self, data: bytes) -> list[bytes | memoryview]:
+        self._buf.clear()
+        self._pos = 0
+        view = memoryview(data)
+        out: list[bytes | memoryview] = []
+        pos = 0
+        end = len(data)
+        mx = self._max
+        while end - pos >= HEADER_SIZE:
+            n = int.from_bytes(data[pos : pos + HEADER_SIZE], "big")
+            if n > mx:
+                raise self._fail(n)
+            stop = pos + HEADER_SIZE + n
+            if stop > end:
+                break
+            out.append(view[pos + HEADER_SIZE : stop])
+            pos = stop
+        if pos < end:
+            self._buf += view[pos:]
+        return out
+
+    def _fail(self, n: int) -> FrameError:
+        self._error = FrameError(f"frame of {n} bytes exceeds the maximum {self._max}")
+        return self._error

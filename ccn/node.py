@@ -82,6 +82,7 @@ class Node:
         self._queue: deque[Event] = deque()
         self._busy = False
         self._timer_wake = trio.Event()
+        self._sleeping_until = 0.0
         self._nursery: trio.Nursery | None = None
 
     @property
@@ -181,22 +182,24 @@ class Node:
                         face.send(action.nack)
         finally:
             self._busy = False
-        self._timer_wake.set()
+        deadline = self.forwarder.next_deadline()
+        if deadline is not None and deadline < self._sleeping_until:
+            self._timer_wake.set()
 
     async def _timer_loop(self) -> None:
+        """Tick the core at its next deadline; woken early only if that deadline moves up."""
         while True:
             now = trio.current_time()
             deadline = self.forwarder.next_deadline()
             until = now + MAX_TICK_INTERVAL
             if deadline is not None:
                 until = min(until, deadline)
+            self._sleeping_until = until
             with trio.move_on_at(until):
                 await self._timer_wake.wait()
-                # Woken by activity: wait for the deadline itself, not every packet.
-                self._timer_wake = trio.Event()
-                continue
             self._timer_wake = trio.Event()
-            self.process(Tick())
+            if trio.current_time() >= until:
+                self.process(Tick())
 
     # -- routes and neighbours -------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import Final, Protocol
 
 from pyfastcdc import FastCDC
 
@@ -27,6 +27,12 @@ MIN_CHUNK_SIZE: Final = 16 * 1024
 MAX_CHUNK_SIZE: Final = 256 * 1024
 BLOCK_SIZE: Final = 4 * 1024 * 1024
 """How much :meth:`Chunker.cut_blocks` reads at a time."""
+
+
+class Readable(Protocol):
+    """What the chunker reads from: any binary file object with ``readinto``."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +51,14 @@ class Chunker:
     def _fastcdc(self) -> FastCDC:
         return FastCDC(self.avg_size, min_size=self.min_size, max_size=self.max_size)
 
-    def cut_stream(self, stream: BinaryIO) -> Iterator[memoryview]:
+    def cut_stream(self, stream: Readable) -> Iterator[memoryview]:
         """Chunks of ``stream`` in order, as views that stay valid (each keeps its read block
         alive). An empty stream yields nothing."""
         for _, chunks in self.cut_blocks(stream):
             yield from chunks
 
     def cut_blocks(
-        self, stream: BinaryIO, block_size: int = BLOCK_SIZE
+        self, stream: Readable, block_size: int = BLOCK_SIZE
     ) -> Iterator[tuple[memoryview, list[memoryview]]]:
         """Chunks of ``stream`` in batches: ``(span, chunks)`` where ``chunks`` are consecutive
         views into one fresh buffer and ``span`` covers exactly them, so a caller can hash or

@@ -21,13 +21,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import Final
 
 from blake3 import blake3
 
 from ccn.errors import CorruptObject, RefConflict, StoreUsageError
 from ccn.name import Name
-from ccn.store.chunker import DEFAULT_CHUNKER, Chunker
+from ccn.store.chunker import DEFAULT_CHUNKER, Chunker, Readable
 from ccn.store.objects import (
     CONTENT_KINDS,
     MAX_ENTRY_NAME,
@@ -109,12 +109,16 @@ class _ManifestBuilder:
         return None
 
 
+def _hash_update(digest: blake3, data: memoryview) -> None:
+    digest.update(data)
+
+
 def _put_blobs(store: ObjectStore, chunks: list[memoryview]) -> list[Pointer]:
     return [Pointer(store.put_blob(c), len(c), Kind.BLOB) for c in chunks]
 
 
 def _import_stream(
-    store: ObjectStore, stream: BinaryIO, chunker: Chunker, fanout: int
+    store: ObjectStore, stream: Readable, chunker: Chunker, fanout: int
 ) -> Root:
     # Three things overlap here (2 cores is the target machine): this thread reads and cuts,
     # one worker hashes the whole content in block-sized updates (blake3 releases the GIL for
@@ -123,25 +127,25 @@ def _import_stream(
     builder = _ManifestBuilder(store, fanout)
     content = blake3()
     pending: collections.deque[tuple[Future[None], Future[list[Pointer]]]] = collections.deque()
+
+    def collect() -> None:
+        hashed, written = pending.popleft()
+        hashed.result()
+        for p in written.result():
+            builder.add(p)
+
     with (
         ThreadPoolExecutor(1, thread_name_prefix="ccn-hash") as hasher,
         ThreadPoolExecutor(_WRITERS, thread_name_prefix="ccn-put") as writers,
     ):
         try:
             for span, chunks in chunker.cut_blocks(stream):
-                pending.append(
-                    (hasher.submit(content.update, span), writers.submit(_put_blobs, store, chunks))
-                )
+                hashed = hasher.submit(_hash_update, content, span)
+                pending.append((hashed, writers.submit(_put_blobs, store, chunks)))
                 while len(pending) > _BLOCKS_IN_FLIGHT or (pending and pending[0][1].done()):
-                    hashed, written = pending.popleft()
-                    hashed.result()
-                    for p in written.result():
-                        builder.add(p)
+                    collect()
             while pending:
-                hashed, written = pending.popleft()
-                hashed.result()
-                for p in written.result():
-                    builder.add(p)
+                collect()
         finally:
             for hashed, written in pending:
                 hashed.cancel()
@@ -154,7 +158,7 @@ def _import_stream(
 
 def import_file(
     store: ObjectStore,
-    src: BinaryIO | str | os.PathLike[str],
+    src: Readable | str | os.PathLike[str],
     *,
     chunker: Chunker = DEFAULT_CHUNKER,
     fanout: int = MAX_MANIFEST_ENTRIES,

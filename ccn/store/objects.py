@@ -469,3 +469,13 @@ def tree_content_hash(entries: Iterable[tuple[bytes, int, int, bytes]]) -> bytes
     rows: Sequence[list[Any]] = [[n, m, s, h] for n, m, s, h in entries]
     digest: bytes = blake3(_pack([_TREE_HASH_DOMAIN, rows])).digest()
     return digest
+
+
+def blob_payload(raw: bytes | memoryview) -> memoryview:
+    """The data of an encoded blob as a view (no copy), after checking its header.
+
+    Raises :class:`InvalidObject` if ``raw`` is not a canonical blob encoding.
+    """
+    if len(raw) < 2 or raw[:2] != _BLOB_PREFIX or len(raw) > MAX_OBJECT_SIZE:
+        raise _fail("not a blob")
+    return memoryview(raw)[_blob_data_offset(raw) :]

@@ -27,13 +27,16 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_ENTRIES = 65_536
 DEFAULT_ENTRY_OVERHEAD = 256
 
+# Named Data is keyed by its name's components, nameless Data by its digest: a tuple never
+# equals bytes, so one ordered dict is both the exact-name index and the LRU list. Tuples of
+# bytes hash and compare in C, which a Name (Python-level __hash__/__eq__) does not.
+_Key = tuple[bytes, ...] | bytes
+
 
 class CsEntry:
     __slots__ = ("data", "fresh_until", "key", "seq", "size")
 
-    def __init__(
-        self, data: Data, key: Name | bytes, size: int, fresh_until: float, seq: int
-    ) -> None:
+    def __init__(self, data: Data, key: _Key, size: int, fresh_until: float, seq: int) -> None:
         self.data = data
         self.key = key
         self.size = size
@@ -66,9 +69,7 @@ class ContentStore:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self.entry_overhead = entry_overhead
-        # Named Data is keyed by its Name, nameless Data by its digest (bytes): a Name never
-        # equals bytes, so one ordered dict serves as exact-name index and LRU list at once.
-        self._lru: OrderedDict[Name | bytes, CsEntry] = OrderedDict()
+        self._lru: OrderedDict[_Key, CsEntry] = OrderedDict()
         self._by_digest: dict[bytes, CsEntry] = {}
         self._names: NameTree[CsEntry] = NameTree()
         self._seq = 0
@@ -87,8 +88,8 @@ class ContentStore:
         if size > self.max_bytes or self.max_entries <= 0:
             return False
         name = data.name
-        named = bool(name.components)
-        key: Name | bytes = name if named else data.digest
+        comps = name.components
+        key: _Key = comps if comps else data.digest
         old = self._lru.pop(key, None)
         if old is not None:
             self._unindex(old)
@@ -96,7 +97,7 @@ class ContentStore:
         entry = CsEntry(data, key, size, now + data.freshness_ms / 1000.0, self._seq)
         self._lru[key] = entry
         self._by_digest[data.digest] = entry
-        if named:
+        if comps:
             self._names.set(name, entry)
         self.bytes += size
         self.inserts += 1
@@ -112,8 +113,8 @@ class ContentStore:
         digest = entry.data.digest
         if self._by_digest.get(digest) is entry:
             del self._by_digest[digest]
-        if type(entry.key) is Name:
-            self._names.pop(entry.key)
+        if type(entry.key) is tuple:
+            self._names.pop(entry.data.name)
 
     def lookup(self, interest: Interest, now: float) -> Data | None:
         """The cached Data that answers ``interest`` at ``now``, or ``None``. Counts a hit or miss
@@ -127,7 +128,7 @@ class ContentStore:
         elif interest.can_be_prefix:
             entry = self._latest_under(interest.name, interest.must_be_fresh, now)
         else:
-            entry = self._lru.get(interest.name)
+            entry = self._lru.get(interest.name.components)
             if entry is not None and interest.must_be_fresh and entry.fresh_until <= now:
                 entry = None
         if entry is None:
@@ -153,7 +154,7 @@ class ContentStore:
 
     def erase(self, name: Name) -> bool:
         """Drop the named Data at exactly ``name``."""
-        entry = self._lru.pop(name, None)
+        entry = self._lru.pop(name.components, None)
         if entry is None:
             return False
         self._unindex(entry)

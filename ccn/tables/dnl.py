@@ -24,7 +24,8 @@ class DeadNonceList:
     ) -> None:
         self.max_entries = max_entries
         self.lifetime = lifetime
-        self._entries: OrderedDict[tuple[Name, int], float] = OrderedDict()
+        # Keyed by (name components, nonce): tuples hash and compare in C, Names do not.
+        self._entries: OrderedDict[tuple[tuple[bytes, ...], int], float] = OrderedDict()
         # nonce -> number of entries with it: a cheap int lookup rules out almost every Interest
         # before a (name, nonce) key has to be hashed.
         self._nonces: dict[int, int] = {}
@@ -39,7 +40,7 @@ class DeadNonceList:
         """Remember (name, nonce) until ``now + lifetime``."""
         if self.max_entries <= 0:
             return
-        key = (name, nonce)
+        key = (name.components, nonce)
         entries = self._entries
         if entries.pop(key, None) is None:
             nonces = self._nonces
@@ -54,7 +55,7 @@ class DeadNonceList:
     def has(self, name: Name, nonce: int, now: float) -> bool:
         if nonce not in self._nonces:
             return False
-        expiry = self._entries.get((name, nonce))
+        expiry = self._entries.get((name.components, nonce))
         if expiry is None or expiry <= now:
             return False
         self.hits += 1

@@ -23,14 +23,14 @@ import heapq
 from collections.abc import Iterator
 from typing import TypeVar
 
-from ccn.name import Name
 from ccn.packet import Data, Interest, NackReason
 
 DEFAULT_MAX_ENTRIES = 65_536
 DEFAULT_MAX_PER_FACE = 16_384
 
 K = TypeVar("K")
-PitKey = tuple[Name, bool, bool, bytes | None]
+# (name components, can_be_prefix, must_be_fresh, digest): all hashed and compared in C.
+PitKey = tuple[tuple[bytes, ...], bool, bool, bytes | None]
 
 
 class InRecord:
@@ -115,10 +115,6 @@ class PitEntry:
         )
 
 
-def pit_key(interest: Interest) -> PitKey:
-    return (interest.name, interest.can_be_prefix, interest.must_be_fresh, interest.digest)
-
-
 class Pit:
     __slots__ = (
         "_by_digest",
@@ -168,22 +164,21 @@ class Pit:
     # -- lookup and insertion --------------------------------------------------------------
 
     def find(self, interest: Interest) -> PitEntry | None:
-        return self._entries.get(
-            (interest.name, interest.can_be_prefix, interest.must_be_fresh, interest.digest)
-        )
+        i = interest
+        return self._entries.get((i.name.components, i.can_be_prefix, i.must_be_fresh, i.digest))
 
     def insert(self, interest: Interest) -> PitEntry | None:
         """Create the entry for ``interest``'s key (there must be none); ``None`` if full."""
         if len(self._entries) >= self.max_entries:
             self.rejected += 1
             return None
-        key = (interest.name, interest.can_be_prefix, interest.must_be_fresh, interest.digest)
+        comps = interest.name.components
+        key = (comps, interest.can_be_prefix, interest.must_be_fresh, interest.digest)
         entry = PitEntry(interest, key)
         self._entries[key] = entry
         if entry.digest is not None:
             self._by_digest.setdefault(entry.digest, []).append(entry)
         else:
-            comps = entry.name.components
             self._by_name.setdefault(comps, []).append(entry)
             if entry.can_be_prefix:
                 n = len(comps)

@@ -1,0 +1,171 @@
+"""One contract for every ObjectStore, plus what only the disk store must do."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError, StoreUsageError
+from ccn.store.objects import (
+    MODE_FILE,
+    Blob,
+    Kind,
+    Manifest,
+    Pointer,
+    Tree,
+    TreeEntry,
+    encode,
+    id_of,
+    object_id,
+)
+from ccn.store.objstore import DiskObjectStore, ObjectStore, StoreStats
+
+
+class TestObjectStoreContract:
+    def test_put_get_round_trip(self, store: ObjectStore) -> None:
+        raw = encode(Blob(b"hello"))
+        oid = store.put(raw)
+        assert oid == object_id(raw)
+        assert store.has(oid) and oid in store
+        assert store.get(oid) == raw
+        assert store.get_object(oid) == Blob(b"hello")
+
+    def test_put_object_and_put_blob_agree(self, store: ObjectStore) -> None:
+        blob = Blob(b"x" * 100_000)
+        oid = store.put_object(blob)
+        assert oid == id_of(blob) == store.put_blob(memoryview(b"x" * 100_000))
+        m = Manifest((Pointer(oid, 100_000, Kind.BLOB),))
+        mid = store.put_object(m)
+        assert store.get(mid) == encode(m)
+        assert store.get_object(mid) == m
+
+    def test_put_is_idempotent(self, store: ObjectStore) -> None:
+        raw = encode(Blob(b"same"))
+        first = store.put(raw)
+        before = store.stats()
+        assert store.put(raw) == first
+        assert store.put_blob(b"same") == first
+        assert store.stats() == before == StoreStats(1, len(raw))
+        assert list(store.ids()) == [first]
+
+    def test_put_rejects_invalid_bytes(self, store: ObjectStore) -> None:
+        with pytest.raises(InvalidObject):
+            store.put(b"\x92\x01\xc4\x05abc")
+        with pytest.raises(InvalidObject):
+            store.put(b"not an object")
+        assert store.stats() == StoreStats(0, 0)
+
+    def test_missing(self, store: ObjectStore) -> None:
+        oid = id_of(Blob(b"nope"))
+        assert not store.has(oid)
+        with pytest.raises(ObjectNotFound):
+            store.get(oid)
+        with pytest.raises(ObjectNotFound):
+            store.get_object(oid)
+        assert store.delete(oid) is False
+
+    @pytest.mark.parametrize(
+        "bad", [b"", b"\x00" * 31, b"\x00" * 33, "00" * 32, bytearray(32), None, 5]
+    )
+    def test_invalid_ids_rejected(self, store: ObjectStore, bad: object) -> None:
+        for op in (store.get, store.has, store.delete, store.get_object):
+            with pytest.raises(StoreUsageError):
+                op(bad)  # type: ignore[arg-type]
+
+    def test_delete_and_stats(self, store: ObjectStore) -> None:
+        ids = [store.put_blob(bytes([i]) * (i + 1)) for i in range(10)]
+        sizes = [len(store.get(i)) for i in ids]
+        assert store.stats() == StoreStats(10, sum(sizes))
+        assert set(store.ids()) == set(ids)
+        assert store.delete(ids[0]) is True
+        assert not store.has(ids[0])
+        assert store.stats() == StoreStats(9, sum(sizes[1:]))
+        store.put_blob(b"\x00")
+        assert store.stats() == StoreStats(10, sum(sizes))
+
+    def test_stored_objects_decode_to_what_was_put(self, store: ObjectStore) -> None:
+        a = store.put_blob(b"a")
+        tree = Tree((TreeEntry(b"f", MODE_FILE, a, 1, Kind.BLOB),))
+        assert store.get_object(store.put_object(tree)) == tree
+
+    def test_closed_store_refuses(self, store: ObjectStore) -> None:
+        oid = store.put_blob(b"a")
+        store.close()
+        with pytest.raises(StoreError):
+            store.get(oid)
+        with pytest.raises(StoreError):
+            store.put_blob(b"b")
+
+
+def _object_file(root: Path, oid: bytes) -> Path:
+    return root / "objects" / oid.hex()[:2] / oid.hex()[2:]
+
+
+class TestDiskObjectStore:
+    def test_layout_and_sharing_between_instances(self, tmp_path: Path) -> None:
+        with DiskObjectStore(tmp_path, fsync=True) as s:
+            oid = s.put_blob(b"on disk")
+        path = _object_file(tmp_path, oid)
+        assert path.read_bytes() == encode(Blob(b"on disk"))
+        assert os.listdir(tmp_path / "tmp") == []
+        with DiskObjectStore(tmp_path) as again:
+            assert again.get(oid) == path.read_bytes()
+            assert again.stats() == StoreStats(1, path.stat().st_size)
+
+    def test_corrupt_file_is_detected_and_quarantined(self, tmp_path: Path) -> None:
+        with DiskObjectStore(tmp_path, fsync=False) as s:
+            oid = s.put_blob(b"precious bytes")
+            assert s.stats().objects == 1
+            path = _object_file(tmp_path, oid)
+            path.chmod(0o644)
+            raw = bytearray(path.read_bytes())
+            raw[-1] ^= 0x01
+            path.write_bytes(bytes(raw))
+            with pytest.raises(CorruptObject):
+                s.get(oid)
+            assert not s.has(oid)  # moved aside, never served again
+            assert s.stats() == StoreStats(0, 0)
+            assert len(os.listdir(tmp_path / "corrupt")) == 1
+            assert s.put_blob(b"precious bytes") == oid  # can be stored afresh
+            assert s.get_object(oid) == Blob(b"precious bytes")
+
+    def test_truncated_file_is_corrupt(self, tmp_path: Path) -> None:
+        with DiskObjectStore(tmp_path, fsync=False) as s:
+            oid = s.put_blob(b"x" * 1000)
+            path = _object_file(tmp_path, oid)
+            path.chmod(0o644)
+            path.write_bytes(path.read_bytes()[:500])
+            with pytest.raises(CorruptObject):
+                s.get_object(oid)
+
+    def test_well_hashed_but_undecodable_file_is_corrupt(self, tmp_path: Path) -> None:
+        with DiskObjectStore(tmp_path, fsync=False) as s:
+            junk = b"junk that hashes to its own name"
+            oid = object_id(junk)
+            path = _object_file(tmp_path, oid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(junk)
+            assert s.get(oid) == junk
+            with pytest.raises(CorruptObject):
+                s.get_object(oid)
+
+    def test_stale_temp_files_are_cleaned_fresh_ones_kept(self, tmp_path: Path) -> None:
+        DiskObjectStore(tmp_path).close()
+        stale = tmp_path / "tmp" / "crashed-writer"
+        fresh = tmp_path / "tmp" / "live-writer"
+        stale.write_bytes(b"half an object")
+        fresh.write_bytes(b"being written")
+        os.utime(stale, (0, 0))
+        with DiskObjectStore(tmp_path) as s:
+            assert not stale.exists() and fresh.exists()
+            assert list(s.ids()) == []
+
+    def test_ids_ignores_foreign_files(self, tmp_path: Path) -> None:
+        with DiskObjectStore(tmp_path, fsync=False) as s:
+            oid = s.put_blob(b"a")
+            (tmp_path / "objects" / "zz").mkdir()
+            (tmp_path / "objects" / oid.hex()[:2] / "README").write_text("hi")
+            assert list(s.ids()) == [oid]
+            assert s.stats().objects == 1

@@ -1,0 +1,209 @@
+"""One contract for every RefStore: versions, compare-and-swap, log, pins; plus disk details."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+
+from ccn.errors import InvalidName, RefConflict, StoreError, StoreUsageError
+from ccn.name import Name
+from ccn.store.refs import DiskRefStore, MemoryRefStore, Pin, RefStore
+
+A = b"\x0a" * 32
+B = b"\x0b" * 32
+C = b"\x0c" * 32
+N = Name.parse("/videos/talk")
+
+
+class TestRefStoreContract:
+    def test_empty(self, refs: RefStore) -> None:
+        assert refs.latest(N) is None
+        assert refs.get(N, 1) is None
+        assert refs.versions(N) == []
+        assert refs.log(N) == []
+        assert refs.names() == []
+        assert refs.pins() == []
+
+    def test_publish_versions_in_order(self, refs: RefStore) -> None:
+        refs.compare_and_swap(N, None, 1, A)
+        refs.compare_and_swap(N, 1, 2, B)
+        assert refs.latest(N) == (2, B)
+        assert refs.get(N, 1) == A and refs.get(N, 2) == B and refs.get(N, 3) is None
+        assert refs.versions(N) == [(1, A), (2, B)]
+        log = refs.log(N)
+        assert [(e.number, e.id) for e in log] == [(1, A), (2, B)]
+        assert log[0].time_ns <= log[1].time_ns
+
+    def test_cas_conflict_changes_nothing(self, refs: RefStore) -> None:
+        refs.compare_and_swap(N, None, 1, A)
+        with pytest.raises(RefConflict):
+            refs.compare_and_swap(N, None, 1, B)
+        refs.compare_and_swap(N, 1, 2, B)
+        with pytest.raises(RefConflict):
+            refs.compare_and_swap(N, 1, 2, C)
+        with pytest.raises(RefConflict):
+            refs.compare_and_swap(N, 3, 4, C)
+        assert refs.versions(N) == [(1, A), (2, B)]
+
+    def test_gaps_allowed_but_numbers_only_grow(self, refs: RefStore) -> None:
+        refs.compare_and_swap(N, None, 5, A)
+        assert refs.latest(N) == (5, A)
+        with pytest.raises(StoreUsageError):
+            refs.compare_and_swap(N, 5, 5, B)
+        with pytest.raises(StoreUsageError):
+            refs.compare_and_swap(N, 5, 0, B)
+
+    @pytest.mark.parametrize("bad", [Name(), Name.parse("/a/v3"), "/a"])
+    def test_bad_names_rejected(self, refs: RefStore, bad: object) -> None:
+        with pytest.raises(InvalidName):
+            refs.compare_and_swap(bad, None, 1, A)  # type: ignore[arg-type]
+        with pytest.raises(InvalidName):
+            refs.latest(bad)  # type: ignore[arg-type]
+
+    def test_bad_ids_rejected(self, refs: RefStore) -> None:
+        with pytest.raises(StoreUsageError):
+            refs.compare_and_swap(N, None, 1, A.hex())  # type: ignore[arg-type]
+        with pytest.raises(StoreUsageError):
+            refs.compare_and_swap(N, None, 1, A[:16])
+
+    def test_names_by_prefix(self, refs: RefStore) -> None:
+        names = [
+            Name.parse("/a"),
+            Name.parse("/a/b"),
+            Name.parse("/a/b/c"),
+            Name.parse("/ab"),
+            Name.parse("/z/%00%2F%25/.hidden/.."),
+            Name([b"long" * 60]),
+        ]
+        for n in names:
+            refs.compare_and_swap(n, None, 1, A)
+        assert refs.names() == sorted(names)
+        assert refs.names(Name.parse("/a")) == names[:3]
+        assert refs.names(Name.parse("/a/b")) == names[1:3]
+        assert refs.names(Name.parse("/z")) == [names[4]]
+        assert refs.names(Name.parse("/nothing")) == []
+        assert refs.latest(names[4]) == (1, A)
+        assert refs.latest(names[5]) == (1, A)
+
+    def test_pins(self, refs: RefStore) -> None:
+        refs.pin(N, 2)
+        refs.pin(N)
+        refs.pin(N)
+        refs.pin(Name.parse("/a"), 1)
+        assert refs.pins() == [Pin(Name.parse("/a"), 1), Pin(N, None), Pin(N, 2)]
+        assert refs.unpin(N) is True
+        assert refs.unpin(N) is False
+        assert refs.unpin(N, 7) is False
+        assert refs.pins() == [Pin(Name.parse("/a"), 1), Pin(N, 2)]
+        with pytest.raises(StoreUsageError):
+            refs.pin(N, 0)
+        with pytest.raises(InvalidName):
+            refs.pin(Name.parse("/a/v1"))
+
+    def test_concurrent_publishers_in_threads(self, refs: RefStore) -> None:
+        ids = [bytes([i]) * 32 for i in range(1, 41)]
+        won: list[int] = []
+        lock = threading.Lock()
+
+        def publisher(my_ids: list[bytes]) -> None:
+            for vid in my_ids:
+                while True:
+                    latest = refs.latest(N)
+                    expected = None if latest is None else latest[0]
+                    try:
+                        refs.compare_and_swap(N, expected, (expected or 0) + 1, vid)
+                    except RefConflict:
+                        continue
+                    with lock:
+                        won.append((expected or 0) + 1)
+                    break
+
+        threads = [threading.Thread(target=publisher, args=(ids[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        versions = refs.versions(N)
+        assert [n for n, _ in versions] == list(range(1, 41))
+        assert sorted(v for _, v in versions) == sorted(ids)
+        assert sorted(won) == list(range(1, 41))
+
+    def test_closed_refuses(self, refs: RefStore) -> None:
+        refs.close()
+        with pytest.raises(StoreError):
+            refs.compare_and_swap(N, None, 1, A)
+
+
+class TestDiskRefStore:
+    def test_visible_to_a_second_instance(self, tmp_path: Path) -> None:
+        with DiskRefStore(tmp_path) as one:
+            one.compare_and_swap(N, None, 1, A)
+            one.pin(N, 1)
+        with DiskRefStore(tmp_path) as two:
+            assert two.latest(N) == (1, A)
+            assert two.pins() == [Pin(N, 1)]
+            with pytest.raises(RefConflict):
+                two.compare_and_swap(N, None, 1, B)
+
+    def test_escaped_layout(self, tmp_path: Path) -> None:
+        with DiskRefStore(tmp_path, fsync=False) as refs:
+            refs.compare_and_swap(Name.parse("/a%2Fb/.."), None, 1, A)
+            refs.compare_and_swap(Name([b"x" * 255]), None, 1, A)
+        log = tmp_path / "refs" / "a%2Fb" / "%2E." / ".log"
+        assert log.read_text().splitlines() == [
+            "ccn-ref 1 /a%2Fb/..",
+            log.read_text().splitlines()[1],
+        ]
+        assert log.read_text().splitlines()[1].startswith(f"1 {A.hex()} ")
+        hashed = [p.name for p in (tmp_path / "refs").iterdir() if p.name.startswith("%H")]
+        assert len(hashed) == 1 and len(hashed[0]) == 66
+
+    def test_clock_is_injectable(self, tmp_path: Path) -> None:
+        with DiskRefStore(tmp_path, fsync=False, clock=lambda: 42) as refs:
+            refs.compare_and_swap(N, None, 1, A)
+            assert refs.log(N)[0].time_ns == 42
+        with MemoryRefStore(clock=lambda: 43) as mem:
+            mem.compare_and_swap(N, None, 1, A)
+            assert mem.log(N)[0].time_ns == 43
+
+    def test_garbled_ref_file_is_an_error(self, tmp_path: Path) -> None:
+        with DiskRefStore(tmp_path, fsync=False) as refs:
+            refs.compare_and_swap(N, None, 1, A)
+            log = tmp_path / "refs" / "videos" / "talk" / ".log"
+            log.write_text(log.read_text() + "garbage\n")
+            with pytest.raises(StoreError):
+                refs.latest(N)
+
+
+def _publish_many(root: str, worker: int, count: int) -> None:
+    with DiskRefStore(root, fsync=False) as refs:
+        for i in range(count):
+            vid = bytes([worker, i]) * 16
+            while True:
+                latest = refs.latest(N)
+                expected = None if latest is None else latest[0]
+                try:
+                    refs.compare_and_swap(N, expected, (expected or 0) + 1, vid)
+                    break
+                except RefConflict:
+                    continue
+
+
+@pytest.mark.slow
+def test_concurrent_publishers_in_processes(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_publish_many, args=(str(tmp_path), w, 15)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    with DiskRefStore(tmp_path) as refs:
+        versions = refs.versions(N)
+    assert [n for n, _ in versions] == list(range(1, 46))
+    assert sorted(v for _, v in versions) == sorted(
+        bytes([w, i]) * 16 for w in range(3) for i in range(15)
+    )
