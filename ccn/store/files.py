@@ -48,8 +48,8 @@ from ccn.store.objects import (
 from ccn.store.objstore import ObjectStore, check_id
 from ccn.store.refs import RefStore, check_ref_name
 
-_WRITERS: Final = 2
-_BLOCKS_IN_FLIGHT: Final = 4
+_WRITERS: Final = 4
+_BLOCKS_IN_FLIGHT: Final = 2 * _WRITERS
 
 PUBLISH_ATTEMPTS: Final = 100
 """How many times :func:`publish` retries after losing a race to another publisher."""

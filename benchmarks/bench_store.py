@@ -1,0 +1,260 @@
+"""Benchmark: storing a file in the object store, against cp and git, and chunk-size choice.
+
+Measures, in one run on one file system, the wall-clock throughput of
+
+* ``ccn``: ``import_file`` into a fresh :class:`DiskObjectStore` (chunk + hash + write), without
+  fsync and with fsync (the latter on a smaller file: it costs a few ms per object here);
+* ``cp FILE`` to the same file system;
+* ``git hash-object -w FILE`` into a fresh repository;
+
+repeated ``--runs`` times in rotating order, reporting medians, and ratios computed within each
+run (timings on shared machines are noisy; ratios less so). Then it compares average chunk sizes
+(throughput, and new bytes stored after a 1 % edit) to justify the chunker's constant.
+
+Results go to ``benchmarks/results/store.{json,md}``. Nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import random
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ccn.store.chunker import Chunker
+from ccn.store.files import import_file
+from ccn.store.objstore import DiskObjectStore
+
+MIB = 1 << 20
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _make_file(path: Path, size: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 * MIB)
+            f.write(rng.randbytes(n))
+            left -= n
+
+
+def _warm(path: Path) -> None:
+    with open(path, "rb", buffering=0) as f:
+        while f.read(16 * MIB):
+            pass
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _run(cmd: list[str]) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def _ccn(src: Path, dest: Path, fsync: bool, chunker: Chunker | None = None) -> DiskObjectStore:
+    store = DiskObjectStore(dest, fsync=fsync)
+    if chunker is None:
+        import_file(store, src)
+    else:
+        import_file(store, src, chunker=chunker)
+    return store
+
+
+def _machine(work: Path) -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    fs = subprocess.run(
+        ["stat", "-f", "-c", "%T", str(work)], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    git = subprocess.run(["git", "--version"], capture_output=True, text=True, check=False)
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "filesystem": fs,
+        "git": git.stdout.strip(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def bench_put(work: Path, size_mib: int, fsync_mib: int, runs: int) -> dict[str, Any]:
+    src = work / "input.bin"
+    _make_file(src, size_mib * MIB, seed=1)
+    small = work / "input-fsync.bin"
+    _make_file(small, fsync_mib * MIB, seed=2)
+    _warm(src)
+    _warm(small)
+    methods: dict[str, Callable[[Path], object]] = {
+        "cp": lambda d: _run(["cp", str(src), str(d)]),
+        "git hash-object -w": lambda d: _run(["git", "-C", str(d), "hash-object", "-w", str(src)]),
+        "ccn put (no fsync)": lambda d: _ccn(src, d, fsync=False),
+    }
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    order = list(methods)
+    for r in range(runs):
+        for m in order[r % len(order) :] + order[: r % len(order)]:
+            dest = work / f"run{r}-{m.split()[0]}"
+            if m.startswith("git"):
+                _run(["git", "init", "-q", str(dest)])
+            # No deletion between measurements: on file systems mounted with `discard`
+            # a large rm slows the next writer down.
+            times[m].append(_timed(functools.partial(methods[m], dest)))
+            print(f"  run {r + 1}: {m}: {size_mib / times[m][-1]:.0f} MiB/s", flush=True)
+    fsync_time = _timed(lambda: _ccn(small, work / "fsync-store", fsync=True))
+    print(f"  ccn put (fsync), {fsync_mib} MiB: {fsync_mib / fsync_time:.1f} MiB/s", flush=True)
+
+    def median_rate(m: str) -> float:
+        return statistics.median(size_mib / t for t in times[m])
+
+    def median_ratio(a: str, b: str) -> float:
+        return statistics.median(times[b][i] / times[a][i] for i in range(runs))
+
+    return {
+        "size_mib": size_mib,
+        "runs": runs,
+        "mib_per_s": {m: round(median_rate(m), 1) for m in methods}
+        | {"ccn put (fsync)": round(fsync_mib / fsync_time, 1)},
+        "fsync_size_mib": fsync_mib,
+        "seconds": {m: [round(t, 3) for t in ts] for m, ts in times.items()},
+        "ccn_vs_cp": round(median_ratio("ccn put (no fsync)", "cp"), 3),
+        "ccn_vs_git": round(median_ratio("ccn put (no fsync)", "git hash-object -w"), 2),
+    }
+
+
+def _edit(data: bytes, seed: int) -> bytes:
+    """Change 1 % of ``data`` at 8 random places: overwrite, plus a small insertion each."""
+    rng = random.Random(seed)
+    out = bytearray(data)
+    span = len(data) // 800
+    for pos in sorted(rng.sample(range(len(data) - span), 8), reverse=True):
+        out[pos : pos + span] = rng.randbytes(span + 64)
+    return bytes(out)
+
+
+def bench_chunk_sizes(work: Path, size_mib: int) -> list[dict[str, Any]]:
+    src = work / "chunks-v1.bin"
+    _make_file(src, size_mib * MIB, seed=3)
+    edited = work / "chunks-v2.bin"
+    edited.write_bytes(_edit(src.read_bytes(), seed=4))
+    _warm(src)
+    rows = []
+    for avg_kib in (16, 32, 64):
+        avg = avg_kib * 1024
+        chunker = Chunker(avg_size=avg, min_size=avg // 4, max_size=avg * 4)
+        dest = work / f"chunks-{avg_kib}"
+        store = DiskObjectStore(dest, fsync=False)
+        elapsed = _timed(functools.partial(import_file, store, src, chunker=chunker))
+        before = store.stats()
+        import_file(store, edited, chunker=chunker)
+        after = store.stats()
+        rows.append(
+            {
+                "avg_kib": avg_kib,
+                "mib_per_s": round(size_mib / elapsed, 1),
+                "objects": before.objects,
+                "mean_chunk_kib": round(before.bytes / before.objects / 1024, 1),
+                "new_bytes_after_1pct_edit_pct": round(
+                    100 * (after.bytes - before.bytes) / (size_mib * MIB), 2
+                ),
+            }
+        )
+        print(f"  avg {avg_kib} KiB: {rows[-1]}", flush=True)
+    return rows
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    put = result["put"]
+    lines = [
+        "# Object store benchmark",
+        "",
+        f"Command: `{result['command']}`  ",
+        f"Date: {result['date']}  ",
+        "Machine: " + ", ".join(f"{k}={v}" for k, v in result["machine"].items()),
+        "",
+        f"## put of a {put['size_mib']} MiB random file (median of {put['runs']} runs)",
+        "",
+        "| method | MiB/s |",
+        "|---|---:|",
+    ]
+    for m, rate in put["mib_per_s"].items():
+        note = f" ({put['fsync_size_mib']} MiB file)" if m == "ccn put (fsync)" else ""
+        lines.append(f"| {m}{note} | {rate} |")
+    lines += [
+        "",
+        f"ccn (no fsync) / cp: **{put['ccn_vs_cp']:.2f}** (target >= 0.40); "
+        f"ccn (no fsync) / git: **{put['ccn_vs_git']:.1f}x** (target >= 5x). "
+        "Ratios are medians of per-run ratios.",
+        "",
+        f"## Chunk size ({result['chunk_size_mib']} MiB file, then a 1 % edit at 8 places)",
+        "",
+        "| avg (min = avg/4, max = 4 avg) | MiB/s | objects | mean chunk KiB "
+        "| new bytes after edit, % of file |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in result["chunk_sizes"]:
+        lines.append(
+            f"| {row['avg_kib']} KiB | {row['mib_per_s']} | {row['objects']} | "
+            f"{row['mean_chunk_kib']} | {row['new_bytes_after_1pct_edit_pct']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="size of the test file")
+    parser.add_argument("--fsync-mib", type=int, default=64, help="file size for the fsync run")
+    parser.add_argument("--chunk-mib", type=int, default=256, help="file size, chunk comparison")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions (median reported)")
+    parser.add_argument("--dir", type=Path, default=None, help="work dir (default: under /tmp)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where store.{json,md} go")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="ccn-bench-store-", dir=args.dir or "/tmp"))
+    try:
+        result: dict[str, Any] = {
+            "command": shlex.join([sys.executable, *sys.argv]),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "machine": _machine(work),
+        }
+        print(f"put, {args.size_mib} MiB, {args.runs} runs, in {work}", flush=True)
+        result["put"] = bench_put(work, args.size_mib, args.fsync_mib, args.runs)
+        print(f"chunk sizes, {args.chunk_mib} MiB", flush=True)
+        result["chunk_size_mib"] = args.chunk_mib
+        result["chunk_sizes"] = bench_chunk_sizes(work, args.chunk_mib)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    text = _markdown(result)
+    print()
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "store.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "store.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
