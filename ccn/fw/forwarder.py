@@ -357,6 +357,7 @@ class Forwarder:
         self.pit.remove_in_record(entry, face_id)
         if not entry.in_records:
             self.pit.remove(entry)
+            self._interest_finalize(entry, now, expired=False)
 
     def _eligible_nexthops(
         self, entry: PitEntry, interest: Interest, ingress_local: bool

@@ -121,16 +121,14 @@ class ContentStore:
         and marks the entry recently used."""
         digest = interest.digest
         entry: CsEntry | None
-        if digest is not None:
-            entry = self._by_digest.get(digest)
-            if entry is not None and interest.must_be_fresh and entry.fresh_until <= now:
-                entry = None
-        elif interest.can_be_prefix:
-            entry = self._latest_under(interest.name, interest.must_be_fresh, now)
-        else:
+        if digest is None and not interest.can_be_prefix:
             entry = self._lru.get(interest.name.components)
-            if entry is not None and interest.must_be_fresh and entry.fresh_until <= now:
-                entry = None
+        elif digest is not None:
+            entry = self._by_digest.get(digest)
+        else:
+            entry = self._latest_under(interest.name, interest.must_be_fresh, now)
+        if entry is not None and interest.must_be_fresh and entry.fresh_until <= now:
+            entry = None
         if entry is None:
             self.misses += 1
             return None

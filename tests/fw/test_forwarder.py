@@ -452,3 +452,16 @@ def test_with_hop_limit_equals_replace(
     copy = _with_hop_limit(i, hop)
     assert copy == dataclasses.replace(i, hop_limit=hop)
     assert hash(copy) == hash(dataclasses.replace(i, hop_limit=hop))
+
+
+def test_retransmission_after_route_removal_gets_no_route() -> None:
+    fw = make()
+    interest(fw, CONSUMER, I1, now=0.0)
+    assert fw.remove_route(N("/a"), UPSTREAM)
+    retx = Interest(N("/a/b"), 2)
+    assert interest(fw, CONSUMER, retx, now=1.0) == [
+        SendNack(CONSUMER, Nack(retx, NackReason.NO_ROUTE))
+    ]
+    assert len(fw.pit) == 0
+    # The nonce that went upstream is remembered: if it loops back, it is caught.
+    assert fw.dnl.has(N("/a/b"), I1.nonce, 1.0)
