@@ -44,8 +44,8 @@ from ccn.store.objects import (
 
 MAX_WINDOW = 128
 INITIAL_WINDOW = 4
-MIN_RTO = 0.2
-MAX_RTO = 4.0
+MIN_RTO = 0.5  # faces are mostly reliable streams: loss is rare, queueing delay is not
+MAX_RTO = 8.0
 INITIAL_RTO = 1.0
 MAX_RETRIES = 8
 LATEST_FRESHNESS_RETRIES = 2
@@ -58,7 +58,8 @@ Progress = Callable[[int, int], None]
 
 
 async def resolve(client: Client, name: Name) -> tuple[Name, Version]:
-    """Fetch and check the version record for ``name`` (``/n/vN``, or ``/n`` for the latest)."""
+    """Fetch and check the version record for ``name`` (``/n/vN``, or ``/n`` for the latest);
+    with trust anchors on the client, its signature too (:class:`~ccn.trust.UntrustedVersion`)."""
     if name.version is not None:
         interest = Interest(name, new_nonce())
     else:
@@ -77,6 +78,8 @@ async def resolve(client: Client, name: Name) -> tuple[Name, Version]:
         raise VerificationError(f"{got}: not a version record")
     if version.name != got.unversioned() or version.number != got.version:
         raise VerificationError(f"{got}: version record is for {version.name}/v{version.number}")
+    if client.trust is not None:
+        client.trust.check(version)
     return got, version
 
 
@@ -476,6 +479,17 @@ async def fetch_to_stream(client: Client, name: Name, out: BinaryIO) -> Name:
     if hasher.digest() != version.content_hash:
         raise VerificationError(f"{versioned}: content hash mismatch")
     return versioned
+
+
+async def fetch_through(client: Client, versioned: Name, version: Version) -> Stats:
+    """Fetch every object of ``version`` and discard it: it passes (and is cached by) the
+    client's node, which is what pinning a version published elsewhere needs."""
+    pipe = Pipeline(client, versioned)
+    interior = await _fetch_interior(pipe, version.root, version.root_kind)
+    plan = _plan(version, interior, Path("."))
+    leaves = [leaf for f in plan.files for leaf in f.leaves]
+    await pipe.fetch_ordered(leaves, lambda _i, _raw: None)
+    return pipe.stats
 
 
 async def fetch_bytes(client: Client, name: Name) -> bytes:
