@@ -21,7 +21,7 @@ import trio
 from ccn.client import Client, connect
 from ccn.config import NodeConfig, parse_route
 from ccn.defaults import default_node_uri
-from ccn.errors import CcnError, LocalError
+from ccn.errors import CcnError, LocalError, VerificationError
 from ccn.name import Name
 
 # -- output helpers --------------------------------------------------------------------------
@@ -74,8 +74,15 @@ def cmd_put(args: argparse.Namespace) -> int:
         raise LocalError(f"{args.path}: no such file or directory")
     name = Name.parse(args.name)
 
+    key = None
+    if args.key is not None:
+        from ccn.keys import key_path, load_key
+
+        load_key(args.key)  # fail here, with one line, if the key is missing or unreadable
+        key = args.key if os.sep in args.key else str(key_path(args.key))
+
     async def body(client: Client) -> int:
-        reply = await client.publish(path, name)
+        reply = await client.publish(path, name, key=key)
         print(f"{reply['name']} {reply['id']}")
         return 0
 
@@ -93,19 +100,84 @@ def cmd_get(args: argparse.Namespace) -> int:
             raise LocalError("give -o OUT for the root name")
         out = os.fsdecode(unversioned[-1])
 
+    from ccn.trust import Anchors, UntrustedVersion
+
+    anchors = Anchors.load()
+
     async def body(client: Client) -> int:
+        client.trust = anchors
+        try:
+            return await ccn_body(client)
+        except UntrustedVersion:
+            raise
+        except VerificationError:
+            # Not a ccn version: it may be NDN content (e.g. from an NDN producer), segmented.
+            from ccn.ndngw import get_ndn
+
+            if await get_ndn(client, name, out):
+                return 0
+            raise
+
+    async def ccn_body(client: Client) -> int:
         if out == "-":
-            await fetch_to_stream(client, name, sys.stdout.buffer)
+            versioned = await fetch_to_stream(client, name, sys.stdout.buffer)
             sys.stdout.buffer.flush()
-            return 0
-        bar = ProgressBar() if sys.stderr.isatty() else None
-        versioned, _v, _stats = await fetch_version(client, name, Path(out), progress=bar)
-        if bar is not None:
-            bar.finish()
-            print(f"{versioned} -> {out}", file=sys.stderr)
+        else:
+            bar = ProgressBar() if sys.stderr.isatty() else None
+            versioned, _v, _stats = await fetch_version(client, name, Path(out), progress=bar)
+            if bar is not None:
+                bar.finish()
+                print(f"{versioned} -> {out}", file=sys.stderr)
+        if anchors.covering(versioned) is None:
+            print(
+                f"ccn: note: publisher of {versioned} not verified (no trust anchor covers it); "
+                "content checked against its hashes",
+                file=sys.stderr,
+            )
         return 0
 
     return trio.run(_with_client, args, body)
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    from ccn.keys import generate_key, key_path, list_keys, load_key
+
+    if args.action == "gen":
+        key = generate_key(args.name)
+        print(f"{key.public}")
+        print(f"key {args.name}: private key {key_path(args.name)} (0600), id {key.id.hex()}")
+        print(f"trust it with: ccn trust add /PREFIX {key.public}", file=sys.stderr)
+    elif args.action == "show":
+        print(load_key(args.name).public)
+    else:
+        for name, public in list_keys():
+            print(f"{name}  {public}")
+    return 0
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    from ccn.keys import PublicKey
+    from ccn.trust import Anchors, TrustFileError, default_trust_file
+
+    anchors = Anchors.load()
+    if args.action == "list":
+        for prefix, key in anchors:
+            print(f"{prefix}  {key}")
+        return 0
+    prefix = Name.parse(args.prefix)
+    if args.action == "add":
+        if not anchors.add(prefix, PublicKey.parse(args.key)):
+            print(f"{prefix} already trusts {args.key}")
+            return 0
+        anchors.save()
+        print(f"trusting {args.key} for {prefix} ({default_trust_file()})")
+        return 0
+    which = PublicKey.parse(args.key) if args.key else None
+    if not anchors.remove(prefix, which):
+        raise TrustFileError(f"no trust anchor for {prefix}" + (f" with {which}" if which else ""))
+    anchors.save()
+    print(f"removed trust anchor(s) for {prefix}")
+    return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -138,6 +210,13 @@ def _print_status(s: dict[str, Any]) -> None:
     ratio = f"{100 * cs['hits'] / lookups:.1f}%" if lookups else "n/a"
     print(f"listening: {', '.join(s.get('listen', []))}")
     print(f"store: {s['store']['objects']} objects, {_human(s['store']['bytes'])}")
+    if "cache" in s:
+        c = s["cache"]
+        print(
+            f"cache tier: {c['objects']} objects, {_human(c['bytes'])} of "
+            f"{_human(c['max_bytes'])}, hits {c['hits']}, evictions {c['evictions']}, "
+            f"dropped {c['dropped']}"
+        )
     print(
         f"content store: {cs['entries']} entries, {_human(cs['bytes'])}, "
         f"hits {cs['hits']}, misses {cs['misses']} (hit ratio {ratio})"
@@ -152,10 +231,90 @@ def _print_status(s: dict[str, Any]) -> None:
             f"{f['in_nacks']}n out {f['out_interests']}i/{f['out_data']}d/{f['out_nacks']}n "
             f"dropped {f['dropped']}"
         )
+    _print_discovery(s.get("discovery"))
     print("routes:")
     for e in s["fib"]:
-        hops = ", ".join(f"face {h['face']} cost {h['cost']}" for h in e["nexthops"])
+        hops = ", ".join(_hop_text(h) for h in e["nexthops"])
         print(f"  {e['prefix']}  {hops}")
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    name = Name.parse(args.name)
+
+    async def body(client: Client) -> int:
+        for v in await client.log(name):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v["time_ns"] / 1e9))
+            size = f"{v['size']} bytes" if "size" in v else v.get("error", "?")
+            prev = v.get("previous") or "-"
+            pin = "  pinned" if v.get("pinned") else ""
+            print(f"v{v['number']}  {when}Z  {size}  {v['id']}  previous {prev}{pin}")
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    name = Name.parse(args.name)
+
+    async def body(client: Client) -> int:
+        if args.command == "pin":
+            print(f"pinned {await client.pin(name)}")
+        else:
+            n = await client.unpin(name)
+            print(f"unpinned {name}" + (f" ({n} pins)" if n > 1 else ""))
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    async def body(client: Client) -> int:
+        r = await client.gc(dry_run=args.dry_run, grace=args.grace)
+        verb = "would remove" if args.dry_run else "removed"
+        for oid, size in r["removed"]:
+            print(f"{verb} {oid} {size}")
+        if r["count"] > len(r["removed"]):
+            print(f"... and {r['count'] - len(r['removed'])} more")
+        for w in r["warnings"]:
+            print(f"warning: {w}", file=sys.stderr)
+        print(
+            f"gc: {verb} {r['count']} objects, {_human(r['bytes'])}; {r['live']} live, "
+            f"{r['young']} unreachable but younger than the grace period"
+        )
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    async def body(client: Client) -> int:
+        r = await client.fsck(repair=args.repair)
+        for line in r["problems"]:
+            print(line)
+        if r["count"] > len(r["problems"]):
+            print(f"... and {r['count'] - len(r['problems'])} more problems")
+        c = r["checked"]
+        print(
+            f"fsck: {c['objects']} objects, {c['versions']} versions, {c['cache_objects']} cached "
+            f"objects checked; {r['count']} problems, {r['unrepaired']} not repaired",
+            file=sys.stderr,
+        )
+        return 1 if r["unrepaired"] else 0
+
+    return trio.run(_with_client, args, body)
+
+
+def _hop_text(hop: dict[str, Any]) -> str:
+    origin = f" ({hop['origin']})" if hop.get("origin") else ""
+    return f"face {hop['face']} cost {hop['cost']}{origin}"
+
+
+def _print_discovery(d: dict[str, Any] | None) -> None:
+    if not d:
+        return
+    print(f"discovery: node {d['id']}, table v{d['seq']}, multicast on {len(d['multicast'])}")
+    for nb in d["neighbours"]:
+        print(f"  neighbour {nb['id']} {nb['uri']} face {nb['face']} routes {nb['routes']}")
 
 
 def cmd_route(args: argparse.Namespace) -> int:
@@ -168,7 +327,7 @@ def cmd_route(args: argparse.Namespace) -> int:
             print(f"route {args.prefix} via {args.face} removed")
         else:
             for e in await client.routes():
-                hops = ", ".join(f"face {h['face']} cost {h['cost']}" for h in e["nexthops"])
+                hops = ", ".join(_hop_text(h) for h in e["nexthops"])
                 print(f"{e['prefix']}  {hops}")
         return 0
 
@@ -185,6 +344,10 @@ def cmd_node(args: argparse.Namespace) -> int:
         config.listen = list(args.listen)
     if args.route:
         config.routes = [parse_route(r) for r in args.route]
+    if args.ndn:
+        config.ndn = list(args.ndn)
+    if args.no_discovery:
+        config.discovery = False
     config.validate()
 
     async def main() -> int:
@@ -192,9 +355,11 @@ def cmd_node(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 bound = await nursery.start(node.run)
+                ndn = "".join(f", ndn {b}" for b in node.bound_ndn)
                 print(
                     f"ccn node: store {config.store}; listening on "
-                    + ", ".join(str(b) for b in bound),
+                    + ", ".join(str(b) for b in bound)
+                    + ndn,
                     flush=True,
                 )
                 async for _sig in signals:
@@ -235,18 +400,47 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--route", action="append", metavar="PREFIX=URI", help="route a prefix to a neighbour"
     )
-    s.add_argument("--ndn", metavar="URI", help="NDN face (not implemented yet)")
+    s.add_argument(
+        "--ndn",
+        action="append",
+        metavar="URI",
+        help="listen for NDN apps (tcp://127.0.0.1:6363 or unix:///PATH); may be repeated",
+    )
+    s.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="no LAN discovery (multicast hellos, neighbours, prefix announcements)",
+    )
     s.set_defaults(func=cmd_node)
 
     s = sub.add_parser("put", help="publish a file or directory as the next version of NAME")
     s.add_argument("path")
     s.add_argument("name")
+    s.add_argument("--key", metavar="NAME", help="sign the version with key NAME (ccn key gen)")
     s.set_defaults(func=cmd_put)
 
     s = sub.add_parser("get", help="fetch NAME (/name/vN or /name for the latest)")
     s.add_argument("name")
     s.add_argument("-o", "--output", help="output path, '-' for stdout (default: last component)")
     s.set_defaults(func=cmd_get)
+
+    s = sub.add_parser("key", help="publisher keys: gen NAME, show NAME, list")
+    ksub = s.add_subparsers(dest="action", required=True)
+    ksub.add_parser("gen").add_argument("name")
+    ksub.add_parser("show").add_argument("name")
+    ksub.add_parser("list")
+    s.set_defaults(func=cmd_key)
+
+    s = sub.add_parser("trust", help="trust anchors: add PREFIX KEY, remove PREFIX [KEY], list")
+    tsub = s.add_subparsers(dest="action", required=True)
+    t = tsub.add_parser("add")
+    t.add_argument("prefix")
+    t.add_argument("key", help="ed25519:<64 hex> (ccn key show NAME)")
+    t = tsub.add_parser("remove")
+    t.add_argument("prefix")
+    t.add_argument("key", nargs="?")
+    tsub.add_parser("list")
+    s.set_defaults(func=cmd_trust)
 
     s = sub.add_parser("ls", help="names and versions published on the node")
     s.add_argument("prefix", nargs="?", default="/")
@@ -255,6 +449,35 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="faces, routes, tables and counters of the node")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("log", help="versions of NAME published on the node")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_log)
+
+    s = sub.add_parser("pin", help="keep NAME[/vN] on the node (never evicted or collected)")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_pin)
+
+    s = sub.add_parser("unpin", help="drop the pin of NAME/vN (or every pin of NAME)")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_pin)
+
+    s = sub.add_parser("gc", help="remove objects that no published version or pin reaches")
+    s.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    s.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="keep unreachable objects younger than this (default 3600)",
+    )
+    s.set_defaults(func=cmd_gc)
+
+    s = sub.add_parser("fsck", help="verify every object, ref and cached object")
+    s.add_argument(
+        "--repair", action="store_true", help="drop damaged cache objects (fetched again later)"
+    )
+    s.set_defaults(func=cmd_fsck)
 
     s = sub.add_parser("route", help="add, remove or list routes")
     rsub = s.add_subparsers(dest="action", required=True)
@@ -277,9 +500,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "ndn", None):
-        print("ccn: error: --ndn is not implemented yet", file=sys.stderr)
-        return 2
     try:
         code: int = args.func(args)
         return code

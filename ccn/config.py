@@ -1,8 +1,8 @@
 """Node configuration: flags and an optional TOML file, merged into one value.
 
 The TOML file takes the same settings as the flags (``store``, ``listen = [...]``,
-``routes = ["/prefix=tcp://host:port", ...]``) plus table bounds (``cs_bytes``,
-``pit_max_entries``, ...). Flags given on the command line win over the file.
+``routes = ["/prefix=tcp://host:port", ...]``, ``ndn = ["tcp://127.0.0.1:6363"]``) plus table
+bounds (``cs_bytes``, ``pit_max_entries``, ...). Flags given on the command line win over the file.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from typing import Any
 from ccn.defaults import default_listen, default_store
 from ccn.errors import LocalError
 from ccn.faces.uri import FaceUri
+from ccn.framing import DEFAULT_MAX_FRAME
 from ccn.name import Name
+
+#: Smallest ``max_frame``: a Data packet carrying the largest object (512 KiB) must fit.
+MIN_FRAME = 520 * 1024
 
 
 class ConfigError(LocalError):
@@ -27,18 +31,59 @@ class NodeConfig:
     store: Path = field(default_factory=default_store)
     listen: list[str] = field(default_factory=default_listen)
     routes: list[tuple[Name, str]] = field(default_factory=list)
+    #: NDN listeners (``tcp://127.0.0.1:6363``, ``unix:///path``) for unmodified NDN apps.
+    ndn: list[str] = field(default_factory=list)
     #: fsync every stored object (durable publishes at some cost in speed).
     fsync: bool = False
     cs_bytes: int = 64 << 20
+    #: Budget of the persistent cache tier on disk (objects this node forwarded), LRU-evicted.
+    cache_bytes: int = 1 << 30
     cs_max_entries: int = 65536
     pit_max_entries: int = 65536
     pit_max_per_face: int = 16384
+    #: Faces (neighbours and apps) at once; connections beyond it are closed at once.
+    max_faces: int = 1024
+    #: Largest stream frame accepted; bounds each face's reassembly buffer (docs/limits.md).
+    max_frame: int = DEFAULT_MAX_FRAME
+    #: Trust anchors ``/prefix=ed25519:<hex>``: version records under those prefixes that are not
+    #: signed by one of the prefix's keys are dropped, never cached or forwarded (ccn/trust.py).
+    trust: list[str] = field(default_factory=list)
+    #: LAN discovery (docs/lan.md): multicast hellos, neighbours, prefix announcements.
+    discovery: bool = True
+    #: UDP port of the ccn multicast group (224.0.23.170); NDN's is 56363, ours differs.
+    multicast_port: int = 56464
+    #: Interfaces discovery uses (names); empty: every LAN interface that is up.
+    interfaces: list[str] = field(default_factory=list)
+    #: Forwarding strategy for every prefix: adaptive, best-route or multicast.
+    strategy: str = "adaptive"
 
     def validate(self) -> None:
         for uri in self.listen:
             FaceUri.parse(uri)
         for _prefix, uri in self.routes:
             FaceUri.parse(uri)
+        for uri in self.ndn:
+            FaceUri.parse(uri)
+        from ccn.trust import Anchors
+
+        for text in self.trust:
+            try:
+                Anchors.parse_line(text, sep="=")
+            except LocalError as e:
+                raise ConfigError(f"trust: {e}") from None
+        for key in ("cs_bytes", "cs_max_entries", "pit_max_entries", "pit_max_per_face"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1")
+        if self.max_faces < 1:
+            raise ConfigError("max_faces must be at least 1")
+        if not MIN_FRAME <= self.max_frame <= DEFAULT_MAX_FRAME:
+            raise ConfigError(f"max_frame must be in [{MIN_FRAME}, {DEFAULT_MAX_FRAME}]")
+        if not 1 <= self.multicast_port <= 65535:
+            raise ConfigError("multicast_port must be in [1, 65535]")
+        from ccn.fw.strategy import strategy_names
+
+        if self.strategy not in strategy_names():
+            raise ConfigError(f"strategy must be one of {', '.join(strategy_names())}")
 
     @classmethod
     def from_file(cls, path: Path) -> NodeConfig:
@@ -61,10 +106,20 @@ class NodeConfig:
                 cfg.store = Path(_typed(where, key, value, str)).expanduser()
             elif key == "listen":
                 cfg.listen = [_typed(where, key, v, str) for v in _typed(where, key, value, list)]
+            elif key == "ndn":
+                cfg.ndn = [_typed(where, key, v, str) for v in _typed(where, key, value, list)]
+            elif key == "trust":
+                cfg.trust = [_typed(where, key, v, str) for v in _typed(where, key, value, list)]
             elif key == "routes":
                 cfg.routes = [parse_route(_typed(where, key, v, str)) for v in value]
-            elif key == "fsync":
-                cfg.fsync = _typed(where, key, value, bool)
+            elif key == "interfaces":
+                cfg.interfaces = [
+                    _typed(where, key, v, str) for v in _typed(where, key, value, list)
+                ]
+            elif key == "strategy":
+                cfg.strategy = _typed(where, key, value, str)
+            elif key in ("fsync", "discovery"):
+                setattr(cfg, key, _typed(where, key, value, bool))
             else:
                 setattr(cfg, key, _typed(where, key, value, int))
         cfg.validate()

@@ -10,18 +10,31 @@ so the forwarder is never re-entered.
 from __future__ import annotations
 
 import contextlib
-from collections import deque
+import socket
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ccn.codec import MAX_PACKET_SIZE
 from ccn.config import NodeConfig
-from ccn.errors import ConnectError
+from ccn.errors import ConnectError, CorruptObject, InvalidObject, ObjectNotFound
 from ccn.faces.base import Face
+from ccn.faces.internal import InternalFace
+from ccn.faces.stream import (
+    DEFAULT_QUEUE_BYTES,
+    DEFAULT_QUEUE_PACKETS,
+    READ_BUDGET,
+    RECEIVE_SIZE,
+)
 from ccn.faces.transport import dial, open_listener, serve
+from ccn.faces.udp import UdpChannel
 from ccn.faces.uri import FaceUri
+from ccn.framing import HEADER_SIZE
 from ccn.fw.actions import (
+    Action,
     DataIn,
     Event,
     FaceDown,
@@ -36,13 +49,23 @@ from ccn.fw.actions import (
 from ccn.fw.forwarder import Forwarder, ForwarderConfig
 from ccn.mgmt import CommandFailed, Management
 from ccn.mgmt_proto import PREFIX as MGMT_PREFIX
-from ccn.name import Name
+from ccn.name import ROOT, Name
 from ccn.packet import Data, Interest, Packet
 from ccn.producer import Producer
+from ccn.store.cache import CacheFeeder, CacheTier
+from ccn.store.objects import MAX_OBJECT_SIZE, Version
+from ccn.store.objects import decode as decode_object
 from ccn.store.objstore import DiskObjectStore
 from ccn.store.refs import DiskRefStore
+from ccn.trust import Anchors, UntrustedVersion
+
+if TYPE_CHECKING:
+    from ccn.discovery import Discovery
+    from ccn.ndngw import NdnGateway
 
 MAX_TICK_INTERVAL = 0.5
+#: How many digests forwarded upstream the node remembers (see ``Node._asked``).
+ASKED_MAX = 65536
 INITIAL_DIAL_WAIT = 2.0
 REDIAL_DELAY = 0.5
 MAX_REDIAL_DELAY = 5.0
@@ -66,17 +89,37 @@ class Node:
         config.store.mkdir(parents=True, exist_ok=True)
         self.store = DiskObjectStore(config.store, fsync=config.fsync)
         self.refs = DiskRefStore(config.store)
+        #: Objects this node forwarded, on disk within ``cache_bytes`` (see ccn/store/cache.py).
+        self.cache = CacheTier(config.store / "cache", config.cache_bytes)
+        self.cache_feed = CacheFeeder(self.cache)
+        #: Digest Interests answered from the main store by the hook in :meth:`process`.
+        self.store_served = [0, 0]  # objects, bytes
+        #: Digests this node recently asked upstream for, so that an object arriving after its
+        #: requester left (a killed ``ccn get``) is still kept for the resumed fetch.
+        self._asked: OrderedDict[bytes, None] = OrderedDict()
         self.forwarder = Forwarder(
             ForwarderConfig(
                 cs_max_bytes=config.cs_bytes,
                 cs_max_entries=config.cs_max_entries,
                 pit_max_entries=config.pit_max_entries,
                 pit_max_per_face=config.pit_max_per_face,
+                default_strategy=config.strategy,
             )
         )
         self.faces: dict[int, Face] = {}
+        #: Version records under these prefixes must be signed by their keys (ccn/trust.py).
+        self.anchors = Anchors(Anchors.parse_line(t, sep="=") for t in config.trust)
+        #: Drops on purpose, node-wide, including those of faces since closed (``status.drops``).
+        self.drops = {"malformed": 0, "queue_full": 0, "faces_refused": 0, "untrusted": 0}
         self.neighbours: dict[str, _Neighbour] = {}
         self.bound: list[FaceUri] = []
+        #: UDP sockets (``udp://`` listeners, or opened for a route or discovery), see faces/udp.py
+        self.udp_channels: list[UdpChannel] = []
+        #: LAN discovery (``discovery = true``), see ccn/discovery.py.
+        self.discovery: Discovery | None = None
+        #: The NDN side (``--ndn``): listeners for NDN apps, see ccn/ndngw.py.
+        self.ndn: NdnGateway | None = None
+        self.bound_ndn: list[FaceUri] = []
         self.producer = Producer(self.store, self.refs, self.inject)
         self.management = Management(self)
         self._queue: deque[Event] = deque()
@@ -105,14 +148,35 @@ class Node:
                 for name in self.refs.names(None):
                     self.forwarder.add_route(name, self.producer.face.id, 0)
                 for text in self.config.listen:
+                    if FaceUri.parse(text).scheme == "udp":
+                        channel = await self._open_udp(FaceUri.parse(text))
+                        self.bound.append(channel.bound)
+                        continue
                     listener, bound = await open_listener(FaceUri.parse(text))
                     self.bound.append(bound)
-                    nursery.start_soon(serve, listener, bound, self._serve_face)
+                    nursery.start_soon(
+                        partial(serve, max_frame=self.config.max_frame),
+                        listener,
+                        bound,
+                        self._serve_face,
+                    )
+                if self.config.ndn:
+                    from ccn.ndngw import NdnGateway
+
+                    self.ndn = NdnGateway(self)
+                    uris = [FaceUri.parse(u) for u in self.config.ndn]
+                    self.bound_ndn = await nursery.start(self.ndn.run, uris)
                 for prefix, uri in self.config.routes:
                     self._neighbour(FaceUri.parse(uri)).prefixes[prefix] = 0
                 for nb in self.neighbours.values():
                     nursery.start_soon(self._maintain, nb)
                 nursery.start_soon(self._timer_loop)
+                nursery.start_soon(self.cache_feed.run)
+                if self.config.discovery:
+                    from ccn.discovery import Discovery
+
+                    self.discovery = Discovery(self, port=self.config.multicast_port)
+                    await nursery.start(self.discovery.run)
                 # Give configured neighbours a moment so the first request after start has its
                 # routes; one that is not up yet keeps being re-dialled in the background.
                 with trio.move_on_after(INITIAL_DIAL_WAIT):
@@ -121,8 +185,14 @@ class Node:
                 task_status.started(list(self.bound))
         finally:
             self.store.close()
+            self.cache.close()
 
     async def _serve_face(self, face: Face) -> None:
+        if self._external_faces() >= self.config.max_faces:
+            self.drops["faces_refused"] += 1
+            face.close()
+            await face.run(self.receive)  # returns at once, closing the stream
+            return
         self._attach(face)
         try:
             await face.run(self.receive)
@@ -136,13 +206,40 @@ class Node:
     def _detach(self, face: Face) -> None:
         face.close()
         if self.faces.pop(face.id, None) is not None:
+            self.drops["malformed"] += face.counters.malformed
+            self.drops["queue_full"] += face.counters.dropped
             self.process(FaceDown(face.id))
+
+    def _external_faces(self) -> int:
+        return sum(1 for f in self.faces.values() if not isinstance(f, InternalFace))
 
     # -- the core --------------------------------------------------------------------------
 
     def receive(self, face: Face, packet: Packet) -> None:
         """A face delivered a packet (the face has counted it)."""
+        if type(packet) is Data and self.anchors and not self._trusted(packet):
+            self.drops["untrusted"] += 1
+            return
         self._dispatch_in(face.id, packet)
+
+    def _trusted(self, data: Data) -> bool:
+        """False for a version record under an anchored prefix that is not one validly signed
+        by a key of that prefix, for exactly the name it came under: such Data is dropped before
+        the forwarder sees it, so it is neither cached nor forwarded."""
+        name = data.name
+        if name.version is None or self.anchors.covering(name) is None:
+            return True
+        try:
+            version = decode_object(data.content)
+        except InvalidObject:
+            return False
+        if type(version) is not Version or version.full_name != name:
+            return False
+        try:
+            self.anchors.check(version)
+        except UntrustedVersion:
+            return False
+        return True
 
     def inject(self, face_id: int, packet: Packet) -> None:
         """An internal face (producer, management) answers."""
@@ -167,24 +264,83 @@ class Node:
         self._busy = True
         try:
             handle = self.forwarder.handle
-            faces = self.faces
+            fw_counters = self.forwarder.counters
             while queue:
                 now = trio.current_time()
-                for action in handle(queue.popleft(), now):
-                    face = faces.get(action.face_id)
-                    if face is None:
-                        continue
-                    if type(action) is SendData:
-                        face.send(action.data)
-                    elif type(action) is SendInterest:
-                        face.send(action.interest)
-                    elif type(action) is SendNack:
-                        face.send(action.nack)
+                event = queue.popleft()
+                if type(event) is InterestIn:
+                    digest = event.interest.digest
+                    if digest is not None:
+                        self._from_storage(digest, now)
+                elif type(event) is DataIn:
+                    satisfied = fw_counters.satisfied
+                    actions = handle(event, now)
+                    if fw_counters.satisfied != satisfied or event.data.is_nameless:
+                        self._to_cache(event.data, fw_counters.satisfied != satisfied)
+                    self._send(actions)
+                    continue
+                self._send(handle(event, now))
         finally:
             self._busy = False
         deadline = self.forwarder.next_deadline()
         if deadline is not None and deadline < self._sleeping_until:
             self._timer_wake.set()
+
+    def _send(self, actions: list[Action]) -> None:
+        faces = self.faces
+        for action in actions:
+            face = faces.get(action.face_id)
+            if face is None:
+                continue
+            if type(action) is SendData:
+                face.send(action.data)
+            elif type(action) is SendInterest:
+                face.send(action.interest)
+                digest = action.interest.digest
+                if digest is not None:
+                    asked = self._asked
+                    asked[digest] = None
+                    if len(asked) > ASKED_MAX:
+                        asked.popitem(last=False)
+            elif type(action) is SendNack:
+                face.send(action.nack)
+
+    # -- the store and cache tier behind the CS ----------------------------------------------
+
+    def _from_storage(self, digest: bytes, now: float) -> None:
+        """On a CS miss for ``digest``, put the object into the CS from the main store or the
+        cache tier, so the forwarder answers it as a CS hit (scope and loop rules still apply).
+        ``known`` is a set lookup; only an actual hit reads a file."""
+        cs = self.forwarder.cs
+        if cs.get_by_digest(digest) is not None:
+            return
+        raw: bytes | None = None
+        if self.store.known(digest):
+            try:
+                raw = self.store.get(digest)
+            except (ObjectNotFound, CorruptObject):
+                return
+            self.store_served[0] += 1
+            self.store_served[1] += len(raw)
+        elif self.cache.known(digest):
+            raw = self.cache.get(digest)
+        else:
+            raw = self.cache_feed.pending(digest)
+        if raw is not None:
+            cs.insert(Data(ROOT, raw, 0, digest), now)
+
+    def _to_cache(self, data: Data, satisfied: bool) -> None:
+        """Nameless Data that satisfied a PIT entry matched its digest, so it is verified; so is
+        one that came too late for its PIT entry if its digest (= blake3 of its bytes) is one
+        this node asked for. Queue it for the cache tier unless the store has it."""
+        if data.is_nameless:
+            digest = data.digest
+            if not satisfied:
+                if digest not in self._asked:
+                    return  # unsolicited: never asked for here, not cached
+                del self._asked[digest]
+            if not self.store.known(digest):
+                self.cache_feed.offer(digest, data.content)
 
     async def _timer_loop(self) -> None:
         """Tick the core at its next deadline; woken early only if that deadline moves up."""
@@ -209,7 +365,48 @@ class Node:
             nb = self.neighbours[str(uri)] = _Neighbour(uri)
         return nb
 
+    async def _open_udp(self, uri: FaceUri) -> UdpChannel:
+        channel = await UdpChannel.open(uri)
+        await self.nursery.start(channel.run, self._serve_face)
+        self.udp_channels.append(channel)
+        return channel
+
+    async def udp_channel(self, family: int = socket.AF_INET) -> UdpChannel:
+        """A running UDP channel of ``family``: the first ``udp://`` listener, else one opened
+        on an ephemeral port."""
+        for channel in self.udp_channels:
+            if channel.family == family:
+                return channel
+        host = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        return await self._open_udp(FaceUri("udp", host=host, port=0))
+
+    async def _maintain_udp(self, nb: _Neighbour) -> None:
+        """A configured ``udp://`` neighbour: a persistent face, remade if it ever closes."""
+        with nb.cancel:
+            while nb.prefixes:
+                try:
+                    family = socket.AF_INET6 if ":" in nb.uri.host else socket.AF_INET
+                    channel = await self.udp_channel(family)
+                    face = channel.face_for(await channel.resolve(nb.uri), persistent=True)
+                except ConnectError:
+                    await trio.sleep(MAX_REDIAL_DELAY)
+                    continue
+                nb.face = face
+                for prefix, cost in nb.prefixes.items():
+                    self.forwarder.add_route(prefix, face.id, cost)
+                nb.connected.set()
+                try:
+                    await face.wait_closed()
+                finally:
+                    nb.face = None
+                    nb.connected = trio.Event()
+                    face.close()
+                await trio.sleep(REDIAL_DELAY)
+
     async def _maintain(self, nb: _Neighbour) -> None:
+        if nb.uri.scheme == "udp":
+            await self._maintain_udp(nb)
+            return
         delay = REDIAL_DELAY
         with nb.cancel:
             while nb.prefixes:
@@ -284,8 +481,9 @@ class Node:
         p = self.producer.counters
         return {
             "listen": [str(b) for b in self.bound],
+            "ndn": [str(b) for b in self.bound_ndn],
             "faces": [f.info() for f in self.faces.values()],
-            "fib": fw["fib"],
+            "fib": self._fib_with_origins(fw["fib"]),
             "pit": fw["pit"],
             "cs": fw["cs"],
             "forwarder": fw.get("counters", {}),
@@ -295,5 +493,77 @@ class Node:
                 "nacks": p.nacks,
                 "bytes": p.bytes,
             },
-            "store": {"objects": stats.objects, "bytes": stats.bytes},
+            "store": {
+                "objects": stats.objects,
+                "bytes": stats.bytes,
+                "packs": len(self.store.packs()),
+                "served": self.store_served[0],
+                "served_bytes": self.store_served[1],
+            },
+            "cache": self.cache.status(),
+            "drops": self._drops(),
+            "limits": self.limits(),
+            "discovery": None if self.discovery is None else self.discovery.status(),
+        }
+
+    def _fib_with_origins(self, fib: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each next hop with where its route came from (``origin``)."""
+        static = {
+            (str(p), nb.face.id): f"static {nb.uri}"
+            for nb in self.neighbours.values()
+            if nb.face is not None
+            for p in nb.prefixes
+        }
+        for entry in fib:
+            prefix = entry["prefix"]
+            for hop in entry["nexthops"]:
+                face = hop["face"]
+                origin = static.get((prefix, face))
+                if origin is None and self.discovery is not None:
+                    origin = self.discovery.origin(Name.parse(prefix), face)
+                if origin is None:
+                    if face == self.producer.face.id:
+                        origin = "producer"
+                    elif face == self.management.face.id:
+                        origin = "management"
+                    elif self.discovery is not None and face == self.discovery.face.id:
+                        origin = "discovery"
+                    else:
+                        origin = "manual"
+                hop["origin"] = origin
+        return fib
+
+    def _drops(self) -> dict[str, int]:
+        out = dict(self.drops)
+        for f in self.faces.values():
+            out["malformed"] += f.counters.malformed
+            out["queue_full"] += f.counters.dropped
+        fw = self.forwarder.counters
+        out["congestion_nacks"] = fw.congestion
+        out["unsolicited_data"] = fw.unsolicited_data
+        out["scope_violations"] = fw.scope_violations
+        return out
+
+    def limits(self) -> dict[str, int]:
+        """Every bound the node enforces, as configured (docs/limits.md)."""
+        c = self.config
+        fc = self.forwarder.config
+        return {
+            "max_packet": MAX_PACKET_SIZE,
+            "max_object": MAX_OBJECT_SIZE,
+            "max_frame": c.max_frame,
+            "reassembly_per_face": c.max_frame + HEADER_SIZE + RECEIVE_SIZE,
+            "send_queue_packets": DEFAULT_QUEUE_PACKETS,
+            "send_queue_bytes": DEFAULT_QUEUE_BYTES,
+            "read_budget": READ_BUDGET,
+            "max_faces": c.max_faces,
+            "faces": self._external_faces(),
+            "pit_max_entries": fc.pit_max_entries,
+            "pit_max_per_face": fc.pit_max_per_face,
+            "cs_bytes": fc.cs_max_bytes,
+            "cs_max_entries": fc.cs_max_entries,
+            "fib_max_entries": fc.fib_max_entries,
+            "dnl_max_entries": fc.dnl_max_entries,
+            "cache_bytes": c.cache_bytes,
+            "trust_anchors": len(self.anchors),
         }

@@ -52,14 +52,11 @@ async def _pump(src: trio.abc.ReceiveStream, dst: trio.abc.SendStream, delay: fl
 
 
 async def _handle(target: tuple[str, int], delay: float, client: trio.SocketStream) -> None:
+    upstream: trio.SocketStream | None = None
     try:
         upstream = await trio.open_tcp_stream(*target)
-    except OSError:
-        await client.aclose()
-        return
-    for s in (client, upstream):
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-    try:
+        for s in (client, upstream):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump, client, upstream, delay)
             nursery.start_soon(_pump, upstream, client, delay)
@@ -67,7 +64,8 @@ async def _handle(target: tuple[str, int], delay: float, client: trio.SocketStre
         pass
     finally:
         await trio.aclose_forcefully(client)
-        await trio.aclose_forcefully(upstream)
+        if upstream is not None:
+            await trio.aclose_forcefully(upstream)
 
 
 async def run_relay(

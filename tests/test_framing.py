@@ -16,7 +16,7 @@ def test_any_split_and_coalescing_yields_the_same_frames(
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=30)))
     pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
     d = Deframer()
-    out: list[bytes] = []
+    out: list[bytes | memoryview] = []
     for piece in pieces:
         out.extend(d.feed(piece))
     assert out == payloads
@@ -53,7 +53,7 @@ def test_large_stream_compacts_buffer() -> None:
     d = Deframer()
     payload = b"x" * 1000
     stream = frame_many([payload] * 500)
-    out: list[bytes] = []
+    out: list[bytes | memoryview] = []
     for i in range(0, len(stream), 777):
         out.extend(d.feed(stream[i : i + 777]))
     assert out == [payload] * 500

@@ -12,6 +12,7 @@ import trio
 from ccn.client import CommandError, connect
 from ccn.errors import NoRoute, NotFound
 from ccn.name import Name
+from ccn.relay import run_relay
 from ccn.testing import node_in_process
 
 FACE_KEYS = {
@@ -102,8 +103,14 @@ async def test_chain_caches_and_aggregates(tmp_path: Path) -> None:
     """A, A2 -> B -> C over TCP: C's producer answers each object once; B's cache serves A2."""
     data = _write(tmp_path / "f.bin", 3_000_000)
     route = Name.parse("/c")
-    async with node_in_process(tmp_path, "C", tcp=True) as (c_node, c_uri):
-        c_tcp = str(c_node.bound[1])
+    async with (
+        node_in_process(tmp_path, "C", tcp=True) as (c_node, c_uri),
+        trio.open_nursery() as relays,
+    ):
+        # a 10 ms link between B and C, so the two consumers' Interests meet in B's PIT
+        c_port = c_node.bound[1].port
+        relay_port = await relays.start(run_relay, ("127.0.0.1", c_port), 0.010)
+        c_tcp = f"tcp://127.0.0.1:{relay_port}"
         async with node_in_process(tmp_path, "B", tcp=True, routes=[(route, c_tcp)]) as (
             b_node,
             b_uri,
@@ -137,4 +144,7 @@ async def test_chain_caches_and_aggregates(tmp_path: Path) -> None:
                 ):
                     assert await client.get("/c/file/v1") == data
                 assert (await _status(c_uri))["producer"]["data"] == before
-                assert (await _status(b_uri))["cs"]["hits"] >= objects - 1
+                b_status = await _status(b_uri)
+                assert b_status["cs"]["hits"] >= objects - 1
+                assert b_status["forwarder"]["aggregated"] > 0
+        relays.cancel_scope.cancel()

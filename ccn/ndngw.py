@@ -1,0 +1,507 @@
+"""The NDN gateway of a node: NDN listeners, NFD-style prefix registration, and ccn content
+served to NDN consumers as segments; plus reassembly of NDN segmented content for ccn consumers.
+
+What NDN consumers see of a ccn file version ``/a/b/vN`` (docs/ndn.md):
+
+* ``/a/b/v=N/seg=K`` — fixed slices of :data:`SEGMENT_SIZE` bytes of the file content, the last
+  one carrying ``FinalBlockId``; an Interest for ``/a/b`` (CanBePrefix) gets segment 0 of the
+  latest version;
+* ``/a/b/32=metadata`` (CanBePrefix, MustBeFresh) — RDR metadata whose content is the Name
+  ``/a/b/v=N``;
+
+all signed with DigestSha256 and carrying a FreshnessPeriod. NDN Interests are first handed to
+the forwarder like any other (an NDN producer registered here or behind a ccn neighbour may own
+the name); the gateway answers when the answer is a ccn version record, or when a segment or
+metadata Interest comes back not-found. The gateway reads ccn content through the forwarder from
+an internal face, like any consumer, so it works for content published on other nodes too, and
+caches each version's layout (leaf blob ids and offsets) and recently used blobs.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import trio
+
+from ccn.client import Client, new_nonce
+from ccn.errors import CcnError, InvalidObject, VerificationError
+from ccn.faces.base import Deliver, Face
+from ccn.faces.internal import InternalFace
+from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
+from ccn.faces.transport import _is_loopback, open_listener
+from ccn.faces.uri import FaceUri
+from ccn.fetch import Pipeline, resolve
+from ccn.name import Name
+from ccn.ndn import lp, mgmt
+from ccn.ndn.names import component_to_ccn, to_ccn, to_ndn
+from ccn.ndn.packets import (
+    C_SEGMENT,
+    C_VERSION,
+    METADATA,
+    NdnData,
+    component_number,
+    encode_data,
+    encode_name,
+    segment,
+    version,
+)
+from ccn.ndn.tlv import NdnDecodeError
+from ccn.packet import Data, Interest, Nack, NackReason, Packet
+from ccn.store.objects import Kind, Manifest, Version, blob_payload, decode
+
+if TYPE_CHECKING:
+    from ccn.node import Node
+
+#: Bytes of file content per NDN segment: a segment Data stays under NDN's 8800-byte limit.
+SEGMENT_SIZE = 8000
+SEGMENT_FRESHNESS_MS = 10_000
+METADATA_FRESHNESS_MS = 1000
+COMMAND_FRESHNESS_MS = 1000
+MAX_LAYOUTS = 256
+BLOB_CACHE_BYTES = 32 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where the bytes of one file version are: leaf blobs in order and their start offsets."""
+
+    versioned: Name
+    size: int
+    leaves: tuple[bytes, ...]
+    offsets: tuple[int, ...]
+
+    @property
+    def segments(self) -> int:
+        return max(1, -(-self.size // SEGMENT_SIZE))
+
+    def leaves_for(self, seg: int) -> tuple[int, int, range]:
+        """Byte range of segment ``seg`` and the indexes of the leaves it overlaps."""
+        start = seg * SEGMENT_SIZE
+        stop = min(start + SEGMENT_SIZE, self.size)
+        if stop <= start:
+            return start, start, range(0)
+        first = bisect.bisect_right(self.offsets, start) - 1
+        last = bisect.bisect_left(self.offsets, stop) - 1
+        return start, stop, range(first, last + 1)
+
+
+class _AppSide(Face):
+    """The gateway's consumer end of its internal face: what it sends goes into the node."""
+
+    def __init__(self, inject: Callable[[Packet], None]) -> None:
+        super().__init__("internal://ndn-gateway", local=True)
+        self._inject = inject
+
+    def send(self, packet: Packet) -> None:
+        self._inject(packet)
+
+    async def run(self, deliver: Deliver) -> None:
+        await trio.sleep_forever()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class NdnGateway:
+    """The NDN side of one node. Start it with ``await nursery.start(gateway.run, uris)``."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.wires = InterestWires()
+        self.bound: list[FaceUri] = []
+        self._layouts: OrderedDict[Name, Layout] = OrderedDict()
+        self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
+        self._blob_bytes = 0
+        self._nursery: trio.Nursery | None = None
+        node_side = InternalFace("internal://ndn-gateway", self._to_app)
+        self._node_side = node_side
+        self._app_side = _AppSide(lambda p: node.inject(node_side.id, p))
+        self.client = Client(self._app_side)
+        self.served_segments = 0
+
+    def _to_app(self, packet: Packet) -> None:
+        self.client._deliver(self._app_side, packet)
+
+    async def run(
+        self,
+        uris: list[FaceUri],
+        *,
+        task_status: trio.TaskStatus[list[FaceUri]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``uris`` for NDN apps and serve until cancelled; report the bound addresses."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.node._attach(self._node_side)
+            for uri in uris:
+                listener, bound = await open_listener(uri)
+                self.bound.append(bound)
+                nursery.start_soon(self._serve, listener, bound)
+            task_status.started(list(self.bound))
+
+    async def _serve(self, listener: trio.SocketListener, bound: FaceUri) -> None:
+        async def handle(stream: trio.SocketStream) -> None:
+            if bound.scheme == "tcp":
+                host, port = stream.socket.getpeername()[:2]
+                remote = f"ndn+{FaceUri('tcp', host=host, port=port)}"
+                local = _is_loopback(host)
+            else:
+                remote, local = f"ndn+unix://{bound.path}#peer", True
+            await self.node._serve_face(NdnFace(stream, remote, local=local, host=self))
+
+        try:
+            await trio.serve_listeners(handle, [listener])
+        finally:
+            if bound.scheme == "unix":
+                with contextlib.suppress(OSError):
+                    os.unlink(bound.path)
+
+    def _spawn(self, fn: Callable[..., object], *args: object) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)  # type: ignore[arg-type]
+
+    # -- NdnHost ------------------------------------------------------------------------------
+
+    def on_interest(self, face: NdnFace, pending: PendingInterest) -> bool:
+        name = pending.ndn.name
+        if mgmt.is_command(name):
+            self._command(face, pending)
+            return True
+        shape = _segment_shape(pending)
+        if shape is not None:
+            layout = self._layouts.get(shape[0])
+            if layout is not None:
+                self._layouts.move_to_end(shape[0])
+                self._spawn(self._serve_segment, face, pending, shape[0], shape[1], None)
+                return True
+        return False
+
+    def on_ccn_data(self, face: NdnFace, pending: PendingInterest, data: Data) -> bool:
+        got = data.name
+        if got.version is None or not pending.ccn.can_be_prefix:
+            return False
+        try:
+            record = decode(data.content)
+        except InvalidObject:
+            return False
+        if type(record) is not Version or record.full_name != got:
+            return False
+        self._spawn(self._serve_segment, face, pending, got, 0, record)
+        return True
+
+    def on_ccn_nack(self, face: NdnFace, pending: PendingInterest, nack: Nack) -> bool:
+        if nack.reason not in (NackReason.NOT_FOUND, NackReason.NO_ROUTE):
+            return False
+        name = pending.ndn.name
+        if len(name) >= 2 and name[-1] == METADATA:
+            self._spawn(self._serve_metadata, face, pending)
+            return True
+        shape = _segment_shape(pending)
+        if shape is not None:
+            self._spawn(self._serve_segment, face, pending, shape[0], shape[1], None)
+            return True
+        return False
+
+    # -- management ---------------------------------------------------------------------------
+
+    def _command(self, face: NdnFace, pending: PendingInterest) -> None:
+        name = pending.ndn.name
+        params = mgmt.ControlParameters()
+        try:
+            if name[0][1] == b"localhost" and not face.local:
+                raise mgmt.CommandRejected(403, "/localhost commands only from local faces")
+            command = mgmt.parse_command(name)
+            params = command.params
+            if command.module != b"rib" or command.verb not in (b"register", b"unregister"):
+                raise mgmt.CommandRejected(501, "unsupported command", params)
+            if params.name is None:
+                raise mgmt.CommandRejected(400, "ControlParameters need a Name", params)
+            if params.face_id not in (None, 0, face.id):
+                raise mgmt.CommandRejected(410, "only the requesting face can be routed", params)
+            try:
+                prefix = to_ccn(params.name)
+            except NdnDecodeError as e:
+                raise mgmt.CommandRejected(400, str(e), params) from None
+            cost = params.cost or 0
+            if command.verb == b"register":
+                self.node.forwarder.add_route(prefix, face.id, cost)
+            else:
+                self.node.forwarder.remove_route(prefix, face.id)
+            params = mgmt.ControlParameters(
+                params.name,
+                face.id,
+                params.origin if params.origin is not None else mgmt.ORIGIN_APP,
+                cost,
+                params.flags if params.flags is not None else mgmt.ROUTE_FLAG_CHILD_INHERIT,
+                None,
+            )
+            content = mgmt.control_response(200, "OK", params)
+        except mgmt.CommandRejected as e:
+            content = mgmt.control_response(e.code, e.text, e.params)
+        except CcnError as e:
+            content = mgmt.control_response(500, str(e), params)
+        face.reply(pending, encode_data(name, content, freshness_ms=COMMAND_FRESHNESS_MS))
+
+    # -- serving ccn content as NDN segments --------------------------------------------------
+
+    async def _serve_segment(
+        self,
+        face: NdnFace,
+        pending: PendingInterest,
+        versioned: Name,
+        seg: int,
+        record: Version | None,
+    ) -> None:
+        with trio.move_on_after(pending.ndn.lifetime / 1000):
+            try:
+                layout = await self._layout(versioned, record)
+                if layout is None or seg >= layout.segments:
+                    face.nack(pending, lp.NACK_NO_ROUTE)
+                    return
+                content = await self._segment_bytes(layout, seg)
+            except CcnError:
+                face.nack(pending, lp.NACK_NO_ROUTE)
+                return
+            name = (*to_ndn(versioned), segment(seg))
+            wire = encode_data(
+                name,
+                content,
+                freshness_ms=SEGMENT_FRESHNESS_MS,
+                final_block_id=segment(layout.segments - 1),
+            )
+            self.served_segments += 1
+            face.reply(pending, wire)
+
+    async def _layout(self, versioned: Name, record: Version | None) -> Layout | None:
+        layout = self._layouts.get(versioned)
+        if layout is not None:
+            return layout
+        if record is None:
+            got, record = await resolve(self.client, versioned)
+            if got != versioned:
+                return None
+        if record.root_kind == Kind.TREE:
+            return None
+        leaves: list[tuple[bytes, int]] = []
+        if record.root_kind == Kind.BLOB:
+            leaves.append((record.root, record.size))
+        else:
+            pipe = Pipeline(self.client, versioned)
+            manifests = await _fetch_manifests(pipe, record.root)
+            stack = [iter(manifests[record.root].entries)]
+            while stack:
+                p = next(stack[-1], None)
+                if p is None:
+                    stack.pop()
+                elif p.kind == Kind.BLOB:
+                    leaves.append((p.id, p.size))
+                else:
+                    stack.append(iter(manifests[p.id].entries))
+        offsets = []
+        at = 0
+        for _id, size in leaves:
+            offsets.append(at)
+            at += size
+        if at != record.size:
+            raise VerificationError(f"{versioned}: manifest sizes do not add up")
+        layout = Layout(versioned, at, tuple(i for i, _ in leaves), tuple(offsets))
+        self._layouts[versioned] = layout
+        while len(self._layouts) > MAX_LAYOUTS:
+            self._layouts.popitem(last=False)
+        return layout
+
+    async def _segment_bytes(self, layout: Layout, seg: int) -> bytes:
+        start, stop, indexes = layout.leaves_for(seg)
+        missing = [layout.leaves[i] for i in indexes if layout.leaves[i] not in self._blobs]
+        if missing:
+            got: dict[bytes, bytes] = {}
+
+            def keep(i: int, raw: bytes) -> None:
+                try:
+                    got[missing[i]] = bytes(blob_payload(raw))
+                except InvalidObject as e:
+                    raise VerificationError(f"expected a blob: {e}") from None
+
+            await Pipeline(self.client, layout.versioned).fetch_ordered(missing, keep)
+            for oid, payload in got.items():
+                self._cache_blob(oid, payload)
+        parts = []
+        for i in indexes:
+            cached = self._blobs.get(layout.leaves[i])
+            if cached is None:  # evicted meanwhile: read it again
+                return await self._segment_bytes(layout, seg)
+            self._blobs.move_to_end(layout.leaves[i])
+            base = layout.offsets[i]
+            parts.append(cached[max(0, start - base) : stop - base])
+        return b"".join(parts)
+
+    def _cache_blob(self, oid: bytes, payload: bytes) -> None:
+        if oid in self._blobs:
+            return
+        self._blobs[oid] = payload
+        self._blob_bytes += len(payload)
+        while self._blob_bytes > BLOB_CACHE_BYTES and len(self._blobs) > 1:
+            _, old = self._blobs.popitem(last=False)
+            self._blob_bytes -= len(old)
+
+    async def _serve_metadata(self, face: NdnFace, pending: PendingInterest) -> None:
+        prefix_ndn = pending.ndn.name[:-1]
+        with trio.move_on_after(pending.ndn.lifetime / 1000):
+            try:
+                versioned, record = await resolve(self.client, to_ccn(prefix_ndn))
+                await self._layout(versioned, record)
+            except CcnError:
+                face.nack(pending, lp.NACK_NO_ROUTE)
+                return
+            name = (*pending.ndn.name, version(time.time_ns() // 1000), segment(0))
+            wire = encode_data(
+                name,
+                encode_name(to_ndn(versioned)),
+                freshness_ms=METADATA_FRESHNESS_MS,
+                final_block_id=segment(0),
+            )
+            face.reply(pending, wire)
+
+
+def _segment_shape(pending: PendingInterest) -> tuple[Name, int] | None:
+    """``(ccn versioned name, segment)`` for ``P/v=N/seg=K``, or ``P/v=N`` with CanBePrefix."""
+    name = pending.ndn.name
+    try:
+        if len(name) >= 3 and name[-1][0] == C_SEGMENT and name[-2][0] == C_VERSION:
+            versioned = to_ccn(name[:-1])
+            seg = component_number(name[-1])
+        elif len(name) >= 2 and name[-1][0] == C_VERSION and pending.ndn.can_be_prefix:
+            versioned, seg = to_ccn(name), 0
+        else:
+            return None
+    except NdnDecodeError:
+        return None
+    return (versioned, seg) if versioned.version is not None else None
+
+
+async def _fetch_manifests(pipe: Pipeline, root: bytes) -> dict[bytes, Manifest]:
+    found: dict[bytes, Manifest] = {}
+    level = [root]
+    while level:
+        level = list(dict.fromkeys(i for i in level if i not in found))
+        objs: list[Manifest] = []
+
+        def keep(_i: int, raw: bytes, objs: list[Manifest] = objs) -> None:
+            try:
+                obj = decode(raw)
+            except InvalidObject as e:
+                raise VerificationError(f"malformed object: {e}") from None
+            if type(obj) is not Manifest:
+                raise VerificationError("expected a manifest")
+            objs.append(obj)
+
+        await pipe.fetch_ordered(level, keep)
+        nxt: list[bytes] = []
+        for oid, obj in zip(level, objs, strict=True):
+            found[oid] = obj
+            nxt.extend(p.id for p in obj.entries if p.kind == Kind.MANIFEST)
+        level = nxt
+    return found
+
+
+# -- ccn consumers of NDN content --------------------------------------------------------------
+
+FETCH_WINDOW = 32
+
+
+def _ndn_answer(data: Data, what: Name) -> NdnData:
+    ndn = unwrap_ndn_data(data)
+    if ndn is None:
+        raise VerificationError(f"{what}: answer is not NDN content")
+    if ndn.signature_type == 0 and not ndn.digest_valid():
+        raise VerificationError(f"{data.name}: bad DigestSha256 signature")
+    return ndn
+
+
+async def fetch_ndn(client: Client, name: Name, sink: Callable[[bytes], object]) -> Name | None:
+    """Fetch NDN content under ``name`` (segmented or not), in order, into ``sink``.
+
+    Returns the name of the (first) NDN Data in ccn form, or ``None`` if what answers ``name`` is
+    not NDN content (then nothing was written).
+    """
+    first = await client.express(
+        Interest(name, new_nonce(), can_be_prefix=True, must_be_fresh=True)
+    )
+    if unwrap_ndn_data(first) is None:
+        return None
+    ndn = _ndn_answer(first, name)
+    if not ndn.name or ndn.name[-1][0] != C_SEGMENT:
+        sink(ndn.content)
+        return first.name
+    prefix = first.name[:-1]
+    k = component_number(ndn.name[-1])
+    final = _final(ndn)
+    nxt = 0
+    if k == 0:
+        sink(ndn.content)
+        nxt = 1
+    while final is None or nxt <= final:
+        if final is None:
+            # No FinalBlockId yet: one segment at a time until one says it is the last.
+            seg = await _segment(client, prefix, nxt)
+            sink(seg.content)
+            final = _final(seg)
+            nxt += 1
+            continue
+        batch = range(nxt, min(final, nxt + FETCH_WINDOW - 1) + 1)
+        got: dict[int, NdnData] = {}
+
+        async def one(i: int, got: dict[int, NdnData] = got) -> None:
+            got[i] = await _segment(client, prefix, i)
+
+        async with trio.open_nursery() as nursery:
+            for i in batch:
+                nursery.start_soon(one, i)
+        for i in batch:
+            sink(got[i].content)
+        nxt = batch.stop
+    return first.name
+
+
+def _final(ndn: NdnData) -> int | None:
+    fb = ndn.final_block_id
+    if fb is None or fb[0] != C_SEGMENT:
+        return None
+    return component_number(fb)
+
+
+async def _segment(client: Client, prefix: Name, i: int) -> NdnData:
+    name = prefix.append(component_to_ccn(*segment(i)))
+    return _ndn_answer(await client.express(Interest(name, new_nonce())), name)
+
+
+async def get_ndn(client: Client, name: Name, out: str) -> bool:
+    """``ccn get`` of NDN content: write it to ``out`` (a path, or ``-`` for stdout).
+
+    Returns ``False`` (writing nothing) if ``name`` is not answered with NDN content.
+    """
+    if out == "-":
+        stdout: BinaryIO = os.fdopen(os.dup(1), "wb")
+        with stdout:
+            return await fetch_ndn(client, name, stdout.write) is not None
+    dest = Path(out)
+    partial = dest.with_name(dest.name + ".ccn-partial")
+    try:
+        with open(partial, "wb") as fh:
+            got = await fetch_ndn(client, name, fh.write)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    if got is None:
+        partial.unlink()
+        return False
+    os.replace(partial, dest)
+    return True

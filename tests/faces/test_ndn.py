@@ -1,0 +1,177 @@
+"""The NDN face against an in-process node, over real loopback sockets, with raw NDN packets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+from ndn.app_support import nfd_mgmt
+from ndn.encoding import InterestParam, make_interest
+from ndn.security import DigestSha256Signer
+
+from ccn.name import Name
+from ccn.ndn import lp
+from ccn.ndn import packets as p
+from ccn.ndn.tlv import TlvFramer
+from ccn.testing import node_in_process
+
+
+class Peer:
+    """A raw NDN app: a TCP connection and a TLV framer."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.framer = TlvFramer()
+        self.inbox: list[bytes] = []
+
+    async def send(self, wire: bytes) -> None:
+        await self.stream.send_all(wire)
+
+    async def receive(self) -> bytes:
+        with trio.fail_after(5):
+            while not self.inbox:
+                chunk = await self.stream.receive_some(65536)
+                assert chunk, "the node closed the connection"
+                self.inbox += self.framer.feed(chunk)
+        return self.inbox.pop(0)
+
+
+_peers: list[Peer] = []
+
+
+@asynccontextmanager
+async def ndn_node(tmp_path: Path) -> AsyncIterator[tuple[Any, int]]:
+    async with node_in_process(tmp_path, ndn=["tcp://127.0.0.1:0"]) as (node, _uri):
+        try:
+            yield node, node.bound_ndn[0].port
+        finally:
+            while _peers:
+                await _peers.pop().stream.aclose()
+
+
+async def peer(port: int) -> Peer:
+    app = Peer(await trio.open_tcp_stream("127.0.0.1", port))
+    _peers.append(app)
+    return app
+
+
+async def register(app: Peer, prefix: str, maker: Any = nfd_mgmt.make_command) -> dict[str, Any]:
+    if maker is nfd_mgmt.make_command:
+        wire = make_interest(maker("rib", "register", None, name=prefix), InterestParam(nonce=7))
+    else:
+        wire = make_interest(
+            maker("rib", "register", None, name=prefix),
+            InterestParam(nonce=8),
+            app_param=b"",
+            signer=DigestSha256Signer(for_interest=True),
+        )
+    interest = p.decode_interest(bytes(wire))
+    await app.send(bytes(wire))
+    reply = p.decode_data(await app.receive())
+    assert reply.name == interest.name and reply.digest_valid()
+    assert reply.freshness_ms is not None
+    got: dict[str, Any] = nfd_mgmt.parse_response(reply.content)
+    return got
+
+
+async def test_register_relay_byte_for_byte_and_pit_token(tmp_path: Path) -> None:
+    async with ndn_node(tmp_path) as (node, port):
+        producer = await peer(port)
+        consumer = await peer(port)
+        for maker, prefix in ((nfd_mgmt.make_command, "/p"), (nfd_mgmt.make_command_v2, "/r")):
+            got = await register(producer, prefix, maker)
+            assert got["status_code"] == 200 and got["name"] is not None
+        fib = {e["prefix"] for e in node.forwarder.status()["fib"]}
+        assert {"/p", "/r"} <= fib
+
+        interest = p.encode_interest(((8, b"p"), (8, b"x")), nonce=99, lifetime_ms=2000).wire
+        await consumer.send(lp.encode_lp(interest, pit_token=b"\x01\x02\x03"))
+        assert await producer.receive() == interest  # relayed byte for byte, token dropped
+        data = p.encode_data(((8, b"p"), (8, b"x")), b"payload", freshness_ms=1000)
+        await producer.send(data)
+        back = lp.decode_lp(await consumer.receive())
+        assert back.pit_token == b"\x01\x02\x03" and back.fragment == data
+
+        # Cached in the ccn content store as the NDN wire under the mapped name.
+        again = p.encode_interest(((8, b"p"), (8, b"x")), nonce=100, must_be_fresh=True).wire
+        await consumer.send(again)
+        assert await consumer.receive() == data
+
+
+async def test_routes_go_when_the_app_disconnects(tmp_path: Path) -> None:
+    async with ndn_node(tmp_path) as (node, port):
+        app = await peer(port)
+        assert (await register(app, "/gone"))["status_code"] == 200
+        assert Name.parse("/gone") in {e.prefix for e in node.forwarder.fib.entries()}
+        await app.stream.aclose()
+        with trio.fail_after(5):
+            while Name.parse("/gone") in {e.prefix for e in node.forwarder.fib.entries()}:
+                await trio.sleep(0.01)
+
+
+async def test_no_route_is_a_nack_with_reason(tmp_path: Path) -> None:
+    async with ndn_node(tmp_path) as (_node, port):
+        app = await peer(port)
+        interest = p.encode_interest(((8, b"nowhere"),), nonce=5).wire
+        await app.send(interest)
+        got = lp.decode_lp(await app.receive())
+        assert got.nack and got.nack_reason == lp.NACK_NO_ROUTE and got.fragment == interest
+
+
+async def test_bad_command_still_gets_control_parameters(tmp_path: Path) -> None:
+    async with ndn_node(tmp_path) as (_node, port):
+        app = await peer(port)
+        wire = make_interest(
+            nfd_mgmt.make_command("faces", "create", None, uri="tcp://x"), InterestParam(nonce=1)
+        )
+        await app.send(bytes(wire))
+        reply = p.decode_data(await app.receive())
+        assert reply.digest_valid()
+        assert nfd_mgmt.parse_response(reply.content)["status_code"] == 501
+
+
+async def test_malformed_stream_closes_only_that_face(tmp_path: Path) -> None:
+    async with ndn_node(tmp_path) as (node, port):
+        good = await peer(port)
+        bad = await peer(port)
+        assert (await register(good, "/still"))["status_code"] == 200
+        await bad.send(b"\x01\x02garbage")
+        with trio.fail_after(5):
+            assert await bad.stream.receive_some(100) == b""
+        # A malformed packet inside valid framing is dropped; the face stays.
+        await good.send(b"\x05\x02\x07\x00")  # an Interest with an empty name
+        assert (await register(good, "/still/here"))["status_code"] == 200
+        faces = [f for f in node.status()["faces"] if f["remote"].startswith("ndn+")]
+        assert len(faces) == 1 and faces[0]["malformed"] == 1
+
+
+async def test_gateway_metadata_and_segments_of_ccn_content(tmp_path: Path) -> None:
+    from ccn.client import connect
+    from ccn.ndngw import SEGMENT_SIZE
+
+    content = bytes(range(256)) * 100  # 25600 bytes: 4 segments
+    (tmp_path / "f").write_bytes(content)
+    async with ndn_node(tmp_path) as (_node, port):
+        async with connect(f"unix://{tmp_path}/node.sock") as client:
+            await client.put(tmp_path / "f", "/demo/f")
+        app = await peer(port)
+        meta = p.encode_interest(
+            ((8, b"demo"), (8, b"f"), p.METADATA), nonce=1, can_be_prefix=True, must_be_fresh=True
+        ).wire
+        await app.send(meta)
+        reply = p.decode_data(await app.receive())
+        assert reply.digest_valid() and reply.name[:3] == ((8, b"demo"), (8, b"f"), p.METADATA)
+        assert p.decode_name(reply.content) == ((8, b"demo"), (8, b"f"), p.version(1))
+        segments: dict[int, bytes] = {}
+        for k in (3, 0, 1, 2):  # exact segment Interests, first one before any layout is known
+            name = ((8, b"demo"), (8, b"f"), p.version(1), p.segment(k))
+            await app.send(p.encode_interest(name, nonce=10 + k).wire)
+            seg = p.decode_data(await app.receive())
+            assert seg.name == name and seg.final_block_id == p.segment(3) and seg.digest_valid()
+            assert seg.freshness_ms
+            segments[k] = seg.content
+        assert all(len(segments[k]) == SEGMENT_SIZE for k in (0, 1, 2))
+        assert b"".join(segments[k] for k in range(4)) == content
