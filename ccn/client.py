@@ -9,11 +9,11 @@ Fetching whole objects lives in :mod:`ccn.fetch`; this module owns the connectio
 from __future__ import annotations
 
 import os
-import secrets
+import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -34,6 +34,9 @@ from ccn.mgmt_proto import command_name, decode_reply
 from ccn.name import Name
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
 
+if TYPE_CHECKING:
+    from ccn.trust import Anchors
+
 #: Called with the Data or the Nack that answers an Interest.
 Answer = Callable[[Data | Nack], None]
 
@@ -45,8 +48,12 @@ class CommandError(CcnError):
     """The node refused a management command; the message is the node's one-line reason."""
 
 
+_nonces = random.Random()
+
+
 def new_nonce() -> int:
-    return secrets.randbits(32)
+    """A random 32-bit nonce. Nonces detect loops, they are not secrets: a fast PRNG will do."""
+    return _nonces.getrandbits(32)
 
 
 def nack_error(nack: Nack, what: Name) -> CcnError:
@@ -61,8 +68,10 @@ def nack_error(nack: Nack, what: Name) -> CcnError:
 class Client:
     """A connection to one node. Build it with :func:`connect`."""
 
-    def __init__(self, face: Face) -> None:
+    def __init__(self, face: Face, trust: Anchors | None = None) -> None:
         self.face = face
+        #: Publisher trust anchors checked on every version a fetch resolves (see ccn.trust).
+        self.trust = trust
         self._by_digest: dict[bytes, Answer] = {}
         self._by_name: dict[Name, Answer] = {}
         self._by_prefix: dict[Name, Answer] = {}
@@ -214,11 +223,19 @@ class Client:
         names: list[dict[str, Any]] = reply["names"]
         return names
 
-    async def publish(self, path: str | os.PathLike[str], name: Name | str) -> dict[str, Any]:
+    async def publish(
+        self,
+        path: str | os.PathLike[str],
+        name: Name | str,
+        *,
+        key: str | os.PathLike[str] | None = None,
+    ) -> dict[str, Any]:
         """Publish a file or directory the node can read as the next version of ``name``.
 
         Returns the node's reply: ``{"name": "/n/vN", "id": hex, "size": bytes}``. The node reads
-        the path itself (it must share this file system) and streams it into its store.
+        the path itself (it must share this file system) and streams it into its store. ``key``
+        is the path of a private key file (:mod:`ccn.keys`) the node signs the version with; it
+        travels as a path, never as key bytes.
         """
         n = Name.parse(name) if isinstance(name, str) else name
         if n.version is not None:
@@ -226,7 +243,10 @@ class Client:
         full = Path(path).resolve()
         if not full.exists():
             raise LocalError(f"{path}: no such file or directory")
-        return await self.command("publish", {"path": str(full), "name": str(n)}, timeout=600.0)
+        params = {"path": str(full), "name": str(n)}
+        if key is not None:
+            params["key"] = str(Path(key).resolve())
+        return await self.command("publish", params, timeout=600.0)
 
     async def put(self, path: str | os.PathLike[str], name: Name | str) -> Name:
         """Publish ``path`` as the next version of ``name``; return the versioned name."""
@@ -243,6 +263,56 @@ class Client:
         reply = await self.command("route-list")
         fib: list[dict[str, Any]] = reply["fib"]
         return fib
+
+    # -- store maintenance -----------------------------------------------------------------
+
+    async def log(self, name: Name | str) -> list[dict[str, Any]]:
+        """Versions of a name published on this node, oldest first: number, id, time_ns,
+        size, previous (hex id or None), pinned."""
+        reply = await self.command("log", {"name": str(_name(name))})
+        versions: list[dict[str, Any]] = reply["versions"]
+        return versions
+
+    async def pin(self, name: Name | str) -> Name:
+        """Keep ``/name/vN`` (or the latest version of ``/name``) on this node; return what was
+        pinned. A version not published on the node is first fetched through it (so its objects
+        pass the node) and then copied into the node's store."""
+        n = _name(name)
+        reply = await self.command("pin", {"name": str(n)})
+        if reply.get("need") is None:
+            return Name.parse(reply["pinned"])
+        from ccn.fetch import fetch_through, resolve
+        from ccn.store.objects import encode
+
+        versioned, version = await resolve(self, n)
+        params = {"name": str(versioned), "version": encode(version)}
+        reply = await self.command("pin", params, timeout=600.0)
+        if reply.get("need") == "content":
+            await fetch_through(self, versioned, version)
+            reply = await self.command("pin", params, timeout=600.0)
+        if reply.get("need") is not None:
+            missing = reply.get("missing", "some")
+            raise CommandError(f"cannot pin {versioned}: {missing} objects did not reach the node")
+        return Name.parse(reply["pinned"])
+
+    async def unpin(self, name: Name | str) -> int:
+        """Drop the pin(s) of ``/name/vN`` (or every pin of ``/name``); return how many."""
+        reply = await self.command("unpin", {"name": str(_name(name))})
+        removed: int = reply["removed"]
+        return removed
+
+    async def gc(self, *, dry_run: bool = False, grace: float | None = None) -> dict[str, Any]:
+        """Remove objects no published version or pin reaches (older than ``grace`` seconds;
+        default one hour). Reply: removed [[hex id, size]...], count, bytes, live, young."""
+        params: dict[str, Any] = {"dry_run": dry_run}
+        if grace is not None:
+            params["grace"] = grace
+        return await self.command("gc", params, timeout=600.0)
+
+    async def fsck(self, *, repair: bool = False) -> dict[str, Any]:
+        """Check the node's store and cache tier. Reply: problems (lines), count, unrepaired,
+        checked."""
+        return await self.command("fsck", {"repair": repair}, timeout=600.0)
 
     # -- whole objects ---------------------------------------------------------------------
 
@@ -264,10 +334,11 @@ def _name(name: Name | str) -> Name:
 
 
 @asynccontextmanager
-async def connect(uri: str | None = None) -> AsyncIterator[Client]:
-    """Connect to a node; the connection closes when the block exits."""
+async def connect(uri: str | None = None, *, trust: Anchors | None = None) -> AsyncIterator[Client]:
+    """Connect to a node; the connection closes when the block exits. With ``trust``, every
+    version fetched under an anchored prefix must be signed by a trusted key."""
     face = await dial(FaceUri.parse(uri or default_node_uri()))
-    client = Client(face)
+    client = Client(face, trust)
     async with trio.open_nursery() as nursery:
 
         async def run() -> None:

@@ -28,6 +28,10 @@ _KNOWN_FLAGS = FLAG_CAN_BE_PREFIX | FLAG_MUST_BE_FRESH
 #: Largest encoded packet accepted by :func:`decode` (and produced by :func:`encode`).
 MAX_PACKET_SIZE = 1024 * 1024
 
+#: Data up to this size keeps its encoding (small packets are where packing costs most; large
+#: ones would double the content store's memory).
+WIRE_CACHE_MAX = 16 * 1024
+
 _packer = msgpack.Packer(use_bin_type=True, autoreset=True)
 
 
@@ -55,6 +59,8 @@ def encode(packet: Packet) -> bytes:
     if type(packet) is Interest:
         out = _packb([FORMAT_VERSION, T_INTEREST, *_interest_fields(packet)])
     elif type(packet) is Data:
+        if packet._wire is not None:
+            return packet._wire
         out = _packb(
             [
                 FORMAT_VERSION,
@@ -72,6 +78,8 @@ def encode(packet: Packet) -> bytes:
         raise InvalidPacket(f"cannot encode {type(packet).__name__}")
     if len(out) > MAX_PACKET_SIZE:
         raise InvalidPacket(f"packet of {len(out)} bytes exceeds {MAX_PACKET_SIZE}")
+    if type(packet) is Data and len(out) <= WIRE_CACHE_MAX:
+        object.__setattr__(packet, "_wire", out)
     return out
 
 

@@ -104,6 +104,9 @@ class Data:
     content: bytes
     freshness_ms: int = 0
     _digest: bytes | None = field(default=None, compare=False, repr=False)
+    #: The encoding of a small Data, kept by :mod:`ccn.codec` so a cached packet answered many
+    #: times is packed once.
+    _wire: bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         f = self.freshness_ms
