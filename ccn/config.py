@@ -58,12 +58,16 @@ class NodeConfig:
     strategy: str = "adaptive"
 
     def validate(self) -> None:
-        for uri in self.listen:
-            FaceUri.parse(uri)
-        for _prefix, uri in self.routes:
-            FaceUri.parse(uri)
-        for uri in self.ndn:
-            FaceUri.parse(uri)
+        for label, uris in (
+            ("listen", self.listen),
+            ("routes", [uri for _prefix, uri in self.routes]),
+            ("ndn", self.ndn),
+        ):
+            for uri in uris:
+                try:
+                    FaceUri.parse(uri)
+                except LocalError as e:
+                    raise ConfigError(f"{label}: {e}") from None
         from ccn.trust import Anchors
 
         for text in self.trust:

@@ -63,9 +63,12 @@ async def _handle(target: tuple[str, int], delay: float, client: trio.SocketStre
     except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
     finally:
-        await trio.aclose_forcefully(client)
-        if upstream is not None:
-            await trio.aclose_forcefully(upstream)
+        # Shielded: under an outer cancellation the first close would re-raise Cancelled and
+        # skip the second.
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(client)
+            if upstream is not None:
+                await trio.aclose_forcefully(upstream)
 
 
 async def run_relay(

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ccn.config import ConfigError, NodeConfig, parse_route
+from ccn.name import Name
+
+
+def test_toml_file_sets_everything(tmp_path: Path) -> None:
+    f = tmp_path / "node.toml"
+    f.write_text(
+        'store = "/srv/ccn"\n'
+        'listen = ["unix:///run/ccn.sock", "tcp://0.0.0.0:6464"]\n'
+        'routes = ["/videos=tcp://10.0.0.2:6464"]\n'
+        "cs_bytes = 1048576\n"
+        "fsync = true\n"
+    )
+    cfg = NodeConfig.from_file(f)
+    assert cfg.store == Path("/srv/ccn")
+    assert cfg.listen == ["unix:///run/ccn.sock", "tcp://0.0.0.0:6464"]
+    assert cfg.routes == [(Name.parse("/videos"), "tcp://10.0.0.2:6464")]
+    assert cfg.cs_bytes == 1048576 and cfg.fsync is True
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bogus = 1\n",
+        "cs_bytes = 'big'\n",
+        "listen = ['ftp://x']\n",
+        "routes = ['no-equals']\n",
+        "fsync = 1\n",
+        "= broken toml",
+    ],
+)
+def test_bad_config_is_one_clear_error(tmp_path: Path, text: str) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError):
+        NodeConfig.from_file(f)
+
+
+def test_parse_route() -> None:
+    assert parse_route("/a/b=unix:///s") == (Name.parse("/a/b"), "unix:///s")
+    with pytest.raises(ConfigError):
+        parse_route("/a")
