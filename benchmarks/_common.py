@@ -194,6 +194,7 @@ async def start_node(
         "-m",
         "ccn",
         "node",
+        "--no-discovery",
         "--config",
         str(config),
         "--store",

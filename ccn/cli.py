@@ -236,6 +236,23 @@ def _print_status(s: dict[str, Any]) -> None:
     for e in s["fib"]:
         hops = ", ".join(_hop_text(h) for h in e["nexthops"])
         print(f"  {e['prefix']}  {hops}")
+    if "drops" in s:
+        print("drops: " + ", ".join(f"{k} {v}" for k, v in s["drops"].items()))
+    if "limits" in s:
+        lim = s["limits"]
+        print("limits (docs/limits.md):")
+        print(
+            f"  packet {_human(lim['max_packet'])}, frame {_human(lim['max_frame'])}, "
+            f"reassembly/face {_human(lim['reassembly_per_face'])}, "
+            f"send queue/face {lim['send_queue_packets']} packets "
+            f"{_human(lim['send_queue_bytes'])}"
+        )
+        print(
+            f"  faces {lim['faces']}/{lim['max_faces']}, pit {s['pit']['entries']}/"
+            f"{lim['pit_max_entries']} ({lim['pit_max_per_face']} per face), "
+            f"cs {_human(lim['cs_bytes'])} / {lim['cs_max_entries']} entries, "
+            f"cache tier {_human(lim['cache_bytes'])}, trust anchors {lim['trust_anchors']}"
+        )
 
 
 def cmd_log(args: argparse.Namespace) -> int:

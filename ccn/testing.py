@@ -46,9 +46,19 @@ class NodeProcess:
 
 
 async def start_node(
-    label: str, workdir: Path, listen: list[str], routes: list[str], uri: str
+    label: str,
+    workdir: Path,
+    listen: list[str],
+    routes: list[str],
+    uri: str,
+    *,
+    discovery: bool = False,
 ) -> NodeProcess:
+    """Start a node process; LAN discovery stays off unless asked for, so nodes of one test
+    topology on this host only know the routes they are given."""
     cmd = [sys.executable, "-m", "ccn", "node", "--store", str(workdir / label / "store")]
+    if not discovery:
+        cmd.append("--no-discovery")
     for item in listen:
         cmd += ["--listen", item]
     for r in routes:
@@ -82,6 +92,7 @@ async def node_in_process(
     label: str = "node",
     *,
     tcp: bool = False,
+    udp: bool = False,
     routes: list[tuple[Name, str]] | None = None,
     **settings: Any,
 ) -> AsyncIterator[tuple[Any, str]]:
@@ -91,6 +102,9 @@ async def node_in_process(
     listen = [f"unix://{workdir / label}.sock"]
     if tcp:
         listen.append("tcp://127.0.0.1:0")
+    if udp:
+        listen.append("udp://127.0.0.1:0")
+    settings.setdefault("discovery", False)  # LAN discovery only when a test asks for it
     config = NodeConfig(store=workdir / label, listen=listen, routes=routes or [], **settings)
     node = Node(config)
     async with trio.open_nursery() as nursery:

@@ -16,6 +16,7 @@ import trio
 from ccn.errors import ConnectError
 from ccn.faces.stream import StreamFace
 from ccn.faces.uri import FaceUri
+from ccn.framing import DEFAULT_MAX_FRAME
 
 OnFace = Callable[[StreamFace], Awaitable[None]]
 
@@ -34,6 +35,8 @@ def _tune(stream: trio.SocketStream) -> None:
 
 async def dial(uri: FaceUri) -> StreamFace:
     """Connect to a node; raise :class:`ConnectError` with one clear line if nobody answers."""
+    if uri.scheme not in ("tcp", "unix"):
+        raise ConnectError(f"cannot connect a stream to {uri}: use tcp:// or unix://")
     try:
         if uri.scheme == "tcp":
             tcp = await trio.open_tcp_stream(uri.host, uri.port)
@@ -47,7 +50,9 @@ async def dial(uri: FaceUri) -> StreamFace:
 
 
 async def open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
-    """Bind a listener; return it and the address actually bound (port 0 resolved)."""
+    """Bind a listener; return it and the address actually bound (port 0 resolved).
+
+    Stream listeners only: ``udp://`` is served by :mod:`ccn.faces.udp`."""
     if uri.scheme == "tcp":
         listeners = await trio.open_tcp_listeners(uri.port, host=uri.host)
         listener = listeners[0]
@@ -81,18 +86,24 @@ async def serve(
     listener: trio.SocketListener,
     bound: FaceUri,
     on_face: OnFace,
+    *,
+    max_frame: int = DEFAULT_MAX_FRAME,
 ) -> None:
-    """Accept connections forever, running ``on_face`` for each in its own task."""
+    """Accept connections forever, running ``on_face`` for each in its own task. Faces accept
+    frames of at most ``max_frame`` bytes."""
 
     async def handle(stream: trio.SocketStream) -> None:
         if bound.scheme == "tcp":
             _tune(stream)
             host, port = stream.socket.getpeername()[:2]
             face = StreamFace(
-                stream, str(FaceUri("tcp", host=host, port=port)), local=_is_loopback(host)
+                stream,
+                str(FaceUri("tcp", host=host, port=port)),
+                local=_is_loopback(host),
+                max_frame=max_frame,
             )
         else:
-            face = StreamFace(stream, f"unix://{bound.path}#peer", local=True)
+            face = StreamFace(stream, f"unix://{bound.path}#peer", local=True, max_frame=max_frame)
         await on_face(face)
 
     try:

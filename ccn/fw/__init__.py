@@ -16,12 +16,14 @@ from ccn.fw.actions import (
     SendNack,
     Tick,
 )
+from ccn.fw.adaptive import Adaptive
 from ccn.fw.forwarder import NACK_SEVERITY, Counters, Forwarder, ForwarderConfig
 from ccn.fw.strategy import BestRoute, Multicast, Strategy, make_strategy, register_strategy
 
 __all__ = [
     "NACK_SEVERITY",
     "Action",
+    "Adaptive",
     "BestRoute",
     "Counters",
     "DataIn",

@@ -16,6 +16,7 @@ docs/forwarder.md describes the matching, scope, hop-limit and Nack rules.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -112,6 +113,8 @@ class Counters:
     satisfied: int = 0
     nacks_unmatched: int = 0
     unknown_face: int = 0
+    #: Interests a strategy re-sent to another upstream after its retry timer fired
+    retried: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -133,6 +136,10 @@ class Forwarder:
         self._strategies: NameTree[tuple[str, Strategy]] = NameTree()
         self._strategies.set(Name(), (cfg.default_strategy, make_strategy(cfg.default_strategy)))
         self._root_strategy = self._strategies.get(Name())
+        # Strategy retry timers: (due, seq, entry, upstream face, nonce sent there). Stale items
+        # (entry gone, out-record answered or re-sent) are skipped lazily.
+        self._retry: list[tuple[float, int, PitEntry, int, int]] = []
+        self._retry_seq = 0
 
     # -- public API ------------------------------------------------------------------------
 
@@ -148,7 +155,7 @@ class Forwarder:
         elif type(event) is NackIn:
             self._incoming_nack(event.face_id, event.nack, now, out)
         elif type(event) is Tick:
-            self._on_tick(now)
+            self._on_tick(now, out)
         elif type(event) is FaceUp:
             self._faces[event.face_id] = event.local
         elif type(event) is FaceDown:
@@ -158,8 +165,15 @@ class Forwarder:
         return out
 
     def next_deadline(self) -> float | None:
-        """When a :class:`Tick` is next due (the earliest PIT expiry), or ``None``."""
-        return self.pit.next_expiry()
+        """When a :class:`Tick` is next due (the earliest PIT expiry or strategy retry timer),
+        or ``None``."""
+        due = self.pit.next_expiry()
+        retry = self._retry
+        while retry and not self._retry_pending(retry[0][2], retry[0][3], retry[0][4]):
+            heapq.heappop(retry)
+        if retry and (due is None or retry[0][0] < due):
+            due = retry[0][0]
+        return due
 
     def add_route(self, prefix: Name, face_id: int, cost: int = 0) -> None:
         """Route ``prefix`` to ``face_id`` (which need not be up yet). Raises ``TableFull``."""
@@ -238,11 +252,24 @@ class Forwarder:
 
     # -- timers and faces ------------------------------------------------------------------
 
-    def _on_tick(self, now: float) -> None:
+    def _on_tick(self, now: float, out: list[Action]) -> None:
         for entry in self.pit.expire(now):
             self.counters.expired += 1
             self._interest_finalize(entry, now, expired=True)
+        retry = self._retry
+        while retry and retry[0][0] <= now:
+            _, _, entry, face_id, nonce = heapq.heappop(retry)
+            if self._retry_pending(entry, face_id, nonce):
+                self._out_record_timeout(entry, face_id, now, out)
         self.dnl.purge(now)
+
+    def _retry_pending(self, entry: PitEntry, face_id: int, nonce: int) -> bool:
+        """Whether a retry timer still means something: the entry is pending and its
+        out-record to ``face_id`` still carries ``nonce`` with no answer."""
+        if self.pit.find(entry.interest) is not entry:
+            return False
+        rec = entry.out_records.get(face_id)
+        return rec is not None and rec.nonce == nonce and rec.nack_reason is None
 
     def _on_face_down(self, face_id: int, now: float) -> None:
         self._faces.pop(face_id, None)
@@ -337,7 +364,7 @@ class Forwarder:
             return
         strategy = self._strategy_choice(entry.name)[1]
         for upstream in strategy.after_receive_interest(entry, face_id, nexthops, now):
-            self._outgoing_interest(entry, upstream, interest, now, out)
+            self._outgoing_interest(entry, upstream, interest, now, out, strategy)
 
     def _reject(
         self,
@@ -394,17 +421,54 @@ class Forwarder:
         return eligible, NackReason.HOP_LIMIT
 
     def _outgoing_interest(
-        self, entry: PitEntry, face_id: int, interest: Interest, now: float, out: list[Action]
+        self,
+        entry: PitEntry,
+        face_id: int,
+        interest: Interest,
+        now: float,
+        out: list[Action],
+        strategy: Strategy | None = None,
+        nonce: int | None = None,
     ) -> None:
         hop = interest.hop_limit - 1 if interest.hop_limit > 0 else 0
         if hop > self.config.max_hop_limit:
             hop = self.config.max_hop_limit
-        fwd = _with_hop_limit(interest, hop)
-        self.pit.insert_out_record(
-            entry, face_id, interest.nonce, now, interest.lifetime_ms / 1000.0
-        )
+        if nonce is None:
+            nonce = interest.nonce
+        fwd = _with_hop_limit(interest, hop, nonce)
+        self.pit.insert_out_record(entry, face_id, nonce, now, interest.lifetime_ms / 1000.0)
         self.counters.out_interests += 1
         out.append(SendInterest(face_id, fwd))
+        if strategy is not None and strategy.uses_retry_timer:
+            delay = strategy.retry_timeout(entry, face_id, now)
+            if delay is not None:
+                retry = self._retry
+                self._retry_seq += 1
+                heapq.heappush(retry, (now + delay, self._retry_seq, entry, face_id, nonce))
+                if len(retry) > 2 * len(self.pit) + 4096:
+                    # answered Interests leave their timers behind: keep the heap O(PIT)
+                    retry[:] = [t for t in retry if self._retry_pending(t[2], t[3], t[4])]
+                    heapq.heapify(retry)
+
+    def _out_record_timeout(
+        self, entry: PitEntry, face_id: int, now: float, out: list[Action]
+    ) -> None:
+        """A strategy's retry timer fired: ``face_id`` has not answered and the entry is still
+        pending. The strategy may name other upstreams; they get the Interest with a new nonce."""
+        strategy = self._strategy_choice(entry.name)[1]
+        interest = entry.interest
+        nexthops, _ = self._eligible_nexthops(entry, interest, self._ingress_local(entry))
+        if not nexthops:
+            return
+        used = {rec.nonce for rec in entry.out_records.values()}
+        nonce = entry.out_records[face_id].nonce
+        for upstream in strategy.after_retry_timeout(entry, face_id, nexthops, now):
+            nonce = _next_nonce(nonce)
+            while nonce in used or nonce == interest.nonce:
+                nonce = _next_nonce(nonce)
+            used.add(nonce)
+            self.counters.retried += 1
+            self._outgoing_interest(entry, upstream, interest, now, out, strategy, nonce)
 
     def _interest_finalize(self, entry: PitEntry, now: float, *, expired: bool) -> None:
         """The entry is gone unsatisfied: remember its nonces, tell the strategy who timed out.
@@ -493,7 +557,7 @@ class Forwarder:
         nexthops, _ = self._eligible_nexthops(entry, interest, self._ingress_local(entry))
         retries = strategy.after_receive_nack(entry, face_id, nack.reason, nexthops, now)
         for upstream in retries:
-            self._outgoing_interest(entry, upstream, interest, now, out)
+            self._outgoing_interest(entry, upstream, interest, now, out, strategy)
         if retries or not entry.all_out_records_nacked():
             return
         reason = min(
@@ -542,19 +606,26 @@ def _is_looping(entry: PitEntry, face_id: int, nonce: int) -> bool:
     return any(out_rec.nonce == nonce for out_rec in entry.out_records.values())
 
 
+def _next_nonce(nonce: int) -> int:
+    """Another 32-bit nonce, derived from ``nonce`` (an odd multiplier plus an offset is a
+    bijection mod 2**32, so distinct nonces stay distinct). The core has no randomness."""
+    return (nonce * 0x9E3779B1 + 0x7F4A7C15) & 0xFFFFFFFF
+
+
 _new = object.__new__
 _set = object.__setattr__
 
 
-def _with_hop_limit(interest: Interest, hop_limit: int) -> Interest:
-    """``interest`` with another hop limit, without re-validating the fields of a valid Interest.
+def _with_hop_limit(interest: Interest, hop_limit: int, nonce: int | None = None) -> Interest:
+    """``interest`` with another hop limit (and nonce), without re-validating the fields of a
+    valid Interest.
 
     Equal to ``dataclasses.replace(interest, hop_limit=hop_limit)`` (a test holds it to that and
     to Interest's field list) at half the cost; it runs once per forwarded Interest.
     """
     fwd: Interest = _new(Interest)
     _set(fwd, "name", interest.name)
-    _set(fwd, "nonce", interest.nonce)
+    _set(fwd, "nonce", interest.nonce if nonce is None else nonce)
     _set(fwd, "lifetime_ms", interest.lifetime_ms)
     _set(fwd, "hop_limit", hop_limit)
     _set(fwd, "can_be_prefix", interest.can_be_prefix)

@@ -18,6 +18,16 @@ at four points, always with ``now``:
 ``on_timeout(entry, faces, now)``
     ``entry`` expired while ``faces`` (out-records without a Nack) never answered. A hook.
 
+Strategies that retry on their own (``uses_retry_timer = True``, e.g. the adaptive one) also get:
+
+``retry_timeout(entry, face, now) -> seconds | None``
+    Asked after each Interest the forwarder sends to ``face`` for this strategy: how long to wait
+    for an answer before :meth:`after_retry_timeout` (``None``: no timer).
+``after_retry_timeout(entry, face, nexthops, now) -> faces``
+    ``face`` has not answered in time (no Data, no Nack) and the entry is still pending. Return
+    faces to try now; the forwarder sends them the Interest with a fresh nonce (derived from
+    the old one, so the retry is not taken for a loop where the paths meet again).
+
 ``entry.out_records`` tells which faces were tried, when, and with what result;
 ``entry.strategy_info`` is free for the strategy's per-entry state. One instance is made per
 prefix the strategy is chosen for, so per-prefix measurements (an adaptive strategy's RTT
@@ -39,6 +49,8 @@ class Strategy:
     """Base of every strategy: the two hooks default to doing nothing, retries to none."""
 
     name: ClassVar[str] = ""
+    #: Whether the forwarder asks :meth:`retry_timeout` after each Interest sent for it.
+    uses_retry_timer: ClassVar[bool] = False
 
     def after_receive_interest(
         self, entry: PitEntry, ingress: int, nexthops: Sequence[NextHop], now: float
@@ -62,6 +74,14 @@ class Strategy:
 
     def on_timeout(self, entry: PitEntry, faces: Sequence[int], now: float) -> None:
         return None
+
+    def retry_timeout(self, entry: PitEntry, face: int, now: float) -> float | None:
+        return None
+
+    def after_retry_timeout(
+        self, entry: PitEntry, face: int, nexthops: Sequence[NextHop], now: float
+    ) -> Sequence[int]:
+        return ()
 
 
 class BestRoute(Strategy):

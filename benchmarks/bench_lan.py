@@ -1,0 +1,194 @@
+"""ccn on a LAN in network namespaces (root): zero-configuration start-up, and UDP against TCP.
+
+Run: ``python benchmarks/bench_lan.py`` (``--quick`` for a smoke run). Two hosts, ``p`` and
+``c``, on one bridged segment (veth, MTU 1500), one ``ccn node`` process each (ccn/netlab.py).
+
+1. **Time to first fetch, zero configuration**: ``p`` runs and has published a small file; a
+   fresh node is started on ``c`` with no routes (discovery on, the default), and a client on
+   ``c`` asks for the file every 20 ms until it arrives. Measured: from spawning ``c``'s node
+   process to the first byte-identical fetch (so Python start-up is included; the node process
+   alone, to its first answer on its socket, is reported beside it). Median of runs; target
+   under 2 s.
+2. **Fetch rate over UDP faces against TCP faces**: discovery off, ``c`` routes ``/bench`` to
+   ``p`` over ``udp://`` (fragmented at the 1500-byte path MTU) or ``tcp://``; each run fetches
+   a distinct random file with ``ccn.fetch.fetch_version`` through ``c`` (so neither node's
+   cache helps). MB/s = 10^6 bytes/s, medians, and the UDP/TCP ratio from the same run.
+
+Writes ``benchmarks/results/lan.{json,md}``. Never asserts a timing. Only namespaces and
+processes it made are removed / ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+from typing import Any
+
+import trio
+from _common import MB, command_line, machine_info, machine_line, write_results
+
+from ccn.client import connect
+from ccn.errors import CcnError
+from ccn.fetch import fetch_version
+from ccn.name import Name
+from ccn.netlab import Lab, lab, unavailable
+from ccn.testing import stop_all
+
+
+async def _two_hosts(net: Lab) -> None:
+    net.host("p")
+    net.host("c")
+    net.segment("lan")
+    net.link("p", "lan")
+    net.link("c", "lan")
+
+
+async def time_to_first_fetch(runs: int) -> dict[str, Any]:
+    results: list[float] = []
+    ready: list[float] = []
+    payload = os.urandom(100_000)
+    async with lab() as net:
+        await _two_hosts(net)
+        await net.start("p")
+        src = net.workdir / "small.bin"
+        src.write_bytes(payload)
+        async with connect(net.uri("p")) as client:
+            await client.put(src, "/lan/small")
+        for _run in range(runs):
+            store = net.workdir / "c" / "store"
+            if store.exists():
+                shutil.rmtree(store)
+            t0 = time.monotonic()
+            await net.start("c")
+            t_ready = time.monotonic() - t0
+            with trio.fail_after(30):
+                got = b""
+                while got != payload:
+                    with trio.move_on_after(2):
+                        try:
+                            async with connect(net.uri("c")) as client:
+                                got = await client.get("/lan/small/v1")
+                        except* (CcnError, OSError):
+                            pass  # no route yet: asked again below
+                    if got != payload:
+                        await trio.sleep(0.02)
+            results.append(time.monotonic() - t0)
+            ready.append(t_ready)
+            await net.stop("c")
+    return {
+        "runs": runs,
+        "seconds": results,
+        "median_s": statistics.median(results),
+        "node_ready_median_s": statistics.median(ready),
+    }
+
+
+async def _wait_connected(uri: str) -> None:
+    """Until the node's ``/bench`` route has a face (a TCP neighbour may still be dialling)."""
+    with trio.fail_after(20):
+        while True:
+            async with connect(uri) as client:
+                status = await client.status()
+            faces = {f["id"]: f["remote"] for f in status["faces"]}
+            if any(
+                e["prefix"] == "/bench" and any(h["face"] in faces for h in e["nexthops"])
+                for e in status["fib"]
+            ):
+                return
+            await trio.sleep(0.05)
+
+
+async def fetch_rates(size: int, runs: int) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {"udp": [], "tcp": []}
+    async with lab() as net:
+        await _two_hosts(net)
+        await net.start("p", args=("--no-discovery",))
+        p_addr = "10.1.0.1"
+        files = []
+        for i in range(2 * runs):
+            src = net.workdir / f"f{i}.bin"
+            src.write_bytes(os.urandom(size))
+            async with connect(net.uri("p")) as client:
+                await client.put(src, f"/bench/f{i}")
+            files.append(src)
+        i = 0
+        for run in range(runs):
+            for kind in ("tcp", "udp") if run % 2 else ("udp", "tcp"):
+                route = f"/bench={kind}://{p_addr}:6464"
+                await net.start("c", args=("--no-discovery", "--route", route))
+                await _wait_connected(net.uri("c"))
+                out = net.workdir / "out.bin"
+                t0 = time.monotonic()
+                async with connect(net.uri("c")) as client:
+                    await fetch_version(client, Name.parse(f"/bench/f{i}"), out)
+                dt = time.monotonic() - t0
+                assert out.read_bytes() == files[i].read_bytes()
+                rates[kind].append(size / dt / MB)
+                out.unlink()
+                await net.stop("c")
+                i += 1
+        await stop_all(list(net.nodes.values()))
+    udp, tcp = statistics.median(rates["udp"]), statistics.median(rates["tcp"])
+    return {
+        "size_bytes": size,
+        "runs": runs,
+        "udp_mb_s": rates["udp"],
+        "tcp_mb_s": rates["tcp"],
+        "udp_median_mb_s": udp,
+        "tcp_median_mb_s": tcp,
+        "udp_over_tcp": udp / tcp,
+    }
+
+
+def markdown(data: dict[str, Any]) -> str:
+    f, r = data["first_fetch"], data["rates"]
+    return f"""# LAN: zero-configuration start-up and UDP against TCP (issue 5)
+
+`{data["command"]}`
+
+Machine: {machine_line(data["machine"])}
+
+Two hosts in network namespaces on one bridged segment (veth, MTU 1500), one `ccn node` each.
+
+| measure | result |
+|---|---|
+| node start → first fetch, zero configuration (median of {f["runs"]}) \
+| **{f["median_s"]:.2f} s** (target < 2 s) |
+| of which: node process start → answering on its socket | {f["node_ready_median_s"]:.2f} s |
+| fetch over UDP faces, {r["size_bytes"] / MB:.0f} MB (median of {r["runs"]}) \
+| {r["udp_median_mb_s"]:.0f} MB/s |
+| fetch over TCP faces, same | {r["tcp_median_mb_s"]:.0f} MB/s |
+| UDP / TCP | **{r["udp_over_tcp"]:.2f}** |
+
+Runs: first fetch {", ".join(f"{s:.2f}" for s in f["seconds"])} s; UDP
+{", ".join(f"{x:.0f}" for x in r["udp_mb_s"])} MB/s; TCP
+{", ".join(f"{x:.0f}" for x in r["tcp_mb_s"])} MB/s.
+"""
+
+
+async def main(args: argparse.Namespace) -> int:
+    reason = unavailable()
+    if reason is not None:
+        print(f"bench_lan: skipped: {reason}", file=sys.stderr)
+        return 0
+    size = (4 if args.quick else args.size_mib) * 1024 * 1024
+    runs = 1 if args.quick else args.runs
+    data: dict[str, Any] = {"machine": machine_info(), "command": command_line()}
+    data["first_fetch"] = await time_to_first_fetch(2 if args.quick else args.runs)
+    data["rates"] = await fetch_rates(size, runs)
+    md = markdown(data)
+    print(md)
+    write_results("lan-quick" if args.quick else "lan", data, md)
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--size-mib", type=int, default=64)
+    sys.exit(trio.run(main, p.parse_args()))

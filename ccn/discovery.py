@@ -1,0 +1,372 @@
+"""LAN discovery: neighbours found over multicast, prefixes announced by distance vector.
+
+Owns the multicast faces, the neighbour table and the routes it installs; it must not touch
+routes it did not make. The wire convention is in docs/protocol.md §8 and docs/lan.md.
+
+- **Hello.** Every :data:`HELLO_INTERVAL` seconds (and at once when something changed) the node
+  sends on each multicast face an Interest ``/localhop/ccn/nd/hello/<params>``, hop limit 1,
+  whose parameters (msgpack, split like management parameters) are ``id`` (8 random bytes per
+  node run), ``uri`` (its UDP unicast address on that interface) and ``seq`` (the version of its
+  route table). Hellos reach this module through the forwarder (route ``/localhop/ccn/nd`` to
+  its internal face); they are never answered.
+- **Neighbours.** A hello from an unknown id opens a persistent UDP unicast face to its ``uri``
+  and a route ``/localhop/ccn/nd/routes/<id>`` over it. A neighbour not heard for
+  :data:`DEAD_INTERVAL` is removed: its face is closed, which drops every route through it.
+- **Prefix announcements.** When a neighbour's ``seq`` differs from the table we hold (or every
+  :data:`REFRESH_INTERVAL`), we fetch ``/localhop/ccn/nd/routes/<its id>/<params {to: our id}>``;
+  the answer (Data, freshness 0) lists ``[prefix, cost]``: the prefixes it produces at cost 0
+  and the best route it learned for every other prefix, except routes learned from the asker
+  (split horizon). We install each at ``cost + LINK_COST`` through that neighbour's face, unless
+  it reaches :data:`INFINITY`. Routes not confirmed within :data:`ROUTE_LIFETIME` expire.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import trio
+
+from ccn.errors import CcnError, DecodeError
+from ccn.faces.internal import InternalFace
+from ccn.faces.multicast import DEFAULT_PORT, MulticastFace, list_interfaces
+from ccn.faces.udp import UdpChannel, UdpFace
+from ccn.faces.uri import FaceUri
+from ccn.mgmt_proto import PARAM_COMPONENT_BYTES
+from ccn.name import Name
+from ccn.packet import Data, Interest, Nack, Packet
+
+if TYPE_CHECKING:
+    from ccn.node import Node
+
+PREFIX = Name.parse("/localhop/ccn/nd")
+HELLO = PREFIX / "hello"
+ROUTES = PREFIX / "routes"
+
+HELLO_INTERVAL = 1.0
+DEAD_INTERVAL = 3.5 * HELLO_INTERVAL
+#: Shortest gap between two hellos on a face (triggered hellos are rate-limited to it).
+MIN_HELLO_GAP = 0.1
+REFRESH_INTERVAL = 10.0
+ROUTE_LIFETIME = 3 * REFRESH_INTERVAL
+FETCH_TIMEOUT = 2.0
+RESCAN_INTERVAL = 5.0
+TICK = 0.05
+LINK_COST = 1
+INFINITY = 16
+MAX_ROUTES = 10_000
+
+
+def _params_name(base: Name, params: dict[str, Any]) -> Name:
+    blob: bytes = msgpack.packb(params, use_bin_type=True)
+    return base.append(
+        *(blob[i : i + PARAM_COMPONENT_BYTES] for i in range(0, len(blob), PARAM_COMPONENT_BYTES))
+    )
+
+
+def _params(name: Name, base: Name) -> dict[str, Any]:
+    rest = b"".join(name.components[len(base) :])
+    try:
+        params = msgpack.unpackb(rest, raw=False, strict_map_key=True)
+    except Exception:
+        raise DecodeError("discovery parameters are not msgpack") from None
+    if not isinstance(params, dict):
+        raise DecodeError("discovery parameters must be a map")
+    return params
+
+
+@dataclass
+class Neighbour:
+    id: bytes
+    uri: str
+    face: UdpFace
+    last_heard: float
+    #: uri -> when a hello last named it (a node on two shared segments has two)
+    uris: dict[str, float] = field(default_factory=dict)
+    seq: int = -1
+    fetched_seq: int = -1
+    fetched_at: float = -math.inf
+    fetching: bool = False
+    #: prefix -> cost as installed (the neighbour's cost + LINK_COST)
+    routes: dict[Name, int] = field(default_factory=dict)
+
+
+class Discovery:
+    def __init__(self, node: Node, *, port: int = DEFAULT_PORT) -> None:
+        self.node = node
+        self.port = port
+        self.id = secrets.token_bytes(8)
+        self.face = InternalFace("internal://discovery", self._on_packet)
+        self.neighbours: dict[bytes, Neighbour] = {}
+        self.mcast: dict[str, MulticastFace] = {}
+        self.seq = 0
+        self._signature: object = None
+        self._hello_due = 0.0
+        self._last_hello = -math.inf
+        self._pending: dict[Name, trio.MemorySendChannel[Packet]] = {}
+        self._channel: UdpChannel | None = None
+        self._nursery: trio.Nursery | None = None
+        self.hellos_sent = 0
+        self.hellos_heard = 0
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        node = self.node
+        node._attach(self.face)
+        node.forwarder.add_route(PREFIX, self.face.id, 0)
+        self._channel = await node.udp_channel(socket.AF_INET)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self._scan()
+            task_status.started()
+            next_scan = trio.current_time() + RESCAN_INTERVAL
+            while True:
+                now = trio.current_time()
+                if now >= next_scan:
+                    self._scan()
+                    next_scan = now + RESCAN_INTERVAL
+                self._maintain(now)
+                await trio.sleep(TICK)
+
+    def _scan(self) -> None:
+        """Open a multicast face on every IPv4 LAN interface that has none; faces of vanished
+        interfaces have closed themselves (their socket errors) or are closed here."""
+        wanted = self.node.config.interfaces or None
+        present = {i.name: i for i in list_interfaces(wanted) if i.ipv4}
+        for name, face in list(self.mcast.items()):
+            iface = present.get(name)
+            if face.closed or iface is None or iface.ipv4 != face.iface.ipv4:
+                face.close()
+                del self.mcast[name]
+        assert self._nursery is not None
+        for name, iface in present.items():
+            if name in self.mcast:
+                continue
+            try:
+                face = MulticastFace(iface, socket.AF_INET, self.port)
+            except CcnError:
+                continue
+            self.mcast[name] = face
+            self._nursery.start_soon(self.node._serve_face, face)
+            self._hello_due = 0.0
+
+    def _maintain(self, now: float) -> None:
+        # neighbours gone silent
+        for nb in list(self.neighbours.values()):
+            if now - nb.last_heard > DEAD_INTERVAL or nb.face.closed:
+                self._remove(nb)
+            elif now - nb.fetched_at > ROUTE_LIFETIME and nb.routes:
+                self._install(nb, {})
+        # our table changed: a new version, announced at once
+        signature = self._table_signature()
+        if signature != self._signature:
+            self._signature = signature
+            self.seq += 1
+            self._hello_due = min(self._hello_due, now)
+        if now >= self._hello_due and now - self._last_hello >= MIN_HELLO_GAP:
+            self._send_hellos(now)
+        # fetch tables that changed or are due for a refresh
+        for nb in self.neighbours.values():
+            stale = nb.seq != nb.fetched_seq or now - nb.fetched_at > REFRESH_INTERVAL
+            if stale and not nb.fetching and self._nursery is not None:
+                nb.fetching = True
+                self._nursery.start_soon(self._fetch, nb)
+
+    def _send_hellos(self, now: float) -> None:
+        assert self._channel is not None
+        self._last_hello = now
+        self._hello_due = now + HELLO_INTERVAL * random.uniform(0.9, 1.1)
+        for face in list(self.mcast.values()):
+            if face.closed or face.address is None:
+                continue
+            uri = str(FaceUri("udp", host=face.address, port=self._channel.bound.port))
+            name = _params_name(HELLO, {"id": self.id, "uri": uri, "seq": self.seq})
+            face.send(Interest(name, secrets.randbits(32), lifetime_ms=200, hop_limit=1))
+            self.hellos_sent += 1
+
+    # -- packets from the forwarder ----------------------------------------------------------
+
+    def _on_packet(self, packet: Packet) -> None:
+        if type(packet) is Interest:
+            name = packet.name
+            try:
+                if HELLO.is_prefix_of(name):
+                    self._on_hello(_params(name, HELLO))
+                elif ROUTES.is_prefix_of(name) and len(name) > len(ROUTES):
+                    self._on_routes_request(packet)
+            except (DecodeError, CcnError, KeyError, TypeError, ValueError):
+                return
+        elif type(packet) is Data or type(packet) is Nack:
+            key = packet.name if type(packet) is Data else packet.interest.name  # type: ignore[union-attr]
+            waiter = self._pending.pop(key, None)
+            if waiter is not None:
+                waiter.send_nowait(packet)
+
+    def _on_hello(self, params: dict[str, Any]) -> None:
+        nid, uri, seq = params["id"], params["uri"], params["seq"]
+        if type(nid) is not bytes or type(uri) is not str or type(seq) is not int or nid == self.id:
+            return
+        target = FaceUri.parse(uri)
+        if target.scheme != "udp":
+            return
+        self.hellos_heard += 1
+        now = trio.current_time()
+        nb = self.neighbours.get(nid)
+        in_use = nb is not None and now - nb.uris.get(nb.uri, -math.inf) < DEAD_INTERVAL
+        if nb is not None and nb.uri != uri and in_use:
+            # the neighbour is on another shared segment too; keep the address in use
+            nb.uris[uri] = now
+            nb.last_heard = now
+            return
+        if nb is not None and nb.uri != uri:
+            self._remove(nb)  # its address changed: start over on the new one
+            nb = None
+        if nb is None:
+            face = self._face_to(target)
+            if face is None:
+                return
+            nb = Neighbour(nid, uri, face, now)
+            self.neighbours[nid] = nb
+            self.node.forwarder.add_route(ROUTES / nid, face.id, 0)
+            self._hello_due = 0.0  # let it hear us at once
+        nb.uris[uri] = now
+        nb.last_heard = now
+        nb.seq = seq
+
+    def _face_to(self, target: FaceUri) -> UdpFace | None:
+        assert self._channel is not None
+        try:
+            addr = (target.host, target.port)
+            return self._channel.face_for(addr, persistent=True)
+        except (OSError, CcnError):
+            return None
+
+    def _on_routes_request(self, interest: Interest) -> None:
+        if interest.name[len(ROUTES)] != self.id:
+            return
+        params = _params(interest.name, ROUTES / self.id)
+        asker = params.get("to")
+        routes = [[str(p), c] for p, c in sorted(self._table_for(asker).items())]
+        content: bytes = msgpack.packb(
+            {"id": self.id, "seq": self.seq, "routes": routes}, use_bin_type=True
+        )
+        self.node.inject(self.face.id, Data(interest.name, content, 0))
+
+    # -- the route table ---------------------------------------------------------------------
+
+    def own_prefixes(self) -> list[Name]:
+        producer = self.node.producer.face.id
+        return [
+            e.prefix
+            for e in self.node.forwarder.fib.entries()
+            if any(h.face_id == producer for h in e.nexthops)
+            and not (e.prefix.is_localhost or e.prefix.is_localhop)
+            and len(e.prefix)
+        ]
+
+    def _table_for(self, asker: object) -> dict[Name, int]:
+        """What we announce to ``asker``: own prefixes at 0, and the best route learned from
+        any other neighbour (split horizon)."""
+        table: dict[Name, int] = {p: 0 for p in self.own_prefixes()}
+        for nb in self.neighbours.values():
+            if nb.id == asker:
+                continue
+            for prefix, cost in nb.routes.items():
+                if cost < table.get(prefix, INFINITY):
+                    table[prefix] = cost
+        return table
+
+    def _table_signature(self) -> object:
+        return (
+            frozenset(self.own_prefixes()),
+            frozenset(
+                (nb.id, p, c) for nb in self.neighbours.values() for p, c in nb.routes.items()
+            ),
+        )
+
+    async def _fetch(self, nb: Neighbour) -> None:
+        seq = nb.seq
+        name = _params_name(ROUTES / nb.id, {"to": self.id, "seq": seq})
+        send, receive = trio.open_memory_channel[Packet](1)
+        self._pending[name] = send
+        try:
+            interest = Interest(name, secrets.randbits(32), 1000, 4, False, True)
+            self.node.inject(self.face.id, interest)
+            with trio.move_on_after(FETCH_TIMEOUT):
+                reply = await receive.receive()
+                if type(reply) is Data and self.neighbours.get(nb.id) is nb:
+                    self._accept(nb, reply.content, seq)
+        finally:
+            self._pending.pop(name, None)
+            nb.fetching = False
+
+    def _accept(self, nb: Neighbour, content: bytes, seq: int) -> None:
+        try:
+            reply = msgpack.unpackb(content, raw=False, strict_map_key=True)
+            routes: dict[Name, int] = {}
+            for prefix, cost in reply["routes"][:MAX_ROUTES]:
+                p = Name.parse(prefix)
+                if type(cost) is int and cost >= 0 and not (p.is_localhop or p.is_localhost):
+                    routes[p] = cost + LINK_COST
+        except (Exception, CcnError):
+            return
+        nb.fetched_seq = max(seq, reply.get("seq", seq)) if isinstance(reply, dict) else seq
+        nb.fetched_at = trio.current_time()
+        own = set(self.own_prefixes())
+        self._install(nb, {p: c for p, c in routes.items() if c < INFINITY and p not in own})
+
+    def _install(self, nb: Neighbour, routes: dict[Name, int]) -> None:
+        fw = self.node.forwarder
+        for prefix in nb.routes.keys() - routes.keys():
+            fw.remove_route(prefix, nb.face.id)
+        for prefix, cost in routes.items():
+            if nb.routes.get(prefix) != cost:
+                try:
+                    fw.add_route(prefix, nb.face.id, cost)
+                except CcnError:
+                    continue
+        nb.routes = routes
+
+    def _remove(self, nb: Neighbour) -> None:
+        if self.neighbours.get(nb.id) is nb:
+            del self.neighbours[nb.id]
+        self._install(nb, {})
+        self.node.forwarder.remove_route(ROUTES / nb.id, nb.face.id)
+        nb.face.close("neighbour silent")
+
+    # -- status ----------------------------------------------------------------------------
+
+    def origin(self, prefix: Name, face_id: int) -> str | None:
+        for nb in self.neighbours.values():
+            if nb.face.id == face_id:
+                if prefix in nb.routes:
+                    return f"discovery: neighbour {nb.id.hex()} {nb.uri}"
+                if prefix == ROUTES / nb.id:
+                    return "discovery: neighbour link"
+        return None
+
+    def status(self) -> dict[str, Any]:
+        now = trio.current_time()
+        return {
+            "id": self.id.hex(),
+            "seq": self.seq,
+            "multicast": [f.remote for f in self.mcast.values()],
+            "hellos_sent": self.hellos_sent,
+            "hellos_heard": self.hellos_heard,
+            "neighbours": [
+                {
+                    "id": nb.id.hex(),
+                    "uri": nb.uri,
+                    "face": nb.face.id,
+                    "heard_ago": round(now - nb.last_heard, 3),
+                    "routes": len(nb.routes),
+                }
+                for nb in self.neighbours.values()
+            ],
+        }

@@ -1,0 +1,385 @@
+"""UDP unicast faces: one packet per datagram, fragmented when larger than the path MTU.
+
+A :class:`UdpChannel` owns one UDP socket bound to ``udp://host:port`` and demultiplexes the
+peers it hears from into one :class:`UdpFace` each (created on demand, as NFD's UDP channel
+does); :meth:`UdpChannel.face_for` makes the face for a peer we want to talk to (a route, a
+neighbour found by discovery). Every face of a channel sends from the channel's socket, so a
+peer sees one address per node and both directions land on the same face.
+
+Rules:
+
+- Packets larger than the datagram size of the path (its MTU less the IP and UDP headers,
+  asked of the kernel per peer) are cut by :mod:`ccn.frag`; each face reassembles what its peer
+  sends, with bounded buffers. A lost fragment loses that packet only.
+- ``send`` never blocks: a datagram is handed to the kernel at once; if the socket buffer is
+  full it waits in a bounded queue, beyond which it is dropped and counted.
+- A face made on demand (a peer that spoke first) closes after ``idle_timeout`` seconds without
+  receiving anything; a face made by :meth:`face_for` is *persistent* and closes only when told.
+- Peers on loopback are local, like TCP ones.
+
+The channel runs each face's task (``on_face``) in its own nursery and closes its socket when
+:meth:`UdpChannel.run` returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import secrets
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from ccn.codec import decode, encode
+from ccn.errors import ConnectError, DecodeError, InvalidPacket
+from ccn.faces.base import Deliver, Face
+from ccn.faces.uri import FaceUri
+from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment
+from ccn.packet import Packet
+
+DEFAULT_IDLE_TIMEOUT = 60.0
+MAX_ON_DEMAND_FACES = 1024
+SOCKET_BUFFER = 8 << 20
+MAX_DATAGRAM = 65507  # largest UDP payload over IPv4
+FALLBACK_MTU = 1500
+MAX_QUEUE_DATAGRAMS = 65536
+# Linux constants the socket module does not export.
+_IP_MTU = 14
+_IPV6_MTU = 24
+_SO_SNDBUFFORCE = 32
+_SO_RCVBUFFORCE = 33
+
+SockAddr = tuple[Any, ...]
+OnUdpFace = Callable[["UdpFace"], Awaitable[None]]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _key(addr: SockAddr) -> tuple[str, int, int]:
+    return (addr[0], addr[1], addr[3] if len(addr) > 3 else 0)
+
+
+def _uri_text(addr: SockAddr) -> str:
+    host = addr[0]
+    if len(addr) > 3 and addr[3] and "%" not in host:
+        with contextlib.suppress(OSError):
+            host = f"{host}%{socket.if_indextoname(addr[3])}"
+    return str(FaceUri("udp", host=host, port=addr[1]))
+
+
+def path_datagram_size(family: int, addr: SockAddr) -> int:
+    """The largest datagram payload that crosses the path to ``addr`` unfragmented by IP: the
+    route's MTU as the kernel knows it, less the IP and UDP headers."""
+    overhead = 48 if family == socket.AF_INET6 else 28
+    mtu = FALLBACK_MTU
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(addr)
+            if family == socket.AF_INET6:
+                mtu = probe.getsockopt(socket.IPPROTO_IPV6, _IPV6_MTU)
+            else:
+                mtu = probe.getsockopt(socket.IPPROTO_IP, _IP_MTU)
+    except OSError:
+        pass
+    return max(576 - overhead, min(MAX_DATAGRAM, mtu - overhead))
+
+
+def _grow_buffers(sock: socket.socket) -> None:
+    for force, plain in ((_SO_RCVBUFFORCE, socket.SO_RCVBUF), (_SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
+        except OSError:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER)
+
+
+class UdpFace(Face):
+    """One peer of a :class:`UdpChannel`. Built by the channel, never directly."""
+
+    def __init__(
+        self,
+        channel: UdpChannel,
+        addr: SockAddr,
+        *,
+        persistent: bool,
+        idle_timeout: float,
+        max_datagram: int,
+    ) -> None:
+        super().__init__(_uri_text(addr), local=_is_loopback(addr[0]))
+        self.channel = channel
+        self.addr = addr
+        self.persistent = persistent
+        self.idle_timeout = idle_timeout
+        self.fragmenter = Fragmenter(max_datagram, first_id=secrets.randbits(32))
+        self.reassembler = Reassembler()
+        self.close_reason: str | None = None
+        self.last_received = trio.current_time()
+        self._deliver: Deliver | None = None
+        self._early: list[Packet] = []
+        self._closed_event = trio.Event()
+
+    def send(self, packet: Packet) -> None:
+        if self.closed:
+            return
+        try:
+            wire = encode(packet)
+            datagrams = self.fragmenter.fragment(wire)
+        except (InvalidPacket, FragmentError):
+            self.counters.dropped += 1
+            return
+        if not self.channel.send_datagrams(datagrams, self.addr):
+            self.counters.dropped += 1
+            return
+        self.counters.count_out(packet)
+        self.counters.out_bytes += sum(len(d) for d in datagrams)
+
+    def datagram_received(self, data: bytes, now: float) -> None:
+        """The channel hands over one datagram from this face's peer."""
+        self.last_received = now
+        self.counters.in_bytes += len(data)
+        raw = data
+        if is_fragment(data):
+            whole = self.reassembler.feed(data, now)
+            if whole is None:
+                return
+            raw = whole
+        try:
+            packet = decode(raw)
+        except DecodeError:
+            self.counters.malformed += 1
+            return
+        self.counters.count_in(packet)
+        if self._deliver is None:
+            if len(self._early) < 64:
+                self._early.append(packet)
+            return
+        self._deliver(self, packet)
+
+    def close(self, reason: str = "closed") -> None:
+        if not self.closed:
+            self.closed = True
+            self.close_reason = reason
+            self._closed_event.set()
+            self.channel.forget(self)
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
+
+    async def run(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        early, self._early = self._early, []
+        for packet in early:
+            deliver(self, packet)
+        try:
+            while not self.closed:
+                if self.persistent:
+                    await self._closed_event.wait()
+                    break
+                with trio.move_on_at(self.last_received + self.idle_timeout):
+                    await self._closed_event.wait()
+                idle = trio.current_time() >= self.last_received + self.idle_timeout
+                if idle and not self.persistent:
+                    self.close("idle")
+        finally:
+            self.close(self.close_reason or "closed")
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        out["persistent"] = self.persistent
+        out["mtu_payload"] = self.fragmenter.max_datagram
+        out["reassembly"] = self.reassembler.counters.as_dict()
+        return out
+
+
+class UdpChannel:
+    """A bound UDP socket and the faces of the peers it talks to."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        bound: FaceUri,
+        *,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_on_demand: int = MAX_ON_DEMAND_FACES,
+        max_datagram: int | None = None,
+    ) -> None:
+        self.sock = sock
+        self.bound = bound
+        self.family = sock.family
+        self.idle_timeout = idle_timeout
+        self.max_on_demand = max_on_demand
+        self.max_datagram = max_datagram
+        self.faces: dict[tuple[str, int, int], UdpFace] = {}
+        self.dropped = 0
+        self._queue: deque[tuple[bytes, SockAddr]] = deque()
+        self._wake = trio.Event()
+        self._on_face: OnUdpFace | None = None
+        self._nursery: trio.Nursery | None = None
+
+    @classmethod
+    async def open(cls, uri: FaceUri, **kwargs: Any) -> UdpChannel:
+        """Bind ``udp://host:port`` (port 0: any). Raises :class:`ConnectError` on failure."""
+        try:
+            infos = await trio.socket.getaddrinfo(
+                uri.host or None, uri.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+            )
+            family, _, _, _, addr = infos[0]
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as e:
+            raise ConnectError(f"cannot listen on {uri}: {e.strerror or e}") from None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+        except OSError as e:
+            sock.close()
+            raise ConnectError(f"cannot listen on {uri}: {e.strerror or e}") from None
+        sock.setblocking(False)
+        _grow_buffers(sock)
+        host, port = sock.getsockname()[:2]
+        return cls(sock, FaceUri("udp", host=host, port=port), **kwargs)
+
+    async def run(
+        self,
+        on_face: OnUdpFace,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Receive and send until cancelled, running ``on_face(face)`` for every new face.
+        Closes the socket and every face on the way out."""
+        self._on_face = on_face
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._write_loop)
+                task_status.started()
+                await self._read_loop()
+        finally:
+            for face in list(self.faces.values()):
+                face.close("channel closed")
+            self.sock.close()
+
+    # -- faces -----------------------------------------------------------------------------
+
+    async def resolve(self, uri: FaceUri) -> SockAddr:
+        try:
+            infos = await trio.socket.getaddrinfo(
+                uri.host, uri.port, family=self.family, type=socket.SOCK_DGRAM
+            )
+        except OSError as e:
+            raise ConnectError(f"cannot resolve {uri}: {e.strerror or e}") from None
+        return tuple(infos[0][4])
+
+    def face_for(self, addr: SockAddr, *, persistent: bool = True) -> UdpFace:
+        """The face for peer ``addr``, made (and started) if needed. Asking for a persistent
+        face makes an existing on-demand one persistent."""
+        face = self.faces.get(_key(addr))
+        if face is not None:
+            if persistent:
+                face.persistent = True  # run() sees it at its next idle check
+            return face
+        return self._new_face(addr, persistent=persistent)
+
+    def _new_face(self, addr: SockAddr, *, persistent: bool) -> UdpFace:
+        assert self._nursery is not None and self._on_face is not None, "channel not running"
+        size = self.max_datagram or path_datagram_size(self.family, addr)
+        face = UdpFace(
+            self,
+            addr,
+            persistent=persistent,
+            idle_timeout=self.idle_timeout,
+            max_datagram=size,
+        )
+        self.faces[_key(addr)] = face
+        self._nursery.start_soon(self._on_face, face)
+        return face
+
+    def forget(self, face: UdpFace) -> None:
+        if self.faces.get(_key(face.addr)) is face:
+            del self.faces[_key(face.addr)]
+
+    # -- I/O -------------------------------------------------------------------------------
+
+    def send_datagrams(self, datagrams: list[bytes], addr: SockAddr) -> bool:
+        """Hand datagrams to the kernel, queueing what does not fit now. False if dropped."""
+        queue = self._queue
+        if queue:
+            if len(queue) + len(datagrams) > MAX_QUEUE_DATAGRAMS:
+                self.dropped += 1
+                return False
+            queue.extend((d, addr) for d in datagrams)
+            return True
+        sendto = self.sock.sendto
+        for i, d in enumerate(datagrams):
+            try:
+                sendto(d, addr)
+            except BlockingIOError:
+                queue.extend((rest, addr) for rest in datagrams[i:])
+                self._wake.set()
+                return True
+            except OSError:
+                # unreachable network, link down, no route: the datagram is lost, as on a wire
+                self.dropped += 1
+                return False
+        return True
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        sock = self.sock
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while queue:
+                data, addr = queue[0]
+                try:
+                    sock.sendto(data, addr)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(sock)
+                    continue
+                except OSError:
+                    self.dropped += 1
+                queue.popleft()
+
+    async def _read_loop(self) -> None:
+        sock = self.sock
+        faces = self.faces
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            now = trio.current_time()
+            for _ in range(512):
+                try:
+                    data, addr = sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                except OSError as e:
+                    if e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                        continue
+                    raise
+                face = faces.get(_key(addr))
+                if face is None:
+                    if not self._acceptable(data):
+                        self.dropped += 1
+                        continue
+                    face = self._new_face(addr, persistent=False)
+                face.datagram_received(data, now)
+
+    def _acceptable(self, data: bytes) -> bool:
+        """Whether a datagram from an unknown peer may open a face: it must look like ccn, and
+        the on-demand faces must be under their bound."""
+        if sum(1 for f in self.faces.values() if not f.persistent) >= self.max_on_demand:
+            return False
+        if is_fragment(data):
+            return True
+        try:
+            decode(data)
+        except DecodeError:
+            return False
+        return True

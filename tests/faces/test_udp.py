@@ -1,0 +1,137 @@
+"""UDP faces on loopback: demultiplexing, fragmentation, loss, idle timeout."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from ccn.codec import encode
+from ccn.faces.base import Face
+from ccn.faces.udp import UdpChannel, UdpFace, path_datagram_size
+from ccn.faces.uri import FaceUri
+from ccn.frag import fragment
+from ccn.name import Name
+from ccn.packet import Data, Interest, Packet
+
+N = Name.parse("/a/b")
+
+
+class Hub:
+    """Runs the faces a channel hands over and records what they deliver."""
+
+    def __init__(self) -> None:
+        self.faces: list[UdpFace] = []
+        self.packets: list[tuple[Face, Packet]] = []
+        self.event = trio.Event()
+        self.closed: list[UdpFace] = []
+
+    async def on_face(self, face: UdpFace) -> None:
+        self.faces.append(face)
+        try:
+            await face.run(self.deliver)
+        finally:
+            self.closed.append(face)
+            self.event.set()
+
+    def deliver(self, face: Face, packet: Packet) -> None:
+        self.packets.append((face, packet))
+        self.event.set()
+
+    async def wait(self, pred: Callable[[], bool], timeout: float = 5.0) -> None:
+        with trio.fail_after(timeout):
+            while not pred():
+                await self.event.wait()
+                self.event = trio.Event()
+
+
+@asynccontextmanager
+async def channel(**kwargs: Any) -> AsyncIterator[tuple[UdpChannel, Hub]]:
+    ch = await UdpChannel.open(FaceUri.parse("udp://127.0.0.1:0"), **kwargs)
+    hub = Hub()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ch.run, hub.on_face)
+        yield ch, hub
+        nursery.cancel_scope.cancel()
+
+
+async def test_peers_get_one_face_each_both_ways() -> None:
+    async with channel() as (a, ha), channel() as (b, hb):
+        fa = a.face_for(await a.resolve(b.bound))
+        assert fa.persistent and fa.local and str(fa.remote) == str(b.bound)
+        fa.send(Interest(N, 1))
+        await hb.wait(lambda: len(hb.packets) == 1)
+        fb, got = hb.packets[0]
+        assert got == Interest(N, 1)
+        assert isinstance(fb, UdpFace) and not fb.persistent  # made on demand
+        fb.send(Data(N, b"x"))
+        await ha.wait(lambda: len(ha.packets) == 1)
+        assert ha.packets[0] == (fa, Data(N, b"x"))
+        assert len(ha.faces) == 1 and len(hb.faces) == 1
+        assert fa.counters.out_interests == 1 and fa.counters.in_data == 1
+
+
+async def test_large_packets_are_fragmented_and_reassembled() -> None:
+    async with channel(max_datagram=1400) as (a, _ha), channel(max_datagram=1400) as (b, hb):
+        fa = a.face_for(await a.resolve(b.bound))
+        blobs = [os.urandom(n) for n in (1000, 1400, 200_000, 1_000_000 - 64)]
+        for blob in blobs:
+            fa.send(Data(Name(), blob))
+        await hb.wait(lambda: len(hb.packets) == len(blobs))
+        assert [p.content for _f, p in hb.packets if isinstance(p, Data)] == blobs
+        face = hb.faces[0]
+        assert face.reassembler.counters.reassembled == 3  # 1400 B of content + header too
+        assert face.reassembler.pending == 0
+
+
+async def test_a_lost_fragment_loses_only_its_packet() -> None:
+    async with channel() as (b, hb):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with raw:
+            big = encode(Data(Name(), os.urandom(5000)))
+            frags = fragment(big, 1000, 77)
+            for f in frags[:2] + frags[3:]:  # fragment 2 lost
+                raw.sendto(f, ("127.0.0.1", b.bound.port))
+            whole = encode(Data(N, b"after"))
+            raw.sendto(whole, ("127.0.0.1", b.bound.port))
+            await hb.wait(lambda: len(hb.packets) == 1)
+            await trio.sleep(0.05)
+        assert [p for _f, p in hb.packets] == [Data(N, b"after")]
+        assert hb.faces[0].reassembler.pending == 1
+
+
+async def test_junk_from_a_stranger_opens_no_face() -> None:
+    async with channel() as (b, hb):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(b"GET / HTTP/1.0\r\n\r\n", ("127.0.0.1", b.bound.port))
+            raw.sendto(encode(Interest(N, 5)), ("127.0.0.1", b.bound.port))
+            await hb.wait(lambda: len(hb.packets) == 1)
+        assert len(hb.faces) == 1 and b.dropped == 1
+
+
+async def test_on_demand_faces_time_out_when_idle() -> None:
+    async with channel(idle_timeout=0.2) as (a, _ha), channel(idle_timeout=0.2) as (b, hb):
+        fa = a.face_for(await a.resolve(b.bound))
+        fa.send(Interest(N, 1))
+        await hb.wait(lambda: len(hb.faces) == 1)
+        await hb.wait(lambda: len(hb.closed) == 1)
+        assert hb.faces[0].close_reason == "idle" and not b.faces
+        assert not fa.closed  # the persistent side stays
+        # the peer speaks again: a new face
+        fa.send(Interest(N, 2))
+        await hb.wait(lambda: len(hb.faces) == 2)
+
+
+def test_path_datagram_size_on_loopback() -> None:
+    size = path_datagram_size(socket.AF_INET, ("127.0.0.1", 9))
+    assert 1400 <= size <= 65507
+
+
+async def test_uri_round_trip() -> None:
+    uri = FaceUri.parse("udp://10.0.0.1:6464")
+    assert uri.scheme == "udp" and str(uri) == "udp://10.0.0.1:6464"
+    assert str(FaceUri.parse("udp://[fe80::1]:6464")) == "udp://[fe80::1]:6464"

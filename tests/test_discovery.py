@@ -1,0 +1,154 @@
+"""Nodes in process over UDP faces on loopback: static UDP routes, and discovery's neighbour and
+prefix-announcement machinery (hellos handed over directly: multicast is not looped back on one
+host, so the multicast path itself is tested across network namespaces in test_netns.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from ccn import discovery as disc
+from ccn.client import connect
+from ccn.config import ConfigError, NodeConfig
+from ccn.discovery import Discovery
+from ccn.name import Name
+from ccn.testing import node_in_process
+
+# Discovery on, but on no interface: nothing leaves this host.
+LAN: dict[str, Any] = {"discovery": True, "interfaces": ["ccn-test-none"]}
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    with trio.fail_after(timeout):
+        while not pred():
+            await trio.sleep(0.02)
+
+
+def routes_to(node: Any, prefix: str) -> list[dict[str, Any]]:
+    for e in node.status()["fib"]:
+        if e["prefix"] == prefix:
+            hops: list[dict[str, Any]] = e["nexthops"]
+            return hops
+    return []
+
+
+async def test_static_udp_route_fetch_is_byte_identical(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    (tmp_path / "f.bin").write_bytes(data)
+    with trio.fail_after(60):
+        async with node_in_process(tmp_path, "p", udp=True) as (p, p_uri):
+            udp = next(str(b) for b in p.bound if b.scheme == "udp")
+            routes = [(Name.parse("/u"), udp)]
+            async with node_in_process(tmp_path, "c", routes=routes) as (c, c_uri):
+                async with connect(p_uri) as client:
+                    await client.put(tmp_path / "f.bin", "/u/f")
+                async with connect(c_uri) as client:
+                    await client.fetch("/u/f", tmp_path / "out")
+                assert (tmp_path / "out").read_bytes() == data
+                hops = routes_to(c, "/u")
+                assert hops and hops[0]["origin"].startswith("static udp://")
+                faces = {f["id"]: f for f in c.status()["faces"]}
+                assert faces[hops[0]["face"]]["persistent"]
+
+
+@asynccontextmanager
+async def lan_pair(tmp_path: Path) -> AsyncIterator[tuple[Any, str, Any, str]]:
+    """Two discovery nodes whose hellos are handed to each other while ``hearing`` is set."""
+    async with (
+        node_in_process(tmp_path, "a", **LAN) as (a, a_uri),
+        node_in_process(tmp_path, "b", **LAN) as (b, b_uri),
+        trio.open_nursery() as nursery,
+    ):
+        hearing = {"on": True}
+
+        async def hellos() -> None:
+            while True:
+                if hearing["on"]:
+                    for x, y in ((a, b), (b, a)):
+                        dx, dy = x.discovery, y.discovery
+                        uri = f"udp://127.0.0.1:{dx._channel.bound.port}"
+                        dy._on_hello({"id": dx.id, "uri": uri, "seq": dx.seq})
+                await trio.sleep(0.1)
+
+        nursery.start_soon(hellos)
+        a.hearing = hearing
+        yield a, a_uri, b, b_uri
+        nursery.cancel_scope.cancel()
+
+
+async def test_neighbours_announce_prefixes_and_fetch_works(tmp_path: Path) -> None:
+    data = os.urandom(600_000)
+    (tmp_path / "f.bin").write_bytes(data)
+    with trio.fail_after(30):
+        async with lan_pair(tmp_path) as (a, a_uri, b, b_uri):
+            assert isinstance(a.discovery, Discovery)
+            await wait_until(lambda: len(a.discovery.neighbours) == 1)
+            async with connect(a_uri) as client:
+                await client.put(tmp_path / "f.bin", "/lan/file")
+            await wait_until(lambda: bool(routes_to(b, "/lan/file")))
+            hop = routes_to(b, "/lan/file")[0]
+            assert hop["cost"] == disc.LINK_COST
+            assert hop["origin"].startswith(f"discovery: neighbour {a.discovery.id.hex()}")
+            # split horizon: A learns nothing back from B
+            assert routes_to(a, "/lan/file") == [
+                {"face": a.producer.face.id, "cost": 0, "origin": "producer"}
+            ]
+            async with connect(b_uri) as client:
+                await client.fetch("/lan/file", tmp_path / "out")
+            assert (tmp_path / "out").read_bytes() == data
+            status = b.status()["discovery"]
+            assert status["neighbours"][0]["id"] == a.discovery.id.hex()
+
+
+async def test_silent_neighbour_is_removed_with_its_routes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(disc, "DEAD_INTERVAL", 0.5)
+    (tmp_path / "f.bin").write_bytes(b"hello")
+    with trio.fail_after(30):
+        async with lan_pair(tmp_path) as (a, a_uri, b, _b_uri):
+            async with connect(a_uri) as client:
+                await client.put(tmp_path / "f.bin", "/lan/x")
+            await wait_until(lambda: bool(routes_to(b, "/lan/x")))
+            face_id = routes_to(b, "/lan/x")[0]["face"]
+            a.hearing["on"] = False
+            await wait_until(lambda: not b.discovery.neighbours)
+            assert routes_to(b, "/lan/x") == []
+            await wait_until(lambda: face_id not in b.faces)
+
+
+async def test_withdrawn_prefix_disappears(tmp_path: Path) -> None:
+    (tmp_path / "f.bin").write_bytes(b"hello")
+    with trio.fail_after(30):
+        async with lan_pair(tmp_path) as (a, a_uri, b, _b_uri):
+            async with connect(a_uri) as client:
+                await client.put(tmp_path / "f.bin", "/lan/y")
+            await wait_until(lambda: bool(routes_to(b, "/lan/y")))
+            a.forwarder.remove_route(Name.parse("/lan/y"), a.producer.face.id)
+            await wait_until(lambda: not routes_to(b, "/lan/y"), timeout=20)
+
+
+def test_discovery_can_be_turned_off() -> None:
+    assert NodeConfig().discovery is True
+    assert NodeConfig.from_mapping({"discovery": False}).discovery is False
+    with pytest.raises(ConfigError):
+        NodeConfig.from_mapping({"discovery": "no"})
+    with pytest.raises(ConfigError):
+        NodeConfig.from_mapping({"strategy": "fastest"})
+    from ccn.cli import build_parser
+
+    args = build_parser().parse_args(["node", "--no-discovery"])
+    assert args.no_discovery
+
+
+def test_hello_params_round_trip() -> None:
+    params = {"id": b"12345678", "uri": "udp://10.0.0.1:1", "seq": 3}
+    name = disc._params_name(disc.HELLO, params)
+    assert disc._params(name, disc.HELLO) == params
+    assert name.is_localhop
