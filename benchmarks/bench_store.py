@@ -40,6 +40,15 @@ from ccn.store.objstore import DiskObjectStore
 MIB = 1 << 20
 RESULTS = Path(__file__).resolve().parent / "results"
 
+#: The same benchmark before pack files (one file per object), kept for comparison:
+#: benchmarks/results/store.md of commit 9f5c562, 1024 MiB, median of 3 runs.
+BEFORE_PACKS: dict[str, Any] = {
+    "date": "2026-11-26 03:52",
+    "mib_per_s": {"cp": 479.2, "ccn put (no fsync)": 112.7, "ccn put (fsync) (64 MiB)": 50.5},
+    "ccn_vs_cp": 0.22,
+    "ccn_vs_git": 5.1,
+}
+
 
 def _make_file(path: Path, size: int, seed: int) -> None:
     rng = random.Random(seed)
@@ -209,6 +218,12 @@ def _markdown(result: dict[str, Any]) -> str:
         f"ccn (no fsync) / git: **{put['ccn_vs_git']:.1f}x** (target >= 5x). "
         "Ratios are medians of per-run ratios.",
         "",
+        f"Before pack files (one file per object; {BEFORE_PACKS['date']}, same machine): "
+        + ", ".join(f"{m} {r} MiB/s" for m, r in BEFORE_PACKS["mib_per_s"].items())
+        + f"; ccn / cp **{BEFORE_PACKS['ccn_vs_cp']:.2f}**, ccn / git "
+        f"**{BEFORE_PACKS['ccn_vs_git']:.1f}x**. A bulk import now writes one pack file plus "
+        "an index instead of one file per object (docs/store.md §4).",
+        "",
         f"## Chunk size ({result['chunk_size_mib']} MiB file, then a 1 % edit at 8 places)",
         "",
         "| avg (min = avg/4, max = 4 avg) | MiB/s | objects | mean chunk KiB "
@@ -239,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": shlex.join([sys.executable, *sys.argv]),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "machine": _machine(work),
+            "before_pack_files": BEFORE_PACKS,
         }
         print(f"put, {args.size_mib} MiB, {args.runs} runs, in {work}", flush=True)
         result["put"] = bench_put(work, args.size_mib, args.fsync_mib, args.runs)

@@ -1,8 +1,10 @@
 """Management: commands under ``/localhost/ccn/...``, answered through an internal face.
 
 Verbs: ``status``, ``list``, ``publish``, ``route-add``, ``route-remove``, ``route-list``,
-``face-list``. Parameters and replies follow :mod:`ccn.mgmt_proto`. Long commands (publish) run
-in a worker thread and answer when done; the Interest's lifetime covers the wait.
+``face-list``, and the store maintenance verbs ``log``, ``pin``, ``unpin``, ``pins``, ``gc``,
+``fsck`` (carried out by :mod:`ccn.maintenance`). Parameters and replies follow
+:mod:`ccn.mgmt_proto`. Long commands (publish, gc, fsck) run in a worker thread and answer
+when done; the Interest's lifetime covers the wait.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import trio
 from ccn.errors import CcnError, DecodeError
 from ccn.faces.internal import InternalFace
 from ccn.faces.uri import FaceUri
+from ccn.keys import SigningKey
+from ccn.maintenance import Maintenance
 from ccn.mgmt_proto import encode_reply, parse_command
 from ccn.name import Name
 from ccn.packet import Data, Interest, Packet
 from ccn.store.files import publish
+from ccn.store.objects import Version
 
 if TYPE_CHECKING:
     from ccn.node import Node
@@ -33,6 +38,7 @@ class Management:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.face = InternalFace("internal://management", self._on_packet)
+        self.maintenance = Maintenance(node)
 
     def _on_packet(self, packet: Packet) -> None:
         if type(packet) is Interest:
@@ -78,10 +84,17 @@ class Management:
             raise CommandFailed("publish needs an absolute path")
         if not os.access(path, os.R_OK):
             raise CommandFailed(f"{path}: the node cannot read it")
+        key = params.get("key")
+        if key is not None and (not isinstance(key, str) or not os.path.isabs(key)):
+            raise CommandFailed("publish needs an absolute key path")
         node = self.node
-        version = await trio.to_thread.run_sync(
-            lambda: publish(node.store, node.refs, name, Path(path))
-        )
+
+        def work() -> Version:
+            signer = None if key is None else SigningKey.load(key)
+            sign = None if signer is None else signer.sign
+            return publish(node.store, node.refs, name, Path(path), sign=sign)
+
+        version = await trio.to_thread.run_sync(work)
         node.on_published(name)
         full = name.with_version(version.number)
         from ccn.store.objects import id_of
@@ -112,6 +125,33 @@ class Management:
         if not removed:
             raise CommandFailed(f"no route for {prefix} via {face}")
         return {"removed": removed}
+
+    async def cmd_log(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.maintenance.log(_name(params.get("name")))
+
+    async def cmd_pin(self, params: dict[str, Any]) -> dict[str, Any]:
+        raw = params.get("version")
+        if raw is not None and not isinstance(raw, bytes):
+            raise CommandFailed("version must be the version record's bytes")
+        return await self.maintenance.pin(_name(params.get("name")), raw)
+
+    async def cmd_unpin(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.maintenance.unpin(_name(params.get("name")))
+
+    async def cmd_pins(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"pins": self.maintenance.pins()}
+
+    async def cmd_gc(self, params: dict[str, Any]) -> dict[str, Any]:
+        grace = params.get("grace")
+        if grace is not None and (type(grace) not in (int, float) or grace < 0):
+            raise CommandFailed("grace must be a number of seconds >= 0")
+        dry_run = params.get("dry_run", False) is True
+        if grace is None:
+            return await self.maintenance.gc(dry_run)
+        return await self.maintenance.gc(dry_run, float(grace))
+
+    async def cmd_fsck(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self.maintenance.fsck(params.get("repair", False) is True)
 
 
 def _name(value: object) -> Name:

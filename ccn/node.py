@@ -322,6 +322,12 @@ class Node:
                 return
             self.store_served[0] += 1
             self.store_served[1] += len(raw)
+            # Published objects answered from the store are this node producing its content:
+            # the producer counters say so, whichever path (CS or producer face) served them.
+            pc = self.producer.counters
+            pc.interests += 1
+            pc.data += 1
+            pc.bytes += len(raw)
         elif self.cache.known(digest):
             raw = self.cache.get(digest)
         else:

@@ -3,7 +3,9 @@
 This module owns the shape of the object graph for content: a file is cut into blobs
 (:mod:`ccn.store.chunker`) under a tree of manifests of bounded fan-out (a file of one chunk is
 a single blob); a directory is a :class:`~ccn.store.objects.Tree` of such files and of
-subdirectories. Everything streams: memory use does not grow with the size of a file.
+subdirectories. Everything streams: memory use does not grow with the size of a file. Every
+import runs in one :meth:`~ccn.store.objstore.ObjectStore.batch` (on disk: one pack file), so
+its objects appear together or not at all.
 
 Export verifies as it goes: every object against its id (the store does that), every pointer's
 kind and size against what it points at, and the whole content against the expected
@@ -18,7 +20,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
@@ -117,9 +119,7 @@ def _put_blobs(store: ObjectStore, chunks: list[memoryview]) -> list[Pointer]:
     return [Pointer(store.put_blob(c), len(c), Kind.BLOB) for c in chunks]
 
 
-def _import_stream(
-    store: ObjectStore, stream: Readable, chunker: Chunker, fanout: int
-) -> Root:
+def _import_stream(store: ObjectStore, stream: Readable, chunker: Chunker, fanout: int) -> Root:
     # Three things overlap here (2 cores is the target machine): this thread reads and cuts,
     # one worker hashes the whole content in block-sized updates (blake3 releases the GIL for
     # large inputs, and updates must stay in order), and writer threads store the blobs of
@@ -165,10 +165,11 @@ def import_file(
 ) -> Root:
     """Store the content of a binary file object (read to its end) or of a file path."""
     _check_fanout(fanout)
-    if isinstance(src, (str, os.PathLike)):
-        with open(src, "rb", buffering=0) as f:
-            return _import_stream(store, f, chunker, fanout)
-    return _import_stream(store, src, chunker, fanout)
+    with store.batch() as batch:
+        if isinstance(src, (str, os.PathLike)):
+            with open(src, "rb", buffering=0) as f:
+                return _import_stream(batch, f, chunker, fanout)
+        return _import_stream(batch, src, chunker, fanout)
 
 
 def import_bytes(
@@ -180,10 +181,11 @@ def import_bytes(
 ) -> Root:
     """Store in-memory content; the same objects :func:`import_file` makes of equal bytes."""
     _check_fanout(fanout)
-    builder = _ManifestBuilder(store, fanout)
-    for chunk in chunker.cut_buffer(data):
-        builder.add(Pointer(store.put_blob(chunk), len(chunk), Kind.BLOB))
-    root = builder.finish() or Pointer(store.put_blob(b""), 0, Kind.BLOB)
+    with store.batch() as batch:
+        builder = _ManifestBuilder(batch, fanout)
+        for chunk in chunker.cut_buffer(data):
+            builder.add(Pointer(batch.put_blob(chunk), len(chunk), Kind.BLOB))
+        root = builder.finish() or Pointer(batch.put_blob(b""), 0, Kind.BLOB)
     return Root(root.id, root.kind, root.size, blake3(data).digest())
 
 
@@ -205,7 +207,8 @@ def import_dir(
     top = os.fspath(path)
     if not stat.S_ISDIR(os.stat(top).st_mode):
         raise StoreUsageError(f"not a directory: {top}")
-    return _import_dir(store, top, chunker, fanout, skip_unsupported)
+    with store.batch() as batch:
+        return _import_dir(batch, top, chunker, fanout, skip_unsupported)
 
 
 def _import_dir(
@@ -273,9 +276,7 @@ def iter_content(store: ObjectStore, root_id: bytes, kind: Kind | None = None) -
     return _walk(store, root_id, kind, None)
 
 
-def _walk(
-    store: ObjectStore, oid: bytes, kind: Kind | None, size: int | None
-) -> Iterator[bytes]:
+def _walk(store: ObjectStore, oid: bytes, kind: Kind | None, size: int | None) -> Iterator[bytes]:
     obj = store.get_object(oid)
     if kind is not None and obj.kind is not kind:
         raise CorruptObject(f"object {oid.hex()} is a {obj.kind.name}, expected a {kind.name}")
@@ -373,6 +374,7 @@ def publish(
     path: str | os.PathLike[str],
     *,
     publisher: bytes | None = None,
+    sign: Callable[[Version], Version] | None = None,
     chunker: Chunker = DEFAULT_CHUNKER,
     fanout: int = MAX_MANIFEST_ENTRIES,
     now_ns: int | None = None,
@@ -382,8 +384,8 @@ def publish(
     The version gets number ``latest + 1`` and ``previous`` = the latest version's id. If
     another publisher takes that number first, the version is rebuilt on top of theirs and
     tried again (up to :data:`PUBLISH_ATTEMPTS` times), so concurrent publishers each get a
-    version of their own and none is lost. The version is unsigned; sign
-    :meth:`~ccn.store.objects.Version.signing_bytes` and store a signed copy to sign it.
+    version of their own and none is lost. ``sign``, if given, turns each version built into
+    its signed copy before it is stored (see :meth:`ccn.keys.SigningKey.sign`).
     """
     check_ref_name(name)
     root = import_path(store, path, chunker=chunker, fanout=fanout)
@@ -402,6 +404,8 @@ def publish(
             previous=previous,
             publisher=publisher,
         )
+        if sign is not None:
+            version = sign(version)
         vid = store.put_object(version)
         try:
             refs.compare_and_swap(name, None if latest is None else latest[0], number, vid)

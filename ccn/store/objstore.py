@@ -9,7 +9,11 @@ This module owns where object bytes live. :class:`MemoryObjectStore` and
 * ``get`` never serves bytes that do not hash to the id asked for
   (:class:`~ccn.errors.CorruptObject`);
 * on disk, an object file appears under ``objects/`` complete or not at all: it is written to
-  ``tmp/``, optionally fsynced, then renamed. A crash leaves at most garbage in ``tmp/``.
+  ``tmp/``, optionally fsynced, then renamed. A crash leaves at most garbage in ``tmp/``;
+* a bulk import goes through :meth:`ObjectStore.batch`: on disk its objects are appended to one
+  pack file (:mod:`ccn.store.pack`) whose index is written last, so the whole batch becomes
+  visible at once or not at all;
+* :meth:`ObjectStore.known` answers from memory only (the node asks it for every Interest).
 
 It knows nothing about refs, chunking or the network.
 """
@@ -23,14 +27,15 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
+from typing import Final, Self
 
 from blake3 import blake3
 
 from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError, StoreUsageError
+from ccn.store import pack as _pack
 from ccn.store.objects import (
     ID_SIZE,
     MAX_OBJECT_SIZE,
@@ -85,7 +90,7 @@ class ObjectStore(abc.ABC):
         self._check_open()
         validate(raw)
         oid = object_id(raw)
-        if not self._has(oid):
+        if not self._known(oid):
             self._write(oid, (raw,), len(raw))
         return oid
 
@@ -96,7 +101,7 @@ class ObjectStore(abc.ABC):
         h = blake3(header)
         h.update(data)
         oid: bytes = h.digest()
-        if not self._has(oid):
+        if not self._known(oid):
             self._write(oid, (header, data), len(header) + len(data))
         return oid
 
@@ -107,14 +112,28 @@ class ObjectStore(abc.ABC):
         self._check_open()
         raw = encode(obj)
         oid = object_id(raw)
-        if not self._has(oid):
+        if not self._known(oid):
             self._write(oid, (raw,), len(raw))
         return oid
 
     def delete(self, oid: bytes) -> bool:
         """Remove an object; return whether it was there. Callers make sure nothing needs it."""
+        return oid in self.delete_many([oid])
+
+    def delete_many(self, oids: Iterable[bytes]) -> set[bytes]:
+        """Remove objects; return those that were there. Cheaper than one :meth:`delete` per
+        object when objects share a pack (each affected pack is rewritten once)."""
         self._check_open()
-        return self._delete(check_id(oid))
+        return self._delete_many({check_id(o) for o in oids})
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[ObjectStore]:
+        """A bulk import: write through the yielded store. On disk its objects go into one pack
+        file whose index is written last, so they become visible together when the block exits
+        normally and are discarded if it raises (with ``fsync``, one sync per batch). The
+        memory store writes straight through."""
+        self._check_open()
+        yield self
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -135,11 +154,43 @@ class ObjectStore(abc.ABC):
             raise CorruptObject(f"object {oid.hex()} does not decode: {e}") from None
 
     def has(self, oid: bytes) -> bool:
+        """Whether the object is stored (on disk, also as written by other processes)."""
         self._check_open()
         return self._has(check_id(oid))
 
+    def known(self, oid: bytes) -> bool:
+        """Whether this store's in-memory index holds ``oid``: no I/O, so it may be asked per
+        packet. Misses objects written by other processes since the last :meth:`refresh`."""
+        return self._known(oid)
+
+    def refresh(self) -> None:
+        """Pick up what other processes wrote into a shared root (memory: nothing to do)."""
+        self._check_open()
+
+    def verify(self, oid: bytes) -> bytes:
+        """Like :meth:`get`, but a mismatch only raises :class:`CorruptObject`: nothing is moved
+        or forgotten (for fsck, which reports before it repairs)."""
+        return self.get(oid)
+
     def __contains__(self, oid: bytes) -> bool:
         return self.has(oid)
+
+    def verify_object(self, oid: bytes) -> Object:
+        """:meth:`verify`, then decode (undecodable bytes are :class:`CorruptObject`)."""
+        raw = self.verify(oid)
+        try:
+            return decode(raw)
+        except InvalidObject as e:
+            raise CorruptObject(f"object {oid.hex()} does not decode: {e}") from None
+
+    def rewrite(self, raw: Buffer) -> bytes:
+        """Store ``raw`` again even if the store believes it has it (fsck repairing a damaged
+        copy from a good one); on disk it becomes a loose file, which lookups prefer."""
+        self._check_open()
+        validate(raw)
+        oid = object_id(raw)
+        self._write(oid, (raw,), len(raw))
+        return oid
 
     @abc.abstractmethod
     def ids(self) -> Iterator[bytes]:
@@ -154,7 +205,7 @@ class ObjectStore(abc.ABC):
     def close(self) -> None:
         self._closed = True
 
-    def __enter__(self) -> ObjectStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -174,6 +225,9 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def _has(self, oid: bytes) -> bool: ...
 
+    def _known(self, oid: bytes) -> bool:
+        return self._has(oid)
+
     @abc.abstractmethod
     def _write(self, oid: bytes, parts: Sequence[Buffer], size: int) -> None:
         """Store the concatenation of ``parts`` (``size`` bytes, hashing to ``oid``)."""
@@ -182,7 +236,7 @@ class ObjectStore(abc.ABC):
     def _get(self, oid: bytes) -> bytes: ...
 
     @abc.abstractmethod
-    def _delete(self, oid: bytes) -> bool: ...
+    def _delete_many(self, oids: set[bytes]) -> set[bytes]: ...
 
 
 class MemoryObjectStore(ObjectStore):
@@ -209,13 +263,15 @@ class MemoryObjectStore(ObjectStore):
         except KeyError:
             raise ObjectNotFound(f"no object {oid.hex()}") from None
 
-    def _delete(self, oid: bytes) -> bool:
+    def _delete_many(self, oids: set[bytes]) -> set[bytes]:
+        gone = set()
         with self._lock:
-            raw = self._objects.pop(oid, None)
-            if raw is None:
-                return False
-            self._bytes -= len(raw)
-            return True
+            for oid in oids:
+                raw = self._objects.pop(oid, None)
+                if raw is not None:
+                    self._bytes -= len(raw)
+                    gone.add(oid)
+        return gone
 
     def ids(self) -> Iterator[bytes]:
         with self._lock:
@@ -227,16 +283,40 @@ class MemoryObjectStore(ObjectStore):
             return StoreStats(len(self._objects), self._bytes)
 
 
+@dataclass(eq=False)
+class _Pack:
+    """One visible pack: its stem, path and (lazily opened) read descriptor."""
+
+    name: str
+    path: str
+    mtime: float
+    entries: dict[bytes, tuple[int, int]]
+    fd: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LooseEntry:
+    """A loose object file as found on disk (for the cache tier and GC)."""
+
+    id: bytes
+    size: int
+    mtime: float
+
+
 class DiskObjectStore(ObjectStore):
-    """Objects as files ``<root>/objects/<2 hex>/<62 hex>``, read-only, one per object.
+    """Objects on disk: loose files ``<root>/objects/<2 hex>/<62 hex>`` (single puts, the cache
+    tier) and pack files ``<root>/packs/<name>.pack`` + ``.idx`` (bulk imports, :meth:`batch`).
+
+    Lookups go loose first, then through an in-memory index of every pack, loaded at open and
+    refreshed when a lookup misses and the pack directory has new indexes (other processes may
+    publish). The ids of loose objects are kept in memory too, so :meth:`known` does no I/O.
 
     Several processes may share one root. ``fsync=True`` makes every put durable before it
-    returns (file and directory fsync); without it a power loss may lose or truncate recent
-    objects, which verify-on-read then reports as corrupt. A corrupt file found by :meth:`get`
-    is moved to ``<root>/corrupt/`` so that the object can be stored again.
-
-    :meth:`stats` counts the directory once, on first call, then keeps counters; writes by
-    other processes after that are seen when the store is reopened.
+    returns (file and directory fsync; a batch syncs its pack and index once); without it a
+    power loss may lose or truncate recent objects, which verify-on-read then reports as
+    corrupt. A corrupt loose file found by :meth:`get` is moved to ``<root>/corrupt/``; a
+    corrupt packed object is dropped from the in-memory index. Either way the object is never
+    served and can be stored again.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
@@ -244,16 +324,24 @@ class DiskObjectStore(ObjectStore):
         self.fsync = fsync
         self._objdir = os.path.join(self.root, "objects")
         self._tmpdir = os.path.join(self.root, "tmp")
+        self._packdir = os.path.join(self.root, "packs")
         self._corruptdir = os.path.join(self.root, "corrupt")
-        for d in (self._objdir, self._tmpdir):
+        for d in (self._objdir, self._tmpdir, self._packdir):
             os.makedirs(d, exist_ok=True)
         self._token = secrets.token_hex(4)
         self._seq = itertools.count()
         self._dirs: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._count: int | None = None
         self._bytes = 0
+        self._loose: set[bytes] = set()
+        self._packs: dict[str, _Pack] = {}
+        self._packed: dict[bytes, _Pack] = {}
+        #: Indexes that failed to load (name → reason), for fsck.
+        self.bad_packs: dict[str, str] = {}
         self.clean_tmp()
+        self._scan_loose()
+        self._refresh_packs()
 
     # -- paths -----------------------------------------------------------------------------
 
@@ -274,10 +362,103 @@ class DiskObjectStore(ObjectStore):
                 _fsync_dir(self._objdir)
         self._dirs.add(d)
 
+    # -- the in-memory index ---------------------------------------------------------------
+
+    def _scan_loose(self) -> None:
+        found = set()
+        for prefix, path in self._fanout_dirs():
+            with os.scandir(path) as it:
+                for entry in it:
+                    if len(entry.name) == 2 * ID_SIZE - 2 and _HEX.issuperset(entry.name):
+                        found.add(bytes.fromhex(prefix + entry.name))
+        with self._lock:
+            self._loose = found
+            self._count = None
+
+    def _refresh_packs(self) -> bool:
+        """Load indexes that appeared, forget packs that vanished; return whether any did."""
+        idx_names, _ = _pack.pack_names(self._packdir)
+        with self._lock:
+            current = set(self._packs) | set(self.bad_packs)
+            if idx_names == current:
+                return False
+            for gone in current - idx_names:
+                self.bad_packs.pop(gone, None)
+                p = self._packs.pop(gone, None)
+                if p is not None:
+                    self._unindex_pack(p)
+            for name in idx_names - current:
+                self._load_pack(name)
+            return True
+
+    def _load_pack(self, name: str) -> None:
+        idx_path = os.path.join(self._packdir, name + _pack.IDX_SUFFIX)
+        pack_path = os.path.join(self._packdir, name + _pack.PACK_SUFFIX)
+        try:
+            with open(idx_path, "rb") as f:
+                entries = _pack.decode_index(f.read(), idx_path)
+            mtime = os.stat(pack_path).st_mtime
+        except FileNotFoundError:
+            return  # removed meanwhile by another process's repack
+        except (OSError, StoreError) as e:
+            self.bad_packs[name] = str(e)
+            return
+        self._add_pack(_Pack(name, pack_path, mtime, entries))
+
+    def _add_pack(self, p: _Pack) -> None:
+        with self._lock:
+            self._packs[p.name] = p
+            for oid, (_off, length) in p.entries.items():
+                if self._count is not None and not self._present(oid):
+                    self._count += 1
+                    self._bytes += length
+                self._packed[oid] = p
+
+    def _unindex_pack(self, p: _Pack) -> None:
+        with self._lock:
+            for oid, (_off, length) in p.entries.items():
+                if self._packed.get(oid) is p:
+                    del self._packed[oid]
+                    if self._count is not None and oid not in self._loose:
+                        self._count -= 1
+                        self._bytes -= length
+            if p.fd is not None:
+                os.close(p.fd)
+                p.fd = None
+
+    def _present(self, oid: bytes) -> bool:
+        return oid in self._loose or oid in self._packed
+
+    def _known(self, oid: bytes) -> bool:
+        return oid in self._loose or oid in self._packed
+
+    def refresh(self) -> None:
+        self._scan_loose()
+        self._refresh_packs()
+
     # -- operations ------------------------------------------------------------------------
 
     def _has(self, oid: bytes) -> bool:
-        return os.path.exists(self._path(oid)[1])
+        if oid in self._loose or oid in self._packed:
+            return True
+        if os.path.exists(self._path(oid)[1]):
+            self._note_loose(oid)
+            return True
+        return self._refresh_packs() and oid in self._packed
+
+    def _note_loose(self, oid: bytes) -> None:
+        """A loose file another process wrote: index it."""
+        with self._lock:
+            if oid in self._loose:
+                return
+            if self._count is not None and oid not in self._packed:
+                try:
+                    size = os.stat(self._path(oid)[1]).st_size
+                except FileNotFoundError:
+                    return
+                self._count += 1
+                self._bytes += size
+            self._loose.add(oid)
 
     def _write(self, oid: bytes, parts: Sequence[Buffer], size: int) -> None:
         d, final = self._path(oid)
@@ -294,11 +475,12 @@ class DiskObjectStore(ObjectStore):
                 os.close(fd)
             self._ensure_dir(d)
             with self._lock:
-                existed = self._count is not None and os.path.exists(final)
                 os.replace(tmp, final)
-                if self._count is not None and not existed:
-                    self._count += 1
-                    self._bytes += size
+                if oid not in self._loose:
+                    if self._count is not None and oid not in self._packed:
+                        self._count += 1
+                        self._bytes += size
+                    self._loose.add(oid)
         except BaseException:
             _unlink_quietly(tmp)
             raise
@@ -306,16 +488,52 @@ class DiskObjectStore(ObjectStore):
             _fsync_dir(d)
 
     def _get(self, oid: bytes) -> bytes:
-        _, path = self._path(oid)
-        try:
-            with open(path, "rb", buffering=0) as f:
-                raw = f.read(MAX_OBJECT_SIZE + 1)
-        except FileNotFoundError:
-            raise ObjectNotFound(f"no object {oid.hex()}") from None
-        if len(raw) > MAX_OBJECT_SIZE or object_id(raw) != oid:
-            self._quarantine(oid, path)
-            raise CorruptObject(f"object file for {oid.hex()} does not match its id")
-        return raw
+        return self._read(oid, quarantine=True)
+
+    def verify(self, oid: bytes) -> bytes:
+        self._check_open()
+        return self._read(check_id(oid), quarantine=False)
+
+    def _read(self, oid: bytes, *, quarantine: bool) -> bytes:
+        if oid in self._loose or oid not in self._packed:
+            _, path = self._path(oid)
+            try:
+                with open(path, "rb", buffering=0) as f:
+                    raw = f.read(MAX_OBJECT_SIZE + 1)
+            except FileNotFoundError:
+                with self._lock:
+                    self._loose.discard(oid)
+            else:
+                if len(raw) > MAX_OBJECT_SIZE or object_id(raw) != oid:
+                    if quarantine:
+                        self._quarantine(oid, path)
+                    raise CorruptObject(f"object file for {oid.hex()} does not match its id")
+                self._note_loose(oid)
+                return raw
+        if oid not in self._packed and not (self._refresh_packs() and oid in self._packed):
+            raise ObjectNotFound(f"no object {oid.hex()}")
+        return self._read_packed(oid, quarantine=quarantine)
+
+    def _read_packed(self, oid: bytes, *, quarantine: bool) -> bytes:
+        with self._lock:
+            p = self._packed.get(oid)
+            if p is None:
+                raise ObjectNotFound(f"no object {oid.hex()}")
+            off, length = p.entries[oid]
+            try:
+                if p.fd is None:
+                    p.fd = os.open(p.path, os.O_RDONLY | os.O_CLOEXEC)
+                raw = os.pread(p.fd, length, off) if length <= MAX_OBJECT_SIZE else b""
+            except FileNotFoundError:
+                raw = b""
+            if len(raw) != length or object_id(raw) != oid:
+                if quarantine:
+                    del self._packed[oid]
+                    if self._count is not None and oid not in self._loose:
+                        self._count -= 1
+                        self._bytes -= length
+                raise CorruptObject(f"packed object {oid.hex()} in {p.name} does not match its id")
+            return raw
 
     def _quarantine(self, oid: bytes, path: str) -> None:
         os.makedirs(self._corruptdir, exist_ok=True)
@@ -326,29 +544,132 @@ class DiskObjectStore(ObjectStore):
                 os.replace(path, dest)
             except FileNotFoundError:
                 return
-            if self._count is not None:
+            self._loose.discard(oid)
+            if self._count is not None and oid not in self._packed:
                 self._count -= 1
                 self._bytes -= size
 
-    def _delete(self, oid: bytes) -> bool:
-        _, path = self._path(oid)
+    def _delete_many(self, oids: set[bytes]) -> set[bytes]:
+        gone: set[bytes] = set()
+        by_pack: dict[str, set[bytes]] = {}
         with self._lock:
-            try:
-                size = os.stat(path).st_size
-                os.unlink(path)
-            except FileNotFoundError:
-                return False
-            if self._count is not None:
-                self._count -= 1
-                self._bytes -= size
-        return True
+            for oid in oids:
+                p = self._packed.get(oid)
+                if p is not None:
+                    by_pack.setdefault(p.name, set()).add(oid)
+        for oid in oids:
+            _, path = self._path(oid)
+            with self._lock:
+                try:
+                    size = os.stat(path).st_size
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                self._loose.discard(oid)
+                gone.add(oid)
+                if self._count is not None and oid not in self._packed:
+                    self._count -= 1
+                    self._bytes -= size
+        for name, drop in by_pack.items():
+            p = self._packs.get(name)
+            if p is not None:
+                gone |= self._repack_without(p, drop)
+        return gone
+
+    def _repack_without(self, p: _Pack, drop: set[bytes]) -> set[bytes]:
+        """Rewrite pack ``p`` without ``drop`` (its live objects go into a new pack, which is
+        committed before the old one is removed); return the ids dropped."""
+        keep = [oid for oid in p.entries if oid not in drop]
+        writer = _PackWriter(self, dedup=False)
+        try:
+            for oid in keep:
+                try:
+                    writer.put(self._read_packed(oid, quarantine=False))
+                except (CorruptObject, ObjectNotFound, InvalidObject):
+                    drop.add(oid)  # a damaged object is not carried over
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        self.remove_pack(p.name)
+        return {oid for oid in drop if oid in p.entries}
+
+    def remove_pack(self, name: str) -> None:
+        """Forget and delete one pack (index first, so no reader finds a pack half gone)."""
+        with self._lock:
+            p = self._packs.pop(name, None)
+            self.bad_packs.pop(name, None)
+            if p is not None:
+                self._unindex_pack(p)
+            for suffix in (_pack.IDX_SUFFIX, _pack.PACK_SUFFIX):
+                _unlink_quietly(os.path.join(self._packdir, name + suffix))
+        if self.fsync:
+            _fsync_dir(self._packdir)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[ObjectStore]:
+        self._check_open()
+        writer = _PackWriter(self)
+        try:
+            yield writer
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+
+    def _new_pack_name(self) -> str:
+        return f"pack-{time.time_ns():x}-{os.getpid()}-{self._token}-{next(self._seq)}"
+
+    # -- listing ---------------------------------------------------------------------------
 
     def ids(self) -> Iterator[bytes]:
+        with self._lock:
+            snapshot = self._loose | self._packed.keys()
+        return iter(snapshot)
+
+    def loose_entries(self) -> Iterator[LooseEntry]:
+        """Every loose object file with its size and modification time."""
         for prefix, path in self._fanout_dirs():
             with os.scandir(path) as it:
                 for entry in it:
                     if len(entry.name) == 2 * ID_SIZE - 2 and _HEX.issuperset(entry.name):
-                        yield bytes.fromhex(prefix + entry.name)
+                        try:
+                            st = entry.stat()
+                        except FileNotFoundError:
+                            continue
+                        yield LooseEntry(
+                            bytes.fromhex(prefix + entry.name), st.st_size, st.st_mtime
+                        )
+
+    def packs(self) -> dict[str, tuple[float, frozenset[bytes]]]:
+        """Visible packs: name → (pack file mtime, ids in it)."""
+        with self._lock:
+            return {n: (p.mtime, frozenset(p.entries)) for n, p in self._packs.items()}
+
+    def is_loose(self, oid: bytes) -> bool:
+        return oid in self._loose
+
+    def locate(self, oid: bytes) -> tuple[str, int, int] | None:
+        """Where the object's bytes are: (file, offset, length); loose objects first."""
+        if oid in self._loose:
+            path = self._path(oid)[1]
+            with contextlib.suppress(FileNotFoundError):
+                return path, 0, os.stat(path).st_size
+        p = self._packed.get(oid)
+        if p is None:
+            return None
+        off, length = p.entries[oid]
+        return p.path, off, length
+
+    def mtime(self, oid: bytes) -> float | None:
+        """When the object was written (loose file or its pack), or None if absent."""
+        if oid in self._loose:
+            try:
+                return os.stat(self._path(oid)[1]).st_mtime
+            except FileNotFoundError:
+                pass
+        p = self._packed.get(oid)
+        return None if p is None else p.mtime
 
     def _fanout_dirs(self) -> list[tuple[str, str]]:
         with os.scandir(self._objdir) as it:
@@ -362,32 +683,135 @@ class DiskObjectStore(ObjectStore):
         with self._lock:
             if self._count is None:
                 count = total = 0
-                for _, path in self._fanout_dirs():
-                    with os.scandir(path) as it:
-                        for entry in it:
-                            if len(entry.name) == 2 * ID_SIZE - 2:
-                                count += 1
-                                total += entry.stat().st_size
+                for e in self.loose_entries():
+                    if e.id in self._loose:
+                        count += 1
+                        total += e.size
+                for oid, p in self._packed.items():
+                    if oid not in self._loose:
+                        count += 1
+                        total += p.entries[oid][1]
                 self._count, self._bytes = count, total
             return StoreStats(self._count, self._bytes)
 
     def clean_tmp(self, max_age_s: float = TMP_MAX_AGE_S) -> int:
-        """Remove temp files older than ``max_age_s`` (left by crashed writers); return how
-        many. Younger ones may belong to a live writer in another process."""
+        """Remove temp files and index-less packs older than ``max_age_s`` (left by crashed
+        writers); return how many. Younger ones may belong to a live writer."""
         limit = time.time() - max_age_s
         removed = 0
-        with os.scandir(self._tmpdir) as it:
-            for entry in it:
-                try:
-                    if entry.stat(follow_symlinks=False).st_mtime < limit:
-                        os.unlink(entry.path)
-                        removed += 1
-                except FileNotFoundError:
-                    pass
+        idx_names, pack_names = _pack.pack_names(self._packdir)
+        candidates = [e.path for e in os.scandir(self._tmpdir)] + [
+            os.path.join(self._packdir, n + _pack.PACK_SUFFIX) for n in pack_names - idx_names
+        ]
+        for path in candidates:
+            try:
+                if os.stat(path, follow_symlinks=False).st_mtime < limit:
+                    os.unlink(path)
+                    removed += 1
+            except FileNotFoundError:
+                pass
         return removed
+
+    def close(self) -> None:
+        with self._lock:
+            for p in self._packs.values():
+                if p.fd is not None:
+                    os.close(p.fd)
+                    p.fd = None
+        super().close()
 
     def __repr__(self) -> str:
         return f"DiskObjectStore({self.root!r}, fsync={self.fsync})"
+
+
+class _PackWriter(ObjectStore):
+    """The store a :meth:`DiskObjectStore.batch` yields: appends objects to one new pack.
+
+    Writer threads may put concurrently: each object's span is reserved under a lock and
+    written with ``pwritev`` outside it. Objects the parent already knows are not written
+    again. :meth:`commit` syncs the pack (with ``fsync``), writes the index to a temp file,
+    syncs and renames it into ``packs/``; only then do the objects exist for anyone.
+    """
+
+    def __init__(self, parent: DiskObjectStore, *, dedup: bool = True) -> None:
+        self._parent = parent
+        self._dedup = dedup
+        self._name = parent._new_pack_name()
+        self._path = os.path.join(parent._packdir, self._name + _pack.PACK_SUFFIX)
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        os.write(self._fd, _pack.PACK_MAGIC)
+        self._end = len(_pack.PACK_MAGIC)
+        self._entries: dict[bytes, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        self._done = False
+
+    def _known(self, oid: bytes) -> bool:
+        return oid in self._entries or (self._dedup and self._parent._known(oid))
+
+    def _has(self, oid: bytes) -> bool:
+        return oid in self._entries or self._parent._has(oid)
+
+    def _write(self, oid: bytes, parts: Sequence[Buffer], size: int) -> None:
+        with self._lock:
+            if oid in self._entries:
+                return
+            off = self._end
+            self._end += size
+            self._entries[oid] = (off, size)
+        _pack.pwrite_all(self._fd, parts, size, off)
+
+    def _get(self, oid: bytes) -> bytes:
+        span = self._entries.get(oid)
+        if span is None:
+            return self._parent._get(oid)
+        raw = os.pread(self._fd, span[1], span[0])
+        if object_id(raw) != oid:
+            raise CorruptObject(f"object {oid.hex()} in the pack being written is damaged")
+        return raw
+
+    def _delete_many(self, oids: set[bytes]) -> set[bytes]:
+        raise StoreUsageError("objects cannot be deleted inside a batch")
+
+    def ids(self) -> Iterator[bytes]:
+        return iter(list(self._entries))
+
+    def stats(self) -> StoreStats:
+        return StoreStats(len(self._entries), sum(n for _, n in self._entries.values()))
+
+    def commit(self) -> None:
+        parent = self._parent
+        self._done = True
+        if not self._entries:
+            os.close(self._fd)
+            _unlink_quietly(self._path)
+            return
+        try:
+            if parent.fsync:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            raw_idx = _pack.encode_index(self._entries)
+            tmp = os.path.join(parent._tmpdir, f"{self._name}.idx.{next(parent._seq)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+            try:
+                _write_all(fd, (raw_idx,), len(raw_idx))
+                if parent.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, os.path.join(parent._packdir, self._name + _pack.IDX_SUFFIX))
+        except BaseException:
+            _unlink_quietly(self._path)
+            raise
+        if parent.fsync:
+            _fsync_dir(parent._packdir)
+        mtime = os.stat(self._path).st_mtime
+        parent._add_pack(_Pack(self._name, self._path, mtime, dict(self._entries)))
+
+    def abort(self) -> None:
+        if not self._done:
+            self._done = True
+            os.close(self._fd)
+            _unlink_quietly(self._path)
 
 
 def _write_all(fd: int, parts: Sequence[Buffer], size: int) -> None:

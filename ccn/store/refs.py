@@ -52,10 +52,14 @@ class LogEntry:
 
 @dataclass(frozen=True, slots=True)
 class Pin:
-    """Keep version ``number`` of ``name``, or its latest version if ``number`` is None."""
+    """Keep version ``number`` of ``name``, or its latest version if ``number`` is None.
+
+    ``id`` is the version object's id when the version is not published here (a consumer
+    pinning what it fetched); for names published here it is None and the ref gives the id."""
 
     name: Name
     number: int | None
+    id: bytes | None = None
 
 
 def check_ref_name(name: object) -> Name:
@@ -124,19 +128,28 @@ class RefStore(abc.ABC):
 
     # -- pins ------------------------------------------------------------------------------
 
-    def pin(self, name: Name, number: int | None = None) -> None:
-        """Keep version ``number`` of ``name`` (None: its latest version, whatever it is)."""
-        self._update_pins(lambda pins: pins | {self._pin(name, number)})
+    def pin(self, name: Name, number: int | None = None, version_id: bytes | None = None) -> None:
+        """Keep version ``number`` of ``name`` (None: its latest version, whatever it is).
+        ``version_id`` records the version's id for a name not published here (it needs a
+        number). Pinning the same version again replaces the earlier pin."""
+        p = self._pin(name, number, version_id)
+
+        def add(pins: frozenset[Pin]) -> frozenset[Pin]:
+            return frozenset(q for q in pins if (q.name, q.number) != (name, number)) | {p}
+
+        self._update_pins(add)
 
     def unpin(self, name: Name, number: int | None = None) -> bool:
-        """Drop a pin made with the same arguments; return whether it existed."""
-        p = self._pin(name, number)
+        """Drop the pin of version ``number`` of ``name`` (None: the pin of its latest
+        version); return whether it existed."""
+        self._pin(name, number)
         found = False
 
         def drop(pins: frozenset[Pin]) -> frozenset[Pin]:
             nonlocal found
-            found = p in pins
-            return pins - {p}
+            kept = frozenset(q for q in pins if (q.name, q.number) != (name, number))
+            found = len(kept) != len(pins)
+            return kept
 
         self._update_pins(drop)
         return found
@@ -145,11 +158,15 @@ class RefStore(abc.ABC):
         return sorted(self._read_pins(), key=_pin_key)
 
     @staticmethod
-    def _pin(name: Name, number: int | None) -> Pin:
+    def _pin(name: Name, number: int | None, version_id: bytes | None = None) -> Pin:
         check_ref_name(name)
         if number is not None:
             _check_number("pinned version", number)
-        return Pin(name, number)
+        if version_id is not None:
+            check_id(version_id)
+            if number is None:
+                raise StoreUsageError("a pin by version id needs a version number")
+        return Pin(name, number, version_id)
 
     @abc.abstractmethod
     def _read_pins(self) -> frozenset[Pin]: ...
@@ -352,9 +369,12 @@ class DiskRefStore(RefStore):
         pins = set()
         for line in lines[1:]:
             try:
-                text, which = line.split(" ")
+                text, which, *rest = line.split(" ")
                 number = None if which == "latest" else int(which)
-                pins.add(self._pin(Name.parse(text), number))
+                vid = bytes.fromhex(rest[0]) if len(rest) == 1 else None
+                if len(rest) > 1:
+                    raise ValueError(line)
+                pins.add(self._pin(Name.parse(text), number, vid))
             except (ValueError, InvalidName, StoreUsageError):
                 raise StoreError(f"malformed line in pins file {path}: {line!r}") from None
         return frozenset(pins)
@@ -365,6 +385,7 @@ class DiskRefStore(RefStore):
             lines = [_PINS_MAGIC]
             lines += [
                 f"{p.name} {'latest' if p.number is None else p.number}"
+                + ("" if p.id is None else f" {p.id.hex()}")
                 for p in sorted(pins, key=_pin_key)
             ]
             self._replace(self._pins_path, "\n".join(lines) + "\n")

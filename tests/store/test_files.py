@@ -195,10 +195,12 @@ def test_export_detects_a_corrupted_object(tmp_path: Path) -> None:
     root = import_bytes(store, data, chunker=SMALL, fanout=4)
     assert root.kind is Kind.MANIFEST
     blob_id = _first_blob(store, root.id)
-    path = tmp_path / "store" / "objects" / blob_id.hex()[:2] / blob_id.hex()[2:]
+    where = store.locate(blob_id)
+    assert where is not None and where[0].endswith(".pack")  # imports go into one pack
+    path, off, length = Path(where[0]), where[1], where[2]
     path.chmod(0o644)
     raw = bytearray(path.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
+    raw[off + length // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
     out = tmp_path / "out.bin"
     with pytest.raises(CorruptObject):

@@ -1,0 +1,191 @@
+"""Store maintenance commands of a running node: log, pin, unpin, gc, fsck.
+
+:class:`~ccn.mgmt.Management` parses the command and calls in here; this module turns it into
+store operations (:mod:`ccn.store.gc`, :mod:`ccn.store.fsck`, refs and pins) run on a worker
+thread, one maintenance command at a time, and shapes the reply. Replies list at most
+:data:`MAX_LINES` items (a reply is one packet); counts are always complete.
+
+Pinning a version that is not published here *promotes* it: the version and every object below
+it are copied from the cache tier (or the content store) into the main store, where the cache
+budget never evicts anything and GC keeps it as long as the pin exists.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from ccn.errors import CcnError, CorruptObject, InvalidObject, ObjectNotFound
+from ccn.name import Name
+from ccn.store.fsck import fsck
+from ccn.store.gc import GRACE_S, collect
+from ccn.store.objects import Kind, Manifest, Tree, Version, children, decode, object_id
+
+if TYPE_CHECKING:
+    from ccn.node import Node
+
+MAX_LINES: Final = 2000
+
+
+class MaintenanceError(CcnError):
+    """A maintenance command that cannot be carried out (the message goes to the client)."""
+
+
+class _Missing(Exception):
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+class Maintenance:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._lock = trio.Lock()
+
+    # -- history ---------------------------------------------------------------------------
+
+    async def log(self, name: Name) -> dict[str, Any]:
+        node = self.node
+        n = name.unversioned()
+        entries = node.refs.log(n)
+        if not entries:
+            raise MaintenanceError(f"{n} is not published on this node")
+        pinned = {p.number for p in node.refs.pins() if p.name == n}
+        out = []
+        for e in entries:
+            row: dict[str, Any] = {"number": e.number, "id": e.id.hex(), "time_ns": e.time_ns}
+            try:
+                v = node.store.get_object(e.id)
+            except (ObjectNotFound, CorruptObject) as err:
+                row["error"] = str(err)
+            else:
+                if type(v) is Version:
+                    row |= {
+                        "time_ns": v.created_ns,
+                        "size": v.size,
+                        "previous": None if v.previous is None else v.previous.hex(),
+                    }
+            row["pinned"] = e.number in pinned or (None in pinned and e is entries[-1])
+            out.append(row)
+        return {"name": str(n), "versions": out}
+
+    # -- pins ------------------------------------------------------------------------------
+
+    async def pin(self, name: Name, version_raw: bytes | None) -> dict[str, Any]:
+        """Pin ``name`` (latest) or ``name/vN``. For a name not published here the client
+        sends the version record; the reply says ``need: version`` or ``need: content``
+        (objects missing on this node) when it must fetch first."""
+        node = self.node
+        n, number = name.unversioned(), name.version
+        if not len(n):
+            raise MaintenanceError("cannot pin the root name")
+        if node.refs.latest(n) is not None:
+            if number is not None and node.refs.get(n, number) is None:
+                raise MaintenanceError(f"{name}: no such version on this node")
+            node.refs.pin(n, number)
+            return {"pinned": str(name)}
+        if version_raw is None:
+            return {"need": "version"}
+        try:
+            version = decode(version_raw)
+        except InvalidObject as e:
+            raise MaintenanceError(f"not a version record: {e}") from None
+        if type(version) is not Version or version.name != n:
+            raise MaintenanceError(f"the record sent is not a version of {n}")
+        if number is not None and version.number != number:
+            raise MaintenanceError(f"the record sent is v{version.number}, not v{number}")
+        async with self._lock:
+            await node.cache_feed.flush()
+            try:
+                await trio.to_thread.run_sync(self._promote, version_raw, version)
+            except _Missing as m:
+                return {"need": "content", "missing": m.count}
+        node.refs.pin(n, version.number, object_id(version_raw))
+        return {"pinned": str(n.with_version(version.number))}
+
+    def _promote(self, version_raw: bytes, version: Version) -> None:
+        """Copy the version and everything below it into the main store (worker thread)."""
+        node = self.node
+        store, cache = node.store, node.cache
+        missing = 0
+        with store.batch() as batch:
+            batch.put(version_raw)
+            stack = list(children(version))
+            seen: set[bytes] = set()
+            while stack:
+                oid, kind = stack.pop()
+                if oid in seen:
+                    continue
+                seen.add(oid)
+                raw: bytes | None = None
+                if store.known(oid):
+                    if kind is Kind.BLOB:
+                        continue
+                    raw = store.get(oid)
+                else:
+                    raw = cache.get(oid) or trio.from_thread.run_sync(self._from_cs, oid)
+                    if raw is None:
+                        missing += 1
+                        continue
+                    batch.put(raw)
+                if kind is not Kind.BLOB:
+                    obj = decode(raw)
+                    if type(obj) in (Manifest, Tree):
+                        stack.extend(children(obj))
+            if missing:
+                raise _Missing(missing)
+
+    def _from_cs(self, oid: bytes) -> bytes | None:
+        data = self.node.forwarder.cs.get_by_digest(oid)
+        return None if data is None else data.content
+
+    async def unpin(self, name: Name) -> dict[str, Any]:
+        refs = self.node.refs
+        n = name.unversioned()
+        pins = [p for p in refs.pins() if p.name == n]
+        if name.version is not None:
+            pins = [p for p in pins if p.number == name.version]
+        for p in pins:
+            refs.unpin(p.name, p.number)
+        if not pins:
+            raise MaintenanceError(f"{name} is not pinned")
+        return {"removed": len(pins)}
+
+    def pins(self) -> list[dict[str, Any]]:
+        return [
+            {"name": str(p.name), "number": p.number, "id": None if p.id is None else p.id.hex()}
+            for p in self.node.refs.pins()
+        ]
+
+    # -- gc and fsck -----------------------------------------------------------------------
+
+    async def gc(self, dry_run: bool, grace_s: float = GRACE_S) -> dict[str, Any]:
+        node = self.node
+        async with self._lock:
+            report = await trio.to_thread.run_sync(
+                lambda: collect(node.store, node.refs, grace_s=grace_s, dry_run=dry_run)
+            )
+        return {
+            "dry_run": dry_run,
+            "removed": [[oid.hex(), size] for oid, size in report.removed[:MAX_LINES]],
+            "count": len(report.removed),
+            "bytes": report.removed_bytes,
+            "live": report.live,
+            "young": report.young,
+            "warnings": report.warnings[:MAX_LINES],
+        }
+
+    async def fsck(self, repair: bool) -> dict[str, Any]:
+        node = self.node
+        async with self._lock:
+            await node.cache_feed.flush()
+            problems, checked = await trio.to_thread.run_sync(
+                lambda: fsck(node.store, node.refs, node.cache, repair=repair)
+            )
+        unrepaired = sum(1 for p in problems if p.repaired is None or p.repaired.startswith("not"))
+        return {
+            "problems": [p.line() for p in problems[:MAX_LINES]],
+            "count": len(problems),
+            "unrepaired": unrepaired,
+            "checked": checked,
+        }

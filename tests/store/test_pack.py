@@ -1,0 +1,142 @@
+"""Pack files: bulk imports in one pack + index, visible at once, verified on every read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ccn.errors import CorruptObject
+from ccn.store.files import import_bytes
+from ccn.store.objects import Blob, encode
+from ccn.store.objstore import DiskObjectStore, MemoryObjectStore, ObjectStore, StoreStats
+from ccn.store.pack import decode_index
+
+
+def _blobs(n: int, tag: bytes = b"") -> list[bytes]:
+    return [tag + os.urandom(1000) for _ in range(n)]
+
+
+def _packs(root: Path) -> list[str]:
+    return sorted(os.listdir(root / "packs"))
+
+
+@pytest.mark.parametrize("kind", ["memory", "disk"])
+def test_batch_contract(kind: str, tmp_path: Path) -> None:
+    store: ObjectStore = MemoryObjectStore() if kind == "memory" else DiskObjectStore(tmp_path)
+    with store:
+        datas = _blobs(5)
+        with store.batch() as b:
+            ids = [b.put_blob(d) for d in datas]
+            assert all(b.has(i) for i in ids)
+            assert b.get_object(ids[0]) == Blob(datas[0])
+        assert all(store.has(i) and store.known(i) for i in ids)
+        assert [store.get_object(i) for i in ids] == [Blob(d) for d in datas]
+        assert store.stats() == StoreStats(5, sum(len(encode(Blob(d))) for d in datas))
+        assert store.delete_many(ids[:2]) == set(ids[:2])
+        assert not store.has(ids[0]) and store.has(ids[2])
+
+
+def test_batch_is_one_pack_and_index_visible_only_after_commit(tmp_path: Path) -> None:
+    with DiskObjectStore(tmp_path, fsync=True) as s:
+        with s.batch() as b:
+            ids = [b.put_blob(d) for d in _blobs(20)]
+            assert not any(s.has(i) for i in ids)  # not visible before the index exists
+            assert [n for n in _packs(tmp_path) if n.endswith(".idx")] == []
+        names = _packs(tmp_path)
+        assert len(names) == 2 and names[0].endswith(".idx") and names[1].endswith(".pack")
+        assert os.listdir(tmp_path / "objects") == []  # no loose files for a bulk import
+        idx = decode_index((tmp_path / "packs" / names[0]).read_bytes(), "idx")
+        assert set(idx) == set(ids)
+    with DiskObjectStore(tmp_path) as again:  # loaded from the index at open
+        assert all(again.known(i) for i in ids)
+        assert again.stats().objects == 20
+
+
+def test_aborted_batch_leaves_nothing(tmp_path: Path) -> None:
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        with pytest.raises(RuntimeError), s.batch() as b:
+            oid = b.put_blob(b"never visible")
+            raise RuntimeError("crash")
+        assert not s.has(oid)
+        assert _packs(tmp_path) == []
+
+
+def test_pack_without_index_is_invisible_and_old_ones_are_removed(tmp_path: Path) -> None:
+    DiskObjectStore(tmp_path).close()
+    orphan = tmp_path / "packs" / "pack-crashed.pack"
+    orphan.write_bytes(b"CCNPACK\x01" + encode(Blob(b"x")))
+    with DiskObjectStore(tmp_path) as s:
+        assert list(s.ids()) == [] and orphan.exists()  # young: may be a live writer's
+    os.utime(orphan, (0, 0))
+    DiskObjectStore(tmp_path).close()
+    assert not orphan.exists()
+
+
+def test_corrupt_packed_object_is_never_served(tmp_path: Path) -> None:
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        data = os.urandom(5000)
+        with s.batch() as b:
+            oid = b.put_blob(data)
+            other = b.put_blob(b"neighbour")
+        where = s.locate(oid)
+        assert where is not None
+        path, off, length = where
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as f:
+            f.seek(off + length - 1)
+            f.write(b"\x00" if data[-1] else b"\x01")
+        with pytest.raises(CorruptObject):
+            s.verify(oid)
+        assert s.has(oid)  # verify moves nothing
+        with pytest.raises(CorruptObject):
+            s.get(oid)
+        assert not s.has(oid)  # dropped from the index: never served
+        assert s.get_object(other) == Blob(b"neighbour")
+        assert s.put_blob(data) == oid  # stored again, loose, and preferred
+        assert s.get_object(oid) == Blob(data)
+
+
+def test_damaged_index_is_reported_not_trusted(tmp_path: Path) -> None:
+    with DiskObjectStore(tmp_path, fsync=False) as s, s.batch() as b:
+        b.put_blob(b"a")
+    idx = next(p for p in (tmp_path / "packs").iterdir() if p.suffix == ".idx")
+    idx.chmod(0o644)
+    raw = bytearray(idx.read_bytes())
+    raw[20] ^= 0xFF
+    idx.write_bytes(bytes(raw))
+    with DiskObjectStore(tmp_path) as s:
+        assert list(s.ids()) == []
+        assert list(s.bad_packs) == [idx.stem]
+
+
+def test_another_process_publish_is_seen_on_a_miss(tmp_path: Path) -> None:
+    with DiskObjectStore(tmp_path) as reader, DiskObjectStore(tmp_path) as writer:
+        root = import_bytes(writer, os.urandom(300_000))
+        assert not reader.known(root.id)  # memory only
+        assert reader.has(root.id)  # a miss looks for new indexes
+        assert reader.get(root.id) == writer.get(root.id)
+        loose = writer.put_blob(b"loose one")
+        assert reader.get_object(loose) == Blob(b"loose one")
+
+
+def test_delete_rewrites_the_pack_without_the_object(tmp_path: Path) -> None:
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        with s.batch() as b:
+            ids = [b.put_blob(d) for d in _blobs(10)]
+        before = _packs(tmp_path)
+        assert s.delete_many(ids[:3]) == set(ids[:3])
+        after = _packs(tmp_path)
+        assert len(after) == 2 and set(after).isdisjoint(before)
+        assert [s.has(i) for i in ids] == [False] * 3 + [True] * 7
+        assert s.stats().objects == 7
+        assert s.delete_many(ids[3:]) == set(ids[3:])
+        assert _packs(tmp_path) == [] and s.stats() == StoreStats(0, 0)
+
+
+def test_import_of_a_file_is_one_pack(tmp_path: Path) -> None:
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        root = import_bytes(s, os.urandom(2 << 20))
+        assert len(_packs(tmp_path)) == 2
+        assert s.is_loose(root.id) is False and s.known(root.id)
