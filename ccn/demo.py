@@ -46,10 +46,11 @@ def who_answered(before: dict[str, Any], after: dict[str, Any]) -> str:
             continue
         hits = after[label]["cs"]["hits"] - before[label]["cs"]["hits"]
         produced = after[label]["producer"]["data"] - before[label]["producer"]["data"]
+        origin = " (origin)" if label == "P" else ""
         if produced:
-            answered.append(f"{label}'s store (origin)")
+            answered.append(f"{label}'s store{origin}")
         elif hits:
-            answered.append(f"{label}'s cache")
+            answered.append(f"{label}'s cache{origin}")
     return answered[0] if answered else "?"
 
 

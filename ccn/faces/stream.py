@@ -2,9 +2,11 @@
 
 Reads take everything available per wake-up and deframe it in one go; writes take every queued
 frame and send them in one ``send_all`` — coalescing is what makes a Python face fast. The send
-queue is bounded in packets and bytes. A malformed frame is dropped and counted; a stream whose
-very first frame is not ccn, or that breaks framing, is closed. The face owns and closes its
-stream.
+queue is bounded in packets and bytes, the reassembly buffer by the largest frame (``max_frame``).
+Fairness: a face hands at most :data:`READ_BUDGET` packets to the node per scheduling turn and then
+yields, so a face flooding the node gets turns like any other, not all of its time. A malformed
+frame is dropped and counted; a stream whose very first frame is not ccn, or that breaks framing,
+is closed. The face owns and closes its stream.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import trio
 from ccn.codec import decode, encode
 from ccn.errors import DecodeError, FrameError, InvalidPacket
 from ccn.faces.base import Deliver, Face
-from ccn.framing import HEADER_SIZE, Deframer
+from ccn.framing import DEFAULT_MAX_FRAME, HEADER_SIZE, Deframer
 from ccn.packet import Packet
 
 RECEIVE_SIZE = 1 << 20
 DEFAULT_QUEUE_PACKETS = 8192
 DEFAULT_QUEUE_BYTES = 64 << 20
+#: Packets delivered per scheduling turn before the face yields to the other tasks (faces).
+READ_BUDGET = 16
 
 
 class StreamFace(Face):
@@ -33,6 +37,7 @@ class StreamFace(Face):
         local: bool,
         max_queue_packets: int = DEFAULT_QUEUE_PACKETS,
         max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         super().__init__(remote, local=local)
         self._stream = stream
@@ -43,7 +48,7 @@ class StreamFace(Face):
         self._max_bytes = max_queue_bytes
         self._wake = trio.Event()
         self._cancel = trio.CancelScope()
-        self._deframer = Deframer()
+        self._deframer = Deframer(max_frame)
         self._seen_valid = False
         self.close_reason: str | None = None
 
@@ -88,12 +93,14 @@ class StreamFace(Face):
 
     async def _read_loop(self, deliver: Deliver) -> None:
         counters = self.counters
+        budget = READ_BUDGET
         while not self.closed:
             chunk = await self._stream.receive_some(RECEIVE_SIZE)
             if not chunk:
                 self.close_reason = "peer closed"
                 return
             counters.in_bytes += len(chunk)
+            budget = READ_BUDGET  # receive_some yielded
             try:
                 frames = self._deframer.feed(chunk)
             except FrameError as e:
@@ -114,6 +121,12 @@ class StreamFace(Face):
                 deliver(self, packet)
                 if self.closed:
                     return
+                budget -= 1
+                if budget == 0:
+                    budget = READ_BUDGET
+                    await trio.lowlevel.checkpoint()
+                    if self.closed:
+                        return
 
     async def _write_loop(self) -> None:
         queue = self._queue
