@@ -83,6 +83,34 @@ def encode(packet: Packet) -> bytes:
     return out
 
 
+def _bin_header(n: int) -> bytes:
+    if n < 0x100:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 0x10000:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def encode_parts(packet: Packet) -> list[bytes]:
+    """The encoding of ``packet`` as pieces to send with one vectored write.
+
+    For a large Data the content is its own piece, so it reaches the socket without being
+    copied into a packet buffer; ``b"".join(encode_parts(p)) == encode(p)`` always.
+    """
+    if type(packet) is not Data or packet._wire is not None or len(packet.content) <= WIRE_CACHE_MAX:
+        return [encode(packet)]
+    content = packet.content
+    prefix = (
+        b"\x95"
+        + _packb([FORMAT_VERSION, T_DATA, list(packet.name.components)])[1:]
+        + _bin_header(len(content))
+    )
+    suffix = _packb([packet.freshness_ms])[1:]
+    if len(prefix) + len(content) + len(suffix) > MAX_PACKET_SIZE:
+        raise InvalidPacket(f"Data of {len(content)} bytes exceeds {MAX_PACKET_SIZE}")
+    return [prefix, content, suffix]
+
+
 #: Recently decoded names by components: most packets repeat a few names (locators), and
 #: building and checking a Name is a good part of decoding one. Bounded; cleared when full.
 _NAME_CACHE: dict[tuple[bytes, ...], Name] = {}

@@ -57,8 +57,10 @@ class Deframer:
         """
         if self._error is not None:
             raise self._error
-        if type(data) is bytes and len(self._buf) == self._pos:
-            return self._feed_direct(data)
+        if type(data) is bytes:
+            if len(self._buf) == self._pos:
+                return self._feed_direct(data)
+            return self._finish_partial(data)
         buf = self._buf
         buf += data
         pos = self._pos
@@ -83,7 +85,34 @@ class Deframer:
         self._pos = pos
         return out
 
-    def _feed_direct(self, data: bytes) -> list[bytes | memoryview]:
+    def _finish_partial(self, chunk: bytes) -> list[bytes | memoryview]:
+        """Complete the frame held in the buffer from the head of ``chunk``, then go direct."""
+        data = memoryview(chunk)  # slices of an immutable chunk: no copies
+        buf = self._buf
+        if self._pos:
+            del buf[: self._pos]
+            self._pos = 0
+        if len(buf) < HEADER_SIZE:
+            take = HEADER_SIZE - len(buf)
+            buf += data[:take]
+            data = data[take:]
+            if len(buf) < HEADER_SIZE:
+                return []
+        n = int.from_bytes(buf[:HEADER_SIZE], "big")
+        if n > self._max:
+            raise self._fail(n)
+        need = HEADER_SIZE + n - len(buf)
+        if need > len(data):
+            buf += data
+            return []
+        buf += data[:need]
+        out: list[bytes | memoryview] = [bytes(buf[HEADER_SIZE:])]
+        buf.clear()
+        out.extend(self._feed_direct(data[need:]))
+        return out
+
+    def _feed_direct(self, data: bytes | memoryview) -> list[bytes | memoryview]:
+        """Frames straight out of an immutable chunk (or a view of one)."""
         self._buf.clear()
         self._pos = 0
         view = memoryview(data)

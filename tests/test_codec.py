@@ -134,3 +134,17 @@ def test_size_limits() -> None:
         encode(Data(Name.parse("/a"), b"x" * MAX_PACKET_SIZE))
     with pytest.raises(DecodeError):
         decode(b"\x00" * (MAX_PACKET_SIZE + 1))
+
+
+@given(
+    st.lists(st.binary(min_size=1, max_size=20), max_size=4).map(Name),
+    st.sampled_from([0, 1, 255, 256, 16383, 16384, 16385, 65535, 65536, 70000]),
+    st.integers(0, 2**32 - 1),
+)
+def test_encode_parts_joins_to_encode(name: Name, size: int, fresh: int) -> None:
+    from ccn.codec import encode_parts
+
+    data = Data(name, b"x" * size, fresh)
+    parts = encode_parts(data)
+    assert b"".join(parts) == encode(Data(name, b"x" * size, fresh))
+    assert len(parts) == (3 if size > 16384 else 1)

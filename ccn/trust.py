@@ -1,0 +1,155 @@
+"""Trust anchors: which publisher keys may sign versions under which name prefixes.
+
+This module owns the policy, :mod:`ccn.keys` the crypto. An anchor is ``(prefix, public key)``;
+a version ``/n/vN`` is *covered* when some anchored prefix is a prefix of ``/n``, and then the
+**longest** such prefix decides: the version must be signed by one of that prefix's keys, or it
+is refused (:class:`UntrustedVersion`). A version no anchor covers is not checked here — its bytes
+are still checked against their hashes by the fetcher, but its publisher is unknown, and the
+CLI says so.
+
+Anchors live in two places:
+
+* the consumer's trust file ``<ccn home>/trust`` (``ccn trust add|remove|list``), read by
+  ``ccn get``: the consumer verifies what it receives;
+* a node's config (``trust = ["/prefix=ed25519:..."]``): the node then drops version records
+  under those prefixes that fail the check, so forged versions are neither cached nor forwarded.
+
+The file format is one anchor per line, ``<prefix URI> ed25519:<64 hex>``; ``#`` starts a
+comment. Writes replace the file atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ccn.defaults import ccn_home
+from ccn.errors import CcnError, LocalError, VerificationError
+from ccn.keys import PublicKey
+from ccn.name import Name
+from ccn.store.objects import Version
+
+
+class UntrustedVersion(VerificationError):
+    """A version under a trusted prefix is unsigned, signed by another key, or badly signed."""
+
+
+class TrustFileError(LocalError):
+    """The trust file or an anchor given by the user is malformed."""
+
+
+def default_trust_file() -> Path:
+    return ccn_home() / "trust"
+
+
+class Anchors:
+    """Public keys trusted per name prefix; longest prefix match decides."""
+
+    def __init__(self, anchors: Iterable[tuple[Name, PublicKey]] = ()) -> None:
+        self._by_prefix: dict[Name, list[PublicKey]] = {}
+        for prefix, key in anchors:
+            self.add(prefix, key)
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys in self._by_prefix.values())
+
+    def __iter__(self) -> Iterator[tuple[Name, PublicKey]]:
+        for prefix in sorted(self._by_prefix):
+            for key in self._by_prefix[prefix]:
+                yield prefix, key
+
+    def add(self, prefix: Name, key: PublicKey) -> bool:
+        """Trust ``key`` for names under ``prefix``; False if it already was."""
+        if prefix.version is not None:
+            raise TrustFileError(f"a trust prefix carries no version: {prefix}")
+        keys = self._by_prefix.setdefault(prefix, [])
+        if key in keys:
+            return False
+        keys.append(key)
+        return True
+
+    def remove(self, prefix: Name, key: PublicKey | None = None) -> int:
+        """Forget ``key`` (or every key) for ``prefix``; return how many anchors went."""
+        keys = self._by_prefix.get(prefix, [])
+        gone = [k for k in keys if key is None or k == key]
+        for k in gone:
+            keys.remove(k)
+        if not keys:
+            self._by_prefix.pop(prefix, None)
+        return len(gone)
+
+    def covering(self, name: Name) -> tuple[Name, list[PublicKey]] | None:
+        """The longest anchored prefix of ``name`` (unversioned) and its keys, or None."""
+        if not self._by_prefix:
+            return None
+        for prefix in name.unversioned().prefixes():  # longest first
+            keys = self._by_prefix.get(prefix)
+            if keys:
+                return prefix, keys
+        return None
+
+    def check(self, version: Version) -> Name | None:
+        """Check ``version`` against the anchors.
+
+        Returns the anchored prefix whose key signed it, or None if no anchor covers its name.
+        Raises :class:`UntrustedVersion` (one line, naming the version) if it is covered but not
+        signed by one of that prefix's keys.
+        """
+        found = self.covering(version.name)
+        if found is None:
+            return None
+        prefix, keys = found
+        full = version.full_name
+        if version.signature is None or version.publisher is None:
+            raise UntrustedVersion(f"{full} is not signed, but {prefix} requires a trusted key")
+        for key in keys:
+            if key.id == version.publisher:
+                if key.verify(version):
+                    return prefix
+                raise UntrustedVersion(f"{full}: bad signature (forged or altered version)")
+        raise UntrustedVersion(
+            f"{full} is signed by key {version.publisher.hex()[:16]}, not trusted for {prefix}"
+        )
+
+    # -- files -----------------------------------------------------------------------------
+
+    @classmethod
+    def parse_line(cls, text: str, *, sep: str | None = None) -> tuple[Name, PublicKey]:
+        """``<prefix> <key>`` (or ``<prefix>=<key>`` with ``sep='='``, the config form)."""
+        parts = text.split(sep, 1) if sep else text.split()
+        if len(parts) != 2:
+            raise TrustFileError(f"anchor {text.strip()!r} must be PREFIX and ed25519:<hex> key")
+        try:
+            return Name.parse(parts[0].strip()), PublicKey.parse(parts[1])
+        except CcnError as e:
+            raise TrustFileError(f"anchor {text.strip()!r}: {e}") from None
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Anchors:
+        """Read a trust file; a missing file is no anchors."""
+        path = path or default_trust_file()
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return cls()
+        except OSError as e:
+            raise TrustFileError(f"cannot read trust file {path}: {e.strerror}") from None
+        anchors = cls()
+        for number, line in enumerate(text.splitlines(), 1):
+            body = line.split("#", 1)[0].strip()
+            if body:
+                try:
+                    anchors.add(*cls.parse_line(body))
+                except TrustFileError as e:
+                    raise TrustFileError(f"{path}:{number}: {e}") from None
+        return anchors
+
+    def save(self, path: Path | None = None) -> None:
+        path = path or default_trust_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["# ccn trust anchors: <prefix> <public key>; see SECURITY.md"]
+        lines += [f"{prefix} {key}" for prefix, key in self]
+        tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)

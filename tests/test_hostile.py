@@ -1,0 +1,374 @@
+"""Hostile peers against a real ``ccn node`` process.
+
+* 100k random and mutated frames over TCP (and 20k datagrams over UDP) while a consumer keeps
+  fetching: every fetch completes and is correct, the drops are counted in ``status.drops``, the
+  node's memory stays bounded (``/proc/PID/status``), and it still serves afterwards.
+* Cache poisoning: a fake neighbour answering with wrong-digest objects and a forged version
+  record never gets them cached or delivered; the fetch completes from the other next hop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from ccn import codec
+from ccn.client import connect
+from ccn.errors import CcnError
+from ccn.framing import frame
+from ccn.keys import SigningKey, generate_key, key_path
+from ccn.name import ROOT, Name
+from ccn.packet import Data, Interest, Nack, NackReason
+from ccn.store.objects import Blob, Kind, Version, decode, encode, id_of
+from ccn.testing import NodeProcess, free_port, node_in_process, start_node, stop_all
+from ccn.trust import Anchors
+
+pytestmark = pytest.mark.slow
+
+TCP_FRAMES = 100_000
+UDP_DATAGRAMS = 20_000
+CONNECTIONS = 10
+FILE_SIZE = 8 << 20
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def _seeds() -> list[bytes]:
+    name = Name.parse("/h/file")
+    i = Interest(name, 1, 4000, 32, True, True, None)
+    return [
+        codec.encode(i),
+        codec.encode(Interest(name, 2, digest=bytes(32))),
+        codec.encode(Data(name.with_version(1), b"x" * 200, 10)),
+        codec.encode(Nack(i, NackReason.NO_ROUTE)),
+    ]
+
+
+def _garbage(rng: random.Random, seeds: list[bytes]) -> bytes:
+    """Half random bytes, half a valid packet with a few bytes changed."""
+    if rng.random() < 0.5:
+        return rng.randbytes(rng.randint(0, 300))
+    raw = bytearray(rng.choice(seeds))
+    for _ in range(rng.randint(1, 3)):
+        raw[rng.randrange(len(raw))] = rng.randrange(256)
+    if rng.random() < 0.2:
+        del raw[rng.randrange(len(raw)) :]
+    return bytes(raw)
+
+
+async def _hostile_tcp(port: int, frames: int, seed: int) -> None:
+    """One connection: a valid first packet (so it is not closed at once), then garbage frames.
+    It reads nothing back until it has sent everything: the node's queue towards it fills up."""
+    rng = random.Random(seed)
+    seeds = _seeds()
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    try:
+        await stream.send_all(frame(seeds[0]))
+        for start in range(0, frames, 1000):
+            batch = b"".join(frame(_garbage(rng, seeds)) for _ in range(min(1000, frames - start)))
+            await stream.send_all(batch)
+        # Half-close and read to the end, so the node reads every frame before the connection
+        # goes (closing with unread data would reset it and discard what the node had not read).
+        await stream.send_eof()
+        with trio.move_on_after(60):
+            while await stream.receive_some(1 << 20):
+                pass
+    except (trio.BrokenResourceError, ConnectionResetError):
+        pass  # the node may close a stream that breaks framing; that is the point
+    finally:
+        await stream.aclose()
+
+
+async def _stream_killers(port: int) -> None:
+    """Connections the node must close at once: garbage first, an oversized frame, HTTP."""
+    for payload in (b"GET / HTTP/1.1\r\n\r\n", b"\xff\xff\xff\xff" + b"x" * 64, os.urandom(512)):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.move_on_after(5):
+            try:
+                await stream.send_all(payload)
+                assert await stream.receive_some(1) == b""  # closed by the node
+            except (trio.BrokenResourceError, ConnectionResetError):
+                pass
+        await stream.aclose()
+
+
+async def _hostile_udp(port: int, count: int) -> None:
+    rng = random.Random(7)
+    seeds = _seeds()
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await sock.connect(("127.0.0.1", port))
+    with sock:
+        for n in range(count):
+            datagram = _garbage(rng, seeds)
+            if rng.random() < 0.3:  # fragment-shaped
+                datagram = b"\xc1\x01" + rng.randbytes(8) + datagram
+            # ECONNREFUSED from an earlier ICMP, or a full buffer: UDP is lossy anyway
+            with contextlib.suppress(OSError):
+                await sock.send(datagram)
+            if n % 500 == 0:
+                await trio.sleep(0.001)
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[tuple[NodeProcess, int, int]]:
+    tcp, udp = free_port(), free_port()
+    sock = f"unix://{tmp_path}/n.sock"
+    listen = [sock, f"tcp://127.0.0.1:{tcp}", f"udp://127.0.0.1:{udp}"]
+    proc = await start_node("n", tmp_path, listen, [], sock)
+    try:
+        yield proc, tcp, udp
+    finally:
+        await stop_all([proc])
+
+
+async def test_node_survives_100k_hostile_frames(
+    node: tuple[NodeProcess, int, int], tmp_path: Path
+) -> None:
+    proc, tcp, udp = node
+    src = tmp_path / "file.bin"
+    src.write_bytes(os.urandom(FILE_SIZE))
+    expected = src.read_bytes()
+    async with connect(proc.uri) as c:
+        await c.put(src, "/h/file")
+        assert await c.get("/h/file") == expected
+    base = _proc_status(proc.process.pid)
+    fetched = 0
+    hostile_done = trio.Event()
+
+    async def consumer() -> None:
+        nonlocal fetched
+        async with connect(proc.uri) as c:
+            while not hostile_done.is_set() or fetched < 3:
+                assert await c.get("/h/file/v1") == expected
+                fetched += 1
+
+    async def hostile() -> None:
+        async with trio.open_nursery() as n:
+            for k in range(CONNECTIONS):
+                n.start_soon(_hostile_tcp, tcp, TCP_FRAMES // CONNECTIONS, k)
+            n.start_soon(_stream_killers, tcp)
+            n.start_soon(_hostile_udp, udp, UDP_DATAGRAMS)
+        hostile_done.set()
+
+    with trio.fail_after(120):
+        async with trio.open_nursery() as n:
+            n.start_soon(consumer)
+            n.start_soon(hostile)
+    assert fetched >= 3
+    async with connect(proc.uri) as c:
+        assert await c.get("/h/file") == expected  # and it still serves
+        # half the frames are random bytes, which never decode; mutated ones often do not
+        # either. The node may still be reading what the sockets hold: wait, bounded.
+        with trio.move_on_after(10):
+            while (status := await c.status())["drops"]["malformed"] < TCP_FRAMES // 2:
+                await trio.sleep(0.2)
+    drops = status["drops"]
+    assert drops["malformed"] >= TCP_FRAMES // 2, drops
+    after = _proc_status(proc.process.pid)
+    print(f"hostile: {fetched} fetches during the attack; drops {drops}; memory {base} -> {after}")
+    limits = status["limits"]
+    # bounded: the CS budget plus per-face buffers, never the volume of what was thrown at it
+    budget = limits["cs_bytes"] + CONNECTIONS * limits["reassembly_per_face"] + (96 << 20)
+    assert after["VmHWM"] - base["VmRSS"] < budget, (base, after)
+    assert proc.process.returncode is None
+
+
+# -- cache poisoning -------------------------------------------------------------------------
+
+
+async def _fake_neighbour(
+    listener: trio.SocketListener, key: SigningKey, answers: dict[str, Any]
+) -> None:
+    """Speaks ccn over TCP: answers every Interest with a lie (a forged version record, or
+    bytes that are not the object asked for)."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        from ccn.framing import Deframer
+
+        deframer = Deframer()
+        async with stream:
+            while True:
+                chunk = await stream.receive_some(1 << 16)
+                if not chunk:
+                    return
+                for raw in deframer.feed(chunk):
+                    packet = codec.decode(raw)
+                    if type(packet) is not Interest:
+                        continue
+                    answers["asked"] += 1
+                    if packet.digest is not None:
+                        lie = Data(ROOT, encode(Blob(b"poison" * 100)))
+                    else:
+                        good: Version = answers["version"]
+                        forged = replace(good, content_hash=bytes(32))
+                        name = packet.name if packet.name.version else good.full_name
+                        lie = Data(name, encode(forged), 3_600_000)
+                    await stream.send_all(frame(codec.encode(lie)))
+
+    await trio.serve_listeners(handle, [listener])
+
+
+async def test_poisoned_answers_are_never_cached_or_delivered(tmp_path: Path) -> None:
+    key = generate_key("producer", tmp_path / "home")
+    key_file = key_path("producer", tmp_path / "home")
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(300_000))  # a few chunks and a manifest
+    trust = [f"/p={key.public}"]
+    answers: dict[str, Any] = {"asked": 0}
+    async with (
+        node_in_process(tmp_path, "P", tcp=True) as (p_node, p_uri),
+        trio.open_nursery() as fakes,
+    ):
+        listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+        fake_port = listener.socket.getsockname()[1]
+        async with connect(p_uri) as c:
+            await c.publish(src, "/p/file", key=key_file)
+        answers["version"] = _version_of(p_node, Name.parse("/p/file"))
+        assert key.public.verify(answers["version"])
+        fakes.start_soon(_fake_neighbour, listener, key, answers)
+        p_tcp = str(p_node.bound[1])
+        routes = [(Name.parse("/p"), f"tcp://127.0.0.1:{fake_port}"), (Name.parse("/p"), p_tcp)]
+        async with node_in_process(tmp_path, "C", routes=routes, trust=trust) as (c_node, c_uri):
+            c_node.forwarder.set_strategy(Name.parse("/p"), "multicast")
+            with trio.fail_after(30):
+                async with connect(c_uri, trust=Anchors([(Name.parse("/p"), key.public)])) as c:
+                    got = await c.get("/p/file")
+            fakes.cancel_scope.cancel()
+    assert got == src.read_bytes()
+    assert answers["asked"] > 0  # the liar was asked, and lied
+    status = c_node.status()
+    assert status["drops"]["untrusted"] >= 1  # the forged version record
+    assert status["forwarder"]["unsolicited_data"] >= 1  # wrong-digest objects
+    poison = Blob(b"poison" * 100)
+    assert c_node.forwarder.cs.get_by_digest(id_of(poison)) is None
+    assert not c_node.cache.known(id_of(poison))
+
+
+def _version_of(node: Any, name: Name) -> Version:
+    latest = node.refs.latest(name)
+    assert latest is not None
+    v = decode(node.store.get(latest[1]))
+    assert type(v) is Version and v.root_kind in (Kind.BLOB, Kind.MANIFEST)
+    return v
+
+
+# -- floods: the mechanisms (bench_flood.py measures the rates) ------------------------------
+
+
+async def test_stream_face_yields_between_read_budgets() -> None:
+    """A face with thousands of packets already buffered hands them over READ_BUDGET at a time
+    and lets other tasks (other faces) run in between."""
+    from ccn.faces.stream import READ_BUDGET, StreamFace
+
+    left, right = trio.testing.memory_stream_pair()
+    face = StreamFace(right, "memory://flood", local=False)
+    wire = b"".join(frame(codec.encode(Interest(Name.parse(f"/f/{k}"), k))) for k in range(2000))
+    delivered: list[int] = []
+    seen_by_other: list[int] = []
+
+    async def other() -> None:
+        while len(delivered) < 2000:
+            seen_by_other.append(len(delivered))
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as n:
+        n.start_soon(face.run, lambda _f, p: delivered.append(1))
+        await left.send_all(wire)
+        n.start_soon(other)
+        with trio.fail_after(10):
+            while len(delivered) < 2000:
+                await trio.sleep(0.01)
+        face.close()
+    steps = [b - a for a, b in itertools.pairwise(seen_by_other)]
+    # trio runs each ready task once per batch, in random order: between two turns of `other`
+    # the face had at most two turns, each of at most READ_BUDGET packets
+    assert max(steps) <= 2 * READ_BUDGET
+    assert len(seen_by_other) >= 2000 // READ_BUDGET
+
+
+async def test_flood_into_a_black_hole_is_bounded_per_face(tmp_path: Path) -> None:
+    """Interests for names nobody answers fill at most pit_max_per_face PIT entries for the
+    flooding face; the rest get congestion Nacks at once, and another face still fetches."""
+    per_face = 500
+    flood = 3000
+    hole = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    hole_port = hole.socket.getsockname()[1]
+
+    async def black_hole() -> None:
+        async def swallow(stream: trio.SocketStream) -> None:
+            async with stream:
+                while await stream.receive_some(1 << 16):
+                    pass
+
+        await trio.serve_listeners(swallow, [hole])
+
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(2 << 20))
+    routes = [(Name.parse("/bh"), f"tcp://127.0.0.1:{hole_port}")]
+    async with trio.open_nursery() as holes:
+        holes.start_soon(black_hole)
+        async with (
+            node_in_process(tmp_path, routes=routes, pit_max_per_face=per_face) as (node, uri),
+            connect(uri) as flooder,
+            connect(uri) as consumer,
+        ):
+            await consumer.put(src, "/local/f")
+            nacks: list[NackReason] = []
+
+            def answer(p: Data | Nack) -> None:
+                if type(p) is Nack:
+                    nacks.append(p.reason)
+
+            with trio.fail_after(30):
+                for k in range(flood):
+                    flooder.send(Interest(Name.parse(f"/bh/{k}"), k, 60_000), answer)
+                    if k % 200 == 0:
+                        await trio.sleep(0)
+                assert await consumer.get("/local/f") == src.read_bytes()
+                while len(nacks) < flood - per_face:
+                    await trio.sleep(0.01)
+            status = node.status()
+            assert status["pit"]["entries"] <= per_face
+            assert nacks.count(NackReason.CONGESTION) == flood - per_face
+            assert status["drops"]["congestion_nacks"] >= flood - per_face
+            assert status["limits"]["pit_max_per_face"] == per_face
+        holes.cancel_scope.cancel()
+
+
+async def test_faces_beyond_max_faces_are_refused(tmp_path: Path) -> None:
+    async with (
+        node_in_process(tmp_path, max_faces=2) as (_node, uri),
+        connect(uri) as first,
+        connect(uri) as second,
+    ):
+        await first.status()
+        await second.status()
+        refused = False
+        try:
+            async with connect(uri) as third:
+                with trio.fail_after(5):
+                    await third.status()
+        except* CcnError:  # "the node closed the connection", out of connect()'s nursery
+            refused = True
+        assert refused
+        status = await first.status()
+        assert status["drops"]["faces_refused"] == 1
+        assert status["limits"]["faces"] == 2
