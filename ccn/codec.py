@@ -97,7 +97,11 @@ def encode_parts(packet: Packet) -> list[bytes]:
     For a large Data the content is its own piece, so it reaches the socket without being
     copied into a packet buffer; ``b"".join(encode_parts(p)) == encode(p)`` always.
     """
-    if type(packet) is not Data or packet._wire is not None or len(packet.content) <= WIRE_CACHE_MAX:
+    if (
+        type(packet) is not Data
+        or packet._wire is not None
+        or len(packet.content) <= WIRE_CACHE_MAX
+    ):
         return [encode(packet)]
     content = packet.content
     prefix = (
