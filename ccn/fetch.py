@@ -148,102 +148,149 @@ class Pipeline:
         self.stats.congestion_marks += 1
 
     async def fetch_ordered(self, ids: Sequence[bytes], sink: Callable[[int, bytes], None]) -> None:
-        """Fetch every id; call ``sink(index, raw)`` in index order. Each raw is verified."""
-        n = len(ids)
-        if n == 0:
+        """Fetch every id; call ``sink(index, raw)`` in index order. Each raw is verified.
+
+        Answers are handled as they are delivered (in the connection's receive task): that is
+        where the window slides and new Interests go out, so this task only wakes for
+        retransmission timers and the end.
+        """
+        if not ids:
             return
-        wake = trio.Event()
-        arrived: list[tuple[bytes, Data | Nack]] = []
-        want: dict[bytes, list[int]] = {}
-        outstanding: dict[int, _Outstanding] = {}
-        done: dict[int, bytes] = {}
-        timers: list[tuple[float, int, int]] = []  # (deadline, index, nonce)
-        head = 0
-        next_issue = 0
-        client = self.client
-        stats = self.stats
-
-        def make_answer(digest: bytes) -> Callable[[Data | Nack], None]:
-            def answer(packet: Data | Nack) -> None:
-                arrived.append((digest, packet))
-                wake.set()
-
-            return answer
-
-        def issue(index: int, retries: int) -> None:
-            digest = ids[index]
-            interest = Interest(self.locator, new_nonce(), digest=digest)
-            now = time.monotonic()
-            old = outstanding.get(index)
-            if old is not None:
-                client.forget(old.interest)
-            outstanding[index] = _Outstanding(index, interest, now, retries)
-            client.send(interest, make_answer(digest))
-            heapq.heappush(timers, (now + self.rto, index, interest.nonce))
-            stats.interests += 1
-
+        transfer = _Transfer(self, ids, sink)
         try:
-            while head < n:
-                limit = min(n, head + self.max_window)
-                while next_issue < limit and len(outstanding) < int(self.cwnd):
-                    digest = ids[next_issue]
-                    waiting = want.setdefault(digest, [])
-                    waiting.append(next_issue)
-                    if len(waiting) == 1:
-                        issue(next_issue, 0)
-                    next_issue += 1
-                if not arrived:
-                    deadline = timers[0][0] if timers else math.inf
-                    with trio.move_on_at(deadline):
-                        await client._wait(wake)
-                    wake = trio.Event()
-                now = time.monotonic()
-                batch, arrived[:] = arrived[:], []
-                for digest, packet in batch:
-                    indexes = want.get(digest)
-                    if not indexes:
-                        continue
-                    first = outstanding.get(indexes[0])
-                    if first is None:
-                        continue
-                    if type(packet) is Nack:
-                        reason = packet.reason
-                        if reason in (NackReason.CONGESTION, NackReason.DUPLICATE):
-                            self._decrease(now)
-                            issue(first.index, first.retries + 1)
-                            continue
-                        raise nack_error(packet, self.locator)
-                    assert type(packet) is Data
-                    if first.retries == 0:
-                        self._on_rtt(now - first.sent)
-                    self._increase()
-                    del want[digest]
-                    for i in indexes:
-                        outstanding.pop(i, None)
-                        done[i] = packet.content
-                    stats.objects += 1
-                    stats.bytes += len(packet.content)
-                while head in done:
-                    sink(head, done.pop(head))
-                    head += 1
-                while timers and timers[0][0] <= now:
-                    _, index, nonce = heapq.heappop(timers)
-                    entry = outstanding.get(index)
-                    if entry is None or entry.interest.nonce != nonce:
-                        continue
-                    stats.timeouts += 1
-                    if entry.retries >= MAX_RETRIES:
-                        raise NotFound(
-                            f"{self.locator}: object {ids[index].hex()[:16]} not received "
-                            f"after {MAX_RETRIES + 1} tries"
-                        )
-                    self._decrease(now)
-                    self.rto = min(MAX_RTO, self.rto * 2)
-                    stats.retransmissions += 1
-                    issue(index, entry.retries + 1)
+            await transfer.run()
         finally:
-            for entry in outstanding.values():
-                client.forget(entry.interest)
+            transfer.forget_all()
+
+
+class _Transfer:
+    """One ordered, windowed fetch of a list of ids (the state of :meth:`fetch_ordered`)."""
+
+    def __init__(
+        self, pipe: Pipeline, ids: Sequence[bytes], sink: Callable[[int, bytes], None]
+    ) -> None:
+        self.pipe = pipe
+        self.client = pipe.client
+        self.ids = ids
+        self.sink = sink
+        self.want: dict[bytes, list[int]] = {}
+        self.outstanding: dict[int, _Outstanding] = {}
+        self.done: dict[int, bytes] = {}
+        self.timers: list[tuple[float, int, int]] = []  # (deadline, index, nonce)
+        self.head = 0
+        self.next_issue = 0
+        self.error: BaseException | None = None
+        self.finished = trio.Event()
+
+    async def run(self) -> None:
+        self._fill()
+        while not self.finished.is_set():
+            deadline = self.timers[0][0] if self.timers else math.inf
+            with trio.move_on_at(deadline):
+                await self.client._wait(self.finished)
+            if self.finished.is_set():
+                break
+            self._expire(time.monotonic())
+        if self.error is not None:
+            raise self.error
+
+    def forget_all(self) -> None:
+        for entry in self.outstanding.values():
+            self.client.forget(entry.interest)
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.finished.set()
+
+    def _issue(self, index: int, retries: int) -> None:
+        digest = self.ids[index]
+        interest = Interest(self.pipe.locator, new_nonce(), digest=digest)
+        now = time.monotonic()
+        old = self.outstanding.get(index)
+        if old is not None:
+            self.client.forget(old.interest)
+        self.outstanding[index] = _Outstanding(index, interest, now, retries)
+        self.client.send(interest, lambda packet: self._on_answer(digest, packet))
+        heapq.heappush(self.timers, (now + self.pipe.rto, index, interest.nonce))
+        self.pipe.stats.interests += 1
+
+    def _fill(self) -> None:
+        """Issue Interests while the window and the reorder bound allow."""
+        n = len(self.ids)
+        limit = min(n, self.head + self.pipe.max_window)
+        cwnd = int(self.pipe.cwnd)
+        while self.next_issue < limit and len(self.outstanding) < cwnd:
+            index = self.next_issue
+            waiting = self.want.setdefault(self.ids[index], [])
+            waiting.append(index)
+            if len(waiting) == 1:
+                self._issue(index, 0)
+            self.next_issue += 1
+
+    def _on_answer(self, digest: bytes, packet: Data | Nack) -> None:
+        if self.finished.is_set():
+            return
+        try:
+            self._handle(digest, packet)
+        except BaseException as e:  # a fatal Nack or a sink failure ends the fetch
+            self._fail(e)
+
+    def _handle(self, digest: bytes, packet: Data | Nack) -> None:
+        indexes = self.want.get(digest)
+        if not indexes:
+            return
+        first = self.outstanding.get(indexes[0])
+        if first is None:
+            return
+        pipe = self.pipe
+        now = time.monotonic()
+        if type(packet) is Nack:
+            if packet.reason in (NackReason.CONGESTION, NackReason.DUPLICATE):
+                pipe._decrease(now)
+                self._issue(first.index, first.retries + 1)
+                return
+            raise nack_error(packet, pipe.locator)
+        assert type(packet) is Data
+        if first.retries == 0:
+            pipe._on_rtt(now - first.sent)
+        pipe._increase()
+        del self.want[digest]
+        content = packet.content
+        for i in indexes:
+            self.outstanding.pop(i, None)
+            self.done[i] = content
+        pipe.stats.objects += 1
+        pipe.stats.bytes += len(content)
+        done = self.done
+        head = self.head
+        while head in done:
+            self.sink(head, done.pop(head))
+            head += 1
+        self.head = head
+        if head >= len(self.ids):
+            self.finished.set()
+            return
+        self._fill()
+
+    def _expire(self, now: float) -> None:
+        pipe = self.pipe
+        timers = self.timers
+        while timers and timers[0][0] <= now:
+            _, index, nonce = heapq.heappop(timers)
+            entry = self.outstanding.get(index)
+            if entry is None or entry.interest.nonce != nonce:
+                continue
+            pipe.stats.timeouts += 1
+            if entry.retries >= MAX_RETRIES:
+                raise NotFound(
+                    f"{pipe.locator}: object {self.ids[index].hex()[:16]} not received "
+                    f"after {MAX_RETRIES + 1} tries"
+                )
+            pipe._decrease(now)
+            pipe.rto = min(MAX_RTO, pipe.rto * 2)
+            pipe.stats.retransmissions += 1
+            self._issue(index, entry.retries + 1)
 
 
 # -- walking the tree ------------------------------------------------------------------------

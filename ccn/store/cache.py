@@ -180,6 +180,10 @@ class CacheTier:
         self.store.close()
 
 
+#: How long the feeder lets offers accumulate before a batch goes to the worker thread.
+BATCH_WAIT_S = 0.02
+
+
 class CacheFeeder:
     """Feeds a :class:`CacheTier` from the event loop without blocking it.
 
@@ -228,6 +232,9 @@ class CacheFeeder:
             while True:
                 with trio.move_on_after(PERSIST_INTERVAL_S):
                     await self._wake.wait()
+                    # Let a burst accumulate: one thread round trip per batch, not per object.
+                    if len(self._queue) < BATCH_MAX_OBJECTS:
+                        await trio.sleep(BATCH_WAIT_S)
                 self._wake = trio.Event()
                 while self._queue:
                     n = min(len(self._queue), BATCH_MAX_OBJECTS)
