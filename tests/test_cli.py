@@ -156,3 +156,15 @@ def test_node_config_errors(tmp_path: Path) -> None:
             run("node", "--store", str(tmp_path / "s"), "--listen", f"tcp://127.0.0.1:{port}"),
             "in use",
         )
+
+
+def test_progress_bar_shows_bytes_rate_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
+    from ccn.cli import ProgressBar
+
+    bar = ProgressBar()
+    bar(0, 10 * 1024 * 1024)
+    bar(10 * 1024 * 1024, 10 * 1024 * 1024)
+    bar.finish()
+    err = capsys.readouterr().err
+    assert "\r" in err and "100.0%" in err and "10.0 MiB / 10.0 MiB" in err
+    assert "/s" in err and "ETA" in err
