@@ -56,6 +56,9 @@ class NodeConfig:
     interfaces: list[str] = field(default_factory=list)
     #: Forwarding strategy for every prefix: adaptive, best-route or multicast.
     strategy: str = "adaptive"
+    #: Prefixes that use the multicast strategy with the LAN multicast faces as fallback: an
+    #: Interest under one with no learned route goes out once on the group (docs/lan.md).
+    multicast_prefixes: list[Name] = field(default_factory=list)
 
     def validate(self) -> None:
         for label, uris in (
@@ -84,6 +87,11 @@ class NodeConfig:
             raise ConfigError(f"max_frame must be in [{MIN_FRAME}, {DEFAULT_MAX_FRAME}]")
         if not 1 <= self.multicast_port <= 65535:
             raise ConfigError("multicast_port must be in [1, 65535]")
+        for prefix in self.multicast_prefixes:
+            if not prefix.components or prefix.is_localhost or prefix.is_localhop:
+                raise ConfigError(
+                    f"multicast_prefixes: {prefix} is not allowed (not /, /localhost, /localhop)"
+                )
         from ccn.fw.strategy import strategy_names
 
         if self.strategy not in strategy_names():
@@ -120,6 +128,11 @@ class NodeConfig:
                 cfg.interfaces = [
                     _typed(where, key, v, str) for v in _typed(where, key, value, list)
                 ]
+            elif key == "multicast_prefixes":
+                cfg.multicast_prefixes = [
+                    _name(where, key, _typed(where, key, v, str))
+                    for v in _typed(where, key, value, list)
+                ]
             elif key == "strategy":
                 cfg.strategy = _typed(where, key, value, str)
             elif key in ("fsync", "discovery"):
@@ -143,3 +156,10 @@ def _typed(where: str, key: str, value: Any, kind: type[Any]) -> Any:
     if type(value) is not kind:
         raise ConfigError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
     return value
+
+
+def _name(where: str, key: str, text: str) -> Name:
+    try:
+        return Name.parse(text)
+    except LocalError as e:
+        raise ConfigError(f"{where}: {key}: {e}") from None

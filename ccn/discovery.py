@@ -18,10 +18,13 @@ routes it did not make. The wire convention is in docs/protocol.md §8 and docs/
   and the best route it learned for every other prefix, except routes learned from the asker
   (split horizon). We install each at ``cost + LINK_COST`` through that neighbour's face, unless
   it reaches :data:`INFINITY`. Routes not confirmed within :data:`ROUTE_LIFETIME` expire.
+- **Multicast fallback.** Each ``multicast_prefixes`` prefix gets the multicast strategy and a
+  route to every multicast face at :data:`~ccn.fw.strategy.FALLBACK_COST` (never announced).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import secrets
@@ -37,6 +40,7 @@ from ccn.faces.internal import InternalFace
 from ccn.faces.multicast import DEFAULT_PORT, MulticastFace, list_interfaces
 from ccn.faces.udp import UdpChannel, UdpFace
 from ccn.faces.uri import FaceUri
+from ccn.fw.strategy import FALLBACK_COST, Multicast
 from ccn.mgmt_proto import PARAM_COMPONENT_BYTES
 from ccn.name import Name
 from ccn.packet import Data, Interest, Nack, Packet
@@ -120,6 +124,8 @@ class Discovery:
         node = self.node
         node._attach(self.face)
         node.forwarder.add_route(PREFIX, self.face.id, 0)
+        for prefix in node.config.multicast_prefixes:
+            node.forwarder.set_strategy(prefix, Multicast.name)
         self._channel = await node.udp_channel(socket.AF_INET)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -153,6 +159,10 @@ class Discovery:
             except CcnError:
                 continue
             self.mcast[name] = face
+            # the multicast strategy's fallback (FALLBACK_COST); dropped when the face goes down
+            for prefix in self.node.config.multicast_prefixes:
+                with contextlib.suppress(CcnError):
+                    self.node.forwarder.add_route(prefix, face.id, FALLBACK_COST)
             self._nursery.start_soon(self.node._serve_face, face)
             self._hello_due = 0.0
 
@@ -343,6 +353,9 @@ class Discovery:
     # -- status ----------------------------------------------------------------------------
 
     def origin(self, prefix: Name, face_id: int) -> str | None:
+        for face in self.mcast.values():
+            if face.id == face_id:
+                return f"multicast fallback {face.iface.name}"
         for nb in self.neighbours.values():
             if nb.face.id == face_id:
                 if prefix in nb.routes:

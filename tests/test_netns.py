@@ -9,6 +9,8 @@ passed or not. Needs root and ``ip``; skipped otherwise.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from typing import Any
 
@@ -16,9 +18,10 @@ import pytest
 import trio
 
 from ccn.client import connect
+from ccn.errors import NoRoute
 from ccn.fetch import fetch_version
 from ccn.name import Name
-from ccn.netlab import lab, unavailable
+from ccn.netlab import Lab, lab, unavailable
 
 _REASON = unavailable()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
@@ -120,3 +123,114 @@ async def test_fetch_survives_a_link_going_down() -> None:
             after = (await status(net.uri(survivor)))["forwarder"]["out_data"]
             # the rest of the content (most of it) came through the other router
             assert after - before[survivor] > 100
+
+
+async def _two_routers(net: Lab, data: bytes, name: str) -> None:
+    """c on s1, p on s2, routers r1 and r2 both on s1 and s2; ``data`` published as ``name``
+    on p, and c has learned both routes."""
+    for h in ("c", "r1", "r2", "p"):
+        net.host(h)
+    net.segment("s1")
+    net.segment("s2")
+    for h, s in (("c", "s1"), ("r1", "s1"), ("r2", "s1"), ("r1", "s2"), ("r2", "s2"),
+                 ("p", "s2")):  # fmt: skip
+        net.link(h, s)
+    await net.start("c", "r1", "r2", "p")
+    src = net.workdir / "src.bin"
+    src.write_bytes(data)
+    async with connect(net.uri("p")) as client:
+        await client.put(src, name)
+    with trio.fail_after(20):
+        while len(await wait_route(net.uri("c"), name)) < 2:
+            await trio.sleep(0.1)
+
+
+async def test_fetch_survives_a_router_killed_mid_fetch() -> None:
+    """As above, but the router carrying the traffic is SIGKILLed mid-fetch (no goodbye: its
+    neighbours notice only by its silence, the adaptive strategy retries the other router)."""
+    data = os.urandom(24 * 1024 * 1024)
+    with trio.fail_after(120):
+        async with lab() as net:
+            await _two_routers(net, data, "/far/big")
+            out = net.workdir / "out.bin"
+            fifth = trio.Event()
+            killed: list[str] = []
+            before: dict[str, int] = {}
+
+            def progress(done: int, total: int) -> None:
+                if done > total // 5:
+                    fifth.set()
+
+            async def kill_busiest() -> None:
+                await fifth.wait()
+                busy: dict[str, int] = {}
+                for r in ("r1", "r2"):
+                    busy[r] = (await status(net.uri(r)))["forwarder"]["out_data"]
+                victim = max(busy, key=busy.__getitem__)
+                node = net.nodes.pop(victim)
+                node.process.send_signal(signal.SIGKILL)  # our child, by its pid
+                with trio.fail_after(5):
+                    await node.process.wait()
+                killed.append(victim)
+                before.update(busy)
+
+            async with connect(net.uri("c")) as client, trio.open_nursery() as nursery:
+                nursery.start_soon(kill_busiest)
+                await fetch_version(client, Name.parse("/far/big"), out, progress=progress)
+            assert killed, "no router was killed"
+            assert out.read_bytes() == data
+            survivor = "r2" if killed[0] == "r1" else "r1"
+            after = (await status(net.uri(survivor)))["forwarder"]["out_data"]
+            assert after - before[survivor] > 100
+            # discovery noticed too: the dead router is no longer c's neighbour
+            with trio.fail_after(10):
+                while len((await status(net.uri("c")))["discovery"]["neighbours"]) != 1:
+                    await trio.sleep(0.2)
+
+
+async def test_multicast_fallback_without_learned_routes() -> None:
+    """a and p on one segment, both with ``multicast_prefixes = ["/lan"]``; a cannot reach p by
+    unicast (a blackhole route), so it learns no route from p. An Interest under /lan goes out
+    on the multicast group, p answers there, the fetch completes byte-identical. A name outside
+    /lan still gets its no-route Nack at once."""
+    data = os.urandom(700 * 1024 + 3)
+    with trio.fail_after(60):
+        async with lab() as net:
+            net.host("a")
+            net.host("p")
+            net.segment("s1")
+            net.link("a", "s1")
+            net.link("p", "s1")
+            p_addr = "10.1.0.2"
+            ns_a = net.ns("a")
+            for cmd in (
+                ["ip", "-n", ns_a, "route", "add", "blackhole", f"{p_addr}/32"],
+                ["ip", "netns", "exec", ns_a, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"],
+                ["ip", "netns", "exec", ns_a, "sysctl", "-qw", "net.ipv4.conf.e1.rp_filter=0"],
+            ):
+                subprocess.run(cmd, check=True, capture_output=True, timeout=10)
+            config = net.workdir / "node.toml"
+            config.write_text('multicast_prefixes = ["/lan"]\n')
+            await net.start("a", "p", args=("--config", str(config)))
+            src = net.workdir / "src.bin"
+            src.write_bytes(data)
+            async with connect(net.uri("p")) as client:
+                await client.put(src, "/lan/file")
+            hops = await wait_route(net.uri("a"), "/lan")
+            assert [h["origin"] for h in hops] == ["multicast fallback e1"]
+            with trio.fail_after(10):  # a hears p (multicast) but cannot fetch its table
+                while not (await status(net.uri("a")))["discovery"]["neighbours"]:
+                    await trio.sleep(0.1)
+            out = net.workdir / "out.bin"
+            async with connect(net.uri("a")) as client:
+                with trio.fail_after(1):
+                    with pytest.raises(NoRoute):
+                        await fetch_version(client, Name.parse("/nothing/here"), out)
+                await fetch_version(client, Name.parse("/lan/file"), out)
+            assert out.read_bytes() == data
+            a = await status(net.uri("a"))
+            assert not any(e["prefix"].startswith("/lan/") for e in a["fib"])
+            mcast = [f for f in a["faces"] if str(f.get("remote", "")).startswith("udp+multicast")]
+            assert len(mcast) == 1, a["faces"]
+            # the content came in on the group (Interests answered there by p's producer)
+            assert mcast[0]["in_data"] >= 3 and mcast[0]["out_interests"] >= 3

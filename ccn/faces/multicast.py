@@ -11,7 +11,8 @@ what the other nodes of the segment send there. Groups and port (docs/lan.md):
 Rules: TTL / hop limit 1 (never routed); our own datagrams are not looped back; a socket joins
 its group on one interface only and receives only what arrives there (``IP_MULTICAST_ALL`` off,
 bound to the device where permitted). Large packets are fragmented (:mod:`ccn.frag`) at the
-interface MTU and reassembled per sender. ``send`` never blocks. The face is non-local.
+interface MTU and reassembled per sender. ``send`` never blocks. The face is non-local. Nacks
+are neither sent to the group nor taken from it (one member's Nack says nothing of the others).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import Deliver, Face
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment
-from ccn.packet import Packet
+from ccn.packet import Nack, Packet
 
 GROUP_V4 = "224.0.23.170"
 GROUP_V6 = "ff02::1:cc"
@@ -165,6 +166,8 @@ class MulticastFace(Face):
         self.fragmenter = Fragmenter(max(576, iface.mtu) - overhead, secrets.randbits(32))
         self._reassemblers: dict[tuple[Any, ...], Reassembler] = {}
         self._cancel = trio.CancelScope()
+        #: Nacks neither sent nor delivered: a group carries no Nacks (docs/lan.md)
+        self.nacks_suppressed = 0
 
     @property
     def address(self) -> str | None:
@@ -173,6 +176,10 @@ class MulticastFace(Face):
 
     def send(self, packet: Packet) -> None:
         if self.closed:
+            return
+        if type(packet) is Nack:
+            # One member's "no route" says nothing about the others: Nacks stay off the group.
+            self.nacks_suppressed += 1
             return
         try:
             datagrams = self.fragmenter.fragment(encode(packet))
@@ -228,6 +235,9 @@ class MulticastFace(Face):
                 except DecodeError:
                     counters.malformed += 1
                     continue
+                if type(packet) is Nack:
+                    self.nacks_suppressed += 1
+                    continue
                 counters.count_in(packet)
                 deliver(self, packet)
                 if self.closed:
@@ -245,4 +255,5 @@ class MulticastFace(Face):
     def info(self) -> dict[str, Any]:
         out = super().info()
         out["interface"] = self.iface.name
+        out["nacks_suppressed"] = self.nacks_suppressed
         return out

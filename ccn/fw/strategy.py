@@ -119,15 +119,40 @@ class BestRoute(Strategy):
         return ()
 
 
+#: Next hops at this cost or above are *fallbacks* (the node routes ``multicast_prefixes`` to its
+#: LAN multicast faces at this cost, docs/lan.md): the multicast strategy uses them only when no
+#: cheaper next hop is eligible, or once every cheaper one has Nacked.
+FALLBACK_COST = 1000
+
+
 class Multicast(Strategy):
-    """Send to every next hop; Nacks are not retried (the others may still answer)."""
+    """Send to every next hop below :data:`FALLBACK_COST`, or, if there is none, to every
+    fallback; Nacks are not retried (the others may still answer) except that once every
+    cheaper next hop has Nacked, the fallbacks not tried yet get the Interest."""
 
     name = "multicast"
 
     def after_receive_interest(
         self, entry: PitEntry, ingress: int, nexthops: Sequence[NextHop], now: float
     ) -> Sequence[int]:
-        return [hop.face_id for hop in nexthops]
+        primary = [hop.face_id for hop in nexthops if hop.cost < FALLBACK_COST]
+        return primary or [hop.face_id for hop in nexthops]
+
+    def after_receive_nack(
+        self,
+        entry: PitEntry,
+        ingress: int,
+        reason: NackReason,
+        nexthops: Sequence[NextHop],
+        now: float,
+    ) -> Sequence[int]:
+        out = entry.out_records
+        for hop in nexthops:
+            if hop.cost < FALLBACK_COST:
+                rec = out.get(hop.face_id)
+                if rec is not None and rec.nack_reason is None:
+                    return ()  # a cheaper next hop may still answer
+        return [h.face_id for h in nexthops if h.cost >= FALLBACK_COST and h.face_id not in out]
 
 
 DEFAULT_STRATEGY = BestRoute.name

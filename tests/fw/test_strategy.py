@@ -9,6 +9,7 @@ from ccn.errors import LocalError
 from ccn.fw.actions import DataIn, FaceUp, InterestIn, NackIn, SendData, SendInterest, Tick
 from ccn.fw.forwarder import Forwarder
 from ccn.fw.strategy import (
+    FALLBACK_COST,
     BestRoute,
     Multicast,
     Strategy,
@@ -156,3 +157,36 @@ def test_make_strategy() -> None:
         make_strategy("nope")
     with pytest.raises(NotImplementedError):
         Strategy().after_receive_interest(None, 1, [], 0.0)  # type: ignore[arg-type]
+
+
+def test_multicast_uses_fallback_hops_only_without_a_cheaper_one() -> None:
+    """The node routes ``multicast_prefixes`` to its LAN multicast faces at FALLBACK_COST."""
+    fw = Forwarder()
+    for face in (CONSUMER, UP1, UP2, UP3):
+        fw.handle(FaceUp(face), 0.0)
+    fw.set_strategy(N("/a"), "multicast")
+    fw.add_route(N("/a"), UP3, FALLBACK_COST)
+    # nothing else known: once on the group, and Data from it satisfies the consumer
+    assert sent_to(fw.handle(InterestIn(CONSUMER, I1), 0.0)) == [UP3]
+    out = fw.handle(DataIn(UP3, D1), 0.1)
+    assert [(type(a), a.face_id) for a in out] == [(SendData, CONSUMER)]
+    # learned routes win; the group is not used while one of them may still answer
+    fw.add_route(N("/a"), UP1, 2)
+    fw.add_route(N("/a"), UP2, 3)
+    i2 = Interest(N("/a/c"), 2)
+    assert sent_to(fw.handle(InterestIn(CONSUMER, i2), 1.0)) == [UP1, UP2]
+    assert sent_to(fw.handle(NackIn(UP1, Nack(fwd(i2), NackReason.NO_ROUTE)), 1.1)) == []
+    # every cheaper one Nacked: the fallback gets it, and no Nack goes downstream
+    out = fw.handle(NackIn(UP2, Nack(fwd(i2), NackReason.NO_ROUTE)), 1.2)
+    assert [(type(a), a.face_id) for a in out] == [(SendInterest, UP3)]
+
+
+def test_no_route_nack_is_unchanged_outside_multicast_prefixes() -> None:
+    fw = Forwarder()
+    for face in (CONSUMER, UP3):
+        fw.handle(FaceUp(face), 0.0)
+    fw.set_strategy(N("/a"), "multicast")
+    fw.add_route(N("/a"), UP3, FALLBACK_COST)
+    out = fw.handle(InterestIn(CONSUMER, Interest(N("/other"), 3)), 0.0)
+    assert [type(a).__name__ for a in out] == ["SendNack"]
+    assert out[0].nack.reason is NackReason.NO_ROUTE  # type: ignore[union-attr]
