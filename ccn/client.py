@@ -72,9 +72,11 @@ class Client:
         self.face = face
         #: Publisher trust anchors checked on every version a fetch resolves (see ccn.trust).
         self.trust = trust
-        self._by_digest: dict[bytes, Answer] = {}
-        self._by_name: dict[Name, Answer] = {}
-        self._by_prefix: dict[Name, Answer] = {}
+        # Registrations by key hold the nonce too, so that Data (which carries none) also
+        # clears the Interest's entry in ``_by_nonce``.
+        self._by_digest: dict[bytes, tuple[Answer, int]] = {}
+        self._by_name: dict[Name, tuple[Answer, int]] = {}
+        self._by_prefix: dict[Name, tuple[Answer, int]] = {}
         self._by_nonce: dict[int, Answer] = {}
         self._closed = trio.Event()
         self._waiters: set[trio.Event] = set()
@@ -88,16 +90,19 @@ class Client:
         Registration is by digest (if set), else prefix (can-be-prefix) or exact name; one
         outstanding registration per key. :meth:`forget` removes it.
         """
-        if self.face.closed:
+        face = self.face
+        if face.closed:
             raise ConnectError("the connection to the node is closed")
-        if interest.digest is not None:
-            self._by_digest[interest.digest] = answer
+        nonce = interest.nonce
+        digest = interest.digest
+        if digest is not None:
+            self._by_digest[digest] = (answer, nonce)
         elif interest.can_be_prefix:
-            self._by_prefix[interest.name] = answer
+            self._by_prefix[interest.name] = (answer, nonce)
         else:
-            self._by_name[interest.name] = answer
-        self._by_nonce[interest.nonce] = answer
-        self.face.send(interest)
+            self._by_name[interest.name] = (answer, nonce)
+        self._by_nonce[nonce] = answer
+        face.send(interest)
 
     def forget(self, interest: Interest) -> None:
         self._by_nonce.pop(interest.nonce, None)
@@ -110,25 +115,27 @@ class Client:
 
     def _deliver(self, face: Face, packet: Packet) -> None:
         if type(packet) is Data:
-            answer = None
-            if packet.is_nameless:
-                answer = self._by_digest.pop(packet.digest, None)
+            reg = None
+            if not packet.name.components:  # nameless: found by its id only
+                reg = self._by_digest.pop(packet.digest, None)
             else:
-                answer = self._by_name.pop(packet.name, None)
-                if answer is None and self._by_prefix:
+                reg = self._by_name.pop(packet.name, None)
+                if reg is None and self._by_prefix:
                     for prefix in packet.name.prefixes():
-                        answer = self._by_prefix.pop(prefix, None)
-                        if answer is not None:
+                        reg = self._by_prefix.pop(prefix, None)
+                        if reg is not None:
                             break
-                if answer is None and self._by_digest:
-                    answer = self._by_digest.pop(packet.digest, None)
-            if answer is not None:
+                if reg is None and self._by_digest:
+                    reg = self._by_digest.pop(packet.digest, None)
+            if reg is not None:
+                answer, nonce = reg
+                self._by_nonce.pop(nonce, None)
                 answer(packet)
         elif type(packet) is Nack:
-            answer = self._by_nonce.pop(packet.interest.nonce, None)
-            if answer is not None:
+            on_nack = self._by_nonce.pop(packet.interest.nonce, None)
+            if on_nack is not None:
                 self.forget(packet.interest)
-                answer(packet)
+                on_nack(packet)
 
     async def express(
         self, interest: Interest, *, timeout: float | None = None, retries: int = 2

@@ -14,7 +14,20 @@ import msgpack
 
 from ccn.errors import DecodeError, InvalidName, InvalidPacket
 from ccn.name import ROOT, Name
-from ccn.packet import Data, Interest, Nack, NackReason, Packet
+from ccn.packet import (
+    DIGEST_SIZE,
+    MAX_FRESHNESS_MS,
+    MAX_HOP_LIMIT,
+    MAX_LIFETIME_MS,
+    MAX_NONCE,
+    Data,
+    Interest,
+    Nack,
+    NackReason,
+    Packet,
+    _prechecked_data,
+    _prechecked_interest,
+)
 
 FORMAT_VERSION = 1
 T_INTEREST = 1
@@ -56,8 +69,23 @@ def _interest_fields(i: Interest) -> list[Any]:
 
 def encode(packet: Packet) -> bytes:
     """Encode one packet. Raises :class:`InvalidPacket` if the result would exceed the limit."""
+    out: bytes
     if type(packet) is Interest:
-        out = _packb([FORMAT_VERSION, T_INTEREST, *_interest_fields(packet)])
+        # Inline, one list: this runs once per Interest a client sends. msgpack packs the
+        # components tuple as the same array a list would give.
+        out = _packer.pack(
+            [
+                FORMAT_VERSION,
+                T_INTEREST,
+                packet.name.components,
+                packet.nonce,
+                packet.lifetime_ms,
+                packet.hop_limit,
+                (FLAG_CAN_BE_PREFIX if packet.can_be_prefix else 0)
+                | (FLAG_MUST_BE_FRESH if packet.must_be_fresh else 0),
+                packet.digest,
+            ]
+        )
     elif type(packet) is Data:
         if packet._wire is not None:
             return packet._wire
@@ -97,13 +125,14 @@ def encode_parts(packet: Packet) -> list[bytes]:
     For a large Data the content is its own piece, so it reaches the socket without being
     copied into a packet buffer; ``b"".join(encode_parts(p)) == encode(p)`` always.
     """
-    if (
-        type(packet) is not Data
-        or packet._wire is not None
-        or len(packet.content) <= WIRE_CACHE_MAX
-    ):
+    if type(packet) is not Data:
         return [encode(packet)]
+    wire = packet._wire
+    if wire is not None:  # a cached Data answered again: no packing at all
+        return [wire]
     content = packet.content
+    if len(content) <= WIRE_CACHE_MAX:
+        return [encode(packet)]
     prefix = (
         b"\x95"
         + _packb([FORMAT_VERSION, T_DATA, list(packet.name.components)])[1:]
@@ -151,6 +180,27 @@ def _uint(value: object, label: str) -> int:
 
 def _interest(f: list[Any]) -> Interest:
     name, nonce, lifetime, hop, flags, digest = f
+    # The fields a valid Interest may have, checked here once; the slow path says what is wrong.
+    if (
+        type(nonce) is int
+        and 0 <= nonce <= MAX_NONCE
+        and type(lifetime) is int
+        and 0 <= lifetime <= MAX_LIFETIME_MS
+        and type(hop) is int
+        and 0 <= hop <= MAX_HOP_LIMIT
+        and type(flags) is int
+        and 0 <= flags <= _KNOWN_FLAGS
+        and (digest is None or (type(digest) is bytes and len(digest) == DIGEST_SIZE))
+    ):
+        return _prechecked_interest(
+            _name(name),
+            nonce,
+            lifetime,
+            hop,
+            flags & FLAG_CAN_BE_PREFIX != 0,
+            flags & FLAG_MUST_BE_FRESH != 0,
+            digest,
+        )
     flags = _uint(flags, "flags")
     if flags & ~_KNOWN_FLAGS:
         raise DecodeError(f"unknown Interest flags {flags:#x}")
@@ -187,6 +237,8 @@ def decode(raw: bytes | bytearray | memoryview) -> Packet:
             _, _, name, content, fresh = obj
             if type(content) is not bytes:
                 raise DecodeError("Data content must be bytes")
+            if type(fresh) is int and 0 <= fresh <= MAX_FRESHNESS_MS:
+                return _prechecked_data(_name(name), content, fresh)
             return Data(_name(name), content, _uint(fresh, "freshness"))
         if kind == T_NACK and len(obj) == 9:
             reason = obj[2]

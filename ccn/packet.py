@@ -7,7 +7,9 @@ An invalid packet cannot exist: every constructor checks its fields and raises
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from blake3 import blake3
 
@@ -40,7 +42,7 @@ def _check_uint(label: str, value: object, maximum: int) -> None:
         raise InvalidPacket(f"{label} must be an integer in [0, {maximum}], got {value!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Interest:
     """A request for Data by name.
 
@@ -56,32 +58,40 @@ class Interest:
     must_be_fresh: bool = False
     digest: bytes | None = None
 
-    def __post_init__(self) -> None:
+    # Written by hand rather than generated: the generated __init__ of a frozen dataclass sets
+    # every field through object.__setattr__, which costs as much again as the checks. Clients
+    # build one Interest per request.
+    def __init__(
+        self,
+        name: Name,
+        nonce: int,
+        lifetime_ms: int = DEFAULT_LIFETIME_MS,
+        hop_limit: int = DEFAULT_HOP_LIMIT,
+        can_be_prefix: bool = False,
+        must_be_fresh: bool = False,
+        digest: bytes | None = None,
+    ) -> None:
         # One boolean expression on the hot path; the slow path says what is wrong.
-        d = self.digest
         if not (
-            type(self.name) is Name
-            and type(self.nonce) is int
-            and 0 <= self.nonce <= MAX_NONCE
-            and type(self.lifetime_ms) is int
-            and 0 <= self.lifetime_ms <= MAX_LIFETIME_MS
-            and type(self.hop_limit) is int
-            and 0 <= self.hop_limit <= MAX_HOP_LIMIT
-            and type(self.can_be_prefix) is bool
-            and type(self.must_be_fresh) is bool
-            and (d is None or (type(d) is bytes and len(d) == DIGEST_SIZE))
+            type(name) is Name
+            and type(nonce) is int
+            and 0 <= nonce <= MAX_NONCE
+            and type(lifetime_ms) is int
+            and 0 <= lifetime_ms <= MAX_LIFETIME_MS
+            and type(hop_limit) is int
+            and 0 <= hop_limit <= MAX_HOP_LIMIT
+            and type(can_be_prefix) is bool
+            and type(must_be_fresh) is bool
+            and (digest is None or (type(digest) is bytes and len(digest) == DIGEST_SIZE))
         ):
-            self._explain()
-
-    def _explain(self) -> None:
-        if type(self.name) is not Name:
-            raise InvalidPacket("Interest name must be a Name")
-        _check_uint("nonce", self.nonce, MAX_NONCE)
-        _check_uint("lifetime_ms", self.lifetime_ms, MAX_LIFETIME_MS)
-        _check_uint("hop_limit", self.hop_limit, MAX_HOP_LIMIT)
-        if type(self.can_be_prefix) is not bool or type(self.must_be_fresh) is not bool:
-            raise InvalidPacket("can_be_prefix and must_be_fresh must be bools")
-        raise InvalidPacket(f"digest must be {DIGEST_SIZE} bytes")
+            _explain_interest(name, nonce, lifetime_ms, hop_limit, can_be_prefix, must_be_fresh)
+        _i_name(self, name)
+        _i_nonce(self, nonce)
+        _i_lifetime(self, lifetime_ms)
+        _i_hop(self, hop_limit)
+        _i_cbp(self, can_be_prefix)
+        _i_mbf(self, must_be_fresh)
+        _i_digest(self, digest)
 
     def matches(self, data: Data) -> bool:
         """Whether ``data`` satisfies this Interest (ignoring freshness; see docs/protocol.md)."""
@@ -90,6 +100,24 @@ class Interest:
         if self.can_be_prefix:
             return self.name.is_prefix_of(data.name)
         return self.name == data.name
+
+
+def _explain_interest(
+    name: object,
+    nonce: object,
+    lifetime_ms: object,
+    hop_limit: object,
+    can_be_prefix: object,
+    must_be_fresh: object,
+) -> None:
+    if type(name) is not Name:
+        raise InvalidPacket("Interest name must be a Name")
+    _check_uint("nonce", nonce, MAX_NONCE)
+    _check_uint("lifetime_ms", lifetime_ms, MAX_LIFETIME_MS)
+    _check_uint("hop_limit", hop_limit, MAX_HOP_LIMIT)
+    if type(can_be_prefix) is not bool or type(must_be_fresh) is not bool:
+        raise InvalidPacket("can_be_prefix and must_be_fresh must be bools")
+    raise InvalidPacket(f"digest must be {DIGEST_SIZE} bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +179,65 @@ class Nack:
 
 
 Packet = Interest | Data | Nack
+
+# -- slot setters, and construction without checks for fields already checked ---------------
+#
+# The codec checks every field of a packet it decodes as it reads it; building the packet through
+# the public constructor would check them all again (and a frozen dataclass's generated
+# ``__init__`` sets each field through ``object.__setattr__``). The ``_prechecked_*`` functions
+# set the slots directly. Only callers that have checked every field may use them; a test holds
+# them to the field lists and to the public constructors.
+
+_new = object.__new__
+
+
+def _slot_setter(cls: type, field_name: str) -> Callable[[Any, Any], None]:
+    """The setter of a slot, which sets it even on a frozen dataclass."""
+    setter: Callable[[Any, Any], None] = getattr(cls, field_name).__set__
+    return setter
+
+
+_i_name = _slot_setter(Interest, "name")
+_i_nonce = _slot_setter(Interest, "nonce")
+_i_lifetime = _slot_setter(Interest, "lifetime_ms")
+_i_hop = _slot_setter(Interest, "hop_limit")
+_i_cbp = _slot_setter(Interest, "can_be_prefix")
+_i_mbf = _slot_setter(Interest, "must_be_fresh")
+_i_digest = _slot_setter(Interest, "digest")
+_d_name = _slot_setter(Data, "name")
+_d_content = _slot_setter(Data, "content")
+_d_fresh = _slot_setter(Data, "freshness_ms")
+_d_digest = _slot_setter(Data, "_digest")
+_d_wire = _slot_setter(Data, "_wire")
+
+
+def _prechecked_interest(
+    name: Name,
+    nonce: int,
+    lifetime_ms: int,
+    hop_limit: int,
+    can_be_prefix: bool,
+    must_be_fresh: bool,
+    digest: bytes | None,
+) -> Interest:
+    """``Interest(...)`` for fields the caller has already checked: no validation."""
+    i: Interest = _new(Interest)
+    _i_name(i, name)
+    _i_nonce(i, nonce)
+    _i_lifetime(i, lifetime_ms)
+    _i_hop(i, hop_limit)
+    _i_cbp(i, can_be_prefix)
+    _i_mbf(i, must_be_fresh)
+    _i_digest(i, digest)
+    return i
+
+
+def _prechecked_data(name: Name, content: bytes, freshness_ms: int) -> Data:
+    """``Data(name, content, freshness_ms)`` for fields the caller has already checked."""
+    d: Data = _new(Data)
+    _d_name(d, name)
+    _d_content(d, content)
+    _d_fresh(d, freshness_ms)
+    _d_digest(d, None)
+    _d_wire(d, None)
+    return d

@@ -1,13 +1,23 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from blake3 import blake3
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ccn.errors import InvalidPacket
 from ccn.name import ROOT, Name
-from ccn.packet import Data, Interest, Nack, NackReason
+from ccn.packet import (
+    Data,
+    Interest,
+    Nack,
+    NackReason,
+    _prechecked_data,
+    _prechecked_interest,
+)
 
 N = Name.parse("/a/b")
 
@@ -77,3 +87,52 @@ def test_nack_validates() -> None:
         Nack(i, 1)  # type: ignore[arg-type]
     with pytest.raises(InvalidPacket):
         Nack(Data(N, b""), NackReason.NO_ROUTE)  # type: ignore[arg-type]
+
+
+# -- the constructors without checks (used by the codec) ---------------------------------------
+
+
+def test_prechecked_constructors_know_every_field() -> None:
+    assert [f.name for f in dataclasses.fields(Interest)] == [
+        "name",
+        "nonce",
+        "lifetime_ms",
+        "hop_limit",
+        "can_be_prefix",
+        "must_be_fresh",
+        "digest",
+    ]
+    assert [f.name for f in dataclasses.fields(Data)] == [
+        "name",
+        "content",
+        "freshness_ms",
+        "_digest",
+        "_wire",
+    ]
+
+
+@given(
+    nonce=st.integers(0, 2**32 - 1),
+    lifetime=st.integers(0, 600_000),
+    hop=st.integers(0, 255),
+    cbp=st.booleans(),
+    mbf=st.booleans(),
+    digest=st.one_of(st.none(), st.binary(min_size=32, max_size=32)),
+)
+def test_prechecked_interest_equals_interest(
+    nonce: int, lifetime: int, hop: int, cbp: bool, mbf: bool, digest: bytes | None
+) -> None:
+    fast = _prechecked_interest(N, nonce, lifetime, hop, cbp, mbf, digest)
+    slow = Interest(N, nonce, lifetime, hop, cbp, mbf, digest)
+    assert fast == slow
+    assert hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow)
+
+
+@given(content=st.binary(max_size=64), fresh=st.integers(0, 2**32 - 1))
+def test_prechecked_data_equals_data(content: bytes, fresh: int) -> None:
+    fast = _prechecked_data(N, content, fresh)
+    slow = Data(N, content, fresh)
+    assert fast == slow
+    assert fast.digest == blake3(content).digest()
+    assert fast._wire is None

@@ -95,6 +95,7 @@ class StreamFace(Face):
     async def _read_loop(self, deliver: Deliver) -> None:
         counters = self.counters
         budget = READ_BUDGET
+        seen_valid = self._seen_valid
         while not self.closed:
             chunk = await self._stream.receive_some(RECEIVE_SIZE)
             if not chunk:
@@ -113,11 +114,12 @@ class StreamFace(Face):
                     packet = decode(raw)
                 except DecodeError as e:
                     counters.malformed += 1
-                    if not self._seen_valid:
+                    if not seen_valid:
                         self.close(f"not a ccn stream: {e}")
                         return
                     continue
-                self._seen_valid = True
+                if not seen_valid:
+                    self._seen_valid = seen_valid = True
                 counters.count_in(packet)
                 deliver(self, packet)
                 if self.closed:

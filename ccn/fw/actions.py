@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ccn.packet import Data, Interest, Nack
+from ccn.packet import Data, Interest, Nack, _slot_setter
+
+# The events and actions that carry a packet are built once per packet; they have hand-written
+# ``__init__`` methods that set their slots directly, since the generated ``__init__`` of a
+# frozen dataclass goes through ``object.__setattr__`` for every field (twice the cost).
+# The slot setters they use are defined below the classes.
 
 # -- events -----------------------------------------------------------------------------------
 
@@ -31,16 +36,24 @@ class FaceDown:
     face_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class InterestIn:
     face_id: int
     interest: Interest
 
+    def __init__(self, face_id: int, interest: Interest) -> None:
+        _ii_face(self, face_id)
+        _ii_packet(self, interest)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class DataIn:
     face_id: int
     data: Data
+
+    def __init__(self, face_id: int, data: Data) -> None:
+        _di_face(self, face_id)
+        _di_packet(self, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +72,24 @@ Event = FaceUp | FaceDown | InterestIn | DataIn | NackIn | Tick
 # -- actions ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SendInterest:
     face_id: int
     interest: Interest
 
+    def __init__(self, face_id: int, interest: Interest) -> None:
+        _si_face(self, face_id)
+        _si_packet(self, interest)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class SendData:
     face_id: int
     data: Data
+
+    def __init__(self, face_id: int, data: Data) -> None:
+        _sd_face(self, face_id)
+        _sd_packet(self, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +99,12 @@ class SendNack:
 
 
 Action = SendInterest | SendData | SendNack
+
+_ii_face = _slot_setter(InterestIn, "face_id")
+_ii_packet = _slot_setter(InterestIn, "interest")
+_di_face = _slot_setter(DataIn, "face_id")
+_di_packet = _slot_setter(DataIn, "data")
+_si_face = _slot_setter(SendInterest, "face_id")
+_si_packet = _slot_setter(SendInterest, "interest")
+_sd_face = _slot_setter(SendData, "face_id")
+_sd_packet = _slot_setter(SendData, "data")

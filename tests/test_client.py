@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import os
+
+from ccn.client import Client
+from ccn.faces.base import Deliver, Face
+from ccn.name import ROOT, Name
+from ccn.packet import Data, Interest, Nack, NackReason, Packet
+
+
+class _RecordingFace(Face):
+    """Keeps what the client sends; the test plays the node."""
+
+    def __init__(self) -> None:
+        super().__init__("test", local=True)
+        self.sent: list[Packet] = []
+
+    def send(self, packet: Packet) -> None:
+        self.sent.append(packet)
+
+    async def run(self, deliver: Deliver) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_answered_interests_leave_no_registration_behind() -> None:
+    face = _RecordingFace()
+    client = Client(face)
+    got: list[Data | Nack] = []
+    contents = [os.urandom(64) for _ in range(3)]
+    for i, content in enumerate(contents):
+        data = Data(ROOT, content)
+        client.send(Interest(Name.parse("/loc"), i, digest=data.digest), got.append)
+    named = Data(Name.parse("/a/b"), b"x")
+    client.send(Interest(named.name, 10), got.append)
+    nacked = Interest(Name.parse("/c"), 11)
+    client.send(nacked, got.append)
+    for content in contents:
+        client._deliver(face, Data(ROOT, content))
+    client._deliver(face, named)
+    client._deliver(face, Nack(nacked, NackReason.NO_ROUTE))
+    assert len(got) == 5
+    assert not client._by_digest
+    assert not client._by_name
+    assert not client._by_nonce
