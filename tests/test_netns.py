@@ -80,21 +80,7 @@ async def test_fetch_survives_a_link_going_down() -> None:
     data = os.urandom(24 * 1024 * 1024)
     with trio.fail_after(120):
         async with lab() as net:
-            for h in ("c", "r1", "r2", "p"):
-                net.host(h)
-            net.segment("s1")
-            net.segment("s2")
-            for h, s in (("c", "s1"), ("r1", "s1"), ("r2", "s1"), ("r1", "s2"), ("r2", "s2"),
-                         ("p", "s2")):  # fmt: skip
-                net.link(h, s)
-            await net.start("c", "r1", "r2", "p")
-            src = net.workdir / "src.bin"
-            src.write_bytes(data)
-            async with connect(net.uri("p")) as client:
-                await client.put(src, "/far/big")
-            with trio.fail_after(20):
-                while len(await wait_route(net.uri("c"), "/far/big")) < 2:
-                    await trio.sleep(0.1)
+            await _two_routers(net, data, "/far/big")
             out = net.workdir / "out.bin"
             halfway = trio.Event()
             cut: list[str] = []
