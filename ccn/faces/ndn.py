@@ -26,7 +26,8 @@ from typing import Protocol
 import trio
 
 from ccn.errors import InvalidName, InvalidPacket
-from ccn.faces.base import Deliver, Face
+from ccn.faces.base import Deliver
+from ccn.faces.stream import ByteStreamFace
 from ccn.name import Name
 from ccn.ndn import lp
 from ccn.ndn.names import to_ccn, to_ndn
@@ -45,6 +46,7 @@ from ccn.packet import (
 
 RECEIVE_SIZE = 1 << 16
 MAX_QUEUE_BYTES = 32 << 20
+MAX_QUEUE_PACKETS = 1 << 20  # bounded by bytes; one write may carry several packets
 MAX_PENDING = 65536
 MAX_WIRES = 65536
 
@@ -126,7 +128,7 @@ def unwrap_ndn_data(data: Data) -> NdnData | None:
     return ndn
 
 
-class NdnFace(Face):
+class NdnFace(ByteStreamFace):
     def __init__(
         self,
         stream: trio.abc.Stream,
@@ -136,20 +138,19 @@ class NdnFace(Face):
         host: NdnHost,
         max_queue_bytes: int = MAX_QUEUE_BYTES,
     ) -> None:
-        super().__init__(remote, local=local)
-        self._stream = stream
+        super().__init__(
+            stream,
+            remote,
+            local=local,
+            max_queue_packets=MAX_QUEUE_PACKETS,
+            max_queue_bytes=max_queue_bytes,
+        )
         self._host = host
         self._framer = TlvFramer()
-        self._queue: deque[bytes] = deque()
-        self._queued_bytes = 0
-        self._max_bytes = max_queue_bytes
-        self._wake = trio.Event()
-        self._cancel = trio.CancelScope()
         self._deliver: Deliver | None = None
         self._pending: dict[int, PendingInterest] = {}
         self._by_name: dict[Name, list[PendingInterest]] = {}
         self._expiries: deque[tuple[float, int]] = deque()
-        self.close_reason: str | None = None
 
     # -- to the peer ------------------------------------------------------------------------
 
@@ -166,14 +167,8 @@ class NdnFace(Face):
 
     def write(self, wire: bytes) -> None:
         """Queue raw bytes for the peer (one or more whole NDN packets)."""
-        if self.closed:
-            return
-        if self._queued_bytes + len(wire) > self._max_bytes:
-            self.counters.dropped += 1
-            return
-        self._queue.append(wire)
-        self._queued_bytes += len(wire)
-        self._wake.set()
+        if not self.closed:
+            self._enqueue([wire], len(wire))
 
     def reply(self, pending: PendingInterest, wire: bytes) -> None:
         """Answer ``pending`` with Data ``wire`` (wrapped with its PitToken if it had one)."""
@@ -280,26 +275,9 @@ class NdnFace(Face):
 
     # -- from the peer ------------------------------------------------------------------------
 
-    def close(self, reason: str = "closed") -> None:
-        if not self.closed:
-            self.closed = True
-            self.close_reason = reason
-            self._cancel.cancel()
-
     async def run(self, deliver: Deliver) -> None:
         self._deliver = deliver
-        try:
-            with self._cancel:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write_loop)
-                    await self._read_loop(deliver)
-                    nursery.cancel_scope.cancel()
-        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
-            self.close_reason = f"transport error: {group.exceptions[0]}"
-        finally:
-            self.closed = True
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(self._stream)
+        await super().run(deliver)
 
     async def _read_loop(self, deliver: Deliver) -> None:
         counters = self.counters
@@ -384,15 +362,3 @@ class NdnFace(Face):
         interest = self._ccn_interest(ndn)
         self.counters.in_nacks += 1
         deliver(self, Nack(interest, _FROM_NDN_REASON.get(reason, NackReason.NO_ROUTE)))
-
-    async def _write_loop(self) -> None:
-        queue = self._queue
-        while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
-            while queue:
-                batch = b"".join(queue)
-                queue.clear()
-                self._queued_bytes = 0
-                self.counters.out_bytes += len(batch)
-                await self._stream.send_all(batch)

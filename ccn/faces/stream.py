@@ -28,16 +28,19 @@ DEFAULT_QUEUE_BYTES = 64 << 20
 READ_BUDGET = 16
 
 
-class StreamFace(Face):
+class ByteStreamFace(Face):
+    """What every face over a byte stream shares: the bounded send queue, the write loop
+    (coalesced ``send_all``, or one vectored ``sendmsg`` for large writes), closing, and ``run``.
+    Subclasses frame packets into :meth:`_enqueue` and implement :meth:`_read_loop`."""
+
     def __init__(
         self,
         stream: trio.abc.Stream,
         remote: str,
         *,
         local: bool,
-        max_queue_packets: int = DEFAULT_QUEUE_PACKETS,
-        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
-        max_frame: int = DEFAULT_MAX_FRAME,
+        max_queue_packets: int,
+        max_queue_bytes: int,
     ) -> None:
         super().__init__(remote, local=local)
         self._stream = stream
@@ -48,29 +51,18 @@ class StreamFace(Face):
         self._max_bytes = max_queue_bytes
         self._wake = trio.Event()
         self._cancel = trio.CancelScope()
-        self._deframer = Deframer(max_frame)
-        self._seen_valid = False
         self.close_reason: str | None = None
 
-    def send(self, packet: Packet) -> None:
-        if self.closed:
-            return
-        try:
-            parts = encode_parts(packet)
-        except InvalidPacket:
-            self.counters.dropped += 1
-            return
-        length = sum(map(len, parts)) if len(parts) > 1 else len(parts[0])
-        size = length + HEADER_SIZE
+    def _enqueue(self, parts: list[bytes], size: int) -> bool:
+        """Queue the pieces of one packet (``size`` bytes in all); drop and count if full."""
         if self._queued_packets >= self._max_packets or self._queued_bytes + size > self._max_bytes:
             self.counters.dropped += 1
-            return
-        self._queue.append(length.to_bytes(HEADER_SIZE, "big"))
+            return False
         self._queue.extend(parts)
         self._queued_bytes += size
         self._queued_packets += 1
-        self.counters.count_out(packet)
         self._wake.set()
+        return True
 
     def close(self, reason: str = "closed") -> None:
         if not self.closed:
@@ -91,6 +83,63 @@ class StreamFace(Face):
             self.closed = True
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self._stream)
+
+    async def _read_loop(self, deliver: Deliver) -> None:
+        raise NotImplementedError
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        sock = self._stream.socket if isinstance(self._stream, trio.SocketStream) else None
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while queue:
+                parts = list(queue)
+                queue.clear()
+                self._queued_bytes = 0
+                self._queued_packets = 0
+                total = sum(map(len, parts))
+                self.counters.out_bytes += total
+                if sock is not None and total >= VECTORED_MIN:
+                    await _send_vectored(sock, parts)
+                else:
+                    await self._stream.send_all(b"".join(parts))
+
+
+class StreamFace(ByteStreamFace):
+    """A ccn face: length-prefixed msgpack packets."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        remote: str,
+        *,
+        local: bool,
+        max_queue_packets: int = DEFAULT_QUEUE_PACKETS,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
+        super().__init__(
+            stream,
+            remote,
+            local=local,
+            max_queue_packets=max_queue_packets,
+            max_queue_bytes=max_queue_bytes,
+        )
+        self._deframer = Deframer(max_frame)
+        self._seen_valid = False
+
+    def send(self, packet: Packet) -> None:
+        if self.closed:
+            return
+        try:
+            parts = encode_parts(packet)
+        except InvalidPacket:
+            self.counters.dropped += 1
+            return
+        length = sum(map(len, parts)) if len(parts) > 1 else len(parts[0])
+        if self._enqueue([length.to_bytes(HEADER_SIZE, "big"), *parts], length + HEADER_SIZE):
+            self.counters.count_out(packet)
 
     async def _read_loop(self, deliver: Deliver) -> None:
         counters = self.counters
@@ -130,24 +179,6 @@ class StreamFace(Face):
                     await trio.lowlevel.checkpoint()
                     if self.closed:
                         return
-
-    async def _write_loop(self) -> None:
-        queue = self._queue
-        sock = self._stream.socket if isinstance(self._stream, trio.SocketStream) else None
-        while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
-            while queue:
-                parts = list(queue)
-                queue.clear()
-                self._queued_bytes = 0
-                self._queued_packets = 0
-                total = sum(map(len, parts))
-                self.counters.out_bytes += total
-                if sock is not None and total >= VECTORED_MIN:
-                    await _send_vectored(sock, parts)
-                else:
-                    await self._stream.send_all(b"".join(parts))
 
 
 #: Writes at least this large go out as one vectored ``sendmsg`` of the queued pieces (large
