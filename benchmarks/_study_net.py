@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import trio
-from bench_node import HEADER, WINDOW, BaselineClient
+from bench_node import WINDOW, BaselineClient, answer_requests
 
 from ccn.relay import run_relay
 
@@ -339,26 +339,7 @@ async def _raw_main(host: str, port: int) -> None:
 
     async def handle(stream: trio.SocketStream) -> None:
         stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-        buf = bytearray()
-        try:
-            while True:
-                chunk = await stream.receive_some(1 << 20)
-                if not chunk:
-                    return
-                buf += chunk
-                pos = 0
-                out: list[bytes] = []
-                while len(buf) - pos >= HEADER + 8:
-                    n = int.from_bytes(buf[pos : pos + HEADER], "big")
-                    size = int.from_bytes(buf[pos + HEADER : pos + HEADER + 4], "big")
-                    pos += HEADER + n
-                    out.append(size.to_bytes(HEADER, "big"))
-                    out.append(payload[:size])
-                del buf[:pos]
-                if out:
-                    await stream.send_all(b"".join(out))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            return
+        await answer_requests(stream, payload)
 
     listeners = await trio.open_tcp_listeners(port, host=host)
     async with trio.open_nursery() as nursery:

@@ -100,31 +100,37 @@ def settings(args: argparse.Namespace) -> Settings:
 # -- the baseline: a plain trio request/response server in its own process ------------------
 
 
+async def answer_requests(stream: trio.SocketStream, payload: bytes) -> None:
+    """Answer each request ``[u32 len][u32 size][u32 seq]`` with ``[u32 size][size bytes]`` (a
+    prefix of ``payload``), every reply to what one read brought in one write."""
+    buf = bytearray()
+    try:
+        while True:
+            chunk = await stream.receive_some(1 << 20)
+            if not chunk:
+                return
+            buf += chunk
+            pos = 0
+            out: list[bytes] = []
+            while len(buf) - pos >= HEADER + 8:
+                n = int.from_bytes(buf[pos : pos + HEADER], "big")
+                size = int.from_bytes(buf[pos + HEADER : pos + HEADER + 4], "big")
+                pos += HEADER + n
+                out.append(size.to_bytes(HEADER, "big"))
+                out.append(payload[:size])
+            del buf[:pos]
+            if out:
+                await stream.send_all(b"".join(out))
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        return
+
+
 async def baseline_server(port: int) -> None:
-    """Answer each request ``[u32 len][u32 size][u32 seq]`` with ``[u32 size][size bytes]``."""
+    """The request/response baseline in its own process (see :func:`answer_requests`)."""
     payload = os.urandom(1 << 20)
 
     async def handle(stream: trio.SocketStream) -> None:
-        buf = bytearray()
-        try:
-            while True:
-                chunk = await stream.receive_some(1 << 20)
-                if not chunk:
-                    return
-                buf += chunk
-                pos = 0
-                out: list[bytes] = []
-                while len(buf) - pos >= HEADER + 8:
-                    n = int.from_bytes(buf[pos : pos + HEADER], "big")
-                    size = int.from_bytes(buf[pos + HEADER : pos + HEADER + 4], "big")
-                    pos += HEADER + n
-                    out.append(size.to_bytes(HEADER, "big"))
-                    out.append(payload[:size])
-                del buf[:pos]
-                if out:
-                    await stream.send_all(b"".join(out))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            return
+        await answer_requests(stream, payload)
 
     await trio.serve_tcp(handle, port, host="127.0.0.1")
 
