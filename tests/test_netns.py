@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,27 +84,12 @@ async def test_fetch_survives_a_link_going_down() -> None:
         async with lab() as net:
             await _two_routers(net, data, "/far/big")
             out = net.workdir / "out.bin"
-            halfway = trio.Event()
-            cut: list[str] = []
-            before: dict[str, int] = {}
 
-            def progress(done: int, total: int) -> None:
-                if done > total // 5:
-                    halfway.set()
-
-            async def cut_busiest() -> None:
-                await halfway.wait()
-                busy: dict[str, int] = {}
-                for r in ("r1", "r2"):
-                    busy[r] = (await status(net.uri(r)))["forwarder"]["out_data"]
-                victim = max(busy, key=busy.__getitem__)
+            async def cut_link(victim: str) -> None:
                 net.link_down(victim, "s1")
-                cut.append(victim)
-                before.update(busy)
 
-            async with connect(net.uri("c")) as client, trio.open_nursery() as nursery:
-                nursery.start_soon(cut_busiest)
-                await fetch_version(client, Name.parse("/far/big"), out, progress=progress)
+            cut_router, before = await _fetch_breaking_busiest(net, out, cut_link)
+            cut = [cut_router] if cut_router else []
             assert cut, "the link was never taken down"
             assert out.read_bytes() == data
             survivor = "r2" if cut[0] == "r1" else "r1"
@@ -131,6 +118,33 @@ async def _two_routers(net: Lab, data: bytes, name: str) -> None:
             await trio.sleep(0.1)
 
 
+async def _fetch_breaking_busiest(
+    net: Lab, out: Path, breaking: Callable[[str], Awaitable[None]]
+) -> tuple[str | None, dict[str, int]]:
+    """Fetch /far/big on c into ``out``; once a fifth has arrived, ``breaking`` the router that
+    carried the most Data so far. Return that router and both routers' Data counts then."""
+    fifth = trio.Event()
+    victims: list[str] = []
+    before: dict[str, int] = {}
+
+    def progress(done: int, total: int) -> None:
+        if done > total // 5:
+            fifth.set()
+
+    async def break_busiest() -> None:
+        await fifth.wait()
+        for r in ("r1", "r2"):
+            before[r] = (await status(net.uri(r)))["forwarder"]["out_data"]
+        victim = max(before, key=before.__getitem__)
+        await breaking(victim)
+        victims.append(victim)
+
+    async with connect(net.uri("c")) as client, trio.open_nursery() as nursery:
+        nursery.start_soon(break_busiest)
+        await fetch_version(client, Name.parse("/far/big"), out, progress=progress)
+    return (victims[0] if victims else None), before
+
+
 async def test_fetch_survives_a_router_killed_mid_fetch() -> None:
     """As above, but the router carrying the traffic is SIGKILLed mid-fetch (no goodbye: its
     neighbours notice only by its silence, the adaptive strategy retries the other router)."""
@@ -139,30 +153,15 @@ async def test_fetch_survives_a_router_killed_mid_fetch() -> None:
         async with lab() as net:
             await _two_routers(net, data, "/far/big")
             out = net.workdir / "out.bin"
-            fifth = trio.Event()
-            killed: list[str] = []
-            before: dict[str, int] = {}
 
-            def progress(done: int, total: int) -> None:
-                if done > total // 5:
-                    fifth.set()
-
-            async def kill_busiest() -> None:
-                await fifth.wait()
-                busy: dict[str, int] = {}
-                for r in ("r1", "r2"):
-                    busy[r] = (await status(net.uri(r)))["forwarder"]["out_data"]
-                victim = max(busy, key=busy.__getitem__)
+            async def kill(victim: str) -> None:
                 node = net.nodes.pop(victim)
                 node.process.send_signal(signal.SIGKILL)  # our child, by its pid
                 with trio.fail_after(5):
                     await node.process.wait()
-                killed.append(victim)
-                before.update(busy)
 
-            async with connect(net.uri("c")) as client, trio.open_nursery() as nursery:
-                nursery.start_soon(kill_busiest)
-                await fetch_version(client, Name.parse("/far/big"), out, progress=progress)
+            killed_router, before = await _fetch_breaking_busiest(net, out, kill)
+            killed = [killed_router] if killed_router else []
             assert killed, "no router was killed"
             assert out.read_bytes() == data
             survivor = "r2" if killed[0] == "r1" else "r1"
