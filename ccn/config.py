@@ -33,7 +33,7 @@ class NodeConfig:
     routes: list[tuple[Name, str]] = field(default_factory=list)
     #: NDN listeners (``tcp://127.0.0.1:6363``, ``unix:///path``) for unmodified NDN apps.
     ndn: list[str] = field(default_factory=list)
-    #: fsync every stored object (durable publishes at some cost in speed).
+    #: fsync what is stored: each publish fsyncs its pack and index (durable, a little slower).
     fsync: bool = False
     cs_bytes: int = 64 << 20
     #: Budget of the persistent cache tier on disk (objects this node forwarded), LRU-evicted.
