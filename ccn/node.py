@@ -266,12 +266,15 @@ class Node:
         if self._busy:
             return
         self._busy = True
+        forwarder = self.forwarder
+        epoch = forwarder.timer_epoch
         try:
-            handle = self.forwarder.handle
-            fw_counters = self.forwarder.counters
-            in_cs = self.forwarder.cs.get_by_digest
+            handle = forwarder.handle
+            fw_counters = forwarder.counters
+            in_cs = forwarder.cs.get_by_digest
+            # One clock reading per burst: what one packet sets off is processed at once.
+            now = trio.current_time()
             while queue:
-                now = trio.current_time()
                 event = queue.popleft()
                 if type(event) is InterestIn:
                     digest = event.interest.digest
@@ -287,9 +290,10 @@ class Node:
                 self._send(handle(event, now))
         finally:
             self._busy = False
-        deadline = self.forwarder.next_deadline()
-        if deadline is not None and deadline < self._sleeping_until:
-            self._timer_wake.set()
+        if forwarder.timer_epoch != epoch:
+            deadline = forwarder.next_deadline()
+            if deadline is not None and deadline < self._sleeping_until:
+                self._timer_wake.set()
 
     def _send(self, actions: list[Action]) -> None:
         faces = self.faces

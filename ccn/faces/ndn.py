@@ -44,7 +44,6 @@ from ccn.packet import (
     Packet,
 )
 
-RECEIVE_SIZE = 1 << 16
 MAX_QUEUE_BYTES = 32 << 20
 MAX_QUEUE_PACKETS = 1 << 20  # bounded by bytes; one write may carry several packets
 MAX_PENDING = 65536
@@ -129,6 +128,8 @@ def unwrap_ndn_data(data: Data) -> NdnData | None:
 
 
 class NdnFace(ByteStreamFace):
+    receive_size = 1 << 16
+
     def __init__(
         self,
         stream: trio.abc.Stream,
@@ -282,7 +283,7 @@ class NdnFace(ByteStreamFace):
     async def _read_loop(self, deliver: Deliver) -> None:
         counters = self.counters
         while not self.closed:
-            chunk = await self._stream.receive_some(RECEIVE_SIZE)
+            chunk = await self._receive()
             if not chunk:
                 self.close_reason = "peer closed"
                 return

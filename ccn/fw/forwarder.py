@@ -175,6 +175,13 @@ class Forwarder:
             due = retry[0][0]
         return due
 
+    @property
+    def timer_epoch(self) -> int:
+        """Grows whenever a deadline is added (a PIT expiry or a retry timer). While it stays
+        the same, :meth:`next_deadline` can only have moved later, so a caller that sleeps
+        until the deadline need not ask again (a CS hit adds none)."""
+        return self.pit.schedules + self._retry_seq
+
     def add_route(self, prefix: Name, face_id: int, cost: int = 0) -> None:
         """Route ``prefix`` to ``face_id`` (which need not be up yet). Raises ``TableFull``."""
         self.fib.add(prefix, face_id, cost)

@@ -155,6 +155,11 @@ class Pit:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def schedules(self) -> int:
+        """How many expiries were scheduled so far: unchanged means no earlier one appeared."""
+        return self._seq
+
     def __iter__(self) -> Iterator[PitEntry]:
         return iter(list(self._entries.values()))
 
