@@ -59,7 +59,7 @@ class ByteStreamFace(Face):
         # A socket stream is read and written straight through its (non-blocking) descriptor:
         # a read or write that can proceed costs one system call, with no trip through the
         # scheduler; only one that would block waits for the descriptor.
-        self._fd = self._stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
 
     def _enqueue(self, parts: list[bytes], size: int) -> bool:
         """Queue the pieces of one packet (``size`` bytes in all); drop and count if full."""
@@ -95,7 +95,7 @@ class ByteStreamFace(Face):
     async def _read_loop(self, deliver: Deliver) -> None:
         raise NotImplementedError
 
-    async def _receive(self) -> bytes:
+    async def _receive(self) -> bytes | bytearray:
         """What the peer sent (at least one byte), or ``b""`` when it closed. Always yields to
         the scheduler once, so a face with data always waiting does not starve the others."""
         fd = self._fd
