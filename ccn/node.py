@@ -26,7 +26,7 @@ from ccn.faces.internal import InternalFace
 from ccn.faces.stream import (
     DEFAULT_QUEUE_BYTES,
     DEFAULT_QUEUE_PACKETS,
-    READ_BUDGET,
+    READ_QUANTUM,
     RECEIVE_SIZE,
 )
 from ccn.faces.transport import dial, open_listener, serve
@@ -570,7 +570,7 @@ class Node:
             "reassembly_per_face": c.max_frame + HEADER_SIZE + RECEIVE_SIZE,
             "send_queue_packets": DEFAULT_QUEUE_PACKETS,
             "send_queue_bytes": DEFAULT_QUEUE_BYTES,
-            "read_budget": READ_BUDGET,
+            "read_quantum_us": int(READ_QUANTUM * 1e6),
             "max_faces": c.max_faces,
             "faces": self._external_faces(),
             "pit_max_entries": fc.pit_max_entries,

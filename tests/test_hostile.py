@@ -14,6 +14,7 @@ import itertools
 import os
 import random
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -273,35 +274,44 @@ def _version_of(node: Any, name: Name) -> Version:
 # -- floods: the mechanisms (bench_flood.py measures the rates) ------------------------------
 
 
-async def test_stream_face_yields_between_read_budgets() -> None:
-    """A face with thousands of packets already buffered hands them over READ_BUDGET at a time
-    and lets other tasks (other faces) run in between."""
-    from ccn.faces.stream import READ_BUDGET, StreamFace
+async def test_stream_face_yields_after_its_read_quantum() -> None:
+    """A face with thousands of costly packets already buffered hands them over for at most
+    READ_QUANTUM seconds at a time and lets other tasks (other faces) run in between."""
+    from ccn.faces.stream import READ_QUANTUM, StreamFace
 
     left, right = trio.testing.memory_stream_pair()
     face = StreamFace(right, "memory://flood", local=False)
-    wire = b"".join(frame(codec.encode(Interest(Name.parse(f"/f/{k}"), k))) for k in range(2000))
+    count = 1000
+    wire = b"".join(frame(codec.encode(Interest(Name.parse(f"/f/{k}"), k))) for k in range(count))
+    cost = 0.0001  # each packet keeps the node busy at least this long
     delivered: list[int] = []
     seen_by_other: list[int] = []
 
+    def deliver(_face: object, _packet: object) -> None:
+        until = time.perf_counter() + cost
+        while time.perf_counter() < until:
+            pass
+        delivered.append(1)
+
     async def other() -> None:
-        while len(delivered) < 2000:
+        while len(delivered) < count:
             seen_by_other.append(len(delivered))
             await trio.lowlevel.checkpoint()
 
     async with trio.open_nursery() as n:
-        n.start_soon(face.run, lambda _f, p: delivered.append(1))
+        n.start_soon(face.run, deliver)
         await left.send_all(wire)
         n.start_soon(other)
-        with trio.fail_after(10):
-            while len(delivered) < 2000:
+        with trio.fail_after(30):
+            while len(delivered) < count:
                 await trio.sleep(0.01)
         face.close()
     steps = [b - a for a, b in itertools.pairwise(seen_by_other)]
     # trio runs each ready task once per batch, in random order: between two turns of `other`
-    # the face had at most two turns, each of at most READ_BUDGET packets
-    assert max(steps) <= 2 * READ_BUDGET
-    assert len(seen_by_other) >= 2000 // READ_BUDGET
+    # the face had at most two turns, each ending with the first packet past its quantum
+    per_turn = int(READ_QUANTUM / cost) + 1
+    assert max(steps) <= 2 * per_turn
+    assert len(seen_by_other) >= count // per_turn
 
 
 async def test_flood_into_a_black_hole_is_bounded_per_face(tmp_path: Path) -> None:

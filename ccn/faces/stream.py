@@ -3,8 +3,8 @@
 Reads take everything available per wake-up and deframe it in one go; writes take every queued
 frame and send them in one ``send_all`` — coalescing is what makes a Python face fast. The send
 queue is bounded in packets and bytes, the reassembly buffer by the largest frame (``max_frame``).
-Fairness: a face hands at most :data:`READ_BUDGET` packets to the node per scheduling turn and then
-yields, so a face flooding the node gets turns like any other, not all of its time. A malformed
+Fairness: a face delivers packets for at most :data:`READ_QUANTUM` seconds per scheduling turn and
+then yields, so a face flooding the node gets turns like any other, not all of its time. A malformed
 frame is dropped and counted; a stream whose very first frame is not ccn, or that breaks framing,
 is closed. The face owns and closes its stream.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from time import perf_counter
 
 import trio
 
@@ -25,8 +26,11 @@ from ccn.packet import Packet
 RECEIVE_SIZE = 1 << 20
 DEFAULT_QUEUE_PACKETS = 8192
 DEFAULT_QUEUE_BYTES = 64 << 20
-#: Packets delivered per scheduling turn before the face yields to the other tasks (faces).
-READ_BUDGET = 16
+#: Seconds of the node's time a face may spend delivering packets in one scheduling turn before
+#: it yields to the other tasks (faces): fairness by time, so a face whose packets are costly (a
+#: flood that each open a PIT entry and come back as Nacks) gets no more than one whose packets
+#: are cheap (cache hits), and cheap packets are handed over in larger batches.
+READ_QUANTUM = 0.0005
 
 
 class ByteStreamFace(Face):
@@ -197,7 +201,6 @@ class StreamFace(ByteStreamFace):
 
     async def _read_loop(self, deliver: Deliver) -> None:
         counters = self.counters
-        budget = READ_BUDGET
         seen_valid = self._seen_valid
         while not self.closed:
             chunk = await self._receive()
@@ -205,7 +208,7 @@ class StreamFace(ByteStreamFace):
                 self.close_reason = "peer closed"
                 return
             counters.in_bytes += len(chunk)
-            budget = READ_BUDGET  # _receive yielded
+            turn_ends = perf_counter() + READ_QUANTUM  # _receive yielded
             try:
                 frames = self._deframer.feed(chunk)
             except FrameError as e:
@@ -227,12 +230,11 @@ class StreamFace(ByteStreamFace):
                 deliver(self, packet)
                 if self.closed:
                     return
-                budget -= 1
-                if budget == 0:
-                    budget = READ_BUDGET
+                if perf_counter() >= turn_ends:
                     await trio.lowlevel.checkpoint()
                     if self.closed:
                         return
+                    turn_ends = perf_counter() + READ_QUANTUM
 
 
 #: Writes at least this large go out as one vectored write of the queued pieces (large Data
