@@ -21,12 +21,11 @@ import trio
 from ccn.codec import MAX_PACKET_SIZE
 from ccn.config import NodeConfig
 from ccn.errors import ConnectError, CorruptObject, InvalidObject, ObjectNotFound
-from ccn.faces.base import Face
+from ccn.faces.base import READ_QUANTUM, Face
 from ccn.faces.internal import InternalFace
 from ccn.faces.stream import (
     DEFAULT_QUEUE_BYTES,
     DEFAULT_QUEUE_PACKETS,
-    READ_QUANTUM,
     RECEIVE_SIZE,
 )
 from ccn.faces.transport import dial, open_listener, serve

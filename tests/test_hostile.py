@@ -277,7 +277,8 @@ def _version_of(node: Any, name: Name) -> Version:
 async def test_stream_face_yields_after_its_read_quantum() -> None:
     """A face with thousands of costly packets already buffered hands them over for at most
     READ_QUANTUM seconds at a time and lets other tasks (other faces) run in between."""
-    from ccn.faces.stream import READ_QUANTUM, StreamFace
+    from ccn.faces.base import READ_QUANTUM
+    from ccn.faces.stream import StreamFace
 
     left, right = trio.testing.memory_stream_pair()
     face = StreamFace(right, "memory://flood", local=False)

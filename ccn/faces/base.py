@@ -18,6 +18,12 @@ from ccn.packet import Data, Interest, Packet
 
 Deliver = Callable[["Face", Packet], None]
 
+#: Seconds of the node's time a face may spend delivering packets in one scheduling turn before
+#: it yields to the other tasks (faces): fairness by time, so a face whose packets are costly (a
+#: flood that each open a PIT entry and come back as Nacks) gets no more than one whose packets
+#: are cheap (cache hits), and cheap packets are handed over in larger batches.
+READ_QUANTUM = 0.0005
+
 _ids = itertools.count(1)
 
 

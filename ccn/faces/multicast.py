@@ -26,13 +26,14 @@ import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import trio
 
 from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
-from ccn.faces.base import Deliver, Face
+from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment
 from ccn.packet import Nack, Packet
 
@@ -214,7 +215,10 @@ class MulticastFace(Face):
         while True:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
-            for _ in range(256):
+            # At most READ_QUANTUM of the node's time per turn; what is left waits in the
+            # socket's buffer (and is dropped there by the kernel when that is full).
+            turn_ends = perf_counter() + READ_QUANTUM
+            while perf_counter() < turn_ends:
                 try:
                     data, addr = sock.recvfrom(65536)
                 except BlockingIOError:

@@ -19,18 +19,13 @@ import trio
 
 from ccn.codec import decode, encode_parts
 from ccn.errors import DecodeError, FrameError, InvalidPacket
-from ccn.faces.base import Deliver, Face
+from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.framing import DEFAULT_MAX_FRAME, HEADER_SIZE, Deframer
 from ccn.packet import Packet
 
 RECEIVE_SIZE = 1 << 20
 DEFAULT_QUEUE_PACKETS = 8192
 DEFAULT_QUEUE_BYTES = 64 << 20
-#: Seconds of the node's time a face may spend delivering packets in one scheduling turn before
-#: it yields to the other tasks (faces): fairness by time, so a face whose packets are costly (a
-#: flood that each open a PIT entry and come back as Nacks) gets no more than one whose packets
-#: are cheap (cache hits), and cheap packets are handed over in larger batches.
-READ_QUANTUM = 0.0005
 
 
 class ByteStreamFace(Face):

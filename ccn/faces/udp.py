@@ -30,13 +30,14 @@ import secrets
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 
 import trio
 
 from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
-from ccn.faces.base import Deliver, Face
+from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.faces.uri import FaceUri
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment
 from ccn.packet import Packet
@@ -354,7 +355,10 @@ class UdpChannel:
         while True:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
-            for _ in range(512):
+            # At most READ_QUANTUM of the node's time per turn; what is left waits in the
+            # socket's buffer (and is dropped there by the kernel when that is full).
+            turn_ends = perf_counter() + READ_QUANTUM
+            while perf_counter() < turn_ends:
                 try:
                     data, addr = sock.recvfrom(65536)
                 except BlockingIOError:
