@@ -1,10 +1,13 @@
 """A face over any byte stream (TCP, Unix socket, in-memory): framing + codec, nothing more.
 
 Reads take everything available per wake-up and deframe it in one go; writes take every queued
-frame and send them in one ``send_all`` — coalescing is what makes a Python face fast. The send
-queue is bounded in packets and bytes, the reassembly buffer by the largest frame (``max_frame``).
-Fairness: a face delivers packets for at most :data:`READ_QUANTUM` seconds per scheduling turn and
-then yields, so a face flooding the node gets turns like any other, not all of its time. A malformed
+frame and send them in one write — coalescing is what makes a Python face fast. On a socket the
+face calls ``os.read``/``os.write``/``os.writev`` on the non-blocking descriptor and waits for it
+only when it would block (trio's stream wrappers cost two trips through the scheduler per call);
+other streams go through ``receive_some``/``send_all``. The send queue is bounded in packets and
+bytes, the reassembly buffer by the largest frame (``max_frame``). Fairness: a face delivers
+packets for at most :data:`READ_QUANTUM` seconds per scheduling turn and then yields, so a face
+flooding the node gets no more of its time than any other. A malformed
 frame is dropped and counted; a stream whose very first frame is not ccn, or that breaks framing,
 is closed. The face owns and closes its stream.
 """
