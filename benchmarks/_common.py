@@ -180,8 +180,10 @@ async def start_node(
     routes: list[str] | None = None,
     cs_max_entries: int = 65536,
     timeout: float = 20.0,
+    listen: list[str] | None = None,
 ) -> NodeProcess:
-    """Start ``python -m ccn node`` with a Unix and a TCP listener; return once it answers."""
+    """Start ``python -m ccn node`` with a Unix and a TCP listener (and ``listen``); return
+    once it answers."""
     home = workdir / label
     home.mkdir(parents=True, exist_ok=True)
     config = home / "node.toml"
@@ -204,6 +206,8 @@ async def start_node(
         "--listen",
         tcp_uri,
     ]
+    for uri in listen or []:
+        cmd += ["--listen", uri]
     for r in routes or []:
         cmd += ["--route", r]
     log = workdir / f"{label}.log"
