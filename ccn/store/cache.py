@@ -1,39 +1,56 @@
 """The persistent cache tier: objects a node saw pass, kept on disk within a byte budget.
 
-This module owns ``<store>/cache/``: a :class:`~ccn.store.objstore.DiskObjectStore` of loose
-objects (no fsync: it is a cache, and verify-on-read catches what a power loss truncates), the
-least-recently-used order of those objects, and the budget. Published versions and pins live in
-the node's main store, never here, so the budget can never evict them.
+This module owns ``<store>/cache/``: segment files ``seg-<n>.log`` that batches of objects are
+appended to (no fsync: it is a cache, and verify-on-read catches what a crash or a power loss
+damaged), the in-memory index of where each object is, the least-recently-used order and the
+budget. Published versions and pins live in the node's main store, never here, so the budget
+can never evict them. The layout is in docs/store.md §6.
 
-* The LRU order survives a restart through file modification times: an object's mtime is when
-  it was written or last served (hits are recorded in memory and written back by the writer
-  thread), and the order is rebuilt from them at open.
-* :meth:`CacheTier.known` and :meth:`CacheTier.get` are called by the node for Interests, on
-  the event loop: ``known`` is a set lookup, ``get`` one small file read.
+Rules it keeps:
+
+* segments are only ever appended to (a torn tail is cut off when the tier is opened, before
+  anything reads it), and the index names a record only once its bytes are completely written,
+  so a read never races a write of the same span;
+* every write, hit and eviction takes the next **tick** of one counter, and every record carries
+  its tick: the LRU order is the ticks' order, and survives a restart because hits are written
+  back as *touch* records and evictions as *forget* records (lazily, with the next append);
+* a record only ever matters together with records in the same or older segments, so space is
+  reclaimed a whole segment at a time, oldest first: recently used objects in it are copied
+  forward to the newest segment, the others are forgotten, then the file is deleted;
+* :meth:`CacheTier.known` and :meth:`CacheTier.get` are called by the node on the event loop:
+  ``known`` is a dict lookup, ``get`` one ``pread`` of a cached descriptor and a hash. Writers
+  (:meth:`CacheTier.add_many`, :meth:`~CacheTier.evict`, :meth:`~CacheTier.persist_order`,
+  :meth:`~CacheTier.drop`) run on worker threads, one at a time; a descriptor is only closed,
+  and an index entry only moved, under the lock a reader holds while it reads.
 * Writes go through :class:`CacheFeeder`: the node offers verified objects, a bounded queue
-  holds them, and one worker thread writes them in batches and evicts. When the queue is full,
+  holds them, and one worker thread appends them in batches and evicts. When the queue is full,
   offers are dropped (and counted): losing a cache write costs a refetch, nothing more.
 
 It must not decide what is verified: the node only offers nameless Data that satisfied a
-digest-restricted Interest (the forwarder matched blake3 of its bytes), and ``put`` checks
-canonical form again.
+digest-restricted Interest (the forwarder matched blake3 of its bytes), and ``add_many`` checks
+canonical form and id again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import struct
 import threading
-import time
+import zlib
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import trio
 
-from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound
-from ccn.store.objstore import DiskObjectStore
+from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError
+from ccn.store.objects import ID_SIZE, MAX_OBJECT_SIZE, object_id, validate
+from ccn.store.objstore import DiskObjectStore, check_id
+from ccn.store.pack import pwrite_all
 
 DEFAULT_MAX_BYTES: Final = 1 << 30
 """Default budget of the cache tier (``cache_bytes`` in the node's config)."""
@@ -43,8 +60,36 @@ QUEUE_MAX_BYTES: Final = 128 << 20
 
 BATCH_MAX_OBJECTS: Final = 256
 
+BATCH_MAX_BYTES: Final = 4 << 20
+"""A batch is written as soon as this many bytes are queued, and holds at most about this many."""
+
 PERSIST_INTERVAL_S: Final = 5.0
 """How often the recency of cache hits is written back when nothing else is being written."""
+
+SEGMENT_MAGIC: Final = b"CCNSEG\x00\x01"
+"""The first 8 bytes of every segment file."""
+
+RECORD_MAGIC: Final = b"CCNr"
+
+# A record header: magic, kind, 3 zero bytes, payload length, tick, id, then crc32 of those 52
+# bytes. Object records carry the object's bytes as payload; touch and forget records none.
+_BODY: Final = struct.Struct(f">4sB3xIQ{ID_SIZE}s")
+_CRC: Final = struct.Struct(">I")
+HEADER_SIZE: Final = _BODY.size + _CRC.size
+
+_OBJECT: Final = 1
+_TOUCH: Final = 2
+_FORGET: Final = 3
+
+_SEGMENT_NAME: Final = re.compile(r"seg-(\d{1,18})\.log")
+_RESYNC_CHUNK: Final = 1 << 20
+_IOV_MAX: Final = 1024
+_LEGACY_DIRS: Final = ("objects", "tmp", "packs", "corrupt")
+
+
+def default_segment_bytes(max_bytes: int) -> int:
+    """max_bytes/8 within 1 to 32 MiB (so eviction frees small steps), but at most ~256 segments."""
+    return max(min(max_bytes // 8, 32 << 20), 1 << 20, max_bytes // 256)
 
 
 @dataclass
@@ -58,20 +103,252 @@ class CacheCounters:
     corrupt: int = 0
 
 
-class CacheTier:
-    """Loose objects under ``root`` with an LRU order and a byte budget. Thread-safe."""
+class _Segment:
+    """One segment file, its open descriptor and the live objects whose bytes it holds."""
 
-    def __init__(self, root: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    __slots__ = ("fd", "ids", "live", "number", "path", "size")
+
+    def __init__(self, number: int, path: str, fd: int, size: int) -> None:
+        self.number = number
+        self.path = path
+        self.fd = fd
+        self.size = size
+        self.live = 0
+        self.ids: set[bytes] = set()
+
+
+class _Entry:
+    """Where a live object's bytes are, and when it was last written or served."""
+
+    __slots__ = ("length", "offset", "segment", "tick")
+
+    def __init__(self, segment: _Segment, offset: int, length: int, tick: int) -> None:
+        self.segment = segment
+        self.offset = offset
+        self.length = length
+        self.tick = tick
+
+
+#: A record to append: (kind, id, payload, tick).
+_Record = tuple[int, bytes, bytes, int]
+#: A record found by a scan: (kind, payload offset, payload length, tick, id).
+_Found = tuple[int, int, int, int, bytes]
+
+
+def _header(kind: int, length: int, tick: int, oid: bytes) -> bytes:
+    body = _BODY.pack(RECORD_MAGIC, kind, length, tick, oid)
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def _parse(head: bytes) -> tuple[int, int, int, bytes] | None:
+    """(kind, length, tick, id) of a well-formed record header, else None."""
+    if len(head) != HEADER_SIZE or head[:4] != RECORD_MAGIC:
+        return None
+    if _CRC.unpack_from(head, _BODY.size)[0] != zlib.crc32(head[: _BODY.size]):
+        return None
+    _magic, kind, length, tick, oid = _BODY.unpack_from(head)
+    if kind == _OBJECT:
+        ok = 0 < length <= MAX_OBJECT_SIZE
+    else:
+        ok = kind in (_TOUCH, _FORGET) and length == 0
+    return (kind, length, tick, oid) if ok else None
+
+
+def _resync(fd: int, start: int, size: int) -> int | None:
+    """Offset of the next well-formed record header at or after ``start``, if any."""
+    pos = start
+    while pos + HEADER_SIZE <= size:
+        chunk = os.pread(fd, min(_RESYNC_CHUNK, size - pos), pos)
+        i = chunk.find(RECORD_MAGIC)
+        while i >= 0:
+            if _parse(os.pread(fd, HEADER_SIZE, pos + i)) is not None:
+                return pos + i
+            i = chunk.find(RECORD_MAGIC, i + 1)
+        pos += max(len(chunk) - len(RECORD_MAGIC) + 1, 1)
+    return None
+
+
+def _scan(fd: int, size: int) -> tuple[list[_Found], int]:
+    """The records of a segment, and where its last whole record ends.
+
+    A damaged header is skipped by searching for the next well-formed one; a record that runs
+    past the end of the file (a crash mid-append) ends the scan.
+    """
+    found: list[_Found] = []
+    off = end = len(SEGMENT_MAGIC)
+    while off + HEADER_SIZE <= size:
+        rec = _parse(os.pread(fd, HEADER_SIZE, off))
+        if rec is None:
+            nxt = _resync(fd, off + 1, size)
+            if nxt is None:
+                break
+            off = nxt
+            continue
+        kind, length, tick, oid = rec
+        stop = off + HEADER_SIZE + length
+        if stop > size:
+            break
+        found.append((kind, off + HEADER_SIZE, length, tick, oid))
+        off = end = stop
+    return found, end
+
+
+def _write_parts(fd: int, parts: Sequence[bytes], offset: int) -> None:
+    """Write ``parts`` back to back at ``offset``: one ``pwritev`` per 1024 parts."""
+    for i in range(0, len(parts), _IOV_MAX):
+        chunk = parts[i : i + _IOV_MAX]
+        size = sum(len(p) for p in chunk)
+        pwrite_all(fd, chunk, size, offset)
+        offset += size
+
+
+class CacheTier:
+    """Objects appended to segment files under ``root``, with an LRU order and a byte budget.
+
+    ``bytes`` is the total size of the live objects and stays within ``max_bytes``; the files
+    take at most about one segment (``segment_bytes``) more, plus 56 bytes per object.
+    Thread-safe: readers (``known``, ``get``, ``verify``, ``locate``, ``ids``) may run on any
+    thread while one writer at a time appends or evicts. The owner calls :meth:`close`; one
+    process at a time opens a cache directory.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        *,
+        segment_bytes: int | None = None,
+    ) -> None:
         self.root = os.fspath(root)
         self.max_bytes = max_bytes
-        self.store = DiskObjectStore(self.root, fsync=False)
+        self.segment_bytes = segment_bytes or default_segment_bytes(max_bytes)
         self.counters = CacheCounters()
+        self.bytes = 0
+        #: Guards the index, the segments and the pending touches and forgets.
         self._lock = threading.Lock()
+        #: Serializes writers; taken before ``_lock``, never while holding it.
+        self._write_lock = threading.RLock()
+        self._lru: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._segments: dict[int, _Segment] = {}  # oldest first
+        self._current: _Segment | None = None
+        self._next_number = 1
+        self._disk_bytes = 0
+        self._tick = 0
         self._touched: set[bytes] = set()
-        entries = sorted(self.store.loose_entries(), key=lambda e: e.mtime)
-        self._lru: OrderedDict[bytes, int] = OrderedDict((e.id, e.size) for e in entries)
-        self.bytes = sum(self._lru.values())
+        self._forgets: dict[bytes, int] = {}
+        self._closed = False
+        os.makedirs(self.root, exist_ok=True)
+        self._open_segments()
+        self._import_legacy()
         self.evict()
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _open_segments(self) -> None:
+        """Rebuild the index and the LRU order from the records of every segment."""
+        numbered = []
+        for name in os.listdir(self.root):
+            m = _SEGMENT_NAME.fullmatch(name)
+            if m is not None:
+                numbered.append((int(m[1]), name))
+        numbered.sort()
+        best: dict[bytes, tuple[int, _Segment, int, int]] = {}
+        touched: dict[bytes, int] = {}
+        forgotten: dict[bytes, int] = {}
+        for number, name in numbered:
+            self._next_number = number + 1
+            opened = self._open_segment(number, os.path.join(self.root, name))
+            if opened is None:
+                continue
+            seg, records = opened
+            for kind, off, length, tick, oid in records:
+                self._tick = max(self._tick, tick)
+                if kind == _OBJECT:
+                    if oid not in best or tick >= best[oid][0]:
+                        best[oid] = (tick, seg, off, length)
+                elif kind == _TOUCH:
+                    touched[oid] = max(touched.get(oid, 0), tick)
+                else:
+                    forgotten[oid] = max(forgotten.get(oid, 0), tick)
+        live = []
+        for oid, (tick, seg, off, length) in best.items():
+            tick = max(tick, touched.get(oid, 0))
+            if tick > forgotten.get(oid, 0):
+                live.append((tick, oid, seg, off, length))
+        live.sort(key=lambda r: r[0])
+        for tick, oid, seg, off, length in live:
+            self._lru[oid] = _Entry(seg, off, length, tick)
+            seg.ids.add(oid)
+            seg.live += length
+            self.bytes += length
+
+    def _open_segment(self, number: int, path: str) -> tuple[_Segment, list[_Found]] | None:
+        """Open one segment and read its records; cut a torn tail off (only the last segment
+        can have one, and we append there next)."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if os.pread(fd, len(SEGMENT_MAGIC), 0) != SEGMENT_MAGIC:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # torn at creation, or not ours to read
+                return None
+            records, end = _scan(fd, size)
+            if end < size:
+                os.ftruncate(fd, end)
+                size = end
+        except OSError:
+            os.close(fd)
+            return None
+        seg = _Segment(number, path, fd, size)
+        self._segments[number] = seg
+        self._disk_bytes += size
+        self._current = seg
+        return seg, records
+
+    def _import_legacy(self) -> None:
+        """Import a cache of loose object files left by an earlier version, then remove it.
+
+        The newest objects that fit the budget are imported in their order of use (mtimes);
+        anything unreadable is left out. Idempotent: a crash midway imports again next time.
+        """
+        if not os.path.isdir(os.path.join(self.root, "objects")):
+            return
+        try:
+            old = DiskObjectStore(self.root, fsync=False)
+        except (OSError, StoreError):
+            old = None
+        if old is not None:
+            try:
+                entries = sorted(old.loose_entries(), key=lambda e: e.mtime, reverse=True)
+                keep, total = [], 0
+                for e in entries:
+                    if total + e.size > self.max_bytes:
+                        break
+                    keep.append(e.id)
+                    total += e.size
+                batch: list[tuple[bytes, bytes]] = []
+                size = 0
+                for oid in reversed(keep):
+                    try:
+                        raw = old.verify(oid)
+                    except (CorruptObject, ObjectNotFound):
+                        continue
+                    batch.append((oid, raw))
+                    size += len(raw)
+                    if size >= BATCH_MAX_BYTES:
+                        self._add(batch)
+                        batch, size = [], 0
+                self._add(batch)
+            except OSError:
+                pass  # a cache: what was not imported is fetched again
+            finally:
+                old.close()
+        for d in _LEGACY_DIRS:
+            shutil.rmtree(os.path.join(self.root, d), ignore_errors=True)
 
     # -- the hot path (event loop) ---------------------------------------------------------
 
@@ -80,90 +357,293 @@ class CacheTier:
 
     def get(self, oid: bytes) -> bytes | None:
         """The object's verified bytes, marked recently used; None if absent or damaged."""
-        if oid not in self._lru:
-            return None
-        try:
-            raw = self.store.get(oid)
-        except ObjectNotFound:
-            self._forget(oid)
-            return None
-        except CorruptObject:
-            self.counters.corrupt += 1  # quarantined by the store; fetched again next time
-            self._forget(oid)
+        with self._lock:
+            e = self._lru.get(oid)
+            if e is None or self._closed:
+                return None
+            raw = self._read(e)
+        if len(raw) != e.length or object_id(raw) != oid:
+            self.counters.corrupt += 1  # forgotten; fetched again next time
+            with self._lock:
+                if self._lru.get(oid) is e:
+                    self._forget(oid)
             return None
         with self._lock:
-            if oid in self._lru:
+            if self._lru.get(oid) is e:
+                self._tick += 1
+                e.tick = self._tick
                 self._lru.move_to_end(oid)
                 self._touched.add(oid)
         self.counters.hits += 1
         self.counters.hit_bytes += len(raw)
         return raw
 
+    def verify(self, oid: bytes) -> bytes:
+        """The object's bytes if they match its id; changes nothing (fsck).
+
+        Raises :class:`~ccn.errors.ObjectNotFound` if the tier does not hold it and
+        :class:`~ccn.errors.CorruptObject` if its bytes on disk are damaged.
+        """
+        check_id(oid)
+        with self._lock:
+            if self._closed:
+                raise StoreError("the cache tier is closed")
+            e = self._lru.get(oid)
+            if e is None:
+                raise ObjectNotFound(f"no cached object {oid.hex()}")
+            raw = self._read(e)
+            path = e.segment.path
+        if len(raw) != e.length or object_id(raw) != oid:
+            raise CorruptObject(f"cached object {oid.hex()} in {path} does not match its id")
+        return raw
+
+    def locate(self, oid: bytes) -> tuple[str, int, int] | None:
+        """Where the object's bytes are: (segment file, offset, length)."""
+        with self._lock:
+            e = self._lru.get(oid)
+            return None if e is None else (e.segment.path, e.offset, e.length)
+
+    def _read(self, e: _Entry) -> bytes:
+        # Under _lock: the descriptor cannot be closed, nor the entry moved, meanwhile.
+        try:
+            return os.pread(e.segment.fd, e.length, e.offset)
+        except OSError:
+            return b""
+
     # -- writing (worker thread) -----------------------------------------------------------
 
     def add_many(self, objects: Iterable[tuple[bytes, bytes]]) -> int:
-        """Store ``(id, raw)`` pairs, persist recent hits' order, evict; return how many were
-        written. Pairs whose bytes are not a canonical object with that id are skipped."""
-        written = 0
+        """Append ``(id, raw)`` pairs in one write (with the pending hits and evictions), evict;
+        return how many were written. Pairs whose bytes are not a canonical object with that
+        id, and objects the tier has, are skipped."""
+        with self._write_lock:
+            self._check_open()
+            written = self._add(objects)
+            self._evict()
+            return written
+
+    def _add(self, objects: Iterable[tuple[bytes, bytes]]) -> int:
+        fresh: dict[bytes, bytes] = {}
         for oid, raw in objects:
-            if oid in self._lru:
+            if oid in self._lru or oid in fresh:
                 continue
             try:
-                if self.store.put(raw) != oid:
-                    continue
+                validate(raw)
             except InvalidObject:
                 continue
+            if object_id(raw) == oid:
+                fresh[oid] = raw
+        if not fresh:
+            return 0
+        with self._lock:
+            first = self._tick + 1
+            self._tick += len(fresh)
+        records = [(_OBJECT, oid, raw, first + i) for i, (oid, raw) in enumerate(fresh.items())]
+        places = self._append(records, pending=True)
+        with self._lock:
+            for (_kind, oid, raw, tick), (seg, off) in zip(records, places, strict=True):
+                self._lru[oid] = _Entry(seg, off, len(raw), tick)
+                seg.ids.add(oid)
+                seg.live += len(raw)
+                self.bytes += len(raw)
+        self.counters.writes += len(records)
+        self.counters.write_bytes += sum(len(r[2]) for r in records)
+        return len(records)
+
+    def _append(self, records: Sequence[_Record], *, pending: bool) -> list[tuple[_Segment, int]]:
+        """Write ``records`` (and, if ``pending``, the touch and forget records not written
+        yet) at the end of the current segment in one call; return where each payload went.
+        The caller holds ``_write_lock``."""
+        tail = bytearray()
+        touched: set[bytes] = set()
+        forgets: dict[bytes, int] = {}
+        if pending:
             with self._lock:
-                if oid not in self._lru:
-                    self._lru[oid] = len(raw)
-                    self.bytes += len(raw)
-            written += 1
-            self.counters.writes += 1
-            self.counters.write_bytes += len(raw)
-        self.persist_order()
-        self.evict()
-        return written
+                touched, self._touched = self._touched, set()
+                forgets, self._forgets = self._forgets, {}
+                for oid in touched:
+                    e = self._lru.get(oid)
+                    if e is not None:
+                        tail += _header(_TOUCH, 0, e.tick, oid)
+            for oid, tick in forgets.items():
+                tail += _header(_FORGET, 0, tick, oid)
+        if not records and not tail:
+            return []
+        seg = self._writable()
+        parts: list[bytes] = []
+        places: list[tuple[_Segment, int]] = []
+        pos = seg.size
+        for kind, oid, payload, tick in records:
+            parts += (_header(kind, len(payload), tick, oid), payload)
+            places.append((seg, pos + HEADER_SIZE))
+            pos += HEADER_SIZE + len(payload)
+        if tail:
+            parts.append(bytes(tail))
+            pos += len(tail)
+        try:
+            _write_parts(seg.fd, parts, seg.size)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(seg.fd, seg.size)
+            with self._lock:
+                self._touched |= touched
+                for oid, tick in forgets.items():
+                    self._forgets.setdefault(oid, tick)
+            raise
+        with self._lock:
+            self._disk_bytes += pos - seg.size
+            seg.size = pos
+        return places
+
+    def _writable(self) -> _Segment:
+        """The segment to append to: the current one, or a new one if it is full."""
+        seg = self._current
+        if seg is not None and seg.size < self.segment_bytes:
+            return seg
+        number = self._next_number
+        path = os.path.join(self.root, f"seg-{number:08d}.log")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            pwrite_all(fd, (SEGMENT_MAGIC,), len(SEGMENT_MAGIC), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        seg = _Segment(number, path, fd, len(SEGMENT_MAGIC))
+        with self._lock:
+            self._next_number = number + 1
+            self._segments[number] = seg
+            self._disk_bytes += seg.size
+            self._current = seg
+        return seg
 
     def has_touched(self) -> bool:
-        return bool(self._touched)
+        """Whether hits or evictions wait to be written (see :meth:`persist_order`)."""
+        return bool(self._touched or self._forgets)
 
     def persist_order(self) -> None:
-        """Write the recent hits' recency to disk (file mtimes), for the next open."""
-        with self._lock:
-            touched, self._touched = self._touched, set()
-        now = time.time()
-        for oid in touched:
-            where = self.store.locate(oid)
-            if where is not None:
-                with contextlib.suppress(FileNotFoundError, PermissionError):
-                    os.utime(where[0], (now, now))
+        """Append the hits and evictions not written yet, for the next open."""
+        with self._write_lock:
+            if not self._closed:
+                self._append((), pending=True)
 
     def evict(self) -> list[bytes]:
-        """Drop least recently used objects until the budget holds; return their ids."""
+        """Drop least recently used objects until the budget holds, and reclaim the space of
+        old segments; return the ids of the objects dropped."""
+        with self._write_lock:
+            self._check_open()
+            return self._evict()
+
+    def _evict(self) -> list[bytes]:
         victims: list[bytes] = []
         with self._lock:
             while self.bytes > self.max_bytes and self._lru:
-                oid, size = self._lru.popitem(last=False)
-                self.bytes -= size
+                oid = next(iter(self._lru))
+                self._forget(oid)
                 victims.append(oid)
-        if victims:
-            self.store.delete_many(victims)
-            self.counters.evictions += len(victims)
+        victims += self._reclaim()
+        self.counters.evictions += len(victims)
         return victims
 
-    def drop(self, oid: bytes) -> bool:
-        """Remove one object (fsck repair of a damaged copy)."""
-        self._forget(oid)
-        return self.store.delete(oid)
+    def _reclaim(self) -> list[bytes]:
+        """Delete old segments, oldest first: any that holds no live object, and more while the
+        files exceed the budget by more than a segment (plus the record headers)."""
+        forgotten: list[bytes] = []
+        for seg in list(self._segments.values()):
+            limit = self.max_bytes + self.segment_bytes + HEADER_SIZE * len(self._lru)
+            if (seg.live or seg is self._current) and self._disk_bytes <= limit:
+                break
+            forgotten += self._drop_segment(seg)
+        return forgotten
 
-    def _forget(self, oid: bytes) -> None:
+    def _drop_segment(self, seg: _Segment) -> list[bytes]:
+        """Copy the recently used objects of ``seg`` forward, forget the others, delete it."""
+        hot: list[tuple[bytes, int, int, int]] = []
+        cold: list[bytes] = []
         with self._lock:
-            size = self._lru.pop(oid, None)
-            if size is not None:
-                self.bytes -= size
-            self._touched.discard(oid)
+            if seg is self._current:
+                self._current = None
+            if seg.ids:
+                newer = self._newer_half_tick()
+                for oid in seg.ids:
+                    e = self._lru[oid]
+                    if e.tick >= newer:
+                        hot.append((oid, e.offset, e.length, e.tick))
+                    else:
+                        cold.append(oid)
+                for oid in cold:
+                    # Its only object record is in this segment: no forget record is needed.
+                    self._forget(oid, record=False)
+        copies: list[_Record] = []
+        for oid, off, length, tick in hot:
+            # Only writers close descriptors, and we are the writer: no lock needed to read.
+            try:
+                raw = os.pread(seg.fd, length, off)
+            except OSError:
+                raw = b""
+            if len(raw) == length and object_id(raw) == oid:
+                copies.append((_OBJECT, oid, raw, tick))
+            else:
+                self.counters.corrupt += 1  # left behind below
+        places = self._append(copies, pending=False)
+        with self._lock:
+            for (_kind, oid, _raw, _tick), (dest, off) in zip(copies, places, strict=True):
+                moved = self._lru.get(oid)
+                if moved is None or moved.segment is not seg:
+                    continue  # found damaged by a reader meanwhile
+                seg.ids.discard(oid)
+                seg.live -= moved.length
+                moved.segment, moved.offset = dest, off
+                dest.ids.add(oid)
+                dest.live += moved.length
+            for oid in list(seg.ids):
+                self._forget(oid)
+            del self._segments[seg.number]
+            self._disk_bytes -= seg.size
+            os.close(seg.fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(seg.path)
+        return cold
+
+    def _newer_half_tick(self) -> int:
+        """The oldest tick among the most recently used half of the bytes. Under ``_lock``."""
+        total = 0
+        for e in reversed(self._lru.values()):
+            total += e.length
+            if 2 * total >= self.bytes:
+                return e.tick
+        return 0
+
+    def drop(self, oid: bytes) -> bool:
+        """Remove one object (fsck repair of a damaged copy); return whether it was there."""
+        with self._write_lock:
+            self._check_open()
+            with self._lock:
+                if oid not in self._lru:
+                    return False
+                self._forget(oid)
+            self._append((), pending=True)
+            return True
+
+    def _forget(self, oid: bytes, *, record: bool = True) -> None:
+        """Remove a live object from the index; under ``_lock``. Unless told otherwise, a
+        forget record is written with the next append, so it stays gone after a restart."""
+        e = self._lru.pop(oid)
+        e.segment.ids.discard(oid)
+        e.segment.live -= e.length
+        self.bytes -= e.length
+        self._touched.discard(oid)
+        if record:
+            self._tick += 1
+            self._forgets[oid] = self._tick
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the cache tier is closed")
+
+    # -- reading the whole ------------------------------------------------------------------
 
     def ids(self) -> list[bytes]:
+        """Every cached id, least recently used first."""
         with self._lock:
             return list(self._lru)
 
@@ -172,12 +652,24 @@ class CacheTier:
             "objects": len(self._lru),
             "bytes": self.bytes,
             "max_bytes": self.max_bytes,
+            "disk_bytes": self._disk_bytes,
             **asdict(self.counters),
         }
 
     def close(self) -> None:
-        self.persist_order()
-        self.store.close()
+        """Write back pending hits and evictions and close the segment files."""
+        with self._write_lock:
+            if self._closed:
+                return
+            try:
+                self._append((), pending=True)
+            finally:
+                with self._lock:
+                    self._closed = True
+                    for seg in self._segments.values():
+                        os.close(seg.fd)
+                    self._segments.clear()
+                    self._current = None
 
 
 #: How long the feeder lets offers accumulate before a batch goes to the worker thread.
@@ -189,8 +681,10 @@ class CacheFeeder:
 
     :meth:`offer` is synchronous and O(1): it queues the object (or drops it if the queue holds
     :data:`QUEUE_MAX_BYTES` already). :meth:`run` is the task, started in the node's nursery,
-    that writes queued objects in batches on a worker thread. :meth:`flush` waits until what
-    was offered before it is written (used before commands that read the cache, and by tests).
+    that writes queued objects in batches on a worker thread: as soon as
+    :data:`BATCH_MAX_BYTES` or :data:`BATCH_MAX_OBJECTS` are queued, else :data:`BATCH_WAIT_S`
+    after the first offer. :meth:`flush` waits until what was offered before it is written
+    (used before commands that read the cache, and by tests).
     """
 
     def __init__(self, tier: CacheTier, max_queue_bytes: int = QUEUE_MAX_BYTES) -> None:
@@ -200,6 +694,7 @@ class CacheFeeder:
         self._queued: dict[bytes, bytes] = {}
         self._queue_bytes = 0
         self._wake = trio.Event()
+        self._full = trio.Event()
         self._idle = trio.Event()
         self._idle.set()
 
@@ -215,6 +710,8 @@ class CacheFeeder:
         if self._idle.is_set():
             self._idle = trio.Event()
         self._wake.set()
+        if self._batch_ready():
+            self._full.set()
 
     def pending(self, oid: bytes) -> bytes | None:
         """An object offered but not written yet (it can be served from memory meanwhile)."""
@@ -226,19 +723,31 @@ class CacheFeeder:
             self._wake.set()
             await self._idle.wait()
 
+    def _batch_ready(self) -> bool:
+        return self._queue_bytes >= BATCH_MAX_BYTES or len(self._queue) >= BATCH_MAX_OBJECTS
+
+    def _take(self) -> list[tuple[bytes, bytes]]:
+        batch: list[tuple[bytes, bytes]] = []
+        size = 0
+        while self._queue and len(batch) < BATCH_MAX_OBJECTS and size < BATCH_MAX_BYTES:
+            batch.append(self._queue.popleft())
+            size += len(batch[-1][1])
+        return batch
+
     async def run(self) -> None:
         tier = self.tier
         try:
             while True:
                 with trio.move_on_after(PERSIST_INTERVAL_S):
                     await self._wake.wait()
-                    # Let a burst accumulate: one thread round trip per batch, not per object.
-                    if len(self._queue) < BATCH_MAX_OBJECTS:
-                        await trio.sleep(BATCH_WAIT_S)
+                    # Let a burst accumulate: one thread round trip and one write per batch.
+                    if not self._batch_ready():
+                        self._full = trio.Event()
+                        with trio.move_on_after(BATCH_WAIT_S):
+                            await self._full.wait()
                 self._wake = trio.Event()
                 while self._queue:
-                    n = min(len(self._queue), BATCH_MAX_OBJECTS)
-                    batch = [self._queue.popleft() for _ in range(n)]
+                    batch = self._take()
                     await trio.to_thread.run_sync(tier.add_many, batch)
                     for oid, raw in batch:
                         self._queued.pop(oid, None)

@@ -78,7 +78,7 @@ def fsck(
         for oid in sorted(cache.ids()):
             checked["cache_objects"] += 1
             try:
-                decode(cache.store.verify(oid))
+                decode(cache.verify(oid))
             except ObjectNotFound:
                 continue
             except (CorruptObject, InvalidObject):
@@ -95,7 +95,7 @@ def _mend(store: DiskObjectStore, cache: CacheTier | None, oid: bytes, repair: b
         return None
     if cache is not None and cache.known(oid):
         try:
-            raw = cache.store.verify(oid)
+            raw = cache.verify(oid)
         except (CorruptObject, ObjectNotFound):
             pass
         else:
