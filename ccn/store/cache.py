@@ -4,7 +4,7 @@ This module owns ``<store>/cache/``: segment files ``seg-<n>.log`` that batches 
 appended to (no fsync: it is a cache, and verify-on-read catches what a crash or a power loss
 damaged), the in-memory index of where each object is, the least-recently-used order and the
 budget. Published versions and pins live in the node's main store, never here, so the budget
-can never evict them. The layout is in docs/store.md §6.
+can never evict them. The layout is in docs/store.md §6 and :mod:`ccn.store.segment`.
 
 Rules it keeps:
 
@@ -35,11 +35,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
-import struct
 import threading
-import zlib
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -48,9 +45,22 @@ from typing import Any, Final
 import trio
 
 from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError
-from ccn.store.objects import ID_SIZE, MAX_OBJECT_SIZE, object_id, validate
+from ccn.store.objects import object_id, validate
 from ccn.store.objstore import DiskObjectStore, check_id
 from ccn.store.pack import pwrite_all
+from ccn.store.segment import (
+    FORGET,
+    HEADER_SIZE,
+    OBJECT,
+    SEGMENT_MAGIC,
+    SEGMENT_NAME,
+    TOUCH,
+    Found,
+    Record,
+    header,
+    scan,
+    write_parts,
+)
 
 DEFAULT_MAX_BYTES: Final = 1 << 30
 """Default budget of the cache tier (``cache_bytes`` in the node's config)."""
@@ -66,24 +76,6 @@ BATCH_MAX_BYTES: Final = 4 << 20
 PERSIST_INTERVAL_S: Final = 5.0
 """How often the recency of cache hits is written back when nothing else is being written."""
 
-SEGMENT_MAGIC: Final = b"CCNSEG\x00\x01"
-"""The first 8 bytes of every segment file."""
-
-RECORD_MAGIC: Final = b"CCNr"
-
-# A record header: magic, kind, 3 zero bytes, payload length, tick, id, then crc32 of those 52
-# bytes. Object records carry the object's bytes as payload; touch and forget records none.
-_BODY: Final = struct.Struct(f">4sB3xIQ{ID_SIZE}s")
-_CRC: Final = struct.Struct(">I")
-HEADER_SIZE: Final = _BODY.size + _CRC.size
-
-_OBJECT: Final = 1
-_TOUCH: Final = 2
-_FORGET: Final = 3
-
-_SEGMENT_NAME: Final = re.compile(r"seg-(\d{1,18})\.log")
-_RESYNC_CHUNK: Final = 1 << 20
-_IOV_MAX: Final = 1024
 _LEGACY_DIRS: Final = ("objects", "tmp", "packs", "corrupt")
 
 
@@ -101,6 +93,7 @@ class CacheCounters:
     evictions: int = 0
     dropped: int = 0
     corrupt: int = 0
+    write_errors: int = 0
 
 
 class _Segment:
@@ -127,79 +120,6 @@ class _Entry:
         self.offset = offset
         self.length = length
         self.tick = tick
-
-
-#: A record to append: (kind, id, payload, tick).
-_Record = tuple[int, bytes, bytes, int]
-#: A record found by a scan: (kind, payload offset, payload length, tick, id).
-_Found = tuple[int, int, int, int, bytes]
-
-
-def _header(kind: int, length: int, tick: int, oid: bytes) -> bytes:
-    body = _BODY.pack(RECORD_MAGIC, kind, length, tick, oid)
-    return body + _CRC.pack(zlib.crc32(body))
-
-
-def _parse(head: bytes) -> tuple[int, int, int, bytes] | None:
-    """(kind, length, tick, id) of a well-formed record header, else None."""
-    if len(head) != HEADER_SIZE or head[:4] != RECORD_MAGIC:
-        return None
-    if _CRC.unpack_from(head, _BODY.size)[0] != zlib.crc32(head[: _BODY.size]):
-        return None
-    _magic, kind, length, tick, oid = _BODY.unpack_from(head)
-    if kind == _OBJECT:
-        ok = 0 < length <= MAX_OBJECT_SIZE
-    else:
-        ok = kind in (_TOUCH, _FORGET) and length == 0
-    return (kind, length, tick, oid) if ok else None
-
-
-def _resync(fd: int, start: int, size: int) -> int | None:
-    """Offset of the next well-formed record header at or after ``start``, if any."""
-    pos = start
-    while pos + HEADER_SIZE <= size:
-        chunk = os.pread(fd, min(_RESYNC_CHUNK, size - pos), pos)
-        i = chunk.find(RECORD_MAGIC)
-        while i >= 0:
-            if _parse(os.pread(fd, HEADER_SIZE, pos + i)) is not None:
-                return pos + i
-            i = chunk.find(RECORD_MAGIC, i + 1)
-        pos += max(len(chunk) - len(RECORD_MAGIC) + 1, 1)
-    return None
-
-
-def _scan(fd: int, size: int) -> tuple[list[_Found], int]:
-    """The records of a segment, and where its last whole record ends.
-
-    A damaged header is skipped by searching for the next well-formed one; a record that runs
-    past the end of the file (a crash mid-append) ends the scan.
-    """
-    found: list[_Found] = []
-    off = end = len(SEGMENT_MAGIC)
-    while off + HEADER_SIZE <= size:
-        rec = _parse(os.pread(fd, HEADER_SIZE, off))
-        if rec is None:
-            nxt = _resync(fd, off + 1, size)
-            if nxt is None:
-                break
-            off = nxt
-            continue
-        kind, length, tick, oid = rec
-        stop = off + HEADER_SIZE + length
-        if stop > size:
-            break
-        found.append((kind, off + HEADER_SIZE, length, tick, oid))
-        off = end = stop
-    return found, end
-
-
-def _write_parts(fd: int, parts: Sequence[bytes], offset: int) -> None:
-    """Write ``parts`` back to back at ``offset``: one ``pwritev`` per 1024 parts."""
-    for i in range(0, len(parts), _IOV_MAX):
-        chunk = parts[i : i + _IOV_MAX]
-        size = sum(len(p) for p in chunk)
-        pwrite_all(fd, chunk, size, offset)
-        offset += size
 
 
 class CacheTier:
@@ -248,7 +168,7 @@ class CacheTier:
         """Rebuild the index and the LRU order from the records of every segment."""
         numbered = []
         for name in os.listdir(self.root):
-            m = _SEGMENT_NAME.fullmatch(name)
+            m = SEGMENT_NAME.fullmatch(name)
             if m is not None:
                 numbered.append((int(m[1]), name))
         numbered.sort()
@@ -263,10 +183,10 @@ class CacheTier:
             seg, records = opened
             for kind, off, length, tick, oid in records:
                 self._tick = max(self._tick, tick)
-                if kind == _OBJECT:
+                if kind == OBJECT:
                     if oid not in best or tick >= best[oid][0]:
                         best[oid] = (tick, seg, off, length)
-                elif kind == _TOUCH:
+                elif kind == TOUCH:
                     touched[oid] = max(touched.get(oid, 0), tick)
                 else:
                     forgotten[oid] = max(forgotten.get(oid, 0), tick)
@@ -282,7 +202,7 @@ class CacheTier:
             seg.live += length
             self.bytes += length
 
-    def _open_segment(self, number: int, path: str) -> tuple[_Segment, list[_Found]] | None:
+    def _open_segment(self, number: int, path: str) -> tuple[_Segment, list[Found]] | None:
         """Open one segment and read its records; cut a torn tail off (only the last segment
         can have one, and we append there next)."""
         try:
@@ -296,7 +216,7 @@ class CacheTier:
                 with contextlib.suppress(OSError):
                     os.unlink(path)  # torn at creation, or not ours to read
                 return None
-            records, end = _scan(fd, size)
+            records, end = scan(fd, size)
             if end < size:
                 os.ftruncate(fd, end)
                 size = end
@@ -438,7 +358,7 @@ class CacheTier:
         with self._lock:
             first = self._tick + 1
             self._tick += len(fresh)
-        records = [(_OBJECT, oid, raw, first + i) for i, (oid, raw) in enumerate(fresh.items())]
+        records = [(OBJECT, oid, raw, first + i) for i, (oid, raw) in enumerate(fresh.items())]
         places = self._append(records, pending=True)
         with self._lock:
             for (_kind, oid, raw, tick), (seg, off) in zip(records, places, strict=True):
@@ -450,7 +370,7 @@ class CacheTier:
         self.counters.write_bytes += sum(len(r[2]) for r in records)
         return len(records)
 
-    def _append(self, records: Sequence[_Record], *, pending: bool) -> list[tuple[_Segment, int]]:
+    def _append(self, records: Sequence[Record], *, pending: bool) -> list[tuple[_Segment, int]]:
         """Write ``records`` (and, if ``pending``, the touch and forget records not written
         yet) at the end of the current segment in one call; return where each payload went.
         The caller holds ``_write_lock``."""
@@ -464,9 +384,9 @@ class CacheTier:
                 for oid in touched:
                     e = self._lru.get(oid)
                     if e is not None:
-                        tail += _header(_TOUCH, 0, e.tick, oid)
+                        tail += header(TOUCH, 0, e.tick, oid)
             for oid, tick in forgets.items():
-                tail += _header(_FORGET, 0, tick, oid)
+                tail += header(FORGET, 0, tick, oid)
         if not records and not tail:
             return []
         seg = self._writable()
@@ -474,14 +394,14 @@ class CacheTier:
         places: list[tuple[_Segment, int]] = []
         pos = seg.size
         for kind, oid, payload, tick in records:
-            parts += (_header(kind, len(payload), tick, oid), payload)
+            parts += (header(kind, len(payload), tick, oid), payload)
             places.append((seg, pos + HEADER_SIZE))
             pos += HEADER_SIZE + len(payload)
         if tail:
             parts.append(bytes(tail))
             pos += len(tail)
         try:
-            _write_parts(seg.fd, parts, seg.size)
+            write_parts(seg.fd, parts, seg.size)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.ftruncate(seg.fd, seg.size)
@@ -573,7 +493,7 @@ class CacheTier:
                 for oid in cold:
                     # Its only object record is in this segment: no forget record is needed.
                     self._forget(oid, record=False)
-        copies: list[_Record] = []
+        copies: list[Record] = []
         for oid, off, length, tick in hot:
             # Only writers close descriptors, and we are the writer: no lock needed to read.
             try:
@@ -581,7 +501,7 @@ class CacheTier:
             except OSError:
                 raw = b""
             if len(raw) == length and object_id(raw) == oid:
-                copies.append((_OBJECT, oid, raw, tick))
+                copies.append((OBJECT, oid, raw, tick))
             else:
                 self.counters.corrupt += 1  # left behind below
         places = self._append(copies, pending=False)
@@ -748,12 +668,19 @@ class CacheFeeder:
                 self._wake = trio.Event()
                 while self._queue:
                     batch = self._take()
-                    await trio.to_thread.run_sync(tier.add_many, batch)
+                    try:
+                        await trio.to_thread.run_sync(tier.add_many, batch)
+                    except OSError:
+                        # A full or failing disk: the batch is lost to the cache (a refetch
+                        # brings it back), the node goes on; the segments stay consistent.
+                        tier.counters.dropped += len(batch)
+                        tier.counters.write_errors += 1
                     for oid, raw in batch:
                         self._queued.pop(oid, None)
                         self._queue_bytes -= len(raw)
                 self._idle.set()
                 if tier.has_touched():
-                    await trio.to_thread.run_sync(tier.persist_order)
+                    with contextlib.suppress(OSError):
+                        await trio.to_thread.run_sync(tier.persist_order)
         finally:
             self._idle.set()

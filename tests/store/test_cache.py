@@ -13,9 +13,10 @@ import pytest
 import trio
 
 from ccn.errors import CorruptObject, ObjectNotFound
-from ccn.store.cache import HEADER_SIZE, CacheFeeder, CacheTier
+from ccn.store.cache import CacheFeeder, CacheTier
 from ccn.store.objects import Blob, encode, object_id
 from ccn.store.objstore import DiskObjectStore
+from ccn.store.segment import HEADER_SIZE
 
 
 def _obj(size: int) -> tuple[bytes, bytes]:
@@ -291,3 +292,34 @@ async def test_feeder_batches_by_bytes(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
     assert all(tier.known(oid) for oid, _ in objs)
     assert len(tier.batches) >= 2 and all(b < (4 << 20) + 500_010 for b in tier.batches)
+
+
+class _FailingTier(CacheTier):
+    """A disk that is full for the first ``failures`` batches."""
+
+    def __init__(self, root: Path, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+
+    def add_many(self, objects: Iterable[tuple[bytes, bytes]]) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(28, "No space left on device")
+        return super().add_many(objects)
+
+
+async def test_feeder_survives_a_failing_disk(tmp_path: Path) -> None:
+    """A write error loses that batch to the cache (counted), never the node's feeder task."""
+    tier = _FailingTier(tmp_path, failures=1)
+    feeder = CacheFeeder(tier)
+    lost, kept = _obj(1000), _obj(1000)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(feeder.run)
+        feeder.offer(*lost)
+        await feeder.flush()
+        feeder.offer(*kept)
+        await feeder.flush()
+        nursery.cancel_scope.cancel()
+    assert not tier.known(lost[0]) and tier.known(kept[0])
+    assert tier.counters.write_errors == 1 and tier.counters.dropped == 1
+    assert tier.get(kept[0]) == kept[1]
