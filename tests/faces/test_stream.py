@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import Any
 
 import trio
 import trio.testing
 
 from ccn.codec import encode
+from ccn.faces import stream
 from ccn.faces.base import Face
 from ccn.faces.memory import memory_face_pair
 from ccn.faces.stream import StreamFace
@@ -116,3 +119,41 @@ async def test_tcp_and_unix_on_loopback(tmp_path: Path) -> None:
             await inbox.wait_for(100)
             assert [p.nonce for p in inbox.packets if type(p) is Interest] == list(range(100))
             nursery.cancel_scope.cancel()
+
+
+async def test_replies_to_a_burst_leave_in_one_write_when_it_ends(monkeypatch: Any) -> None:
+    """What the node sends while a face delivers a burst is written when the burst ends, by the
+    reading task, in one write; the face's write loop never has to be woken for it."""
+    monkeypatch.setattr(stream, "READ_QUANTUM", 60.0)  # one burst, however slow the machine
+    a, b = socket.socketpair()
+    face = StreamFace(trio.SocketStream(trio.socket.from_stdlib_socket(a)), "pair", local=True)
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(b))
+    woken: list[int] = []
+    sends = face._send
+
+    async def counting_send(parts: list[bytes | memoryview], total: int) -> None:
+        woken.append(total)
+        await sends(parts, total)
+
+    monkeypatch.setattr(face, "_send", counting_send)
+
+    def echo(f: Face, packet: Packet) -> None:
+        assert type(packet) is Interest
+        f.send(Nack(packet, NackReason.NO_ROUTE))
+
+    count = 50
+    wire = b"".join(frame(encode(Interest(N, i))) for i in range(count))
+    expected = b"".join(
+        frame(encode(Nack(Interest(N, i), NackReason.NO_ROUTE))) for i in range(count)
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(face.run, echo)
+        await peer.send_all(wire)
+        with trio.fail_after(5):
+            got = b""
+            while len(got) < len(expected):
+                got += await peer.receive_some(1 << 20)
+        nursery.cancel_scope.cancel()
+    assert got == expected
+    assert woken == [] and face.counters.out_bytes == len(expected)
+    await peer.aclose()
