@@ -34,6 +34,7 @@ import trio
 from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
+from ccn.faces.udp import grow_buffers
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment
 from ccn.packet import Nack, Packet
 
@@ -117,6 +118,7 @@ def _open_v4(iface: Interface, port: int) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(iface.ipv4))
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        grow_buffers(sock)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -139,6 +141,7 @@ def _open_v6(iface: Interface, port: int) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, iface.index)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+        grow_buffers(sock)
         sock.setblocking(False)
     except OSError:
         sock.close()

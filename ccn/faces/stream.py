@@ -105,29 +105,29 @@ class ByteStreamFace(Face):
         return True
 
     def _write_now(self) -> None:
-        """The end of a burst: write what is queued straight away if the socket takes it, else
-        (or for a large write, or a write already under way) leave it to the write loop."""
+        """The end of a burst: write what is queued straight away, as far as the socket takes
+        it; the rest (or all, if a write is already under way) is left to the write loop."""
         self._in_burst = False
         queue = self._queue
         if not queue or self.closed:
             return
-        if self._fd < 0 or self._writing or self._queued_bytes >= VECTORED_MIN:
+        if self._fd < 0 or self._writing:
             self._wake.set()
             return
-        data = b"".join(queue)
+        views = _views(list(queue), self._queued_bytes)
         queue.clear()
         self._queued_bytes = 0
         self._queued_packets = 0
-        self.counters.out_bytes += len(data)
         try:
-            sent = os.write(self._fd, data)
-        except OSError:  # would block, or broken: the write loop waits, or finds out
-            sent = 0
-        if sent < len(data):
-            queue.appendleft(memoryview(data)[sent:])
-            self._queued_bytes = len(data) - sent
+            left = _write_some(self._fd, views)
+        except OSError:  # broken: the write loop finds out and closes the face
+            left = views
+        done = sum(map(len, views)) - sum(map(len, left))
+        self.counters.out_bytes += done
+        if left:
+            queue.extend(left)
+            self._queued_bytes = sum(map(len, left))
             self._queued_packets = 1
-            self.counters.out_bytes -= len(data) - sent
             self._wake.set()
 
     def close(self, reason: str = "closed") -> None:
@@ -179,29 +179,12 @@ class ByteStreamFace(Face):
         if fd < 0:
             await self._stream.send_all(b"".join(parts))
             return
-        views: list[memoryview] = (
-            [memoryview(p) for p in parts if p]
-            if total >= VECTORED_MIN
-            else [memoryview(b"".join(parts))]
-        )
-        i = 0
-        while i < len(views):
+        views = _views(parts, total)
+        while views:
             try:
-                if len(views) - i == 1:
-                    sent = os.write(fd, views[i])
-                else:
-                    sent = os.writev(fd, views[i : i + _IOV_MAX])
+                views = _write_some(fd, views)
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(fd)
-                continue
-            while sent:
-                n = len(views[i])
-                if sent >= n:
-                    sent -= n
-                    i += 1
-                else:
-                    views[i] = views[i][sent:]
-                    sent = 0
 
     async def _write_loop(self) -> None:
         queue = self._queue
@@ -304,5 +287,39 @@ class StreamFace(ByteStreamFace):
 
 #: Writes at least this large go out as one vectored write of the queued pieces (large Data
 #: content is its own piece), sparing a copy of every byte into one buffer.
-VECTORED_MIN = 256 * 1024
+VECTORED_MIN = 32 * 1024
 _IOV_MAX = 512
+
+
+def _views(parts: list[bytes | memoryview], total: int) -> list[memoryview]:
+    """What to hand to the socket: the pieces themselves when there are large ones (no copy),
+    else one joined buffer (one small copy beats many iovecs)."""
+    if total >= VECTORED_MIN and len(parts) > 1:
+        return [memoryview(p) for p in parts if p]
+    return [memoryview(b"".join(parts))]
+
+
+def _write_some(fd: int, views: list[memoryview]) -> list[memoryview]:
+    """Write as much of ``views`` as the non-blocking ``fd`` takes now; return what is left.
+    Raises ``BlockingIOError`` only if nothing at all could be written."""
+    progress = False
+    while views:
+        batch = views[:_IOV_MAX]
+        try:
+            sent = os.write(fd, batch[0]) if len(batch) == 1 else os.writev(fd, batch)
+        except BlockingIOError:
+            if progress:
+                break
+            raise
+        progress = True
+        short = sent < sum(map(len, batch))
+        i = 0
+        while sent and sent >= len(views[i]):
+            sent -= len(views[i])
+            i += 1
+        views = views[i:]
+        if sent:
+            views[0] = views[0][sent:]
+        if short:
+            break  # the socket is full for now
+    return views

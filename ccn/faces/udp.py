@@ -94,7 +94,9 @@ def path_datagram_size(family: int, addr: SockAddr) -> int:
     return max(576 - overhead, min(MAX_DATAGRAM, mtu - overhead))
 
 
-def _grow_buffers(sock: socket.socket) -> None:
+def grow_buffers(sock: socket.socket) -> None:
+    """Socket buffers of :data:`SOCKET_BUFFER` (forced as root): a burst of datagrams waits
+    there while the node is busy instead of being dropped."""
     for force, plain in ((_SO_RCVBUFFORCE, socket.SO_RCVBUF), (_SO_SNDBUFFORCE, socket.SO_SNDBUF)):
         try:
             sock.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
@@ -244,7 +246,7 @@ class UdpChannel:
             sock.close()
             raise ConnectError(f"cannot listen on {uri}: {e.strerror or e}") from None
         sock.setblocking(False)
-        _grow_buffers(sock)
+        grow_buffers(sock)
         host, port = sock.getsockname()[:2]
         return cls(sock, FaceUri("udp", host=host, port=port), **kwargs)
 

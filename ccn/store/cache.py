@@ -27,8 +27,8 @@ Rules it keeps:
   offers are dropped (and counted): losing a cache write costs a refetch, nothing more.
 
 It must not decide what is verified: the node only offers nameless Data that satisfied a
-digest-restricted Interest (the forwarder matched blake3 of its bytes), and ``add_many`` checks
-canonical form and id again.
+digest-restricted Interest (the forwarder matched blake3 of its bytes), so the feeder passes the
+ids as verified; ``add_many`` checks canonical form again (and the id too, for other callers).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Final
 
 import trio
@@ -70,7 +71,7 @@ QUEUE_MAX_BYTES: Final = 128 << 20
 
 BATCH_MAX_OBJECTS: Final = 256
 
-BATCH_MAX_BYTES: Final = 4 << 20
+BATCH_MAX_BYTES: Final = 16 << 20
 """A batch is written as soon as this many bytes are queued, and holds at most about this many."""
 
 PERSIST_INTERVAL_S: Final = 5.0
@@ -260,9 +261,9 @@ class CacheTier:
                     batch.append((oid, raw))
                     size += len(raw)
                     if size >= BATCH_MAX_BYTES:
-                        self._add(batch)
+                        self._add(batch, False)
                         batch, size = [], 0
-                self._add(batch)
+                self._add(batch, False)
             except OSError:
                 pass  # a cache: what was not imported is fetched again
             finally:
@@ -332,17 +333,21 @@ class CacheTier:
 
     # -- writing (worker thread) -----------------------------------------------------------
 
-    def add_many(self, objects: Iterable[tuple[bytes, bytes]]) -> int:
+    def add_many(
+        self, objects: Iterable[tuple[bytes, bytes]], *, ids_verified: bool = False
+    ) -> int:
         """Append ``(id, raw)`` pairs in one write (with the pending hits and evictions), evict;
         return how many were written. Pairs whose bytes are not a canonical object with that
-        id, and objects the tier has, are skipped."""
+        id, and objects the tier has, are skipped. ``ids_verified``: the caller has matched
+        blake3 of every ``raw`` to its id already (the node's feeder), so it is not hashed
+        again; canonical form is still checked."""
         with self._write_lock:
             self._check_open()
-            written = self._add(objects)
+            written = self._add(objects, ids_verified)
             self._evict()
             return written
 
-    def _add(self, objects: Iterable[tuple[bytes, bytes]]) -> int:
+    def _add(self, objects: Iterable[tuple[bytes, bytes]], ids_verified: bool) -> int:
         fresh: dict[bytes, bytes] = {}
         for oid, raw in objects:
             if oid in self._lru or oid in fresh:
@@ -351,7 +356,7 @@ class CacheTier:
                 validate(raw)
             except InvalidObject:
                 continue
-            if object_id(raw) == oid:
+            if ids_verified or object_id(raw) == oid:
                 fresh[oid] = raw
         if not fresh:
             return 0
@@ -619,6 +624,9 @@ class CacheFeeder:
         self._idle.set()
 
     def offer(self, oid: bytes, raw: bytes) -> None:
+        """Queue ``raw`` for the tier; ``oid`` must be blake3 of ``raw``, already checked by
+        the caller (the node offers nameless Data whose digest it matched), so it is not hashed
+        again on the way to disk."""
         if oid in self._queued or self.tier.known(oid):
             return
         if self._queue_bytes + len(raw) > self.max_queue_bytes:
@@ -669,7 +677,9 @@ class CacheFeeder:
                 while self._queue:
                     batch = self._take()
                     try:
-                        await trio.to_thread.run_sync(tier.add_many, batch)
+                        await trio.to_thread.run_sync(
+                            partial(tier.add_many, batch, ids_verified=True)
+                        )
                     except OSError:
                         # A full or failing disk: the batch is lost to the cache (a refetch
                         # brings it back), the node goes on; the segments stay consistent.

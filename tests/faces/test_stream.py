@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import random
 import socket
 from pathlib import Path
 from typing import Any
@@ -157,3 +159,35 @@ async def test_replies_to_a_burst_leave_in_one_write_when_it_ends(monkeypatch: A
     assert got == expected
     assert woken == [] and face.counters.out_bytes == len(expected)
     await peer.aclose()
+
+
+def test_partial_writes_resume_where_they_stopped() -> None:
+    """The non-blocking writer hands over what the socket takes and returns the rest, exactly:
+    large pieces as they are, a full socket mid-piece, many pieces past the iovec limit."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    rng = random.Random(5)
+    parts: list[bytes | memoryview] = [
+        rng.randbytes(rng.choice([3, 700, 40_000, 1 << 20])) for _ in range(1500)
+    ]
+    expected = b"".join(parts)
+    views = stream._views(parts, len(expected))
+    assert len(views) == len(parts)  # large pieces: no joined copy
+    got = bytearray()
+    for _ in range(100_000):
+        if not views:
+            break
+        with contextlib.suppress(BlockingIOError):
+            views = stream._write_some(a.fileno(), views)
+        while True:
+            try:
+                chunk = b.recv(1 << 20)
+            except BlockingIOError:
+                break
+            got += chunk
+    while len(got) < len(expected):
+        got += b.recv(1 << 20)
+    assert not views and bytes(got) == expected
+    a.close()
+    b.close()

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from ccn.errors import CorruptObject, ObjectNotFound
-from ccn.store.cache import CacheFeeder, CacheTier
+from ccn.store.cache import BATCH_MAX_BYTES, CacheFeeder, CacheTier
 from ccn.store.objects import Blob, encode, object_id
 from ccn.store.objstore import DiskObjectStore
 from ccn.store.segment import HEADER_SIZE
@@ -274,16 +274,18 @@ class _CountingTier(CacheTier):
         super().__init__(root)
         self.batches: list[int] = []
 
-    def add_many(self, objects: Iterable[tuple[bytes, bytes]]) -> int:
+    def add_many(
+        self, objects: Iterable[tuple[bytes, bytes]], *, ids_verified: bool = False
+    ) -> int:
         batch = list(objects)
         self.batches.append(sum(len(raw) for _, raw in batch))
-        return super().add_many(batch)
+        return super().add_many(batch, ids_verified=ids_verified)
 
 
 async def test_feeder_batches_by_bytes(tmp_path: Path) -> None:
     tier = _CountingTier(tmp_path)
     feeder = CacheFeeder(tier)
-    objs = [_obj(500_000) for _ in range(20)]
+    objs = [_obj(500_000) for _ in range(BATCH_MAX_BYTES // 500_000 + 8)]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(feeder.run)
         for oid, raw in objs:
@@ -291,7 +293,7 @@ async def test_feeder_batches_by_bytes(tmp_path: Path) -> None:
         await feeder.flush()
         nursery.cancel_scope.cancel()
     assert all(tier.known(oid) for oid, _ in objs)
-    assert len(tier.batches) >= 2 and all(b < (4 << 20) + 500_010 for b in tier.batches)
+    assert len(tier.batches) >= 2 and all(b < BATCH_MAX_BYTES + 500_010 for b in tier.batches)
 
 
 class _FailingTier(CacheTier):
@@ -301,11 +303,13 @@ class _FailingTier(CacheTier):
         super().__init__(root)
         self.failures = failures
 
-    def add_many(self, objects: Iterable[tuple[bytes, bytes]]) -> int:
+    def add_many(
+        self, objects: Iterable[tuple[bytes, bytes]], *, ids_verified: bool = False
+    ) -> int:
         if self.failures:
             self.failures -= 1
             raise OSError(28, "No space left on device")
-        return super().add_many(objects)
+        return super().add_many(objects, ids_verified=ids_verified)
 
 
 async def test_feeder_survives_a_failing_disk(tmp_path: Path) -> None:
