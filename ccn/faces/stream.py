@@ -55,9 +55,10 @@ _burst = _Burst()
 
 
 class ByteStreamFace(Face):
-    """What every face over a byte stream shares: the bounded send queue, the write loop
-    (coalesced ``send_all``, or one vectored ``sendmsg`` for large writes), closing, and ``run``.
-    Subclasses frame packets into :meth:`_enqueue` and implement :meth:`_read_loop`."""
+    """What every face over a byte stream shares: the bounded send queue, writing it (at the end
+    of a burst, or by the write loop: one coalesced write, or one ``writev`` of the pieces when
+    they are large), closing, and ``run``. Subclasses frame packets into :meth:`_enqueue` and
+    implement :meth:`_read_loop`."""
 
     #: The most one read takes from the stream.
     receive_size = RECEIVE_SIZE
