@@ -218,6 +218,12 @@ class Node:
         """A face delivered a packet (the face has counted it)."""
         # The Interest case inline: it is most of the traffic, and a layer less per packet.
         if type(packet) is Interest:
+            if not self._busy:
+                # A digest Interest the CS answers: no event, no actions (see answer_from_cs).
+                data = self.forwarder.answer_from_cs(face.id, packet, trio.current_time())
+                if data is not None:
+                    face.send(data)
+                    return
             self.process(InterestIn(face.id, packet))
             return
         if type(packet) is Data and self.anchors and not self._trusted(packet):

@@ -164,6 +164,31 @@ class Forwarder:
             raise LocalError(f"not a forwarder event: {event!r}")
         return out
 
+    def answer_from_cs(self, face_id: int, interest: Interest, now: float) -> Data | None:
+        """The hot case of :meth:`handle` for ``InterestIn``, without an event or actions: a
+        digest Interest that the CS answers and that no rule stops. Returns the Data to send
+        back on ``face_id``, counted exactly as the full pipeline counts a CS hit; or None,
+        having changed nothing, when the Interest needs the full pipeline."""
+        digest = interest.digest
+        local = self._faces.get(face_id)
+        if digest is None or local is None or interest.must_be_fresh:
+            return None
+        if not local:
+            comps = interest.name.components
+            if interest.hop_limit == 0 or (comps and comps[0] == _LOCALHOST):
+                return None
+        if not self.cs.has_digest(digest) or self.dnl.has(interest.name, interest.nonce, now):
+            return None
+        if self.pit.find(interest) is not None:
+            return None
+        data = self.cs.hit_by_digest(digest)
+        assert data is not None
+        counters = self.counters
+        counters.in_interests += 1
+        counters.cs_hits += 1
+        counters.out_data += 1
+        return data
+
     def next_deadline(self) -> float | None:
         """When a :class:`Tick` is next due (the earliest PIT expiry or strategy retry timer),
         or ``None``."""

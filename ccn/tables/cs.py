@@ -145,6 +145,19 @@ class ContentStore:
                 best = entry
         return best
 
+    def has_digest(self, digest: bytes) -> bool:
+        return digest in self._by_digest
+
+    def hit_by_digest(self, digest: bytes) -> Data | None:
+        """``lookup`` for a digest Interest without must-be-fresh, counting only a hit: None
+        (nothing counted) lets the caller take the full lookup instead."""
+        entry = self._by_digest.get(digest)
+        if entry is None:
+            return None
+        self._lru.move_to_end(entry.key)
+        self.hits += 1
+        return entry.data
+
     def get_by_digest(self, digest: bytes) -> Data | None:
         """The cached object with ``digest``, without counting or touching LRU order."""
         entry = self._by_digest.get(digest)

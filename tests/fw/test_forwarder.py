@@ -465,3 +465,67 @@ def test_retransmission_after_route_removal_gets_no_route() -> None:
     assert len(fw.pit) == 0
     # The nonce that went upstream is remembered: if it loops back, it is caught.
     assert fw.dnl.has(N("/a/b"), I1.nonce, 1.0)
+
+
+# -- the CS-hit fast path ---------------------------------------------------------------------
+
+
+def _cached_chunk() -> tuple[Forwarder, Data]:
+    """A forwarder whose CS holds one chunk, fetched through UPSTREAM."""
+    fw = make()
+    chunk = Data(ROOT, b"a cached chunk")
+    interest(fw, CONSUMER, Interest(N("/a/v1"), 100, digest=chunk.digest))
+    data(fw, UPSTREAM, chunk)
+    return fw, chunk
+
+
+def _state(fw: Forwarder) -> tuple[object, ...]:
+    return (
+        fw.counters.as_dict(),
+        fw.cs.hits,
+        fw.cs.misses,
+        len(fw.pit),
+        len(fw.dnl),
+        list(fw.cs._lru),
+    )
+
+
+def test_answer_from_cs_is_the_full_pipeline_for_a_digest_hit() -> None:
+    fast, chunk = _cached_chunk()
+    full, _ = _cached_chunk()
+    ask = Interest(N("/a/v2"), 7, digest=chunk.digest)
+    assert fast.answer_from_cs(CONSUMER2, ask, 1.0) is chunk
+    assert interest(full, CONSUMER2, ask, 1.0) == [SendData(CONSUMER2, chunk)]
+    assert _state(fast) == _state(full)
+
+
+@pytest.mark.parametrize(
+    "face, ask, with_chunk_digest",
+    [
+        (CONSUMER2, Interest(N("/a/v2"), 7), False),  # no digest
+        (CONSUMER2, Interest(N("/a/v2"), 7, digest=b"\x01" * 32), False),  # not cached
+        (CONSUMER2, Interest(N("/a/v2"), 7, must_be_fresh=True), True),
+        (CONSUMER2, Interest(N("/localhost/x"), 7), True),  # scope, from a non-local face
+        (CONSUMER2, Interest(N("/a/v2"), 7, hop_limit=0), True),  # hop limit, non-local face
+        (42, Interest(N("/a/v2"), 7), True),  # unknown face
+        (CONSUMER2, Interest(N("/a/v1"), 100), True),  # a satisfied Interest's nonce (DNL)
+    ],
+)
+def test_answer_from_cs_leaves_everything_else_to_the_pipeline(
+    face: int, ask: Interest, with_chunk_digest: bool
+) -> None:
+    fw, chunk = _cached_chunk()
+    if with_chunk_digest:
+        ask = dataclasses.replace(ask, digest=chunk.digest)
+    before = _state(fw)
+    assert fw.answer_from_cs(face, ask, 1.0) is None
+    assert _state(fw) == before
+
+
+def test_answer_from_cs_defers_to_a_pending_interest_and_freshness() -> None:
+    fw, chunk = _cached_chunk()
+    pending = Interest(N("/a/v2"), 8, digest=b"\x02" * 32)
+    interest(fw, CONSUMER, pending)
+    assert fw.answer_from_cs(CONSUMER2, dataclasses.replace(pending, nonce=9), 1.0) is None
+    fresh = Interest(N("/a/v2"), 10, must_be_fresh=True, digest=chunk.digest)
+    assert fw.answer_from_cs(CONSUMER2, fresh, 1.0) is None
