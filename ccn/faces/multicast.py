@@ -26,15 +26,14 @@ import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
 from typing import Any
 
 import trio
 
 from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
-from ccn.faces.base import READ_QUANTUM, Deliver, Face
-from ccn.faces.udp import grow_buffers
+from ccn.faces.base import Deliver, Face
+from ccn.faces.udp import grow_buffers, receive_turn
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment
 from ccn.packet import Nack, Packet
 
@@ -218,16 +217,7 @@ class MulticastFace(Face):
         while True:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
-            # At most READ_QUANTUM of the node's time per turn; what is left waits in the
-            # socket's buffer (and is dropped there by the kernel when that is full).
-            turn_ends = perf_counter() + READ_QUANTUM
-            while perf_counter() < turn_ends:
-                try:
-                    data, addr = sock.recvfrom(65536)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    continue
+            for data, addr in receive_turn(sock, lambda _e: True):
                 if (addr[0].split("%")[0], addr[1]) == self._own:
                     continue
                 counters.in_bytes += len(data)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -280,27 +281,19 @@ class NdnFace(ByteStreamFace):
         self._deliver = deliver
         await super().run(deliver)
 
-    async def _read_loop(self, deliver: Deliver) -> None:
-        counters = self.counters
-        while not self.closed:
-            chunk = await self._receive()
-            if not chunk:
-                self.close_reason = "peer closed"
-                return
-            counters.in_bytes += len(chunk)
-            try:
-                elements = self._framer.feed(chunk)
-            except NdnFrameError as e:
-                counters.malformed += 1
-                self.close(f"not an NDN stream: {e}")
-                return
-            for raw in elements:
-                try:
-                    self._on_element(raw, deliver)
-                except NdnDecodeError:
-                    counters.malformed += 1
-                if self.closed:
-                    return
+    def _split(self, chunk: bytes | bytearray) -> Sequence[bytes | memoryview]:
+        try:
+            return self._framer.feed(chunk)
+        except NdnFrameError as e:
+            self.counters.malformed += 1
+            self.close(f"not an NDN stream: {e}")
+            return ()
+
+    def _take(self, unit: bytes | memoryview, deliver: Deliver) -> None:
+        try:
+            self._on_element(bytes(unit), deliver)
+        except NdnDecodeError:
+            self.counters.malformed += 1
 
     def _on_element(self, raw: bytes, deliver: Deliver) -> None:
         token: bytes | None = None

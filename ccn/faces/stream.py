@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Sequence
 from time import perf_counter
 
 import trio
@@ -152,6 +153,40 @@ class ByteStreamFace(Face):
                 await trio.aclose_forcefully(self._stream)
 
     async def _read_loop(self, deliver: Deliver) -> None:
+        """Read, split into units, and hand them over for at most :data:`READ_QUANTUM` per
+        turn; what the node sends meanwhile is written when each burst ends."""
+        counters = self.counters
+        while not self.closed:
+            chunk = await self._receive()
+            if not chunk:
+                self.close_reason = "peer closed"
+                return
+            counters.in_bytes += len(chunk)
+            turn_ends = perf_counter() + READ_QUANTUM  # _receive yielded
+            units = self._split(chunk)
+            i, n = 0, len(units)
+            while i < n:
+                with _burst:
+                    while i < n:
+                        self._take(units[i], deliver)
+                        i += 1
+                        if self.closed:
+                            return
+                        if perf_counter() >= turn_ends:
+                            break
+                if i < n:
+                    await trio.lowlevel.checkpoint()
+                    if self.closed:
+                        return
+                    turn_ends = perf_counter() + READ_QUANTUM
+
+    def _split(self, chunk: bytes | bytearray) -> Sequence[bytes | memoryview]:
+        """The whole units (frames) completed by ``chunk``; on broken framing, count it, close
+        the face and return none."""
+        raise NotImplementedError
+
+    def _take(self, unit: bytes | memoryview, deliver: Deliver) -> None:
+        """Decode one unit and deliver what it carries (counting what is malformed)."""
         raise NotImplementedError
 
     async def _receive(self) -> bytes | bytearray:
@@ -241,49 +276,25 @@ class StreamFace(ByteStreamFace):
         if self._enqueue([length.to_bytes(HEADER_SIZE, "big"), *parts], length + HEADER_SIZE):
             self.counters.count_out(packet)
 
-    async def _read_loop(self, deliver: Deliver) -> None:
-        counters = self.counters
-        seen_valid = self._seen_valid
-        while not self.closed:
-            chunk = await self._receive()
-            if not chunk:
-                self.close_reason = "peer closed"
-                return
-            counters.in_bytes += len(chunk)
-            turn_ends = perf_counter() + READ_QUANTUM  # _receive yielded
-            try:
-                frames = self._deframer.feed(chunk)
-            except FrameError as e:
-                counters.malformed += 1
+    def _split(self, chunk: bytes | bytearray) -> Sequence[bytes | memoryview]:
+        try:
+            return self._deframer.feed(chunk)
+        except FrameError as e:
+            self.counters.malformed += 1
+            self.close(f"not a ccn stream: {e}")
+            return ()
+
+    def _take(self, unit: bytes | memoryview, deliver: Deliver) -> None:
+        try:
+            packet = decode(unit)
+        except DecodeError as e:
+            self.counters.malformed += 1
+            if not self._seen_valid:
                 self.close(f"not a ccn stream: {e}")
-                return
-            i, n = 0, len(frames)
-            while i < n:
-                with _burst:  # what the node sends in reply goes out when the burst ends
-                    while i < n:
-                        raw = frames[i]
-                        i += 1
-                        try:
-                            packet = decode(raw)
-                        except DecodeError as e:
-                            counters.malformed += 1
-                            if not seen_valid:
-                                self.close(f"not a ccn stream: {e}")
-                                return
-                            continue
-                        if not seen_valid:
-                            self._seen_valid = seen_valid = True
-                        counters.count_in(packet)
-                        deliver(self, packet)
-                        if self.closed:
-                            return
-                        if perf_counter() >= turn_ends:
-                            break
-                if i < n:
-                    await trio.lowlevel.checkpoint()
-                    if self.closed:
-                        return
-                    turn_ends = perf_counter() + READ_QUANTUM
+            return
+        self._seen_valid = True
+        self.counters.count_in(packet)
+        deliver(self, packet)
 
 
 #: Writes at least this large go out as one vectored write of the queued pieces (large Data

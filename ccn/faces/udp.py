@@ -29,7 +29,7 @@ import ipaddress
 import secrets
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from time import perf_counter
 from typing import Any
 
@@ -92,6 +92,28 @@ def path_datagram_size(family: int, addr: SockAddr) -> int:
     except OSError:
         pass
     return max(576 - overhead, min(MAX_DATAGRAM, mtu - overhead))
+
+
+def receive_turn(
+    sock: socket.socket, ignorable: Callable[[OSError], bool]
+) -> Iterator[tuple[bytes, Any]]:
+    """The datagrams waiting on non-blocking ``sock``, for at most READ_QUANTUM of the node's
+    time (what is left waits in the socket's buffer, and is dropped there by the kernel when
+    that is full). Errors ``ignorable`` says yes to are skipped; others are raised."""
+    turn_ends = perf_counter() + READ_QUANTUM
+    while perf_counter() < turn_ends:
+        try:
+            yield sock.recvfrom(65536)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if not ignorable(e):
+                raise
+
+
+def _unreachable(e: OSError) -> bool:
+    """ICMP errors a peer's unreachability leaves on a UDP socket: not the socket's fault."""
+    return e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
 
 
 def grow_buffers(sock: socket.socket) -> None:
@@ -357,18 +379,7 @@ class UdpChannel:
         while True:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
-            # At most READ_QUANTUM of the node's time per turn; what is left waits in the
-            # socket's buffer (and is dropped there by the kernel when that is full).
-            turn_ends = perf_counter() + READ_QUANTUM
-            while perf_counter() < turn_ends:
-                try:
-                    data, addr = sock.recvfrom(65536)
-                except BlockingIOError:
-                    break
-                except OSError as e:
-                    if e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
-                        continue
-                    raise
+            for data, addr in receive_turn(sock, _unreachable):
                 face = faces.get(_key(addr))
                 if face is None:
                     if not self._acceptable(data):
