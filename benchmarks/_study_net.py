@@ -524,28 +524,7 @@ async def raw_window(host: str, port: int, size: int, count: int) -> float:
 async def raw_bulk(host: str, port: int, total: int, dest: Path, piece: int = 64 * 1024) -> float:
     """Fetch ``total`` bytes in ``piece``-byte answers, window 64, into ``dest``; seconds."""
     client = BaselineClient(await open_stream(host, port))
-    n = -(-total // piece)
-    try:
-        with open(dest, "wb") as f:
-            start = time.perf_counter()
-            issued = min(WINDOW, n)
-            await client.stream.send_all(b"".join(client.request(piece, i) for i in range(issued)))
-            received = 0
-            while received < n:
-                got = await client.responses()
-                received += len(got)
-                for payload in got:
-                    f.write(payload)
-                more = min(len(got), n - issued)
-                if more:
-                    await client.stream.send_all(
-                        b"".join(client.request(piece, issued + i) for i in range(more))
-                    )
-                    issued += more
-            return time.perf_counter() - start
-    finally:
-        await client.stream.aclose()
-        dest.unlink(missing_ok=True)
+    return await client.bulk(total, piece, dest)
 
 
 if __name__ == "__main__":

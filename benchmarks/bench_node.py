@@ -179,6 +179,32 @@ class BaselineClient:
         del buf[:pos]
         return out
 
+    async def bulk(self, total: int, piece: int, dest: Path) -> float:
+        """Fetch ``total`` bytes in ``piece``-byte answers, window 64, into ``dest``; return the
+        seconds it took. Closes the stream and removes ``dest``."""
+        n = -(-total // piece)
+        try:
+            with open(dest, "wb") as f:
+                start = time.perf_counter()
+                issued = min(WINDOW, n)
+                await self.stream.send_all(b"".join(self.request(piece, i) for i in range(issued)))
+                received = 0
+                while received < n:
+                    got = await self.responses()
+                    received += len(got)
+                    for payload in got:
+                        f.write(payload)
+                    more = min(len(got), n - issued)
+                    if more:
+                        await self.stream.send_all(
+                            b"".join(self.request(piece, issued + i) for i in range(more))
+                        )
+                        issued += more
+                return time.perf_counter() - start
+        finally:
+            await self.stream.aclose()
+            dest.unlink(missing_ok=True)
+
 
 async def baseline_exchanges(port: int, size: int, s: Settings) -> tuple[int, float]:
     client = await BaselineClient.open(port)
@@ -212,32 +238,9 @@ async def baseline_exchanges(port: int, size: int, s: Settings) -> tuple[int, fl
 
 async def baseline_bulk(port: int, total: int, dest: Path) -> float:
     """Bytes/s for ``total`` bytes in 64 KiB responses, window 64, written to ``dest``."""
-    client = await BaselineClient.open(port)
     n = -(-total // BULK_RESPONSE)
-    try:
-        with open(dest, "wb") as f:
-            start = time.perf_counter()
-            issued = min(WINDOW, n)
-            await client.stream.send_all(
-                b"".join(client.request(BULK_RESPONSE, i) for i in range(issued))
-            )
-            received = 0
-            while received < n:
-                got = await client.responses()
-                received += len(got)
-                for payload in got:
-                    f.write(payload)
-                more = min(len(got), n - issued)
-                if more:
-                    await client.stream.send_all(
-                        b"".join(client.request(BULK_RESPONSE, issued + i) for i in range(more))
-                    )
-                    issued += more
-            elapsed = time.perf_counter() - start
-        return n * BULK_RESPONSE / elapsed
-    finally:
-        await client.stream.aclose()
-        dest.unlink(missing_ok=True)
+    client = await BaselineClient.open(port)
+    return n * BULK_RESPONSE / await client.bulk(total, BULK_RESPONSE, dest)
 
 
 # -- ccn: cache-hit exchanges ----------------------------------------------------------------
