@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import trio
 
 from ccn.client import connect
 from ccn.errors import CcnError, ConnectError
+from ccn.testing import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MB = 1_000_000
@@ -108,27 +108,6 @@ def write_results(stem: str, data: dict[str, Any], markdown: str) -> tuple[Path,
 
 
 # -- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def read_status(pid: int) -> dict[str, int]:
-    """VmRSS / VmHWM / ... of ``pid`` in bytes; empty if the process is gone."""
-    out: dict[str, int] = {}
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        if line.startswith("Vm") and line.endswith("kB"):
-            key, value = line.split(":", 1)
-            out[key] = int(value.split()[0]) * 1024
-    return out
 
 
 def reset_peak_rss(pid: int) -> bool:

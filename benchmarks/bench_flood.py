@@ -32,7 +32,6 @@ from _common import (
     MIB,
     PYTHON,
     command_line,
-    free_port,
     machine_info,
     machine_line,
     start_node,
@@ -45,6 +44,7 @@ from ccn.client import connect
 from ccn.framing import frame
 from ccn.name import Name
 from ccn.packet import Interest, Nack, NackReason
+from ccn.testing import free_port
 
 FILE_SIZE = 32 * MIB
 PREFIX = "/flood/file"

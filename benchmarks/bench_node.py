@@ -43,10 +43,8 @@ from _common import (
     PYTHON,
     NodeProcess,
     command_line,
-    free_port,
     machine_info,
     machine_line,
-    read_status,
     reset_peak_rss,
     start_node,
     stop_process,
@@ -59,6 +57,7 @@ from ccn.fetch import fetch_version, resolve
 from ccn.name import Name
 from ccn.packet import Data, Interest, Nack
 from ccn.store.objects import Kind, Tree, decode
+from ccn.testing import free_port, memory_status
 
 WINDOW = 64
 BULK_RESPONSE = 64 * 1024
@@ -567,14 +566,14 @@ async def bench_rss(workdir: Path, s: Settings) -> list[Row]:
         nodes.append(b)
         a = await start_node("A", workdir, cs_bytes=cs, routes=[f"/bench={b.tcp_uri}"])
         nodes.append(a)
-        idle = {n.label: read_status(n.pid).get("VmRSS", 0) for n in nodes}
+        idle = {n.label: memory_status(n.pid).get("VmRSS", 0) for n in nodes}
         size = s.rss_mib * MIB
         src = workdir / "big.bin"
         want = write_random(src, size)
         async with connect(b.unix_uri) as client:
             reply = await client.publish(src, "/bench/big")
         src.unlink()
-        after_publish = {n.label: read_status(n.pid).get("VmHWM", 0) for n in nodes}
+        after_publish = {n.label: memory_status(n.pid).get("VmHWM", 0) for n in nodes}
         reset = all(reset_peak_rss(n.pid) for n in nodes)
         dest = out / "big.out"
         cmd = [PYTHON, "-m", "ccn", "--node", a.unix_uri, "get", reply["name"], "-o", str(dest)]
@@ -589,8 +588,8 @@ async def bench_rss(workdir: Path, s: Settings) -> list[Row]:
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline:
                 for n in nodes:
-                    sampled[n.label] = max(sampled[n.label], read_status(n.pid).get("VmRSS", 0))
-                sampled["get"] = max(sampled["get"], read_status(proc.pid).get("VmRSS", 0))
+                    sampled[n.label] = max(sampled[n.label], memory_status(n.pid).get("VmRSS", 0))
+                sampled["get"] = max(sampled["get"], memory_status(proc.pid).get("VmRSS", 0))
                 pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     rusage = ru
@@ -609,7 +608,7 @@ async def bench_rss(workdir: Path, s: Settings) -> list[Row]:
                 for piece in iter(lambda: f.read(4 * MIB), b""):
                     h.update(piece)
             ok = h.digest() == want
-        peak = {n.label: read_status(n.pid).get("VmHWM", 0) for n in nodes}
+        peak = {n.label: memory_status(n.pid).get("VmHWM", 0) for n in nodes}
         get_peak = rusage.ru_maxrss * 1024 if rusage is not None else sampled["get"]
         rate = size / elapsed / MB
         _say(f"  {s.rss_mib} MiB via A -> B: exit {code}, identical {ok}, {rate:,.0f} MB/s")
@@ -727,7 +726,7 @@ async def run(args: argparse.Namespace) -> int:
             rows += await bench_exchanges(node, workdir, port, s)
         if "bulk" in args.cases:
             rows += await bench_bulk(node, workdir, port, s)
-        node_hwm = read_status(node.pid).get("VmHWM", 0)
+        node_hwm = memory_status(node.pid).get("VmHWM", 0)
         await node.stop()
         node = None
         if "rss" in args.cases:

@@ -123,3 +123,18 @@ async def stop_all(nodes: list[NodeProcess], timeout: float = 3.0) -> None:
         if n.process.returncode is None:
             n.process.kill()
             await n.process.wait()
+
+
+def memory_status(pid: int) -> dict[str, int]:
+    """The ``Vm*`` lines of ``/proc/<pid>/status`` (VmRSS, VmHWM, ...) in bytes; empty if the
+    process is gone."""
+    out: dict[str, int] = {}
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if line.startswith("Vm") and line.endswith("kB"):
+            key, value = line.split(":", 1)
+            out[key] = int(value.split()[0]) * 1024
+    return out

@@ -32,7 +32,7 @@ from ccn.keys import SigningKey, generate_key, key_path
 from ccn.name import ROOT, Name
 from ccn.packet import Data, Interest, Nack, NackReason
 from ccn.store.objects import Blob, Kind, Version, decode, encode, id_of
-from ccn.testing import NodeProcess, free_port, node_in_process, start_node, stop_all
+from ccn.testing import NodeProcess, free_port, memory_status, node_in_process, start_node, stop_all
 from ccn.trust import Anchors
 
 pytestmark = pytest.mark.slow
@@ -41,15 +41,6 @@ TCP_FRAMES = 100_000
 UDP_DATAGRAMS = 20_000
 CONNECTIONS = 10
 FILE_SIZE = 8 << 20
-
-
-def _proc_status(pid: int) -> dict[str, int]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
 
 
 def _seeds() -> list[bytes]:
@@ -150,7 +141,7 @@ async def test_node_survives_100k_hostile_frames(
     async with connect(proc.uri) as c:
         await c.put(src, "/h/file")
         assert await c.get("/h/file") == expected
-    base = _proc_status(proc.process.pid)
+    base = memory_status(proc.process.pid)
     fetched = 0
     hostile_done = trio.Event()
 
@@ -183,7 +174,7 @@ async def test_node_survives_100k_hostile_frames(
                 await trio.sleep(0.2)
     drops = status["drops"]
     assert drops["malformed"] >= TCP_FRAMES // 2, drops
-    after = _proc_status(proc.process.pid)
+    after = memory_status(proc.process.pid)
     print(f"hostile: {fetched} fetches during the attack; drops {drops}; memory {base} -> {after}")
     limits = status["limits"]
     # bounded: the CS budget plus per-face buffers, never the volume of what was thrown at it

@@ -17,22 +17,13 @@ import pytest
 import trio
 
 from ccn.client import connect
-from ccn.testing import NodeProcess, free_port, start_node, stop_all
+from ccn.testing import NodeProcess, free_port, memory_status, start_node, stop_all
 
 pytestmark = pytest.mark.slow
 
 SOAK_SECONDS = float(os.environ.get("CCN_SOAK_SECONDS", "30"))
 #: Per node, beyond the configured CS budget: interpreter, buffers, caches of names.
 ALLOWANCE = 160 << 20
-
-
-def _rss(pid: int) -> dict[str, int]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) * 1024
-    return out
 
 
 async def test_three_node_chain_soak(tmp_path: Path) -> None:
@@ -57,7 +48,7 @@ async def test_three_node_chain_soak(tmp_path: Path) -> None:
             nodes["A"] = await start_node(
                 "A", tmp_path, [sock["A"]], [f"/s=tcp://127.0.0.1:{b_port}"], sock["A"]
             )
-            base = {k: _rss(n.process.pid)["VmRSS"] for k, n in nodes.items()}
+            base = {k: memory_status(n.process.pid)["VmRSS"] for k, n in nodes.items()}
             deadline = trio.current_time() + SOAK_SECONDS
 
             async def publisher() -> None:
@@ -105,7 +96,7 @@ async def test_three_node_chain_soak(tmp_path: Path) -> None:
                 for number, data in published.items():
                     assert await a.get(f"/s/doc/v{number}") == data  # no lost object
                 status = await a.status()
-            peaks = {k: _rss(n.process.pid)["VmHWM"] for k, n in nodes.items()}
+            peaks = {k: memory_status(n.process.pid)["VmHWM"] for k, n in nodes.items()}
     finally:
         await stop_all(list(nodes.values()))
     print(f"soak: {ops} in {SOAK_SECONDS:.0f} s; rss {base} -> peak {peaks}")
