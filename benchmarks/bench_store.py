@@ -36,6 +36,7 @@ from typing import Any
 from ccn.store.chunker import Chunker
 from ccn.store.files import import_file
 from ccn.store.objstore import DiskObjectStore
+from ccn.testing import edit_one_percent
 
 MIB = 1 << 20
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -154,21 +155,11 @@ def bench_put(work: Path, size_mib: int, fsync_mib: int, runs: int) -> dict[str,
     }
 
 
-def _edit(data: bytes, seed: int) -> bytes:
-    """Change 1 % of ``data`` at 8 random places: overwrite, plus a small insertion each."""
-    rng = random.Random(seed)
-    out = bytearray(data)
-    span = len(data) // 800
-    for pos in sorted(rng.sample(range(len(data) - span), 8), reverse=True):
-        out[pos : pos + span] = rng.randbytes(span + 64)
-    return bytes(out)
-
-
 def bench_chunk_sizes(work: Path, size_mib: int) -> list[dict[str, Any]]:
     src = work / "chunks-v1.bin"
     _make_file(src, size_mib * MIB, seed=3)
     edited = work / "chunks-v2.bin"
-    edited.write_bytes(_edit(src.read_bytes(), seed=4))
+    edited.write_bytes(edit_one_percent(src.read_bytes(), seed=4))
     _warm(src)
     rows = []
     for avg_kib in (16, 32, 64):

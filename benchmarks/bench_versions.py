@@ -35,15 +35,7 @@ from _common import (
 )
 
 from ccn.client import connect
-
-
-def _edit(data: bytes, seed: int) -> bytes:
-    rng = random.Random(seed)
-    out = bytearray(data)
-    span = len(data) // 800
-    for pos in sorted(rng.sample(range(len(data) - span), 8), reverse=True):
-        out[pos : pos + span] = rng.randbytes(span + 64)
-    return bytes(out)
+from ccn.testing import edit_one_percent
 
 
 async def _sent(node: NodeProcess) -> int:
@@ -72,7 +64,7 @@ async def bench(work: Path, size_mib: int, runs: int) -> dict[str, Any]:
         nodes.append(c)
         for r in range(runs):
             v1 = random.Random(r).randbytes(size_mib * MIB)
-            v2 = _edit(v1, seed=100 + r)
+            v2 = edit_one_percent(v1, seed=100 + r)
             (work / "v1.bin").write_bytes(v1)
             (work / "v2.bin").write_bytes(v2)
             name = f"/p/file{r}"

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import sys
@@ -138,3 +139,14 @@ def memory_status(pid: int) -> dict[str, int]:
             key, value = line.split(":", 1)
             out[key] = int(value.split()[0]) * 1024
     return out
+
+
+def edit_one_percent(data: bytes, seed: int) -> bytes:
+    """``data`` with 1 % changed at 8 random places: a span overwritten, plus a small insertion
+    each (the edit the version benchmarks and tests publish as v2)."""
+    rng = random.Random(seed)
+    out = bytearray(data)
+    span = len(data) // 800
+    for pos in sorted(rng.sample(range(len(data) - span), 8), reverse=True):
+        out[pos : pos + span] = rng.randbytes(span + 64)
+    return bytes(out)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 import trio
 
 from ccn.client import connect
-from ccn.testing import NodeProcess, free_port, stop_all, wait_ready
+from ccn.testing import NodeProcess, edit_one_percent, free_port, stop_all, wait_ready
 
 pytestmark = pytest.mark.slow
 SIZE = 64 << 20
@@ -84,23 +83,13 @@ def _sent(status: dict[str, Any]) -> int:
     return sum(f["out_bytes"] for f in status["faces"] if f["remote"].startswith("tcp"))
 
 
-def _edit(data: bytes, seed: int) -> bytes:
-    """Change 1 % of ``data`` at 8 places: overwrite a span and insert a little at each."""
-    rng = random.Random(seed)
-    out = bytearray(data)
-    span = len(data) // 800
-    for pos in sorted(rng.sample(range(len(data) - span), 8), reverse=True):
-        out[pos : pos + span] = rng.randbytes(span + 64)
-    return bytes(out)
-
-
 async def test_new_version_costs_the_producer_only_what_changed(
     pc: tuple[NodeProcess, NodeProcess], tmp_path: Path
 ) -> None:
     p, c = pc
     v1 = os.urandom(SIZE)
     (tmp_path / "v1.bin").write_bytes(v1)
-    v2 = _edit(v1, seed=7)
+    v2 = edit_one_percent(v1, seed=7)
     (tmp_path / "v2.bin").write_bytes(v2)
     with trio.fail_after(120):
         assert (await _run("put", str(tmp_path / "v1.bin"), "/p/big", node=p)).returncode == 0
