@@ -9,6 +9,7 @@ SignatureInfo). Decoders raise :class:`~ccn.ndn.tlv.NdnDecodeError` and nothing 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ccn.ndn.tlv import (
@@ -198,7 +199,6 @@ def encode_interest(
 def decode_interest(wire: Buffer) -> NdnInterest:
     """Decode exactly one Interest element, strictly (field order, sizes, critical types)."""
     start, end = unwrap(wire, T_INTEREST)
-    last = -1
     name: NdnName | None = None
     cbp = mbf = False
     nonce: int | None = None
@@ -206,17 +206,7 @@ def decode_interest(wire: Buffer) -> NdnInterest:
     hop: int | None = None
     params: bytes | None = None
     has_sig_info = has_sig_value = False
-    for t, s, e in iter_elements(wire, start, end):
-        rank = _INTEREST_ORDER.get(t)
-        if rank is None:
-            if is_critical(t):
-                raise NdnDecodeError(f"unknown critical element {t} in Interest")
-            continue
-        if rank <= last:
-            raise NdnDecodeError(f"Interest element {t} out of order or repeated")
-        if name is None and t != T_NAME:
-            raise NdnDecodeError("Interest must start with its Name")
-        last = rank
+    for t, s, e in _in_order(wire, start, end, _INTEREST_ORDER, "Interest"):
         n = e - s
         if t == T_NAME:
             name = decode_name_value(wire, s, e)
@@ -304,20 +294,38 @@ def encode_data(
     return tlv(T_DATA, value)
 
 
+def _in_order(
+    wire: Buffer,
+    start: int,
+    end: int,
+    order: dict[int, int],
+    what: str,
+    *,
+    name_first: bool = True,
+) -> Iterator[tuple[int, int, int]]:
+    """The known elements ``(type, value start, value end)`` of a block, each at most once and
+    in ``order``'s ranks; unknown non-critical ones are skipped, unknown critical ones rejected
+    (NDN packet format v0.3 §1.3). ``name_first``: the first must be the Name."""
+    last = -1
+    for t, s, e in iter_elements(wire, start, end):
+        rank = order.get(t)
+        if rank is None:
+            if is_critical(t):
+                raise NdnDecodeError(f"unknown critical element {t} in {what}")
+            continue
+        if rank <= last:
+            raise NdnDecodeError(f"{what} element {t} out of order or repeated")
+        if name_first and last == -1 and t != T_NAME:
+            raise NdnDecodeError(f"{what} must start with its Name")
+        last = rank
+        yield t, s, e
+
+
 def _meta_info(wire: Buffer, s: int, e: int) -> tuple[int | None, int | None, Component | None]:
     ctype: int | None = None
     fresh: int | None = None
     final: Component | None = None
-    last = -1
-    for t, vs, ve in iter_elements(wire, s, e):
-        rank = _META_ORDER.get(t)
-        if rank is None:
-            if is_critical(t):
-                raise NdnDecodeError(f"unknown critical element {t} in MetaInfo")
-            continue
-        if rank <= last:
-            raise NdnDecodeError(f"MetaInfo element {t} out of order or repeated")
-        last = rank
+    for t, vs, ve in _in_order(wire, s, e, _META_ORDER, "MetaInfo", name_first=False):
         if t == T_CONTENT_TYPE:
             ctype = decode_nonneg(wire[vs:ve])
         elif t == T_FRESHNESS_PERIOD:
@@ -333,7 +341,6 @@ def _meta_info(wire: Buffer, s: int, e: int) -> tuple[int | None, int | None, Co
 def decode_data(wire: Buffer) -> NdnData:
     """Decode exactly one Data element, strictly."""
     start, end = unwrap(wire, T_DATA)
-    last = -1
     name: NdnName | None = None
     content = b""
     ctype: int | None = None
@@ -342,17 +349,7 @@ def decode_data(wire: Buffer) -> NdnData:
     sig_type: int | None = None
     sig_value: bytes | None = None
     sig_info_end = 0
-    for t, s, e in iter_elements(wire, start, end):
-        rank = _DATA_ORDER.get(t)
-        if rank is None:
-            if is_critical(t):
-                raise NdnDecodeError(f"unknown critical element {t} in Data")
-            continue
-        if rank <= last:
-            raise NdnDecodeError(f"Data element {t} out of order or repeated")
-        if name is None and t != T_NAME:
-            raise NdnDecodeError("Data must start with its Name")
-        last = rank
+    for t, s, e in _in_order(wire, start, end, _DATA_ORDER, "Data"):
         if t == T_NAME:
             name = decode_name_value(wire, s, e)
         elif t == T_META_INFO:
