@@ -177,11 +177,13 @@ class Forwarder:
             comps = interest.name.components
             if interest.hop_limit == 0 or (comps and comps[0] == _LOCALHOST):
                 return None
-        if not self.cs.has_digest(digest) or self.dnl.has(interest.name, interest.nonce, now):
+        if self.cs.get_by_digest(digest) is None or self.dnl.has(
+            interest.name, interest.nonce, now
+        ):
             return None
         if self.pit.find(interest) is not None:
             return None
-        data = self.cs.hit_by_digest(digest)
+        data = self.cs.hit_by_digest(digest)  # counts the hit, marks it recently used
         assert data is not None
         counters = self.counters
         counters.in_interests += 1

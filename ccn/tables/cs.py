@@ -145,9 +145,6 @@ class ContentStore:
                 best = entry
         return best
 
-    def has_digest(self, digest: bytes) -> bool:
-        return digest in self._by_digest
-
     def hit_by_digest(self, digest: bytes) -> Data | None:
         """``lookup`` for a digest Interest without must-be-fresh, counting only a hit: None
         (nothing counted) lets the caller take the full lookup instead."""
