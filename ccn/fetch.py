@@ -17,7 +17,6 @@ import heapq
 import math
 import os
 import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +104,8 @@ class Stats:
     objects: int = 0
     bytes: int = 0
     max_window: float = 0.0
+    #: Times the fetching task woke for a retransmission timer (answers never wake it).
+    timer_wakeups: int = 0
 
 
 @dataclass
@@ -185,14 +186,29 @@ class _Transfer:
     async def run(self) -> None:
         self._fill()
         while not self.finished.is_set():
-            deadline = self.timers[0][0] if self.timers else math.inf
+            deadline = self._next_deadline()
             with trio.move_on_at(deadline):
                 await self.client._wait(self.finished)
             if self.finished.is_set():
                 break
-            self._expire(time.monotonic())
+            self.pipe.stats.timer_wakeups += 1
+            self._expire(trio.current_time())
         if self.error is not None:
             raise self.error
+
+    def _next_deadline(self) -> float:
+        """The earliest retransmission timer still live. Timers of answered Interests stay in
+        the heap (lazy deletion); dropping them here keeps this task asleep until a timer can
+        actually fire, instead of waking (a cancellation, an exception) once per answer."""
+        timers = self.timers
+        outstanding = self.outstanding
+        while timers:
+            _, index, nonce = timers[0]
+            entry = outstanding.get(index)
+            if entry is not None and entry.interest.nonce == nonce:
+                return timers[0][0]
+            heapq.heappop(timers)
+        return math.inf
 
     def forget_all(self) -> None:
         for entry in self.outstanding.values():
@@ -206,7 +222,7 @@ class _Transfer:
     def _issue(self, index: int, retries: int) -> None:
         digest = self.ids[index]
         interest = Interest(self.pipe.locator, new_nonce(), digest=digest)
-        now = time.monotonic()
+        now = trio.current_time()
         old = self.outstanding.get(index)
         if old is not None:
             self.client.forget(old.interest)
@@ -244,7 +260,7 @@ class _Transfer:
         if first is None:
             return
         pipe = self.pipe
-        now = time.monotonic()
+        now = trio.current_time()
         if type(packet) is Nack:
             if packet.reason in (NackReason.CONGESTION, NackReason.DUPLICATE):
                 pipe._decrease(now)
