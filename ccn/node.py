@@ -10,7 +10,9 @@ so the forwarder is never re-entered.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,7 +22,13 @@ import trio
 
 from ccn.codec import MAX_PACKET_SIZE
 from ccn.config import NodeConfig
-from ccn.errors import ConnectError, CorruptObject, InvalidObject, ObjectNotFound
+from ccn.errors import (
+    ConnectError,
+    CorruptObject,
+    InvalidObject,
+    ObjectNotFound,
+    StoreError,
+)
 from ccn.faces.base import READ_QUANTUM, Face
 from ccn.faces.internal import InternalFace
 from ccn.faces.stream import (
@@ -65,6 +73,10 @@ if TYPE_CHECKING:
 MAX_TICK_INTERVAL = 0.5
 #: How many digests forwarded upstream the node remembers (see ``Node._asked``).
 ASKED_MAX = 65536
+#: At exit, the CS's nameless objects are written to the cache tier for at most this long,
+#: in batches of SAVE_BATCH_BYTES (shutdown must stay well within a second).
+SAVE_AT_EXIT_S = 0.4
+SAVE_BATCH_BYTES = 8 << 20
 INITIAL_DIAL_WAIT = 2.0
 REDIAL_DELAY = 0.5
 MAX_REDIAL_DELAY = 5.0
@@ -88,7 +100,8 @@ class Node:
         config.store.mkdir(parents=True, exist_ok=True)
         self.store = DiskObjectStore(config.store, fsync=config.fsync)
         self.refs = DiskRefStore(config.store)
-        #: Objects this node forwarded, on disk within ``cache_bytes`` (see ccn/store/cache.py).
+        #: Objects this node forwarded, on disk within ``cache_bytes`` (see ccn/store/cache.py):
+        #: a victim cache, written as objects leave the in-memory CS (and at exit).
         self.cache = CacheTier(config.store / "cache", config.cache_bytes)
         self.cache_feed = CacheFeeder(self.cache)
         #: Digest Interests answered from the main store by the hook in :meth:`process`.
@@ -105,6 +118,7 @@ class Node:
                 default_strategy=config.strategy,
             )
         )
+        self.forwarder.cs.keep_evicted = True
         self.faces: dict[int, Face] = {}
         #: Version records under these prefixes must be signed by their keys (ccn/trust.py).
         self.anchors = Anchors(Anchors.parse_line(t, sep="=") for t in config.trust)
@@ -183,6 +197,7 @@ class Node:
                         await nb.connected.wait()
                 task_status.started(list(self.bound))
         finally:
+            self._save_cache()
             self.store.close()
             self.cache.close()
 
@@ -288,11 +303,14 @@ class Node:
                 elif type(event) is DataIn:
                     satisfied = fw_counters.satisfied
                     actions = handle(event, now)
-                    if fw_counters.satisfied != satisfied or event.data.is_nameless:
-                        self._to_cache(event.data, fw_counters.satisfied != satisfied)
+                    if fw_counters.satisfied == satisfied and event.data.is_nameless:
+                        self._late_to_cache(event.data)
                     self._send(actions)
                     continue
                 self._send(handle(event, now))
+            evicted = forwarder.cs.evicted
+            if evicted:
+                self._spill(evicted)
         finally:
             self._busy = False
         if forwarder.timer_epoch != epoch:
@@ -349,18 +367,54 @@ class Node:
         if raw is not None:
             cs.insert(Data(ROOT, raw, 0, digest), now)
 
-    def _to_cache(self, data: Data, satisfied: bool) -> None:
-        """Nameless Data that satisfied a PIT entry matched its digest, so it is verified; so is
-        one that came too late for its PIT entry if its digest (= blake3 of its bytes) is one
-        this node asked for. Queue it for the cache tier unless the store has it."""
-        if data.is_nameless:
-            digest = data.digest
-            if not satisfied:
-                if digest not in self._asked:
-                    return  # unsolicited: never asked for here, not cached
-                del self._asked[digest]
-            if not self.store.known(digest):
-                self.cache_feed.offer(digest, data.content)
+    def _spill(self, evicted: list[Data]) -> None:
+        """Nameless Data leaving the in-memory CS go to the cache tier (a victim cache behind
+        it). They are verified: the forwarder caches nameless Data only when its digest matched
+        a PIT entry, and what came from the store or the tier is skipped (the feeder skips
+        what the tier holds)."""
+        offer = self.cache_feed.offer
+        in_store = self.store.known
+        for data in evicted:
+            if data.is_nameless:
+                digest = data.digest
+                if not in_store(digest):
+                    offer(digest, data.content)
+        evicted.clear()
+
+    def _late_to_cache(self, data: Data) -> None:
+        """Nameless Data that came too late for its PIT entry is kept (it never enters the CS)
+        if its digest (= blake3 of its bytes) is one this node asked for; unsolicited Data is
+        not."""
+        digest = data.digest
+        if digest not in self._asked:
+            return
+        del self._asked[digest]
+        if not self.store.known(digest):
+            self.cache_feed.offer(digest, data.content)
+
+    def _save_cache(self) -> None:
+        """At exit, what only memory holds goes to the cache tier: the feeder's queue, then the
+        CS's nameless Data, most recently used first, for at most :data:`SAVE_AT_EXIT_S`."""
+        deadline = time.perf_counter() + SAVE_AT_EXIT_S
+        queued = self.cache_feed.take_all()
+        in_cs = ((d.digest, d.content) for d in self.forwarder.cs.nameless_recent_first())
+        batch: list[tuple[bytes, bytes]] = []
+        size = 0
+        try:
+            for oid, raw in itertools.chain(queued, in_cs):
+                if self.store.known(oid) or self.cache.known(oid):
+                    continue
+                batch.append((oid, raw))
+                size += len(raw)
+                if size >= SAVE_BATCH_BYTES:
+                    self.cache.add_many(batch, ids_verified=True)
+                    batch, size = [], 0
+                    if time.perf_counter() >= deadline:
+                        return
+            if batch:
+                self.cache.add_many(batch, ids_verified=True)
+        except (OSError, StoreError):
+            pass  # a cache that cannot be written loses only what it would have cached
 
     async def _timer_loop(self) -> None:
         """Tick the core at its next deadline; woken early only if that deadline moves up."""

@@ -52,7 +52,8 @@ async def test_cache_tier_answers_after_restart_and_across_names(tmp_path: Path)
                 await _fetch(c_uri, "/p/f/v1", tmp_path / "o1")
                 assert _out_bytes(p) - before > SIZE
                 await c.cache_feed.flush()
-                assert c.cache.status()["bytes"] > SIZE
+                # what left the small in-memory CS is on disk, the rest still in memory
+                assert c.cache.status()["bytes"] + c.forwarder.cs.bytes > SIZE
                 before = _out_bytes(p)
                 await _fetch(c_uri, "/p/same", tmp_path / "o2")  # cross-name: digest hits
                 assert _out_bytes(p) - before < 4096  # only the version record travelled
@@ -63,6 +64,31 @@ async def test_cache_tier_answers_after_restart_and_across_names(tmp_path: Path)
                 assert _out_bytes(p) - before < 4096
                 assert c.status()["cache"]["hits"] >= SIZE // (256 << 10)
     for out in ("o1", "o2", "o3"):
+        assert (tmp_path / out).read_bytes() == src.read_bytes()
+
+
+async def test_cache_tier_is_written_when_objects_leave_memory_or_at_exit(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(SIZE))
+    with trio.fail_after(60):
+        async with node_in_process(tmp_path, "p", tcp=True) as (p, p_uri):
+            async with connect(p_uri) as client:
+                await client.put(src, "/p/f")
+            async with _consumer(tmp_path, p, cs_bytes=64 << 20) as (c, c_uri):
+                await _fetch(c_uri, "/p/f/v1", tmp_path / "o1")
+                await c.cache_feed.flush()
+                # everything fits in memory: a victim cache writes nothing yet
+                assert c.cache.status()["bytes"] == 0
+                assert c.forwarder.cs.bytes > SIZE
+            async with _consumer(tmp_path, p, cs_bytes=64 << 20) as (c, c_uri):
+                # the first run saved its CS on the way out; the tier answers after a restart
+                assert c.cache.status()["bytes"] > SIZE
+                before = _out_bytes(p)
+                await _fetch(c_uri, "/p/f/v1", tmp_path / "o2")
+                assert _out_bytes(p) - before < 4096
+    for out in ("o1", "o2"):
         assert (tmp_path / out).read_bytes() == src.read_bytes()
 
 

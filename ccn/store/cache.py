@@ -641,6 +641,16 @@ class CacheFeeder:
         if self._batch_ready():
             self._full.set()
 
+    def take_all(self) -> list[tuple[bytes, bytes]]:
+        """Everything queued and not written yet, removed from the queue (the node writes it
+        itself at exit)."""
+        items = list(self._queue)
+        self._queue.clear()
+        self._queued.clear()
+        self._queue_bytes = 0
+        self._idle.set()
+        return items
+
     def pending(self, oid: bytes) -> bytes | None:
         """An object offered but not written yet (it can be served from memory meanwhile)."""
         return self._queued.get(oid)

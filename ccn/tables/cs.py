@@ -13,11 +13,16 @@ The store is bounded by bytes (``len(content) + entry_overhead`` per entry) and 
 the least recently used entry goes first. It does not check that Data is what it claims to be:
 the forwarder only inserts Data that satisfied a PIT entry (for digest Interests, whose digest
 matched). Time is passed in as ``now``.
+
+With ``keep_evicted`` set, Data that leave the store by eviction (or are too large ever to
+enter it) are appended to ``evicted`` for the owner to take: the node's on-disk cache tier is
+filled from there, as a victim cache behind this one.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 
 from ccn.name import Name
 from ccn.packet import Data, Interest
@@ -52,9 +57,11 @@ class ContentStore:
         "_seq",
         "bytes",
         "entry_overhead",
+        "evicted",
         "evictions",
         "hits",
         "inserts",
+        "keep_evicted",
         "max_bytes",
         "max_entries",
         "misses",
@@ -78,6 +85,8 @@ class ContentStore:
         self.misses = 0
         self.inserts = 0
         self.evictions = 0
+        self.keep_evicted = False
+        self.evicted: list[Data] = []
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -86,6 +95,8 @@ class ContentStore:
         """Cache ``data`` (replacing an entry with the same key); False if it can never fit."""
         size = len(data.content) + self.entry_overhead
         if size > self.max_bytes or self.max_entries <= 0:
+            if self.keep_evicted:
+                self.evicted.append(data)
             return False
         name = data.name
         comps = name.components
@@ -106,6 +117,8 @@ class ContentStore:
             _, victim = lru.popitem(last=False)
             self._unindex(victim)
             self.evictions += 1
+            if self.keep_evicted:
+                self.evicted.append(victim.data)
         return True
 
     def _unindex(self, entry: CsEntry) -> None:
@@ -159,6 +172,12 @@ class ContentStore:
         """The cached object with ``digest``, without counting or touching LRU order."""
         entry = self._by_digest.get(digest)
         return None if entry is None else entry.data
+
+    def nameless_recent_first(self) -> Iterator[Data]:
+        """The cached nameless Data, most recently used first."""
+        for entry in reversed(self._lru.values()):
+            if type(entry.key) is bytes:
+                yield entry.data
 
     def erase(self, name: Name) -> bool:
         """Drop the named Data at exactly ``name``."""

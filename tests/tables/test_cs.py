@@ -122,3 +122,21 @@ def test_replacing_same_name_and_shared_digest() -> None:
     assert cs.get_by_digest(named.digest) is nameless
     cs.clear()
     assert len(cs) == 0 and cs.bytes == 0
+
+
+def test_evicted_data_is_kept_for_the_owner_only_when_asked() -> None:
+    cs = ContentStore(max_bytes=3 * 100, entry_overhead=0)
+    chunks = [Data(ROOT, bytes([i]) * 100) for i in range(4)]
+    too_big = Data(ROOT, b"z" * 400)
+    for d in chunks[:2]:
+        cs.insert(d, 0.0)
+    cs.keep_evicted = True
+    cs.insert(chunks[2], 0.0)
+    cs.lookup(Interest(N("/l"), 1, digest=chunks[0].digest), 0.0)  # 0 is now recently used
+    cs.insert(chunks[3], 0.0)
+    assert not cs.insert(too_big, 0.0)
+    assert cs.evicted == [chunks[1], too_big]
+    assert list(cs.nameless_recent_first()) == [chunks[3], chunks[0], chunks[2]]
+    cs.keep_evicted = False
+    cs.insert(Data(ROOT, b"y" * 100), 0.0)
+    assert len(cs.evicted) == 2
