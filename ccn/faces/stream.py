@@ -57,8 +57,9 @@ _burst = _Burst()
 
 class ByteStreamFace(Face):
     """What every face over a byte stream shares: the bounded send queue, writing it (at the end
-    of a burst, or by the write loop: one coalesced write, or one ``writev`` of the pieces when
-    they are large), closing, and ``run``. Subclasses frame packets into :meth:`_enqueue` and
+    of a burst; at once when sent outside a burst on a socket; otherwise, or what the socket did
+    not take, by the write loop: one coalesced write, or one ``writev`` of the pieces when they
+    are large), closing, and ``run``. Subclasses frame packets into :meth:`_enqueue` and
     implement :meth:`_read_loop`."""
 
     #: The most one read takes from the stream.
@@ -102,6 +103,10 @@ class ByteStreamFace(Face):
             if not self._in_burst:
                 self._in_burst = True
                 _burst.faces.append(self)
+        elif self._fd >= 0 and not self._writing:
+            # Sent outside a burst (a client's request, a timer's retransmission): write now;
+            # waking the write loop would cost a trip through the scheduler first.
+            self._write_now()
         else:
             self._wake.set()
         return True
