@@ -47,6 +47,7 @@ NS_ADDR = {"c": "10.201.1.1", "m_c": "10.201.1.2", "m_o": "10.201.2.1", "o": "10
 #: Fixed ports inside the namespaces (each namespace has its own port space).
 NS_PORTS = {"node": 6464, "raw": 7000, "http": 8080, "relay_node": 9000, "relay_raw": 9001}
 NS_PORTS["relay_http"] = 9002
+NS_PORTS["forward"] = 9003
 
 
 def _run(cmd: Sequence[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -347,6 +348,44 @@ async def _raw_main(host: str, port: int) -> None:
         print("ready", flush=True)
 
 
+async def _forward_main(host: str, port: int, target_host: str, target_port: int) -> None:
+    """A byte forwarder that does nothing else: every connection to ``host:port`` is joined to
+    one to the target, each direction a task that reads the socket and writes what it got, with
+    ``os.read``/``os.write`` on the descriptors as ccn's faces do. Its latency is the floor of
+    any design with a forwarding process on the consumer's host."""
+
+    async def pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
+        rfd, wfd = src.socket.fileno(), dst.socket.fileno()
+        while True:
+            try:
+                got = os.read(rfd, 1 << 20)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(rfd)
+                continue
+            if not got:
+                return
+            view = memoryview(got)
+            while view:
+                try:
+                    view = view[os.write(wfd, view) :]
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(wfd)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        upstream = await trio.open_tcp_stream(target_host, target_port)
+        for s in (stream, upstream):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        async with upstream, trio.open_nursery() as nursery:
+            nursery.start_soon(pump, stream, upstream)
+            await pump(upstream, stream)
+            nursery.cancel_scope.cancel()
+
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, handle, listeners)
+        print("ready", flush=True)
+
+
 class _Handler(SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as nginx
     disable_nagle_algorithm = True  # headers and body are two writes; as nginx's tcp_nodelay
@@ -371,6 +410,11 @@ def helper_main(argv: list[str]) -> int:
     w = sub.add_parser("raw")
     w.add_argument("host")
     w.add_argument("port", type=int)
+    f = sub.add_parser("forward")
+    f.add_argument("host")
+    f.add_argument("port", type=int)
+    f.add_argument("target_host")
+    f.add_argument("target_port", type=int)
     h = sub.add_parser("http")
     h.add_argument("root")
     h.add_argument("host")
@@ -381,6 +425,8 @@ def helper_main(argv: list[str]) -> int:
             trio.run(_relay_main, args.delay_ms / 1000, args.maps)
         elif args.what == "raw":
             trio.run(_raw_main, args.host, args.port)
+        elif args.what == "forward":
+            trio.run(_forward_main, args.host, args.port, args.target_host, args.target_port)
         else:
             _http_main(args.root, args.host, args.port)
     return 0

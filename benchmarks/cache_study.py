@@ -93,6 +93,7 @@ LABEL = {
     "http": "host-to-host HTTP",
     "raw_relay": "raw TCP c→o via relay",
     "raw_hop": "raw TCP c→m (neighbour hop)",
+    "raw_fwd": "raw TCP c→m via a byte forwarder on c",
 }
 ANSWERED = {
     "local": "C (CS)",
@@ -102,6 +103,7 @@ ANSWERED = {
     "http": "origin host",
     "raw_relay": "origin host",
     "raw_hop": "nearby host",
+    "raw_fwd": "nearby host",
 }
 HOST = {"C": "c", "M": "m", "O": "o"}
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -144,7 +146,7 @@ class Topology:
 
     def __post_init__(self) -> None:
         net = self.net
-        for what in ("node", "raw", "http", "relay_node", "relay_raw", "relay_http"):
+        for what in ("node", "raw", "http", "relay_node", "relay_raw", "relay_http", "forward"):
             self.ports[what] = net.port(what)
         # On loopback every host shares one port space.
         self.ports["node_m"] = net.port("node") if net.mode == "loopback" else self.ports["node"]
@@ -392,6 +394,9 @@ async def start_baselines(topo: Topology, s: Settings, www: Path) -> dict[str, s
     topo.helpers.append(
         await start_helper(net.prefix("o"), ["raw", o_host, str(p["raw"])], wd / "raw-o.log")
     )
+    # The floor of a forwarding process on the consumer's host: raw TCP to m through one.
+    fwd = [net.node_listen_host("c"), str(p["forward"]), net.nearby_addr, str(p["raw_m"])]
+    topo.helpers.append(await start_helper(net.prefix("c"), ["forward", *fwd], wd / "fwd.log"))
     used: dict[str, str] = {}
     if s.http in ("auto", "nginx"):
         path, how = ensure_nginx(s.install)
@@ -537,6 +542,7 @@ async def study_delay(topo: Topology, c: Content, s: Settings, delay: float) -> 
         a, p = topo.net, topo.ports
         for case, host, port in (
             ("raw_hop", a.nearby_addr, p["raw_m"]),
+            ("raw_fwd", a.node_listen_host("c"), p["forward"]),
             ("raw_relay", a.origin_addr, p["relay_raw"]),
         ):
             lat = await raw_latency(host, port, SMALL, s.fetches)
@@ -609,7 +615,7 @@ async def study_bulk(topo: Topology, c: Content, s: Settings) -> dict[str, Any]:
 
 # -- output ----------------------------------------------------------------------------------
 
-ORDER = ("local", "neighbour", "twohop", "cold", "http", "raw_relay", "raw_hop")
+ORDER = ("local", "neighbour", "twohop", "cold", "http", "raw_relay", "raw_hop", "raw_fwd")
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -628,6 +634,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": ratio <= 1.5,
             }
         )
+        if "raw_fwd" in p50:
+            out.append(
+                {
+                    "delay_ms": d,
+                    "target": "(floor, not a target) raw TCP via a byte forwarder on c ÷ raw "
+                    "TCP c→m: what one forwarding process on the consumer's host costs",
+                    "value": p50["raw_fwd"] / p50["raw_hop"],
+                    "limit": None,
+                    "met": None,
+                }
+            )
         if d == 20:
             ratio = p50["neighbour"] / p50["http"]
             out.append(
@@ -682,7 +699,7 @@ def markdown_table(results: dict[str, Any]) -> str:
 def targets_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| origin link | target | ratio | met? |", "|---:|---|---:|:-:|"]
     for t in rows:
-        met = "yes" if t["met"] else "**no**"
+        met = "—" if t["met"] is None else "yes" if t["met"] else "**no**"
         lines.append(f"| {t['delay_ms']:g} ms | {t['target']} | {t['value']:.3f} | {met} |")
     return "\n".join(lines)
 
@@ -754,8 +771,12 @@ connection. Windowed = every object once with 64 in flight (HTTP: 64 pipelined G
 request-response stream, median of the runs. "answered by" is checked against the nodes' CS hit
 and store counters for every case (the JSON has the deltas; in bulk runs the intended node
 answers every object and a nearer node may answer duplicates as well: retransmitted Interests
-meeting the copy that arrived meanwhile). Raw TCP c→m has no bulk row. Nodes run with LAN
-discovery off and static routes, so that the relay is the only path to the origin."""
+meeting the copy that arrived meanwhile). Raw TCP c→m has no bulk row. "via a byte forwarder
+on c" is the same raw TCP exchange through a process on the consumer's host that only reads
+each socket and writes what it got (os.read/os.write, as ccn's faces do): the floor of any
+design where, like ccn's C, a forwarding process sits between the application and the link.
+Nodes run with LAN discovery off and static routes, so that the relay is the only path to the
+origin."""
 
 
 async def run(s: Settings, net: Net, args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "cache_study.py"
-CASES = {"local", "neighbour", "twohop", "cold", "http", "raw_relay", "raw_hop"}
+CASES = {"local", "neighbour", "twohop", "cold", "http", "raw_relay", "raw_hop", "raw_fwd"}
 
 
 @pytest.mark.slow
@@ -43,7 +43,7 @@ def test_cache_study_smoke(tmp_path: Path) -> None:
     for case in CASES:
         assert len(result["cases"][case]["latency_s"]) == 20
         assert result["cases"][case]["window_rate"] > 0
-    assert set(result["bulk"]["median"]) == CASES - {"raw_hop"}
+    assert set(result["bulk"]["median"]) == CASES - {"raw_hop", "raw_fwd"}
     assert {t["target"] for t in data["targets"]}
     md = (out / "cache_study.md").read_text()
     assert "| 5 ms | ccn neighbour CS hit | M (CS) |" in md
