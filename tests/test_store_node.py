@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import trio
 
+import ccn.node as node_module
 from ccn.client import CommandError, connect
 from ccn.name import Name
+from ccn.store.cache import CacheTier
 from ccn.testing import node_in_process
 
 SIZE = 3 << 20
@@ -90,6 +92,27 @@ async def test_cache_tier_is_written_when_objects_leave_memory_or_at_exit(
                 assert _out_bytes(p) - before < 4096
     for out in ("o1", "o2"):
         assert (tmp_path / out).read_bytes() == src.read_bytes()
+
+
+async def test_saving_the_cs_at_exit_keeps_to_its_time_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(node_module, "SAVE_AT_EXIT_S", 0.0)  # one batch, then out of time
+    monkeypatch.setattr(node_module, "SAVE_BATCH_BYTES", 256 << 10)
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(SIZE))
+    with trio.fail_after(60):
+        async with node_in_process(tmp_path, "p", tcp=True) as (p, p_uri):
+            async with connect(p_uri) as client:
+                await client.put(src, "/p/f")
+            async with _consumer(tmp_path, p, cs_bytes=64 << 20) as (_c, c_uri):
+                await _fetch(c_uri, "/p/f/v1", tmp_path / "o1")
+    tier = CacheTier(tmp_path / "c" / "cache")
+    try:
+        saved = tier.status()["bytes"]
+    finally:
+        tier.close()
+    assert 256 << 10 <= saved < SIZE
 
 
 async def test_cache_budget_evicts_but_never_published_content(tmp_path: Path) -> None:

@@ -161,6 +161,19 @@ async def test_replies_to_a_burst_leave_in_one_write_when_it_ends(monkeypatch: A
     await peer.aclose()
 
 
+def test_a_packet_sent_outside_a_burst_is_written_at_once() -> None:
+    """A client's Interest goes to the socket inside ``send``: no write loop, no scheduler."""
+    a, b = socket.socketpair()
+    face = StreamFace(trio.SocketStream(trio.socket.from_stdlib_socket(a)), "pair", local=True)
+    interest = Interest(N, 7)
+    face.send(interest)  # no trio run, no face.run: only a direct write can deliver it
+    b.setblocking(False)
+    assert b.recv(1 << 16) == frame(encode(interest))
+    assert face.counters.out_bytes == len(frame(encode(interest))) and not face._queue
+    a.close()
+    b.close()
+
+
 def test_partial_writes_resume_where_they_stopped() -> None:
     """The non-blocking writer hands over what the socket takes and returns the rest, exactly:
     large pieces as they are, a full socket mid-piece, many pieces past the iovec limit."""
