@@ -53,7 +53,8 @@ class Deframer:
         """Add bytes; return every frame now complete, in order.
 
         Frames lying wholly inside an immutable ``bytes`` chunk come back as memoryviews of it
-        (no copy); frames assembled across chunks come back as ``bytes``.
+        (no copy); a frame assembled across chunks comes back as a view of a buffer of its own
+        (one copy); from other buffer types, frames come back as ``bytes``.
         """
         if self._error is not None:
             raise self._error
@@ -106,8 +107,10 @@ class Deframer:
             buf += data
             return []
         buf += data[:need]
-        out: list[bytes | memoryview] = [bytes(buf[HEADER_SIZE:])]
-        buf.clear()
+        # The assembled frame keeps this buffer (a view of it, no copy); the next partial frame
+        # gets a new one.
+        out: list[bytes | memoryview] = [memoryview(buf)[HEADER_SIZE:]]
+        self._buf = bytearray()
         out.extend(self._feed_direct(data[need:]))
         return out
 
