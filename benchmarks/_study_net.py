@@ -549,20 +549,7 @@ async def raw_window(host: str, port: int, size: int, count: int) -> float:
     """``count`` exchanges with ``WINDOW`` in flight; return the seconds taken."""
     client = BaselineClient(await open_stream(host, port))
     try:
-        start = time.perf_counter()
-        issued = min(WINDOW, count)
-        await client.stream.send_all(b"".join(client.request(size, i) for i in range(issued)))
-        done = 0
-        while done < count:
-            got = len(await client.responses())
-            done += got
-            more = min(got, count - issued)
-            if more:
-                await client.stream.send_all(
-                    b"".join(client.request(size, issued + i) for i in range(more))
-                )
-                issued += more
-        return time.perf_counter() - start
+        return await client.windowed(count, size)
     finally:
         await client.stream.aclose()
 

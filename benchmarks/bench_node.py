@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,28 +179,35 @@ class BaselineClient:
         del buf[:pos]
         return out
 
+    async def windowed(
+        self, count: int, size: int, keep: Callable[[bytes], object] | None = None
+    ) -> float:
+        """``count`` requests for ``size``-byte answers with ``WINDOW`` in flight, each answer
+        handed to ``keep``; return the seconds it took."""
+        start = time.perf_counter()
+        issued = min(WINDOW, count)
+        await self.stream.send_all(b"".join(self.request(size, i) for i in range(issued)))
+        received = 0
+        while received < count:
+            got = await self.responses()
+            received += len(got)
+            if keep is not None:
+                for payload in got:
+                    keep(payload)
+            more = min(len(got), count - issued)
+            if more:
+                await self.stream.send_all(
+                    b"".join(self.request(size, issued + i) for i in range(more))
+                )
+                issued += more
+        return time.perf_counter() - start
+
     async def bulk(self, total: int, piece: int, dest: Path) -> float:
         """Fetch ``total`` bytes in ``piece``-byte answers, window 64, into ``dest``; return the
         seconds it took. Closes the stream and removes ``dest``."""
-        n = -(-total // piece)
         try:
             with open(dest, "wb") as f:
-                start = time.perf_counter()
-                issued = min(WINDOW, n)
-                await self.stream.send_all(b"".join(self.request(piece, i) for i in range(issued)))
-                received = 0
-                while received < n:
-                    got = await self.responses()
-                    received += len(got)
-                    for payload in got:
-                        f.write(payload)
-                    more = min(len(got), n - issued)
-                    if more:
-                        await self.stream.send_all(
-                            b"".join(self.request(piece, issued + i) for i in range(more))
-                        )
-                        issued += more
-                return time.perf_counter() - start
+                return await self.windowed(-(-total // piece), piece, f.write)
         finally:
             await self.stream.aclose()
             dest.unlink(missing_ok=True)

@@ -59,7 +59,7 @@ from ccn.mgmt_proto import PREFIX as MGMT_PREFIX
 from ccn.name import ROOT, Name
 from ccn.packet import Data, Interest, Packet
 from ccn.producer import Producer
-from ccn.store.cache import CacheFeeder, CacheTier
+from ccn.store.cache import CacheFeeder, CacheTier, batches
 from ccn.store.objects import MAX_OBJECT_SIZE, Version
 from ccn.store.objects import decode as decode_object
 from ccn.store.objstore import DiskObjectStore
@@ -372,13 +372,9 @@ class Node:
         it). They are verified: the forwarder caches nameless Data only when its digest matched
         a PIT entry, and what came from the store or the tier is skipped (the feeder skips
         what the tier holds)."""
-        offer = self.cache_feed.offer
-        in_store = self.store.known
         for data in evicted:
             if data.is_nameless:
-                digest = data.digest
-                if not in_store(digest):
-                    offer(digest, data.content)
+                self._offer(data)
         evicted.clear()
 
     def _late_to_cache(self, data: Data) -> None:
@@ -389,8 +385,12 @@ class Node:
         if digest not in self._asked:
             return
         del self._asked[digest]
-        if not self.store.known(digest):
-            self.cache_feed.offer(digest, data.content)
+        self._offer(data)
+
+    def _offer(self, data: Data) -> None:
+        """Queue verified nameless ``data`` for the cache tier, unless the main store has it."""
+        if not self.store.known(data.digest):
+            self.cache_feed.offer(data.digest, data.content)
 
     def _save_cache(self) -> None:
         """At exit, what only memory holds goes to the cache tier: the feeder's queue, then the
@@ -398,21 +398,16 @@ class Node:
         deadline = time.perf_counter() + SAVE_AT_EXIT_S
         queued = self.cache_feed.take_all()
         in_cs = ((d.digest, d.content) for d in self.forwarder.cs.nameless_recent_first())
-        batch: list[tuple[bytes, bytes]] = []
-        size = 0
+        unsaved = (
+            (oid, raw)
+            for oid, raw in itertools.chain(queued, in_cs)
+            if not (self.store.known(oid) or self.cache.known(oid))
+        )
         try:
-            for oid, raw in itertools.chain(queued, in_cs):
-                if self.store.known(oid) or self.cache.known(oid):
-                    continue
-                batch.append((oid, raw))
-                size += len(raw)
-                if size >= SAVE_BATCH_BYTES:
-                    self.cache.add_many(batch, ids_verified=True)
-                    batch, size = [], 0
-                    if time.perf_counter() >= deadline:
-                        return
-            if batch:
+            for batch in batches(unsaved, SAVE_BATCH_BYTES):
                 self.cache.add_many(batch, ids_verified=True)
+                if time.perf_counter() >= deadline:
+                    return
         except (OSError, StoreError):
             pass  # a cache that cannot be written loses only what it would have cached
 

@@ -36,19 +36,28 @@ async def _consumer(tmp_path: Path, p: Any, **settings: Any) -> AsyncIterator[tu
         yield c
 
 
+@asynccontextmanager
+async def _producer(tmp_path: Path, *names: str) -> AsyncIterator[tuple[Any, Path]]:
+    """P, publishing one random file of SIZE bytes under each of ``names`` (default ``/p/f``);
+    yields P and the file."""
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(SIZE))
+    async with node_in_process(tmp_path, "p", tcp=True) as (p, p_uri):
+        async with connect(p_uri) as client:
+            for name in names or ("/p/f",):
+                await client.put(src, name)
+        yield p, src
+
+
 async def _fetch(uri: str, name: str, dest: Path) -> None:
     async with connect(uri) as client:
         await client.fetch(name, dest)
 
 
 async def test_cache_tier_answers_after_restart_and_across_names(tmp_path: Path) -> None:
-    src = tmp_path / "f.bin"
-    src.write_bytes(os.urandom(SIZE))
     with trio.fail_after(60):
-        async with node_in_process(tmp_path, "p", tcp=True) as (p, p_uri):
-            async with connect(p_uri) as client:
-                await client.put(src, "/p/f")
-                await client.put(src, "/p/same")  # the same bytes under another name
+        # the same bytes under another name, too
+        async with _producer(tmp_path, "/p/f", "/p/same") as (p, src):
             async with _consumer(tmp_path, p) as (c, c_uri):
                 before = _out_bytes(p)
                 await _fetch(c_uri, "/p/f/v1", tmp_path / "o1")
@@ -72,12 +81,8 @@ async def test_cache_tier_answers_after_restart_and_across_names(tmp_path: Path)
 async def test_cache_tier_is_written_when_objects_leave_memory_or_at_exit(
     tmp_path: Path,
 ) -> None:
-    src = tmp_path / "f.bin"
-    src.write_bytes(os.urandom(SIZE))
     with trio.fail_after(60):
-        async with node_in_process(tmp_path, "p", tcp=True) as (p, p_uri):
-            async with connect(p_uri) as client:
-                await client.put(src, "/p/f")
+        async with _producer(tmp_path) as (p, src):
             async with _consumer(tmp_path, p, cs_bytes=64 << 20) as (c, c_uri):
                 await _fetch(c_uri, "/p/f/v1", tmp_path / "o1")
                 await c.cache_feed.flush()
@@ -99,14 +104,12 @@ async def test_saving_the_cs_at_exit_keeps_to_its_time_budget(
 ) -> None:
     monkeypatch.setattr(node_module, "SAVE_AT_EXIT_S", 0.0)  # one batch, then out of time
     monkeypatch.setattr(node_module, "SAVE_BATCH_BYTES", 256 << 10)
-    src = tmp_path / "f.bin"
-    src.write_bytes(os.urandom(SIZE))
     with trio.fail_after(60):
-        async with node_in_process(tmp_path, "p", tcp=True) as (p, p_uri):
-            async with connect(p_uri) as client:
-                await client.put(src, "/p/f")
-            async with _consumer(tmp_path, p, cs_bytes=64 << 20) as (_c, c_uri):
-                await _fetch(c_uri, "/p/f/v1", tmp_path / "o1")
+        async with (
+            _producer(tmp_path) as (p, _src),
+            _consumer(tmp_path, p, cs_bytes=64 << 20) as (_c, c_uri),
+        ):
+            await _fetch(c_uri, "/p/f/v1", tmp_path / "o1")
     tier = CacheTier(tmp_path / "c" / "cache")
     try:
         saved = tier.status()["bytes"]
@@ -116,26 +119,22 @@ async def test_saving_the_cs_at_exit_keeps_to_its_time_budget(
 
 
 async def test_cache_budget_evicts_but_never_published_content(tmp_path: Path) -> None:
-    src = tmp_path / "f.bin"
-    src.write_bytes(os.urandom(SIZE))
     own = tmp_path / "own.bin"
     own.write_bytes(os.urandom(SIZE))
     with trio.fail_after(60):
-        async with node_in_process(tmp_path, "p", tcp=True) as (p, p_uri):
-            async with connect(p_uri) as client:
-                await client.put(src, "/p/f")
-            async with (
-                _consumer(tmp_path, p, cache_bytes=1 << 20) as (c, c_uri),
-                connect(c_uri) as client,
-            ):
-                await client.put(own, "/c/own")
-                await client.fetch("/p/f", tmp_path / "o")
-                await c.cache_feed.flush()
-                cache = c.status()["cache"]
-                assert cache["bytes"] <= 1 << 20 and cache["evictions"] > 0
-                report = await client.fsck()
-                assert report["count"] == 0
-                assert await client.get("/c/own") == own.read_bytes()
+        async with (
+            _producer(tmp_path) as (p, src),
+            _consumer(tmp_path, p, cache_bytes=1 << 20) as (c, c_uri),
+            connect(c_uri) as client,
+        ):
+            await client.put(own, "/c/own")
+            await client.fetch("/p/f", tmp_path / "o")
+            await c.cache_feed.flush()
+            cache = c.status()["cache"]
+            assert cache["bytes"] <= 1 << 20 and cache["evictions"] > 0
+            report = await client.fsck()
+            assert report["count"] == 0
+            assert await client.get("/c/own") == own.read_bytes()
     assert (tmp_path / "o").read_bytes() == src.read_bytes()
 
 

@@ -103,37 +103,41 @@ class ByteStreamFace(Face):
             if not self._in_burst:
                 self._in_burst = True
                 _burst.faces.append(self)
-        elif self._fd >= 0 and not self._writing:
+        else:
             # Sent outside a burst (a client's request, a timer's retransmission): write now;
             # waking the write loop would cost a trip through the scheduler first.
             self._write_now()
-        else:
-            self._wake.set()
         return True
 
+    def _take_queue(self) -> tuple[list[bytes | memoryview], int]:
+        """Everything queued, and its size in bytes; the queue is left empty."""
+        parts, total = list(self._queue), self._queued_bytes
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._queued_packets = 0
+        return parts, total
+
     def _write_now(self) -> None:
-        """The end of a burst: write what is queued straight away, as far as the socket takes
-        it; the rest (or all, if a write is already under way) is left to the write loop."""
+        """Write what is queued straight away (at the end of a burst, or for a packet sent
+        outside one), as far as the socket takes it; the rest (or all, if the stream is not a
+        socket or a write is already under way) is left to the write loop."""
         self._in_burst = False
-        queue = self._queue
-        if not queue or self.closed:
+        if not self._queue or self.closed:
             return
         if self._fd < 0 or self._writing:
             self._wake.set()
             return
-        views = _views(list(queue), self._queued_bytes)
-        queue.clear()
-        self._queued_bytes = 0
-        self._queued_packets = 0
+        parts, total = self._take_queue()
+        views = _views(parts, total)
         try:
             left = _write_some(self._fd, views)
         except OSError:  # broken: the write loop finds out and closes the face
             left = views
-        done = sum(map(len, views)) - sum(map(len, left))
-        self.counters.out_bytes += done
+        unwritten = sum(map(len, left))
+        self.counters.out_bytes += total - unwritten
         if left:
-            queue.extend(left)
-            self._queued_bytes = sum(map(len, left))
+            self._queue.extend(left)
+            self._queued_bytes = unwritten
             self._queued_packets = 1
             self._wake.set()
 
@@ -233,11 +237,7 @@ class ByteStreamFace(Face):
             await self._wake.wait()
             self._wake = trio.Event()
             while queue:
-                parts = list(queue)
-                queue.clear()
-                self._queued_bytes = 0
-                self._queued_packets = 0
-                total = sum(map(len, parts))
+                parts, total = self._take_queue()
                 self.counters.out_bytes += total
                 self._writing = True
                 try:

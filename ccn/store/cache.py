@@ -38,7 +38,7 @@ import os
 import shutil
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Final
@@ -78,6 +78,32 @@ PERSIST_INTERVAL_S: Final = 5.0
 """How often the recency of cache hits is written back when nothing else is being written."""
 
 _LEGACY_DIRS: Final = ("objects", "tmp", "packs", "corrupt")
+
+
+def batches(
+    objects: Iterable[tuple[bytes, bytes]], max_bytes: int
+) -> Iterator[list[tuple[bytes, bytes]]]:
+    """``(id, raw)`` pairs in order, in lists of at least ``max_bytes`` (the last may hold
+    less; none is empty): what one write to the tier takes."""
+    batch: list[tuple[bytes, bytes]] = []
+    size = 0
+    for item in objects:
+        batch.append(item)
+        size += len(item[1])
+        if size >= max_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _verified(store: DiskObjectStore, ids: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """``(id, raw)`` for each of ``ids`` whose bytes in ``store`` are intact."""
+    for oid in ids:
+        try:
+            yield oid, store.verify(oid)
+        except (CorruptObject, ObjectNotFound):
+            continue
 
 
 def default_segment_bytes(max_bytes: int) -> int:
@@ -251,19 +277,8 @@ class CacheTier:
                         break
                     keep.append(e.id)
                     total += e.size
-                batch: list[tuple[bytes, bytes]] = []
-                size = 0
-                for oid in reversed(keep):
-                    try:
-                        raw = old.verify(oid)
-                    except (CorruptObject, ObjectNotFound):
-                        continue
-                    batch.append((oid, raw))
-                    size += len(raw)
-                    if size >= BATCH_MAX_BYTES:
-                        self._add(batch, False)
-                        batch, size = [], 0
-                self._add(batch, False)
+                for batch in batches(_verified(old, reversed(keep)), BATCH_MAX_BYTES):
+                    self._add(batch, False)
             except OSError:
                 pass  # a cache: what was not imported is fetched again
             finally:

@@ -156,15 +156,22 @@ def test_a_recently_used_object_survives_the_drop_of_its_segment(tmp_path: Path)
     again.close()
 
 
-def test_a_torn_final_record_is_cut_off(tmp_path: Path) -> None:
+def _three_written(
+    tmp_path: Path, which: int
+) -> tuple[list[tuple[bytes, bytes]], tuple[str, int, int]]:
+    """Three objects appended one write each to a closed tier; where object ``which`` is."""
     tier = CacheTier(tmp_path)
     objs = [_obj(3000) for _ in range(3)]
     for pair in objs:
         tier.add_many([pair])
-    where = tier.locate(objs[2][0])
+    where = tier.locate(objs[which][0])
     assert where is not None
     tier.close()
-    path, offset, _length = where
+    return objs, where
+
+
+def test_a_torn_final_record_is_cut_off(tmp_path: Path) -> None:
+    objs, (path, offset, _length) = _three_written(tmp_path, 2)
     os.truncate(path, offset + 1000)  # a crash in the middle of the last append
     again = CacheTier(tmp_path)
     assert again.ids() == [objs[0][0], objs[1][0]]
@@ -180,13 +187,7 @@ def test_a_torn_final_record_is_cut_off(tmp_path: Path) -> None:
 
 
 def test_a_damaged_record_header_is_skipped(tmp_path: Path) -> None:
-    tier = CacheTier(tmp_path)
-    objs = [_obj(3000) for _ in range(3)]
-    for pair in objs:
-        tier.add_many([pair])
-    where = tier.locate(objs[1][0])
-    assert where is not None
-    tier.close()
+    objs, where = _three_written(tmp_path, 1)
     _flip(where[0], where[1] - HEADER_SIZE + 12)  # the length field of the middle record
     again = CacheTier(tmp_path)
     assert again.ids() == [objs[0][0], objs[2][0]]
