@@ -60,7 +60,9 @@ REFRESH_INTERVAL = 10.0
 ROUTE_LIFETIME = 3 * REFRESH_INTERVAL
 FETCH_TIMEOUT = 2.0
 RESCAN_INTERVAL = 5.0
-TICK = 0.05
+#: The longest the loop sleeps when nothing is due and nothing pokes it: bounds how late a
+#: change of the route table that nobody announced (see :meth:`Discovery.poke`) goes out.
+MAX_SLEEP = HELLO_INTERVAL
 LINK_COST = 1
 INFINITY = 16
 MAX_ROUTES = 10_000
@@ -115,6 +117,8 @@ class Discovery:
         self._pending: dict[Name, trio.MemorySendChannel[Packet]] = {}
         self._channel: UdpChannel | None = None
         self._nursery: trio.Nursery | None = None
+        self._poked = trio.Event()
+        self.wakeups = 0
         self.hellos_sent = 0
         self.hellos_heard = 0
 
@@ -134,11 +138,31 @@ class Discovery:
             next_scan = trio.current_time() + RESCAN_INTERVAL
             while True:
                 now = trio.current_time()
+                self.wakeups += 1
                 if now >= next_scan:
                     self._scan()
                     next_scan = now + RESCAN_INTERVAL
                 self._maintain(now)
-                await trio.sleep(TICK)
+                with trio.move_on_at(min(next_scan, self._next_due(now))):
+                    await self._poked.wait()
+                self._poked = trio.Event()
+
+    def poke(self) -> None:
+        """Something discovery acts on changed (a hello came, a fetch ended, the node published):
+        look at once rather than when the next timer is due."""
+        self._poked.set()
+
+    def _next_due(self, now: float) -> float:
+        """When :meth:`_maintain` next has something to do on its own (a hello, a neighbour
+        going silent, a table refresh or route expiry), at most :data:`MAX_SLEEP` away."""
+        due = [now + MAX_SLEEP, max(self._hello_due, self._last_hello + MIN_HELLO_GAP)]
+        for nb in self.neighbours.values():
+            due.append(nb.last_heard + DEAD_INTERVAL)
+            if nb.routes:
+                due.append(nb.fetched_at + ROUTE_LIFETIME)
+            if not nb.fetching:
+                due.append(nb.fetched_at + REFRESH_INTERVAL)
+        return min(due)
 
     def _scan(self) -> None:
         """Open a multicast face on every IPv4 LAN interface that has none; faces of vanished
@@ -248,6 +272,7 @@ class Discovery:
         nb.uris[uri] = now
         nb.last_heard = now
         nb.seq = seq
+        self.poke()
 
     def _face_to(self, target: FaceUri) -> UdpFace | None:
         assert self._channel is not None
@@ -315,6 +340,7 @@ class Discovery:
         finally:
             self._pending.pop(name, None)
             nb.fetching = False
+            self.poke()
 
     def _accept(self, nb: Neighbour, content: bytes, seq: int) -> None:
         try:

@@ -116,7 +116,6 @@ class Lab:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         self.namespaces.clear()
 
-
     async def stop(self, host: str) -> None:
         node = self.nodes.pop(host)
         await stop_all([node])

@@ -541,6 +541,8 @@ class Node:
 
     def on_published(self, name: Name) -> None:
         self.forwarder.add_route(name, self.producer.face.id, 0)
+        if self.discovery is not None:
+            self.discovery.poke()  # announce the new prefix now
 
     # -- status ----------------------------------------------------------------------------
 

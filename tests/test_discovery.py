@@ -152,3 +152,29 @@ def test_hello_params_round_trip() -> None:
     name = disc._params_name(disc.HELLO, params)
     assert disc._params(name, disc.HELLO) == params
     assert name.is_localhop
+
+
+async def test_idle_discovery_sleeps_until_something_is_due_or_poked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With nothing due for a long time, the loop must not wake at all (it used to wake 20 times
+    # a second); a poke (a hello, a finished fetch, a publish) wakes it at once.
+    monkeypatch.setattr(disc, "MAX_SLEEP", 60.0)
+    monkeypatch.setattr(disc, "HELLO_INTERVAL", 60.0)
+    with trio.fail_after(30):
+        async with node_in_process(tmp_path, "a", **LAN) as (a, _a_uri):
+            d = a.discovery
+            assert isinstance(d, Discovery)
+            await wait_until(lambda: d.hellos_sent > 0 or d.wakeups > 1)
+            await trio.sleep(0.2)
+            before = d.wakeups
+            await trio.sleep(1.0)
+            assert d.wakeups == before
+            with trio.fail_after(1.0):
+                d.poke()
+                await wait_until(lambda: d.wakeups > before)
+            (tmp_path / "f.bin").write_bytes(b"announced")
+            async with connect(_a_uri) as client:
+                seq = d.seq
+                await client.put(tmp_path / "f.bin", "/lan/z")
+                await wait_until(lambda: d.seq > seq, timeout=1.0)

@@ -115,9 +115,7 @@ class Adaptive(Strategy):
             if len(ranked) > 1 and now - self._last_probe >= PROBE_INTERVAL:
                 self._last_probe = now
                 self.probes += 1
-                other = min(
-                    ranked[1:], key=lambda h: (self._stats(h.face_id).last_sent, h.face_id)
-                )
+                other = min(ranked[1:], key=lambda h: (self._stats(h.face_id).last_sent, h.face_id))
                 return self._sent((best, other.face_id), now)
             return self._sent((best,), now)
         for hop in ranked:
