@@ -13,6 +13,7 @@ from blake3 import blake3
 
 from ccn.errors import CorruptObject, InvalidName, StoreUsageError
 from ccn.name import Name
+from ccn.store import files as files_module
 from ccn.store.chunker import Chunker
 from ccn.store.files import (
     Root,
@@ -78,6 +79,39 @@ def test_file_round_trip(store: ObjectStore, tmp_path: Path, size: int) -> None:
     out = tmp_path / "out.bin"
     assert export(store, root.id, root.kind, out, content_hash=root.content_hash) == root
     assert out.read_bytes() == data
+
+
+@pytest.mark.parametrize("delta", [-1, 0, 1, 5000])
+def test_files_either_side_of_the_small_file_limit_make_the_same_objects(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delta: int
+) -> None:
+    # Up to SMALL_FILE_MAX a file is read whole and stored in this thread; above it, through
+    # the pipeline of threads. Either way the objects are those of the same bytes in memory.
+    monkeypatch.setattr(files_module, "SMALL_FILE_MAX", 64 * 1024)
+    data = _data(64 * 1024 + delta, seed=delta + 100)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    root = import_file(store, src, chunker=SMALL, fanout=4)
+    assert root == import_bytes(store, data, chunker=SMALL, fanout=4)
+    assert b"".join(iter_content(store, root.id)) == data
+
+
+def test_small_files_are_imported_without_starting_threads(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Starting the pipeline's threads cost ~1 ms a file: 10x the import of a 1 KiB file.
+    def no_threads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a small file started the thread pipeline")
+
+    for i in range(20):
+        (tmp_path / "d").mkdir(exist_ok=True)
+        (tmp_path / "d" / f"f{i}").write_bytes(_data(1000 + i, seed=i))
+    (tmp_path / "big.bin").write_bytes(_data(files_module.SMALL_FILE_MAX + 1))
+    monkeypatch.setattr(files_module, "ThreadPoolExecutor", no_threads)
+    tree = store.get_object(import_dir(store, tmp_path / "d").id)
+    assert isinstance(tree, Tree) and len(tree.entries) == 20
+    with pytest.raises(AssertionError, match="thread pipeline"):
+        import_file(store, tmp_path / "big.bin")
 
 
 def test_fan_out_is_bounded_and_tree_shape_deterministic(store: ObjectStore) -> None:
