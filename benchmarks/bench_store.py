@@ -6,6 +6,8 @@ Measures, in one run on one file system, the wall-clock throughput of
   fsync and with fsync (the latter on a smaller file: it costs a few ms per object here);
 * ``cp FILE`` to the same file system;
 * ``git hash-object -w FILE`` into a fresh repository;
+* and for a directory of many small files (1 KiB each, 1000 per subdirectory): ``import_dir``,
+  ``cp -r`` and ``git add -A`` into a fresh repository;
 
 repeated ``--runs`` times in rotating order, reporting medians, and ratios computed within each
 run (timings on shared machines are noisy; ratios less so). Then it compares average chunk sizes
@@ -34,12 +36,21 @@ from pathlib import Path
 from typing import Any
 
 from ccn.store.chunker import Chunker
-from ccn.store.files import import_file
+from ccn.store.files import import_dir, import_file
 from ccn.store.objstore import DiskObjectStore
 from ccn.testing import edit_one_percent
 
 MIB = 1 << 20
 RESULTS = Path(__file__).resolve().parent / "results"
+
+#: The directory case before small files skipped the thread pipeline (ccn/store/files.py,
+#: SMALL_FILE_MAX): commit 07fa5c6, `bench_store.py --parts tree` (tmpfs), 4000 files, medians
+#: of 3 runs.
+BEFORE_SMALL_FILES: dict[str, Any] = {
+    "date": "2026-11-26 10:49",
+    "files_per_s": {"cp -r": 34938, "git add -A": 4485, "ccn put (no fsync)": 921},
+    "ccn_vs_cp": 0.025,
+}
 
 #: The same benchmark before pack files (one file per object), kept for comparison:
 #: benchmarks/results/store.md of commit 9f5c562, 1024 MiB, median of 3 runs.
@@ -155,6 +166,56 @@ def bench_put(work: Path, size_mib: int, fsync_mib: int, runs: int) -> dict[str,
     }
 
 
+def _make_tree(root: Path, files: int, size: int) -> None:
+    rng = random.Random(5)
+    for i in range(files):
+        d = root / f"d{i // 1000:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:06d}").write_bytes(rng.randbytes(size))
+
+
+def bench_tree(work: Path, files: int, runs: int) -> dict[str, Any]:
+    """A directory of ``files`` 1 KiB files: files/s of import_dir, ``cp -r`` and ``git add``.
+
+    ``work`` should be a tmpfs: on this machine's ext4 (no journal), creating inodes slows down
+    by 10x or more after many files were deleted (the inode allocator skips recently deleted
+    inodes), which would measure the file system's history rather than the three programs."""
+    src = work / "tree"
+    _make_tree(src, files, 1024)
+
+    def git_add(d: Path) -> None:
+        _run(["git", "init", "-q", str(d)])
+        _run(["git", "-C", str(d), "--work-tree", str(src), "add", "-A"])
+
+    methods: dict[str, Callable[[Path], object]] = {
+        "cp -r": lambda d: _run(["cp", "-r", str(src), str(d)]),
+        "git add -A": git_add,
+        "ccn put (no fsync)": lambda d: import_dir(DiskObjectStore(d, fsync=False), src),
+    }
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    order = list(methods)
+    for r in range(runs):
+        for m in order[r % len(order) :] + order[: r % len(order)]:
+            dest = work / f"tree-run{r}-{m.split()[0]}"
+            times[m].append(_timed(functools.partial(methods[m], dest)))
+            print(f"  run {r + 1}: {m}: {files / times[m][-1]:,.0f} files/s", flush=True)
+    return {
+        "files": files,
+        "file_size": 1024,
+        "runs": runs,
+        "files_per_s": {
+            m: round(statistics.median(files / t for t in ts)) for m, ts in times.items()
+        },
+        "seconds": {m: [round(t, 3) for t in ts] for m, ts in times.items()},
+        "ccn_vs_cp": round(
+            statistics.median(
+                times["cp -r"][i] / times["ccn put (no fsync)"][i] for i in range(runs)
+            ),
+            3,
+        ),
+    }
+
+
 def bench_chunk_sizes(work: Path, size_mib: int) -> list[dict[str, Any]]:
     src = work / "chunks-v1.bin"
     _make_file(src, size_mib * MIB, seed=3)
@@ -187,7 +248,6 @@ def bench_chunk_sizes(work: Path, size_mib: int) -> list[dict[str, Any]]:
 
 
 def _markdown(result: dict[str, Any]) -> str:
-    put = result["put"]
     lines = [
         "# Object store benchmark",
         "",
@@ -195,6 +255,40 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Date: {result['date']}  ",
         "Machine: " + ", ".join(f"{k}={v}" for k, v in result["machine"].items()),
         "",
+    ]
+    if "put" in result:
+        lines += _put_markdown(result["put"])
+    if "tree" in result:
+        lines += _tree_markdown(result["tree"])
+    if "chunk_sizes" in result:
+        lines += _chunks_markdown(result)
+    return "\n".join(lines) + "\n"
+
+
+def _tree_markdown(tree: dict[str, Any]) -> list[str]:
+    before = BEFORE_SMALL_FILES
+    lines = [
+        f"## put of a directory of {tree['files']:,} files of {tree['file_size']} bytes "
+        f"(median of {tree['runs']} runs)",
+        "",
+        "| method | files/s |",
+        "|---|---:|",
+    ]
+    lines += [f"| {m} | {rate:,} |" for m, rate in tree["files_per_s"].items()]
+    lines += [
+        "",
+        f"ccn (no fsync) / cp -r: **{tree['ccn_vs_cp']:.2f}** (median of per-run ratios).",
+        "",
+        f"Before small files skipped the thread pipeline ({before['date']}, same machine): "
+        + ", ".join(f"{m} {r:,} files/s" for m, r in before["files_per_s"].items())
+        + f"; ccn / cp -r **{before['ccn_vs_cp']:.2f}**.",
+        "",
+    ]
+    return lines
+
+
+def _put_markdown(put: dict[str, Any]) -> list[str]:
+    lines = [
         f"## put of a {put['size_mib']} MiB random file (median of {put['runs']} runs)",
         "",
         "| method | MiB/s |",
@@ -215,6 +309,12 @@ def _markdown(result: dict[str, Any]) -> str:
         f"**{BEFORE_PACKS['ccn_vs_git']:.1f}x**. A bulk import now writes one pack file plus "
         "an index instead of one file per object (docs/store.md §4).",
         "",
+    ]
+    return lines
+
+
+def _chunks_markdown(result: dict[str, Any]) -> list[str]:
+    lines = [
         f"## Chunk size ({result['chunk_size_mib']} MiB file, then a 1 % edit at 8 places)",
         "",
         "| avg (min = avg/4, max = 4 avg) | MiB/s | objects | mean chunk KiB "
@@ -226,7 +326,7 @@ def _markdown(result: dict[str, Any]) -> str:
             f"| {row['avg_kib']} KiB | {row['mib_per_s']} | {row['objects']} | "
             f"{row['mean_chunk_kib']} | {row['new_bytes_after_1pct_edit_pct']} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,6 +337,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="repetitions (median reported)")
     parser.add_argument("--dir", type=Path, default=None, help="work dir (default: under /tmp)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where store.{json,md} go")
+    parser.add_argument("--tree-files", type=int, default=4000, help="files, directory case")
+    parser.add_argument(
+        "--tree-dir",
+        type=Path,
+        default=Path("/dev/shm") if Path("/dev/shm").is_dir() else None,
+        help="work dir of the directory case (default: /dev/shm, a tmpfs, see bench_tree)",
+    )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["put", "tree", "chunks"],
+        choices=["put", "tree", "chunks"],
+        help="which measurements to run (all by default)",
+    )
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="ccn-bench-store-", dir=args.dir or "/tmp"))
@@ -247,11 +361,20 @@ def main(argv: list[str] | None = None) -> int:
             "machine": _machine(work),
             "before_pack_files": BEFORE_PACKS,
         }
-        print(f"put, {args.size_mib} MiB, {args.runs} runs, in {work}", flush=True)
-        result["put"] = bench_put(work, args.size_mib, args.fsync_mib, args.runs)
-        print(f"chunk sizes, {args.chunk_mib} MiB", flush=True)
-        result["chunk_size_mib"] = args.chunk_mib
-        result["chunk_sizes"] = bench_chunk_sizes(work, args.chunk_mib)
+        if "put" in args.parts:
+            print(f"put, {args.size_mib} MiB, {args.runs} runs, in {work}", flush=True)
+            result["put"] = bench_put(work, args.size_mib, args.fsync_mib, args.runs)
+        if "tree" in args.parts:
+            print(f"directory, {args.tree_files} files, {args.runs} runs", flush=True)
+            tree_work = Path(tempfile.mkdtemp(prefix="ccn-bench-tree-", dir=args.tree_dir or work))
+            try:
+                result["tree"] = bench_tree(tree_work, args.tree_files, args.runs)
+            finally:
+                shutil.rmtree(tree_work, ignore_errors=True)
+        if "chunks" in args.parts:
+            print(f"chunk sizes, {args.chunk_mib} MiB", flush=True)
+            result["chunk_size_mib"] = args.chunk_mib
+            result["chunk_sizes"] = bench_chunk_sizes(work, args.chunk_mib)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     text = _markdown(result)
