@@ -197,12 +197,15 @@ def import_file(
     with store.batch() as batch:
         if isinstance(src, (str, os.PathLike)):
             with open(src, "rb", buffering=0) as f:
-                # A small file is stored in this thread: the pipeline of _import_stream starts
-                # threads, which costs more than the whole import of a file of a few KiB.
-                small = _read_at_most(f, SMALL_FILE_MAX)
-                if small is not None:
-                    return _import_buffer(batch, small, chunker, fanout)
-                f.seek(0)
+                # A small regular file is stored in this thread: the pipeline of
+                # _import_stream starts threads, which costs more than the whole import of a
+                # file of a few KiB. (A pipe or device streams, whatever its size.)
+                st = os.fstat(f.fileno())
+                if stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE_MAX:
+                    small = _read_at_most(f, SMALL_FILE_MAX)
+                    if small is not None:
+                        return _import_buffer(batch, small, chunker, fanout)
+                    f.seek(0)  # it grew since: stream it after all
                 return _import_stream(batch, f, chunker, fanout)
         return _import_stream(batch, src, chunker, fanout)
 

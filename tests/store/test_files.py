@@ -96,6 +96,28 @@ def test_files_either_side_of_the_small_file_limit_make_the_same_objects(
     assert b"".join(iter_content(store, root.id)) == data
 
 
+def test_a_fifo_longer_than_the_small_file_limit_streams(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pipe cannot be read twice: it must not take the read-whole path and then seek back.
+    monkeypatch.setattr(files_module, "SMALL_FILE_MAX", 64 * 1024)
+    data = _data(200 * 1024, seed=9)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        root = import_path(store, fifo, chunker=SMALL, fanout=4)
+    finally:
+        writer.join(timeout=10)
+    assert root == import_bytes(store, data, chunker=SMALL, fanout=4)
+
+
 def test_small_files_are_imported_without_starting_threads(
     store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
