@@ -36,7 +36,7 @@ from ccn.errors import CcnError, InvalidObject, VerificationError
 from ccn.faces.base import Deliver, Face
 from ccn.faces.internal import InternalFace
 from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
-from ccn.faces.transport import _is_loopback, open_listener
+from ccn.faces.transport import _is_loopback, accepted_peer, open_listener
 from ccn.faces.uri import FaceUri
 from ccn.fetch import Pipeline, resolve
 from ccn.name import Name
@@ -149,7 +149,10 @@ class NdnGateway:
     async def _serve(self, listener: trio.SocketListener, bound: FaceUri) -> None:
         async def handle(stream: trio.SocketStream) -> None:
             if bound.scheme == "tcp":
-                host, port = stream.socket.getpeername()[:2]
+                peer = await accepted_peer(stream)
+                if peer is None:
+                    return
+                host, port = peer
                 remote = f"ndn+{FaceUri('tcp', host=host, port=port)}"
                 local = _is_loopback(host)
             else:

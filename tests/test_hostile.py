@@ -374,3 +374,25 @@ async def test_faces_beyond_max_faces_are_refused(tmp_path: Path) -> None:
         status = await first.status()
         assert status["drops"]["faces_refused"] == 1
         assert status["limits"]["faces"] == 2
+
+
+async def test_connections_reset_before_they_are_accepted_do_not_stop_the_node(
+    tmp_path: Path,
+) -> None:
+    """A peer that connects and resets at once (SO_LINGER 0) leaves an accepted socket whose
+    peer address cannot be read; that used to end the listener and the whole node."""
+    linger_zero = (1).to_bytes(4, "little") + (0).to_bytes(4, "little")
+    with trio.fail_after(30):
+        async with node_in_process(tmp_path, tcp=True, ndn=["tcp://127.0.0.1:0"]) as (node, uri):
+            ports = [b.port for b in (*node.bound, *node.bound_ndn) if b.scheme == "tcp"]
+            assert len(ports) == 2
+            for port in ports:
+                for _ in range(200):
+                    s = trio.socket.socket()
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_zero)
+                    await s.connect(("127.0.0.1", port))
+                    s.close()  # before the node's accept task has run: a reset socket
+                await trio.sleep(0.2)
+            async with connect(uri) as client:
+                status = await client.status()
+            assert status["faces"] is not None

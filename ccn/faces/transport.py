@@ -82,6 +82,18 @@ async def _unix_alive(path: str) -> bool:
     return True
 
 
+async def accepted_peer(stream: trio.SocketStream) -> tuple[str, int] | None:
+    """The address of the peer of an accepted TCP connection; None, having closed it, if the
+    peer is already gone (reset before we looked: ``getpeername`` fails, and must not take the
+    listener, and with it the node, down)."""
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except OSError:
+        await trio.aclose_forcefully(stream)
+        return None
+    return host, port
+
+
 async def serve(
     listener: trio.SocketListener,
     bound: FaceUri,
@@ -94,8 +106,11 @@ async def serve(
 
     async def handle(stream: trio.SocketStream) -> None:
         if bound.scheme == "tcp":
+            peer = await accepted_peer(stream)
+            if peer is None:
+                return
+            host, port = peer
             _tune(stream)
-            host, port = stream.socket.getpeername()[:2]
             face = StreamFace(
                 stream,
                 str(FaceUri("tcp", host=host, port=port)),
