@@ -230,6 +230,8 @@ def decode(raw: bytes | bytearray | memoryview) -> Packet:
     if obj[0] != FORMAT_VERSION or type(obj[0]) is not int:
         raise DecodeError(f"unsupported format version {obj[0]!r}")
     kind = obj[1]
+    if type(kind) is not int:  # True == 1 and 1.0 == 1: not packet types
+        raise DecodeError(f"packet type must be an integer, got {kind!r}")
     try:
         if kind == T_INTEREST and len(obj) == 8:
             return _interest(obj[2:])

@@ -117,6 +117,10 @@ def test_wrong_shapes_raise_only_decode_error(value: object) -> None:
         [1, 2, [b"a"], "text", 0],  # text content
         [1, 3, 99, [b"a"], 1, 1, 1, 0, None],  # unknown nack reason
         [True, 1, [b"a"], 1, 1, 1, 0, None],  # bool version
+        [1, True, [b"a"], 1, 1, 1, 0, None],  # bool packet type (True == 1)
+        [1, 1.0, [b"a"], 1, 1, 1, 0, None],  # float packet type
+        [1, 2.0, [b"a"], b"x", 0],  # float packet type (Data)
+        [1, 3.0, 1, [b"a"], 1, 1, 1, 0, None],  # float packet type (Nack)
     ],
 )
 def test_strict_decoding(value: object) -> None:
