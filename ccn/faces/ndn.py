@@ -240,6 +240,10 @@ class NdnFace(ByteStreamFace):
         self._pending[nonce] = pending
         self._by_name.setdefault(pending.ccn.name, []).append(pending)
         self._expiries.append((pending.expiry, nonce))
+        if len(self._expiries) > 2 * MAX_PENDING:
+            # Expiries are trimmed from the front only: one long-lived entry there would keep
+            # every later one. Keep the live ones, soonest first (bounded, amortised).
+            self._expiries = deque(sorted((p.expiry, n) for n, p in self._pending.items()))
 
     def _forget(self, pending: PendingInterest) -> None:
         nonce = pending.ccn.nonce
@@ -336,7 +340,7 @@ class NdnFace(ByteStreamFace):
     def _on_interest(self, ndn: NdnInterest, token: bytes | None, deliver: Deliver) -> None:
         interest = self._ccn_interest(ndn)
         now = trio.current_time()
-        pending = PendingInterest(ndn, interest, token, now + ndn.lifetime / 1000)
+        pending = PendingInterest(ndn, interest, token, now + interest.lifetime_ms / 1000)
         self.counters.in_interests += 1
         if self._host.on_interest(self, pending):
             return

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.testing
 from ndn.app_support import nfd_mgmt
 from ndn.encoding import InterestParam, make_interest
 from ndn.security import DigestSha256Signer
@@ -175,3 +176,38 @@ async def test_gateway_metadata_and_segments_of_ccn_content(tmp_path: Path) -> N
             segments[k] = seg.content
         assert all(len(segments[k]) == SEGMENT_SIZE for k in (0, 1, 2))
         assert b"".join(segments[k] for k in range(4)) == content
+
+
+async def test_pending_interest_bookkeeping_stays_bounded(monkeypatch: Any) -> None:
+    """An NDN Interest's lifetime is capped as the ccn one is, and the expiry queue (trimmed
+    from its front) cannot be pinned by one long-lived entry there."""
+    from ccn.faces import ndn as ndn_face
+    from ccn.packet import MAX_LIFETIME_MS, Nack, NackReason
+
+    monkeypatch.setattr(ndn_face, "MAX_PENDING", 100)
+
+    class Host:
+        wires = ndn_face.InterestWires()
+
+        def on_interest(self, face: Any, pending: Any) -> bool:
+            return False
+
+        def on_ccn_data(self, *args: Any) -> bool:
+            return False
+
+        def on_ccn_nack(self, *args: Any) -> bool:
+            return False
+
+    _a, b = trio.testing.memory_stream_pair()
+    face = ndn_face.NdnFace(b, "memory://x", local=True, host=Host())
+
+    def deliver(f: Any, interest: Any) -> None:  # no route: Nacked at once, as the node does
+        f.send(Nack(interest, NackReason.NO_ROUTE))
+
+    head = p.encode_interest(((8, b"head"),), nonce=1, lifetime_ms=2**64 - 1).wire
+    face._take(head, deliver)
+    assert face._expiries[0][0] <= trio.current_time() + MAX_LIFETIME_MS / 1000
+    for i in range(1000):
+        wire = p.encode_interest(((8, b"nx"), (8, b"%d" % i)), nonce=10 + i, lifetime_ms=1).wire
+        face._take(wire, deliver)
+    assert len(face._expiries) <= 2 * 100 + 1
