@@ -47,6 +47,14 @@ def is_fragment(datagram: bytes | memoryview) -> bool:
     return len(datagram) > 0 and datagram[0] == MARKER
 
 
+def valid_header(datagram: bytes | memoryview) -> bool:
+    """Whether ``datagram`` is a fragment with a well-formed header and some payload."""
+    if len(datagram) <= HEADER_SIZE:
+        return False
+    marker, version, _pid, index, count = _HEADER.unpack_from(datagram)
+    return bool(marker == MARKER and version == VERSION and count >= 2 and index < count)
+
+
 def fragment(packet: bytes, max_datagram: int, packet_id: int) -> list[bytes]:
     """Cut ``packet`` into datagrams of at most ``max_datagram`` bytes.
 
@@ -149,13 +157,10 @@ class Reassembler:
         self.expire(now)
         c = self.counters
         c.fragments += 1
-        if len(datagram) <= HEADER_SIZE:
+        if not valid_header(datagram):
             c.invalid += 1
             return None
-        marker, version, pid, index, count = _HEADER.unpack_from(datagram)
-        if marker != MARKER or version != VERSION or count < 2 or index >= count:
-            c.invalid += 1
-            return None
+        _, _, pid, index, count = _HEADER.unpack_from(datagram)
         if pid in self._dead:
             c.duplicates += 1
             return None

@@ -157,7 +157,9 @@ class NdnGateway:
                 local = _is_loopback(host)
             else:
                 remote, local = f"ndn+unix://{bound.path}#peer", True
-            await self.node._serve_face(NdnFace(stream, remote, local=local, host=self))
+            face = NdnFace(stream, remote, local=local, host=self)
+            face.opened_by_peer = True
+            await self.node._serve_face(face)
 
         try:
             await trio.serve_listeners(handle, [listener])

@@ -71,6 +71,8 @@ if TYPE_CHECKING:
     from ccn.ndngw import NdnGateway
 
 MAX_TICK_INTERVAL = 0.5
+#: Seconds a face opened by a peer on the network has to bring its first valid packet.
+FIRST_PACKET_TIMEOUT = 10.0
 #: How many digests forwarded upstream the node remembers (see ``Node._asked``).
 ASKED_MAX = 65536
 #: At exit, the CS's nameless objects are written to the cache tier for at most this long,
@@ -123,7 +125,13 @@ class Node:
         #: Version records under these prefixes must be signed by their keys (ccn/trust.py).
         self.anchors = Anchors(Anchors.parse_line(t, sep="=") for t in config.trust)
         #: Drops on purpose, node-wide, including those of faces since closed (``status.drops``).
-        self.drops = {"malformed": 0, "queue_full": 0, "faces_refused": 0, "untrusted": 0}
+        self.drops = {
+            "malformed": 0,
+            "queue_full": 0,
+            "faces_refused": 0,
+            "silent_faces": 0,
+            "untrusted": 0,
+        }
         self.neighbours: dict[str, _Neighbour] = {}
         self.bound: list[FaceUri] = []
         #: UDP sockets (``udp://`` listeners, or opened for a route or discovery), see faces/udp.py
@@ -202,16 +210,32 @@ class Node:
             self.cache.close()
 
     async def _serve_face(self, face: Face) -> None:
-        if self._external_faces() >= self.config.max_faces:
+        if self._external_faces(local=face.local) >= self.config.max_faces:
             self.drops["faces_refused"] += 1
             face.close()
             await face.run(self.receive)  # returns at once, closing the stream
             return
         self._attach(face)
         try:
-            await face.run(self.receive)
+            if face.opened_by_peer and not face.local:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._probation, face)
+                    await face.run(self.receive)
+                    nursery.cancel_scope.cancel()
+            else:
+                await face.run(self.receive)
         finally:
             self._detach(face)
+
+    async def _probation(self, face: Face) -> None:
+        """A face a peer on the network opened must bring a valid packet within
+        FIRST_PACKET_TIMEOUT, or it is closed: silent connections must not hold the slots of
+        ``max_faces`` (a neighbour sends at once; our own dialled faces are never on probation)."""
+        await trio.sleep(FIRST_PACKET_TIMEOUT)
+        c = face.counters
+        if c.in_interests + c.in_data + c.in_nacks == 0:
+            self.drops["silent_faces"] += 1
+            face.close()
 
     def _attach(self, face: Face) -> None:
         self.faces[face.id] = face
@@ -224,8 +248,15 @@ class Node:
             self.drops["queue_full"] += face.counters.dropped
             self.process(FaceDown(face.id))
 
-    def _external_faces(self) -> int:
-        return sum(1 for f in self.faces.values() if not isinstance(f, InternalFace))
+    def _external_faces(self, *, local: bool | None = None) -> int:
+        """Faces to other processes; with ``local``, only those on this host (apps, over the
+        Unix socket or loopback) or only those on the network. Each of the two is bounded by
+        ``max_faces`` on its own, so peers on the network cannot take every slot from apps."""
+        return sum(
+            1
+            for f in self.faces.values()
+            if not isinstance(f, InternalFace) and (local is None or f.local == local)
+        )
 
     # -- the core --------------------------------------------------------------------------
 
@@ -609,6 +640,8 @@ class Node:
         for f in self.faces.values():
             out["malformed"] += f.counters.malformed
             out["queue_full"] += f.counters.dropped
+        # datagrams from strangers that open no face, and datagrams the kernel refused
+        out["udp_dropped"] = sum(ch.dropped for ch in self.udp_channels)
         fw = self.forwarder.counters
         out["congestion_nacks"] = fw.congestion
         out["unsolicited_data"] = fw.unsolicited_data
@@ -629,6 +662,9 @@ class Node:
             "read_quantum_us": int(READ_QUANTUM * 1e6),
             "max_faces": c.max_faces,
             "faces": self._external_faces(),
+            "local_faces": self._external_faces(local=True),
+            "network_faces": self._external_faces(local=False),
+            "first_packet_timeout_s": int(FIRST_PACKET_TIMEOUT),
             "pit_max_entries": fc.pit_max_entries,
             "pit_max_per_face": fc.pit_max_per_face,
             "cs_bytes": fc.cs_max_bytes,

@@ -396,3 +396,51 @@ async def test_connections_reset_before_they_are_accepted_do_not_stop_the_node(
             async with connect(uri) as client:
                 status = await client.status()
             assert status["faces"] is not None
+
+
+async def test_network_faces_must_speak_first_and_cannot_take_the_apps_slots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faces opened by peers on the network are bounded apart from local apps' faces, and one
+    that brings no valid packet within FIRST_PACKET_TIMEOUT is closed (drops.silent_faces)."""
+    from ccn import node as node_module
+    from ccn.faces.stream import StreamFace
+
+    monkeypatch.setattr(node_module, "FIRST_PACKET_TIMEOUT", 0.5)
+    async with node_in_process(tmp_path, max_faces=2) as (node, uri), trio.open_nursery() as n:
+        peers = []
+        faces = []
+        for k in range(3):  # network peers (not loopback): two fill the pool, one is refused
+            ours, theirs = trio.testing.memory_stream_pair()
+            face = StreamFace(ours, f"tcp://192.0.2.{k + 1}:6464", local=False)
+            face.opened_by_peer = True
+            peers.append(theirs)
+            faces.append(face)
+            n.start_soon(node._serve_face, face)
+            await trio.sleep(0.05)  # in this order
+        assert node.limits()["network_faces"] == 2 and faces[2].closed
+        assert node.drops["faces_refused"] == 1
+        # an app still gets in (its own pool), and a network peer that speaks stays
+        await peers[0].send_all(frame(codec.encode(Interest(Name.parse("/x"), 1))))
+        async with connect(uri) as app:
+            await app.status()
+            with trio.fail_after(5):
+                while not faces[1].closed:
+                    await trio.sleep(0.05)
+            status = await app.status()
+        assert status["drops"]["silent_faces"] == 1
+        assert not faces[0].closed  # it sent a valid packet in time
+        n.cancel_scope.cancel()
+
+
+async def test_datagrams_from_strangers_that_open_no_face_are_counted(tmp_path: Path) -> None:
+    async with node_in_process(tmp_path, udp=True) as (node, uri):
+        port = next(b.port for b in node.bound if b.scheme == "udp")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            for junk in (b"\xc1", b"GET / HTTP/1.0\r\n\r\n", os.urandom(64), b"", b"\x00"):
+                raw.sendto(junk, ("127.0.0.1", port))
+        async with connect(uri) as client:
+            with trio.fail_after(5):
+                while (await client.status())["drops"]["udp_dropped"] < 5:
+                    await trio.sleep(0.05)
+        assert not [f for f in node.faces.values() if f.remote.startswith("udp")]

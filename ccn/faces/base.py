@@ -76,6 +76,9 @@ class Face(ABC):
         self.local = local
         self.counters = FaceCounters()
         self.closed = False
+        #: Opened by the peer (accepted on a listener, or a UDP face made on demand), as
+        #: opposed to dialled by this node: the node then expects a valid packet soon.
+        self.opened_by_peer = False
 
     @abstractmethod
     def send(self, packet: Packet) -> None:

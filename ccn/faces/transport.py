@@ -119,6 +119,7 @@ async def serve(
             )
         else:
             face = StreamFace(stream, f"unix://{bound.path}#peer", local=True, max_frame=max_frame)
+        face.opened_by_peer = True
         await on_face(face)
 
     try:

@@ -39,7 +39,7 @@ from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.faces.uri import FaceUri
-from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment
+from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, valid_header
 from ccn.packet import Packet
 
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -310,6 +310,7 @@ class UdpChannel:
         if face is not None:
             if persistent:
                 face.persistent = True  # run() sees it at its next idle check
+                face.opened_by_peer = False
             return face
         return self._new_face(addr, persistent=persistent)
 
@@ -323,6 +324,7 @@ class UdpChannel:
             idle_timeout=self.idle_timeout,
             max_datagram=size,
         )
+        face.opened_by_peer = not persistent
         self.faces[_key(addr)] = face
         self._nursery.start_soon(self._on_face, face)
         return face
@@ -394,7 +396,7 @@ class UdpChannel:
         if sum(1 for f in self.faces.values() if not f.persistent) >= self.max_on_demand:
             return False
         if is_fragment(data):
-            return True
+            return valid_header(data)
         try:
             decode(data)
         except DecodeError:

@@ -113,6 +113,24 @@ async def test_junk_from_a_stranger_opens_no_face() -> None:
         assert len(hb.faces) == 1 and b.dropped == 1
 
 
+async def test_a_fragment_header_alone_opens_no_face() -> None:
+    # One byte (the fragment marker) or a header that contradicts itself must not open a face
+    # (each on-demand face holds a slot of the node's max_faces); a real fragment does.
+    header_only = bytes([0xC1])
+    bad_count = bytes([0xC1, 1, 0, 0, 0, 7, 0, 0, 0, 1]) + b"x"  # count 1
+    real = fragment(encode(Data(N, os.urandom(3000))), 1400, packet_id=9)
+    async with channel() as (b, hb):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(header_only, ("127.0.0.1", b.bound.port))
+            raw.sendto(bad_count, ("127.0.0.1", b.bound.port))
+            for piece in real:
+                raw.sendto(piece, ("127.0.0.1", b.bound.port))
+            await hb.wait(lambda: len(hb.packets) == 1)
+        assert len(hb.faces) == 1
+        assert b.dropped == 2
+        assert hb.faces[0].opened_by_peer and not hb.faces[0].persistent
+
+
 async def test_on_demand_faces_time_out_when_idle() -> None:
     async with channel(idle_timeout=0.2) as (a, _ha), channel(idle_timeout=0.2) as (b, hb):
         fa = a.face_for(await a.resolve(b.bound))
