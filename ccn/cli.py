@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -19,9 +20,10 @@ from typing import Any
 import trio
 
 from ccn.client import Client, connect
-from ccn.config import NodeConfig, parse_route
+from ccn.config import ConfigError, NodeConfig, parse_route
 from ccn.defaults import default_node_uri
 from ccn.errors import CcnError, LocalError, VerificationError
+from ccn.faces.uri import FaceUri
 from ccn.name import Name
 
 # -- output helpers --------------------------------------------------------------------------
@@ -64,14 +66,32 @@ class ProgressBar:
 
 
 async def _with_client(args: argparse.Namespace, body: Callable[[Client], Awaitable[int]]) -> int:
+    if args.node == "":
+        raise LocalError("--node needs an address: tcp://HOST:PORT or unix:///PATH")
     async with connect(args.node) as client:
         return await body(client)
 
 
+def _sendable(path: str) -> None:
+    """Paths travel to the node as text: refuse one that is not valid UTF-8."""
+    full = str(Path(path).resolve())
+    try:
+        full.encode()
+    except UnicodeEncodeError:
+        shown = os.fsencode(full).decode(errors="backslashreplace")
+        raise LocalError(f"{shown}: the path is not UTF-8 (paths go to the node as text)") from None
+
+
 def cmd_put(args: argparse.Namespace) -> int:
+    if not args.path:
+        raise LocalError("give the path of a file or directory to publish")
     path = Path(args.path)
     if not path.exists():
         raise LocalError(f"{args.path}: no such file or directory")
+    if not (path.is_file() or path.is_dir()):
+        # the node would block on a fifo, read a device forever, fail on a socket
+        raise LocalError(f"{args.path}: not a regular file or directory")
+    _sendable(args.path)
     name = Name.parse(args.name)
 
     key = None
@@ -80,6 +100,7 @@ def cmd_put(args: argparse.Namespace) -> int:
 
         load_key(args.key)  # fail here, with one line, if the key is missing or unreadable
         key = args.key if os.sep in args.key else str(key_path(args.key))
+        _sendable(key)
 
     async def body(client: Client) -> int:
         reply = await client.publish(path, name, key=key)
@@ -98,7 +119,14 @@ def cmd_get(args: argparse.Namespace) -> int:
         unversioned = name.unversioned()
         if not len(unversioned):
             raise LocalError("give -o OUT for the root name")
-        out = os.fsdecode(unversioned[-1])
+        last = unversioned[-1]
+        if b"/" in last or b"\0" in last or last in (b".", b".."):
+            raise LocalError(f"{name}: the last component is not a plain file name; give -o OUT")
+        out = os.fsdecode(last)
+    if out == "":
+        raise LocalError("-o needs a path ('-' for stdout)")
+    if out != "-":
+        _check_output(Path(out))
 
     from ccn.trust import Anchors, UntrustedVersion
 
@@ -137,6 +165,19 @@ def cmd_get(args: argparse.Namespace) -> int:
         return 0
 
     return trio.run(_with_client, args, body)
+
+
+def _check_output(dest: Path) -> None:
+    """Refuse, before fetching, an output path that cannot be written or must not be replaced."""
+    if not dest.name:  # ".", "/": an existing directory
+        raise LocalError(f"{dest} is a directory; give a new path to write to")
+    parent = dest.parent
+    if not parent.is_dir():
+        why = "is not a directory" if parent.exists() else "does not exist"
+        raise LocalError(f"cannot write {dest}: {parent} {why}")
+    if dest.exists() and not (dest.is_file() or dest.is_dir()):
+        # a device or fifo would be replaced by a regular file (as root: /dev/null!)
+        raise LocalError(f"{dest} is not a regular file; write to it with -o - > {dest}")
 
 
 def cmd_key(args: argparse.Namespace) -> int:
@@ -257,6 +298,8 @@ def _print_status(s: dict[str, Any]) -> None:
 
 def cmd_log(args: argparse.Namespace) -> int:
     name = Name.parse(args.name)
+    if not len(name):
+        raise LocalError("give a published name: / itself has no versions")
 
     async def body(client: Client) -> int:
         for v in await client.log(name):
@@ -285,6 +328,9 @@ def cmd_pin(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    if args.grace is not None and not args.grace >= 0:  # also refuses nan
+        raise LocalError("--grace must be a number of seconds >= 0")
+
     async def body(client: Client) -> int:
         r = await client.gc(dry_run=args.dry_run, grace=args.grace)
         verb = "would remove" if args.dry_run else "removed"
@@ -334,7 +380,14 @@ def _print_discovery(d: dict[str, Any] | None) -> None:
         print(f"  neighbour {nb['id']} {nb['uri']} face {nb['face']} routes {nb['routes']}")
 
 
+#: Route costs travel as msgpack unsigned integers.
+MAX_COST = (1 << 64) - 1
+
+
 def cmd_route(args: argparse.Namespace) -> int:
+    if args.action == "add" and not 0 <= args.cost <= MAX_COST:
+        raise LocalError(f"--cost must be an integer from 0 to {MAX_COST}")
+
     async def body(client: Client) -> int:
         if args.action == "add":
             await client.route_add(Name.parse(args.prefix), args.uri, args.cost)
@@ -358,6 +411,8 @@ def cmd_node(args: argparse.Namespace) -> int:
     # than the default 5 ms so forwarding latency does not wait on disk writes.
     sys.setswitchinterval(0.0005)
 
+    if args.config == "" or args.store == "":
+        raise LocalError(f"--{'config' if args.config == '' else 'store'} needs a path")
     config = NodeConfig.from_file(Path(args.config)) if args.config else NodeConfig()
     if args.store:
         config.store = Path(args.store)
@@ -370,6 +425,11 @@ def cmd_node(args: argparse.Namespace) -> int:
     if args.no_discovery:
         config.discovery = False
     config.validate()
+    for uri in config.ndn:
+        if FaceUri.parse(uri).scheme not in ("tcp", "unix"):
+            raise ConfigError(f"ndn: {uri}: NDN apps connect over tcp:// or unix://")
+    if config.store.exists() and not config.store.is_dir():
+        raise ConfigError(f"store {config.store} is not a directory")
 
     async def main() -> int:
         node = Node(config)
@@ -395,6 +455,10 @@ def cmd_node(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ccn.demo import run_demo
 
+    if args.size_mib < 1:
+        raise LocalError("--size-mib must be at least 1")
+    if not (args.delay_ms >= 0 and math.isfinite(args.delay_ms)):
+        raise LocalError("--delay-ms must be a number of milliseconds >= 0")
     return trio.run(run_demo, args.size_mib, args.delay_ms)
 
 
@@ -524,17 +588,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except CcnError as e:
+    except (CcnError, OSError) as e:
         print(f"ccn: error: {_first_line(e)}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"ccn: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ccn: interrupted", file=sys.stderr)
         return 130
     except BaseExceptionGroup as group:
+        # Ctrl-C inside trio arrives wrapped in the nursery's group, next to the task's error.
+        if group.subgroup(KeyboardInterrupt) is not None:
+            print("ccn: interrupted", file=sys.stderr)
+            return 130
         leaf = _first_leaf(group)
         if isinstance(leaf, CcnError | OSError):
             print(f"ccn: error: {_first_line(leaf)}", file=sys.stderr)
@@ -550,6 +614,9 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 def _first_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:  # "path: No such file", not "[Errno 2] ..."
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror}"
     text = str(e) or type(e).__name__
     return text.splitlines()[0]
 

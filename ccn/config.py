@@ -105,6 +105,8 @@ class NodeConfig:
             raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config {path}: {e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {path} is not UTF-8 text") from None
         return cls.from_mapping(raw, where=str(path))
 
     @classmethod
@@ -123,7 +125,9 @@ class NodeConfig:
             elif key == "trust":
                 cfg.trust = [_typed(where, key, v, str) for v in _typed(where, key, value, list)]
             elif key == "routes":
-                cfg.routes = [parse_route(_typed(where, key, v, str)) for v in value]
+                cfg.routes = [
+                    parse_route(_typed(where, key, v, str)) for v in _typed(where, key, value, list)
+                ]
             elif key == "interfaces":
                 cfg.interfaces = [
                     _typed(where, key, v, str) for v in _typed(where, key, value, list)

@@ -65,7 +65,9 @@ async def resolve(client: Client, name: Name) -> tuple[Name, Version]:
         interest = Interest(name, new_nonce(), can_be_prefix=True, must_be_fresh=True)
     data = await client.express(interest, retries=LATEST_FRESHNESS_RETRIES)
     got = data.name
-    if got.version is None or got.unversioned() != name.unversioned():
+    if got.version is None:
+        raise VerificationError(f"{name}: answered with {got}, which is not a ccn version")
+    if got.unversioned() != name.unversioned():
         raise VerificationError(f"{name}: answered with unrelated name {got}")
     if name.version is not None and got != name:
         raise VerificationError(f"{name}: answered with {got}")

@@ -135,6 +135,8 @@ class Anchors:
             return cls()
         except OSError as e:
             raise TrustFileError(f"cannot read trust file {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise TrustFileError(f"trust file {path} is not UTF-8 text") from None
         anchors = cls()
         for number, line in enumerate(text.splitlines(), 1):
             body = line.split("#", 1)[0].strip()

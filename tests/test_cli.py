@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -168,3 +170,101 @@ def test_progress_bar_shows_bytes_rate_and_eta(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert "\r" in err and "100.0%" in err and "10.0 MiB / 10.0 MiB" in err
     assert "/s" in err and "ETA" in err
+
+
+def test_interrupt_during_get_is_one_line(tmp_path: Path) -> None:
+    # A node that accepts and never answers: Ctrl-C lands while the fetch waits inside trio.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        proc = subprocess.Popen(
+            [*CCN, "--node", f"tcp://127.0.0.1:{port}", "get", "/big", "-o", str(tmp_path / "o")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        conn, _ = silent.accept()
+        with conn:
+            conn.recv(4096)  # the Interest: the client is waiting for its answer
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.strip() == "ccn: interrupted"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_put_refuses_paths_the_node_cannot_take(node: str, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # the node would block opening it
+    one_line_error(run("put", str(fifo), "/cli/fifo", node=node), "not a regular file")
+    one_line_error(run("put", "/dev/zero", "/cli/zero", node=node), "not a regular file")
+    one_line_error(run("put", "", "/cli/empty", node=node), "give the path")
+    bad = tmp_path / os.fsdecode(b"bad\xff")
+    bad.write_bytes(b"x")
+    one_line_error(run("put", str(bad), "/cli/bad", node=node), "path is not UTF-8")
+    assert "/cli/fifo" not in run("ls", "/cli", node=node).stdout  # and the node still answers
+
+
+def test_get_checks_the_output_path_first(node: str, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"x")
+    assert run("put", str(src), "/cli/out", node=node).returncode == 0
+    one_line_error(run("get", "/cli/out", "-o", "", node=node), "-o needs a path")
+    one_line_error(run("get", "/cli/out", "-o", ".", node=node, cwd=tmp_path), "is a directory")
+    one_line_error(run("get", "/cli/out", "-o", f"{src}/y", node=node), "is not a directory")
+    one_line_error(run("get", "/cli/out", "-o", f"{tmp_path}/no/y", node=node), "does not exist")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    one_line_error(run("get", "/cli/out", "-o", str(fifo), node=node), "not a regular file")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # not replaced by a regular file
+    (tmp_path / "busy.ccn-partial").mkdir()
+    one_line_error(  # an OSError inside trio: "path: reason", no "[Errno 21]"
+        run("get", "/cli/out", "-o", str(tmp_path / "busy"), node=node),
+        "busy.ccn-partial: Is a directory",
+    )
+
+
+def test_default_output_name_stays_in_the_directory(node: str, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"x")
+    assert run("put", str(src), "/cli/%2E%2E%2Fescaped", node=node).returncode == 0
+    (tmp_path / "sub").mkdir()
+    one_line_error(
+        run("get", "/cli/%2E%2E%2Fescaped", node=node, cwd=tmp_path / "sub"),
+        "not a plain file name",
+    )
+    assert not (tmp_path / "escaped").exists()
+    one_line_error(run("get", "/cli/%2E%2E", node=node, cwd=tmp_path / "sub"), "plain file name")
+
+
+def test_bad_values_are_refused_before_use(node: str) -> None:
+    big = str(1 << 64)
+    one_line_error(run("route", "add", "/r", "tcp://127.0.0.1:1", "--cost", big, node=node), "cost")
+    one_line_error(run("route", "add", "/r", "tcp://127.0.0.1:1", "--cost", "-1", node=node))
+    one_line_error(run("gc", "--grace", "nan", node=node), "--grace")
+    one_line_error(run("demo", "--size-mib", "-1"), "--size-mib")
+    one_line_error(run("demo", "--delay-ms", "-5"), "--delay-ms")
+    one_line_error(run("log", "/", node=node), "no versions")
+    one_line_error(run("--node", "", "status"), "--node needs an address")
+    one_line_error(run("get", "/localhost/ccn/status", "-o", "-", node=node), "not a ccn version")
+
+
+def test_node_flag_and_file_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    listen = ("--listen", f"unix://{tmp_path}/n.sock", "--no-discovery")
+    one_line_error(run("node", "--store", "", *listen), "--store needs a path")
+    one_line_error(run("node", "--config", "", *listen), "--config needs a path")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    one_line_error(run("node", "--store", str(afile), *listen), "not a directory")
+    store = str(tmp_path / "s")
+    one_line_error(run("node", "--store", store, "--ndn", "udp://127.0.0.1:0", *listen), "ndn")
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'store = "caf\xe9"\n')
+    one_line_error(run("node", "--config", str(latin1)), "not UTF-8")
+    routes = tmp_path / "routes.toml"
+    routes.write_text('routes = "/a=tcp://127.0.0.1:1"\n')
+    one_line_error(run("node", "--config", str(routes)), "routes must be list")
+    monkeypatch.setenv("CCN_HOME", str(tmp_path))
+    (tmp_path / "trust").write_bytes(b"\xff\n")
+    one_line_error(run("trust", "list"), "not UTF-8")
