@@ -54,6 +54,9 @@ class Management:
             reply = {"ok": True, **result}
         except (CcnError, DecodeError) as e:
             reply = {"ok": False, "error": str(e)}
+        except OSError as e:  # e.g. a directory being published that the node cannot read
+            where = f"{e.filename}: " if e.filename else ""
+            reply = {"ok": False, "error": f"{where}{e.strerror or e}"}
         self.node.inject(self.face.id, Data(interest.name, encode_reply(reply), 0))
 
     # -- commands --------------------------------------------------------------------------
@@ -84,6 +87,9 @@ class Management:
             raise CommandFailed("publish needs an absolute path")
         if not os.access(path, os.R_OK):
             raise CommandFailed(f"{path}: the node cannot read it")
+        if not (os.path.isfile(path) or os.path.isdir(path)):
+            # a fifo would block a worker thread, a device be read forever, a socket fail
+            raise CommandFailed(f"{path}: not a regular file or directory")
         key = params.get("key")
         if key is not None and (not isinstance(key, str) or not os.path.isabs(key)):
             raise CommandFailed("publish needs an absolute key path")

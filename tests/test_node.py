@@ -148,3 +148,30 @@ async def test_chain_caches_and_aggregates(tmp_path: Path) -> None:
                 assert b_status["cs"]["hits"] >= objects - 1
                 assert b_status["forwarder"]["aggregated"] > 0
         relays.cancel_scope.cancel()
+
+
+async def test_requests_that_used_to_stop_the_node_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of these ended the node (found by an audit); now each fails alone, with a reason."""
+    from ccn import mgmt
+
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(20):
+            await client.put(_touch(tmp_path / "x"), "/t/x")
+            with pytest.raises(NotFound):  # version 0 does not exist (the store raised)
+                await client.get("/t/x/v0")
+            fifo = tmp_path / "fifo"
+            os.mkfifo(fifo)  # a worker thread blocked in open() for ever
+            with pytest.raises(CommandError, match="not a regular file or directory"):
+                await client.publish(fifo, "/t/fifo")
+            with pytest.raises(CommandError, match="not a regular file or directory"):
+                await client.publish(tmp_path / "node.sock", "/t/sock")  # a socket
+
+            def unreadable(*args: object, **kwargs: object) -> None:
+                raise PermissionError(13, "Permission denied", str(tmp_path / "sub"))
+
+            monkeypatch.setattr(mgmt, "publish", unreadable)  # as root nothing is unreadable
+            with pytest.raises(CommandError, match="sub: Permission denied"):
+                await client.publish(tmp_path / "x", "/t/y")
+            assert (await client.status())["producer"]["interests"] >= 1  # still serving
