@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import math
 import secrets
 import socket
 from collections import deque
@@ -151,6 +152,7 @@ class UdpFace(Face):
         self._deliver: Deliver | None = None
         self._early: list[Packet] = []
         self._closed_event = trio.Event()
+        self._wake = trio.Event()
 
     def send(self, packet: Packet) -> None:
         if self.closed:
@@ -173,7 +175,10 @@ class UdpFace(Face):
         self.counters.in_bytes += len(data)
         raw = data
         if is_fragment(data):
+            waiting = self.reassembler.pending
             whole = self.reassembler.feed(data, now)
+            if not waiting and self.reassembler.pending:
+                self._wake.set()  # run() sleeps until this first incomplete packet expires
             if whole is None:
                 return
             raw = whole
@@ -194,6 +199,7 @@ class UdpFace(Face):
             self.closed = True
             self.close_reason = reason
             self._closed_event.set()
+            self._wake.set()
             self.channel.forget(self)
 
     async def wait_closed(self) -> None:
@@ -206,13 +212,16 @@ class UdpFace(Face):
             deliver(self, packet)
         try:
             while not self.closed:
-                if self.persistent:
-                    await self._closed_event.wait()
-                    break
-                with trio.move_on_at(self.last_received + self.idle_timeout):
-                    await self._closed_event.wait()
-                idle = trio.current_time() >= self.last_received + self.idle_timeout
-                if idle and not self.persistent:
+                # Wake for the idle timeout (faces made on demand) and for the reassembler's
+                # next expiry: a peer that stops sending must not pin its incomplete packets.
+                wake = math.inf if self.persistent else self.last_received + self.idle_timeout
+                expiry = self.reassembler.next_deadline()
+                with trio.move_on_at(wake if expiry is None else min(wake, expiry)):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                now = trio.current_time()
+                self.reassembler.expire(now)
+                if not self.persistent and now >= self.last_received + self.idle_timeout:
                     self.close("idle")
         finally:
             self.close(self.close_reason or "closed")

@@ -14,7 +14,7 @@ from ccn.codec import encode
 from ccn.faces.base import Face
 from ccn.faces.udp import UdpChannel, UdpFace, path_datagram_size
 from ccn.faces.uri import FaceUri
-from ccn.frag import fragment
+from ccn.frag import Reassembler, fragment
 from ccn.name import Name
 from ccn.packet import Data, Interest, Packet
 
@@ -129,6 +129,25 @@ async def test_a_fragment_header_alone_opens_no_face() -> None:
         assert len(hb.faces) == 1
         assert b.dropped == 2
         assert hb.faces[0].opened_by_peer and not hb.faces[0].persistent
+
+
+async def test_incomplete_packets_expire_though_the_peer_falls_silent() -> None:
+    # They used to be dropped only when the same peer sent again: a peer that sends first
+    # fragments and stops pinned up to 16 MiB per face until the face's idle timeout.
+    pieces = fragment(encode(Data(N, os.urandom(5000))), 1400, packet_id=3)
+    async with channel() as (b, hb):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(encode(Interest(N, 1)), ("127.0.0.1", b.bound.port))  # opens the face
+            await hb.wait(lambda: len(hb.packets) == 1)
+            face = hb.faces[0]
+            face.reassembler = Reassembler(timeout=0.2)
+            raw.sendto(pieces[0], ("127.0.0.1", b.bound.port))
+            with trio.fail_after(5):
+                while face.reassembler.pending == 0:
+                    await trio.sleep(0.01)
+                while face.reassembler.pending:  # no more datagrams: the timer must do it
+                    await trio.sleep(0.05)
+        assert face.reassembler.counters.timed_out == 1 and not face.closed
 
 
 async def test_on_demand_faces_time_out_when_idle() -> None:
