@@ -66,6 +66,8 @@ SEGMENT_FRESHNESS_MS = 10_000
 METADATA_FRESHNESS_MS = 1000
 COMMAND_FRESHNESS_MS = 1000
 MAX_LAYOUTS = 256
+#: Prefixes one NDN app (face) may register.
+MAX_REGISTERED = 1024
 BLOB_CACHE_BYTES = 32 << 20
 
 
@@ -220,8 +222,10 @@ class NdnGateway:
         name = pending.ndn.name
         params = mgmt.ControlParameters()
         try:
-            if name[0][1] == b"localhost" and not face.local:
-                raise mgmt.CommandRejected(403, "/localhost commands only from local faces")
+            if not face.local:
+                # Signatures are not checked, so, as NFD without localhop_security does, only
+                # apps on this host may route: a peer on the network could fill the FIB.
+                raise mgmt.CommandRejected(403, "prefix registration only from local faces")
             command = mgmt.parse_command(name)
             params = command.params
             if command.module != b"rib" or command.verb not in (b"register", b"unregister"):
@@ -236,9 +240,15 @@ class NdnGateway:
                 raise mgmt.CommandRejected(400, str(e), params) from None
             cost = params.cost or 0
             if command.verb == b"register":
+                if prefix not in face.registered and len(face.registered) >= MAX_REGISTERED:
+                    raise mgmt.CommandRejected(
+                        403, f"at most {MAX_REGISTERED} prefixes per face", params
+                    )
                 self.node.forwarder.add_route(prefix, face.id, cost)
+                face.registered.add(prefix)
             else:
                 self.node.forwarder.remove_route(prefix, face.id)
+                face.registered.discard(prefix)
             params = mgmt.ControlParameters(
                 params.name,
                 face.id,

@@ -153,6 +153,8 @@ class NdnFace(ByteStreamFace):
         self._pending: dict[int, PendingInterest] = {}
         self._by_name: dict[Name, list[PendingInterest]] = {}
         self._expiries: deque[tuple[float, int]] = deque()
+        #: Prefixes the app on this face registered (NFD rib/register), bounded by the gateway.
+        self.registered: set[Name] = set()
 
     # -- to the peer ------------------------------------------------------------------------
 

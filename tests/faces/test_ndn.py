@@ -23,7 +23,7 @@ from ccn.testing import node_in_process
 class Peer:
     """A raw NDN app: a TCP connection and a TLV framer."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.framer = TlvFramer()
         self.inbox: list[bytes] = []
@@ -111,6 +111,27 @@ async def test_routes_go_when_the_app_disconnects(tmp_path: Path) -> None:
         with trio.fail_after(5):
             while Name.parse("/gone") in {e.prefix for e in node.forwarder.fib.entries()}:
                 await trio.sleep(0.01)
+
+
+async def test_registration_is_for_local_apps_and_bounded(tmp_path: Path, monkeypatch: Any) -> None:
+    # Commands are not signed: a peer on the network could otherwise fill the FIB (an audit
+    # did: 65,536 /localhop registrations, after which publishing and status failed).
+    from ccn import ndngw
+    from ccn.faces.ndn import NdnFace
+
+    monkeypatch.setattr(ndngw, "MAX_REGISTERED", 2)
+    async with ndn_node(tmp_path) as (node, port):
+        app = await peer(port)  # loopback: a local app
+        codes = [(await register(app, f"/ok{k}"))["status_code"] for k in range(3)]
+        assert codes == [200, 200, 403]
+        assert (await register(app, "/ok0"))["status_code"] == 200  # again: not a new one
+        ours, theirs = trio.testing.memory_stream_pair()
+        face = NdnFace(ours, "ndn+tcp://192.0.2.7:6363", local=False, host=node.ndn)
+        node.nursery.start_soon(node._serve_face, face)
+        remote = Peer(theirs)
+        _peers.append(remote)
+        assert (await register(remote, "/far"))["status_code"] == 403
+        assert Name.parse("/far") not in {e.prefix for e in node.forwarder.fib.entries()}
 
 
 async def test_no_route_is_a_nack_with_reason(tmp_path: Path) -> None:
