@@ -66,6 +66,11 @@ SEGMENT_FRESHNESS_MS = 10_000
 METADATA_FRESHNESS_MS = 1000
 COMMAND_FRESHNESS_MS = 1000
 MAX_LAYOUTS = 256
+#: Leaf blobs one layout may list (≈ 80 GB of content at the mean chunk size), and all cached
+#: layouts together: manifests may share sub-manifests, so a few small objects could otherwise
+#: describe billions of leaves and stall the node while it expands them.
+MAX_LAYOUT_LEAVES = 1 << 20
+MAX_CACHED_LEAVES = 4 << 20
 #: Prefixes one NDN app (face) may register.
 MAX_REGISTERED = 1024
 BLOB_CACHE_BYTES = 32 << 20
@@ -120,6 +125,7 @@ class NdnGateway:
         self.wires = InterestWires()
         self.bound: list[FaceUri] = []
         self._layouts: OrderedDict[Name, Layout] = OrderedDict()
+        self._cached_leaves = 0
         self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
         self._blob_bytes = 0
         self._nursery: trio.Nursery | None = None
@@ -317,6 +323,12 @@ class NdnGateway:
                     stack.pop()
                 elif p.kind == Kind.BLOB:
                     leaves.append((p.id, p.size))
+                    if len(leaves) % 8192 == 0:
+                        if len(leaves) > MAX_LAYOUT_LEAVES:
+                            raise VerificationError(
+                                f"{versioned}: more than {MAX_LAYOUT_LEAVES} pieces to serve"
+                            )
+                        await trio.lowlevel.checkpoint()  # let the node forward meanwhile
                 else:
                     stack.append(iter(manifests[p.id].entries))
         offsets = []
@@ -327,9 +339,14 @@ class NdnGateway:
         if at != record.size:
             raise VerificationError(f"{versioned}: manifest sizes do not add up")
         layout = Layout(versioned, at, tuple(i for i, _ in leaves), tuple(offsets))
+        replaced = self._layouts.pop(versioned, None)  # expanded twice at once
+        if replaced is not None:
+            self._cached_leaves -= len(replaced.leaves)
         self._layouts[versioned] = layout
-        while len(self._layouts) > MAX_LAYOUTS:
-            self._layouts.popitem(last=False)
+        self._cached_leaves += len(layout.leaves)
+        while len(self._layouts) > MAX_LAYOUTS or self._cached_leaves > MAX_CACHED_LEAVES:
+            _, old = self._layouts.popitem(last=False)
+            self._cached_leaves -= len(old.leaves)
         return layout
 
     async def _segment_bytes(self, layout: Layout, seg: int) -> bytes:

@@ -232,3 +232,38 @@ async def test_pending_interest_bookkeeping_stays_bounded(monkeypatch: Any) -> N
         wire = p.encode_interest(((8, b"nx"), (8, b"%d" % i)), nonce=10 + i, lifetime_ms=1).wire
         face._take(wire, deliver)
     assert len(face._expiries) <= 2 * 100 + 1
+
+
+async def test_gateway_refuses_a_layout_of_too_many_pieces(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # Manifests may share sub-manifests: three small objects can describe millions of leaves.
+    # Expanding them all stalled the node (7 s, 1 GB in an audit); now it stops at the bound.
+    from ccn import ndngw
+    from ccn.store.objects import Blob, Kind, Manifest, Pointer, Version, id_of
+
+    monkeypatch.setattr(ndngw, "MAX_LAYOUT_LEAVES", 3 * 8192)
+    async with ndn_node(tmp_path) as (node, port):
+        blob = Blob(b"x")
+        node.store.put_object(blob)
+        shared = Manifest(tuple(Pointer(id_of(blob), 1, Kind.BLOB) for _ in range(1024)))
+        node.store.put_object(shared)
+        for name, fan in (("small", 16), ("huge", 64)):  # 16k leaves, 64k leaves
+            root = Manifest(tuple(Pointer(id_of(shared), 1024, Kind.MANIFEST) for _ in range(fan)))
+            node.store.put_object(root)
+            version = Version(
+                Name.parse(f"/{name}"), 1, id_of(root), Kind.MANIFEST, fan * 1024, bytes(32), 1
+            )
+            node.refs.compare_and_swap(
+                Name.parse(f"/{name}"), None, 1, node.store.put_object(version)
+            )
+            node.on_published(Name.parse(f"/{name}"))
+        app = await peer(port)
+        for label, served in ((b"small", True), (b"huge", False)):
+            seg0 = ((8, label), p.version(1), p.segment(0))
+            await app.send(p.encode_interest(seg0, nonce=len(label)).wire)
+            got = await app.receive()
+            if served:
+                assert p.decode_data(got).content == b"x" * ndngw.SEGMENT_SIZE
+            else:
+                assert lp.decode_lp(got).nack
