@@ -277,6 +277,8 @@ def _print_status(s: dict[str, Any]) -> None:
     for e in s["fib"]:
         hops = ", ".join(_hop_text(h) for h in e["nexthops"])
         print(f"  {e['prefix']}  {hops}")
+    if s.get("fib_total", 0) > len(s["fib"]):
+        print(f"  ... {len(s['fib'])} of {s['fib_total']} routes shown")
     if "drops" in s:
         print("drops: " + ", ".join(f"{k} {v}" for k, v in s["drops"].items()))
     if "limits" in s:

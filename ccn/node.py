@@ -71,6 +71,9 @@ if TYPE_CHECKING:
     from ccn.ndngw import NdnGateway
 
 MAX_TICK_INTERVAL = 0.5
+#: Faces and routes ``status`` lists (its reply must fit one packet); it also gives totals.
+STATUS_MAX_FACES = 1000
+STATUS_MAX_ROUTES = 2000
 #: Seconds a face opened by a peer on the network has to bring its first valid packet.
 FIRST_PACKET_TIMEOUT = 10.0
 #: How many digests forwarded upstream the node remembers (see ``Node._asked``).
@@ -581,11 +584,16 @@ class Node:
         fw = self.forwarder.status()
         stats = self.store.stats()
         p = self.producer.counters
+        faces = list(self.faces.values())
         return {
             "listen": [str(b) for b in self.bound],
             "ndn": [str(b) for b in self.bound_ndn],
-            "faces": [f.info() for f in self.faces.values()],
-            "fib": self._fib_with_origins(fw["fib"]),
+            # Listed up to a bound, so that the reply stays one packet (≤ 1 MiB) whatever
+            # the tables hold; the totals say how many there are.
+            "faces": [f.info() for f in faces[:STATUS_MAX_FACES]],
+            "faces_total": len(faces),
+            "fib": self._fib_with_origins(fw["fib"][:STATUS_MAX_ROUTES]),
+            "fib_total": len(fw["fib"]),
             "pit": fw["pit"],
             "cs": fw["cs"],
             "forwarder": fw.get("counters", {}),

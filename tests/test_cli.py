@@ -156,7 +156,7 @@ def test_node_config_errors(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         one_line_error(
             run("node", "--store", str(tmp_path / "s"), "--listen", f"tcp://127.0.0.1:{port}"),
-            "in use",
+            f"cannot listen on tcp://127.0.0.1:{port}: Address already in use",
         )
 
 

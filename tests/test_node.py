@@ -175,3 +175,17 @@ async def test_requests_that_used_to_stop_the_node_are_refused(
             with pytest.raises(CommandError, match="sub: Permission denied"):
                 await client.publish(tmp_path / "x", "/t/y")
             assert (await client.status())["producer"]["interests"] >= 1  # still serving
+
+
+async def test_status_fits_one_packet_however_large_the_tables(tmp_path: Path) -> None:
+    # 20,000 routes made the status reply larger than a packet: it was dropped and status
+    # failed (a LAN neighbour may announce 10,000 routes).
+    from ccn.node import STATUS_MAX_ROUTES
+
+    async with node_in_process(tmp_path) as (node, uri), connect(uri) as client:
+        for k in range(20_000):
+            node.forwarder.add_route(Name.parse(f"/routes/r{k:05d}"), node.producer.face.id, 0)
+        with trio.fail_after(10):
+            status = await client.status()
+        assert len(status["fib"]) == STATUS_MAX_ROUTES and status["fib_total"] > 20_000
+        assert status["faces_total"] == len(status["faces"])

@@ -52,7 +52,15 @@ async def dial(uri: FaceUri) -> StreamFace:
 async def open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
     """Bind a listener; return it and the address actually bound (port 0 resolved).
 
-    Stream listeners only: ``udp://`` is served by :mod:`ccn.faces.udp`."""
+    Stream listeners only: ``udp://`` is served by :mod:`ccn.faces.udp`. Raises
+    :class:`ConnectError` naming the address if it cannot be bound."""
+    try:
+        return await _open_listener(uri)
+    except OSError as e:
+        raise ConnectError(f"cannot listen on {uri}: {e.strerror or e}") from None
+
+
+async def _open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
     if uri.scheme == "tcp":
         listeners = await trio.open_tcp_listeners(uri.port, host=uri.host)
         listener = listeners[0]

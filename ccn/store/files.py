@@ -263,7 +263,9 @@ def _import_dir(
             continue
         else:
             what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-            raise StoreUsageError(f"cannot import {d.path}: {what} (use skip_unsupported)")
+            raise StoreUsageError(
+                f"cannot import {d.path}: {what} (only regular files and directories are)"
+            )
         if len(name) > MAX_ENTRY_NAME:
             raise StoreUsageError(f"cannot import {d.path}: name longer than {MAX_ENTRY_NAME}")
         if len(entries) == MAX_TREE_ENTRIES:
