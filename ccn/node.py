@@ -74,8 +74,9 @@ MAX_TICK_INTERVAL = 0.5
 #: Faces and routes ``status`` lists (its reply must fit one packet); it also gives totals.
 STATUS_MAX_FACES = 1000
 STATUS_MAX_ROUTES = 2000
-#: Seconds a face opened by a peer on the network has to bring its first valid packet.
-FIRST_PACKET_TIMEOUT = 10.0
+#: When a pool of faces is full, a face its peer opened that has sent no valid packet for
+#: this long gives its place to the newcomer (see Node._evict_silent).
+SILENT_GRACE = 2.0
 #: How many digests forwarded upstream the node remembers (see ``Node._asked``).
 ASKED_MAX = 65536
 #: At exit, the CS's nameless objects are written to the cache tier for at most this long,
@@ -125,6 +126,7 @@ class Node:
         )
         self.forwarder.cs.keep_evicted = True
         self.faces: dict[int, Face] = {}
+        self._attached_at: dict[int, float] = {}  # face id -> trio time it was attached
         #: Version records under these prefixes must be signed by their keys (ccn/trust.py).
         self.anchors = Anchors(Anchors.parse_line(t, sep="=") for t in config.trust)
         #: Drops on purpose, node-wide, including those of faces since closed (``status.drops``).
@@ -213,39 +215,51 @@ class Node:
             self.cache.close()
 
     async def _serve_face(self, face: Face) -> None:
-        if self._external_faces(local=face.local) >= self.config.max_faces:
+        if self._external_faces(local=face.local) >= self.config.max_faces and not (
+            self._evict_silent(local=face.local)
+        ):
             self.drops["faces_refused"] += 1
             face.close()
             await face.run(self.receive)  # returns at once, closing the stream
             return
         self._attach(face)
         try:
-            if face.opened_by_peer and not face.local:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._probation, face)
-                    await face.run(self.receive)
-                    nursery.cancel_scope.cancel()
-            else:
-                await face.run(self.receive)
+            await face.run(self.receive)
         finally:
             self._detach(face)
 
-    async def _probation(self, face: Face) -> None:
-        """A face a peer on the network opened must bring a valid packet within
-        FIRST_PACKET_TIMEOUT, or it is closed: silent connections must not hold the slots of
-        ``max_faces`` (a neighbour sends at once; our own dialled faces are never on probation)."""
-        await trio.sleep(FIRST_PACKET_TIMEOUT)
-        c = face.counters
-        if c.in_interests + c.in_data + c.in_nacks == 0:
-            self.drops["silent_faces"] += 1
-            face.close()
+    def _evict_silent(self, *, local: bool) -> bool:
+        """Make room in a full pool: close the face, opened by its peer, that has been silent
+        longest (no valid packet yet, for at least SILENT_GRACE seconds). Silent connections
+        then cannot keep newcomers out, and an idle link has nothing to fear while there is
+        room. False if there is no such face."""
+        now = trio.current_time()
+        victim: Face | None = None
+        for f in self.faces.values():
+            c = f.counters
+            if (
+                f.local == local
+                and f.opened_by_peer
+                and c.in_interests + c.in_data + c.in_nacks == 0
+                and now - self._attached_at.get(f.id, now) >= SILENT_GRACE
+                and (victim is None or self._attached_at[f.id] < self._attached_at[victim.id])
+            ):
+                victim = f
+        if victim is None:
+            return False
+        self.drops["silent_faces"] += 1
+        victim.close()
+        self._detach(victim)
+        return True
 
     def _attach(self, face: Face) -> None:
         self.faces[face.id] = face
+        self._attached_at[face.id] = trio.current_time()
         self.process(FaceUp(face.id, face.local))
 
     def _detach(self, face: Face) -> None:
         face.close()
+        self._attached_at.pop(face.id, None)
         if self.faces.pop(face.id, None) is not None:
             self.drops["malformed"] += face.counters.malformed
             self.drops["queue_full"] += face.counters.dropped
@@ -672,7 +686,6 @@ class Node:
             "faces": self._external_faces(),
             "local_faces": self._external_faces(local=True),
             "network_faces": self._external_faces(local=False),
-            "first_packet_timeout_s": int(FIRST_PACKET_TIMEOUT),
             "pit_max_entries": fc.pit_max_entries,
             "pit_max_per_face": fc.pit_max_per_face,
             "cs_bytes": fc.cs_max_bytes,

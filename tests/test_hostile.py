@@ -398,38 +398,49 @@ async def test_connections_reset_before_they_are_accepted_do_not_stop_the_node(
             assert status["faces"] is not None
 
 
-async def test_network_faces_must_speak_first_and_cannot_take_the_apps_slots(
+async def test_silent_network_faces_give_way_and_cannot_take_the_apps_slots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Faces opened by peers on the network are bounded apart from local apps' faces, and one
-    that brings no valid packet within FIRST_PACKET_TIMEOUT is closed (drops.silent_faces)."""
+    """Faces of apps on this host and of peers on the network are bounded apart; in a full
+    pool, a face whose peer has said nothing valid for SILENT_GRACE gives way to a newcomer
+    (drops.silent_faces), and when every face has spoken the newcomer is refused."""
     from ccn import node as node_module
     from ccn.faces.stream import StreamFace
 
-    monkeypatch.setattr(node_module, "FIRST_PACKET_TIMEOUT", 0.5)
+    monkeypatch.setattr(node_module, "SILENT_GRACE", 0.3)
     async with node_in_process(tmp_path, max_faces=2) as (node, uri), trio.open_nursery() as n:
-        peers = []
-        faces = []
-        for k in range(3):  # network peers (not loopback): two fill the pool, one is refused
+        peers: list[Any] = []
+        faces: list[StreamFace] = []
+
+        async def arrive() -> None:
             ours, theirs = trio.testing.memory_stream_pair()
-            face = StreamFace(ours, f"tcp://192.0.2.{k + 1}:6464", local=False)
+            face = StreamFace(ours, f"tcp://192.0.2.{len(faces) + 1}:6464", local=False)
             face.opened_by_peer = True
             peers.append(theirs)
             faces.append(face)
             n.start_soon(node._serve_face, face)
-            await trio.sleep(0.05)  # in this order
-        assert node.limits()["network_faces"] == 2 and faces[2].closed
-        assert node.drops["faces_refused"] == 1
-        # an app still gets in (its own pool), and a network peer that speaks stays
-        await peers[0].send_all(frame(codec.encode(Interest(Name.parse("/x"), 1))))
-        async with connect(uri) as app:
-            await app.status()
-            with trio.fail_after(5):
-                while not faces[1].closed:
-                    await trio.sleep(0.05)
+            await trio.sleep(0.05)
+
+        async def speak(k: int) -> None:
+            await peers[k].send_all(frame(codec.encode(Interest(Name.parse("/x"), k + 1))))
+
+        await arrive()
+        await arrive()
+        await speak(0)
+        await arrive()  # the pool is full and face 1 is silent, but not for long yet
+        assert faces[2].closed and node.drops["faces_refused"] == 1
+        await trio.sleep(0.4)
+        await arrive()  # face 1 has been silent past the grace: it gives way
+        assert faces[1].closed and not faces[3].closed
+        assert node.drops["silent_faces"] == 1
+        await speak(3)
+        await trio.sleep(0.4)
+        await arrive()  # everyone has spoken: refused
+        assert faces[4].closed and not faces[0].closed and not faces[3].closed
+        async with connect(uri) as app:  # an app still gets in: its own pool
             status = await app.status()
-        assert status["drops"]["silent_faces"] == 1
-        assert not faces[0].closed  # it sent a valid packet in time
+        assert status["drops"]["faces_refused"] == 2
+        assert status["limits"]["network_faces"] == 2
         n.cancel_scope.cancel()
 
 
