@@ -36,7 +36,8 @@ from ccn.errors import CcnError, InvalidObject, VerificationError
 from ccn.faces.base import Deliver, Face
 from ccn.faces.internal import InternalFace
 from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
-from ccn.faces.transport import _is_loopback, accepted_peer, open_listener
+from ccn.faces.peers import is_local_peer
+from ccn.faces.transport import accepted_peer, open_listener
 from ccn.faces.uri import FaceUri
 from ccn.fetch import Pipeline, resolve
 from ccn.name import Name
@@ -162,7 +163,7 @@ class NdnGateway:
                     return
                 host, port = peer
                 remote = f"ndn+{FaceUri('tcp', host=host, port=port)}"
-                local = _is_loopback(host)
+                local = is_local_peer("tcp", host, port)
             else:
                 remote, local = f"ndn+unix://{bound.path}#peer", True
             face = NdnFace(stream, remote, local=local, host=self)

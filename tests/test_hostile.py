@@ -14,6 +14,7 @@ import itertools
 import os
 import random
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -455,3 +456,42 @@ async def test_datagrams_from_strangers_that_open_no_face_are_counted(tmp_path: 
                 while (await client.status())["drops"]["udp_dropped"] < 5:
                     await trio.sleep(0.05)
         assert not [f for f in node.faces.values() if f.remote.startswith("udp")]
+
+
+_OTHER_USER_CLIENT = """
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(bytes.fromhex(sys.argv[2]))
+s.settimeout(2)
+try:
+    print("answered" if s.recv(1 << 16) else "closed")
+except socket.timeout:
+    print("no answer")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run a client as another user")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
+async def test_a_loopback_peer_of_another_user_is_not_local(tmp_path: Path) -> None:
+    """Management (/localhost) is for apps of the node's user: over the Unix socket its file
+    mode sees to that; over loopback TCP the peer's socket owner is looked up. Before, any
+    local user could have the node publish a file only the node's user may read."""
+    status = codec.encode(Interest(Name.parse("/localhost/ccn/status"), 7, must_be_fresh=True))
+    async with node_in_process(tmp_path, tcp=True) as (node, _uri):
+        port = next(b.port for b in node.bound if b.scheme == "tcp")
+        violations = node.forwarder.counters.scope_violations
+
+        def as_user(uid: int) -> str:
+            out = subprocess.run(
+                ["/usr/bin/python3", "-c", _OTHER_USER_CLIENT, str(port), frame(status).hex()],
+                user=uid,
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            )
+            return out.stdout.strip()
+
+        assert await trio.to_thread.run_sync(as_user, 65534) == "no answer"
+        assert node.forwarder.counters.scope_violations == violations + 1
+        assert await trio.to_thread.run_sync(as_user, 0) == "answered"  # the node's own user

@@ -6,7 +6,6 @@ Peers on loopback or a Unix socket are *local* (they may use ``/localhost`` name
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -14,18 +13,12 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from ccn.errors import ConnectError
+from ccn.faces.peers import is_local_peer, is_loopback
 from ccn.faces.stream import StreamFace
 from ccn.faces.uri import FaceUri
 from ccn.framing import DEFAULT_MAX_FRAME
 
 OnFace = Callable[[StreamFace], Awaitable[None]]
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _tune(stream: trio.SocketStream) -> None:
@@ -41,7 +34,7 @@ async def dial(uri: FaceUri) -> StreamFace:
         if uri.scheme == "tcp":
             tcp = await trio.open_tcp_stream(uri.host, uri.port)
             _tune(tcp)
-            return StreamFace(tcp, str(uri), local=_is_loopback(uri.host))
+            return StreamFace(tcp, str(uri), local=is_loopback(uri.host))
         unix = await trio.open_unix_socket(uri.path)
         return StreamFace(unix, str(uri), local=True)
     except OSError as e:
@@ -122,7 +115,7 @@ async def serve(
             face = StreamFace(
                 stream,
                 str(FaceUri("tcp", host=host, port=port)),
-                local=_is_loopback(host),
+                local=is_local_peer("tcp", host, port),
                 max_frame=max_frame,
             )
         else:

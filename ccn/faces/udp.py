@@ -15,7 +15,8 @@ Rules:
   full it waits in a bounded queue, beyond which it is dropped and counted.
 - A face made on demand (a peer that spoke first) closes after ``idle_timeout`` seconds without
   receiving anything; a face made by :meth:`face_for` is *persistent* and closes only when told.
-- Peers on loopback are local, like TCP ones.
+- Peers on loopback are local, like TCP ones, if they run as the node's user or root
+  (:mod:`ccn.faces.peers`).
 
 The channel runs each face's task (``on_face``) in its own nursery and closes its socket when
 :meth:`UdpChannel.run` returns.
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
 import math
 import secrets
 import socket
@@ -39,6 +39,7 @@ import trio
 from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
+from ccn.faces.peers import is_local_peer, is_loopback
 from ccn.faces.uri import FaceUri
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, valid_header
 from ccn.packet import Packet
@@ -57,13 +58,6 @@ _SO_RCVBUFFORCE = 33
 
 SockAddr = tuple[Any, ...]
 OnUdpFace = Callable[["UdpFace"], Awaitable[None]]
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _key(addr: SockAddr) -> tuple[str, int, int]:
@@ -140,7 +134,11 @@ class UdpFace(Face):
         idle_timeout: float,
         max_datagram: int,
     ) -> None:
-        super().__init__(_uri_text(addr), local=_is_loopback(addr[0]))
+        # A peer we chose (a route, discovery) is local if on this host; one that spoke first
+        # must also run as our user (see ccn.faces.peers).
+        host, port = addr[0], addr[1]
+        local = is_loopback(host) if persistent else is_local_peer("udp", host, port)
+        super().__init__(_uri_text(addr), local=local)
         self.channel = channel
         self.addr = addr
         self.persistent = persistent

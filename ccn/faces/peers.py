@@ -1,0 +1,63 @@
+"""Whether a peer is an app on this host that may act for the node's user.
+
+A face is *local* (it may use ``/localhost``: management, publishing) when its peer is on this
+host and runs as the node's user or as root. A Unix socket is protected by its file mode; a
+loopback TCP or UDP peer could be any user's process, so its owner is looked up in
+``/proc/net/{tcp,udp}[6]`` by the peer's own address (the node and its peer share the network
+namespace). Where that table cannot be read, a loopback peer is taken as local, as before.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+__all__ = ["is_local_peer", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def is_local_peer(transport: str, host: str, port: int) -> bool:
+    """``transport`` is ``"tcp"`` or ``"udp"``; ``host``/``port`` the peer's address."""
+    if not is_loopback(host):
+        return False
+    uid = peer_uid(transport, host, port)
+    return uid is None or uid == 0 or uid == os.geteuid()
+
+
+def _proc_address(host: str, port: int) -> tuple[str, str]:
+    """The peer's address as ``/proc/net`` writes it (address words in host byte order, hex),
+    and which table (``""`` or ``"6"``) holds it."""
+    addr = ipaddress.ip_address(host.split("%")[0])
+    if isinstance(addr, ipaddress.IPv6Address):  # ::1, or ::ffff:a.b.c.d: the *6 table
+        packed = addr.packed
+        words = "".join(
+            f"{int.from_bytes(packed[i : i + 4], 'little'):08X}" for i in range(0, 16, 4)
+        )
+        return f"{words}:{port:04X}", "6"
+    word = int.from_bytes(socket.inet_aton(str(addr)), "little")
+    return f"{word:08X}:{port:04X}", ""
+
+
+def peer_uid(transport: str, host: str, port: int) -> int | None:
+    """The uid owning the socket bound to ``host:port`` on this host, or None if unknown."""
+    try:
+        wanted, table = _proc_address(host, port)
+    except (ValueError, OSError):
+        return None
+    try:
+        with open(f"/proc/net/{transport}{table}", encoding="ascii") as f:
+            next(f, None)  # the header
+            for line in f:
+                fields = line.split()
+                if len(fields) > 7 and fields[1] == wanted:
+                    return int(fields[7])
+    except (OSError, ValueError):
+        return None
+    return None
