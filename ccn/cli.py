@@ -22,7 +22,7 @@ import trio
 from ccn.client import Client, connect
 from ccn.config import ConfigError, NodeConfig, parse_route
 from ccn.defaults import default_node_uri
-from ccn.errors import CcnError, LocalError, VerificationError
+from ccn.errors import CcnError, LocalError, VerificationError, os_error_text
 from ccn.faces.uri import FaceUri
 from ccn.name import Name
 
@@ -617,8 +617,7 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def _first_line(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:  # "path: No such file", not "[Errno 2] ..."
-        where = f"{e.filename}: " if e.filename else ""
-        return f"{where}{e.strerror}"
+        return os_error_text(e)
     text = str(e) or type(e).__name__
     return text.splitlines()[0]
 

@@ -94,3 +94,9 @@ class ConnectError(CcnError):
 class StoreUsageError(StoreError, LocalError, ValueError):
     """A store API was called wrongly: a malformed id, an impossible version number, or content
     that cannot be imported (a symlink, a device, a directory with too many entries)."""
+
+
+def os_error_text(e: OSError) -> str:
+    """``path: reason`` (or ``reason``) for an OSError, without the ``[Errno N]`` prefix."""
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"

@@ -47,12 +47,15 @@ def is_fragment(datagram: bytes | memoryview) -> bool:
     return len(datagram) > 0 and datagram[0] == MARKER
 
 
-def valid_header(datagram: bytes | memoryview) -> bool:
-    """Whether ``datagram`` is a fragment with a well-formed header and some payload."""
+def parse_header(datagram: bytes | memoryview) -> tuple[int, int, int] | None:
+    """``(packet id, index, count)`` of a fragment with a well-formed header and some
+    payload; None for anything else."""
     if len(datagram) <= HEADER_SIZE:
-        return False
-    marker, version, _pid, index, count = _HEADER.unpack_from(datagram)
-    return bool(marker == MARKER and version == VERSION and count >= 2 and index < count)
+        return None
+    marker, version, pid, index, count = _HEADER.unpack_from(datagram)
+    if marker != MARKER or version != VERSION or count < 2 or index >= count:
+        return None
+    return pid, index, count
 
 
 def fragment(packet: bytes, max_datagram: int, packet_id: int) -> list[bytes]:
@@ -157,10 +160,11 @@ class Reassembler:
         self.expire(now)
         c = self.counters
         c.fragments += 1
-        if not valid_header(datagram):
+        header = parse_header(datagram)
+        if header is None:
             c.invalid += 1
             return None
-        _, _, pid, index, count = _HEADER.unpack_from(datagram)
+        pid, index, count = header
         if pid in self._dead:
             c.duplicates += 1
             return None

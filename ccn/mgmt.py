@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ccn.errors import CcnError, DecodeError
+from ccn.errors import CcnError, DecodeError, os_error_text
 from ccn.faces.internal import InternalFace
 from ccn.faces.uri import FaceUri
 from ccn.keys import SigningKey
@@ -55,8 +55,7 @@ class Management:
         except (CcnError, DecodeError) as e:
             reply = {"ok": False, "error": str(e)}
         except OSError as e:  # e.g. a directory being published that the node cannot read
-            where = f"{e.filename}: " if e.filename else ""
-            reply = {"ok": False, "error": f"{where}{e.strerror or e}"}
+            reply = {"ok": False, "error": os_error_text(e)}
         self.node.inject(self.face.id, Data(interest.name, encode_reply(reply), 0))
 
     # -- commands --------------------------------------------------------------------------

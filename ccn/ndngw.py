@@ -36,7 +36,6 @@ from ccn.errors import CcnError, InvalidObject, VerificationError
 from ccn.faces.base import Deliver, Face
 from ccn.faces.internal import InternalFace
 from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
-from ccn.faces.peers import is_local_peer
 from ccn.faces.transport import accepted_peer, open_listener
 from ccn.faces.uri import FaceUri
 from ccn.fetch import Pipeline, resolve
@@ -161,9 +160,7 @@ class NdnGateway:
                 peer = await accepted_peer(stream)
                 if peer is None:
                     return
-                host, port = peer
-                remote = f"ndn+{FaceUri('tcp', host=host, port=port)}"
-                local = is_local_peer("tcp", host, port)
+                remote, local = f"ndn+{peer[0]}", peer[1]
             else:
                 remote, local = f"ndn+unix://{bound.path}#peer", True
             face = NdnFace(stream, remote, local=local, host=self)

@@ -233,18 +233,19 @@ class Node:
         longest (no valid packet yet, for at least SILENT_GRACE seconds). Silent connections
         then cannot keep newcomers out, and an idle link has nothing to fear while there is
         room. False if there is no such face."""
-        now = trio.current_time()
-        victim: Face | None = None
-        for f in self.faces.values():
-            c = f.counters
-            if (
-                f.local == local
+        since = trio.current_time() - SILENT_GRACE
+        # self.faces is in the order faces were attached: the first match is the oldest.
+        victim = next(
+            (
+                f
+                for f in self.faces.values()
+                if f.local == local
                 and f.opened_by_peer
-                and c.in_interests + c.in_data + c.in_nacks == 0
-                and now - self._attached_at.get(f.id, now) >= SILENT_GRACE
-                and (victim is None or self._attached_at[f.id] < self._attached_at[victim.id])
-            ):
-                victim = f
+                and f.counters.in_interests + f.counters.in_data + f.counters.in_nacks == 0
+                and self._attached_at[f.id] <= since
+            ),
+            None,
+        )
         if victim is None:
             return False
         self.drops["silent_faces"] += 1

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from ccn.errors import ConnectError
+from ccn.errors import ConnectError, os_error_text
 from ccn.faces.peers import is_local_peer, is_loopback
 from ccn.faces.stream import StreamFace
 from ccn.faces.uri import FaceUri
@@ -50,7 +50,7 @@ async def open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
     try:
         return await _open_listener(uri)
     except OSError as e:
-        raise ConnectError(f"cannot listen on {uri}: {e.strerror or e}") from None
+        raise ConnectError(f"cannot listen on {uri}: {os_error_text(e)}") from None
 
 
 async def _open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
@@ -83,16 +83,17 @@ async def _unix_alive(path: str) -> bool:
     return True
 
 
-async def accepted_peer(stream: trio.SocketStream) -> tuple[str, int] | None:
-    """The address of the peer of an accepted TCP connection; None, having closed it, if the
-    peer is already gone (reset before we looked: ``getpeername`` fails, and must not take the
-    listener, and with it the node, down)."""
+async def accepted_peer(stream: trio.SocketStream) -> tuple[FaceUri, bool] | None:
+    """The peer of an accepted TCP connection, and whether it is local (see
+    :mod:`ccn.faces.peers`); None, having closed it, if the peer is already gone (reset before
+    we looked: ``getpeername`` fails, and must not take the listener, and with it the node,
+    down)."""
     try:
         host, port = stream.socket.getpeername()[:2]
     except OSError:
         await trio.aclose_forcefully(stream)
         return None
-    return host, port
+    return FaceUri("tcp", host=host, port=port), is_local_peer("tcp", host, port)
 
 
 async def serve(
@@ -110,14 +111,9 @@ async def serve(
             peer = await accepted_peer(stream)
             if peer is None:
                 return
-            host, port = peer
+            uri, local = peer
             _tune(stream)
-            face = StreamFace(
-                stream,
-                str(FaceUri("tcp", host=host, port=port)),
-                local=is_local_peer("tcp", host, port),
-                max_frame=max_frame,
-            )
+            face = StreamFace(stream, str(uri), local=local, max_frame=max_frame)
         else:
             face = StreamFace(stream, f"unix://{bound.path}#peer", local=True, max_frame=max_frame)
         face.opened_by_peer = True

@@ -41,7 +41,7 @@ from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.faces.peers import is_local_peer, is_loopback
 from ccn.faces.uri import FaceUri
-from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, valid_header
+from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, parse_header
 from ccn.packet import Packet
 
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -139,6 +139,7 @@ class UdpFace(Face):
         host, port = addr[0], addr[1]
         local = is_loopback(host) if persistent else is_local_peer("udp", host, port)
         super().__init__(_uri_text(addr), local=local)
+        self.opened_by_peer = not persistent
         self.channel = channel
         self.addr = addr
         self.persistent = persistent
@@ -331,7 +332,6 @@ class UdpChannel:
             idle_timeout=self.idle_timeout,
             max_datagram=size,
         )
-        face.opened_by_peer = not persistent
         self.faces[_key(addr)] = face
         self._nursery.start_soon(self._on_face, face)
         return face
@@ -403,7 +403,7 @@ class UdpChannel:
         if sum(1 for f in self.faces.values() if not f.persistent) >= self.max_on_demand:
             return False
         if is_fragment(data):
-            return valid_header(data)
+            return parse_header(data) is not None
         try:
             decode(data)
         except DecodeError:
