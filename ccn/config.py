@@ -43,6 +43,9 @@ class NodeConfig:
     pit_max_per_face: int = 16384
     #: Faces (neighbours and apps) at once; connections beyond it are closed at once.
     max_faces: int = 1024
+    #: Faces that peers at one network address may open (TCP connections, UDP peers, NDN
+    #: connections together); one host cannot take the whole network pool.
+    max_faces_per_host: int = 64
     #: Largest stream frame accepted; bounds each face's reassembly buffer (docs/limits.md).
     max_frame: int = DEFAULT_MAX_FRAME
     #: Trust anchors ``/prefix=ed25519:<hex>``: version records under those prefixes that are not
@@ -81,8 +84,9 @@ class NodeConfig:
         for key in ("cs_bytes", "cs_max_entries", "pit_max_entries", "pit_max_per_face"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1")
-        if self.max_faces < 1:
-            raise ConfigError("max_faces must be at least 1")
+        for key in ("max_faces", "max_faces_per_host"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1")
         if not MIN_FRAME <= self.max_frame <= DEFAULT_MAX_FRAME:
             raise ConfigError(f"max_frame must be in [{MIN_FRAME}, {DEFAULT_MAX_FRAME}]")
         if not 1 <= self.multicast_port <= 65535:

@@ -135,6 +135,7 @@ class Node:
             "queue_full": 0,
             "faces_refused": 0,
             "silent_faces": 0,
+            "faces_per_host": 0,
             "untrusted": 0,
         }
         self.neighbours: dict[str, _Neighbour] = {}
@@ -215,10 +216,21 @@ class Node:
             self.cache.close()
 
     async def _serve_face(self, face: Face) -> None:
-        if self._external_faces(local=face.local) >= self.config.max_faces and not (
+        host = face.peer_host
+        if (
+            host is not None
+            and self._faces_of(host) >= self.config.max_faces_per_host
+            and not (self._evict_silent(local=False, host=host))
+        ):
+            refused = "faces_per_host"
+        elif self._external_faces(local=face.local) >= self.config.max_faces and not (
             self._evict_silent(local=face.local)
         ):
-            self.drops["faces_refused"] += 1
+            refused = "faces_refused"
+        else:
+            refused = ""
+        if refused:
+            self.drops[refused] += 1
             face.close()
             await face.run(self.receive)  # returns at once, closing the stream
             return
@@ -228,11 +240,12 @@ class Node:
         finally:
             self._detach(face)
 
-    def _evict_silent(self, *, local: bool) -> bool:
-        """Make room in a full pool: close the face, opened by its peer, that has been silent
-        longest (no valid packet yet, for at least SILENT_GRACE seconds). Silent connections
-        then cannot keep newcomers out, and an idle link has nothing to fear while there is
-        room. False if there is no such face."""
+    def _evict_silent(self, *, local: bool, host: str | None = None) -> bool:
+        """Make room in a full pool (with ``host``: in that peer host's share of the network
+        pool): close the face, opened by its peer, that has been silent longest (no valid
+        packet yet, for at least SILENT_GRACE seconds). Silent connections then cannot keep
+        newcomers out, and an idle link has nothing to fear while there is room. False if there
+        is no such face."""
         since = trio.current_time() - SILENT_GRACE
         # self.faces is in the order faces were attached: the first match is the oldest.
         victim = next(
@@ -241,6 +254,7 @@ class Node:
                 for f in self.faces.values()
                 if f.local == local
                 and f.opened_by_peer
+                and (host is None or f.peer_host == host)
                 and f.counters.in_interests + f.counters.in_data + f.counters.in_nacks == 0
                 and self._attached_at[f.id] <= since
             ),
@@ -275,6 +289,10 @@ class Node:
             for f in self.faces.values()
             if not isinstance(f, InternalFace) and (local is None or f.local == local)
         )
+
+    def _faces_of(self, host: str) -> int:
+        """Faces that peers at network address ``host`` opened (see ``max_faces_per_host``)."""
+        return sum(1 for f in self.faces.values() if f.peer_host == host)
 
     # -- the core --------------------------------------------------------------------------
 
@@ -684,6 +702,7 @@ class Node:
             "send_queue_bytes": DEFAULT_QUEUE_BYTES,
             "read_quantum_us": int(READ_QUANTUM * 1e6),
             "max_faces": c.max_faces,
+            "max_faces_per_host": c.max_faces_per_host,
             "faces": self._external_faces(),
             "local_faces": self._external_faces(local=True),
             "network_faces": self._external_faces(local=False),

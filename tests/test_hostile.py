@@ -445,6 +445,58 @@ async def test_silent_network_faces_give_way_and_cannot_take_the_apps_slots(
         n.cancel_scope.cancel()
 
 
+async def test_one_network_host_cannot_take_the_whole_network_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host past max_faces_per_host is refused (drops.faces_per_host) unless one of its own
+    faces has been silent past the grace; other hosts and faces the node dialled still get in."""
+    from ccn import node as node_module
+    from ccn.faces.stream import StreamFace
+
+    monkeypatch.setattr(node_module, "SILENT_GRACE", 0.3)
+    async with (
+        node_in_process(tmp_path, max_faces=10, max_faces_per_host=2) as (node, uri),
+        trio.open_nursery() as n,
+    ):
+        peers: list[Any] = []
+        faces: list[StreamFace] = []
+
+        async def arrive(host: str, *, by_peer: bool = True) -> StreamFace:
+            ours, theirs = trio.testing.memory_stream_pair()
+            face = StreamFace(ours, f"tcp://{host}:{6000 + len(faces)}", local=False)
+            face.opened_by_peer = by_peer
+            peers.append(theirs)
+            faces.append(face)
+            n.start_soon(node._serve_face, face)
+            await trio.sleep(0.05)
+            return face
+
+        async def speak(k: int) -> None:
+            await peers[k].send_all(frame(codec.encode(Interest(Name.parse("/x"), k + 1))))
+
+        a0, a1 = await arrive("192.0.2.1"), await arrive("192.0.2.1")
+        await speak(0)
+        a2 = await arrive("192.0.2.1")  # a1 is silent, but not for long yet
+        assert a2.closed and node.drops["faces_per_host"] == 1
+        b0 = await arrive("192.0.2.2")  # another host
+        dialled = await arrive("192.0.2.1", by_peer=False)  # a neighbour the node chose
+        assert not b0.closed and not dialled.closed
+        await trio.sleep(0.4)
+        a3 = await arrive("192.0.2.1")  # a1 silent past the grace: it gives way
+        assert a1.closed and not a3.closed and not a0.closed
+        assert node.drops["silent_faces"] == 1
+        await speak(5)
+        await trio.sleep(0.4)
+        a4 = await arrive("192.0.2.1")
+        assert a4.closed and node.drops["faces_per_host"] == 2
+        assert node.drops["faces_refused"] == 0
+        async with connect(uri) as app:
+            status = await app.status()
+        assert status["limits"]["max_faces_per_host"] == 2
+        assert status["drops"]["faces_per_host"] == 2
+        n.cancel_scope.cancel()
+
+
 async def test_datagrams_from_strangers_that_open_no_face_are_counted(tmp_path: Path) -> None:
     async with node_in_process(tmp_path, udp=True) as (node, uri):
         port = next(b.port for b in node.bound if b.scheme == "udp")

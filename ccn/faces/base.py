@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ccn.errors import LocalError
+from ccn.faces.uri import FaceUri
 from ccn.packet import Data, Interest, Packet
 
 Deliver = Callable[["Face", Packet], None]
@@ -79,6 +81,22 @@ class Face(ABC):
         #: Opened by the peer (accepted on a listener, or a UDP face made on demand), as
         #: opposed to dialled by this node: the node then expects a valid packet soon.
         self.opened_by_peer = False
+        self._peer_host: str | None = None
+
+    @property
+    def peer_host(self) -> str | None:
+        """The network address of a peer on the network that opened this face (a TCP or NDN
+        connection, a UDP peer); None for faces to this host and faces this node dialled."""
+        if self.local or not self.opened_by_peer:
+            return None
+        if self._peer_host is None:
+            text = self.remote.removeprefix("ndn+")
+            try:
+                uri = FaceUri.parse(text)
+            except LocalError:
+                uri = None
+            self._peer_host = uri.host if uri is not None and uri.host else text
+        return self._peer_host
 
     @abstractmethod
     def send(self, packet: Packet) -> None:
