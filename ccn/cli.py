@@ -1,7 +1,7 @@
 """The ``ccn`` command line. Every user mistake is one line on stderr and a non-zero exit.
 
 Exit codes: 0 success, 1 a ccn error (no node, no route, not found, verification failed, bad
-name...), 2 bad usage (argparse), 130 interrupted.
+name...), 2 bad usage (one line, naming the --help to read), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 
@@ -467,8 +467,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- parser ----------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake told in one line (argparse prints the usage too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="ccn", description="Content-centric networking: fetch content by name."
     )
     p.add_argument(

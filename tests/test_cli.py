@@ -115,6 +115,26 @@ def test_put_missing_file(node: str) -> None:
     one_line_error(run("put", "/no/such/file", "/cli/x", node=node), "no such file")
 
 
+@pytest.mark.parametrize(
+    ("args", "prog", "fragment"),
+    [
+        (("get",), "ccn get", "required: name"),
+        (("route", "add", "/x"), "ccn route add", "required: uri"),
+        (("bogus",), "ccn", "invalid choice"),
+        (("demo", "--size-mib", "x"), "ccn demo", "invalid int value"),
+    ],
+)
+def test_usage_mistakes_are_one_line_and_exit_2(
+    args: tuple[str, ...], prog: str, fragment: str
+) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{prog}: error: ") and fragment in lines[0]
+    assert lines[0].endswith(f"(see '{prog} --help')")
+
+
 def test_bad_address_and_route_errors(node: str) -> None:
     one_line_error(run("status", node="http://x"), "scheme")
     one_line_error(run("route", "add", "/far", "tcp://127.0.0.1:1", node=node), "cannot reach")
