@@ -544,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
 
-    s = sub.add_parser("log", help="versions of NAME published on the node")
+    s = sub.add_parser("log", help="versions of NAME (or just NAME/vN) published on the node")
     s.add_argument("name")
     s.set_defaults(func=cmd_log)
 

@@ -274,8 +274,8 @@ class Client:
     # -- store maintenance -----------------------------------------------------------------
 
     async def log(self, name: Name | str) -> list[dict[str, Any]]:
-        """Versions of a name published on this node, oldest first: number, id, time_ns,
-        size, previous (hex id or None), pinned."""
+        """Versions of a name published on this node, oldest first (of ``/name/vN``: that
+        version only): number, id, time_ns, size, previous (hex id or None), pinned."""
         reply = await self.command("log", {"name": str(_name(name))})
         versions: list[dict[str, Any]] = reply["versions"]
         return versions

@@ -51,6 +51,11 @@ class Maintenance:
         if not entries:
             raise MaintenanceError(f"{n} is not published on this node")
         pinned = {p.number for p in node.refs.pins() if p.name == n}
+        latest = entries[-1]
+        if name.version is not None:  # /name/vN: that version only
+            entries = [e for e in entries if e.number == name.version]
+            if not entries:
+                raise MaintenanceError(f"{name} is not published on this node")
         out = []
         for e in entries:
             row: dict[str, Any] = {"number": e.number, "id": e.id.hex(), "time_ns": e.time_ns}
@@ -65,7 +70,7 @@ class Maintenance:
                         "size": v.size,
                         "previous": None if v.previous is None else v.previous.hex(),
                     }
-            row["pinned"] = e.number in pinned or (None in pinned and e is entries[-1])
+            row["pinned"] = e.number in pinned or (None in pinned and e is latest)
             out.append(row)
         return {"name": str(n), "versions": out}
 

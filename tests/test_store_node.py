@@ -152,6 +152,9 @@ async def test_log_pin_gc_through_the_node(tmp_path: Path) -> None:
                 assert log[1]["size"] == SIZE
                 assert await client.pin("/p/f/v1") == Name.parse("/p/f/v1")
                 assert [v["pinned"] for v in await client.log("/p/f")] == [True, False]
+                assert [v["number"] for v in await client.log("/p/f/v2")] == [2]
+                with pytest.raises(CommandError, match="/p/f/v7 is not published"):
+                    await client.log("/p/f/v7")
                 with pytest.raises(CommandError, match="not published on this node"):
                     await client.log("/nothing")
                 with pytest.raises(CommandError, match="no such version"):
