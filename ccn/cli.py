@@ -475,9 +475,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="ccn", description="Content-centric networking: fetch content by name."
-    )
+    p = _Parser(prog="ccn", description="Content-centric networking: fetch content by name.")
     p.add_argument(
         "--node",
         default=None,

@@ -45,6 +45,9 @@ from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, parse_
 from ccn.packet import Packet
 
 DEFAULT_IDLE_TIMEOUT = 60.0
+#: Packets a new face keeps that arrive before the node starts running it; the rest are
+#: dropped and counted in the channel's ``dropped`` (``drops.udp_dropped``).
+EARLY_MAX = 64
 MAX_ON_DEMAND_FACES = 1024
 SOCKET_BUFFER = 8 << 20
 MAX_DATAGRAM = 65507  # largest UDP payload over IPv4
@@ -188,8 +191,10 @@ class UdpFace(Face):
             return
         self.counters.count_in(packet)
         if self._deliver is None:
-            if len(self._early) < 64:
+            if len(self._early) < EARLY_MAX:
                 self._early.append(packet)
+            else:
+                self.channel.dropped += 1
             return
         self._deliver(self, packet)
 

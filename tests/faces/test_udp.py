@@ -12,7 +12,7 @@ import trio
 
 from ccn.codec import encode
 from ccn.faces.base import Face
-from ccn.faces.udp import UdpChannel, UdpFace, path_datagram_size
+from ccn.faces.udp import EARLY_MAX, UdpChannel, UdpFace, path_datagram_size
 from ccn.faces.uri import FaceUri
 from ccn.frag import Reassembler, fragment
 from ccn.name import Name
@@ -129,6 +129,19 @@ async def test_a_fragment_header_alone_opens_no_face() -> None:
         assert len(hb.faces) == 1
         assert b.dropped == 2
         assert hb.faces[0].opened_by_peer and not hb.faces[0].persistent
+
+
+async def test_packets_before_a_new_face_runs_are_kept_up_to_a_bound_then_counted() -> None:
+    async with channel() as (ch, _hub):
+        face = UdpFace(ch, ("127.0.0.1", 9), persistent=False, idle_timeout=5.0, max_datagram=1400)
+        now = trio.current_time()
+        for k in range(EARLY_MAX + 6):
+            face.datagram_received(encode(Interest(N, k + 1)), now)
+        assert ch.dropped == 6
+        got: list[Packet] = []
+        with trio.move_on_after(0.05):
+            await face.run(lambda _f, p: got.append(p))
+        assert [p.nonce for p in got if type(p) is Interest] == list(range(1, EARLY_MAX + 1))
 
 
 async def test_incomplete_packets_expire_though_the_peer_falls_silent() -> None:
