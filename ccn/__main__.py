@@ -1,5 +1,5 @@
 import sys
 
-from ccn.cli import main
+from ccn.launch import main
 
 sys.exit(main())

@@ -8,6 +8,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -288,3 +289,21 @@ def test_node_flag_and_file_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CCN_HOME", str(tmp_path))
     (tmp_path / "trust").write_bytes(b"\xff\n")
     one_line_error(run("trust", "list"), "not UTF-8")
+
+
+def test_interrupt_while_the_command_is_still_loading_is_one_line(tmp_path: Path) -> None:
+    # Loading the command line (trio, the client) takes a few hundred ms; Ctrl-C then used to
+    # print a traceback from inside an import. If the machine loads faster than the signal
+    # comes, the command has failed on its own (no node there): one line either way.
+    proc = subprocess.Popen(
+        [*CCN, "--node", f"unix://{tmp_path}/none.sock", "status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.15)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert proc.returncode in (1, 130)
