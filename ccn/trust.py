@@ -54,6 +54,10 @@ class Anchors:
     def __len__(self) -> int:
         return sum(len(keys) for keys in self._by_prefix.values())
 
+    def __bool__(self) -> bool:
+        # The node asks this for every Data it receives: no count needed.
+        return bool(self._by_prefix)
+
     def __iter__(self) -> Iterator[tuple[Name, PublicKey]]:
         for prefix in sorted(self._by_prefix):
             for key in self._by_prefix[prefix]:
