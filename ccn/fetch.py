@@ -6,8 +6,9 @@ Interests with congestion control as in NDN's ndncatchunks: slow start, additive
 multiplicative decrease on a timeout or congestion Nack (at most once per RTT), retransmission
 after an RTO computed from measured RTTs (RFC 6298, Karn's rule). Every object is checked
 against its id as it arrives (the client matches Data to Interests by blake3 digest), blobs are
-written to disk in order through a bounded reorder buffer, and the whole content hash is checked
-at the end. Memory is bounded by the window, not by the size of the content.
+written to disk in order through a bounded reorder buffer, by a writer thread that also hashes
+each file (:mod:`ccn.filewriter`: the disk and the hash no longer hold up the packets), and the
+whole content hash is checked at the end. Memory is bounded by the window, not by the size of the content.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from blake3 import blake3
 
 from ccn.client import Client, nack_error, new_nonce
 from ccn.errors import InvalidObject, LocalError, NotFound, VerificationError
+from ccn.filewriter import FileWriter
 from ccn.name import Name
 from ccn.packet import Data, Interest, Nack, NackReason
 from ccn.store.objects import (
@@ -461,7 +463,8 @@ async def fetch_version(
 
 
 class _Writer:
-    """Writes leaf blobs, arriving in order, into the plan's files; hashes each file."""
+    """Hands leaf blobs, arriving in order, to a :class:`FileWriter` thread, which writes them
+    into the plan's files and hashes each file."""
 
     def __init__(self, plan: _Plan, total: int, progress: Progress | None) -> None:
         self.plan = plan
@@ -470,43 +473,34 @@ class _Writer:
         self.bounds: list[int] = []
         for f in plan.files:
             self.bounds.append((self.bounds[-1] if self.bounds else 0) + len(f.leaves))
-        self.hashes: dict[Path, bytes] = {}
         self.index = -1
         self.done = 0
-        self._fh: BinaryIO | None = None
-        self._hasher = blake3()
+        self.files = FileWriter()
 
     def sink(self, index: int, raw: bytes) -> None:
         while self.index < 0 or index >= self.bounds[self.index]:
             self._open_next()
         data = _blob_data(raw)
-        assert self._fh is not None
-        self._fh.write(data)
-        self._hasher.update(data)
+        self.files.write(data)
         self.done += len(data)
         if self.progress is not None:
             self.progress(self.done, self.total)
 
-    def finish(self) -> None:
+    def finish(self) -> dict[Path, bytes]:
         while self.index + 1 < len(self.plan.files):
             self._open_next()
-        self.close()
+        self._close_current()
+        return self.files.finish()
 
     def _open_next(self) -> None:
-        self.close()
+        self._close_current()
         self.index += 1
-        self._fh = open(self.plan.files[self.index].path, "wb")  # noqa: SIM115 - see close()
-        self._hasher = blake3()
+        self.files.open(self.plan.files[self.index].path)
 
-    def close(self) -> None:
-        if self._fh is None:
-            return
-        self._fh.close()
-        self._fh = None
-        f = self.plan.files[self.index]
-        self.hashes[f.path] = self._hasher.digest()
-        if f.mode == MODE_EXECUTABLE:
-            f.path.chmod(0o755)
+    def _close_current(self) -> None:
+        if self.index >= 0:
+            f = self.plan.files[self.index]
+            self.files.close(f.path, executable=f.mode == MODE_EXECUTABLE)
 
 
 async def _write_files(
@@ -515,10 +509,9 @@ async def _write_files(
     writer = _Writer(plan, total, progress)
     try:
         await pipe.fetch_ordered([leaf for f in plan.files for leaf in f.leaves], writer.sink)
-        writer.finish()
+        return writer.finish()
     finally:
-        writer.close()
-    return writer.hashes
+        writer.files.abort()
 
 
 async def fetch_to_path(client: Client, name: Name, dest: Path) -> Name:

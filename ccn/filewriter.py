@@ -1,0 +1,134 @@
+"""Writing fetched content on a worker thread: in order, each file hashed, the backlog bounded.
+
+A fetch's event loop hands each blob's bytes to :meth:`FileWriter.write` and goes back to its
+packets; one thread writes them to their files and hashes each file. Both the file write and
+blake3 release the GIL, so this work runs on another core beside the loop's packet work instead
+of between its packets. At most ``max_backlog`` bytes wait: past that, :meth:`write` blocks until
+the thread catches up, the same backpressure a write on the loop gave. An error in the thread (a
+full disk) is raised by the next call from the loop, or by :meth:`finish`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from pathlib import Path
+from typing import BinaryIO
+
+from blake3 import blake3
+
+MAX_BACKLOG = 32 << 20
+
+_OPEN, _DATA, _CLOSE, _END = range(4)
+
+
+class FileWriter:
+    """One writer thread for one fetch. Calls come from one thread (the event loop), in order:
+    :meth:`open`, :meth:`write`…, :meth:`close` for each file, then :meth:`finish` (or
+    :meth:`abort`, which is always safe and must be called on every way out)."""
+
+    def __init__(self, max_backlog: int = MAX_BACKLOG) -> None:
+        self.max_backlog = max_backlog
+        #: blake3 of each file's content, by path, as each file is closed.
+        self.hashes: dict[Path, bytes] = {}
+        self._cond = threading.Condition()
+        self._items: deque[tuple[int, Path | memoryview | None, int]] = deque()
+        self._backlog = 0
+        self._blocked = False
+        self._stop = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ccn-file-writer", daemon=True)
+        self._thread.start()
+
+    def open(self, path: Path) -> None:
+        """The next :meth:`write` calls go to ``path`` (created or truncated)."""
+        self._put(_OPEN, path, 0)
+
+    def write(self, data: memoryview) -> None:
+        """Append ``data`` to the open file. ``data`` must not change until it is written."""
+        self._put(_DATA, data, len(data))
+
+    def close(self, path: Path, *, executable: bool = False) -> None:
+        """Close the open file (``path``) and record its hash; mark it executable if asked."""
+        self._put(_CLOSE, path, int(executable))
+
+    def finish(self) -> dict[Path, bytes]:
+        """Wait until everything is written; return the hashes. Raises the thread's error."""
+        self._put(_END, None, 0)
+        self._thread.join()
+        self._raise()
+        return self.hashes
+
+    def abort(self) -> None:
+        """Stop the thread (what is queued is not written) and wait for it; its files are
+        closed. Idempotent; a no-op after :meth:`finish`."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    # -- the loop's side -------------------------------------------------------------------
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _put(self, kind: int, value: Path | memoryview | None, size: int) -> None:
+        with self._cond:
+            self._raise()
+            if self._stop:
+                raise RuntimeError("the file writer was aborted")
+            if not self._items:
+                self._cond.notify_all()
+            self._items.append((kind, value, size))
+            if kind == _DATA:
+                self._backlog += size
+                while self._backlog > self.max_backlog and self._error is None:
+                    self._blocked = True
+                    self._cond.wait()
+                self._raise()
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        fh: BinaryIO | None = None
+        hasher = blake3()
+        try:
+            while True:
+                with self._cond:
+                    while not self._items and not self._stop:
+                        self._cond.wait()
+                    if self._stop:
+                        return
+                    kind, value, size = self._items.popleft()
+                if kind == _DATA:
+                    assert fh is not None and isinstance(value, memoryview)
+                    fh.write(value)
+                    hasher.update(value)
+                    with self._cond:
+                        self._backlog -= size
+                        if self._blocked and self._backlog <= self.max_backlog // 2:
+                            self._blocked = False
+                            self._cond.notify_all()
+                elif kind == _OPEN:
+                    assert isinstance(value, Path)
+                    fh = open(value, "wb")  # noqa: SIM115 - closed by _CLOSE or finally
+                    hasher = blake3()
+                elif kind == _CLOSE:
+                    assert fh is not None and isinstance(value, Path)
+                    fh.close()
+                    fh = None
+                    self.hashes[value] = hasher.digest()
+                    if size:
+                        value.chmod(0o755)
+                else:
+                    return
+        except BaseException as e:
+            with self._cond:
+                self._error = e
+                self._cond.notify_all()
+        finally:
+            if fh is not None:
+                with contextlib.suppress(OSError):
+                    fh.close()

@@ -1,0 +1,99 @@
+"""The fetch's file writer thread: order, hashes, backpressure, errors, abort."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from blake3 import blake3
+
+from ccn.filewriter import FileWriter
+
+
+def test_files_are_written_in_order_and_hashed(tmp_path: Path) -> None:
+    pieces = {tmp_path / "a": [os.urandom(n) for n in (1, 70_000, 5)], tmp_path / "b": []}
+    w = FileWriter()
+    try:
+        for path, chunks in pieces.items():
+            w.open(path)
+            for c in chunks:
+                w.write(memoryview(c))
+            w.close(path, executable=path.name == "b")
+        hashes = w.finish()
+    finally:
+        w.abort()
+    for path, chunks in pieces.items():
+        assert path.read_bytes() == b"".join(chunks)
+        assert hashes[path] == blake3(b"".join(chunks)).digest()
+    assert os.stat(tmp_path / "b").st_mode & stat.S_IXUSR
+    assert not os.stat(tmp_path / "a").st_mode & stat.S_IXUSR
+
+
+def test_write_blocks_when_the_backlog_is_full_until_the_thread_catches_up(
+    tmp_path: Path,
+) -> None:
+    # The thread is stuck opening a fifo that nobody reads yet: the loop's writes pile up to
+    # max_backlog, then the next one waits.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    w = FileWriter(max_backlog=64 * 1024)
+    chunk = os.urandom(16 * 1024)
+    written = threading.Event()
+
+    def loop_side() -> None:
+        w.open(fifo)
+        for _ in range(8):  # 128 KiB, twice the backlog
+            w.write(memoryview(chunk))
+        written.set()
+        w.close(fifo)
+
+    t = threading.Thread(target=loop_side)
+    t.start()
+    try:
+        assert not written.wait(0.3)  # blocked by the bound
+        with open(fifo, "rb") as reader:
+            got = b""
+            while len(got) < 8 * len(chunk):
+                got += reader.read(65536)
+            assert written.wait(10)
+            t.join(10)
+            assert w.finish()[fifo] == blake3(chunk * 8).digest()
+        assert got == chunk * 8
+    finally:
+        w.abort()
+        t.join(10)
+
+
+def test_a_write_error_is_raised_on_the_loop_side(tmp_path: Path) -> None:
+    w = FileWriter()
+    try:
+        w.open(Path("/dev/full"))
+        w.write(memoryview(os.urandom(1 << 20)))
+        with pytest.raises(OSError) as info:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # raised by a later call, or by finish
+                w.write(memoryview(b"x"))
+                time.sleep(0.01)
+            w.finish()
+        assert info.value.errno == errno.ENOSPC
+    finally:
+        w.abort()
+
+
+def test_abort_stops_the_thread_and_closes_the_file(tmp_path: Path) -> None:
+    w = FileWriter()
+    w.open(tmp_path / "f")
+    for _ in range(64):
+        w.write(memoryview(os.urandom(64 * 1024)))
+    w.abort()
+    w.abort()  # idempotent
+    assert not w._thread.is_alive()
+    with pytest.raises(RuntimeError, match="aborted"):
+        w.write(memoryview(b"late"))
+    open_files = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+    assert str(tmp_path / "f") not in open_files
