@@ -8,7 +8,8 @@ after an RTO computed from measured RTTs (RFC 6298, Karn's rule). Every object i
 against its id as it arrives (the client matches Data to Interests by blake3 digest), blobs are
 written to disk in order through a bounded reorder buffer, by a writer thread that also hashes
 each file (:mod:`ccn.filewriter`: the disk and the hash no longer hold up the packets), and the
-whole content hash is checked at the end. Memory is bounded by the window, not by the size of the content.
+whole content hash is checked at the end. Memory is bounded by the window (and the writer's
+backlog), not by the size of the content.
 """
 
 from __future__ import annotations
