@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from blake3 import blake3
 
-MAX_BACKLOG = 32 << 20
+MAX_BACKLOG = 8 << 20
 
 _OPEN, _DATA, _CLOSE, _END = range(4)
 
