@@ -445,22 +445,30 @@ async def fetch_version(
         raise LocalError(f"{dest} already exists")
     interior = await _fetch_interior(pipe, version.root, version.root_kind)
     plan = _plan(version, interior, partial)
+    # What a killed fetch left must not become part of this one (a stray file in a partial
+    # directory is covered by no hash).
+    _remove(partial)
     try:
         for d in plan.dirs:
             d.mkdir(parents=True, exist_ok=True)
         hashes = await _write_files(pipe, plan, version.size, progress)
+        got = hashes[partial] if version.root_kind != Kind.TREE else _tree_hash(plan, hashes)
+        if got != version.content_hash:
+            raise VerificationError(f"{versioned}: content hash mismatch")
+        os.replace(partial, dest)
     except BaseException:
         with contextlib.suppress(OSError):
-            if partial.is_dir():
-                shutil.rmtree(partial)
-            else:
-                partial.unlink()
+            _remove(partial)
         raise
-    got = hashes[partial] if version.root_kind != Kind.TREE else _tree_hash(plan, hashes)
-    if got != version.content_hash:
-        raise VerificationError(f"{versioned}: content hash mismatch")
-    os.replace(partial, dest)
     return versioned, version, pipe.stats
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a directory tree, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 class _Writer:

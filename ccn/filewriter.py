@@ -19,6 +19,8 @@ from typing import BinaryIO
 from blake3 import blake3
 
 MAX_BACKLOG = 8 << 20
+#: How long :meth:`FileWriter.abort` waits for the thread to stop.
+ABORT_WAIT = 2.0
 
 _OPEN, _DATA, _CLOSE, _END = range(4)
 
@@ -60,13 +62,15 @@ class FileWriter:
         self._raise()
         return self.hashes
 
-    def abort(self) -> None:
-        """Stop the thread (what is queued is not written) and wait for it; its files are
-        closed. Idempotent; a no-op after :meth:`finish`."""
+    def abort(self, wait: float = ABORT_WAIT) -> None:
+        """Stop the thread (what is queued is not written) and wait up to ``wait`` seconds for
+        it to close its file. A thread stuck in a system call (a hung network file system, a
+        fifo nobody reads) is left behind rather than holding up the fetch's exit; it is a
+        daemon thread. Idempotent; a no-op after :meth:`finish`."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        self._thread.join()
+        self._thread.join(wait)
 
     # -- the loop's side -------------------------------------------------------------------
 
@@ -84,10 +88,12 @@ class FileWriter:
             self._items.append((kind, value, size))
             if kind == _DATA:
                 self._backlog += size
-                while self._backlog > self.max_backlog and self._error is None:
+                while self._backlog > self.max_backlog and self._error is None and not self._stop:
                     self._blocked = True
                     self._cond.wait()
                 self._raise()
+                if self._stop:
+                    raise RuntimeError("the file writer was aborted")
 
     # -- the thread ------------------------------------------------------------------------
 

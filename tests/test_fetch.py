@@ -3,14 +3,19 @@ sleeps while answers flow (it wakes only for retransmission timers)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
+import pytest
 import trio
 
-from ccn.client import connect
+import ccn.fetch as fetch_module
+from ccn.client import Client, connect
+from ccn.errors import VerificationError
 from ccn.fetch import fetch_version
 from ccn.name import Name
+from ccn.store.objects import Version
 from ccn.testing import node_in_process
 
 
@@ -26,3 +31,42 @@ async def test_a_lossless_fetch_never_wakes_for_timers(tmp_path: Path) -> None:
     # Retransmission timers are on trio's clock: a deadline on another clock would either
     # never fire or fire at once, every time round (a busy loop for the whole fetch).
     assert stats.timer_wakeups == 0
+
+
+async def test_a_content_hash_mismatch_leaves_no_partial_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A version record whose content hash does not match what its objects add up to: the fetch
+    # fails, and neither the output nor its partial file is left.
+    real_resolve = fetch_module.resolve
+
+    async def wrong_hash(client: Client, name: Name) -> tuple[Name, Version]:
+        versioned, version = await real_resolve(client, name)
+        return versioned, dataclasses.replace(version, content_hash=bytes(32))
+
+    monkeypatch.setattr(fetch_module, "resolve", wrong_hash)
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(1 << 20))
+    out = tmp_path / "out"
+    out.mkdir()
+    with trio.fail_after(60):
+        async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+            await client.put(src, "/f")
+            with pytest.raises(VerificationError, match="content hash mismatch"):
+                await fetch_version(client, Name.parse("/f"), out / "o")
+    assert list(out.iterdir()) == []
+
+
+async def test_what_a_killed_fetch_left_does_not_become_part_of_the_next(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_bytes(b"a")
+    stale = tmp_path / "got.ccn-partial"
+    stale.mkdir()
+    (stale / "stray.bin").write_bytes(b"not published")
+    with trio.fail_after(60):
+        async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+            await client.put(tree, "/t")
+            await fetch_version(client, Name.parse("/t"), tmp_path / "got")
+    assert sorted(p.name for p in (tmp_path / "got").iterdir()) == ["a.txt"]
+    assert not stale.exists()

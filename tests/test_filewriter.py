@@ -97,3 +97,28 @@ def test_abort_stops_the_thread_and_closes_the_file(tmp_path: Path) -> None:
         w.write(memoryview(b"late"))
     open_files = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
     assert str(tmp_path / "f") not in open_files
+
+
+def test_abort_does_not_wait_for_ever_on_a_thread_stuck_in_a_system_call(
+    tmp_path: Path,
+) -> None:
+    # The thread blocks opening a fifo that nobody reads (as on a hung network file system);
+    # Ctrl-C during the fetch must still end it.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    w = FileWriter()
+    w.open(fifo)
+    deadline = time.monotonic() + 5
+    while w._items and time.monotonic() < deadline:  # the thread has taken the open
+        time.sleep(0.01)
+    time.sleep(0.1)  # and is inside it
+    start = time.monotonic()
+    w.abort(wait=0.2)
+    assert time.monotonic() - start < 2
+    assert w._thread.is_alive()
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # unblock it, so the test ends clean
+    try:
+        w._thread.join(5)
+        assert not w._thread.is_alive()
+    finally:
+        os.close(reader)
