@@ -398,9 +398,13 @@ def cmd_route(args: argparse.Namespace) -> int:
             await client.route_remove(Name.parse(args.prefix), args.face)
             print(f"route {args.prefix} via {args.face} removed")
         else:
-            for e in await client.routes():
+            under = Name.parse(args.prefix) if args.prefix else None
+            fib, total = await client.route_table(under)
+            for e in fib:
                 hops = ", ".join(_hop_text(h) for h in e["nexthops"])
                 print(f"{e['prefix']}  {hops}")
+            if total > len(fib):
+                print(f"... {len(fib)} of {total} routes shown (give a prefix to see others)")
         return 0
 
     return trio.run(_with_client, args, body)
@@ -580,7 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = rsub.add_parser("remove")
     r.add_argument("prefix")
     r.add_argument("face", help="face id or neighbour uri")
-    rsub.add_parser("list")
+    rsub.add_parser("list").add_argument(
+        "prefix", nargs="?", help="only routes under this prefix (default: all)"
+    )
     s.set_defaults(func=cmd_route)
 
     s = sub.add_parser("demo", help="a small topology on this machine: cache hits vs direct fetch")

@@ -266,10 +266,21 @@ class Client:
     async def route_remove(self, prefix: Name | str, uri_or_face: str) -> dict[str, Any]:
         return await self.command("route-remove", {"prefix": str(prefix), "face": uri_or_face})
 
-    async def routes(self) -> list[dict[str, Any]]:
-        reply = await self.command("route-list")
-        fib: list[dict[str, Any]] = reply["fib"]
+    async def routes(self, prefix: Name | str | None = None) -> list[dict[str, Any]]:
+        """The node's routes (those under ``prefix``), at most 2000 of them: see
+        :meth:`route_table` for how many there are."""
+        fib, _total = await self.route_table(prefix)
         return fib
+
+    async def route_table(
+        self, prefix: Name | str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Routes (under ``prefix``), at most 2000 of them, and how many match in all."""
+        params = None if prefix is None else {"prefix": str(_name(prefix))}
+        reply = await self.command("route-list", params)
+        fib: list[dict[str, Any]] = reply["fib"]
+        total: int = reply.get("fib_total", len(fib))
+        return fib, total
 
     # -- store maintenance -----------------------------------------------------------------
 

@@ -67,7 +67,9 @@ class Management:
         return {"faces": self.node.status()["faces"]}
 
     async def cmd_route_list(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"fib": self.node.status()["fib"]}
+        under = _name(params["prefix"]) if "prefix" in params else None
+        fib, total = self.node.routes(under)
+        return {"fib": fib, "fib_total": total}
 
     async def cmd_list(self, params: dict[str, Any]) -> dict[str, Any]:
         prefix = _name(params.get("prefix", "/"))

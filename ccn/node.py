@@ -649,6 +649,14 @@ class Node:
             "discovery": None if self.discovery is None else self.discovery.status(),
         }
 
+    def routes(self, under: Name | None = None) -> tuple[list[dict[str, Any]], int]:
+        """FIB entries with the origins of their next hops: those under ``under`` (all if
+        None), at most STATUS_MAX_ROUTES of them (a reply is one packet), and how many match."""
+        fib = self.forwarder.status()["fib"]
+        if under is not None:
+            fib = [e for e in fib if under.is_prefix_of(Name.parse(e["prefix"]))]
+        return self._fib_with_origins(fib[:STATUS_MAX_ROUTES]), len(fib)
+
     def _fib_with_origins(self, fib: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each next hop with where its route came from (``origin``)."""
         static = {

@@ -155,6 +155,8 @@ def test_route_add_list_remove(node: str, tmp_path: Path) -> None:
         added = run("route", "add", "/peer", f"unix://{other}", node=node)
         assert added.returncode == 0, added.stderr
         assert "/peer" in run("route", "list", node=node).stdout
+        assert "/peer" in run("route", "list", "/peer", node=node).stdout
+        assert "/peer" not in run("route", "list", "/elsewhere", node=node).stdout
         removed = run("route", "remove", "/peer", f"unix://{other}", node=node)
         assert removed.returncode == 0, removed.stderr
         assert "/peer" not in run("route", "list", node=node).stdout

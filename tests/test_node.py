@@ -189,3 +189,13 @@ async def test_status_fits_one_packet_however_large_the_tables(tmp_path: Path) -
             status = await client.status()
         assert len(status["fib"]) == STATUS_MAX_ROUTES and status["fib_total"] > 20_000
         assert status["faces_total"] == len(status["faces"])
+        # The routes past the first 2000 are reached by asking for a prefix.
+        for k in range(5):
+            node.forwarder.add_route(Name.parse(f"/deep/a/x{k}"), node.producer.face.id, 0)
+        fib, total = await client.route_table()
+        assert len(fib) == STATUS_MAX_ROUTES and total == status["fib_total"] + 5
+        fib, total = await client.route_table("/deep/a")
+        assert sorted(e["prefix"] for e in fib) == [f"/deep/a/x{k}" for k in range(5)]
+        assert total == 5
+        fib, total = await client.route_table("/routes/r19999")
+        assert [e["prefix"] for e in fib] == ["/routes/r19999"] and total == 1
