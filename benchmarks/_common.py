@@ -110,6 +110,12 @@ def write_results(stem: str, data: dict[str, Any], markdown: str) -> tuple[Path,
 # -- processes -------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak_rss(pid: int) -> bool:
     """Reset VmHWM of our own child ``pid`` to its current RSS (Linux ``clear_refs`` 5)."""
     try:

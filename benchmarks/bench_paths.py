@@ -32,6 +32,7 @@ from _common import (
     MIB,
     NodeProcess,
     command_line,
+    cpu_seconds,
     machine_info,
     machine_line,
     start_node,
@@ -50,12 +51,6 @@ from ccn.packet import Data, Interest
 from ccn.store.objects import Blob
 from ccn.store.objects import encode as encode_object
 from ccn.testing import node_in_process
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` so far (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu() -> float:
@@ -128,11 +123,11 @@ async def exchanges_cpu(work: Path, seconds: float) -> dict[str, float]:
             await ccn_exchanges(
                 client, locator, ids, duration=0, min_count=0, max_seconds=60, once=True
             )
-            node0, own0 = _cpu_seconds(node.pid), _own_cpu()
+            node0, own0 = cpu_seconds(node.pid), _own_cpu()
             r = await ccn_exchanges(
                 client, locator, ids, duration=seconds, min_count=0, max_seconds=seconds + 2
             )
-            node1, own1 = _cpu_seconds(node.pid), _own_cpu()
+            node1, own1 = cpu_seconds(node.pid), _own_cpu()
     finally:
         await node.stop()
     return {
@@ -160,11 +155,11 @@ async def chain_cpu(work: Path, mib: int) -> dict[str, float]:
             name = Name.parse((await client.publish(src, "/p/bulk"))["name"])
         dest = work / "chain.out"
         async with connect(c.unix_uri) as client:
-            before = [_cpu_seconds(n.pid) for n in nodes] + [_own_cpu()]
+            before = [cpu_seconds(n.pid) for n in nodes] + [_own_cpu()]
             start = time.perf_counter()
             await fetch_version(client, name, dest)
             elapsed = time.perf_counter() - start
-            after = [_cpu_seconds(n.pid) for n in nodes] + [_own_cpu()]
+            after = [cpu_seconds(n.pid) for n in nodes] + [_own_cpu()]
         dest.unlink()
     finally:
         for n in reversed(nodes):

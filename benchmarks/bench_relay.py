@@ -22,21 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import MB, PYTHON, command_line, machine_info, machine_line, write_results
+from _common import (
+    MB,
+    PYTHON,
+    command_line,
+    cpu_seconds,
+    machine_info,
+    machine_line,
+    write_results,
+)
+
+from ccn.testing import free_port
 
 DELAYS_MS = (0.0, 20.0)
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def stream_once(src: Path, size: int, via: tuple[str, int] | None, sink: socket.socket) -> float:
@@ -86,7 +84,7 @@ def run(mib: int, runs: int) -> list[dict[str, Any]]:
             rows.append({"case": "direct (no relay)", "mb_per_s": _rates(size, times)})
             port = sink.getsockname()[1]
             for delay in DELAYS_MS:
-                rport = _free_port()
+                rport = free_port()
                 code = (
                     "import trio; from ccn.relay import run_relay; "
                     f"trio.run(lambda: run_relay(('127.0.0.1', {port}), {delay / 1000}, "
@@ -99,11 +97,11 @@ def run(mib: int, runs: int) -> list[dict[str, Any]]:
                     sink.settimeout(10)
                     sink.accept()[0].close()
                     sink.settimeout(None)
-                    cpu0 = _cpu_seconds(relay.pid)
+                    cpu0 = cpu_seconds(relay.pid)
                     times = [
                         stream_once(src, size, ("127.0.0.1", rport), sink) for _ in range(runs)
                     ]
-                    cpu = _cpu_seconds(relay.pid) - cpu0
+                    cpu = cpu_seconds(relay.pid) - cpu0
                 finally:
                     relay.kill()
                     relay.wait()

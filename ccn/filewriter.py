@@ -75,14 +75,15 @@ class FileWriter:
     # -- the loop's side -------------------------------------------------------------------
 
     def _raise(self) -> None:
+        """Raise the thread's error, or say the writer was aborted."""
         if self._error is not None:
             raise self._error
+        if self._stop:
+            raise RuntimeError("the file writer was aborted")
 
     def _put(self, kind: int, value: Path | memoryview | None, size: int) -> None:
         with self._cond:
             self._raise()
-            if self._stop:
-                raise RuntimeError("the file writer was aborted")
             if not self._items:
                 self._cond.notify_all()
             self._items.append((kind, value, size))
@@ -92,8 +93,6 @@ class FileWriter:
                     self._blocked = True
                     self._cond.wait()
                 self._raise()
-                if self._stop:
-                    raise RuntimeError("the file writer was aborted")
 
     # -- the thread ------------------------------------------------------------------------
 

@@ -216,19 +216,7 @@ class Node:
             self.cache.close()
 
     async def _serve_face(self, face: Face) -> None:
-        host = face.peer_host
-        if (
-            host is not None
-            and self._faces_of(host) >= self.config.max_faces_per_host
-            and not (self._evict_silent(local=False, host=host))
-        ):
-            refused = "faces_per_host"
-        elif self._external_faces(local=face.local) >= self.config.max_faces and not (
-            self._evict_silent(local=face.local)
-        ):
-            refused = "faces_refused"
-        else:
-            refused = ""
+        refused = self._refusal(face)
         if refused:
             self.drops[refused] += 1
             face.close()
@@ -239,6 +227,22 @@ class Node:
             await face.run(self.receive)
         finally:
             self._detach(face)
+
+    def _refusal(self, face: Face) -> str:
+        """The drop counter that refuses ``face`` (its peer host's share, or its pool, is full
+        and no silent face there gives way), or "" to let it in."""
+        host = face.peer_host
+        if (
+            host is not None
+            and self._faces_of(host) >= self.config.max_faces_per_host
+            and not self._evict_silent(local=False, host=host)
+        ):
+            return "faces_per_host"
+        if self._external_faces(local=face.local) >= self.config.max_faces and not (
+            self._evict_silent(local=face.local)
+        ):
+            return "faces_refused"
+        return ""
 
     def _evict_silent(self, *, local: bool, host: str | None = None) -> bool:
         """Make room in a full pool (with ``host``: in that peer host's share of the network
@@ -618,6 +622,7 @@ class Node:
         stats = self.store.stats()
         p = self.producer.counters
         faces = list(self.faces.values())
+        fib, fib_total = self._listed_routes(fw["fib"])
         return {
             "listen": [str(b) for b in self.bound],
             "ndn": [str(b) for b in self.bound_ndn],
@@ -625,8 +630,8 @@ class Node:
             # the tables hold; the totals say how many there are.
             "faces": [f.info() for f in faces[:STATUS_MAX_FACES]],
             "faces_total": len(faces),
-            "fib": self._fib_with_origins(fw["fib"][:STATUS_MAX_ROUTES]),
-            "fib_total": len(fw["fib"]),
+            "fib": fib,
+            "fib_total": fib_total,
             "pit": fw["pit"],
             "cs": fw["cs"],
             "forwarder": fw.get("counters", {}),
@@ -655,6 +660,10 @@ class Node:
         fib = self.forwarder.status()["fib"]
         if under is not None:
             fib = [e for e in fib if under.is_prefix_of(Name.parse(e["prefix"]))]
+        return self._listed_routes(fib)
+
+    def _listed_routes(self, fib: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """The first STATUS_MAX_ROUTES entries of ``fib`` with origins, and how many it has."""
         return self._fib_with_origins(fib[:STATUS_MAX_ROUTES]), len(fib)
 
     def _fib_with_origins(self, fib: list[dict[str, Any]]) -> list[dict[str, Any]]:

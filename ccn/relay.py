@@ -64,6 +64,19 @@ class _Reset(Exception):
     """A peer reset its connection (or it broke): the relay resets the other side too."""
 
 
+async def _splice_out(pipe: _Pipe, dst: trio.socket.SocketType, size: int) -> bool:
+    """Move the ``size`` bytes ``pipe`` holds into ``dst``; False if ``dst`` is gone."""
+    try:
+        while size:
+            try:
+                size -= os.splice(pipe.r, dst.fileno(), size, flags=_FLAGS)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(dst)
+    except OSError:
+        return False
+    return True
+
+
 async def _pump(src: trio.socket.SocketType, dst: trio.socket.SocketType, delay: float) -> None:
     """Move bytes from ``src`` to ``dst``, each read held back ``delay`` seconds, and shut down
     the writing side of ``dst`` when ``src`` ends. If ``dst`` stops taking bytes (it closed),
@@ -76,8 +89,13 @@ async def _pump(src: trio.socket.SocketType, dst: trio.socket.SocketType, delay:
     more = trio.Event()
     room = trio.Event()
     done = False
-    reset: str | None = None  # how src failed, if it did
-    src_fd, dst_fd = src.fileno(), dst.fileno()
+    reset = False  # src failed (a reset): passed on once what came before it is delivered
+    src_fd = src.fileno()
+
+    async def wait_room() -> None:
+        nonlocal room
+        await room.wait()
+        room = trio.Event()
 
     def new_pipe() -> _Pipe | None:
         if free:
@@ -90,17 +108,15 @@ async def _pump(src: trio.socket.SocketType, dst: trio.socket.SocketType, delay:
             return None
 
     async def reader() -> None:
-        nonlocal more, room, done, in_flight, reset
+        nonlocal more, done, in_flight, reset
         try:
             while True:
                 while len(pending) >= MAX_PIPES or in_flight >= MAX_IN_FLIGHT:
-                    await room.wait()
-                    room = trio.Event()
+                    await wait_room()
                 await trio.lowlevel.wait_readable(src)
                 pipe = new_pipe()
                 if pipe is None:
-                    await room.wait()
-                    room = trio.Event()
+                    await wait_room()
                     continue
                 want = min(PIPE_SIZE, MAX_IN_FLIGHT - in_flight)
                 try:
@@ -108,9 +124,9 @@ async def _pump(src: trio.socket.SocketType, dst: trio.socket.SocketType, delay:
                 except BlockingIOError:
                     free.append(pipe)
                     continue
-                except OSError as e:
+                except OSError:
                     free.append(pipe)
-                    reset = str(e)  # deliver what came before it, then pass it on
+                    reset = True
                     break
                 if not n:
                     free.append(pipe)
@@ -135,14 +151,7 @@ async def _pump(src: trio.socket.SocketType, dst: trio.socket.SocketType, delay:
                     continue
                 due, pipe, size = pending[0]
                 await trio.sleep_until(due)
-                left = size
-                try:
-                    while left:
-                        try:
-                            left -= os.splice(pipe.r, dst_fd, left, flags=_FLAGS)
-                        except BlockingIOError:
-                            await trio.lowlevel.wait_writable(dst)
-                except OSError:  # dst is gone: end this direction only
+                if not await _splice_out(pipe, dst, size):  # dst is gone: end this direction
                     broken = True
                     nursery.cancel_scope.cancel()
                     break
@@ -153,8 +162,8 @@ async def _pump(src: trio.socket.SocketType, dst: trio.socket.SocketType, delay:
                     while len(free) > SPARE_PIPES:
                         free.pop().close()
                 room.set()
-        if reset is not None and not broken:
-            raise _Reset(reset)
+        if reset and not broken:
+            raise _Reset
         with contextlib.suppress(OSError):
             if broken:
                 src.shutdown(socket.SHUT_RD)

@@ -399,6 +399,33 @@ async def test_connections_reset_before_they_are_accepted_do_not_stop_the_node(
             assert status["faces"] is not None
 
 
+class _NetworkPeers:
+    """Peers on the network that open faces to an in-process node over memory streams."""
+
+    def __init__(self, node: Any, nursery: trio.Nursery) -> None:
+        self.node = node
+        self.nursery = nursery
+        self.faces: list[Any] = []
+        self._streams: list[Any] = []
+
+    async def arrive(self, remote: str, *, by_peer: bool = True) -> Any:
+        from ccn.faces.stream import StreamFace
+
+        ours, theirs = trio.testing.memory_stream_pair()
+        face = StreamFace(ours, remote, local=False)
+        face.opened_by_peer = by_peer
+        self._streams.append(theirs)
+        self.faces.append(face)
+        self.nursery.start_soon(self.node._serve_face, face)
+        await trio.sleep(0.05)
+        return face
+
+    async def speak(self, k: int) -> None:
+        """Face ``k``'s peer sends a valid packet."""
+        packet = frame(codec.encode(Interest(Name.parse("/x"), k + 1)))
+        await self._streams[k].send_all(packet)
+
+
 async def test_silent_network_faces_give_way_and_cannot_take_the_apps_slots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -406,24 +433,15 @@ async def test_silent_network_faces_give_way_and_cannot_take_the_apps_slots(
     pool, a face whose peer has said nothing valid for SILENT_GRACE gives way to a newcomer
     (drops.silent_faces), and when every face has spoken the newcomer is refused."""
     from ccn import node as node_module
-    from ccn.faces.stream import StreamFace
 
     monkeypatch.setattr(node_module, "SILENT_GRACE", 0.3)
     async with node_in_process(tmp_path, max_faces=2) as (node, uri), trio.open_nursery() as n:
-        peers: list[Any] = []
-        faces: list[StreamFace] = []
+        peers = _NetworkPeers(node, n)
+        faces = peers.faces
+        speak = peers.speak
 
         async def arrive() -> None:
-            ours, theirs = trio.testing.memory_stream_pair()
-            face = StreamFace(ours, f"tcp://192.0.2.{len(faces) + 1}:6464", local=False)
-            face.opened_by_peer = True
-            peers.append(theirs)
-            faces.append(face)
-            n.start_soon(node._serve_face, face)
-            await trio.sleep(0.05)
-
-        async def speak(k: int) -> None:
-            await peers[k].send_all(frame(codec.encode(Interest(Name.parse("/x"), k + 1))))
+            await peers.arrive(f"tcp://192.0.2.{len(faces) + 1}:6464")
 
         await arrive()
         await arrive()
@@ -451,28 +469,17 @@ async def test_one_network_host_cannot_take_the_whole_network_pool(
     """A host past max_faces_per_host is refused (drops.faces_per_host) unless one of its own
     faces has been silent past the grace; other hosts and faces the node dialled still get in."""
     from ccn import node as node_module
-    from ccn.faces.stream import StreamFace
 
     monkeypatch.setattr(node_module, "SILENT_GRACE", 0.3)
     async with (
         node_in_process(tmp_path, max_faces=10, max_faces_per_host=2) as (node, uri),
         trio.open_nursery() as n,
     ):
-        peers: list[Any] = []
-        faces: list[StreamFace] = []
+        peers = _NetworkPeers(node, n)
+        speak = peers.speak
 
-        async def arrive(host: str, *, by_peer: bool = True) -> StreamFace:
-            ours, theirs = trio.testing.memory_stream_pair()
-            face = StreamFace(ours, f"tcp://{host}:{6000 + len(faces)}", local=False)
-            face.opened_by_peer = by_peer
-            peers.append(theirs)
-            faces.append(face)
-            n.start_soon(node._serve_face, face)
-            await trio.sleep(0.05)
-            return face
-
-        async def speak(k: int) -> None:
-            await peers[k].send_all(frame(codec.encode(Interest(Name.parse("/x"), k + 1))))
+        async def arrive(host: str, *, by_peer: bool = True) -> Any:
+            return await peers.arrive(f"tcp://{host}:{6000 + len(peers.faces)}", by_peer=by_peer)
 
         a0, a1 = await arrive("192.0.2.1"), await arrive("192.0.2.1")
         await speak(0)

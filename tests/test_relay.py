@@ -12,15 +12,21 @@ import trio
 from ccn.relay import MAX_PIPES, run_relay
 
 
+async def _relayed(nursery: trio.Nursery, handler: Any, delay: float = 0.005) -> int:
+    """Serve ``handler`` on loopback behind a relay adding ``delay``; return the relay's port."""
+    listeners = await nursery.start(trio.serve_tcp, handler, 0)
+    port = listeners[0].socket.getsockname()[1]
+    relay_port: int = await nursery.start(run_relay, ("127.0.0.1", port), delay)
+    return relay_port
+
+
 async def test_relay_adds_delay_each_way_and_keeps_order() -> None:
     async def echo(stream: trio.SocketStream) -> None:
         async for chunk in stream:
             await stream.send_all(chunk)
 
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, echo, 0)
-        port = listeners[0].socket.getsockname()[1]
-        relay_port = await nursery.start(run_relay, ("127.0.0.1", port), 0.02)
+        relay_port = await _relayed(nursery, echo, 0.02)
         stream = await trio.open_tcp_stream("127.0.0.1", relay_port)
         t0 = trio.current_time()
         payload = bytes(range(256)) * 400
@@ -49,9 +55,7 @@ async def test_relay_carries_large_streams_both_ways_intact() -> None:
             received["server"] = await _read_exactly(stream, size)
 
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, server, 0)
-        port = listeners[0].socket.getsockname()[1]
-        relay_port = await nursery.start(run_relay, ("127.0.0.1", port), 0.005)
+        relay_port = await _relayed(nursery, server)
         stream = await trio.open_tcp_stream("127.0.0.1", relay_port)
         with trio.fail_after(30):
             async with trio.open_nursery() as n:
@@ -73,9 +77,7 @@ async def test_relay_passes_a_half_close_and_the_answer_after_it() -> None:
         await stream.aclose()
 
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, server, 0)
-        port = listeners[0].socket.getsockname()[1]
-        relay_port = await nursery.start(run_relay, ("127.0.0.1", port), 0.005)
+        relay_port = await _relayed(nursery, server)
         stream = await trio.open_tcp_stream("127.0.0.1", relay_port)
         with trio.fail_after(5):
             await stream.send_all(b"hello")
@@ -95,13 +97,6 @@ async def _read_exactly(stream: trio.SocketStream, n: int) -> bytes:
         assert chunk, "stream ended early"
         got += chunk
     return bytes(got)
-
-
-async def _relayed(nursery: trio.Nursery, handler: Any) -> int:
-    listeners = await nursery.start(trio.serve_tcp, handler, 0)
-    port = listeners[0].socket.getsockname()[1]
-    relay_port: int = await nursery.start(run_relay, ("127.0.0.1", port), 0.005)
-    return relay_port
 
 
 async def test_a_reset_is_passed_on_as_a_reset() -> None:
