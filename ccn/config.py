@@ -17,8 +17,6 @@ from ccn.errors import LocalError
 from ccn.faces.uri import FaceUri
 from ccn.framing import DEFAULT_MAX_FRAME
 from ccn.name import Name
-from ccn.store.objects import MAX_OBJECT_SIZE
-from ccn.tables.cs import DEFAULT_ENTRY_OVERHEAD
 
 #: Smallest ``max_frame``: a Data packet carrying the largest object (512 KiB) must fit.
 MIN_FRAME = 520 * 1024
@@ -26,11 +24,6 @@ MIN_FRAME = 520 * 1024
 
 class ConfigError(LocalError):
     """The configuration (file or flags) is invalid."""
-
-
-#: The smallest CS that can hold any object of the store or the cache tier (see
-#: NodeConfig.validate).
-MIN_CS_BYTES = MAX_OBJECT_SIZE + DEFAULT_ENTRY_OVERHEAD
 
 
 @dataclass
@@ -88,13 +81,9 @@ class NodeConfig:
                 Anchors.parse_line(text, sep="=")
             except LocalError as e:
                 raise ConfigError(f"trust: {e}") from None
-        for key in ("cs_max_entries", "pit_max_entries", "pit_max_per_face"):
+        for key in ("cs_bytes", "cs_max_entries", "pit_max_entries", "pit_max_per_face"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1")
-        if self.cs_bytes < MIN_CS_BYTES:
-            # Objects from the store and the cache tier are answered through the CS: one it
-            # cannot hold would be fetched upstream again, every time.
-            raise ConfigError(f"cs_bytes must be at least {MIN_CS_BYTES} (the largest object)")
         for key in ("max_faces", "max_faces_per_host"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1")

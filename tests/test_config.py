@@ -29,7 +29,6 @@ def test_toml_file_sets_everything(tmp_path: Path) -> None:
     [
         "bogus = 1\n",
         "cs_bytes = 'big'\n",
-        "cs_bytes = 262144\n",  # smaller than the largest object
         "listen = ['ftp://x']\n",
         "routes = ['no-equals']\n",
         "fsync = 1\n",
@@ -47,13 +46,3 @@ def test_parse_route() -> None:
     assert parse_route("/a/b=unix:///s") == (Name.parse("/a/b"), "unix:///s")
     with pytest.raises(ConfigError):
         parse_route("/a")
-
-
-def test_the_cs_must_hold_the_largest_object() -> None:
-    # The store and the cache tier answer through the CS: an object it cannot hold went
-    # upstream again on every request (a blob of a 256 KiB chunk in a 256 KiB CS did).
-    from ccn.config import MIN_CS_BYTES
-
-    NodeConfig(cs_bytes=MIN_CS_BYTES).validate()
-    with pytest.raises(ConfigError, match=f"cs_bytes must be at least {MIN_CS_BYTES}"):
-        NodeConfig(cs_bytes=MIN_CS_BYTES - 1).validate()

@@ -17,7 +17,6 @@ import trio
 
 import ccn.node as node_module
 from ccn.client import CommandError, connect
-from ccn.config import MIN_CS_BYTES
 from ccn.name import Name
 from ccn.store.cache import CacheTier
 from ccn.testing import node_in_process
@@ -32,7 +31,7 @@ def _out_bytes(node: Any) -> int:
 @asynccontextmanager
 async def _consumer(tmp_path: Path, p: Any, **settings: Any) -> AsyncIterator[tuple[Any, str]]:
     tcp = next(str(b) for b in p.bound if str(b).startswith("tcp"))
-    settings.setdefault("cs_bytes", MIN_CS_BYTES)  # small: it holds the largest object, no more
+    settings.setdefault("cs_bytes", 256 << 10)
     async with node_in_process(tmp_path, "c", routes=[(Name.parse("/p"), tcp)], **settings) as c:
         yield c
 
