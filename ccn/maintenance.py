@@ -7,16 +7,19 @@ thread, one maintenance command at a time, and shapes the reply. Replies list at
 
 Pinning a version that is not published here *promotes* it: the version and every object below
 it are copied from the cache tier (or the content store) into the main store, where the cache
-budget never evicts anything and GC keeps it as long as the pin exists.
+budget never evicts anything and GC keeps it as long as the pin exists. What came from the
+content store is written to the cache tier too, as what came from the tier stays there: after an
+unpin and a GC, the content is where a fetched copy would be, not gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from ccn.errors import CcnError, CorruptObject, InvalidObject, ObjectNotFound
+from ccn.errors import CcnError, CorruptObject, InvalidObject, ObjectNotFound, StoreError
 from ccn.name import Name
 from ccn.store.fsck import fsck
 from ccn.store.gc import GRACE_S, collect
@@ -113,6 +116,7 @@ class Maintenance:
         node = self.node
         store, cache = node.store, node.cache
         missing = 0
+        from_cs: list[tuple[bytes, bytes]] = []
         with store.batch() as batch:
             batch.put(version_raw)
             stack = list(children(version))
@@ -128,10 +132,13 @@ class Maintenance:
                         continue
                     raw = store.get(oid)
                 else:
-                    raw = cache.get(oid) or trio.from_thread.run_sync(self._from_cs, oid)
+                    raw = cache.get(oid)
                     if raw is None:
-                        missing += 1
-                        continue
+                        raw = trio.from_thread.run_sync(self._from_cs, oid)
+                        if raw is None:
+                            missing += 1
+                            continue
+                        from_cs.append((oid, raw))
                     batch.put(raw)
                 if kind is not Kind.BLOB:
                     obj = decode(raw)
@@ -139,6 +146,9 @@ class Maintenance:
                         stack.extend(children(obj))
             if missing:
                 raise _Missing(missing)
+        # A cache that cannot be written loses only what it would have cached.
+        with contextlib.suppress(OSError, StoreError):
+            cache.add_many(from_cs, ids_verified=True)
 
     def _from_cs(self, oid: bytes) -> bytes | None:
         data = self.node.forwarder.cs.get_by_digest(oid)

@@ -436,7 +436,9 @@ class Node:
         else:
             raw = self.cache_feed.pending(digest)
         if raw is not None:
-            cs.insert(Data(ROOT, raw, 0, digest), now)
+            data = Data(ROOT, raw, 0, digest)
+            if not cs.insert(data, now):
+                cs.pass_on(data)  # larger than the whole CS: it answers this Interest only
 
     def _spill(self, evicted: list[Data]) -> None:
         """Nameless Data leaving the in-memory CS go to the cache tier (a victim cache behind

@@ -78,6 +78,32 @@ async def test_cache_tier_answers_after_restart_and_across_names(tmp_path: Path)
         assert (tmp_path / out).read_bytes() == src.read_bytes()
 
 
+async def test_a_cs_smaller_than_one_object_still_answers_from_store_and_tier(
+    tmp_path: Path,
+) -> None:
+    # Most chunks (up to 256 KiB) are larger than a 16 KiB CS: the store and the tier answer
+    # them without caching them in memory, not by going upstream.
+    with trio.fail_after(60):
+        async with (
+            _producer(tmp_path) as (p, src),
+            _consumer(tmp_path, p, cs_bytes=16 << 10) as (c, c_uri),
+        ):
+            await _fetch(c_uri, "/p/f/v1", tmp_path / "o1")
+            await c.cache_feed.flush()
+            assert c.cache.status()["bytes"] + c.forwarder.cs.bytes > SIZE
+            before = _out_bytes(p)
+            await _fetch(c_uri, "/p/f/v1", tmp_path / "o2")
+            assert _out_bytes(p) - before < 4096
+            assert c.forwarder.cs.bytes <= 16 << 10
+            async with connect(c_uri) as client:
+                await client.put(src, "/c/own")  # the store, through the same 16 KiB
+                hits = c.status()["producer"]["data"]
+                await client.fetch("/c/own", tmp_path / "o3")
+                assert c.status()["producer"]["data"] - hits > SIZE // (256 << 10)
+    for out in ("o1", "o2", "o3"):
+        assert (tmp_path / out).read_bytes() == src.read_bytes()
+
+
 async def test_cache_tier_is_written_when_objects_leave_memory_or_at_exit(
     tmp_path: Path,
 ) -> None:
@@ -163,6 +189,7 @@ async def test_log_pin_gc_through_the_node(tmp_path: Path) -> None:
             async with _consumer(tmp_path, p) as (c, c_uri), connect(c_uri) as client:
                 pinned = await client.pin("/p/f")  # fetched through C, then promoted
                 assert pinned == Name.parse("/p/f/v2")
+                c.forwarder.cs.clear()  # what the CS held when pinned is on disk all the same
                 assert c.store.stats().bytes > SIZE
                 r = await client.gc(grace=0)
                 assert r["count"] == 0

@@ -14,6 +14,10 @@ the least recently used entry goes first. It does not check that Data is what it
 the forwarder only inserts Data that satisfied a PIT entry (for digest Interests, whose digest
 matched). Time is passed in as ``now``.
 
+An object too large ever to enter can still answer the one Interest it was brought in for:
+:meth:`pass_on` holds it for the next lookup only (the node uses this for objects from its
+store or cache tier, which it answers through here).
+
 With ``keep_evicted`` set, Data that leave the store by eviction (or are too large ever to
 enter it) are appended to ``evicted`` for the owner to take: the node's on-disk cache tier is
 filled from there, as a victim cache behind this one.
@@ -54,6 +58,7 @@ class ContentStore:
         "_by_digest",
         "_lru",
         "_names",
+        "_passing",
         "_seq",
         "bytes",
         "entry_overhead",
@@ -80,6 +85,7 @@ class ContentStore:
         self._by_digest: dict[bytes, CsEntry] = {}
         self._names: NameTree[CsEntry] = NameTree()
         self._seq = 0
+        self._passing: Data | None = None
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -143,11 +149,23 @@ class ContentStore:
         if entry is not None and interest.must_be_fresh and entry.fresh_until <= now:
             entry = None
         if entry is None:
+            passing = self._passing
+            if passing is not None:
+                self._passing = None
+                if passing.digest == digest and not interest.must_be_fresh:
+                    self.hits += 1
+                    return passing
             self.misses += 1
             return None
         self._lru.move_to_end(entry.key)
         self.hits += 1
         return entry.data
+
+    def pass_on(self, data: Data) -> None:
+        """Hold ``data`` for the next :meth:`lookup` only, which answers a digest Interest for
+        it as a hit and forgets it either way: for an object that :meth:`insert` refused as too
+        large, brought in to answer the Interest in hand. Memory stays bounded by one object."""
+        self._passing = data
 
     def _latest_under(self, prefix: Name, must_be_fresh: bool, now: float) -> CsEntry | None:
         best: CsEntry | None = None
@@ -188,6 +206,7 @@ class ContentStore:
         return True
 
     def clear(self) -> None:
+        self._passing = None
         self._lru.clear()
         self._by_digest.clear()
         self._names = NameTree()

@@ -103,6 +103,22 @@ def test_entry_count_bound_and_oversized_data() -> None:
     assert ContentStore(max_entries=0).insert(Data(N("/a"), b""), 0.0) is False
 
 
+def test_an_object_too_large_answers_the_next_lookup_only() -> None:
+    cs = ContentStore(max_bytes=1000, entry_overhead=0)
+    big = Data(ROOT, bytes(1001))
+    assert not cs.insert(big, 0.0)
+    asking = Interest(N("/loc"), 1, digest=big.digest)
+    cs.pass_on(big)
+    assert cs.lookup(asking, 0.0) is big and cs.hits == 1
+    assert cs.lookup(asking, 0.0) is None and cs.misses == 1  # not kept: the budget holds
+    assert len(cs) == 0 and cs.bytes == 0
+    cs.pass_on(big)  # the next lookup is for something else: it is dropped all the same
+    assert cs.lookup(Interest(N("/other"), 2), 0.0) is None
+    assert cs.lookup(asking, 0.0) is None
+    cs.pass_on(big)
+    assert cs.lookup(Interest(N("/loc"), 3, digest=big.digest, must_be_fresh=True), 0.0) is None
+
+
 def test_replacing_same_name_and_shared_digest() -> None:
     cs = ContentStore()
     old = Data(N("/a"), b"old")
