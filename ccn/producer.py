@@ -1,6 +1,8 @@
 """The store-backed producer: answers Interests for names published on this node.
 
-* ``/name/vN`` — the version record, immutable, long freshness;
+* ``/name/vN`` — the version record, freshness 0: it never changes, so exact Interests (which
+  do not ask for fresh Data) may take it from any cache, but a must-be-fresh "latest" Interest
+  for ``/name`` must not (a CS would answer it with whatever version it holds);
 * ``/name`` with can-be-prefix — the latest version record, short freshness, so that
   must-be-fresh Interests see a new version within :data:`LATEST_FRESHNESS_MS`;
 * any Interest with a digest restriction under a published name — the object with that id,
@@ -23,7 +25,7 @@ from ccn.store.objstore import ObjectStore
 from ccn.store.refs import RefStore
 
 LATEST_FRESHNESS_MS = 1000
-VERSION_FRESHNESS_MS = 3_600_000
+VERSION_FRESHNESS_MS = 0
 
 
 @dataclass

@@ -56,6 +56,18 @@ async def test_publish_get_ls_status(tmp_path: Path) -> None:
     assert any(e["prefix"] == "/t/file" for e in status["fib"])
 
 
+async def test_latest_is_not_an_old_version_fetched_by_its_number(tmp_path: Path) -> None:
+    # /t/f/v1 fetched by number sits in the CS; it must not answer "latest" once v2 exists
+    (tmp_path / "one").write_bytes(b"one")
+    (tmp_path / "two").write_bytes(b"two")
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(20):
+            await client.put(tmp_path / "one", "/t/f")
+            assert await client.get("/t/f/v1") == b"one"
+            await client.put(tmp_path / "two", "/t/f")
+            assert await client.get("/t/f") == b"two"
+
+
 async def test_directory_round_trip(tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "sub" / "deeper").mkdir(parents=True)
