@@ -20,6 +20,8 @@ from ccn.name import Name
 
 #: Smallest ``max_frame``: a Data packet carrying the largest object (512 KiB) must fit.
 MIN_FRAME = 520 * 1024
+#: Largest value of an integer setting (a signed 64-bit integer).
+MAX_SETTING = (1 << 63) - 1
 
 
 class ConfigError(LocalError):
@@ -87,6 +89,13 @@ class NodeConfig:
         for key in ("max_faces", "max_faces_per_host"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1")
+        if self.cache_bytes < 0:
+            raise ConfigError("cache_bytes must be at least 0")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            # status reports every setting as a msgpack integer: a larger one ended the node
+            if type(value) is int and value > MAX_SETTING:
+                raise ConfigError(f"{f.name} must be at most {MAX_SETTING}")
         if not MIN_FRAME <= self.max_frame <= DEFAULT_MAX_FRAME:
             raise ConfigError(f"max_frame must be in [{MIN_FRAME}, {DEFAULT_MAX_FRAME}]")
         if not 1 <= self.multicast_port <= 65535:

@@ -46,3 +46,26 @@ def test_parse_route() -> None:
     assert parse_route("/a/b=unix:///s") == (Name.parse("/a/b"), "unix:///s")
     with pytest.raises(ConfigError):
         parse_route("/a")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cs_bytes = 99999999999999999999999\n",
+        "pit_max_entries = 9223372036854775808\n",
+        "cache_bytes = -1\n",
+    ],
+)
+def test_out_of_range_numbers_are_refused(tmp_path: Path, text: str) -> None:
+    # a cs_bytes beyond 64 bits was accepted, and the node died on its first 'ccn status'
+    f = tmp_path / "node.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match="must be at"):
+        NodeConfig.from_file(f)
+
+
+def test_cache_tier_may_be_off_and_numbers_may_be_large(tmp_path: Path) -> None:
+    f = tmp_path / "node.toml"
+    f.write_text("cache_bytes = 0\ncs_bytes = 9223372036854775807\n")
+    cfg = NodeConfig.from_file(f)
+    assert cfg.cache_bytes == 0 and cfg.cs_bytes == (1 << 63) - 1
