@@ -165,8 +165,11 @@ def parse_route(text: str) -> tuple[Name, str]:
     prefix, sep, uri = text.partition("=")
     if not sep:
         raise ConfigError(f"route {text!r} must look like /prefix=tcp://host:port")
-    FaceUri.parse(uri)
-    return Name.parse(prefix), uri
+    try:
+        FaceUri.parse(uri)
+        return Name.parse(prefix), uri
+    except LocalError as e:  # say which setting: "name must start with '/'" alone did not
+        raise ConfigError(f"route {text!r}: {e}") from None
 
 
 def _typed(where: str, key: str, value: Any, kind: type[Any]) -> Any:

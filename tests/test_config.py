@@ -46,6 +46,10 @@ def test_parse_route() -> None:
     assert parse_route("/a/b=unix:///s") == (Name.parse("/a/b"), "unix:///s")
     with pytest.raises(ConfigError):
         parse_route("/a")
+    with pytest.raises(ConfigError, match=r"^route 'a=tcp://h:1': name must start with '/'"):
+        parse_route("a=tcp://h:1")
+    with pytest.raises(ConfigError, match=r"^route '/a=http://h': bad address"):
+        parse_route("/a=http://h")
 
 
 @pytest.mark.parametrize(
