@@ -167,9 +167,12 @@ def parse_route(text: str) -> tuple[Name, str]:
         raise ConfigError(f"route {text!r} must look like /prefix=tcp://host:port")
     try:
         FaceUri.parse(uri)
-        return Name.parse(prefix), uri
+        name = Name.parse(prefix)
     except LocalError as e:  # say which setting: "name must start with '/'" alone did not
         raise ConfigError(f"route {text!r}: {e}") from None
+    if name.is_localhost:
+        raise ConfigError(f"route {text!r}: /localhost is the node's own; it takes no routes")
+    return name, uri
 
 
 def _typed(where: str, key: str, value: Any, kind: type[Any]) -> Any:

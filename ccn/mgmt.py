@@ -109,7 +109,7 @@ class Management:
         return {"name": str(full), "id": id_of(version).hex(), "size": version.size}
 
     async def cmd_route_add(self, params: dict[str, Any]) -> dict[str, Any]:
-        prefix = _name(params.get("prefix"))
+        prefix = _routable(params.get("prefix"))
         uri = params.get("uri")
         if not isinstance(uri, str):
             raise CommandFailed("route-add needs a uri")
@@ -124,7 +124,7 @@ class Management:
         return {"prefix": str(prefix), "uri": uri}
 
     async def cmd_route_remove(self, params: dict[str, Any]) -> dict[str, Any]:
-        prefix = _name(params.get("prefix"))
+        prefix = _routable(params.get("prefix"))
         face = params.get("face")
         if not isinstance(face, str):
             raise CommandFailed("route-remove needs a face id or uri")
@@ -168,3 +168,13 @@ def _name(value: object) -> Name:
         return Name.parse(value)
     except CcnError as e:
         raise CommandFailed(str(e)) from None
+
+
+def _routable(value: object) -> Name:
+    """A prefix routes may be added for or removed from: not under ``/localhost``, which is
+    this node's own (removing ``/localhost/ccn`` left the node deaf to every command until it
+    restarted; a route under it sent commands to another node)."""
+    prefix = _name(value)
+    if prefix.is_localhost:
+        raise CommandFailed(f"{prefix}: /localhost is this node's own; it takes no routes")
+    return prefix

@@ -50,6 +50,8 @@ def test_parse_route() -> None:
         parse_route("a=tcp://h:1")
     with pytest.raises(ConfigError, match=r"^route '/a=http://h': bad address"):
         parse_route("/a=http://h")
+    with pytest.raises(ConfigError, match="takes no routes"):
+        parse_route("/localhost/ccn=tcp://h:1")
 
 
 @pytest.mark.parametrize(

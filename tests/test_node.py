@@ -101,6 +101,18 @@ async def test_errors_are_typed(tmp_path: Path) -> None:
                 await client.command("explode")
 
 
+async def test_localhost_takes_no_routes(tmp_path: Path) -> None:
+    # removing /localhost/ccn left the node deaf to every command until it restarted
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            mgmt = next(h["face"] for e in await client.routes("/localhost") for h in e["nexthops"])
+            with pytest.raises(CommandError, match="takes no routes"):
+                await client.route_remove(Name.parse("/localhost/ccn"), str(mgmt))
+            with pytest.raises(CommandError, match="takes no routes"):
+                await client.route_add(Name.parse("/localhost/ccn/status"), uri)
+            assert "faces" in await client.status()
+
+
 def _touch(path: Path) -> Path:
     path.write_bytes(b"x")
     return path
