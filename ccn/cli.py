@@ -1,7 +1,8 @@
 """The ``ccn`` command line. Every user mistake is one line on stderr and a non-zero exit.
 
 Exit codes: 0 success, 1 a ccn error (no node, no route, not found, verification failed, bad
-name...), 2 bad usage (one line, naming the --help to read), 130 interrupted.
+name...), 2 bad usage (one line, naming the --help to read), 130 interrupted, 141 (quietly, as
+a program ended by SIGPIPE) the reader of stdout went away (``ccn get NAME -o - | head``).
 """
 
 from __future__ import annotations
@@ -601,6 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except (CcnError, OSError) as e:
         print(f"ccn: error: {_first_line(e)}", file=sys.stderr)
         return 1
@@ -613,10 +616,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("ccn: interrupted", file=sys.stderr)
             return 130
         leaf = _first_leaf(group)
+        if isinstance(leaf, BrokenPipeError):
+            return _stdout_gone()
         if isinstance(leaf, CcnError | OSError):
             print(f"ccn: error: {_first_line(leaf)}", file=sys.stderr)
             return 1
         raise
+
+
+def _stdout_gone() -> int:
+    """The reader of stdout closed it (``| head``): not an error to report. Writes to the
+    node's socket never get here (a face turns them into a closed connection)."""
+    # what is still buffered would fail again, with a traceback, when Python flushes at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

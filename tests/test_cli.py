@@ -309,3 +309,22 @@ def test_interrupt_while_the_command_is_still_loading_is_one_line(tmp_path: Path
     assert "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert proc.returncode in (1, 130)
+
+
+def test_stdout_closed_by_its_reader_is_not_an_error(node: str, tmp_path: Path) -> None:
+    # 'ccn get NAME -o - | head -c 10' printed 'ccn: error: Broken pipe' and exited 1
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(4 << 20))  # far more than a pipe holds
+    assert run("put", str(src), "/cli/pipe", node=node).returncode == 0
+    proc = subprocess.Popen(
+        [*CCN, "--node", node, "get", "/cli/pipe/v1", "-o", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141
+    assert "error" not in err and "Traceback" not in err, err
