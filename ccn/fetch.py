@@ -271,6 +271,12 @@ class _Transfer:
                 pipe._decrease(now)
                 self._issue(first.index, first.retries + 1)
                 return
+            if packet.reason == NackReason.NOT_FOUND:
+                # the version was found; "<name> not found" sent users looking for the wrong thing
+                raise NotFound(
+                    f"{pipe.locator}: object {digest.hex()[:16]} of its content not found "
+                    "(missing or damaged where it is stored)"
+                )
             raise nack_error(packet, pipe.locator)
         assert type(packet) is Data
         if first.retries == 0:

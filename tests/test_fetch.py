@@ -12,7 +12,7 @@ import trio
 
 import ccn.fetch as fetch_module
 from ccn.client import Client, connect
-from ccn.errors import VerificationError
+from ccn.errors import NotFound, VerificationError
 from ccn.fetch import fetch_version
 from ccn.name import Name
 from ccn.store.objects import Version
@@ -70,3 +70,20 @@ async def test_what_a_killed_fetch_left_does_not_become_part_of_the_next(tmp_pat
             await fetch_version(client, Name.parse("/t"), tmp_path / "got")
     assert sorted(p.name for p in (tmp_path / "got").iterdir()) == ["a.txt"]
     assert not stale.exists()
+
+
+async def test_a_damaged_object_at_the_source_is_named_in_the_error(tmp_path: Path) -> None:
+    # said "/f/v1 not found", although the version was found and only one chunk was not
+    src = tmp_path / "f.bin"
+    src.write_bytes(os.urandom(1 << 20))
+    with trio.fail_after(60):
+        async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+            await client.put(src, "/f")
+            (pack,) = (tmp_path / "node" / "packs").glob("*.pack")
+            with open(pack, "r+b") as f:
+                f.seek(1 << 19)
+                byte = f.read(1)[0]
+                f.seek(1 << 19)
+                f.write(bytes([byte ^ 0xFF]))
+            with pytest.raises(NotFound, match=r"^/f/v1: object [0-9a-f]{16} of its content"):
+                await fetch_version(client, Name.parse("/f"), tmp_path / "o")
