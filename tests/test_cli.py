@@ -328,3 +328,10 @@ def test_stdout_closed_by_its_reader_is_not_an_error(node: str, tmp_path: Path) 
     proc.stderr.close()
     assert proc.wait(timeout=60) == 141
     assert "error" not in err and "Traceback" not in err, err
+
+
+def test_a_second_node_on_the_same_store_is_refused(node: str, tmp_path: Path) -> None:
+    store = Path(node.removeprefix("unix://")).parent / "store"
+    other = f"unix://{tmp_path}/other.sock"
+    result = run("node", "--store", str(store), "--listen", other, "--no-discovery")
+    one_line_error(result, "in use by another process")

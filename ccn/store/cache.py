@@ -34,6 +34,7 @@ ids as verified; ``add_many`` checks canonical form again (and the id too, for o
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import threading
@@ -111,6 +112,10 @@ def default_segment_bytes(max_bytes: int) -> int:
     return max(min(max_bytes // 8, 32 << 20), 1 << 20, max_bytes // 256)
 
 
+class CacheInUse(StoreError):
+    """Another process (another node on the same store) has the cache directory open."""
+
+
 @dataclass
 class CacheCounters:
     hits: int = 0
@@ -185,9 +190,14 @@ class CacheTier:
         self._forgets: dict[bytes, int] = {}
         self._closed = False
         os.makedirs(self.root, exist_ok=True)
-        self._open_segments()
-        self._import_legacy()
-        self.evict()
+        self._lock_fd = _lock_dir(self.root)
+        try:
+            self._open_segments()
+            self._import_legacy()
+            self.evict()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -610,6 +620,25 @@ class CacheTier:
                         os.close(seg.fd)
                     self._segments.clear()
                     self._current = None
+                    os.close(self._lock_fd)
+
+
+def _lock_dir(root: str) -> int:
+    """Hold ``root/.lock`` (flock, released when the descriptor closes, also by a crash): a
+    second node on the same store appended to the same segments as the first, and its open cut
+    off the first's records mid-append as torn tails (fsck then found damaged objects)."""
+    fd = os.open(os.path.join(root, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CacheInUse(
+            f"{root} is in use by another process (is a node already running on this store?)"
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 #: How long the feeder lets offers accumulate before a batch goes to the worker thread.

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from ccn.errors import CorruptObject, ObjectNotFound
-from ccn.store.cache import BATCH_MAX_BYTES, CacheFeeder, CacheTier
+from ccn.store.cache import BATCH_MAX_BYTES, CacheFeeder, CacheInUse, CacheTier
 from ccn.store.objects import Blob, encode, object_id
 from ccn.store.objstore import DiskObjectStore
 from ccn.store.segment import HEADER_SIZE
@@ -212,7 +212,8 @@ def test_a_cache_of_loose_files_from_an_earlier_version_is_imported(tmp_path: Pa
     tier = CacheTier(tmp_path)
     assert tier.ids() == [objs[3][0], objs[0][0], objs[1][0]]
     assert tier.get(objs[1][0]) == objs[1][1]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in _segments(tmp_path)]
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock")
+    assert left == [p.name for p in _segments(tmp_path)]
     tier.close()
 
 
@@ -328,3 +329,13 @@ async def test_feeder_survives_a_failing_disk(tmp_path: Path) -> None:
     assert not tier.known(lost[0]) and tier.known(kept[0])
     assert tier.counters.write_errors == 1 and tier.counters.dropped == 1
     assert tier.get(kept[0]) == kept[1]
+
+
+def test_one_opener_at_a_time(tmp_path: Path) -> None:
+    # two nodes on one store appended to the same segments, and fsck found damaged objects
+    tier = CacheTier(tmp_path)
+    with pytest.raises(CacheInUse, match="in use by another process"):
+        CacheTier(tmp_path)
+    tier.close()
+    again = CacheTier(tmp_path)  # closing (or dying) lets the next one in
+    again.close()
