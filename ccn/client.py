@@ -23,6 +23,7 @@ from ccn.errors import (
     ConnectError,
     LocalError,
     NackError,
+    NoAnswer,
     NoRoute,
     NotFound,
     RemoteError,
@@ -143,7 +144,7 @@ class Client:
         """Send an Interest and wait for its Data, retransmitting with fresh nonces.
 
         Raises :class:`NoRoute`/:class:`NotFound`/:class:`NackError` on a Nack and
-        :class:`NotFound` when every attempt timed out.
+        :class:`NoAnswer` (a :class:`NotFound`) when every attempt timed out.
         """
         wait = timeout if timeout is not None else interest.lifetime_ms / 1000
         for _attempt in range(retries + 1):
@@ -175,7 +176,7 @@ class Client:
                 interest.must_be_fresh,
                 interest.digest,
             )
-        raise NotFound(f"{interest.name}: no answer (timed out)")
+        raise NoAnswer(f"{interest.name}: no answer (timed out)")
 
     async def _wait(self, done: trio.Event) -> None:
         """Wait for ``done``; fail at once (ConnectError) if the connection drops meanwhile."""
@@ -205,11 +206,18 @@ class Client:
     ) -> dict[str, Any]:
         name = command_name(verb, params)
         lifetime = min(int(timeout * 1000), 600_000)
-        data = await self.express(
-            Interest(name, new_nonce(), lifetime_ms=lifetime, must_be_fresh=True),
-            timeout=timeout,
-            retries=0,
-        )
+        try:
+            data = await self.express(
+                Interest(name, new_nonce(), lifetime_ms=lifetime, must_be_fresh=True),
+                timeout=timeout,
+                retries=0,
+            )
+        except NoAnswer:
+            # a ccn node always answers a command: say where we asked, not "/localhost/ccn/..."
+            raise NoAnswer(
+                f"{self.face.remote} did not answer '{verb}' within {timeout:g} s "
+                "(is a ccn node listening there?)"
+            ) from None
         try:
             reply = decode_reply(data.content)
         except RemoteError as e:

@@ -75,6 +75,10 @@ class NotFound(FetchError):
     """No node answered (timeouts) or the producer has no such name."""
 
 
+class NoAnswer(NotFound):
+    """Nothing answered: every attempt timed out."""
+
+
 class NackError(FetchError):
     """The network answered with a Nack other than no-route."""
 

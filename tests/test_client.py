@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+import trio
+
 from ccn.client import Client
+from ccn.errors import NoAnswer
 from ccn.faces.base import Deliver, Face
 from ccn.name import ROOT, Name
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
@@ -45,3 +49,10 @@ def test_answered_interests_leave_no_registration_behind() -> None:
     assert not client._by_digest
     assert not client._by_name
     assert not client._by_nonce
+
+
+async def test_a_command_nobody_answers_names_the_address(autojump_clock: trio.abc.Clock) -> None:
+    # '--node tcp://<an HTTP server> status' said '/localhost/ccn/status: no answer (timed out)'
+    client = Client(_RecordingFace())
+    with pytest.raises(NoAnswer, match=r"^test did not answer 'status' within 10 s \(is a ccn"):
+        await client.status()
