@@ -43,6 +43,8 @@ Answer = Callable[[Data | Nack], None]
 
 DEFAULT_TIMEOUT = 4.0
 COMMAND_TIMEOUT = 10.0
+#: How long a command that may take minutes (publish, pin, gc, fsck) is waited for.
+LONG_COMMAND_TIMEOUT = 600.0
 
 
 class CommandError(CcnError):
@@ -226,6 +228,13 @@ class Client:
             raise CommandError(str(reply.get("error", "command failed")))
         return reply
 
+    async def long_command(self, verb: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A command that may take minutes: a ``ping`` first, within :data:`COMMAND_TIMEOUT`,
+        so that a peer that is no ccn node (it never answers) fails in seconds, not after
+        :data:`LONG_COMMAND_TIMEOUT`."""
+        await self.command("ping")
+        return await self.command(verb, params, timeout=LONG_COMMAND_TIMEOUT)
+
     async def status(self) -> dict[str, Any]:
         reply = await self.command("status")
         status: dict[str, Any] = reply["status"]
@@ -261,7 +270,7 @@ class Client:
         params = {"path": str(full), "name": str(n)}
         if key is not None:
             params["key"] = str(Path(key).resolve())
-        return await self.command("publish", params, timeout=600.0)
+        return await self.long_command("publish", params)
 
     async def put(self, path: str | os.PathLike[str], name: Name | str) -> Name:
         """Publish ``path`` as the next version of ``name``; return the versioned name."""
@@ -304,7 +313,7 @@ class Client:
         pinned. A version not published on the node is first fetched through it (so its objects
         pass the node) and then copied into the node's store."""
         n = _name(name)
-        reply = await self.command("pin", {"name": str(n)})
+        reply = await self.command("pin", {"name": str(n)})  # quick: it copies nothing
         if reply.get("need") is None:
             return Name.parse(reply["pinned"])
         from ccn.fetch import fetch_through, resolve
@@ -312,10 +321,10 @@ class Client:
 
         versioned, version = await resolve(self, n)
         params = {"name": str(versioned), "version": encode(version)}
-        reply = await self.command("pin", params, timeout=600.0)
+        reply = await self.command("pin", params, timeout=LONG_COMMAND_TIMEOUT)
         if reply.get("need") == "content":
             await fetch_through(self, versioned, version)
-            reply = await self.command("pin", params, timeout=600.0)
+            reply = await self.command("pin", params, timeout=LONG_COMMAND_TIMEOUT)
         if reply.get("need") is not None:
             missing = reply.get("missing", "some")
             raise CommandError(f"cannot pin {versioned}: {missing} objects did not reach the node")
@@ -333,12 +342,12 @@ class Client:
         params: dict[str, Any] = {"dry_run": dry_run}
         if grace is not None:
             params["grace"] = grace
-        return await self.command("gc", params, timeout=600.0)
+        return await self.long_command("gc", params)
 
     async def fsck(self, *, repair: bool = False) -> dict[str, Any]:
         """Check the node's store and cache tier. Reply: problems (lines), count, unrepaired,
         checked."""
-        return await self.command("fsck", {"repair": repair}, timeout=600.0)
+        return await self.long_command("fsck", {"repair": repair})
 
     # -- whole objects ---------------------------------------------------------------------
 

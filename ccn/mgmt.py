@@ -60,6 +60,9 @@ class Management:
 
     # -- commands --------------------------------------------------------------------------
 
+    async def cmd_ping(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
     async def cmd_status(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"status": self.node.status()}
 

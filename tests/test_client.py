@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 import trio
@@ -56,3 +57,24 @@ async def test_a_command_nobody_answers_names_the_address(autojump_clock: trio.a
     client = Client(_RecordingFace())
     with pytest.raises(NoAnswer, match=r"^test did not answer 'status' within 10 s \(is a ccn"):
         await client.status()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c, p: c.put(p, "/x"),
+        lambda c, p: c.gc(),
+        lambda c, p: c.fsck(),
+    ],
+    ids=["put", "gc", "fsck"],
+)
+async def test_a_long_command_to_a_silent_peer_fails_in_seconds_not_minutes(
+    autojump_clock: trio.abc.Clock, tmp_path: Any, call: Any
+) -> None:
+    # 'ccn --node tcp://<an HTTP server> put f /x' waited for the 600 s publish timeout
+    (tmp_path / "f").write_bytes(b"x")
+    client = Client(_RecordingFace())
+    start = trio.current_time()
+    with pytest.raises(NoAnswer, match=r"^test did not answer 'ping' within 10 s"):
+        await call(client, tmp_path / "f")
+    assert trio.current_time() - start < 11
