@@ -95,6 +95,11 @@ class ConnectError(CcnError):
     """Could not reach a node at the given address."""
 
 
+class ImportStopped(StoreError):
+    """An import or publish was stopped half way (the node is shutting down): nothing of it
+    was published, and what it had written is discarded."""
+
+
 class StoreUsageError(StoreError, LocalError, ValueError):
     """A store API was called wrongly: a malformed id, an impossible version number, or content
     that cannot be imported (a symlink, a device, a directory with too many entries)."""

@@ -10,8 +10,10 @@ when done; the Interest's lifetime covers the wait.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -28,6 +30,36 @@ from ccn.store.objects import Version
 
 if TYPE_CHECKING:
     from ccn.node import Node
+
+
+T = TypeVar("T")
+
+
+async def _stoppable(work: Callable[[threading.Event], T]) -> T:
+    """Run ``work(stop)`` on a worker thread; if this task is cancelled (the node is shutting
+    down), ``stop`` is set, and the task waits for ``work`` to notice and end: a big import
+    stops within a block instead of running to its end, and is not published after the
+    client was told the node went away. The thread is never abandoned while it writes."""
+    stop = threading.Event()
+
+    async def stop_when_cancelled() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            stop.set()
+
+    failure: Exception | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop_when_cancelled)
+        try:
+            result = await trio.to_thread.run_sync(work, stop)
+        except Exception as e:  # raised below, not from inside the nursery (no group)
+            failure = e
+        nursery.cancel_scope.cancel()
+    # Cancelled (the node shutting down) left the nursery already, whatever work raised.
+    if failure is not None:
+        raise failure
+    return result
 
 
 class CommandFailed(CcnError):
@@ -99,12 +131,12 @@ class Management:
             raise CommandFailed("publish needs an absolute key path")
         node = self.node
 
-        def work() -> Version:
+        def work(stop: threading.Event) -> Version:
             signer = None if key is None else SigningKey.load(key)
             sign = None if signer is None else signer.sign
-            return publish(node.store, node.refs, name, Path(path), sign=sign)
+            return publish(node.store, node.refs, name, Path(path), sign=sign, stop=stop)
 
-        version = await trio.to_thread.run_sync(work)
+        version = await _stoppable(work)
         node.on_published(name)
         full = name.with_version(version.number)
         from ccn.store.objects import id_of

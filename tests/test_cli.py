@@ -335,3 +335,56 @@ def test_a_second_node_on_the_same_store_is_refused(node: str, tmp_path: Path) -
     other = f"unix://{tmp_path}/other.sock"
     result = run("node", "--store", str(store), "--listen", other, "--no-discovery")
     one_line_error(result, "in use by another process")
+
+
+def _read_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
+def test_sigterm_during_a_big_put_stops_the_import_and_publishes_nothing(tmp_path: Path) -> None:
+    # The node used to finish the import (seconds per GiB) before it exited, and then published
+    # it, though the client had been told the node closed the connection.
+    from ccn.name import Name
+    from ccn.store.refs import DiskRefStore
+
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(2 << 30)  # sparse zeros: seconds to import, no disk used (one blob, deduped)
+    sock = f"unix://{tmp_path}/n.sock"
+    node = subprocess.Popen(
+        [*CCN, "node", "--no-discovery", "--store", str(tmp_path / "store"), "--listen", sock],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    put: subprocess.Popen[str] | None = None
+    try:
+        assert node.stdout is not None and "listening on" in node.stdout.readline()
+        start = _read_bytes(node.pid)
+        put = subprocess.Popen(
+            [*CCN, "--node", sock, "put", str(big), "/big"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while _read_bytes(node.pid) - start < 64 << 20:  # the import is under way
+            assert time.monotonic() < deadline and put.poll() is None
+            time.sleep(0.02)
+        asked = time.monotonic()
+        node.terminate()
+        node.wait(timeout=30)
+        took = time.monotonic() - asked
+        _out, err = put.communicate(timeout=30)
+    finally:
+        for proc in (node, put):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if node.stdout is not None:
+            node.stdout.close()
+    assert node.returncode == 0
+    assert took < 3.0, f"the node took {took:.1f} s to stop"
+    assert put.returncode != 0 and len(err.strip().splitlines()) == 1, err
+    assert DiskRefStore(tmp_path / "store").latest(Name.parse("/big")) is None

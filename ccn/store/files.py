@@ -20,6 +20,7 @@ import io
 import os
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +29,7 @@ from typing import Final
 
 from blake3 import blake3
 
-from ccn.errors import CorruptObject, RefConflict, StoreUsageError
+from ccn.errors import CorruptObject, ImportStopped, RefConflict, StoreUsageError
 from ccn.name import Name
 from ccn.store.chunker import BLOCK_SIZE, DEFAULT_CHUNKER, Chunker, Readable
 from ccn.store.objects import (
@@ -124,7 +125,18 @@ def _put_blobs(store: ObjectStore, chunks: list[memoryview]) -> list[Pointer]:
     return [Pointer(store.put_blob(c), len(c), Kind.BLOB) for c in chunks]
 
 
-def _import_stream(store: ObjectStore, stream: Readable, chunker: Chunker, fanout: int) -> Root:
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise ImportStopped("stopped before the end (the node is shutting down)")
+
+
+def _import_stream(
+    store: ObjectStore,
+    stream: Readable,
+    chunker: Chunker,
+    fanout: int,
+    stop: threading.Event | None = None,
+) -> Root:
     # Three things overlap here (2 cores is the target machine): this thread reads and cuts,
     # one worker hashes the whole content in block-sized updates (blake3 releases the GIL for
     # large inputs, and updates must stay in order), and writer threads store the blobs of
@@ -145,6 +157,7 @@ def _import_stream(store: ObjectStore, stream: Readable, chunker: Chunker, fanou
     ):
         try:
             for span, chunks in chunker.cut_blocks(stream):
+                _check_stop(stop)
                 hashed = hasher.submit(_hash_update, content, span)
                 pending.append((hashed, writers.submit(_put_blobs, store, chunks)))
                 while len(pending) > _BLOCKS_IN_FLIGHT or (pending and pending[0][1].done()):
@@ -191,8 +204,11 @@ def import_file(
     *,
     chunker: Chunker = DEFAULT_CHUNKER,
     fanout: int = MAX_MANIFEST_ENTRIES,
+    stop: threading.Event | None = None,
 ) -> Root:
-    """Store the content of a binary file object (read to its end) or of a file path."""
+    """Store the content of a binary file object (read to its end) or of a file path. Once
+    ``stop`` is set, a stream being read raises :class:`~ccn.errors.ImportStopped` at its next
+    block (at most a few MiB later), and the batch it wrote is discarded."""
     _check_fanout(fanout)
     with store.batch() as batch:
         if isinstance(src, (str, os.PathLike)):
@@ -206,8 +222,8 @@ def import_file(
                     if small is not None:
                         return _import_buffer(batch, small, chunker, fanout)
                     f.seek(0)  # it grew since: stream it after all
-                return _import_stream(batch, f, chunker, fanout)
-        return _import_stream(batch, src, chunker, fanout)
+                return _import_stream(batch, f, chunker, fanout, stop)
+        return _import_stream(batch, src, chunker, fanout, stop)
 
 
 def import_bytes(
@@ -230,8 +246,10 @@ def import_dir(
     chunker: Chunker = DEFAULT_CHUNKER,
     fanout: int = MAX_MANIFEST_ENTRIES,
     skip_unsupported: bool = False,
+    stop: threading.Event | None = None,
 ) -> Root:
-    """Store a directory tree of regular files and directories.
+    """Store a directory tree of regular files and directories (``stop``: as for
+    :func:`import_file`, checked before each entry too).
 
     Anything else (symlinks, devices, sockets, fifos) raises
     :class:`~ccn.errors.StoreUsageError` naming the path, or is left out if
@@ -242,17 +260,23 @@ def import_dir(
     if not stat.S_ISDIR(os.stat(top).st_mode):
         raise StoreUsageError(f"not a directory: {top}")
     with store.batch() as batch:
-        return _import_dir(batch, top, chunker, fanout, skip_unsupported)
+        return _import_dir(batch, top, chunker, fanout, skip_unsupported, stop)
 
 
 def _import_dir(
-    store: ObjectStore, path: str, chunker: Chunker, fanout: int, skip_unsupported: bool
+    store: ObjectStore,
+    path: str,
+    chunker: Chunker,
+    fanout: int,
+    skip_unsupported: bool,
+    stop: threading.Event | None,
 ) -> Root:
     with os.scandir(path) as it:
         dirents = sorted(it, key=lambda e: os.fsencode(e.name))
     entries: list[TreeEntry] = []
     hashes: list[tuple[bytes, int, int, bytes]] = []
     for d in dirents:
+        _check_stop(stop)
         name = os.fsencode(d.name)
         st = d.stat(follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
@@ -271,9 +295,9 @@ def _import_dir(
         if len(entries) == MAX_TREE_ENTRIES:
             raise StoreUsageError(f"cannot import {path}: more than {MAX_TREE_ENTRIES} entries")
         if mode == MODE_DIRECTORY:
-            r = _import_dir(store, d.path, chunker, fanout, skip_unsupported)
+            r = _import_dir(store, d.path, chunker, fanout, skip_unsupported, stop)
         else:
-            r = import_file(store, d.path, chunker=chunker, fanout=fanout)
+            r = import_file(store, d.path, chunker=chunker, fanout=fanout, stop=stop)
         entries.append(TreeEntry(name, mode, r.id, r.size, r.kind))
         hashes.append((name, mode, r.size, r.content_hash))
     tree = Tree(tuple(entries))
@@ -287,14 +311,20 @@ def import_path(
     chunker: Chunker = DEFAULT_CHUNKER,
     fanout: int = MAX_MANIFEST_ENTRIES,
     skip_unsupported: bool = False,
+    stop: threading.Event | None = None,
 ) -> Root:
     """:func:`import_dir` for a directory, :func:`import_file` for anything else readable.
     ``path`` itself may be a symlink; it is followed."""
     if os.path.isdir(path):
         return import_dir(
-            store, path, chunker=chunker, fanout=fanout, skip_unsupported=skip_unsupported
+            store,
+            path,
+            chunker=chunker,
+            fanout=fanout,
+            skip_unsupported=skip_unsupported,
+            stop=stop,
         )
-    return import_file(store, path, chunker=chunker, fanout=fanout)
+    return import_file(store, path, chunker=chunker, fanout=fanout, stop=stop)
 
 
 # -- reading back ----------------------------------------------------------------------------
@@ -414,6 +444,7 @@ def publish(
     chunker: Chunker = DEFAULT_CHUNKER,
     fanout: int = MAX_MANIFEST_ENTRIES,
     now_ns: int | None = None,
+    stop: threading.Event | None = None,
 ) -> Version:
     """Import ``path`` and publish it as the next version of ``name``.
 
@@ -421,10 +452,12 @@ def publish(
     another publisher takes that number first, the version is rebuilt on top of theirs and
     tried again (up to :data:`PUBLISH_ATTEMPTS` times), so concurrent publishers each get a
     version of their own and none is lost. ``sign``, if given, turns each version built into
-    its signed copy before it is stored (see :meth:`ccn.keys.SigningKey.sign`).
+    its signed copy before it is stored (see :meth:`ccn.keys.SigningKey.sign`). Once ``stop``
+    is set, the import raises :class:`~ccn.errors.ImportStopped` (see :func:`import_file`) and
+    nothing is published: the ref is not moved after ``stop``.
     """
     check_ref_name(name)
-    root = import_path(store, path, chunker=chunker, fanout=fanout)
+    root = import_path(store, path, chunker=chunker, fanout=fanout, stop=stop)
     conflict: RefConflict | None = None
     for _ in range(PUBLISH_ATTEMPTS):
         latest = refs.latest(name)
@@ -443,6 +476,7 @@ def publish(
         if sign is not None:
             version = sign(version)
         vid = store.put_object(version)
+        _check_stop(stop)
         try:
             refs.compare_and_swap(name, None if latest is None else latest[0], number, vid)
         except RefConflict as e:

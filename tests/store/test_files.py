@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
-from ccn.errors import CorruptObject, InvalidName, StoreUsageError
+from ccn.errors import CorruptObject, ImportStopped, InvalidName, StoreUsageError
 from ccn.name import Name
 from ccn.store import files as files_module
 from ccn.store.chunker import Chunker
@@ -323,6 +323,46 @@ def test_publish_numbers_and_chains_versions(tmp_path: Path) -> None:
     assert v2.content_hash == blake3(b"two").digest() and v2.size == 3
     with pytest.raises(InvalidName):
         publish(store, refs, Name.parse("/docs/readme/v3"), f)
+
+
+class _StopAfterFirstRead(io.RawIOBase):
+    """64 MiB of random bytes; the first read sets ``stop``, as a shutdown would."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.left = 64 << 20
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        self.stop.set()
+        n = min(len(b), self.left)
+        b[:n] = os.urandom(n)
+        self.left -= n
+        return n
+
+
+def test_a_stopped_import_raises_and_leaves_nothing(tmp_path: Path) -> None:
+    store = DiskObjectStore(tmp_path / "store", fsync=False)
+    with store:
+        stop = threading.Event()
+        with pytest.raises(ImportStopped):
+            import_file(store, _StopAfterFirstRead(stop), stop=stop)
+        assert store.stats().objects == 0  # the batch was discarded
+        refs = MemoryRefStore()
+        d = _mkdir(tmp_path / "site")
+        with pytest.raises(ImportStopped):  # checked before each entry of a directory too
+            publish(store, refs, Name.parse("/site"), d, stop=stop)
+        f = tmp_path / "small"
+        f.write_bytes(b"small")  # imported in one go: the check before the ref still holds
+        with pytest.raises(ImportStopped):
+            publish(store, refs, Name.parse("/small"), f, stop=stop)
+        assert (
+            refs.latest(Name.parse("/site")) is None and refs.latest(Name.parse("/small")) is None
+        )
+        stop.clear()
+        assert publish(store, refs, Name.parse("/small"), f, stop=stop).number == 1
 
 
 def test_publish_a_directory(tmp_path: Path) -> None:
