@@ -433,6 +433,20 @@ def _blob_data(raw: bytes) -> memoryview:
 # -- public entry points ---------------------------------------------------------------------
 
 
+PARTIAL_SUFFIX = ".ccn-partial"
+#: The longest file name most file systems take (ext4, xfs, btrfs, tmpfs: 255 bytes).
+NAME_MAX = 255
+
+
+def partial_path(dest: Path) -> Path:
+    """Where a fetch to ``dest`` writes before it renames: beside it (the rename is atomic),
+    ``<name>.ccn-partial``; for a name too long to take the suffix, a hidden name made from
+    its hash instead."""
+    if len(os.fsencode(dest.name)) + len(PARTIAL_SUFFIX) <= NAME_MAX:
+        return dest.with_name(dest.name + PARTIAL_SUFFIX)
+    return dest.with_name(f".{blake3(os.fsencode(dest.name)).hexdigest()[:32]}{PARTIAL_SUFFIX}")
+
+
 async def fetch_version(
     client: Client,
     name: Name,
@@ -444,7 +458,7 @@ async def fetch_version(
     """Fetch ``name`` to ``dest`` (a file or a directory), atomically and verified."""
     versioned, version = await resolve(client, name)
     pipe = Pipeline(client, versioned, max_window=max_window)
-    partial = dest.with_name(dest.name + ".ccn-partial")
+    partial = partial_path(dest)
     if dest.is_dir() and version.root_kind != Kind.TREE:
         raise LocalError(f"{dest} is a directory; give a file path to write to")
     if dest.exists() and version.root_kind == Kind.TREE:

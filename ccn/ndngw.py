@@ -38,7 +38,7 @@ from ccn.faces.internal import InternalFace
 from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
 from ccn.faces.transport import accepted_peer, open_listener
 from ccn.faces.uri import FaceUri
-from ccn.fetch import Pipeline, resolve
+from ccn.fetch import Pipeline, partial_path, resolve
 from ccn.name import Name
 from ccn.ndn import lp, mgmt
 from ccn.ndn.names import component_to_ccn, to_ccn, to_ndn
@@ -522,7 +522,7 @@ async def get_ndn(client: Client, name: Name, out: str) -> bool:
         with stdout:
             return await fetch_ndn(client, name, stdout.write) is not None
     dest = Path(out)
-    partial = dest.with_name(dest.name + ".ccn-partial")
+    partial = partial_path(dest)
     try:
         with open(partial, "wb") as fh:
             got = await fetch_ndn(client, name, fh.write)
