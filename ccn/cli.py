@@ -475,11 +475,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage mistake told in one line (argparse prints the usage too)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Subcommands are parsed by their own _Parser, whose defaults override the parent's:
+        # after parsing, this names the innermost command given.
+        self.set_defaults(_cli_parser=self)
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+    def parse_args_one_line(self, argv: Sequence[str] | None) -> argparse.Namespace:
+        """``parse_args``, with arguments left over blamed on the (sub)command that was
+        given them: ``ccn status --bogus`` points to ``ccn status --help``, not ``ccn --help``."""
+        args, extra = self.parse_known_args(argv)
+        if extra:
+            leaf: argparse.ArgumentParser = getattr(args, "_cli_parser", self)
+            leaf.error(f"unrecognized arguments: {' '.join(extra)}")
+        return args
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser() -> _Parser:
     p = _Parser(prog="ccn", description="Content-centric networking: fetch content by name.")
     p.add_argument(
         "--node",
@@ -598,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args_one_line(argv)
     try:
         code: int = args.func(args)
         return code

@@ -123,6 +123,8 @@ def test_put_missing_file(node: str) -> None:
         (("route", "add", "/x"), "ccn route add", "required: uri"),
         (("bogus",), "ccn", "invalid choice"),
         (("demo", "--size-mib", "x"), "ccn demo", "invalid int value"),
+        (("status", "--json", "--bogus"), "ccn status", "unrecognized arguments: --bogus"),
+        (("route", "list", "/a", "/b"), "ccn route list", "unrecognized arguments: /b"),
     ],
 )
 def test_usage_mistakes_are_one_line_and_exit_2(
