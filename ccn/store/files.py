@@ -208,7 +208,9 @@ def import_file(
 ) -> Root:
     """Store the content of a binary file object (read to its end) or of a file path. Once
     ``stop`` is set, a stream being read raises :class:`~ccn.errors.ImportStopped` at its next
-    block (at most a few MiB later), and the batch it wrote is discarded."""
+    block (at most a few MiB later), and the batch it wrote is discarded. A regular file whose
+    size or modification time changed while it was read is refused the same way
+    (:class:`~ccn.errors.StoreUsageError`): its bytes may be half old, half new."""
     _check_fanout(fanout)
     with store.batch() as batch:
         if isinstance(src, (str, os.PathLike)):
@@ -219,11 +221,31 @@ def import_file(
                 st = os.fstat(f.fileno())
                 if stat.S_ISREG(st.st_mode) and st.st_size <= SMALL_FILE_MAX:
                     small = _read_at_most(f, SMALL_FILE_MAX)
-                    if small is not None:
-                        return _import_buffer(batch, small, chunker, fanout)
-                    f.seek(0)  # it grew since: stream it after all
-                return _import_stream(batch, f, chunker, fanout, stop)
+                    if small is None:  # it grew past the limit since
+                        raise _changed_error(src)
+                    root = _import_buffer(batch, small, chunker, fanout)
+                else:
+                    root = _import_stream(batch, f, chunker, fanout, stop)
+                if stat.S_ISREG(st.st_mode) and _changed(st, os.fstat(f.fileno()), root.size):
+                    raise _changed_error(src)
+                return root
         return _import_stream(batch, src, chunker, fanout, stop)
+
+
+def _changed(before: os.stat_result, after: os.stat_result, size_read: int) -> bool:
+    """Whether a regular file was written to while it was imported (what was read may mix
+    old and new bytes: ``tar`` says "file changed as we read it")."""
+    return (
+        size_read != before.st_size
+        or after.st_size != before.st_size
+        or after.st_mtime_ns != before.st_mtime_ns
+    )
+
+
+def _changed_error(path: str | os.PathLike[str]) -> StoreUsageError:
+    return StoreUsageError(
+        f"{os.fsdecode(path)} changed while it was read (is it still being written?)"
+    )
 
 
 def import_bytes(

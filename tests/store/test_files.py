@@ -7,6 +7,7 @@ import os
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from blake3 import blake3
@@ -323,6 +324,40 @@ def test_publish_numbers_and_chains_versions(tmp_path: Path) -> None:
     assert v2.content_hash == blake3(b"two").digest() and v2.size == 3
     with pytest.raises(InvalidName):
         publish(store, refs, Name.parse("/docs/readme/v3"), f)
+
+
+@pytest.mark.parametrize("size", [100, 3 << 20])  # read at once, or streamed
+@pytest.mark.parametrize("change", ["append", "rewrite in place"])
+def test_a_file_written_to_while_imported_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, change: str
+) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(os.urandom(size))
+    mtime = f.stat().st_mtime_ns
+
+    def write_during(real: Any) -> Any:
+        def importing(*args: Any) -> Root:
+            root: Root = real(*args)  # what was read: then the writer strikes, before the end
+            if change == "append":
+                with open(f, "ab") as w:
+                    w.write(b"more")
+            else:
+                with open(f, "r+b") as w:
+                    w.write(b"X")
+                os.utime(f, ns=(mtime + 1, mtime + 1))  # even within one clock tick
+            return root
+
+        return importing
+
+    monkeypatch.setattr(files_module, "_import_stream", write_during(files_module._import_stream))
+    monkeypatch.setattr(files_module, "_import_buffer", write_during(files_module._import_buffer))
+    store = DiskObjectStore(tmp_path / "store", fsync=False)
+    with store:
+        with pytest.raises(StoreUsageError, match=r"/f changed while it was read \(is it still"):
+            import_file(store, f)
+        assert store.stats().objects == 0  # the batch was discarded
+        monkeypatch.undo()
+        assert import_file(store, f).size == f.stat().st_size  # unchanged now: imported
 
 
 class _StopAfterFirstRead(io.RawIOBase):
