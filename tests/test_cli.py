@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import stat
@@ -302,15 +303,33 @@ def test_interrupt_while_the_command_is_still_loading_is_one_line(tmp_path: Path
     # Loading the command line (trio, the client) takes a few hundred ms; Ctrl-C then used to
     # print a traceback from inside an import. If the machine loads faster than the signal
     # comes, the command has failed on its own (no node there): one line either way.
+    # The signal is sent once the command's own code runs (an import that follows ccn.launch,
+    # seen by -X importtime): a fixed delay could land in the interpreter's start-up (a
+    # "Fatal Python error" from site on a loaded machine), which no program can handle.
     proc = subprocess.Popen(
         [*CCN, "--node", f"unix://{tmp_path}/none.sock", "status"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
     )
-    time.sleep(0.15)
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=30)
+    assert proc.stderr is not None
+    early = ""  # the command's own output, if it got that far before the signal
+    launched = False
+    while select.select([proc.stderr], [], [], 30)[0]:
+        line = proc.stderr.readline()
+        if not line.startswith("import time:"):
+            early = line  # it has loaded (and failed on its own), or ended
+            break
+        if launched:
+            proc.send_signal(signal.SIGINT)
+            break
+        launched = line.rstrip().endswith("| ccn.launch")
+    else:
+        raise AssertionError("no output from the command in 30 s")
+    _out, rest = proc.communicate(timeout=30)
+    lines = (early + rest).splitlines(keepends=True)
+    err = "".join(x for x in lines if not x.startswith("import time:"))
     assert "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert proc.returncode in (1, 130)
