@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -181,6 +182,12 @@ async def test_cli_key_trust_put_get(
         assert run("trust", "list")[1] == ""
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    with trio.fail_after(10):
+        while not condition():
+            await trio.sleep(0.01)
+
+
 async def test_node_anchor_drops_forged_versions(tmp_path: Path) -> None:
     """A version record under a node-anchored prefix that is not validly signed never reaches the
     forwarder: not cached, not delivered; a valid one passes."""
@@ -198,13 +205,24 @@ async def test_node_anchor_drops_forged_versions(tmp_path: Path) -> None:
             good = key.sign(_version("/f/doc", 1))
             forged = replace(good, size=99)
             unsigned = _version("/f/doc", 2)
+            pit = node.forwarder.pit
             for version, ok in ((forged, False), (unsigned, False), (good, True)):
                 name = version.full_name
+                interest = Interest(name, 7 + version.number)
                 got: list[object] = []
-                consumer.send(Interest(name, 7 + version.number), got.append)
-                await trio.sleep(0.05)
+                untrusted = node.drops["untrusted"]
+                consumer.send(interest, got.append)
+
+                def forwarded(interest: Interest = interest) -> bool:
+                    entry = pit.find(interest)
+                    return entry is not None and fake_id in entry.out_records
+
+                def handled(got: list[object] = got, untrusted: int = untrusted) -> bool:
+                    return bool(got) or node.drops["untrusted"] > untrusted
+
+                await _until(forwarded)  # the answer is not unsolicited
                 fake.face.send(Data(name, encode(version), 1000))
-                await trio.sleep(0.1)
+                await _until(handled)  # delivered, or dropped as untrusted
                 assert bool(got) is ok, name
                 consumer.forget(Interest(name, 7 + version.number))
             status = node.status()
