@@ -14,12 +14,15 @@ is what is on disk.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError
 from ccn.store.cache import CacheTier
 from ccn.store.objects import Kind, Manifest, Tree, Version, children, decode
 from ccn.store.objstore import DiskObjectStore
 from ccn.store.refs import RefStore
+
+RESTORED: Final = "restored from an intact copy in the cache"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +58,12 @@ def fsck(
         except ObjectNotFound:
             continue  # removed meanwhile
         except (CorruptObject, InvalidObject):
-            damaged.add(oid)
             where = store.locate(oid)
             place = "" if where is None else f" in {where[0]}"
-            problems.append(
-                Problem(f"damaged object {oid.hex()}{place}", _mend(store, cache, oid, repair))
-            )
+            repaired = _mend(store, cache, oid, repair)
+            if repaired != RESTORED:  # a restored object makes its versions whole again
+                damaged.add(oid)
+            problems.append(Problem(f"damaged object {oid.hex()}{place}", repaired))
     for name in refs.names():
         for entry in refs.log(name):
             checked["versions"] += 1
@@ -100,7 +103,7 @@ def _mend(store: DiskObjectStore, cache: CacheTier | None, oid: bytes, repair: b
             pass
         else:
             store.rewrite(raw)
-            return "restored from an intact copy in the cache"
+            return RESTORED
     return "not repaired: published content; publish it again or fetch it from a peer"
 
 

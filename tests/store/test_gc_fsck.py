@@ -104,8 +104,12 @@ def test_fsck_reports_and_never_silently_repairs_published_objects(tmp_path: Pat
         assert good not in f.read()  # left as it was
     cache = CacheTier(tmp_path / "s" / "cache")
     cache.add_many([(blob, good)])
+    pack = store.locate(blob)[0]  # type: ignore[index]
     problems, _ = fsck(store, refs, cache, repair=True)
-    assert "restored from an intact copy in the cache" in problems[0].line()
+    # restored: the version is whole again, and the report says so (no "/p/v1 incomplete")
+    assert [p.line() for p in problems] == [
+        f"damaged object {blob.hex()} in {pack} (restored from an intact copy in the cache)"
+    ]
     assert fsck(store, refs, cache) == (
         [],
         {"objects": len(list(store.ids())), "cache_objects": 1, "versions": 1},
