@@ -1,28 +1,45 @@
-"""SIGKILL a node at random moments during ``ccn put`` and during fetches, 20 times.
+"""SIGKILL a node at random moments during ``ccn put``, fetches, gc, a promoting pin and
+``fsck --repair``.
 
 After every kill the store (opened directly, the node being dead) passes fsck — every object
 intact, every ref pointing to a complete version, the cache tier intact — and a version is either
 fully published or absent; the node restarts on the same store and serves every published
 version, byte for byte. Bounded: 8 MiB files, random kill points within the operation's span.
+
+gc, pin and fsck run in a fraction of a second on a few MiB, so their stores are built with
+small chunks (many objects from little data: the per-object work is what a kill cuts into). Each
+kill works on a fresh copy of one prepared store; one run to the end on a first copy measures the
+operation, and the kills are spread over that span, one in each of its quarters. What each kill
+left on disk shows where it landed (garbage partly removed, a pack half written, damage partly
+repaired), and the tests require kills in the middle, not only before or after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import re
+import shutil
 import signal
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
-from ccn.client import connect
+from ccn.client import Client, connect
+from ccn.errors import ConnectError, CorruptObject, ObjectNotFound
 from ccn.name import Name
 from ccn.store.cache import CacheTier
+from ccn.store.chunker import Chunker
+from ccn.store.files import import_bytes, publish
 from ccn.store.fsck import fsck
-from ccn.store.objstore import DiskObjectStore
-from ccn.store.refs import DiskRefStore
+from ccn.store.objects import children
+from ccn.store.objstore import DiskObjectStore, ObjectStore
+from ccn.store.refs import DiskRefStore, MemoryRefStore, RefStore
 from ccn.testing import NodeProcess, free_port, start_node, stop_all
 
 pytestmark = pytest.mark.slow
@@ -30,6 +47,10 @@ pytestmark = pytest.mark.slow
 PUT_KILLS = 10
 FETCH_KILLS = 10
 SIZE = 8 << 20
+GC_KILLS = PIN_KILLS = FSCK_KILLS = 4
+#: Many objects from little data for gc, pin and fsck: ~1.5 KiB chunks, 64 pointers a manifest.
+CHUNKS = Chunker(avg_size=2048, min_size=1024, max_size=8192)
+FANOUT = 64
 
 
 def _check_store(root: Path) -> list[int]:
@@ -124,3 +145,406 @@ async def test_sigkill_during_put_and_fetch(tmp_path: Path) -> None:
     # the random kill points did land inside operations, not only before or after them
     print(f"crash: {cut_puts}/{PUT_KILLS} puts and {cut_gets}/{FETCH_KILLS} fetches cut short")
     assert cut_puts >= 3 and cut_gets >= 3, (cut_puts, cut_gets)
+
+
+# -- gc, promoting pin, fsck --repair ------------------------------------------------------
+
+Command = Callable[[Client], Awaitable[Any]]
+
+
+@contextlib.contextmanager
+def _opened(root: Path) -> Iterator[tuple[DiskObjectStore, DiskRefStore, CacheTier | None]]:
+    """The main store, refs and cache tier of a dead node, opened directly."""
+    store = DiskObjectStore(root, fsync=False)
+    refs = DiskRefStore(root, fsync=False)
+    cache = CacheTier(root / "cache") if (root / "cache").exists() else None
+    try:
+        yield store, refs, cache
+    finally:
+        store.close()
+        refs.close()
+        if cache is not None:
+            cache.close()
+
+
+def _walk(store: ObjectStore, vid: bytes, label: str) -> set[bytes]:
+    """Every id below version ``vid``, itself included; fails unless each is there and intact."""
+    seen: set[bytes] = set()
+    stack = [vid]
+    while stack:
+        oid = stack.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        try:
+            obj = store.verify_object(oid)
+        except (ObjectNotFound, CorruptObject) as e:
+            raise AssertionError(f"{label} is not complete: {e}") from None
+        stack.extend(child for child, _kind in children(obj))
+    return seen
+
+
+def _reachable(store: ObjectStore, refs: RefStore) -> set[bytes]:
+    """Every object below every published version and every pin; fails unless all are there
+    and intact (our own walk, not gc's marking nor fsck's)."""
+    roots = {f"{name}/v{e.number}": e.id for name in refs.names() for e in refs.log(name)}
+    for pin in refs.pins():
+        vid = pin.id
+        if vid is None and pin.number is not None:
+            vid = refs.get(pin.name, pin.number)
+        elif vid is None:
+            latest = refs.latest(pin.name)
+            vid = None if latest is None else latest[1]
+        assert vid is not None, f"pin {pin.name} {pin.number} names no version"
+        roots[f"pin {pin.name} {pin.number}"] = vid
+    live: set[bytes] = set()
+    for label, vid in roots.items():
+        live |= _walk(store, vid, label)
+    return live
+
+
+def _check_dead(root: Path) -> tuple[set[bytes], set[bytes]]:
+    """fsck a dead node's store (no problem allowed) and check every published version and
+    every pin complete; return the ids of the main store and those reachable."""
+    with _opened(root) as (store, refs, cache):
+        problems, _checked = fsck(store, refs, cache)
+        assert not problems, [p.line() for p in problems]
+        return set(store.ids()), _reachable(store, refs)
+
+
+def _clone(template: Path, label: str, workdir: Path) -> Path:
+    """A copy of the (node-less) store ``template`` for node ``label``; return its root. Files
+    under objects/ and packs/ are never changed in place (written once, then only unlinked), so
+    they are hard links; the rest (refs, pins, cache segments, which are appended to) is copied."""
+    root = workdir / label / "store"
+
+    def copy(src: str, dst: str) -> None:
+        parts = Path(src).relative_to(template).parts
+        if parts[0] in ("objects", "packs"):
+            os.link(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(template, root, copy_function=copy)
+    return root
+
+
+async def _timed(node: NodeProcess, command: Command) -> tuple[float, Any]:
+    """Run ``command`` on ``node`` to its end; return how long it took and its result."""
+    async with connect(node.uri) as client:
+        start = trio.current_time()
+        result = await command(client)
+        return trio.current_time() - start, result
+
+
+async def _kill_amid(node: NodeProcess, command: Command, delay: float) -> bool:
+    """Send ``command`` to ``node``, SIGKILL the node ``delay`` s later; True if that cut the
+    command short (no reply had come)."""
+    replied = False
+
+    async def run(client: Client) -> None:
+        nonlocal replied
+        with contextlib.suppress(ConnectError):  # the node died first; any other error fails
+            await command(client)
+            replied = True
+
+    async with connect(node.uri) as client, trio.open_nursery() as nursery:
+        nursery.start_soon(run, client)
+        await trio.sleep(delay)
+        os.kill(node.process.pid, signal.SIGKILL)
+        await node.process.wait()
+    return not replied
+
+
+def _kill_points(rng: random.Random, span: float, kills: int) -> list[float]:
+    """One random moment in each of ``kills`` equal parts of ``span``."""
+    return [span * (i + rng.random()) / kills for i in range(kills)]
+
+
+def _starter(
+    workdir: Path, nodes: list[NodeProcess], routes: list[str]
+) -> Callable[[str], Awaitable[NodeProcess]]:
+    """Start node ``label`` on ``workdir/label/store`` with ``routes``; remember it in ``nodes``."""
+
+    async def start(label: str) -> NodeProcess:
+        sock = f"unix://{workdir}/{label}.sock"
+        node = await start_node(label, workdir, [sock], routes, sock)
+        nodes.append(node)
+        return node
+
+    return start
+
+
+def _gc_template(root: Path, rng: random.Random, workdir: Path) -> dict[int, bytes]:
+    """A store where gc has work; return what /g/file's versions hold, by number.
+
+    Each of /g/file's four versions shares its pack with as much garbage, so gc rewrites four
+    packs and carries the versions over; v2 is also pinned. A version of /g/other promoted
+    and unpinned since is a pack of nothing but garbage. Loose: 1500 garbage blobs, and loose
+    copies of 100 live objects (as fsck repair leaves them)."""
+    name = Name.parse("/g/file")
+    contents = {}
+    with DiskObjectStore(root, fsync=False) as store, DiskRefStore(root, fsync=False) as refs:
+        for n in range(1, 5):
+            src = workdir / f"g{n}.bin"
+            src.write_bytes(rng.randbytes(1 << 20))
+            contents[n] = src.read_bytes()
+            with store.batch() as b:
+                import_bytes(b, rng.randbytes(1 << 20), chunker=CHUNKS, fanout=FANOUT)
+                publish(b, refs, name, src, chunker=CHUNKS, fanout=FANOUT)
+        refs.pin(name, 2)
+        src = workdir / "other.bin"
+        src.write_bytes(rng.randbytes(1 << 20))
+        publish(store, MemoryRefStore(), Name.parse("/g/other"), src, chunker=CHUNKS, fanout=FANOUT)
+        for _ in range(1500):
+            store.put_blob(rng.randbytes(500))
+        for oid in sorted(_reachable(store, refs))[:100]:
+            store.rewrite(store.get(oid))
+    return contents
+
+
+async def _gc(client: Client) -> Any:
+    return await client.gc(grace=0)
+
+
+async def test_sigkill_during_gc(tmp_path: Path) -> None:
+    """Kills while gc removes loose garbage and rewrites packs: nothing reachable goes, and a
+    gc after the restart finishes the work."""
+    rng = random.Random(11)
+    template = tmp_path / "template"
+    contents = _gc_template(template, rng, tmp_path)
+    with _opened(template) as (store, refs, _cache):
+        reachable = _reachable(store, refs)
+        garbage = set(store.ids()) - reachable
+    nodes: list[NodeProcess] = []
+    start = _starter(tmp_path, nodes, [])
+    cut = middle = 0
+
+    def garbage_left(label: str) -> int:
+        ids, live = _check_dead(tmp_path / label / "store")
+        assert live == reachable and reachable <= ids  # nothing reachable was removed
+        return len(ids & garbage)
+
+    try:
+        with trio.fail_after(120):
+            _clone(template, "G0", tmp_path)
+            node = await start("G0")
+            span, report = await _timed(node, _gc)  # the measure: a gc to its end
+            await stop_all([node])
+            assert report["count"] == len(garbage) and garbage_left("G0") == 0
+            for i, delay in enumerate(_kill_points(rng, span, GC_KILLS), 1):
+                label = f"G{i}"
+                _clone(template, label, tmp_path)
+                node = await start(label)
+                cut += await _kill_amid(node, _gc, delay)
+                middle += 0 < garbage_left(label) < len(garbage)
+                node = await start(label)
+                async with connect(node.uri) as c:
+                    await c.gc(grace=0)  # finishes the work, over what the kill left
+                    for n, data in contents.items():
+                        assert await c.get(f"/g/file/v{n}") == data
+                await stop_all([node])
+                assert garbage_left(label) == 0
+    finally:
+        await stop_all([n for n in nodes if n.process.returncode is None])
+    print(f"crash: gc {span:.2f} s, {cut}/{GC_KILLS} cut short, {middle} with garbage partly gone")
+    assert cut >= GC_KILLS // 2 and middle >= 1, (cut, middle)
+
+
+def _version_objects(store: ObjectStore, vid: bytes) -> dict[bytes, bytes]:
+    """Version ``vid`` and every object below it, by id."""
+    return {oid: store.get(oid) for oid in _walk(store, vid, "")}
+
+
+def _promotion_stores(
+    p_root: Path, c_root: Path, rng: random.Random, workdir: Path
+) -> tuple[dict[int, bytes], dict[int, dict[bytes, bytes]], dict[int, bytes]]:
+    """P publishes /c/pin v1 and v2. C has v1 pinned (promoted earlier: in its main store, and
+    in its cache tier, which keeps copies) and v2 in its cache tier only, as a fetch through C
+    leaves it. Return the contents, the objects and the version ids of v1 and v2."""
+    name = Name.parse("/c/pin")
+    contents, objects, ids = {}, {}, {}
+    with DiskObjectStore(p_root, fsync=False) as store, DiskRefStore(p_root, fsync=False) as refs:
+        for n in (1, 2):
+            src = workdir / f"pin{n}.bin"
+            src.write_bytes(rng.randbytes(n << 21))
+            contents[n] = src.read_bytes()
+            publish(store, refs, name, src, chunker=CHUNKS, fanout=FANOUT)
+            vid = refs.get(name, n)
+            assert vid is not None
+            ids[n], objects[n] = vid, _version_objects(store, vid)
+    with DiskObjectStore(c_root, fsync=False) as store, DiskRefStore(c_root, fsync=False) as refs:
+        with store.batch() as b:
+            for raw in objects[1].values():
+                b.put(raw)
+        refs.pin(name, 1, ids[1])
+    tier = CacheTier(c_root / "cache")
+    try:
+        tier.add_many([*objects[1].items(), *objects[2].items()])
+    finally:
+        tier.close()
+    return contents, objects, ids
+
+
+async def test_sigkill_during_promoting_pin(tmp_path: Path) -> None:
+    """Kills while pin copies a version fetched from P out of the cache tier into C's store: the
+    version is pinned and complete, or not pinned and still all in the tier; the earlier pin is
+    untouched; after a restart the pin completes."""
+    rng = random.Random(12)
+    template = tmp_path / "template"
+    p_root = tmp_path / "P" / "store"
+    contents, objects, ids = _promotion_stores(p_root, template, rng, tmp_path)
+    p_port = free_port()
+    p_sock = f"unix://{tmp_path}/P.sock"
+    nodes: list[NodeProcess] = []
+    start = _starter(tmp_path, nodes, [f"/c=tcp://127.0.0.1:{p_port}"])
+    outcomes: list[str] = []
+    cut = 0
+
+    async def promote(client: Client) -> Any:
+        # what 'ccn pin /c/pin/v2' sends once the node holds every object of the version
+        params = {"name": "/c/pin/v2", "version": objects[2][ids[2]]}
+        return await client.command("pin", params, timeout=60)
+
+    def check(label: str) -> str:
+        """Check C's store; say what the kill left of the promotion."""
+        root = tmp_path / label / "store"
+        _ids, live = _check_dead(root)
+        assert set(objects[1]) <= live  # the earlier pin is complete
+        with _opened(root) as (store, refs, cache):
+            assert cache is not None
+            # nothing is lost: what is not in the main store yet is still in the tier
+            assert all(store.has(oid) or cache.known(oid) for oid in objects[2])
+            pinned = {p.number: p.id for p in refs.pins()}
+            if 2 in pinned:
+                assert pinned[2] == ids[2] and set(objects[2]) <= live
+                return "pinned"
+            if store.has(ids[2]):
+                return "copied, not pinned"
+        packs = list((root / "packs").glob("*.pack"))
+        half = [p for p in packs if not p.with_suffix(".idx").exists()]
+        return "pack half written" if half else "nothing"
+
+    try:
+        with trio.fail_after(120):
+            nodes.append(
+                await start_node("P", tmp_path, [p_sock, f"tcp://127.0.0.1:{p_port}"], [], p_sock)
+            )
+            _clone(template, "C0", tmp_path)
+            node = await start("C0")
+            span, reply = await _timed(node, promote)  # the measure: a promotion to its end
+            await stop_all([node])
+            assert reply.get("pinned") == "/c/pin/v2" and check("C0") == "pinned", reply
+            for i, delay in enumerate(_kill_points(rng, span, PIN_KILLS), 1):
+                label = f"C{i}"
+                _clone(template, label, tmp_path)
+                node = await start(label)
+                cut += await _kill_amid(node, promote, delay)
+                outcomes.append(check(label))
+                node = await start(label)
+                async with connect(node.uri) as c:
+                    assert await c.pin("/c/pin/v2") == Name.parse("/c/pin/v2")
+                    for n, data in contents.items():
+                        assert await c.get(f"/c/pin/v{n}") == data
+                await stop_all([node])
+                assert check(label) == "pinned"
+    finally:
+        await stop_all([n for n in nodes if n.process.returncode is None])
+    print(f"crash: promotion {span:.2f} s, {cut}/{PIN_KILLS} cut short: {outcomes}")
+    assert cut >= PIN_KILLS // 2 and "pack half written" in outcomes, outcomes
+
+
+def _flip(path: Path, offset: int, length: int) -> None:
+    """Damage the middle byte of the ``length`` bytes at ``offset`` (of a read-only file too)."""
+    mode = path.stat().st_mode
+    path.chmod(mode | 0o200)
+    with open(path, "r+b") as f:
+        f.seek(offset + length // 2)
+        byte = f.read(1)[0]
+        f.seek(offset + length // 2)
+        f.write(bytes([byte ^ 0xFF]))
+    path.chmod(mode)
+
+
+async def _repair(client: Client) -> Any:
+    return await client.fsck(repair=True)
+
+
+async def test_sigkill_during_fsck_repair(tmp_path: Path) -> None:
+    """Kills while fsck --repair restores damaged objects of the main store from intact copies
+    in the cache tier and drops damaged cache objects: after the kill the store holds the damage
+    we made less what was repaired, and nothing else (no object or intact copy lost, nothing
+    newly damaged); a repair after the restart finishes the work."""
+    rng = random.Random(13)
+    template = tmp_path / "template"
+    p_root = tmp_path / "P" / "store"
+    contents, objects, ids = _promotion_stores(p_root, template, rng, tmp_path)
+    blobs = [
+        sorted(oid for oid, raw in objects[n].items() if raw[:2] == b"\x92\x01") for n in (1, 2)
+    ]
+    in_store = set(rng.sample(blobs[0], 150))  # pinned v1: damaged in the main store's pack
+    in_tier = set(rng.sample(blobs[1], 150))  # v2: damaged in the cache tier
+    with _opened(template) as (store, _refs, cache):
+        assert cache is not None
+        spots = [store.locate(oid) for oid in in_store] + [cache.locate(oid) for oid in in_tier]
+    for spot in spots:
+        assert spot is not None
+        _flip(Path(spot[0]), spot[1], spot[2])
+    planted = len(in_store) + len(in_tier)
+    pin_line = (
+        rf"pin /c/pin/v1 \({ids[1].hex()}\): incomplete: \d+ object\(s\) damaged \(first \w+\)"
+    )
+    p_port = free_port()
+    p_sock = f"unix://{tmp_path}/P.sock"
+    nodes: list[NodeProcess] = []
+    start = _starter(tmp_path, nodes, [f"/c=tcp://127.0.0.1:{p_port}"])
+    cut = middle = 0
+
+    def damage_left(label: str) -> int:
+        """Check what a killed repair left; return how much of the damage is still there."""
+        with _opened(tmp_path / label / "store") as (store, refs, cache):
+            assert cache is not None
+            problems, _checked = fsck(store, refs, cache)
+            # nothing went: v1 is all in the main store, and so are the intact copies in the
+            # tier that restoring it needs; v2 is in the tier but for what was damaged there
+            assert set(objects[1]) <= set(store.ids()) and set(objects[1]) <= set(cache.ids())
+            assert set(objects[2]) - in_tier <= set(cache.ids())
+        left = 0
+        for p in problems:
+            m = re.fullmatch(r"damaged (cache )?object (\w{64})( in .*)?", p.line())
+            if m is None:
+                assert re.fullmatch(pin_line, p.line()), p.line()
+                continue
+            assert bytes.fromhex(m[2]) in (in_tier if m[1] else in_store), p.line()
+            left += 1
+        return left
+
+    try:
+        with trio.fail_after(120):
+            nodes.append(
+                await start_node("P", tmp_path, [p_sock, f"tcp://127.0.0.1:{p_port}"], [], p_sock)
+            )
+            _clone(template, "F0", tmp_path)
+            node = await start("F0")
+            span, report = await _timed(node, _repair)  # the measure: a repair to its end
+            await stop_all([node])
+            assert report["unrepaired"] == 0 and damage_left("F0") == 0, report
+            _check_dead(tmp_path / "F0" / "store")
+            for i, delay in enumerate(_kill_points(rng, span, FSCK_KILLS), 1):
+                label = f"F{i}"
+                _clone(template, label, tmp_path)
+                node = await start(label)
+                cut += await _kill_amid(node, _repair, delay)
+                middle += 0 < damage_left(label) < planted
+                node = await start(label)
+                async with connect(node.uri) as c:
+                    report = await c.fsck(repair=True)  # finishes the work
+                    assert report["unrepaired"] == 0, report
+                    for n, data in contents.items():
+                        assert await c.get(f"/c/pin/v{n}") == data
+                await stop_all([node])
+                _check_dead(tmp_path / label / "store")
+    finally:
+        await stop_all([n for n in nodes if n.process.returncode is None])
+    print(f"crash: fsck --repair {span:.2f} s, {cut}/{FSCK_KILLS} cut short, {middle} in between")
+    assert cut >= FSCK_KILLS // 2 and middle >= 1, (cut, middle)
