@@ -434,7 +434,7 @@ async def test_silent_network_faces_give_way_and_cannot_take_the_apps_slots(
     (drops.silent_faces), and when every face has spoken the newcomer is refused."""
     from ccn import node as node_module
 
-    monkeypatch.setattr(node_module, "SILENT_GRACE", 1.0)  # "not for long yet": < 0.3 s in
+    monkeypatch.setattr(node_module, "SILENT_GRACE", 1.0)  # the steps before: ~0.2 s
     async with node_in_process(tmp_path, max_faces=2) as (node, uri), trio.open_nursery() as n:
         peers = _NetworkPeers(node, n)
         faces = peers.faces
@@ -470,7 +470,7 @@ async def test_one_network_host_cannot_take_the_whole_network_pool(
     faces has been silent past the grace; other hosts and faces the node dialled still get in."""
     from ccn import node as node_module
 
-    monkeypatch.setattr(node_module, "SILENT_GRACE", 1.0)  # "not for long yet": < 0.3 s in
+    monkeypatch.setattr(node_module, "SILENT_GRACE", 1.0)  # the steps before: ~0.2 s
     async with (
         node_in_process(tmp_path, max_faces=10, max_faces_per_host=2) as (node, uri),
         trio.open_nursery() as n,
