@@ -280,16 +280,17 @@ def _starter(
 def _gc_template(root: Path, rng: random.Random, workdir: Path) -> dict[int, bytes]:
     """A store where gc has work; return what /g/file's versions hold, by number.
 
-    Each of /g/file's four versions shares its pack with as much garbage, so gc rewrites four
-    packs and carries the versions over; v2 is also pinned. A version of /g/other promoted
-    and unpinned since is a pack of nothing but garbage. Loose: 1500 garbage blobs, and loose
-    copies of 100 live objects (as fsck repair leaves them)."""
+    Each of /g/file's four versions (2 MiB) shares its pack with 1 MiB of garbage, so gc
+    rewrites four packs and carries the versions over (copying them is most of its time); v2 is
+    also pinned. A version of /g/other promoted and unpinned since is a pack of nothing but
+    garbage. Loose: 1500 garbage blobs, and loose copies of 100 live objects (as fsck repair
+    leaves them)."""
     name = Name.parse("/g/file")
     contents = {}
     with DiskObjectStore(root, fsync=False) as store, DiskRefStore(root, fsync=False) as refs:
         for n in range(1, 5):
             src = workdir / f"g{n}.bin"
-            src.write_bytes(rng.randbytes(1 << 20))
+            src.write_bytes(rng.randbytes(2 << 20))
             contents[n] = src.read_bytes()
             with store.batch() as b:
                 import_bytes(b, rng.randbytes(1 << 20), chunker=CHUNKS, fanout=FANOUT)
