@@ -519,6 +519,19 @@ class DiskObjectStore(ObjectStore):
             p = self._packed.get(oid)
             if p is None:
                 raise ObjectNotFound(f"no object {oid.hex()}")
+            try:
+                return self._read_from(p, oid)
+            except CorruptObject:
+                if quarantine:
+                    del self._packed[oid]
+                    if self._count is not None and oid not in self._loose:
+                        self._count -= 1
+                        self._bytes -= p.entries[oid][1]
+                raise
+
+    def _read_from(self, p: _Pack, oid: bytes) -> bytes:
+        """Pack ``p``'s own copy of ``oid``, verified (CorruptObject if it does not match)."""
+        with self._lock:
             off, length = p.entries[oid]
             try:
                 if p.fd is None:
@@ -527,11 +540,6 @@ class DiskObjectStore(ObjectStore):
             except FileNotFoundError:
                 raw = b""
             if len(raw) != length or object_id(raw) != oid:
-                if quarantine:
-                    del self._packed[oid]
-                    if self._count is not None and oid not in self._loose:
-                        self._count -= 1
-                        self._bytes -= length
                 raise CorruptObject(f"packed object {oid.hex()} in {p.name} does not match its id")
             return raw
 
@@ -553,10 +561,11 @@ class DiskObjectStore(ObjectStore):
         gone: set[bytes] = set()
         by_pack: dict[str, set[bytes]] = {}
         with self._lock:
-            for oid in oids:
-                p = self._packed.get(oid)
-                if p is not None:
-                    by_pack.setdefault(p.name, set()).add(oid)
+            # Every pack that holds one (a repack cut short leaves an object in two packs).
+            for pack in self._packs.values():
+                here = oids & pack.entries.keys()
+                if here:
+                    by_pack[pack.name] = here
         for oid in oids:
             _, path = self._path(oid)
             with self._lock:
@@ -580,19 +589,47 @@ class DiskObjectStore(ObjectStore):
         """Rewrite pack ``p`` without ``drop`` (its live objects go into a new pack, which is
         committed before the old one is removed); return the ids dropped."""
         keep = [oid for oid in p.entries if oid not in drop]
+        elsewhere = self._intact_elsewhere(p, keep)
         writer = _PackWriter(self, dedup=False)
         try:
             for oid in keep:
+                if oid in elsewhere:
+                    continue  # another pack holds it intact: not copied a second time
                 try:
-                    writer.put(self._read_packed(oid, quarantine=False))
-                except (CorruptObject, ObjectNotFound, InvalidObject):
+                    writer.put(self._read_from(p, oid))
+                except (CorruptObject, InvalidObject):
                     drop.add(oid)  # a damaged object is not carried over
         except BaseException:
             writer.abort()
             raise
         writer.commit()
+        with self._lock:
+            for oid, q in elsewhere.items():
+                if self._packed.get(oid) is p:
+                    self._packed[oid] = q
         self.remove_pack(p.name)
         return {oid for oid in drop if oid in p.entries}
+
+    def _intact_elsewhere(self, p: _Pack, oids: list[bytes]) -> dict[bytes, _Pack]:
+        """Of ``oids``, those another pack holds intact, and that pack. A repack cut short (a
+        crash after the new pack was committed, before the old one was deleted) leaves the live
+        objects in two packs; without this, every later repack of the old one copied them
+        again, and the duplicates stayed for good. A copy elsewhere is read and verified
+        first: a damaged duplicate must not cost the only good copy."""
+        with self._lock:
+            others = [q for q in self._packs.values() if q is not p]
+        wanted = set(oids)
+        found: dict[bytes, _Pack] = {}
+        for q in others:
+            for oid in wanted & q.entries.keys():
+                if oid in found:
+                    continue
+                try:
+                    self._read_from(q, oid)
+                except CorruptObject:
+                    continue
+                found[oid] = q
+        return found
 
     def remove_pack(self, name: str) -> None:
         """Forget and delete one pack (index first, so no reader finds a pack half gone)."""

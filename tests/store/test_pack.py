@@ -135,6 +135,53 @@ def test_delete_rewrites_the_pack_without_the_object(tmp_path: Path) -> None:
         assert _packs(tmp_path) == [] and s.stats() == StoreStats(0, 0)
 
 
+def _copies(s: DiskObjectStore) -> int:
+    return sum(len(ids) for _mtime, ids in s.packs().values())
+
+
+def _repack_cut_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """A pack of 6 live objects and 4 garbage ones; a delete of 2 of the garbage that crashed
+    after its new pack was committed, before the old pack was deleted: the old pack (10) and
+    the new one (8) are both on disk. Returns the live ids, then the garbage ones."""
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        with s.batch() as b:
+            ids = [b.put_blob(d) for d in _blobs(10)]
+        with monkeypatch.context() as m:
+            m.setattr(s, "remove_pack", lambda name: None)  # the crash
+            s.delete_many(ids[6:8])
+    return ids
+
+
+def test_a_repack_after_one_cut_short_does_not_store_live_objects_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _repack_cut_short(tmp_path, monkeypatch)
+    with DiskObjectStore(tmp_path, fsync=False) as s:  # restarted
+        assert len(_packs(tmp_path)) == 4 and _copies(s) == 18
+        assert s.delete_many(ids[6:]) == set(ids[6:])  # the next gc
+        assert _copies(s) == 6  # each live object once (it was 12: the old pack copied again)
+        assert all(s.get_object(i) for i in ids[:6])
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        assert _copies(s) == 6 and all(s.get_object(i) for i in ids[:6])
+
+
+def test_a_repack_keeps_its_own_copy_when_the_other_one_is_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _repack_cut_short(tmp_path, monkeypatch)
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        newer = next(name for name, (_mtime, held) in s.packs().items() if len(held) == 8)
+        with open(tmp_path / "packs" / f"{newer}.pack", "r+b") as f:  # every byte damaged
+            size = f.seek(0, os.SEEK_END)
+            f.seek(0)
+            f.write(bytes(size))
+        older = next(n for n in s.packs() if n != newer)
+        s.delete_many([i for i in ids[8:] if i in s.packs()[older][1]])
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        for i in ids[:6]:  # the old pack's good copies were carried over, not dropped
+            assert s.get_object(i) is not None
+
+
 def test_import_of_a_file_is_one_pack(tmp_path: Path) -> None:
     with DiskObjectStore(tmp_path, fsync=False) as s:
         root = import_bytes(s, os.urandom(2 << 20))
