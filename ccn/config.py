@@ -167,12 +167,19 @@ def parse_route(text: str) -> tuple[Name, str]:
         raise ConfigError(f"route {text!r} must look like /prefix=tcp://host:port")
     try:
         FaceUri.parse(uri)
-        name = Name.parse(prefix)
+        name = check_routable(Name.parse(prefix))
     except LocalError as e:  # say which setting: "name must start with '/'" alone did not
         raise ConfigError(f"route {text!r}: {e}") from None
-    if name.is_localhost:
-        raise ConfigError(f"route {text!r}: /localhost is the node's own; it takes no routes")
     return name, uri
+
+
+def check_routable(prefix: Name) -> Name:
+    """``prefix``, if routes may be added for it or removed from it: not under ``/localhost``,
+    which is the node's own (removing ``/localhost/ccn`` left a node deaf to every command
+    until it restarted; a route under it sent the node's commands to another node)."""
+    if prefix.is_localhost:
+        raise ConfigError(f"{prefix}: /localhost is the node's own; it takes no routes")
+    return prefix
 
 
 def _typed(where: str, key: str, value: Any, kind: type[Any]) -> Any:

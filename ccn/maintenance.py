@@ -135,10 +135,11 @@ class Maintenance:
                     raw = cache.get(oid)
                     if raw is None:
                         raw = trio.from_thread.run_sync(self._from_cs, oid)
-                        if raw is None:
-                            missing += 1
-                            continue
-                        from_cs.append((oid, raw))
+                        if raw is not None:
+                            from_cs.append((oid, raw))
+                    if raw is None:
+                        missing += 1
+                        continue
                     batch.put(raw)
                 if kind is not Kind.BLOB:
                     obj = decode(raw)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
+from ccn.config import check_routable
 from ccn.errors import CcnError, DecodeError, os_error_text
 from ccn.faces.internal import InternalFace
 from ccn.faces.uri import FaceUri
@@ -206,10 +207,5 @@ def _name(value: object) -> Name:
 
 
 def _routable(value: object) -> Name:
-    """A prefix routes may be added for or removed from: not under ``/localhost``, which is
-    this node's own (removing ``/localhost/ccn`` left the node deaf to every command until it
-    restarted; a route under it sent commands to another node)."""
-    prefix = _name(value)
-    if prefix.is_localhost:
-        raise CommandFailed(f"{prefix}: /localhost is this node's own; it takes no routes")
-    return prefix
+    """A prefix routes may be added for or removed from (see :func:`check_routable`)."""
+    return check_routable(_name(value))

@@ -25,20 +25,24 @@ def test_toml_file_sets_everything(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "message"),
     [
-        "bogus = 1\n",
-        "cs_bytes = 'big'\n",
-        "listen = ['ftp://x']\n",
-        "routes = ['no-equals']\n",
-        "fsync = 1\n",
-        "= broken toml",
+        ("bogus = 1\n", None),
+        ("cs_bytes = 'big'\n", None),
+        ("listen = ['ftp://x']\n", None),
+        ("routes = ['no-equals']\n", None),
+        ("fsync = 1\n", None),
+        ("= broken toml", None),
+        # a cs_bytes beyond 64 bits was accepted, and the node died on its first 'ccn status'
+        ("cs_bytes = 99999999999999999999999\n", "must be at"),
+        ("pit_max_entries = 9223372036854775808\n", "must be at"),
+        ("cache_bytes = -1\n", "must be at"),
     ],
 )
-def test_bad_config_is_one_clear_error(tmp_path: Path, text: str) -> None:
+def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, message: str | None) -> None:
     f = tmp_path / "bad.toml"
     f.write_text(text)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=message):
         NodeConfig.from_file(f)
 
 
@@ -52,22 +56,6 @@ def test_parse_route() -> None:
         parse_route("/a=http://h")
     with pytest.raises(ConfigError, match="takes no routes"):
         parse_route("/localhost/ccn=tcp://h:1")
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "cs_bytes = 99999999999999999999999\n",
-        "pit_max_entries = 9223372036854775808\n",
-        "cache_bytes = -1\n",
-    ],
-)
-def test_out_of_range_numbers_are_refused(tmp_path: Path, text: str) -> None:
-    # a cs_bytes beyond 64 bits was accepted, and the node died on its first 'ccn status'
-    f = tmp_path / "node.toml"
-    f.write_text(text)
-    with pytest.raises(ConfigError, match="must be at"):
-        NodeConfig.from_file(f)
 
 
 def test_cache_tier_may_be_off_and_numbers_may_be_large(tmp_path: Path) -> None:

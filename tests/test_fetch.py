@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -19,12 +21,20 @@ from ccn.store.objects import Version
 from ccn.testing import node_in_process
 
 
-async def test_a_lossless_fetch_never_wakes_for_timers(tmp_path: Path) -> None:
+@asynccontextmanager
+async def _published(tmp_path: Path, size: int) -> AsyncIterator[tuple[Client, Path]]:
+    """An in-process node with ``size`` random bytes published as ``/f``: a client to it, and
+    the file."""
     src = tmp_path / "f.bin"
-    src.write_bytes(os.urandom(6 << 20))
+    src.write_bytes(os.urandom(size))
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        await client.put(src, "/f")
+        yield client, src
+
+
+async def test_a_lossless_fetch_never_wakes_for_timers(tmp_path: Path) -> None:
     with trio.fail_after(60):
-        async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
-            await client.put(src, "/f")
+        async with _published(tmp_path, 6 << 20) as (client, src):
             _name, _version, stats = await fetch_version(client, Name.parse("/f"), tmp_path / "o")
     assert (tmp_path / "o").read_bytes() == src.read_bytes()
     assert stats.objects > 50 and stats.timeouts == 0
@@ -45,13 +55,10 @@ async def test_a_content_hash_mismatch_leaves_no_partial_output(
         return versioned, dataclasses.replace(version, content_hash=bytes(32))
 
     monkeypatch.setattr(fetch_module, "resolve", wrong_hash)
-    src = tmp_path / "f.bin"
-    src.write_bytes(os.urandom(1 << 20))
     out = tmp_path / "out"
     out.mkdir()
     with trio.fail_after(60):
-        async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
-            await client.put(src, "/f")
+        async with _published(tmp_path, 1 << 20) as (client, _src):
             with pytest.raises(VerificationError, match="content hash mismatch"):
                 await fetch_version(client, Name.parse("/f"), out / "o")
     assert list(out.iterdir()) == []
@@ -74,11 +81,8 @@ async def test_what_a_killed_fetch_left_does_not_become_part_of_the_next(tmp_pat
 
 async def test_a_damaged_object_at_the_source_is_named_in_the_error(tmp_path: Path) -> None:
     # said "/f/v1 not found", although the version was found and only one chunk was not
-    src = tmp_path / "f.bin"
-    src.write_bytes(os.urandom(1 << 20))
     with trio.fail_after(60):
-        async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
-            await client.put(src, "/f")
+        async with _published(tmp_path, 1 << 20) as (client, _src):
             (pack,) = (tmp_path / "node" / "packs").glob("*.pack")
             with open(pack, "r+b") as f:
                 f.seek(1 << 19)
