@@ -187,13 +187,17 @@ class _Transfer:
         self.next_issue = 0
         self.error: BaseException | None = None
         self.finished = trio.Event()
+        #: While this task sleeps: the scope whose deadline is its wake-up, and the index of the
+        #: Interest whose timer that deadline is (-1: none). Answers and new Interests move it.
+        self._sleep: trio.CancelScope | None = None
+        self._sleeping_on = -1
 
     async def run(self) -> None:
         self._fill()
         while not self.finished.is_set():
-            deadline = self._next_deadline()
-            with trio.move_on_at(deadline):
+            with trio.move_on_at(self._next_deadline()) as self._sleep:
                 await self.client._wait(self.finished)
+            self._sleep = None
             if self.finished.is_set():
                 break
             self.pipe.stats.timer_wakeups += 1
@@ -202,17 +206,20 @@ class _Transfer:
             raise self.error
 
     def _next_deadline(self) -> float:
-        """The earliest retransmission timer still live. Timers of answered Interests stay in
-        the heap (lazy deletion); dropping them here keeps this task asleep until a timer can
-        actually fire, instead of waking (a cancellation, an exception) once per answer."""
+        """The earliest retransmission timer still live (and note whose it is). Timers of
+        answered Interests stay in the heap (lazy deletion); dropping them here keeps this task
+        asleep until a timer can actually fire, instead of waking (a cancellation, an exception)
+        once per answer."""
         timers = self.timers
         outstanding = self.outstanding
         while timers:
-            _, index, nonce = timers[0]
+            deadline, index, nonce = timers[0]
             entry = outstanding.get(index)
             if entry is not None and entry.interest.nonce == nonce:
-                return timers[0][0]
+                self._sleeping_on = index
+                return deadline
             heapq.heappop(timers)
+        self._sleeping_on = -1
         return math.inf
 
     def forget_all(self) -> None:
@@ -233,8 +240,14 @@ class _Transfer:
             self.client.forget(old.interest)
         self.outstanding[index] = _Outstanding(index, interest, now, retries)
         self.client.send(interest, lambda packet: self._on_answer(digest, packet))
-        heapq.heappush(self.timers, (now + self.pipe.rto, index, interest.nonce))
+        deadline = now + self.pipe.rto
+        heapq.heappush(self.timers, (deadline, index, interest.nonce))
         self.pipe.stats.interests += 1
+        sleep = self._sleep
+        if sleep is not None and (deadline < sleep.deadline or index == self._sleeping_on):
+            # sent while the task sleeps (an answer's refill, a Nack's retry): wake in time for
+            # it, and not for the timer of the Interest it replaces
+            sleep.deadline = self._next_deadline()
 
     def _fill(self) -> None:
         """Issue Interests while the window and the reorder bound allow."""
@@ -287,6 +300,9 @@ class _Transfer:
         for i in indexes:
             self.outstanding.pop(i, None)
             self.done[i] = content
+        if self._sleeping_on in indexes and self._sleep is not None:
+            # the task sleeps until this Interest's timer, now dead: until the next live one
+            self._sleep.deadline = self._next_deadline()
         pipe.stats.objects += 1
         pipe.stats.bytes += len(content)
         done = self.done

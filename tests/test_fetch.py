@@ -11,12 +11,16 @@ from pathlib import Path
 
 import pytest
 import trio
+from blake3 import blake3
 
 import ccn.fetch as fetch_module
 from ccn.client import Client, connect
 from ccn.errors import NotFound, VerificationError
-from ccn.fetch import fetch_version
+from ccn.faces.base import Face
+from ccn.faces.memory import memory_face_pair
+from ccn.fetch import INITIAL_RTO, INITIAL_WINDOW, Pipeline, fetch_version
 from ccn.name import Name
+from ccn.packet import Data, Interest, Packet
 from ccn.store.objects import Version
 from ccn.testing import node_in_process
 
@@ -41,6 +45,78 @@ async def test_a_lossless_fetch_never_wakes_for_timers(tmp_path: Path) -> None:
     # Retransmission timers are on trio's clock: a deadline on another clock would either
     # never fire or fire at once, every time round (a busy loop for the whole fetch).
     assert stats.timer_wakeups == 0
+
+
+async def test_an_answered_interests_timer_does_not_wake_the_fetch(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Every Interest is answered 0.8 RTO after it left: no timer ever fires. The fetching task
+    # went to sleep until the first Interests' timers; their answers (and the Interests the
+    # window then sends, with later timers) must move that wake-up, not leave a dead one.
+    contents = [bytes([i]) * 100 for i in range(3 * INITIAL_WINDOW)]
+    ids = [blake3(c).digest() for c in contents]
+    by_id = dict(zip(ids, contents, strict=True))
+    near, far = memory_face_pair()
+    due, pending = trio.open_memory_channel[tuple[float, bytes]](len(ids))
+
+    def producer_gets(_face: Face, packet: Packet) -> None:
+        assert type(packet) is Interest and packet.digest is not None
+        due.send_nowait((trio.current_time() + 0.8 * INITIAL_RTO, packet.digest))
+
+    async def producer_answers() -> None:
+        async for when, digest in pending:
+            await trio.sleep_until(when)
+            far.send(Data(Name(()), by_id[digest]))
+
+    got: list[int] = []
+    client = Client(near)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(near.run, client._deliver)
+        nursery.start_soon(far.run, producer_gets)
+        nursery.start_soon(producer_answers)
+        pipe = Pipeline(client, Name.parse("/f"))
+        await pipe.fetch_ordered(ids, lambda i, _raw: got.append(i))
+        nursery.cancel_scope.cancel()
+    assert got == list(range(len(ids)))
+    assert pipe.stats.timeouts == 0
+    assert pipe.stats.timer_wakeups == 0
+
+
+async def test_a_timer_earlier_than_the_sleep_is_not_late(autojump_clock: trio.abc.Clock) -> None:
+    # The first answer comes after 0.05 s, so the RTO falls from INITIAL_RTO to MIN_RTO and the
+    # Interests the window sends then have timers before those the task went to sleep on. The
+    # producer ignores every first Interest but that one: the next Interest's retransmission
+    # must leave when its own timer fires.
+    contents = [bytes([i]) * 100 for i in range(INITIAL_WINDOW + 2)]
+    ids = [blake3(c).digest() for c in contents]
+    by_id = dict(zip(ids, contents, strict=True))
+    near, far = memory_face_pair()
+    seen: dict[bytes, list[float]] = {}
+
+    async def answer_later(digest: bytes) -> None:
+        await trio.sleep(0.05)
+        far.send(Data(Name(()), by_id[digest]))
+
+    async with trio.open_nursery() as nursery:
+
+        def producer_gets(_face: Face, packet: Packet) -> None:
+            assert type(packet) is Interest and packet.digest is not None
+            times = seen.setdefault(packet.digest, [])
+            times.append(trio.current_time())
+            if packet.digest == ids[0] or len(times) > 1:
+                nursery.start_soon(answer_later, packet.digest)
+
+        client = Client(near)
+        nursery.start_soon(near.run, client._deliver)
+        nursery.start_soon(far.run, producer_gets)
+        pipe = Pipeline(client, Name.parse("/f"))
+        await pipe.fetch_ordered(ids, lambda _i, _raw: None)
+        nursery.cancel_scope.cancel()
+    start = seen[ids[0]][0]
+    first, again = seen[ids[INITIAL_WINDOW]]
+    assert first == pytest.approx(start + 0.05)
+    assert again == pytest.approx(first + fetch_module.MIN_RTO)
+    assert seen[ids[1]][1] == pytest.approx(start + INITIAL_RTO)
 
 
 async def test_a_content_hash_mismatch_leaves_no_partial_output(
