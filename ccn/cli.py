@@ -450,6 +450,8 @@ def cmd_node(args: argparse.Namespace) -> int:
                     + ndn,
                     flush=True,
                 )
+                for error in node.unreachable():
+                    print(f"ccn node: {error}; retrying in the background", file=sys.stderr)
                 async for _sig in signals:
                     nursery.cancel_scope.cancel()
                     break

@@ -97,6 +97,9 @@ class _Neighbour:
     face: Face | None = None
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
     connected: trio.Event = field(default_factory=trio.Event)
+    #: Set once the first dial has succeeded or failed; ``error`` says why the last one failed.
+    tried: trio.Event = field(default_factory=trio.Event)
+    error: str = ""
 
 
 class Node:
@@ -205,10 +208,11 @@ class Node:
                     self.discovery = Discovery(self, port=self.config.multicast_port)
                     await nursery.start(self.discovery.run)
                 # Give configured neighbours a moment so the first request after start has its
-                # routes; one that is not up yet keeps being re-dialled in the background.
+                # routes: until each is up or refused (one that is not up yet keeps being
+                # re-dialled in the background, see :meth:`unreachable`).
                 with trio.move_on_after(INITIAL_DIAL_WAIT):
                     for nb in list(self.neighbours.values()):
-                        await nb.connected.wait()
+                        await nb.tried.wait()
                 task_status.started(list(self.bound))
         finally:
             self._save_cache()
@@ -530,13 +534,17 @@ class Node:
                     family = socket.AF_INET6 if ":" in nb.uri.host else socket.AF_INET
                     channel = await self.udp_channel(family)
                     face = channel.face_for(await channel.resolve(nb.uri), persistent=True)
-                except ConnectError:
+                except ConnectError as e:
+                    nb.error = str(e)
+                    nb.tried.set()
                     await trio.sleep(MAX_REDIAL_DELAY)
                     continue
                 nb.face = face
                 for prefix, cost in nb.prefixes.items():
                     self.forwarder.add_route(prefix, face.id, cost)
+                nb.error = ""
                 nb.connected.set()
+                nb.tried.set()
                 try:
                     await face.wait_closed()
                 finally:
@@ -554,7 +562,9 @@ class Node:
             while nb.prefixes:
                 try:
                     face = await dial(nb.uri)
-                except ConnectError:
+                except ConnectError as e:
+                    nb.error = str(e)
+                    nb.tried.set()
                     await trio.sleep(delay)
                     delay = min(MAX_REDIAL_DELAY, delay * 2)
                     continue
@@ -563,7 +573,9 @@ class Node:
                 self._attach(face)
                 for prefix, cost in nb.prefixes.items():
                     self.forwarder.add_route(prefix, face.id, cost)
+                nb.error = ""
                 nb.connected.set()
+                nb.tried.set()
                 try:
                     await face.run(self.receive)
                 finally:
@@ -572,12 +584,17 @@ class Node:
                     self._detach(face)
                 await trio.sleep(REDIAL_DELAY)
 
+    def unreachable(self) -> list[str]:
+        """Why each configured neighbour that is not connected is not (its last dial error)."""
+        return [nb.error for nb in self.neighbours.values() if nb.face is None and nb.error]
+
     async def add_route(self, prefix: Name, uri: str, cost: int = 0) -> None:
         """Route ``prefix`` to the neighbour at ``uri``, dialling it if needed."""
         target = FaceUri.parse(uri)
         nb = self.neighbours.get(str(target))
         fresh = nb is None
         nb = self._neighbour(target)
+        before = nb.prefixes.get(prefix)
         nb.prefixes[prefix] = cost
         if nb.face is not None:
             self.forwarder.add_route(prefix, nb.face.id, cost)
@@ -585,12 +602,17 @@ class Node:
         if fresh:
             self.nursery.start_soon(self._maintain, nb)
         with trio.move_on_after(3):
-            await nb.connected.wait()
+            # a new neighbour: until its first dial is answered or refused
+            await (nb.tried if fresh else nb.connected).wait()
         if nb.face is None:
             if fresh:
                 nb.cancel.cancel()
                 del self.neighbours[str(target)]
-            raise CommandFailed(f"cannot reach a ccn node at {target}")
+            elif before is None:  # a known neighbour, down: the failed command leaves no route
+                del nb.prefixes[prefix]
+            else:
+                nb.prefixes[prefix] = before
+            raise CommandFailed(nb.error or f"cannot reach a ccn node at {target}")
 
     def remove_route(self, prefix: Name, face_spec: str) -> int:
         """Remove routes for ``prefix`` via a face id or neighbour uri; return how many."""

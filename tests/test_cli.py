@@ -141,8 +141,30 @@ def test_usage_mistakes_are_one_line_and_exit_2(
 
 def test_bad_address_and_route_errors(node: str) -> None:
     one_line_error(run("status", node="http://x"), "scheme")
-    one_line_error(run("route", "add", "/far", "tcp://127.0.0.1:1", node=node), "cannot reach")
+    one_line_error(
+        run("route", "add", "/far", "tcp://127.0.0.1:1", node=node), "cannot reach", "refused"
+    )
     one_line_error(run("route", "remove", "/far", "tcp://127.0.0.1:1", node=node), "no route")
+
+
+def test_a_route_to_a_node_that_is_down_is_reported_at_start(tmp_path: Path) -> None:
+    flags = ["--listen", f"unix://{tmp_path}/n.sock", "--no-discovery"]
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(tmp_path / "s"), *flags, "--route", "/far=tcp://127.0.0.1:1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert "listening on" in proc.stdout.readline()
+        warning = proc.stderr.readline()
+        assert warning.startswith("ccn node: cannot reach a ccn node at tcp://127.0.0.1:1: ")
+        assert "retrying in the background" in warning
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=5)
+    assert proc.returncode == 0
 
 
 def test_route_add_list_remove(node: str, tmp_path: Path) -> None:

@@ -101,6 +101,20 @@ async def test_errors_are_typed(tmp_path: Path) -> None:
                 await client.command("explode")
 
 
+async def test_a_neighbour_that_refuses_is_reported_and_leaves_no_route(tmp_path: Path) -> None:
+    # A configured neighbour that refuses the connection: the node starts without waiting out
+    # the start-up grace for it and says why it is down; a route added to it fails, naming the
+    # refusal, and is not kept.
+    far = "tcp://127.0.0.1:1"
+    routes = [(Name.parse("/far"), far)]
+    with trio.fail_after(10):
+        async with node_in_process(tmp_path, routes=routes) as (node, uri), connect(uri) as client:
+            assert node.unreachable() == [f"cannot reach a ccn node at {far}: Connection refused"]
+            with pytest.raises(CommandError, match="Connection refused"):
+                await client.route_add(Name.parse("/also"), far)
+            assert set(next(iter(node.neighbours.values())).prefixes) == {Name.parse("/far")}
+
+
 async def test_localhost_takes_no_routes(tmp_path: Path) -> None:
     # removing /localhost/ccn left the node deaf to every command until it restarted
     async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:

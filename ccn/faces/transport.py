@@ -38,8 +38,18 @@ async def dial(uri: FaceUri) -> StreamFace:
         unix = await trio.open_unix_socket(uri.path)
         return StreamFace(unix, str(uri), local=True)
     except OSError as e:
-        reason = e.strerror or str(e)
-        raise ConnectError(f"cannot reach a ccn node at {uri}: {reason}") from None
+        raise ConnectError(f"cannot reach a ccn node at {uri}: {_reason(e)}") from None
+
+
+def _reason(error: OSError) -> str:
+    """Why a connect failed, in the operating system's words: trio's "all attempts to connect
+    failed" keeps each attempt's error in its cause (the last attempt's is shown)."""
+    cause = error.__cause__
+    if error.strerror is None and isinstance(cause, BaseExceptionGroup):
+        codes = [e.errno for e in cause.exceptions if isinstance(e, OSError) and e.errno]
+        if codes:
+            return os.strerror(codes[-1])
+    return error.strerror or str(error)
 
 
 async def open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
