@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from blake3 import blake3
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -149,10 +149,13 @@ class SigningKey:
             raise KeyFileError(f"cannot read key {path}: {e.strerror or e}") from None
         try:
             private = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as e:
-            raise KeyFileError(f"{path}: not an unencrypted PEM private key ({e})") from None
+        except TypeError:  # what cryptography raises for a key that needs a password
+            raise KeyFileError(f"{path}: the key is encrypted (ccn needs it unencrypted)") from None
+        except (ValueError, UnsupportedAlgorithm):
+            # cryptography's own text points to a FAQ URL; say what ccn expects instead
+            private = None
         if not isinstance(private, Ed25519PrivateKey):
-            raise KeyFileError(f"{path}: not an Ed25519 key")
+            raise KeyFileError(f"{path}: not an Ed25519 private key (PEM, as ccn key gen writes)")
         return cls(private)
 
 
