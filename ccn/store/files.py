@@ -59,6 +59,12 @@ _WRITERS: Final = 4
 SMALL_FILE_MAX: Final = BLOCK_SIZE
 _BLOCKS_IN_FLIGHT: Final = 2 * _WRITERS
 
+#: How deep directories may nest below the one imported. The import recurses once per level:
+#: without a bound, a deep enough tree (a few hundred levels more) raised RecursionError in
+#: the node. 256 is far beyond real trees and far below both the interpreter's recursion limit
+#: and the depth at which paths outgrow PATH_MAX (4096) for a consumer writing them out.
+MAX_TREE_DEPTH: Final = 256
+
 PUBLISH_ATTEMPTS: Final = 100
 """How many times :func:`publish` retries after losing a race to another publisher."""
 
@@ -276,13 +282,14 @@ def import_dir(
     Anything else (symlinks, devices, sockets, fifos) raises
     :class:`~ccn.errors.StoreUsageError` naming the path, or is left out if
     ``skip_unsupported``. A file is executable (mode 100755) if its owner may execute it.
+    Directories nested more than :data:`MAX_TREE_DEPTH` levels below ``path`` are refused.
     """
     _check_fanout(fanout)
     top = os.fspath(path)
     if not stat.S_ISDIR(os.stat(top).st_mode):
         raise StoreUsageError(f"not a directory: {top}")
     with store.batch() as batch:
-        return _import_dir(batch, top, chunker, fanout, skip_unsupported, stop)
+        return _import_dir(batch, top, chunker, fanout, skip_unsupported, stop, 0)
 
 
 def _import_dir(
@@ -292,6 +299,7 @@ def _import_dir(
     fanout: int,
     skip_unsupported: bool,
     stop: threading.Event | None,
+    depth: int,
 ) -> Root:
     with os.scandir(path) as it:
         dirents = sorted(it, key=lambda e: os.fsencode(e.name))
@@ -317,7 +325,11 @@ def _import_dir(
         if len(entries) == MAX_TREE_ENTRIES:
             raise StoreUsageError(f"cannot import {path}: more than {MAX_TREE_ENTRIES} entries")
         if mode == MODE_DIRECTORY:
-            r = _import_dir(store, d.path, chunker, fanout, skip_unsupported, stop)
+            if depth == MAX_TREE_DEPTH:
+                raise StoreUsageError(
+                    f"cannot import {d.path}: directories nested more than {MAX_TREE_DEPTH} deep"
+                )
+            r = _import_dir(store, d.path, chunker, fanout, skip_unsupported, stop, depth + 1)
         else:
             r = import_file(store, d.path, chunker=chunker, fanout=fanout, stop=stop)
         entries.append(TreeEntry(name, mode, r.id, r.size, r.kind))

@@ -17,6 +17,7 @@ from ccn.name import Name
 from ccn.store import files as files_module
 from ccn.store.chunker import Chunker
 from ccn.store.files import (
+    MAX_TREE_DEPTH,
     Root,
     export,
     import_bytes,
@@ -244,6 +245,22 @@ def test_symlinks_and_special_files(store: ObjectStore, tmp_path: Path) -> None:
     assert isinstance(tree, Tree) and [e.name for e in tree.entries] == [b"real"]
     with pytest.raises(StoreUsageError):
         import_dir(store, src / "real")
+
+
+def test_directories_nested_too_deep_are_refused(store: ObjectStore, tmp_path: Path) -> None:
+    # The import recurses per level: unbounded, ~1000 levels raised RecursionError, which
+    # stopped the node that ran the publish. One level past the bound is a StoreUsageError.
+    src = tmp_path / "src"
+    leaf = src.joinpath(*["d"] * MAX_TREE_DEPTH)
+    leaf.mkdir(parents=True)
+    (leaf / "f").write_bytes(b"deep")
+    root = import_dir(store, src)
+    out = tmp_path / "out"
+    export(store, root.id, root.kind, out)
+    assert out.joinpath(*["d"] * MAX_TREE_DEPTH, "f").read_bytes() == b"deep"
+    (leaf / "d").mkdir()
+    with pytest.raises(StoreUsageError, match=f"nested more than {MAX_TREE_DEPTH} deep"):
+        import_dir(store, src)
 
 
 def test_export_detects_a_corrupted_object(tmp_path: Path) -> None:
