@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ccn.cli import _check_store_dir
+
 CCN = [sys.executable, "-m", "ccn"]
 
 
@@ -319,6 +321,28 @@ def test_node_flag_and_file_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CCN_HOME", str(tmp_path))
     (tmp_path / "trust").write_bytes(b"\xff\n")
     one_line_error(run("trust", "list"), "not UTF-8")
+
+
+def test_node_refuses_a_directory_that_is_not_a_store(node: str, tmp_path: Path) -> None:
+    # Opened as a store, ~ (say) lost the files in its tmp/ older than an hour: a store
+    # removes those as crash debris.
+    listen = ("--listen", f"unix://{tmp_path}/n.sock", "--no-discovery")
+    home = tmp_path / "home"
+    (home / "tmp").mkdir(parents=True)
+    (home / "docs").mkdir()
+    notes = home / "tmp" / "notes.txt"
+    notes.write_text("mine")
+    old = time.time() - 7200
+    os.utime(notes, (old, old))
+    one_line_error(run("node", "--store", str(home), *listen), "not a ccn store", "'docs'")
+    one_line_error(run("node", "--store", str(home / "tmp"), *listen), "'notes.txt'")
+    (home / "docs").rmdir()  # only a tmp/ of the user's: still not a store
+    one_line_error(run("node", "--store", str(home), *listen), "not a ccn store", "'tmp'")
+    assert notes.read_text() == "mine" and sorted(os.listdir(home)) == ["tmp"]
+    # a running node's own store, and a new file system's lost+found, are fine
+    _check_store_dir(Path(node.removeprefix("unix://")).parent / "store")
+    (tmp_path / "fs" / "lost+found").mkdir(parents=True)
+    _check_store_dir(tmp_path / "fs")
 
 
 def test_interrupt_while_the_command_is_still_loading_is_one_line(tmp_path: Path) -> None:
