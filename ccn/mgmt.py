@@ -127,6 +127,12 @@ class Management:
         if not (os.path.isfile(path) or os.path.isdir(path)):
             # a fifo would block a worker thread, a device be read forever, a socket fail
             raise CommandFailed(f"{path}: not a regular file or directory")
+        # The import would read the pack it is writing (a 20 MB store grew by ~900 MB).
+        store, real = os.path.realpath(self.node.config.store), os.path.realpath(path)
+        if os.path.commonpath([real, store]) == store:
+            raise CommandFailed(f"{path} is inside the node's own store; it cannot be published")
+        if os.path.commonpath([real, store]) == real:
+            raise CommandFailed(f"{path} holds the node's own store ({store}): not published")
         key = params.get("key")
         if key is not None and (not isinstance(key, str) or not os.path.isabs(key)):
             raise CommandFailed("publish needs an absolute key path")

@@ -215,6 +215,22 @@ async def test_requests_that_used_to_stop_the_node_are_refused(
             assert (await client.status())["producer"]["interests"] >= 1  # still serving
 
 
+async def test_the_nodes_own_store_is_not_published(tmp_path: Path) -> None:
+    # Importing the store read the pack the import was writing: it grew while read (a 20 MB
+    # store took ~900 MB of disk before the import gave up).
+    async with node_in_process(tmp_path / "w") as (_node, uri), connect(uri) as client:
+        with trio.fail_after(20):
+            for inside in (tmp_path / "w" / "node", tmp_path / "w" / "node" / "refs"):
+                with pytest.raises(CommandError, match="the node's own store"):
+                    await client.publish(inside, "/t/store")
+            (tmp_path / "w" / "node.sock").unlink()  # else the socket alone refuses w/
+            with pytest.raises(CommandError, match="the node's own store"):
+                await client.publish(tmp_path / "w", "/t/store")
+            (tmp_path / "data").mkdir()
+            _touch(tmp_path / "data" / "x")
+            assert (await client.publish(tmp_path / "data", "/t/data"))["name"] == "/t/data/v1"
+
+
 async def test_status_fits_one_packet_however_large_the_tables(tmp_path: Path) -> None:
     # 20,000 routes made the status reply larger than a packet: it was dropped and status
     # failed (a LAN neighbour may announce 10,000 routes).
