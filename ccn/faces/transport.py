@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -77,6 +78,10 @@ async def _open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
         if await _unix_alive(path):
             sock.close()
             raise ConnectError(f"another node already listens on {uri}")
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            # only a dead node's socket is ours to replace, never a file of the user's
+            sock.close()
+            raise ConnectError(f"cannot listen on {uri}: {path} exists and is not a socket")
         os.unlink(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     await sock.bind(path)
