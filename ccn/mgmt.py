@@ -10,7 +10,9 @@ when done; the Interest's lifetime covers the wait.
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -89,6 +91,12 @@ class Management:
             reply = {"ok": False, "error": str(e)}
         except OSError as e:  # e.g. a directory being published that the node cannot read
             reply = {"ok": False, "error": os_error_text(e)}
+        except Exception as e:
+            # A bug in a command must not take down the node and every face on it: the
+            # client is told, and the traceback goes to the node's stderr to be reported.
+            print(f"ccn node: internal error in {interest.name}:", file=sys.stderr)
+            traceback.print_exc()
+            reply = {"ok": False, "error": f"internal error in the node: {type(e).__name__}: {e}"}
         self.node.inject(self.face.id, Data(interest.name, encode_reply(reply), 0))
 
     # -- commands --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import trio
 
 from ccn.client import CommandError, connect
 from ccn.errors import NoRoute, NotFound
+from ccn.mgmt import Management
 from ccn.name import Name
 from ccn.relay import run_relay
 from ccn.testing import node_in_process
@@ -113,6 +114,21 @@ async def test_a_neighbour_that_refuses_is_reported_and_leaves_no_route(tmp_path
             with pytest.raises(CommandError, match="Connection refused"):
                 await client.route_add(Name.parse("/also"), far)
             assert set(next(iter(node.neighbours.values())).prefixes) == {Name.parse("/far")}
+
+
+async def test_a_command_that_fails_inside_the_node_does_not_stop_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def broken(_self: Management, _params: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Management, "cmd_list", broken)
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            with pytest.raises(CommandError, match="internal error in the node: RuntimeError"):
+                await client.ls()
+            assert "faces" in await client.status()
+    assert "RuntimeError: a bug" in capsys.readouterr().err
 
 
 async def test_localhost_takes_no_routes(tmp_path: Path) -> None:
