@@ -477,7 +477,7 @@ async def fetch_version(
     partial = partial_path(dest)
     if dest.is_dir() and version.root_kind != Kind.TREE:
         raise LocalError(f"{dest} is a directory; give a file path to write to")
-    if dest.exists() and version.root_kind == Kind.TREE:
+    if version.root_kind == Kind.TREE and os.path.lexists(dest):  # a dangling link too
         raise LocalError(f"{dest} already exists")
     interior = await _fetch_interior(pipe, version.root, version.root_kind)
     plan = _plan(version, interior, partial)
@@ -492,11 +492,24 @@ async def fetch_version(
         if got != version.content_hash:
             raise VerificationError(f"{versioned}: content hash mismatch")
         os.replace(partial, dest)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             _remove(partial)
+        if isinstance(e, OSError) and e.strerror:
+            raise LocalError(f"cannot write {_shown(e, partial, dest)}: {e.strerror}") from None
         raise
     return versioned, version, pipe.stats
+
+
+def _shown(error: OSError, partial: Path, dest: Path) -> Path:
+    """The path the user asked for that ``error`` is about: the partial output is ours, so a
+    file in it is named by where it was going to be."""
+    if error.filename is None:
+        return dest
+    where = Path(os.fsdecode(error.filename))
+    if where == partial:
+        return dest
+    return dest / where.relative_to(partial) if where.is_relative_to(partial) else where
 
 
 def _remove(path: Path) -> None:

@@ -15,7 +15,7 @@ from blake3 import blake3
 
 import ccn.fetch as fetch_module
 from ccn.client import Client, connect
-from ccn.errors import NotFound, VerificationError
+from ccn.errors import LocalError, NotFound, VerificationError
 from ccn.faces.base import Face
 from ccn.faces.memory import memory_face_pair
 from ccn.fetch import INITIAL_RTO, INITIAL_WINDOW, Pipeline, fetch_version
@@ -167,3 +167,30 @@ async def test_a_damaged_object_at_the_source_is_named_in_the_error(tmp_path: Pa
                 f.write(bytes([byte ^ 0xFF]))
             with pytest.raises(NotFound, match=r"^/f/v1: object [0-9a-f]{16} of its content"):
                 await fetch_version(client, Name.parse("/f"), tmp_path / "o")
+
+
+async def test_a_directory_is_not_written_over_a_dangling_link(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_bytes(b"a")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    with trio.fail_after(60):
+        async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+            await client.put(tree, "/t")
+            with pytest.raises(LocalError, match="link already exists"):
+                await fetch_version(client, Name.parse("/t"), link)
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_write_errors_name_the_output_not_the_partial(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    partial = fetch_module.partial_path(dest)
+
+    def shown(filename: object) -> Path:
+        return fetch_module._shown(OSError(13, "Permission denied", filename), partial, dest)
+
+    assert shown(str(partial)) == dest
+    assert shown(str(partial / "sub" / "f")) == dest / "sub" / "f"
+    assert shown(None) == dest
+    assert shown(str(tmp_path / "elsewhere")) == tmp_path / "elsewhere"
