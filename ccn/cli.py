@@ -192,8 +192,12 @@ def cmd_key(args: argparse.Namespace) -> int:
     elif args.action == "show":
         print(load_key(args.name).public)
     else:
-        for name, public in list_keys():
+        keys, errors = list_keys()
+        for name, public in keys:
             print(f"{name}  {public}")
+        for error in errors:
+            print(f"ccn: error: {error}", file=sys.stderr)
+        return 1 if errors else 0
     return 0
 
 

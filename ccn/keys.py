@@ -207,10 +207,15 @@ def load_key(name_or_path: str, home: Path | None = None) -> SigningKey:
     return SigningKey.load(path)
 
 
-def list_keys(home: Path | None = None) -> list[tuple[str, PublicKey]]:
+def list_keys(home: Path | None = None) -> tuple[list[tuple[str, PublicKey]], list[str]]:
+    """The keys in the key directory, by name, and a line for each key file that cannot be
+    read (one bad file does not hide the others)."""
     d = keys_dir(home)
-    out = []
+    keys, errors = [], []
     if d.is_dir():
         for p in sorted(d.glob("*.key")):
-            out.append((p.stem, SigningKey.load(p).public))
-    return out
+            try:
+                keys.append((p.stem, SigningKey.load(p).public))
+            except KeyFileError as e:
+                errors.append(str(e))
+    return keys, errors

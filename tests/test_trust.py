@@ -54,6 +54,19 @@ def test_key_files_are_private_and_round_trip(home: Path) -> None:
         load_key("bob")
 
 
+def test_key_list_shows_the_good_keys_beside_a_bad_file(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alice = generate_key("alice")
+    generate_key("bob")
+    key_path("bob").write_bytes(b"not a key")
+    capsys.readouterr()
+    assert main(["key", "list"]) == 1
+    out, err = capsys.readouterr()
+    assert out == f"alice  {alice.public}\n"
+    assert err.count("\n") == 1 and err.startswith("ccn: error: ") and "bob.key" in err
+
+
 #: A valid PKCS#8 key on a curve the ``cryptography`` package does not support (SM2): loading it
 #: raises ``UnsupportedAlgorithm``, which is neither a ValueError nor a TypeError.
 SM2_PEM = b"""-----BEGIN PRIVATE KEY-----
