@@ -76,6 +76,9 @@ class NodeConfig:
                     FaceUri.parse(uri)
                 except LocalError as e:
                     raise ConfigError(f"{label}: {e}") from None
+        for uri in self.listen + self.ndn:
+            if (self.listen + self.ndn).count(uri) > 1:
+                raise ConfigError(f"listen: {uri} is given twice")
         from ccn.trust import Anchors
 
         for text in self.trust:

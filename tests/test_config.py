@@ -37,6 +37,8 @@ def test_toml_file_sets_everything(tmp_path: Path) -> None:
         ("cs_bytes = 99999999999999999999999\n", "must be at"),
         ("pit_max_entries = 9223372036854775808\n", "must be at"),
         ("cache_bytes = -1\n", "must be at"),
+        ('listen = ["unix:///s", "tcp://127.0.0.1:1", "unix:///s"]\n', "unix:///s is given twice"),
+        ('listen = ["tcp://127.0.0.1:1"]\nndn = ["tcp://127.0.0.1:1"]\n', "given twice"),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, message: str | None) -> None:
