@@ -39,20 +39,21 @@ async def _published(tmp_path: Path, size: int) -> AsyncIterator[tuple[Client, P
 async def test_a_lossless_fetch_never_wakes_for_timers(tmp_path: Path) -> None:
     with trio.fail_after(60):
         async with _published(tmp_path, 6 << 20) as (client, src):
+            start = trio.current_time()
             _name, _version, stats = await fetch_version(client, Name.parse("/f"), tmp_path / "o")
+            elapsed = trio.current_time() - start
     assert (tmp_path / "o").read_bytes() == src.read_bytes()
     assert stats.objects > 50 and stats.timeouts == 0
     # Retransmission timers are on trio's clock: a deadline on another clock would either
     # never fire or fire at once, every time round (a busy loop for the whole fetch).
     assert stats.timer_wakeups == 0
+    assert stats.idle_wakeups <= elapsed / fetch_module.MIN_RTO + 1
 
 
-async def test_an_answered_interests_timer_does_not_wake_the_fetch(
-    autojump_clock: trio.abc.Clock,
-) -> None:
+async def test_an_answered_interests_timer_is_no_timeout(autojump_clock: trio.abc.Clock) -> None:
     # Every Interest is answered 0.8 RTO after it left: no timer ever fires. The fetching task
-    # went to sleep until the first Interests' timers; their answers (and the Interests the
-    # window then sends, with later timers) must move that wake-up, not leave a dead one.
+    # went to sleep until the first Interests' timers, which were answered meanwhile: it wakes
+    # once for them, finds nothing to retransmit, and sleeps until the next live timer.
     contents = [bytes([i]) * 100 for i in range(3 * INITIAL_WINDOW)]
     ids = [blake3(c).digest() for c in contents]
     by_id = dict(zip(ids, contents, strict=True))
@@ -80,6 +81,7 @@ async def test_an_answered_interests_timer_does_not_wake_the_fetch(
     assert got == list(range(len(ids)))
     assert pipe.stats.timeouts == 0
     assert pipe.stats.timer_wakeups == 0
+    assert pipe.stats.idle_wakeups == 1
 
 
 async def test_a_timer_earlier_than_the_sleep_is_not_late(autojump_clock: trio.abc.Clock) -> None:
