@@ -76,8 +76,10 @@ class NodeConfig:
                     FaceUri.parse(uri)
                 except LocalError as e:
                     raise ConfigError(f"{label}: {e}") from None
-        for uri in self.listen + self.ndn:
-            if (self.listen + self.ndn).count(uri) > 1:
+        listeners = self.listen + self.ndn
+        for uri in listeners:
+            # port 0 is a new ephemeral port each time, not the same address twice
+            if listeners.count(uri) > 1 and not _ephemeral(FaceUri.parse(uri)):
                 raise ConfigError(f"listen: {uri} is given twice")
         from ccn.trust import Anchors
 
@@ -196,3 +198,8 @@ def _name(where: str, key: str, text: str) -> Name:
         return Name.parse(text)
     except LocalError as e:
         raise ConfigError(f"{where}: {key}: {e}") from None
+
+
+def _ephemeral(uri: FaceUri) -> bool:
+    """A listener the system gives a new port each time (``tcp://host:0``)."""
+    return uri.scheme != "unix" and uri.port == 0

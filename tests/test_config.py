@@ -65,3 +65,7 @@ def test_cache_tier_may_be_off_and_numbers_may_be_large(tmp_path: Path) -> None:
     f.write_text("cache_bytes = 0\ncs_bytes = 9223372036854775807\n")
     cfg = NodeConfig.from_file(f)
     assert cfg.cache_bytes == 0 and cfg.cs_bytes == (1 << 63) - 1
+
+
+def test_port_zero_twice_is_two_listeners() -> None:
+    NodeConfig(listen=["tcp://127.0.0.1:0", "tcp://127.0.0.1:0"]).validate()
