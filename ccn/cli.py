@@ -404,12 +404,15 @@ def cmd_route(args: argparse.Namespace) -> int:
             print(f"route {args.prefix} via {args.face} removed")
         else:
             under = Name.parse(args.prefix) if args.prefix else None
-            fib, total = await client.route_table(under)
+            fib, total, down = await client.route_state(under)
             for e in fib:
                 hops = ", ".join(_hop_text(h) for h in e["nexthops"])
                 print(f"{e['prefix']}  {hops}")
             if total > len(fib):
                 print(f"... {len(fib)} of {total} routes shown (give a prefix to see others)")
+            for d in down:
+                why = f": {d['error']}" if d["error"] else ""
+                print(f"{d['prefix']}  {d['uri']} is down, retrying{why}")
         return 0
 
     return trio.run(_with_client, args, body)

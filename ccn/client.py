@@ -293,11 +293,20 @@ class Client:
         self, prefix: Name | str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         """Routes (under ``prefix``), at most 2000 of them, and how many match in all."""
+        fib, total, _down = await self.route_state(prefix)
+        return fib, total
+
+    async def route_state(
+        self, prefix: Name | str | None = None
+    ) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
+        """:meth:`route_table`, and the configured routes whose neighbour is down
+        (``{"prefix", "uri", "error"}``: not in the FIB until it is up again)."""
         params = None if prefix is None else {"prefix": str(_name(prefix))}
         reply = await self.command("route-list", params)
         fib: list[dict[str, Any]] = reply["fib"]
         total: int = reply.get("fib_total", len(fib))
-        return fib, total
+        down: list[dict[str, Any]] = reply.get("down", [])
+        return fib, total, down
 
     # -- store maintenance -----------------------------------------------------------------
 

@@ -113,7 +113,7 @@ class Management:
     async def cmd_route_list(self, params: dict[str, Any]) -> dict[str, Any]:
         under = _name(params["prefix"]) if "prefix" in params else None
         fib, total = self.node.routes(under)
-        return {"fib": fib, "fib_total": total}
+        return {"fib": fib, "fib_total": total, "down": self.node.down_routes(under)}
 
     async def cmd_list(self, params: dict[str, Any]) -> dict[str, Any]:
         prefix = _name(params.get("prefix", "/"))

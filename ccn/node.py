@@ -686,6 +686,17 @@ class Node:
             fib = [e for e in fib if under.is_prefix_of(Name.parse(e["prefix"]))]
         return self._listed_routes(fib)
 
+    def down_routes(self, under: Name | None = None) -> list[dict[str, Any]]:
+        """Configured routes (under ``under``) whose neighbour is not connected, so not in the
+        FIB: ``{"prefix", "uri", "error"}`` each (the last dial error, "" before the first)."""
+        return [
+            {"prefix": str(prefix), "uri": str(nb.uri), "error": nb.error}
+            for nb in self.neighbours.values()
+            if nb.face is None
+            for prefix in nb.prefixes
+            if under is None or under.is_prefix_of(prefix)
+        ][:STATUS_MAX_ROUTES]
+
     def _listed_routes(self, fib: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         """The first STATUS_MAX_ROUTES entries of ``fib`` with origins, and how many it has."""
         return self._fib_with_origins(fib[:STATUS_MAX_ROUTES]), len(fib)

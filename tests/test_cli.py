@@ -163,6 +163,8 @@ def test_a_route_to_a_node_that_is_down_is_reported_at_start(tmp_path: Path) -> 
         warning = proc.stderr.readline()
         assert warning.startswith("ccn node: cannot reach a ccn node at tcp://127.0.0.1:1: ")
         assert "retrying in the background" in warning
+        listed = run("route", "list", node=f"unix://{tmp_path}/n.sock")
+        assert "/far  tcp://127.0.0.1:1 is down, retrying: cannot reach" in listed.stdout
     finally:
         proc.terminate()
         proc.communicate(timeout=5)

@@ -111,6 +111,9 @@ async def test_a_neighbour_that_refuses_is_reported_and_leaves_no_route(tmp_path
     with trio.fail_after(10):
         async with node_in_process(tmp_path, routes=routes) as (node, uri), connect(uri) as client:
             assert node.unreachable() == [f"cannot reach a ccn node at {far}: Connection refused"]
+            _fib, _total, down = await client.route_state()
+            assert down == [{"prefix": "/far", "uri": far, "error": node.unreachable()[0]}]
+            assert (await client.route_state("/elsewhere"))[2] == []
             with pytest.raises(CommandError, match="Connection refused"):
                 await client.route_add(Name.parse("/also"), far)
             assert set(next(iter(node.neighbours.values())).prefixes) == {Name.parse("/far")}
