@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import trio
 
 from ccn.client import Client, connect
-from ccn.config import ConfigError, NodeConfig, parse_route
+from ccn.config import ConfigError, NodeConfig, check_store_dir, parse_route
 from ccn.defaults import default_node_uri
 from ccn.errors import CcnError, LocalError, VerificationError, os_error_text
 from ccn.faces.uri import FaceUri
@@ -444,7 +444,7 @@ def cmd_node(args: argparse.Namespace) -> int:
             raise ConfigError(f"ndn: {uri}: NDN apps connect over tcp:// or unix://")
     if config.store.exists() and not config.store.is_dir():
         raise ConfigError(f"store {config.store} is not a directory")
-    _check_store_dir(config.store)
+    check_store_dir(config.store)
 
     async def main() -> int:
         node = Node(config)
@@ -467,34 +467,6 @@ def cmd_node(args: argparse.Namespace) -> int:
         return 0
 
     return trio.run(main)
-
-
-#: What a node makes in its store directory (docs/store.md section 4; ``pins.tmp.*``: a pins
-#: update cut short), and what a file system may keep at the top of its own.
-_STORE_ENTRIES = frozenset(
-    ["objects", "packs", "tmp", "corrupt", "refs", "pins", "pins.lock", "cache", "lost+found"]
-)
-
-
-def _check_store_dir(store: Path) -> None:
-    """Refuse a directory that holds anything else than a ccn store: opening it as a store
-    deletes old files in its ``tmp/`` and index-less ``packs/*.pack`` as crash debris, and
-    adds the store's own directories among the user's (``--store ~`` or ``--store .``)."""
-    try:
-        entries = os.listdir(store)
-    except FileNotFoundError:
-        return
-    stranger = next(
-        (e for e in sorted(entries) if e not in _STORE_ENTRIES and not e.startswith("pins.tmp.")),
-        None,
-    )
-    if stranger is None and "objects" not in entries and set(entries) - {"lost+found"}:
-        stranger = sorted(set(entries) - {"lost+found"})[0]  # e.g. only a tmp/ of the user's
-    if stranger is not None:
-        raise ConfigError(
-            f"store {store} is not a ccn store (it holds {stranger!r}); "
-            "give a new or empty directory"
-        )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ bounds (``cs_bytes``, ``pit_max_entries``, ...). Flags given on the command line
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -203,3 +204,31 @@ def _name(where: str, key: str, text: str) -> Name:
 def _ephemeral(uri: FaceUri) -> bool:
     """A listener the system gives a new port each time (``tcp://host:0``)."""
     return uri.scheme != "unix" and uri.port == 0
+
+
+#: What a node makes in its store directory (docs/store.md section 4; ``pins.tmp.*``: a pins
+#: update cut short), and what a file system may keep at the top of its own.
+_STORE_ENTRIES = frozenset(
+    ["objects", "packs", "tmp", "corrupt", "refs", "pins", "pins.lock", "cache", "lost+found"]
+)
+
+
+def check_store_dir(store: Path) -> None:
+    """Refuse a directory that holds anything else than a ccn store: opening it as a store
+    deletes old files in its ``tmp/`` and index-less ``packs/*.pack`` as crash debris, and
+    adds the store's own directories among the user's (``--store ~`` or ``--store .``)."""
+    try:
+        entries = os.listdir(store)
+    except FileNotFoundError:
+        return
+    stranger = next(
+        (e for e in sorted(entries) if e not in _STORE_ENTRIES and not e.startswith("pins.tmp.")),
+        None,
+    )
+    if stranger is None and "objects" not in entries and set(entries) - {"lost+found"}:
+        stranger = sorted(set(entries) - {"lost+found"})[0]  # e.g. only a tmp/ of the user's
+    if stranger is not None:
+        raise ConfigError(
+            f"store {store} is not a ccn store (it holds {stranger!r}); "
+            "give a new or empty directory"
+        )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ccn.codec import MAX_PACKET_SIZE
-from ccn.config import NodeConfig
+from ccn.config import NodeConfig, check_store_dir
 from ccn.errors import (
     ConnectError,
     CorruptObject,
@@ -105,6 +105,7 @@ class _Neighbour:
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         config.validate()
+        check_store_dir(config.store)
         self.config = config
         config.store.mkdir(parents=True, exist_ok=True)
         self.store = DiskObjectStore(config.store, fsync=config.fsync)

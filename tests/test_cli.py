@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ccn.cli import _check_store_dir
+from ccn.config import check_store_dir
 
 CCN = [sys.executable, "-m", "ccn"]
 
@@ -342,9 +342,9 @@ def test_node_refuses_a_directory_that_is_not_a_store(node: str, tmp_path: Path)
     one_line_error(run("node", "--store", str(home), *listen), "not a ccn store", "'tmp'")
     assert notes.read_text() == "mine" and sorted(os.listdir(home)) == ["tmp"]
     # a running node's own store, and a new file system's lost+found, are fine
-    _check_store_dir(Path(node.removeprefix("unix://")).parent / "store")
+    check_store_dir(Path(node.removeprefix("unix://")).parent / "store")
     (tmp_path / "fs" / "lost+found").mkdir(parents=True)
-    _check_store_dir(tmp_path / "fs")
+    check_store_dir(tmp_path / "fs")
 
 
 def test_interrupt_while_the_command_is_still_loading_is_one_line(tmp_path: Path) -> None:

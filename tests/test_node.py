@@ -10,9 +10,11 @@ import pytest
 import trio
 
 from ccn.client import CommandError, connect
+from ccn.config import ConfigError, NodeConfig
 from ccn.errors import NoRoute, NotFound
 from ccn.mgmt import Management
 from ccn.name import Name
+from ccn.node import Node
 from ccn.relay import run_relay
 from ccn.testing import node_in_process
 
@@ -272,3 +274,11 @@ async def test_status_fits_one_packet_however_large_the_tables(tmp_path: Path) -
         assert total == 5
         fib, total = await client.route_table("/routes/r19999")
         assert [e["prefix"] for e in fib] == ["/routes/r19999"] and total == 1
+
+
+def test_a_node_in_process_refuses_a_directory_that_is_not_a_store(tmp_path: Path) -> None:
+    # the check of `ccn node --store` holds for the Python API too
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a ccn store"):
+        Node(NodeConfig(store=tmp_path, listen=[]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
