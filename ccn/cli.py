@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import trio
 
 from ccn.client import Client, connect
-from ccn.config import ConfigError, NodeConfig, check_store_dir, parse_route
+from ccn.config import ConfigError, NodeConfig, parse_route
 from ccn.defaults import default_node_uri
 from ccn.errors import CcnError, LocalError, VerificationError, os_error_text
 from ccn.faces.uri import FaceUri
@@ -442,9 +442,6 @@ def cmd_node(args: argparse.Namespace) -> int:
     for uri in config.ndn:
         if FaceUri.parse(uri).scheme not in ("tcp", "unix"):
             raise ConfigError(f"ndn: {uri}: NDN apps connect over tcp:// or unix://")
-    if config.store.exists() and not config.store.is_dir():
-        raise ConfigError(f"store {config.store} is not a directory")
-    check_store_dir(config.store)
 
     async def main() -> int:
         node = Node(config)

@@ -214,20 +214,23 @@ _STORE_ENTRIES = frozenset(
 
 
 def check_store_dir(store: Path) -> None:
-    """Refuse a directory that holds anything else than a ccn store: opening it as a store
-    deletes old files in its ``tmp/`` and index-less ``packs/*.pack`` as crash debris, and
-    adds the store's own directories among the user's (``--store ~`` or ``--store .``)."""
+    """Refuse a store path that is a file, or a directory that holds anything else than a ccn
+    store: opening it as a store deletes old files in its ``tmp/`` and index-less
+    ``packs/*.pack`` as crash debris, and adds the store's own directories among the user's
+    (``--store ~`` or ``--store .``)."""
     try:
-        entries = os.listdir(store)
+        entries = set(os.listdir(store)) - {"lost+found"}
     except FileNotFoundError:
         return
-    stranger = next(
-        (e for e in sorted(entries) if e not in _STORE_ENTRIES and not e.startswith("pins.tmp.")),
-        None,
+    except NotADirectoryError:
+        if store.exists():
+            raise ConfigError(f"store {store} is not a directory") from None
+        raise
+    foreign = sorted(
+        e for e in entries if e not in _STORE_ENTRIES and not e.startswith("pins.tmp.")
     )
-    if stranger is None and "objects" not in entries and set(entries) - {"lost+found"}:
-        stranger = sorted(set(entries) - {"lost+found"})[0]  # e.g. only a tmp/ of the user's
-    if stranger is not None:
+    if foreign or (entries and "objects" not in entries):
+        stranger = foreign[0] if foreign else sorted(entries)[0]  # e.g. only a tmp/ of the user's
         raise ConfigError(
             f"store {store} is not a ccn store (it holds {stranger!r}); "
             "give a new or empty directory"

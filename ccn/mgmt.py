@@ -137,9 +137,10 @@ class Management:
             raise CommandFailed(f"{path}: not a regular file or directory")
         # The import would read the pack it is writing (a 20 MB store grew by ~900 MB).
         store, real = os.path.realpath(self.node.config.store), os.path.realpath(path)
-        if os.path.commonpath([real, store]) == store:
+        common = os.path.commonpath([real, store])
+        if common == store:
             raise CommandFailed(f"{path} is inside the node's own store; it cannot be published")
-        if os.path.commonpath([real, store]) == real:
+        if common == real:
             raise CommandFailed(f"{path} holds the node's own store ({store}): not published")
         key = params.get("key")
         if key is not None and (not isinstance(key, str) or not os.path.isabs(key)):

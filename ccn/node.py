@@ -101,6 +101,10 @@ class _Neighbour:
     tried: trio.Event = field(default_factory=trio.Event)
     error: str = ""
 
+    def dial_failed(self, error: ConnectError) -> None:
+        self.error = str(error)
+        self.tried.set()
+
 
 class Node:
     def __init__(self, config: NodeConfig) -> None:
@@ -536,16 +540,10 @@ class Node:
                     channel = await self.udp_channel(family)
                     face = channel.face_for(await channel.resolve(nb.uri), persistent=True)
                 except ConnectError as e:
-                    nb.error = str(e)
-                    nb.tried.set()
+                    nb.dial_failed(e)
                     await trio.sleep(MAX_REDIAL_DELAY)
                     continue
-                nb.face = face
-                for prefix, cost in nb.prefixes.items():
-                    self.forwarder.add_route(prefix, face.id, cost)
-                nb.error = ""
-                nb.connected.set()
-                nb.tried.set()
+                self._neighbour_up(nb, face)
                 try:
                     await face.wait_closed()
                 finally:
@@ -564,19 +562,13 @@ class Node:
                 try:
                     face = await dial(nb.uri)
                 except ConnectError as e:
-                    nb.error = str(e)
-                    nb.tried.set()
+                    nb.dial_failed(e)
                     await trio.sleep(delay)
                     delay = min(MAX_REDIAL_DELAY, delay * 2)
                     continue
                 delay = REDIAL_DELAY
-                nb.face = face
                 self._attach(face)
-                for prefix, cost in nb.prefixes.items():
-                    self.forwarder.add_route(prefix, face.id, cost)
-                nb.error = ""
-                nb.connected.set()
-                nb.tried.set()
+                self._neighbour_up(nb, face)
                 try:
                     await face.run(self.receive)
                 finally:
@@ -584,6 +576,15 @@ class Node:
                     nb.connected = trio.Event()
                     self._detach(face)
                 await trio.sleep(REDIAL_DELAY)
+
+    def _neighbour_up(self, nb: _Neighbour, face: Face) -> None:
+        """``nb`` is connected through ``face``: its routes go into the FIB."""
+        nb.face = face
+        for prefix, cost in nb.prefixes.items():
+            self.forwarder.add_route(prefix, face.id, cost)
+        nb.error = ""
+        nb.connected.set()
+        nb.tried.set()
 
     def unreachable(self) -> list[str]:
         """Why each configured neighbour that is not connected is not (its last dial error)."""

@@ -278,6 +278,22 @@ def _starter(
     return start
 
 
+def _behind_origin(
+    workdir: Path, nodes: list[NodeProcess]
+) -> tuple[Callable[[], Awaitable[NodeProcess]], Callable[[str], Awaitable[NodeProcess]]]:
+    """Starters for origin P (store ``workdir/P/store``, on a Unix socket and a TCP port) and,
+    as :func:`_starter`, for nodes that route ``/c`` to it; both remember theirs in ``nodes``."""
+    port = free_port()
+
+    async def start_origin() -> NodeProcess:
+        sock = f"unix://{workdir}/P.sock"
+        node = await start_node("P", workdir, [sock, f"tcp://127.0.0.1:{port}"], [], sock)
+        nodes.append(node)
+        return node
+
+    return start_origin, _starter(workdir, nodes, [f"/c=tcp://127.0.0.1:{port}"])
+
+
 def _gc_template(root: Path, rng: random.Random, workdir: Path) -> dict[int, bytes]:
     """A store where gc has work; return what /g/file's versions hold, by number.
 
@@ -398,10 +414,8 @@ async def test_sigkill_during_promoting_pin(tmp_path: Path) -> None:
     template = tmp_path / "template"
     p_root = tmp_path / "P" / "store"
     contents, objects, ids = _promotion_stores(p_root, template, rng, tmp_path)
-    p_port = free_port()
-    p_sock = f"unix://{tmp_path}/P.sock"
     nodes: list[NodeProcess] = []
-    start = _starter(tmp_path, nodes, [f"/c=tcp://127.0.0.1:{p_port}"])
+    start_origin, start = _behind_origin(tmp_path, nodes)
     outcomes: list[str] = []
     cut = 0
 
@@ -431,9 +445,7 @@ async def test_sigkill_during_promoting_pin(tmp_path: Path) -> None:
 
     try:
         with trio.fail_after(120):
-            nodes.append(
-                await start_node("P", tmp_path, [p_sock, f"tcp://127.0.0.1:{p_port}"], [], p_sock)
-            )
+            await start_origin()
             # The measure: promotions to their end, the shortest of three (one slowed down by
             # the machine's load would put the later kill points after the end). Between
             # them, unpin and gc take v2 out of the store again; the tier keeps it.
@@ -515,10 +527,8 @@ async def test_sigkill_during_fsck_repair(tmp_path: Path) -> None:
     pin_line = (
         rf"pin /c/pin/v1 \({ids[1].hex()}\): incomplete: \d+ object\(s\) damaged \(first \w+\)"
     )
-    p_port = free_port()
-    p_sock = f"unix://{tmp_path}/P.sock"
     nodes: list[NodeProcess] = []
-    start = _starter(tmp_path, nodes, [f"/c=tcp://127.0.0.1:{p_port}"])
+    start_origin, start = _behind_origin(tmp_path, nodes)
     cut = middle = 0
 
     def damage_left(label: str) -> int:
@@ -542,9 +552,7 @@ async def test_sigkill_during_fsck_repair(tmp_path: Path) -> None:
 
     try:
         with trio.fail_after(120):
-            nodes.append(
-                await start_node("P", tmp_path, [p_sock, f"tcp://127.0.0.1:{p_port}"], [], p_sock)
-            )
+            await start_origin()
             _clone(template, "F0", tmp_path)
             node = await start("F0")
             # The measure: the shorter of a check and a repair to their end (a check reads as
