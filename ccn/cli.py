@@ -457,6 +457,12 @@ def cmd_node(args: argparse.Namespace) -> int:
                 )
                 for error in node.unreachable():
                     print(f"ccn node: {error}; retrying in the background", file=sys.stderr)
+                for name in [] if node.discovery is None else node.discovery.missing_interfaces():
+                    print(
+                        f"ccn node: interface {name} is not up with an IPv4 address;"
+                        " discovery will use it when it is",
+                        file=sys.stderr,
+                    )
                 async for _sig in signals:
                     nursery.cancel_scope.cancel()
                     break

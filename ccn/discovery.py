@@ -390,6 +390,12 @@ class Discovery:
                     return "discovery: neighbour link"
         return None
 
+    def missing_interfaces(self) -> list[str]:
+        """Configured ``interfaces`` that have no multicast face now: absent, down, not
+        multicast-capable or without an IPv4 address. :meth:`_scan` looks for them again every
+        :data:`RESCAN_INTERVAL` seconds."""
+        return [name for name in self.node.config.interfaces if name not in self.mcast]
+
     def status(self) -> dict[str, Any]:
         now = trio.current_time()
         return {

@@ -171,6 +171,29 @@ def test_a_route_to_a_node_that_is_down_is_reported_at_start(tmp_path: Path) -> 
     assert proc.returncode == 0
 
 
+def test_an_interface_discovery_cannot_use_is_reported_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text('interfaces = ["ccn-nosuch0"]\n')
+    flags = ["--config", str(config), "--listen", f"unix://{tmp_path}/n.sock"]
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(tmp_path / "s"), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "listening on" in proc.stdout.readline()
+    finally:
+        proc.terminate()  # the warnings are printed before the node waits for signals
+        _, err = proc.communicate(timeout=5)
+    assert proc.returncode == 0
+    assert err == (
+        "ccn node: interface ccn-nosuch0 is not up with an IPv4 address;"
+        " discovery will use it when it is\n"
+    )
+
+
 def test_route_add_list_remove(node: str, tmp_path: Path) -> None:
     # route to the node's own listener: a real neighbour, reachable
     other = tmp_path / "o.sock"
