@@ -100,10 +100,32 @@ class _Neighbour:
     #: Set once the first dial has succeeded or failed; ``error`` says why the last one failed.
     tried: trio.Event = field(default_factory=trio.Event)
     error: str = ""
+    #: Set when the dial in progress (or, between dials, the next one) has succeeded or failed,
+    #: then replaced by a fresh event for the dial after it.
+    attempt: trio.Event = field(default_factory=trio.Event)
+    _pause: trio.CancelScope | None = None
 
     def dial_failed(self, error: ConnectError) -> None:
         self.error = str(error)
         self.tried.set()
+        self._attempted()
+
+    def _attempted(self) -> None:
+        self.attempt.set()
+        self.attempt = trio.Event()
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` before the next dial, unless :meth:`dial_now` cuts it short."""
+        with trio.CancelScope() as self._pause:
+            await trio.sleep(seconds)
+        self._pause = None
+
+    def dial_now(self) -> trio.Event:
+        """End the wait before the next dial; return the event set when that dial (or the one in
+        progress) has succeeded or failed."""
+        if self._pause is not None:
+            self._pause.cancel()
+        return self.attempt
 
 
 class Node:
@@ -541,7 +563,7 @@ class Node:
                     face = channel.face_for(await channel.resolve(nb.uri), persistent=True)
                 except ConnectError as e:
                     nb.dial_failed(e)
-                    await trio.sleep(MAX_REDIAL_DELAY)
+                    await nb.pause(MAX_REDIAL_DELAY)
                     continue
                 self._neighbour_up(nb, face)
                 try:
@@ -550,7 +572,7 @@ class Node:
                     nb.face = None
                     nb.connected = trio.Event()
                     face.close()
-                await trio.sleep(REDIAL_DELAY)
+                await nb.pause(REDIAL_DELAY)
 
     async def _maintain(self, nb: _Neighbour) -> None:
         if nb.uri.scheme == "udp":
@@ -563,7 +585,7 @@ class Node:
                     face = await dial(nb.uri)
                 except ConnectError as e:
                     nb.dial_failed(e)
-                    await trio.sleep(delay)
+                    await nb.pause(delay)
                     delay = min(MAX_REDIAL_DELAY, delay * 2)
                     continue
                 delay = REDIAL_DELAY
@@ -575,7 +597,7 @@ class Node:
                     nb.face = None
                     nb.connected = trio.Event()
                     self._detach(face)
-                await trio.sleep(REDIAL_DELAY)
+                await nb.pause(REDIAL_DELAY)
 
     def _neighbour_up(self, nb: _Neighbour, face: Face) -> None:
         """``nb`` is connected through ``face``: its routes go into the FIB."""
@@ -585,6 +607,7 @@ class Node:
         nb.error = ""
         nb.connected.set()
         nb.tried.set()
+        nb._attempted()
 
     def unreachable(self) -> list[str]:
         """Why each configured neighbour that is not connected is not (its last dial error)."""
@@ -603,9 +626,11 @@ class Node:
             return
         if fresh:
             self.nursery.start_soon(self._maintain, nb)
-        with trio.move_on_after(3):
-            # a new neighbour: until its first dial is answered or refused
-            await (nb.tried if fresh else nb.connected).wait()
+            outcome = nb.tried
+        else:  # a known neighbour, down: dial it now rather than after its back-off
+            outcome = nb.dial_now()
+        with trio.move_on_after(3):  # a dial into the void waits for nothing
+            await outcome.wait()
         if nb.face is None:
             if fresh:
                 nb.cancel.cancel()
