@@ -14,7 +14,6 @@ import itertools
 import socket
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,6 @@ import trio
 from ccn.codec import MAX_PACKET_SIZE
 from ccn.config import NodeConfig, check_store_dir
 from ccn.errors import (
-    ConnectError,
     CorruptObject,
     InvalidObject,
     ObjectNotFound,
@@ -36,7 +34,7 @@ from ccn.faces.stream import (
     DEFAULT_QUEUE_PACKETS,
     RECEIVE_SIZE,
 )
-from ccn.faces.transport import dial, open_listener, serve
+from ccn.faces.transport import open_listener, serve
 from ccn.faces.udp import UdpChannel
 from ccn.faces.uri import FaceUri
 from ccn.framing import HEADER_SIZE
@@ -54,9 +52,10 @@ from ccn.fw.actions import (
     Tick,
 )
 from ccn.fw.forwarder import Forwarder, ForwarderConfig
-from ccn.mgmt import CommandFailed, Management
+from ccn.mgmt import Management
 from ccn.mgmt_proto import PREFIX as MGMT_PREFIX
 from ccn.name import ROOT, Name
+from ccn.neighbours import Neighbour, Neighbours
 from ccn.packet import Data, Interest, Packet
 from ccn.producer import Producer
 from ccn.store.cache import CacheFeeder, CacheTier, batches
@@ -83,49 +82,6 @@ ASKED_MAX = 65536
 #: in batches of SAVE_BATCH_BYTES (shutdown must stay well within a second).
 SAVE_AT_EXIT_S = 0.4
 SAVE_BATCH_BYTES = 8 << 20
-INITIAL_DIAL_WAIT = 2.0
-REDIAL_DELAY = 0.5
-MAX_REDIAL_DELAY = 5.0
-
-
-@dataclass
-class _Neighbour:
-    """A configured next hop: dialled, and re-dialled whenever the connection drops."""
-
-    uri: FaceUri
-    prefixes: dict[Name, int] = field(default_factory=dict)
-    face: Face | None = None
-    cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
-    connected: trio.Event = field(default_factory=trio.Event)
-    #: Set once the first dial has succeeded or failed; ``error`` says why the last one failed.
-    tried: trio.Event = field(default_factory=trio.Event)
-    error: str = ""
-    #: Set when the dial in progress (or, between dials, the next one) has succeeded or failed,
-    #: then replaced by a fresh event for the dial after it.
-    attempt: trio.Event = field(default_factory=trio.Event)
-    _pause: trio.CancelScope | None = None
-
-    def dial_failed(self, error: ConnectError) -> None:
-        self.error = str(error)
-        self.tried.set()
-        self._attempted()
-
-    def _attempted(self) -> None:
-        self.attempt.set()
-        self.attempt = trio.Event()
-
-    async def pause(self, seconds: float) -> None:
-        """Wait ``seconds`` before the next dial, unless :meth:`dial_now` cuts it short."""
-        with trio.CancelScope() as self._pause:
-            await trio.sleep(seconds)
-        self._pause = None
-
-    def dial_now(self) -> trio.Event:
-        """End the wait before the next dial; return the event set when that dial (or the one in
-        progress) has succeeded or failed."""
-        if self._pause is not None:
-            self._pause.cancel()
-        return self.attempt
 
 
 class Node:
@@ -168,7 +124,8 @@ class Node:
             "faces_per_host": 0,
             "untrusted": 0,
         }
-        self.neighbours: dict[str, _Neighbour] = {}
+        #: Configured next hops (``--route``, ``route add``), kept connected.
+        self.links = Neighbours(self)
         self.bound: list[FaceUri] = []
         #: UDP sockets (``udp://`` listeners, or opened for a route or discovery), see faces/udp.py
         self.udp_channels: list[UdpChannel] = []
@@ -224,9 +181,7 @@ class Node:
                     uris = [FaceUri.parse(u) for u in self.config.ndn]
                     self.bound_ndn = await nursery.start(self.ndn.run, uris)
                 for prefix, uri in self.config.routes:
-                    self._neighbour(FaceUri.parse(uri)).prefixes[prefix] = 0
-                for nb in self.neighbours.values():
-                    nursery.start_soon(self._maintain, nb)
+                    self.links.configure(prefix, uri)
                 nursery.start_soon(self._timer_loop)
                 nursery.start_soon(self.cache_feed.run)
                 if self.config.discovery:
@@ -234,12 +189,7 @@ class Node:
 
                     self.discovery = Discovery(self, port=self.config.multicast_port)
                     await nursery.start(self.discovery.run)
-                # Give configured neighbours a moment so the first request after start has its
-                # routes: until each is up or refused (one that is not up yet keeps being
-                # re-dialled in the background, see :meth:`unreachable`).
-                with trio.move_on_after(INITIAL_DIAL_WAIT):
-                    for nb in list(self.neighbours.values()):
-                        await nb.tried.wait()
+                await self.links.start()
                 task_status.started(list(self.bound))
         finally:
             self._save_cache()
@@ -532,12 +482,6 @@ class Node:
 
     # -- routes and neighbours -------------------------------------------------------------
 
-    def _neighbour(self, uri: FaceUri) -> _Neighbour:
-        nb = self.neighbours.get(str(uri))
-        if nb is None:
-            nb = self.neighbours[str(uri)] = _Neighbour(uri)
-        return nb
-
     async def _open_udp(self, uri: FaceUri) -> UdpChannel:
         channel = await UdpChannel.open(uri)
         await self.nursery.start(channel.run, self._serve_face)
@@ -553,108 +497,22 @@ class Node:
         host = "::" if family == socket.AF_INET6 else "0.0.0.0"
         return await self._open_udp(FaceUri("udp", host=host, port=0))
 
-    async def _maintain_udp(self, nb: _Neighbour) -> None:
-        """A configured ``udp://`` neighbour: a persistent face, remade if it ever closes."""
-        with nb.cancel:
-            while nb.prefixes:
-                try:
-                    family = socket.AF_INET6 if ":" in nb.uri.host else socket.AF_INET
-                    channel = await self.udp_channel(family)
-                    face = channel.face_for(await channel.resolve(nb.uri), persistent=True)
-                except ConnectError as e:
-                    nb.dial_failed(e)
-                    await nb.pause(MAX_REDIAL_DELAY)
-                    continue
-                self._neighbour_up(nb, face)
-                try:
-                    await face.wait_closed()
-                finally:
-                    nb.face = None
-                    nb.connected = trio.Event()
-                    face.close()
-                await nb.pause(REDIAL_DELAY)
-
-    async def _maintain(self, nb: _Neighbour) -> None:
-        if nb.uri.scheme == "udp":
-            await self._maintain_udp(nb)
-            return
-        delay = REDIAL_DELAY
-        with nb.cancel:
-            while nb.prefixes:
-                try:
-                    face = await dial(nb.uri)
-                except ConnectError as e:
-                    nb.dial_failed(e)
-                    await nb.pause(delay)
-                    delay = min(MAX_REDIAL_DELAY, delay * 2)
-                    continue
-                delay = REDIAL_DELAY
-                self._attach(face)
-                self._neighbour_up(nb, face)
-                try:
-                    await face.run(self.receive)
-                finally:
-                    nb.face = None
-                    nb.connected = trio.Event()
-                    self._detach(face)
-                await nb.pause(REDIAL_DELAY)
-
-    def _neighbour_up(self, nb: _Neighbour, face: Face) -> None:
-        """``nb`` is connected through ``face``: its routes go into the FIB."""
-        nb.face = face
-        for prefix, cost in nb.prefixes.items():
-            self.forwarder.add_route(prefix, face.id, cost)
-        nb.error = ""
-        nb.connected.set()
-        nb.tried.set()
-        nb._attempted()
+    @property
+    def neighbours(self) -> dict[str, Neighbour]:
+        """Configured neighbours by URI (see ccn/neighbours.py)."""
+        return self.links.table
 
     def unreachable(self) -> list[str]:
         """Why each configured neighbour that is not connected is not (its last dial error)."""
-        return [nb.error for nb in self.neighbours.values() if nb.face is None and nb.error]
+        return self.links.unreachable()
 
     async def add_route(self, prefix: Name, uri: str, cost: int = 0) -> None:
         """Route ``prefix`` to the neighbour at ``uri``, dialling it if needed."""
-        target = FaceUri.parse(uri)
-        nb = self.neighbours.get(str(target))
-        fresh = nb is None
-        nb = self._neighbour(target)
-        before = nb.prefixes.get(prefix)
-        nb.prefixes[prefix] = cost
-        if nb.face is not None:
-            self.forwarder.add_route(prefix, nb.face.id, cost)
-            return
-        if fresh:
-            self.nursery.start_soon(self._maintain, nb)
-            outcome = nb.tried
-        else:  # a known neighbour, down: dial it now rather than after its back-off
-            outcome = nb.dial_now()
-        with trio.move_on_after(3):  # a dial into the void waits for nothing
-            await outcome.wait()
-        if nb.face is None:
-            if fresh:
-                nb.cancel.cancel()
-                del self.neighbours[str(target)]
-            elif before is None:  # a known neighbour, down: the failed command leaves no route
-                del nb.prefixes[prefix]
-            else:
-                nb.prefixes[prefix] = before
-            raise CommandFailed(nb.error or f"cannot reach a ccn node at {target}")
+        await self.links.add_route(prefix, uri, cost)
 
     def remove_route(self, prefix: Name, face_spec: str) -> int:
         """Remove routes for ``prefix`` via a face id or neighbour uri; return how many."""
-        removed = 0
-        for nb in list(self.neighbours.values()):
-            matches = face_spec == str(nb.uri) or (
-                nb.face is not None and face_spec == str(nb.face.id)
-            )
-            if matches and nb.prefixes.pop(prefix, None) is not None:
-                removed += 1
-                if nb.face is not None:
-                    self.forwarder.remove_route(prefix, nb.face.id)
-                if not nb.prefixes:
-                    nb.cancel.cancel()
-                    del self.neighbours[str(nb.uri)]
+        removed = self.links.remove_route(prefix, face_spec)
         if not removed and face_spec.isdigit() and int(face_spec) in self.faces:
             with contextlib.suppress(KeyError, ValueError):
                 if self.forwarder.remove_route(prefix, int(face_spec)):
@@ -716,13 +574,7 @@ class Node:
     def down_routes(self, under: Name | None = None) -> list[dict[str, Any]]:
         """Configured routes (under ``under``) whose neighbour is not connected, so not in the
         FIB: ``{"prefix", "uri", "error"}`` each (the last dial error, "" before the first)."""
-        return [
-            {"prefix": str(prefix), "uri": str(nb.uri), "error": nb.error}
-            for nb in self.neighbours.values()
-            if nb.face is None
-            for prefix in nb.prefixes
-            if under is None or under.is_prefix_of(prefix)
-        ][:STATUS_MAX_ROUTES]
+        return self.links.down_routes(under)[:STATUS_MAX_ROUTES]
 
     def _listed_routes(self, fib: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         """The first STATUS_MAX_ROUTES entries of ``fib`` with origins, and how many it has."""
@@ -730,12 +582,7 @@ class Node:
 
     def _fib_with_origins(self, fib: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each next hop with where its route came from (``origin``)."""
-        static = {
-            (str(p), nb.face.id): f"static {nb.uri}"
-            for nb in self.neighbours.values()
-            if nb.face is not None
-            for p in nb.prefixes
-        }
+        static = self.links.origins()
         for entry in fib:
             prefix = entry["prefix"]
             for hop in entry["nexthops"]:
