@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ccn.errors import StoreError
+from ccn.errors import InvalidName, StoreError
 from ccn.faces.internal import InternalFace
 from ccn.name import ROOT
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
@@ -72,6 +72,6 @@ class Producer:
                 if latest is not None:
                     number, vid = latest
                     return Data(name.with_version(number), self.store.get(vid), LATEST_FRESHNESS_MS)
-        except StoreError:  # missing, corrupt, or not a name the store can hold (/x/v0)
+        except (StoreError, InvalidName):  # missing, corrupt, or no ref name (/x/v0, /v1, /)
             pass
         return Nack(interest, NackReason.NOT_FOUND)

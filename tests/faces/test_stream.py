@@ -18,7 +18,7 @@ from ccn.faces.transport import dial, open_listener, serve
 from ccn.faces.uri import FaceUri
 from ccn.framing import frame
 from ccn.name import Name
-from ccn.packet import Data, Interest, Nack, NackReason, Packet
+from ccn.packet import Interest, Nack, NackReason, Packet
 
 N = Name.parse("/a/b")
 
@@ -37,27 +37,6 @@ class Inbox:
             while len(self.packets) < count:
                 await self.event.wait()
                 self.event = trio.Event()
-
-
-async def test_memory_pair_carries_every_packet_type() -> None:
-    a, b = memory_face_pair()
-    inbox = Inbox()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(a.run, Inbox())
-        nursery.start_soon(b.run, inbox)
-        sent: list[Packet] = [
-            Interest(N, 1),
-            Data(N, b"x" * 70000, 10),
-            Nack(Interest(N, 2), NackReason.CONGESTION),
-        ]
-        for p in sent:
-            a.send(p)
-        await inbox.wait_for(3)
-        assert inbox.packets == sent
-        assert (a.counters.out_interests, a.counters.out_data, a.counters.out_nacks) == (1, 1, 1)
-        assert (b.counters.in_interests, b.counters.in_data, b.counters.in_nacks) == (1, 1, 1)
-        assert a.counters.out_bytes == b.counters.in_bytes > 70000
-        nursery.cancel_scope.cancel()
 
 
 async def test_malformed_frame_is_dropped_and_counted_after_a_valid_one() -> None:
