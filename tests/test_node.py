@@ -12,7 +12,6 @@ import trio
 from ccn.client import CommandError, connect
 from ccn.config import ConfigError, NodeConfig
 from ccn.errors import NoRoute, NotFound
-from ccn.mgmt import Management
 from ccn.name import Name
 from ccn.node import Node
 from ccn.relay import run_relay
@@ -102,21 +101,6 @@ async def test_errors_are_typed(tmp_path: Path) -> None:
                 await client.route_add(Name.parse("/far"), "tcp://127.0.0.1:1")
             with pytest.raises(CommandError, match="unknown command"):
                 await client.command("explode")
-
-
-async def test_a_command_that_fails_inside_the_node_does_not_stop_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    async def broken(_self: Management, _params: dict[str, Any]) -> dict[str, Any]:
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(Management, "cmd_list", broken)
-    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
-        with trio.fail_after(10):
-            with pytest.raises(CommandError, match="internal error in the node: RuntimeError"):
-                await client.ls()
-            assert "faces" in await client.status()
-    assert "RuntimeError: a bug" in capsys.readouterr().err
 
 
 async def test_localhost_takes_no_routes(tmp_path: Path) -> None:

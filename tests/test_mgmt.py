@@ -1,0 +1,173 @@
+"""Management commands against a node in process: what each verb answers, and the one-line
+error every malformed command, unknown verb and bad parameter gets (the node keeps serving)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import trio
+
+from ccn.client import Client, CommandError, connect, new_nonce
+from ccn.mgmt import Management, _stoppable
+from ccn.mgmt_proto import PREFIX, command_name, decode_reply
+from ccn.name import Name
+from ccn.packet import Interest
+from ccn.testing import node_in_process
+
+
+async def _raw(client: Client, name: Name) -> dict[str, Any]:
+    """Send a command by its name as given; return the decoded reply (never raises on ok=False)."""
+    data = await client.express(
+        Interest(name, new_nonce(), must_be_fresh=True), timeout=5, retries=0
+    )
+    assert data.name == name and data.freshness_ms == 0  # no cache may answer a command
+    return decode_reply(data.content)
+
+
+def _one_line_error(reply: dict[str, Any], expected: str) -> str | None:
+    """None if ``reply`` is a one-line error containing ``expected``, else what is wrong."""
+    error = reply.get("error")
+    if reply.get("ok") is not False or not isinstance(error, str):
+        return f"not an error reply: {reply}"
+    if "\n" in error or expected not in error:
+        return f"{error!r} does not say {expected!r} in one line"
+    return None
+
+
+async def test_malformed_commands_get_one_line_errors(tmp_path: Path) -> None:
+    cases = [
+        (PREFIX, "not a management command"),
+        (PREFIX.append(b"status", b"\xc1"), "not msgpack"),  # 0xc1: never used by msgpack
+        (PREFIX.append(b"status", msgpack.packb([1, 2])), "must be a map"),
+        (PREFIX.append(b"list", msgpack.packb({1: "/"})), "not msgpack"),  # keys are strings
+        (PREFIX.append(b"explode"), "unknown command 'explode'"),
+        (PREFIX.append(b"\xff\xfe"), "unknown command"),
+        (PREFIX.append(b"__init__"), "unknown command"),
+    ]
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(20):
+            wrong = [(str(n), _one_line_error(await _raw(client, n), e)) for n, e in cases]
+            assert [w for w in wrong if w[1] is not None] == []
+            assert (await _raw(client, command_name("ping"))) == {"ok": True}
+
+
+async def test_parameter_errors_name_the_parameter(tmp_path: Path) -> None:
+    key_rel = "keys/alice.key"
+    (tmp_path / "data").mkdir()
+    cases: list[tuple[str, dict[str, Any] | None, str]] = [
+        ("log", None, "a name parameter is missing"),
+        ("log", {"name": 7}, "a name parameter is missing"),
+        ("log", {"name": "no-slash"}, "no-slash"),
+        ("list", {"prefix": 3}, "a name parameter is missing"),
+        ("route-list", {"prefix": None}, "a name parameter is missing"),
+        ("route-add", {"prefix": "/r"}, "route-add needs a uri"),
+        ("route-add", {"prefix": "/r", "uri": "http://x:1"}, "scheme must be"),
+        ("route-add", {"prefix": "/r", "uri": "tcp://127.0.0.1:1", "cost": -1}, "cost must be"),
+        ("route-add", {"prefix": "/r", "uri": "tcp://127.0.0.1:1", "cost": "1"}, "cost must be"),
+        ("route-add", {"prefix": "/r", "uri": "tcp://127.0.0.1:1", "cost": True}, "cost must be"),
+        ("route-add", {"prefix": "/localhost/x", "uri": "tcp://127.0.0.1:1"}, "takes no routes"),
+        ("route-remove", {"prefix": "/r"}, "needs a face id or uri"),
+        ("route-remove", {"prefix": "/r", "face": "99999"}, "no route for /r via 99999"),
+        ("publish", {"name": "/p/v2", "path": "/tmp"}, "cannot publish under /p/v2"),
+        ("publish", {"name": "/localhost/p", "path": "/tmp"}, "cannot publish under"),
+        ("publish", {"name": "/localhop/p", "path": "/tmp"}, "cannot publish under"),
+        ("publish", {"name": "/", "path": "/tmp"}, "cannot publish under /"),
+        ("publish", {"name": "/p"}, "publish needs an absolute path"),
+        ("publish", {"name": "/p", "path": "relative/file"}, "publish needs an absolute path"),
+        ("publish", {"name": "/p", "path": "/no/such/file"}, "the node cannot read it"),
+        (
+            "publish",
+            {"name": "/p", "path": str(tmp_path / "data"), "key": key_rel},
+            "absolute key path",
+        ),
+        ("pin", {"name": "/p", "version": "text"}, "version must be the version record's bytes"),
+        ("pin", {"name": "/"}, "cannot pin the root name"),
+        ("gc", {"grace": -1}, "grace must be a number of seconds >= 0"),
+        ("gc", {"grace": "1h"}, "grace must be a number of seconds >= 0"),
+        ("unpin", {"name": "/never/pinned"}, "/never/pinned is not pinned"),
+    ]
+    async with node_in_process(tmp_path / "n") as (_node, uri), connect(uri) as client:
+        with trio.fail_after(30):
+            wrong = []
+            for verb, params, expected in cases:
+                reply = await _raw(client, command_name(verb, params))
+                problem = _one_line_error(reply, expected)
+                if problem is not None:
+                    wrong.append((verb, params, problem))
+            assert wrong == []
+            assert (await client.status())["producer"]["nacks"] == 0  # still serving
+    assert not list((tmp_path / "n").glob("refs/p*"))  # nothing was published
+
+
+async def test_replies_of_the_plain_verbs(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"content")
+    async with node_in_process(tmp_path / "n") as (node, uri), connect(uri) as client:
+        with trio.fail_after(20):
+            published = await client.command(
+                "publish", {"name": "/m/f", "path": str(tmp_path / "f")}
+            )
+            assert published["ok"] is True
+            assert published["name"] == "/m/f/v1" and published["size"] == len(b"content")
+            assert len(bytes.fromhex(published["id"])) == 32
+            await client.publish(tmp_path / "f", "/m/f")
+            await client.publish(tmp_path / "f", "/other")
+            listed = await client.command("list", {"prefix": "/m"})
+            assert listed["names"] == [{"name": "/m/f", "versions": [1, 2]}]
+            everything = await client.command("list")
+            assert [e["name"] for e in everything["names"]] == ["/m/f", "/other"]
+            faces = (await client.command("face-list"))["faces"]
+            assert {f["remote"] for f in faces} >= {"internal://management", "internal://producer"}
+            assert len(faces) == len(node.faces)
+            routes = await client.command("route-list", {"prefix": "/m"})
+            assert [e["prefix"] for e in routes["fib"]] == ["/m/f"]
+            assert routes["fib_total"] == 1 and routes["down"] == []
+            assert set((await client.command("status"))["status"]) >= {"faces", "fib", "producer"}
+            pins = await client.command("pins")
+            assert pins == {"ok": True, "pins": []}
+
+
+async def test_a_command_that_fails_inside_the_node_does_not_stop_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def broken(_self: Management, _params: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Management, "cmd_list", broken)
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            with pytest.raises(CommandError, match="internal error in the node: RuntimeError"):
+                await client.ls()
+            assert "faces" in await client.status()
+    assert "RuntimeError: a bug" in capsys.readouterr().err
+
+
+async def test_stoppable_returns_the_result_and_raises_the_error_of_the_work() -> None:
+    with trio.fail_after(10):
+        assert await _stoppable(lambda stop: 42) == 42
+
+        def fails(stop: threading.Event) -> int:
+            raise ValueError("bad file")
+
+        with pytest.raises(ValueError, match="bad file"):  # itself, not in an exception group
+            await _stoppable(fails)
+
+
+async def test_stoppable_tells_the_work_to_stop_and_waits_for_it_when_cancelled() -> None:
+    started = threading.Event()
+    finished: list[bool] = []
+
+    def work(stop: threading.Event) -> None:
+        started.set()
+        finished.append(stop.wait(10))  # the work notices ``stop`` and ends early
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stoppable, work)
+            while not started.is_set():
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    assert finished == [True]  # stop was set, and the thread had ended when the task did
