@@ -1,0 +1,212 @@
+"""Store maintenance of a running node (log, pin, unpin, pins, gc, fsck), called on the node's
+own :class:`~ccn.maintenance.Maintenance` with a real on-disk store and cache tier."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from ccn import maintenance
+from ccn.maintenance import Maintenance, MaintenanceError
+from ccn.name import ROOT, Name
+from ccn.packet import Data
+from ccn.store.files import publish
+from ccn.store.objects import Version, children, decode, encode, id_of
+from ccn.store.objstore import MemoryObjectStore
+from ccn.store.refs import MemoryRefStore
+from ccn.testing import node_in_process
+
+F = Name.parse("/m/f")
+
+
+@asynccontextmanager
+async def _node(tmp_path: Path, versions: int = 2) -> AsyncIterator[tuple[Any, Maintenance]]:
+    """A node that published ``versions`` versions of ``/m/f``; yields it and its maintenance."""
+    async with node_in_process(tmp_path / "n") as (node, _uri):
+        for k in range(versions):
+            src = tmp_path / f"f{k}"
+            src.write_bytes(os.urandom(1000 + k))
+            publish(node.store, node.refs, F, src)
+        with trio.fail_after(20):
+            yield node, node.management.maintenance
+
+
+class Elsewhere:
+    """A version published on another store: its record and every object below it."""
+
+    def __init__(self, tmp_path: Path, name: str = "/far/f", size: int = 300_000) -> None:
+        store, refs = MemoryObjectStore(), MemoryRefStore()
+        src = tmp_path / "far.bin"
+        src.write_bytes(os.urandom(size))
+        self.version = publish(store, refs, Name.parse(name), src)
+        self.raw = encode(self.version)
+        self.objects: dict[bytes, bytes] = {}
+        stack = list(children(self.version))
+        while stack:
+            oid, _kind = stack.pop()
+            self.objects[oid] = raw = store.get(oid)
+            obj = decode(raw)
+            if type(obj) is not Version:
+                stack.extend(children(obj))
+
+
+async def test_log_lists_versions_oldest_first(tmp_path: Path) -> None:
+    async with _node(tmp_path) as (node, m):
+        reply = await m.log(F)
+        assert reply["name"] == "/m/f"
+        v1, v2 = reply["versions"]
+        ids = [e.id.hex() for e in node.refs.log(F)]
+        assert [v1["number"], v2["number"]] == [1, 2] and [v1["id"], v2["id"]] == ids
+        assert (v1["size"], v2["size"]) == (1000, 1001)
+        assert v1["previous"] is None and v2["previous"] == v1["id"]
+        assert v1["time_ns"] <= v2["time_ns"] and not v1["pinned"] and not v2["pinned"]
+        assert (await m.log(F.with_version(1)))["versions"] == [v1]
+        # a version whose record is gone from the store is still listed, with the error
+        node.store.delete(bytes.fromhex(v1["id"]))
+        gone = (await m.log(F))["versions"][0]
+        assert gone["number"] == 1 and "error" in gone and "size" not in gone
+
+
+async def test_log_errors(tmp_path: Path) -> None:
+    async with _node(tmp_path) as (_, m):
+        with pytest.raises(MaintenanceError, match=r"^/m/other is not published on this node$"):
+            await m.log(Name.parse("/m/other"))
+        with pytest.raises(MaintenanceError, match=r"^/m/f/v3 is not published on this node$"):
+            await m.log(F.with_version(3))
+        with pytest.raises(MaintenanceError, match="is not published"):
+            await m.log(Name.parse("/m/f/sub"))
+
+
+async def test_pin_and_unpin_what_is_published_here(tmp_path: Path) -> None:
+    async with _node(tmp_path) as (node, m):
+        assert await m.pin(F.with_version(1), None) == {"pinned": "/m/f/v1"}
+        assert await m.pin(F, None) == {"pinned": "/m/f"}  # whatever is latest
+        assert [v["pinned"] for v in (await m.log(F))["versions"]] == [True, True]
+        assert sorted(m.pins(), key=lambda p: p["number"] or 0) == [
+            {"name": "/m/f", "number": None, "id": None},
+            {"name": "/m/f", "number": 1, "id": None},
+        ]
+        publish(node.store, node.refs, F, tmp_path / "f0")  # v3: the latest pin moves along
+        assert [v["pinned"] for v in (await m.log(F))["versions"]] == [True, False, True]
+        assert await m.unpin(F.with_version(1)) == {"removed": 1}
+        with pytest.raises(MaintenanceError, match=r"^/m/f/v1 is not pinned$"):
+            await m.unpin(F.with_version(1))
+        assert await m.pin(F.with_version(2), None) == {"pinned": "/m/f/v2"}
+        assert await m.unpin(F) == {"removed": 2}  # every pin of the name
+        assert m.pins() == []
+        with pytest.raises(MaintenanceError, match=r"^/m/f is not pinned$"):
+            await m.unpin(F)
+
+
+async def test_pin_errors(tmp_path: Path) -> None:
+    far = Elsewhere(tmp_path)
+    name = far.version.full_name
+    async with _node(tmp_path) as (_, m):
+        with pytest.raises(MaintenanceError, match="cannot pin the root name"):
+            await m.pin(ROOT, None)
+        with pytest.raises(MaintenanceError, match=r"^/m/f/v9: no such version on this node$"):
+            await m.pin(F.with_version(9), None)
+        with pytest.raises(MaintenanceError, match="not a version record"):
+            await m.pin(name, b"\x00garbage")
+        with pytest.raises(MaintenanceError, match="not a version of /elsewhere"):
+            await m.pin(Name.parse("/elsewhere"), far.raw)
+        blob = next(iter(far.objects.values()))
+        with pytest.raises(MaintenanceError, match="not a version of /far/f"):
+            await m.pin(name, blob)
+        with pytest.raises(MaintenanceError, match=r"^the record sent is v1, not v2$"):
+            await m.pin(Name.parse("/far/f/v2"), far.raw)
+        assert m.pins() == []
+
+
+async def test_pinning_a_version_from_elsewhere_asks_for_what_it_lacks(tmp_path: Path) -> None:
+    far = Elsewhere(tmp_path)
+    name = far.version.full_name
+    async with _node(tmp_path) as (node, m):
+        assert await m.pin(name, None) == {"need": "version"}
+        # the root is missing: what lies below it cannot be known yet
+        assert await m.pin(name, far.raw) == {"need": "content", "missing": 1}
+        root = far.version.root
+        below = children(decode(far.objects[root]))
+        assert len(below) > 1 and len(far.objects) == len(below) + 1  # one flat manifest
+        node.cache.add_many([(root, far.objects[root])])
+        assert await m.pin(name, far.raw) == {"need": "content", "missing": len(below)}
+        node.cache.add_many((oid, far.objects[oid]) for oid, _kind in below[1:])
+        assert await m.pin(name, far.raw) == {"need": "content", "missing": 1}
+        assert m.pins() == [] and not node.store.known(id_of(far.version))
+
+
+async def test_pinning_promotes_from_the_cache_tier_and_the_content_store(tmp_path: Path) -> None:
+    far = Elsewhere(tmp_path)
+    items = list(far.objects.items())
+    in_tier, in_cs = dict(items[::2]), dict(items[1::2])
+    assert in_tier and in_cs
+    async with _node(tmp_path) as (node, m):
+        node.cache.add_many(in_tier.items())
+        now = trio.current_time()
+        for raw in in_cs.values():
+            assert node.forwarder.cs.insert(Data(ROOT, raw), now)
+        assert await m.pin(Name.parse("/far/f"), far.raw) == {"pinned": "/far/f/v1"}
+        vid = id_of(far.version)
+        assert node.store.get(vid) == far.raw
+        assert all(node.store.get(oid) == raw for oid, raw in far.objects.items())
+        # what came from the CS is in the tier too: after unpin and gc it is still here
+        assert all(node.cache.known(oid) for oid in far.objects)
+        assert m.pins() == [{"name": "/far/f", "number": 1, "id": vid.hex()}]
+        # the main store keeps it through a gc while pinned, and lets it go once unpinned
+        assert (await m.gc(False, grace_s=0))["count"] == 0
+        assert await m.unpin(Name.parse("/far/f/v1")) == {"removed": 1}
+        removed = await m.gc(False, grace_s=0)
+        assert removed["count"] == len(far.objects) + 1
+        assert not node.store.known(vid)
+
+
+async def test_gc_reports_and_removes_only_unreachable_objects(tmp_path: Path) -> None:
+    async with _node(tmp_path) as (node, m):
+        published = set(node.store.ids())
+        orphans = {node.store.put_blob(os.urandom(100 + k)) for k in range(3)}
+        young = await m.gc(False)  # default grace: an hour
+        assert (young["count"], young["young"], young["removed"]) == (0, 3, [])
+        dry = await m.gc(True, grace_s=0)
+        assert dry["dry_run"] is True and dry["count"] == 3
+        assert {bytes.fromhex(h) for h, _size in dry["removed"]} == orphans
+        assert dry["bytes"] == sum(size for _h, size in dry["removed"])
+        assert set(node.store.ids()) == published | orphans  # a dry run removes nothing
+        done = await m.gc(False, grace_s=0)
+        assert done["dry_run"] is False and done["count"] == 3 and done["live"] == len(published)
+        assert set(node.store.ids()) == published and done["warnings"] == []
+
+
+async def test_replies_list_at_most_max_lines_but_count_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(maintenance, "MAX_LINES", 2)
+    async with _node(tmp_path, versions=4) as (node, m):
+        for k in range(5):
+            node.store.put_blob(os.urandom(50 + k))
+        reply = await m.gc(True, grace_s=0)
+        assert len(reply["removed"]) == 2 and reply["count"] == 5
+        for oid in list(node.store.ids()):
+            node.store.delete(oid)
+        report = await m.fsck(False)
+        assert len(report["problems"]) == 2 and report["count"] == 4
+
+
+async def test_fsck_reports_damage_it_cannot_repair(tmp_path: Path) -> None:
+    async with _node(tmp_path) as (node, m):
+        clean = await m.fsck(False)
+        assert (clean["count"], clean["unrepaired"], clean["problems"]) == (0, 0, [])
+        assert clean["checked"]["versions"] == 2 and clean["checked"]["objects"] > 0
+        v1 = decode(node.store.get(node.refs.get(F, 1)))
+        assert type(v1) is Version
+        node.store.delete(v1.root)  # published content gone: fsck --repair cannot make it up
+        for repair in (False, True):
+            report = await m.fsck(repair)
+            assert report["count"] == report["unrepaired"] == 1
+            (line,) = report["problems"]
+            assert line.startswith("/m/f/v1 (") and "\n" not in line
