@@ -230,9 +230,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
     prefix = Name.parse(args.prefix)
 
     async def body(client: Client) -> int:
-        for entry in await client.ls(prefix):
+        names, total = await client.listing(prefix)
+        for entry in names:
             versions = " ".join(f"v{v}" for v in entry["versions"])
+            earlier = entry.get("versions_total", 0) - len(entry["versions"])
+            if earlier > 0:
+                versions = f"({earlier:,} earlier; ccn log lists them) {versions}"
             print(f"{entry['name']}  {versions}")
+        if total > len(names):
+            print(f"... and {total - len(names):,} more names (ccn ls PREFIX lists fewer)")
         return 0
 
     return trio.run(_with_client, args, body)
@@ -309,7 +315,10 @@ def cmd_log(args: argparse.Namespace) -> int:
         raise LocalError("give a published name: / itself has no versions")
 
     async def body(client: Client) -> int:
-        for v in await client.log(name):
+        versions, total = await client.history(name)
+        if total > len(versions):
+            print(f"({total - len(versions):,} earlier versions; ccn log NAME/vN shows one)")
+        for v in versions:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v["time_ns"] / 1e9))
             size = f"{v['size']} bytes" if "size" in v else v.get("error", "?")
             prev = v.get("previous") or "-"

@@ -241,11 +241,17 @@ class Client:
         return status
 
     async def ls(self, prefix: Name | str = "/") -> list[dict[str, Any]]:
-        """Names published on this node under ``prefix``, with their versions."""
+        """Names published on this node under ``prefix``, with their versions:
+        ``{"name", "versions": [N...], "versions_total"}`` each. The node lists at most 2000
+        names and the last 100 versions of each; :meth:`listing` also gives the total."""
+        return (await self.listing(prefix))[0]
+
+    async def listing(self, prefix: Name | str = "/") -> tuple[list[dict[str, Any]], int]:
+        """:meth:`ls`, and how many names there are under ``prefix`` in all."""
         p = Name.parse(prefix) if isinstance(prefix, str) else prefix
         reply = await self.command("list", {"prefix": str(p)})
         names: list[dict[str, Any]] = reply["names"]
-        return names
+        return names, int(reply.get("names_total", len(names)))
 
     async def publish(
         self,
@@ -313,9 +319,13 @@ class Client:
     async def log(self, name: Name | str) -> list[dict[str, Any]]:
         """Versions of a name published on this node, oldest first (of ``/name/vN``: that
         version only): number, id, time_ns, size, previous (hex id or None), pinned."""
+        return (await self.history(name))[0]
+
+    async def history(self, name: Name | str) -> tuple[list[dict[str, Any]], int]:
+        """:meth:`log`, at most the last 2000 versions, and how many there are in all."""
         reply = await self.command("log", {"name": str(_name(name))})
         versions: list[dict[str, Any]] = reply["versions"]
-        return versions
+        return versions, int(reply.get("versions_total", len(versions)))
 
     async def pin(self, name: Name | str) -> Name:
         """Keep ``/name/vN`` (or the latest version of ``/name``) on this node; return what was

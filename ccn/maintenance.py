@@ -60,7 +60,7 @@ class Maintenance:
             if not entries:
                 raise MaintenanceError(f"{name} is not published on this node")
         out = []
-        for e in entries:
+        for e in entries[-MAX_LINES:]:
             row: dict[str, Any] = {"number": e.number, "id": e.id.hex(), "time_ns": e.time_ns}
             try:
                 v = node.store.get_object(e.id)
@@ -75,7 +75,7 @@ class Maintenance:
                     }
             row["pinned"] = e.number in pinned or (None in pinned and e is latest)
             out.append(row)
-        return {"name": str(n), "versions": out}
+        return {"name": str(n), "versions": out, "versions_total": len(entries)}
 
     # -- pins ------------------------------------------------------------------------------
 

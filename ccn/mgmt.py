@@ -25,7 +25,7 @@ from ccn.faces.internal import InternalFace
 from ccn.faces.uri import FaceUri
 from ccn.keys import SigningKey
 from ccn.maintenance import Maintenance
-from ccn.mgmt_proto import encode_reply, parse_command
+from ccn.mgmt_proto import MAX_REPLY_BYTES, encode_reply, parse_command
 from ccn.name import Name
 from ccn.packet import Data, Interest, Packet
 from ccn.store.files import publish
@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
+
+#: ``list`` gives at most this many names, and of each its last LIST_MAX_VERSIONS version
+#: numbers (a reply is one packet); the totals are complete.
+LIST_MAX_NAMES = 2000
+LIST_MAX_VERSIONS = 100
 
 
 async def _stoppable(work: Callable[[threading.Event], T]) -> T:
@@ -80,6 +85,7 @@ class Management:
             self.node.nursery.start_soon(self._serve, packet)
 
     async def _serve(self, interest: Interest) -> None:
+        verb = "?"
         try:
             verb, params = parse_command(interest.name)
             handler = getattr(self, "cmd_" + verb.replace("-", "_"), None)
@@ -97,7 +103,11 @@ class Management:
             print(f"ccn node: internal error in {interest.name}:", file=sys.stderr)
             traceback.print_exc()
             reply = {"ok": False, "error": f"internal error in the node: {type(e).__name__}: {e}"}
-        self.node.inject(self.face.id, Data(interest.name, encode_reply(reply), 0))
+        content = encode_reply(reply)
+        if len(content) > MAX_REPLY_BYTES:  # the net under a command that lists too much
+            too_big = f"the reply to {verb!r} is too large ({len(content):,} bytes)"
+            content = encode_reply({"ok": False, "error": too_big})
+        self.node.inject(self.face.id, Data(interest.name, content, 0))
 
     # -- commands --------------------------------------------------------------------------
 
@@ -117,11 +127,24 @@ class Management:
 
     async def cmd_list(self, params: dict[str, Any]) -> dict[str, Any]:
         prefix = _name(params.get("prefix", "/"))
+        # A walk of the refs directory: in a worker thread, so a big store does not hold up
+        # every face of the node while it runs.
+        return await trio.to_thread.run_sync(self._list, prefix)
+
+    def _list(self, prefix: Name) -> dict[str, Any]:
         refs = self.node.refs
+        found = refs.names(prefix)
         names = []
-        for n in refs.names(prefix):
-            names.append({"name": str(n), "versions": [v for v, _id in refs.versions(n)]})
-        return {"names": names}
+        for n in found[:LIST_MAX_NAMES]:
+            numbers = [v for v, _id in refs.versions(n)]
+            names.append(
+                {
+                    "name": str(n),
+                    "versions": numbers[-LIST_MAX_VERSIONS:],
+                    "versions_total": len(numbers),
+                }
+            )
+        return {"names": names, "names_total": len(found)}
 
     async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         name = _name(params.get("name"))

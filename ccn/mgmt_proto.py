@@ -13,11 +13,14 @@ from typing import Any
 
 import msgpack
 
+from ccn.codec import MAX_PACKET_SIZE
 from ccn.errors import DecodeError
 from ccn.name import Name
 
 PREFIX = Name.parse("/localhost/ccn")
 PARAM_COMPONENT_BYTES = 200
+#: The largest reply a command gives: one Data packet, with room for its name (the command).
+MAX_REPLY_BYTES = MAX_PACKET_SIZE - (64 << 10)
 
 
 def command_name(verb: str, params: dict[str, Any] | None = None) -> Name:

@@ -14,8 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
+from ccn.cli import main
 from ccn.config import check_store_dir
+from ccn.name import Name
+from ccn.testing import node_in_process
 
 CCN = [sys.executable, "-m", "ccn"]
 
@@ -483,3 +487,27 @@ def test_sigterm_during_a_big_put_stops_the_import_and_publishes_nothing(tmp_pat
     assert took < 3.0, f"the node took {took:.1f} s to stop"
     assert put.returncode != 0 and len(err.strip().splitlines()) == 1, err
     assert DiskRefStore(tmp_path / "store").latest(Name.parse("/big")) is None
+
+
+async def test_ls_and_log_say_what_they_leave_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("ccn.mgmt.LIST_MAX_NAMES", 2)
+    monkeypatch.setattr("ccn.mgmt.LIST_MAX_VERSIONS", 2)
+    monkeypatch.setattr("ccn.maintenance.MAX_LINES", 2)
+    async with node_in_process(tmp_path) as (node, uri):
+        for name in ("/c/a", "/c/b", "/c/c"):
+            for v in range(1, 4):
+                node.refs.compare_and_swap(Name.parse(name), v - 1 or None, v, bytes(32))
+        with trio.fail_after(20):
+            capsys.readouterr()
+            assert await trio.to_thread.run_sync(main, ["--node", uri, "ls", "/c"]) == 0
+            assert capsys.readouterr().out.splitlines() == [
+                "/c/a  (1 earlier; ccn log lists them) v2 v3",
+                "/c/b  (1 earlier; ccn log lists them) v2 v3",
+                "... and 1 more names (ccn ls PREFIX lists fewer)",
+            ]
+            assert await trio.to_thread.run_sync(main, ["--node", uri, "log", "/c/a"]) == 0
+            out = capsys.readouterr().out.splitlines()
+            assert out[0] == "(1 earlier versions; ccn log NAME/vN shows one)"
+            assert [line.split()[0] for line in out[1:]] == ["v2", "v3"]

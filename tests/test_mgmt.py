@@ -116,7 +116,8 @@ async def test_replies_of_the_plain_verbs(tmp_path: Path) -> None:
             await client.publish(tmp_path / "f", "/m/f")
             await client.publish(tmp_path / "f", "/other")
             listed = await client.command("list", {"prefix": "/m"})
-            assert listed["names"] == [{"name": "/m/f", "versions": [1, 2]}]
+            assert listed["names"] == [{"name": "/m/f", "versions": [1, 2], "versions_total": 2}]
+            assert listed["names_total"] == 1
             everything = await client.command("list")
             assert [e["name"] for e in everything["names"]] == ["/m/f", "/other"]
             faces = (await client.command("face-list"))["faces"]
@@ -128,6 +129,46 @@ async def test_replies_of_the_plain_verbs(tmp_path: Path) -> None:
             assert set((await client.command("status"))["status"]) >= {"faces", "fib", "producer"}
             pins = await client.command("pins")
             assert pins == {"ok": True, "pins": []}
+
+
+def _publish_many(node: Any, names: int, versions: int) -> None:
+    """``/b/n0`` … with version 1 each, and ``/b/n0`` up to ``versions`` (records not stored)."""
+    for i in range(names):
+        node.refs.compare_and_swap(Name.parse(f"/b/n{i}"), None, 1, bytes(32))
+    for v in range(2, versions + 1):
+        node.refs.compare_and_swap(Name.parse("/b/n0"), v - 1, v, bytes(32))
+
+
+async def test_list_and_log_are_cut_at_their_bounds_and_give_totals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 30,000 names made a 1.9 MB list reply, more than a packet: the client waited 10 s and
+    # blamed the node ("did not answer"). Now the lists are cut and the totals complete.
+    monkeypatch.setattr("ccn.mgmt.LIST_MAX_NAMES", 3)
+    monkeypatch.setattr("ccn.mgmt.LIST_MAX_VERSIONS", 2)
+    monkeypatch.setattr("ccn.maintenance.MAX_LINES", 4)
+    async with node_in_process(tmp_path) as (node, uri), connect(uri) as client:
+        _publish_many(node, names=5, versions=6)
+        with trio.fail_after(10):
+            names, total = await client.listing("/b")
+            assert total == 5 and [e["name"] for e in names] == ["/b/n0", "/b/n1", "/b/n2"]
+            assert names[0]["versions"] == [5, 6] and names[0]["versions_total"] == 6
+            versions, total = await client.history("/b/n0")
+            assert total == 6 and [v["number"] for v in versions] == [3, 4, 5, 6]
+
+
+async def test_a_reply_too_large_for_a_packet_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def huge(_self: Management, _params: dict[str, Any]) -> dict[str, Any]:
+        return {"pins": ["x" * 1000] * 2000}
+
+    monkeypatch.setattr(Management, "cmd_pins", huge)
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            reply = await _raw(client, command_name("pins"))
+            assert _one_line_error(reply, "the reply to 'pins' is too large (2,") is None
+            assert "faces" in await client.status()
 
 
 async def test_a_command_that_fails_inside_the_node_does_not_stop_it(
