@@ -160,7 +160,7 @@ class Node:
                 self._attach(self.management.face)
                 self.forwarder.add_route(MGMT_PREFIX, self.management.face.id, 0)
                 for name in self.refs.names(None):
-                    self.forwarder.add_route(name, self.producer.face.id, 0)
+                    self._route_to_producer(name)
                 for text in self.config.listen:
                     if FaceUri.parse(text).scheme == "udp":
                         channel = await self._open_udp(FaceUri.parse(text))
@@ -519,8 +519,14 @@ class Node:
                     removed = 1
         return removed
 
+    def _route_to_producer(self, name: Name) -> None:
+        # The node's own names are as many as its store holds: not counted against the FIB's
+        # bound, which is there for routes others add (a node with more published names than
+        # that could not start, and every route added later failed).
+        self.forwarder.add_route(name, self.producer.face.id, 0, bounded=False)
+
     def on_published(self, name: Name) -> None:
-        self.forwarder.add_route(name, self.producer.face.id, 0)
+        self._route_to_producer(name)
         if self.discovery is not None:
             self.discovery.poke()  # announce the new prefix now
 

@@ -249,3 +249,28 @@ def test_a_node_in_process_refuses_a_directory_that_is_not_a_store(tmp_path: Pat
     with pytest.raises(ConfigError, match="not a ccn store"):
         Node(NodeConfig(store=tmp_path, listen=[]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+async def test_published_names_beyond_the_fib_bound_are_served(tmp_path: Path) -> None:
+    # A node with more published names than its FIB's bound used to fail at start ("FIB is
+    # full"); its own names are not counted, so they are all served and routes still go in.
+    store = tmp_path / "node"  # node_in_process keeps its store there
+    src = _touch(tmp_path / "x")
+    async with node_in_process(tmp_path) as (node, uri), connect(uri) as client:
+        with trio.fail_after(20):
+            for i in range(4):
+                await client.put(src, f"/own/{i}")
+    config = NodeConfig(store=store, listen=[f"unix://{tmp_path}/m.sock"], discovery=False)
+    node = Node(config)
+    node.forwarder.fib.max_entries = 2  # the management prefix, and one more
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(20):
+            (bound,) = await nursery.start(node.run)
+            async with connect(str(bound)) as client:
+                assert await client.get("/own/3") == b"x"
+                await client.route_add(Name.parse("/far"), str(bound))  # to itself: up
+                with pytest.raises(CommandError, match="FIB is full"):
+                    await client.route_add(Name.parse("/farther"), str(bound))
+                await client.put(src, "/own/4")
+                assert await client.get("/own/4") == b"x"
+        nursery.cancel_scope.cancel()

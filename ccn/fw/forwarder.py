@@ -209,9 +209,10 @@ class Forwarder:
         until the deadline need not ask again (a CS hit adds none)."""
         return self.pit.schedules + self._retry_seq
 
-    def add_route(self, prefix: Name, face_id: int, cost: int = 0) -> None:
-        """Route ``prefix`` to ``face_id`` (which need not be up yet). Raises ``TableFull``."""
-        self.fib.add(prefix, face_id, cost)
+    def add_route(self, prefix: Name, face_id: int, cost: int = 0, *, bounded: bool = True) -> None:
+        """Route ``prefix`` to ``face_id`` (which need not be up yet). Raises ``TableFull``;
+        ``bounded=False``: not counted against the FIB's bound (see :class:`Fib`)."""
+        self.fib.add(prefix, face_id, cost, bounded=bounded)
 
     def remove_route(self, prefix: Name, face_id: int) -> bool:
         return self.fib.remove(prefix, face_id)

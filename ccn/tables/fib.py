@@ -2,7 +2,9 @@
 
 A data structure without policy: it stores routes and answers lookups. Which next hop to use is
 the strategy's decision, whether a face is up is the forwarder's. Next hops of an entry are kept
-sorted by cost (ties by face id), so readers never sort. Bounded by a number of prefixes.
+sorted by cost (ties by face id), so readers never sort. Bounded by a number of prefixes; the
+routes a caller adds with ``bounded=False`` (a node's own published names, which its store
+bounds) are not counted, so that neither they nor the bound lock the other out.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ class NextHop:
 class FibEntry:
     """One prefix and its next hops, lowest cost first."""
 
-    __slots__ = ("nexthops", "prefix")
+    __slots__ = ("bounded", "nexthops", "prefix")
 
     def __init__(self, prefix: Name) -> None:
         self.prefix = prefix
         self.nexthops: list[NextHop] = []
+        #: Counted against the table's bound (some next hop was added with ``bounded=True``).
+        self.bounded = False
 
     def __repr__(self) -> str:
         hops = ", ".join(f"{h.face_id}:{h.cost}" for h in self.nexthops)
@@ -44,11 +48,12 @@ class FibEntry:
 class Fib:
     """Routes by prefix. ``lpm`` is the only method on the packet path."""
 
-    __slots__ = ("_faces", "_tree", "lookups", "max_entries", "misses")
+    __slots__ = ("_bounded", "_faces", "_tree", "lookups", "max_entries", "misses")
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._tree: NameTree[FibEntry] = NameTree()
+        self._bounded = 0  # entries counted against max_entries
         # face id -> prefixes routed through it, so removing a face does not scan the table.
         self._faces: dict[int, set[Name]] = {}
         self.lookups = 0
@@ -57,19 +62,23 @@ class Fib:
     def __len__(self) -> int:
         return len(self._tree)
 
-    def add(self, prefix: Name, face_id: int, cost: int = 0) -> FibEntry:
+    def add(self, prefix: Name, face_id: int, cost: int = 0, *, bounded: bool = True) -> FibEntry:
         """Add a next hop, or change its cost if ``face_id`` is already one for ``prefix``.
 
-        Raises :class:`TableFull` if ``prefix`` is new and the table holds ``max_entries``.
+        Raises :class:`TableFull` if the route is ``bounded``, ``prefix`` is not yet counted
+        against the bound, and ``max_entries`` prefixes are.
         """
         if cost < 0:
             raise LocalError(f"route cost must be non-negative, got {cost}")
         entry = self._tree.get(prefix)
-        if entry is None:
-            if len(self._tree) >= self.max_entries:
+        if bounded and (entry is None or not entry.bounded):
+            if self._bounded >= self.max_entries:
                 raise TableFull(f"FIB is full ({self.max_entries} prefixes)")
+            self._bounded += 1
+        if entry is None:
             entry = FibEntry(prefix)
             self._tree.set(prefix, entry)
+        entry.bounded = entry.bounded or bounded
         hops = [h for h in entry.nexthops if h.face_id != face_id]
         hops.append(NextHop(face_id, cost))
         hops.sort(key=_hop_order)
@@ -87,7 +96,7 @@ class Fib:
             return False
         entry.nexthops = hops
         if not hops:
-            self._tree.pop(prefix)
+            self._drop(entry)
         prefixes = self._faces.get(face_id)
         if prefixes is not None:
             prefixes.discard(prefix)
@@ -104,8 +113,12 @@ class Fib:
                 continue
             entry.nexthops = [h for h in entry.nexthops if h.face_id != face_id]
             if not entry.nexthops:
-                self._tree.pop(prefix)
+                self._drop(entry)
         return len(prefixes)
+
+    def _drop(self, entry: FibEntry) -> None:
+        self._tree.pop(entry.prefix)
+        self._bounded -= entry.bounded
 
     def get(self, prefix: Name) -> FibEntry | None:
         """The entry for exactly ``prefix``."""

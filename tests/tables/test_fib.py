@@ -50,6 +50,23 @@ def test_bound_and_bad_cost() -> None:
         fib.add(N("/a"), 1, -1)
 
 
+def test_unbounded_routes_are_not_counted_against_the_bound() -> None:
+    fib = Fib(max_entries=2)
+    for i in range(5):  # e.g. a node's own published names
+        fib.add(N(f"/own/{i}"), 9, bounded=False)
+    fib.add(N("/a"), 1)
+    fib.add(N("/own/0"), 1)  # a bounded hop on an own entry: now it counts
+    with pytest.raises(TableFull):
+        fib.add(N("/b"), 1)
+    fib.add(N("/own/5"), 9, bounded=False)  # own names still go in
+    assert len(fib) == 7
+    assert fib.remove(N("/own/0"), 1) and fib.remove(N("/own/0"), 9)  # the entry goes
+    fib.add(N("/b"), 1)  # its place in the bound is free again
+    assert fib.remove_face(1) == 2  # /a and /b
+    fib.add(N("/c"), 1)
+    fib.add(N("/d"), 1)
+
+
 def test_lpm_counts_lookups_and_misses() -> None:
     fib = Fib()
     fib.add(N("/a"), 1)
