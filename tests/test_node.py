@@ -47,7 +47,9 @@ async def test_publish_get_ls_status(tmp_path: Path) -> None:
             assert await client.get("/t/file") == data
             assert await client.get("/t/file/v1") == data
             assert await client.put(tmp_path / "f.bin", "/t/file") == Name.parse("/t/file/v2")
-            assert await client.ls("/t") == [{"name": "/t/file", "versions": [1, 2]}]
+            assert await client.ls("/t") == [
+                {"name": "/t/file", "versions": [1, 2], "versions_total": 2}
+            ]
             status = await client.status()
     for key in ("faces", "fib", "pit", "cs", "producer", "store"):
         assert key in status
