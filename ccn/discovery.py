@@ -352,7 +352,9 @@ class Discovery:
                     routes[p] = cost + LINK_COST
         except (Exception, CcnError):
             return
-        nb.fetched_seq = max(seq, reply.get("seq", seq)) if isinstance(reply, dict) else seq
+        # the reply is a map here (``reply["routes"]`` worked); its seq is the peer's word only
+        their_seq = reply.get("seq")
+        nb.fetched_seq = max(seq, their_seq) if type(their_seq) is int else seq
         nb.fetched_at = trio.current_time()
         own = set(self.own_prefixes())
         self._install(nb, {p: c for p, c in routes.items() if c < INFINITY and p not in own})

@@ -10,14 +10,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 import trio
 
+from ccn import codec
 from ccn import discovery as disc
 from ccn.client import connect
 from ccn.config import ConfigError, NodeConfig
 from ccn.discovery import Discovery
 from ccn.name import Name
+from ccn.packet import Data, Interest
 from ccn.testing import node_in_process
 
 # Discovery on, but on no interface: nothing leaves this host.
@@ -178,3 +181,32 @@ async def test_idle_discovery_sleeps_until_something_is_due_or_poked(
                 seq = d.seq
                 await client.put(tmp_path / "f.bin", "/lan/z")
                 await wait_until(lambda: d.seq > seq, timeout=1.0)
+
+
+@pytest.mark.parametrize("seq", ["x", None, [1], 1.5, float("nan")])
+async def test_route_table_with_a_bad_seq_is_ignored_not_fatal(tmp_path: Path, seq: Any) -> None:
+    # A LAN peer's route table whose "seq" was not an integer used to raise TypeError in the
+    # discovery task and bring the whole node down with a traceback.
+    fake_id = b"fakenbr1"
+    with trio.fail_after(20):
+        async with node_in_process(tmp_path, "a", **LAN) as (a, a_uri):
+            d = a.discovery
+            assert isinstance(d, Discovery)
+            sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+            with sock:
+                await sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+                d._on_hello({"id": fake_id, "uri": f"udp://127.0.0.1:{port}", "seq": 7})
+                while True:
+                    raw, addr = await sock.recvfrom(70_000)
+                    packet = codec.decode(raw)
+                    if type(packet) is Interest and disc.ROUTES.is_prefix_of(packet.name):
+                        break
+                table = {"id": fake_id, "seq": seq, "routes": [["/lan/bad", 0]]}
+                content = msgpack.packb(table, use_bin_type=True)
+                await sock.sendto(codec.encode(Data(packet.name, content, 0)), addr)
+                await wait_until(lambda: bool(routes_to(a, "/lan/bad")))
+            nb = d.neighbours[fake_id]
+            assert type(nb.fetched_seq) is int
+            async with connect(a_uri) as client:
+                assert "discovery" in await client.status()
