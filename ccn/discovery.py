@@ -25,6 +25,7 @@ routes it did not make. The wire convention is in docs/protocol.md §8 and docs/
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import random
 import secrets
@@ -66,6 +67,7 @@ MAX_SLEEP = HELLO_INTERVAL
 LINK_COST = 1
 INFINITY = 16
 MAX_ROUTES = 10_000
+NODE_ID_BYTES = 8
 
 
 def _params_name(base: Name, params: dict[str, Any]) -> Name:
@@ -84,6 +86,16 @@ def _params(name: Name, base: Name) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise DecodeError("discovery parameters must be a map")
     return params
+
+
+def _one_peer(target: FaceUri) -> bool:
+    """Whether a hello's address names one IPv4 peer. A host name would be resolved on the
+    event loop at every send; unspecified, multicast and broadcast addresses are no neighbour."""
+    try:
+        ip = ipaddress.IPv4Address(target.host)
+    except ValueError:
+        return False
+    return target.port != 0 and not (ip.is_unspecified or ip.is_multicast or ip.is_reserved)
 
 
 @dataclass
@@ -106,7 +118,7 @@ class Discovery:
     def __init__(self, node: Node, *, port: int = DEFAULT_PORT) -> None:
         self.node = node
         self.port = port
-        self.id = secrets.token_bytes(8)
+        self.id = secrets.token_bytes(NODE_ID_BYTES)
         self.face = InternalFace("internal://discovery", self._on_packet)
         self.neighbours: dict[bytes, Neighbour] = {}
         self.mcast: dict[str, MulticastFace] = {}
@@ -244,10 +256,16 @@ class Discovery:
 
     def _on_hello(self, params: dict[str, Any]) -> None:
         nid, uri, seq = params["id"], params["uri"], params["seq"]
-        if type(nid) is not bytes or type(uri) is not str or type(seq) is not int or nid == self.id:
+        if (
+            type(nid) is not bytes
+            or len(nid) != NODE_ID_BYTES
+            or type(uri) is not str
+            or type(seq) is not int
+            or nid == self.id
+        ):
             return
         target = FaceUri.parse(uri)
-        if target.scheme != "udp":
+        if target.scheme != "udp" or not _one_peer(target):
             return
         self.hellos_heard += 1
         now = trio.current_time()

@@ -210,3 +210,31 @@ async def test_route_table_with_a_bad_seq_is_ignored_not_fatal(tmp_path: Path, s
             assert type(nb.fetched_seq) is int
             async with connect(a_uri) as client:
                 assert "discovery" in await client.status()
+
+
+@pytest.mark.parametrize(
+    ("nid", "uri"),
+    [
+        (b"", "udp://127.0.0.1:7"),  # used to kill the node: /localhop/ccn/nd/routes/<empty>
+        (b"123456789", "udp://127.0.0.1:7"),  # a node id is 8 bytes
+        (b"12345678", "udp://no-such-host.invalid:7"),  # a name would be resolved on every send
+        (b"12345678", "udp://0.0.0.0:7"),
+        (b"12345678", "udp://224.0.23.170:56464"),
+        (b"12345678", "udp://255.255.255.255:7"),
+        (b"12345678", "udp://127.0.0.1:0"),
+        (b"12345678", "udp://[::1]:7"),  # the channel discovery uses is IPv4
+    ],
+)
+async def test_hello_with_a_bad_id_or_address_makes_no_neighbour(
+    tmp_path: Path, nid: bytes, uri: str
+) -> None:
+    with trio.fail_after(20):
+        async with node_in_process(tmp_path, "a", **LAN) as (a, a_uri):
+            d = a.discovery
+            assert isinstance(d, Discovery)
+            hello = disc._params_name(disc.HELLO, {"id": nid, "uri": uri, "seq": 1})
+            d._on_packet(Interest(hello, 1, lifetime_ms=200, hop_limit=1))
+            await trio.sleep(0.3)  # the discovery loop would fetch the neighbour's table now
+            assert d.neighbours == {}
+            async with connect(a_uri) as client:
+                assert "discovery" in await client.status()
