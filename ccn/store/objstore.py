@@ -776,7 +776,12 @@ class _PackWriter(ObjectStore):
         self._name = parent._new_pack_name()
         self._path = os.path.join(parent._packdir, self._name + _pack.PACK_SUFFIX)
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        os.write(self._fd, _pack.PACK_MAGIC)
+        try:
+            _write_all(self._fd, (_pack.PACK_MAGIC,), len(_pack.PACK_MAGIC))
+        except BaseException:  # a full disk: no batch yet to abort, so clean up here
+            os.close(self._fd)
+            _unlink_quietly(self._path)
+            raise
         self._end = len(_pack.PACK_MAGIC)
         self._entries: dict[bytes, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -823,9 +828,11 @@ class _PackWriter(ObjectStore):
             _unlink_quietly(self._path)
             return
         try:
-            if parent.fsync:
-                os.fsync(self._fd)
-            os.close(self._fd)
+            try:
+                if parent.fsync:
+                    os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
             raw_idx = _pack.encode_index(self._entries)
             tmp = os.path.join(parent._tmpdir, f"{self._name}.idx.{next(parent._seq)}")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
@@ -833,6 +840,9 @@ class _PackWriter(ObjectStore):
                 _write_all(fd, (raw_idx,), len(raw_idx))
                 if parent.fsync:
                     os.fsync(fd)
+            except BaseException:
+                _unlink_quietly(tmp)
+                raise
             finally:
                 os.close(fd)
             os.replace(tmp, os.path.join(parent._packdir, self._name + _pack.IDX_SUFFIX))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError, StoreUsageError
+from ccn.store import objstore
 from ccn.store.objects import (
     MODE_FILE,
     Blob,
@@ -169,3 +173,54 @@ class TestDiskObjectStore:
             (tmp_path / "objects" / oid.hex()[:2] / "README").write_text("hi")
             assert list(s.ids()) == [oid]
             assert s.stats().objects == 1
+
+
+def _open_fds_under(path: Path) -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(path)):
+                found.append(target)
+    return found
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to mount a small tmpfs")
+def test_batch_on_a_full_disk_leaves_no_pack_and_no_open_file(tmp_path: Path) -> None:
+    # A publish on a full disk used to leave an empty pack file behind and its descriptor open
+    # in the node, one per failed `ccn put`: _PackWriter's constructor wrote the pack header
+    # outside the batch's cleanup.
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    try:
+        with DiskObjectStore(mnt / "store", fsync=True) as s:
+            fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+            with contextlib.suppress(OSError):
+                for _ in range(1000):  # bounded: 256 KiB is full after 64 writes
+                    os.write(fd, b"\0" * 4096)
+            os.close(fd)
+            for _ in range(3):
+                with pytest.raises(OSError) as e, s.batch() as b:
+                    b.put_blob(os.urandom(100_000))
+                assert e.value.errno == errno.ENOSPC
+            assert os.listdir(mnt / "store" / "packs") == []
+            assert os.listdir(mnt / "store" / "tmp") == []
+            assert _open_fds_under(mnt / "store" / "packs") == []
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_batch_whose_index_cannot_be_written_leaves_no_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, parts: object, size: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        monkeypatch.setattr(objstore, "_write_all", full)
+        with pytest.raises(OSError), s.batch() as b:
+            b.put_blob(b"never visible")
+        assert os.listdir(tmp_path / "packs") == []
+        assert os.listdir(tmp_path / "tmp") == []
+        assert _open_fds_under(tmp_path) == []
