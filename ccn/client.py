@@ -183,14 +183,20 @@ class Client:
     async def _wait(self, done: trio.Event) -> None:
         """Wait for ``done``; fail at once (ConnectError) if the connection drops meanwhile."""
         if self.face.closed:
-            raise ConnectError("the node closed the connection")
+            raise self._closed_error()
         self._waiters.add(done)
         try:
             await done.wait()
         finally:
             self._waiters.discard(done)
         if self.face.closed and not self._answered(done):
-            raise ConnectError("the node closed the connection")
+            raise self._closed_error()
+
+    def _closed_error(self) -> ConnectError:
+        reason = getattr(self.face, "close_reason", None) or ""
+        if reason.startswith("not a ccn stream"):  # what it sent was not ccn frames
+            return ConnectError(f"{self.face.remote} is not a ccn node ({reason})")
+        return ConnectError("the node closed the connection")
 
     def _answered(self, done: trio.Event) -> bool:
         return done not in self._woken_by_close

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import pytest
 import trio
 
-from ccn.client import Client
-from ccn.errors import NoAnswer
+from ccn.client import Client, connect
+from ccn.errors import ConnectError, NoAnswer
 from ccn.faces.base import Deliver, Face
 from ccn.name import ROOT, Name
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
@@ -78,3 +79,24 @@ async def test_a_long_command_to_a_silent_peer_fails_in_seconds_not_minutes(
     with pytest.raises(NoAnswer, match=r"^test did not answer 'ping' within 10 s"):
         await call(client, tmp_path / "f")
     assert trio.current_time() - start < 11
+
+
+async def test_a_peer_that_is_not_a_ccn_node_is_named_as_such() -> None:
+    # `--node tcp://host:80` (or a node's NDN port) used to say "the node closed the
+    # connection", as if a ccn node had hung up.
+    async def http_server(stream: trio.SocketStream) -> None:
+        await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await trio.sleep(5)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                partial(trio.serve_tcp, host="127.0.0.1"), http_server, 0
+            )
+            port = listeners[0].socket.getsockname()[1]
+            uri = f"tcp://127.0.0.1:{port}"
+            expected = pytest.RaisesExc(ConnectError, match=f"^{uri} is not a ccn node ")
+            with pytest.RaisesGroup(expected, flatten_subgroups=True):
+                async with connect(uri) as client:
+                    await client.status()
+            nursery.cancel_scope.cancel()
