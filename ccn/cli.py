@@ -1,7 +1,8 @@
 """The ``ccn`` command line. Every user mistake is one line on stderr and a non-zero exit.
 
 Exit codes: 0 success, 1 a ccn error (no node, no route, not found, verification failed, bad
-name...), 2 bad usage (one line, naming the --help to read), 130 interrupted, 141 (quietly, as
+name...), 2 bad usage (one line, naming the --help to read), 130 interrupted, 143 terminated
+(SIGTERM; like Ctrl-C, the command cleans up first), 141 (quietly, as
 a program ended by SIGPIPE) the reader of stdout went away (``ccn get NAME -o - | head``).
 """
 
@@ -13,6 +14,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -66,11 +68,30 @@ class ProgressBar:
 # -- commands --------------------------------------------------------------------------------
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived: the command stops through its cleanup (exit 143)."""
+
+
+async def _on_sigterm(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        task_status.started()
+        async for _sig in signals:
+            raise _Terminated
+
+
 async def _with_client(args: argparse.Namespace, body: Callable[[Client], Awaitable[int]]) -> int:
     if args.node == "":
         raise LocalError("--node needs an address: tcp://HOST:PORT or unix:///PATH")
-    async with connect(args.node) as client:
-        return await body(client)
+    async with trio.open_nursery() as nursery:
+        # SIGTERM (kill, timeout, a service manager) ends a command as Ctrl-C does, through its
+        # cleanup: a fetch removes its partial output instead of dying with it on disk. Only
+        # the main thread may handle signals (tests call main() from others).
+        if threading.current_thread() is threading.main_thread():
+            await nursery.start(_on_sigterm)
+        async with connect(args.node) as client:
+            code = await body(client)
+        nursery.cancel_scope.cancel()
+        return code
 
 
 def _sendable(path: str) -> None:
@@ -652,6 +673,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if group.subgroup(KeyboardInterrupt) is not None:
             print("ccn: interrupted", file=sys.stderr)
             return 130
+        if group.subgroup(_Terminated) is not None:
+            print("ccn: terminated", file=sys.stderr)
+            return 128 + signal.SIGTERM
         leaf = _first_leaf(group)
         if isinstance(leaf, BrokenPipeError):
             return _stdout_gone()

@@ -511,3 +511,53 @@ async def test_ls_and_log_say_what_they_leave_out(
             out = capsys.readouterr().out.splitlines()
             assert out[0] == "(1 earlier versions; ccn log NAME/vN shows one)"
             assert [line.split()[0] for line in out[1:]] == ["v2", "v3"]
+
+
+def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
+    # 'timeout 60 ccn get /big -o out' (SIGTERM) used to leave out.ccn-partial behind, as big
+    # as what had arrived: only Ctrl-C went through the fetch's cleanup.
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(64 * 1024 * 1024))
+    sock = f"unix://{tmp_path}/n.sock"
+    node_proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(tmp_path / "store"), "--listen", sock, "--no-discovery"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    get = None
+    try:
+        assert node_proc.stdout is not None
+        assert "listening on" in node_proc.stdout.readline()
+        assert run("put", str(src), "/cli/term", node=sock).returncode == 0
+        out = tmp_path / "out.bin"
+        partial = tmp_path / "out.bin.ccn-partial"
+        get = subprocess.Popen(
+            [*CCN, "--node", sock, "get", "/cli/term", "-o", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not partial.exists() and get.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert partial.exists(), "the fetch never started writing"
+        node_proc.send_signal(signal.SIGSTOP)  # hold the fetch half way
+        try:
+            get.send_signal(signal.SIGTERM)
+            _out, err = get.communicate(timeout=30)
+        finally:
+            node_proc.send_signal(signal.SIGCONT)
+        assert get.returncode == 128 + signal.SIGTERM
+        assert err.strip().splitlines()[-1] == "ccn: terminated"
+        assert "Traceback" not in err
+        assert not partial.exists()
+        assert not out.exists()
+    finally:
+        if get is not None and get.poll() is None:
+            get.kill()
+            get.wait(timeout=5)
+        node_proc.terminate()
+        node_proc.wait(timeout=10)
+        assert node_proc.stdout is not None
+        node_proc.stdout.close()
