@@ -67,6 +67,8 @@ MAX_SLEEP = HELLO_INTERVAL
 LINK_COST = 1
 INFINITY = 16
 MAX_ROUTES = 10_000
+#: Neighbours at once; hellos from further ids are ignored (counted) until some go silent.
+MAX_NEIGHBOURS = 1024
 NODE_ID_BYTES = 8
 
 
@@ -133,6 +135,7 @@ class Discovery:
         self.wakeups = 0
         self.hellos_sent = 0
         self.hellos_heard = 0
+        self.neighbours_refused = 0
 
     # -- running ---------------------------------------------------------------------------
 
@@ -280,6 +283,9 @@ class Discovery:
             self._remove(nb)  # its address changed: start over on the new one
             nb = None
         if nb is None:
+            if len(self.neighbours) >= MAX_NEIGHBOURS:
+                self.neighbours_refused += 1
+                return
             face = self._face_to(target)
             if face is None:
                 return
@@ -424,6 +430,7 @@ class Discovery:
             "multicast": [f.remote for f in self.mcast.values()],
             "hellos_sent": self.hellos_sent,
             "hellos_heard": self.hellos_heard,
+            "neighbours_refused": self.neighbours_refused,
             "neighbours": [
                 {
                     "id": nb.id.hex(),

@@ -238,3 +238,20 @@ async def test_hello_with_a_bad_id_or_address_makes_no_neighbour(
             assert d.neighbours == {}
             async with connect(a_uri) as client:
                 assert "discovery" in await client.status()
+
+
+async def test_neighbour_table_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Hellos with fresh ids (one LAN host can send thousands a second) each made a neighbour,
+    # a UDP face and a table fetch, without bound until they went silent.
+    monkeypatch.setattr(disc, "MAX_NEIGHBOURS", 3)
+    with trio.fail_after(20):
+        async with node_in_process(tmp_path, "a", **LAN) as (a, _a_uri):
+            d = a.discovery
+            assert isinstance(d, Discovery)
+            for i in range(10):
+                params = {"id": b"nbr%05d" % i, "uri": f"udp://127.0.0.1:{1000 + i}", "seq": 1}
+                d._on_hello(params)
+            assert len(d.neighbours) == 3
+            assert d.status()["neighbours_refused"] == 7
+            d._on_hello({"id": b"nbr00000", "uri": "udp://127.0.0.1:1000", "seq": 2})
+            assert d.neighbours[b"nbr00000"].seq == 2  # the ones it has are still heard
