@@ -655,6 +655,13 @@ def build_parser() -> _Parser:
     return p
 
 
+def _stopped(args: argparse.Namespace, how: str) -> str:
+    """The line for a command stopped by a signal; a put goes on in the node regardless."""
+    if getattr(args, "command", None) == "put":
+        return f"ccn: {how}; the node may still publish it (ccn ls {args.name} shows)"
+    return f"ccn: {how}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args_one_line(argv)
     try:
@@ -666,15 +673,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ccn: error: {_first_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("ccn: interrupted", file=sys.stderr)
+        print(_stopped(args, "interrupted"), file=sys.stderr)
         return 130
     except BaseExceptionGroup as group:
         # Ctrl-C inside trio arrives wrapped in the nursery's group, next to the task's error.
         if group.subgroup(KeyboardInterrupt) is not None:
-            print("ccn: interrupted", file=sys.stderr)
+            print(_stopped(args, "interrupted"), file=sys.stderr)
             return 130
         if group.subgroup(_Terminated) is not None:
-            print("ccn: terminated", file=sys.stderr)
+            print(_stopped(args, "terminated"), file=sys.stderr)
             return 128 + signal.SIGTERM
         leaf = _first_leaf(group)
         if isinstance(leaf, BrokenPipeError):

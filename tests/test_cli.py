@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from ccn.cli import main
+from ccn.cli import _stopped, build_parser, main
 from ccn.config import check_store_dir
 from ccn.name import Name
 from ccn.testing import node_in_process
@@ -561,3 +561,12 @@ def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
         node_proc.wait(timeout=10)
         assert node_proc.stdout is not None
         node_proc.stdout.close()
+
+
+def test_a_stopped_put_says_the_node_may_still_publish_it() -> None:
+    # The node goes on with an import its client stopped waiting for (helper-19's walkthrough).
+    put = build_parser().parse_args(["put", "f.bin", "/n/f"])
+    assert _stopped(put, "interrupted") == (
+        "ccn: interrupted; the node may still publish it (ccn ls /n/f shows)"
+    )
+    assert _stopped(build_parser().parse_args(["status"]), "terminated") == "ccn: terminated"
