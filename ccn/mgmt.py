@@ -9,6 +9,7 @@ when done; the Interest's lifetime covers the wait.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -175,7 +176,13 @@ class Management:
             sign = None if signer is None else signer.sign
             return publish(node.store, node.refs, name, Path(path), sign=sign, stop=stop)
 
-        version = await _stoppable(work)
+        try:
+            version = await _stoppable(work)
+        except OSError as e:
+            if e.filename or e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise
+            # a write into the store (no file name to show): say which store is full
+            raise CommandFailed(f"the node's store {store}: {os_error_text(e)}") from None
         node.on_published(name)
         full = name.with_version(version.number)
         from ccn.store.objects import id_of

@@ -3,6 +3,8 @@ error every malformed command, unknown verb and bad parameter gets (the node kee
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -212,3 +214,21 @@ async def test_stoppable_tells_the_work_to_stop_and_waits_for_it_when_cancelled(
                 await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
     assert finished == [True]  # stop was set, and the thread had ended when the task did
+
+
+async def test_a_full_store_is_named_in_the_publish_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A write into the store carries no file name: the error used to be the bare "No space
+    # left on device", which did not say that the node's store is what is full.
+    def full(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    (tmp_path / "f").write_bytes(b"x")
+    monkeypatch.setattr("ccn.mgmt.publish", full)
+    async with node_in_process(tmp_path / "n") as (node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            with pytest.raises(CommandError) as e:
+                await client.publish(tmp_path / "f", "/full")
+            store = os.path.realpath(node.config.store)
+            assert str(e.value) == f"the node's store {store}: No space left on device"
