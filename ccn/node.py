@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import socket
+import sys
 import time
 from collections import OrderedDict, deque
 from functools import partial
@@ -84,6 +85,10 @@ SAVE_AT_EXIT_S = 0.4
 SAVE_BATCH_BYTES = 8 << 20
 
 
+def _say(line: str) -> None:
+    print(f"ccn node: {line}", file=sys.stderr, flush=True)
+
+
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         config.validate()
@@ -95,7 +100,7 @@ class Node:
         #: Objects this node forwarded, on disk within ``cache_bytes`` (see ccn/store/cache.py):
         #: a victim cache, written as objects leave the in-memory CS (and at exit).
         self.cache = CacheTier(config.store / "cache", config.cache_bytes)
-        self.cache_feed = CacheFeeder(self.cache)
+        self.cache_feed = CacheFeeder(self.cache, report=_say)
         #: Digest Interests answered from the main store by the hook in :meth:`process`.
         self.store_served = [0, 0]  # objects, bytes
         #: Digests this node recently asked upstream for, so that an object arriving after its

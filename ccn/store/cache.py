@@ -35,18 +35,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import shutil
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Final
 
 import trio
 
-from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError
+from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError, os_error_text
 from ccn.store.objects import object_id, validate
 from ccn.store.objstore import DiskObjectStore, check_id
 from ccn.store.pack import pwrite_all
@@ -643,6 +644,8 @@ def _lock_dir(root: str) -> int:
 
 #: How long the feeder lets offers accumulate before a batch goes to the worker thread.
 BATCH_WAIT_S = 0.02
+#: How often a feeder whose writes keep failing says so (the node prints it on stderr).
+REPORT_INTERVAL_S = 60.0
 
 
 class CacheFeeder:
@@ -656,9 +659,18 @@ class CacheFeeder:
     (used before commands that read the cache, and by tests).
     """
 
-    def __init__(self, tier: CacheTier, max_queue_bytes: int = QUEUE_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        tier: CacheTier,
+        max_queue_bytes: int = QUEUE_MAX_BYTES,
+        *,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         self.tier = tier
         self.max_queue_bytes = max_queue_bytes
+        #: Told in one line when batches cannot be written, at most every REPORT_INTERVAL_S.
+        self._report = report
+        self._reported_at = -math.inf
         self._queue: deque[tuple[bytes, bytes]] = deque()
         self._queued: dict[bytes, bytes] = {}
         self._queue_bytes = 0
@@ -716,6 +728,16 @@ class CacheFeeder:
             size += len(batch[-1][1])
         return batch
 
+    def _tell(self, error: OSError) -> None:
+        now = trio.current_time()
+        if self._report is None or now - self._reported_at < REPORT_INTERVAL_S:
+            return
+        self._reported_at = now
+        self._report(
+            f"cannot write the cache tier {self.tier.root}: {os_error_text(error)}; "
+            f"batches lost so far: {self.tier.counters.write_errors}; forwarding goes on"
+        )
+
     async def run(self) -> None:
         tier = self.tier
         try:
@@ -734,11 +756,12 @@ class CacheFeeder:
                         await trio.to_thread.run_sync(
                             partial(tier.add_many, batch, ids_verified=True)
                         )
-                    except OSError:
+                    except OSError as e:
                         # A full or failing disk: the batch is lost to the cache (a refetch
                         # brings it back), the node goes on; the segments stay consistent.
                         tier.counters.dropped += len(batch)
                         tier.counters.write_errors += 1
+                        self._tell(e)
                     for oid, raw in batch:
                         self._queued.pop(oid, None)
                         self._queue_bytes -= len(raw)

@@ -316,19 +316,24 @@ class _FailingTier(CacheTier):
 
 async def test_feeder_survives_a_failing_disk(tmp_path: Path) -> None:
     """A write error loses that batch to the cache (counted), never the node's feeder task."""
-    tier = _FailingTier(tmp_path, failures=1)
-    feeder = CacheFeeder(tier)
-    lost, kept = _obj(1000), _obj(1000)
+    tier = _FailingTier(tmp_path, failures=2)
+    told: list[str] = []
+    feeder = CacheFeeder(tier, report=told.append)
+    lost, lost_too, kept = _obj(1000), _obj(1000), _obj(1000)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(feeder.run)
-        feeder.offer(*lost)
-        await feeder.flush()
-        feeder.offer(*kept)
-        await feeder.flush()
+        for obj in (lost, lost_too, kept):
+            feeder.offer(*obj)
+            await feeder.flush()
         nursery.cancel_scope.cancel()
-    assert not tier.known(lost[0]) and tier.known(kept[0])
-    assert tier.counters.write_errors == 1 and tier.counters.dropped == 1
+    assert not tier.known(lost[0]) and not tier.known(lost_too[0]) and tier.known(kept[0])
+    assert tier.counters.write_errors == 2 and tier.counters.dropped == 2
     assert tier.get(kept[0]) == kept[1]
+    # said once (not once per batch), naming the tier and the reason
+    assert told == [
+        f"cannot write the cache tier {tier.root}: No space left on device; "
+        "batches lost so far: 1; forwarding goes on"
+    ]
 
 
 def test_one_opener_at_a_time(tmp_path: Path) -> None:
