@@ -656,9 +656,10 @@ def build_parser() -> _Parser:
 
 
 def _stopped(args: argparse.Namespace, how: str) -> str:
-    """The line for a command stopped by a signal; a put goes on in the node regardless."""
+    """The line for a command stopped by a signal. The node stops a put whose client left,
+    unless the import had already ended, so whether it was published is for ``ls`` to say."""
     if getattr(args, "command", None) == "put":
-        return f"ccn: {how}; the node may still publish it (ccn ls {args.name} shows)"
+        return f"ccn: {how}; published only if the node had finished (ccn ls {args.name} shows)"
     return f"ccn: {how}"
 
 

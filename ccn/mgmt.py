@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,6 +40,9 @@ T = TypeVar("T")
 
 #: ``list`` gives at most this many names, and of each its last LIST_MAX_VERSIONS version
 #: numbers (a reply is one packet); the totals are complete.
+#: Commands stopped when their client goes away, and how often that is checked.
+_ABANDONED_WITH_THEIR_CLIENT = frozenset({"publish"})
+CLIENT_CHECK_S = 0.25
 LIST_MAX_NAMES = 2000
 LIST_MAX_VERSIONS = 100
 
@@ -92,7 +95,10 @@ class Management:
             handler = getattr(self, "cmd_" + verb.replace("-", "_"), None)
             if handler is None:
                 raise CommandFailed(f"unknown command {verb!r}")
-            result: dict[str, Any] = await handler(params)
+            if verb in _ABANDONED_WITH_THEIR_CLIENT:
+                result = await self._while_asked(interest, handler(params))
+            else:
+                result = await handler(params)
             reply = {"ok": True, **result}
         except (CcnError, DecodeError) as e:
             reply = {"ok": False, "error": str(e)}
@@ -109,6 +115,34 @@ class Management:
             too_big = f"the reply to {verb!r} is too large ({len(content):,} bytes)"
             content = encode_reply({"ok": False, "error": too_big})
         self.node.inject(self.face.id, Data(interest.name, content, 0))
+
+    async def _while_asked(
+        self, interest: Interest, command: Awaitable[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Carry out ``command`` while its client still waits for the answer: its Interest's
+        PIT entry goes when the client's face closes (a Ctrl-C'd ``ccn put``), and the command
+        is then cancelled, which stops an import before it publishes."""
+        pit = self.node.forwarder.pit
+        result: dict[str, Any] | None = None
+        failure: Exception | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                while pit.find(interest) is not None:
+                    await trio.sleep(CLIENT_CHECK_S)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            try:
+                result = await command
+            except Exception as e:  # raised below, not from inside the nursery (no group)
+                failure = e
+            nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if result is None:
+            raise CommandFailed("the client went away; the command was stopped")
+        return result
 
     # -- commands --------------------------------------------------------------------------
 

@@ -564,9 +564,9 @@ def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
 
 
 def test_a_stopped_put_says_the_node_may_still_publish_it() -> None:
-    # The node goes on with an import its client stopped waiting for (helper-19's walkthrough).
+    # The node stops the import, unless it had ended just before (helper-19's walkthrough).
     put = build_parser().parse_args(["put", "f.bin", "/n/f"])
     assert _stopped(put, "interrupted") == (
-        "ccn: interrupted; the node may still publish it (ccn ls /n/f shows)"
+        "ccn: interrupted; published only if the node had finished (ccn ls /n/f shows)"
     )
     assert _stopped(build_parser().parse_args(["status"]), "terminated") == "ccn: terminated"

@@ -18,6 +18,7 @@ from ccn.mgmt import Management, _stoppable
 from ccn.mgmt_proto import PREFIX, command_name, decode_reply
 from ccn.name import Name
 from ccn.packet import Interest
+from ccn.store import files
 from ccn.testing import node_in_process
 
 
@@ -232,3 +233,35 @@ async def test_a_full_store_is_named_in_the_publish_error(
                 await client.publish(tmp_path / "f", "/full")
             store = os.path.realpath(node.config.store)
             assert str(e.value) == f"the node's store {store}: No space left on device"
+
+
+async def test_a_publish_whose_client_goes_away_is_stopped_unpublished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C'd 'ccn put' used to be published all the same: the node finished the import.
+    # The import is held until told to stop, then goes on as the real one would.
+    started, stopped = threading.Event(), threading.Event()
+
+    def held(*args: Any, stop: threading.Event, **kwargs: Any) -> Any:
+        if args[2] == Name.parse("/gone"):  # (store, refs, name, path)
+            started.set()
+            if stop.wait(10):
+                stopped.set()
+        return files.publish(*args, stop=stop, **kwargs)
+
+    monkeypatch.setattr("ccn.mgmt.publish", held)
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(4 << 20))  # more than one block: the import checks for stop
+    params = {"name": "/gone", "path": str(src)}
+    interest = Interest(command_name("publish", params), new_nonce(), lifetime_ms=600_000)
+    async with node_in_process(tmp_path / "n") as (node, uri):
+        with trio.fail_after(20):
+            async with connect(uri) as client:
+                client.send(interest, lambda _answer: None)
+                await trio.to_thread.run_sync(started.wait, 10)
+            # the client's face closed: its Interest's PIT entry went, and with it the command
+            await trio.to_thread.run_sync(stopped.wait, 10)
+            assert stopped.is_set() and node.forwarder.pit.find(interest) is None
+            async with connect(uri) as client:  # once stopped, the import never publishes
+                assert await client.ls("/gone") == []
+                assert (await client.publish(src, "/kept"))["name"] == "/kept/v1"
