@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,25 +38,32 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: ``list`` gives at most this many names, and of each its last LIST_MAX_VERSIONS version
-#: numbers (a reply is one packet); the totals are complete.
-#: Commands stopped when their client goes away, and how often that is checked.
+#: Commands stopped when their client goes away (see :func:`_stoppable`), and how often
+#: that is checked.
 _ABANDONED_WITH_THEIR_CLIENT = frozenset({"publish"})
 CLIENT_CHECK_S = 0.25
+#: ``list`` gives at most this many names, and of each its last LIST_MAX_VERSIONS version
+#: numbers (a reply is one packet); the totals are complete.
 LIST_MAX_NAMES = 2000
 LIST_MAX_VERSIONS = 100
 
 
-async def _stoppable(work: Callable[[threading.Event], T]) -> T:
+async def _stoppable(
+    work: Callable[[threading.Event], T], wanted: Callable[[], bool] | None = None
+) -> T:
     """Run ``work(stop)`` on a worker thread; if this task is cancelled (the node is shutting
-    down), ``stop`` is set, and the task waits for ``work`` to notice and end: a big import
-    stops within a block instead of running to its end, and is not published after the
-    client was told the node went away. The thread is never abandoned while it writes."""
+    down), or ``wanted()`` turns false (checked every CLIENT_CHECK_S: the client went away),
+    ``stop`` is set, and the task waits for ``work`` to notice and end: a big import stops
+    within a block instead of running to its end, and is not published after the client was
+    told the node went away, or left. The thread is never abandoned while it writes."""
     stop = threading.Event()
 
     async def stop_when_cancelled() -> None:
         try:
-            await trio.sleep_forever()
+            if wanted is None:
+                await trio.sleep_forever()
+            while wanted():
+                await trio.sleep(CLIENT_CHECK_S)
         finally:
             stop.set()
 
@@ -96,7 +103,9 @@ class Management:
             if handler is None:
                 raise CommandFailed(f"unknown command {verb!r}")
             if verb in _ABANDONED_WITH_THEIR_CLIENT:
-                result = await self._while_asked(interest, handler(params))
+                # the Interest's PIT entry goes when the client's face closes (a Ctrl-C'd put)
+                pit = self.node.forwarder.pit
+                result = await handler(params, lambda: pit.find(interest) is not None)
             else:
                 result = await handler(params)
             reply = {"ok": True, **result}
@@ -115,34 +124,6 @@ class Management:
             too_big = f"the reply to {verb!r} is too large ({len(content):,} bytes)"
             content = encode_reply({"ok": False, "error": too_big})
         self.node.inject(self.face.id, Data(interest.name, content, 0))
-
-    async def _while_asked(
-        self, interest: Interest, command: Awaitable[dict[str, Any]]
-    ) -> dict[str, Any]:
-        """Carry out ``command`` while its client still waits for the answer: its Interest's
-        PIT entry goes when the client's face closes (a Ctrl-C'd ``ccn put``), and the command
-        is then cancelled, which stops an import before it publishes."""
-        pit = self.node.forwarder.pit
-        result: dict[str, Any] | None = None
-        failure: Exception | None = None
-        async with trio.open_nursery() as nursery:
-
-            async def watch() -> None:
-                while pit.find(interest) is not None:
-                    await trio.sleep(CLIENT_CHECK_S)
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(watch)
-            try:
-                result = await command
-            except Exception as e:  # raised below, not from inside the nursery (no group)
-                failure = e
-            nursery.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-        if result is None:
-            raise CommandFailed("the client went away; the command was stopped")
-        return result
 
     # -- commands --------------------------------------------------------------------------
 
@@ -181,7 +162,9 @@ class Management:
             )
         return {"names": names, "names_total": len(found)}
 
-    async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_publish(
+        self, params: dict[str, Any], asked: Callable[[], bool] | None = None
+    ) -> dict[str, Any]:
         name = _name(params.get("name"))
         if name.version is not None or name.is_localhost or name.is_localhop or not len(name):
             raise CommandFailed(f"cannot publish under {name}")
@@ -211,7 +194,7 @@ class Management:
             return publish(node.store, node.refs, name, Path(path), sign=sign, stop=stop)
 
         try:
-            version = await _stoppable(work)
+            version = await _stoppable(work, asked)
         except OSError as e:
             if e.filename or e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 raise

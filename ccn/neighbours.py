@@ -41,9 +41,7 @@ class Neighbour:
     prefixes: dict[Name, int] = field(default_factory=dict)
     face: Face | None = None
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
-    connected: trio.Event = field(default_factory=trio.Event)
-    #: Set once the first dial has succeeded or failed; ``error`` says why the last one failed.
-    tried: trio.Event = field(default_factory=trio.Event)
+    #: Why the last dial failed ("" once connected).
     error: str = ""
     #: Set when the dial in progress (or, between dials, the next one) has succeeded or failed,
     #: then replaced by a fresh event for the dial after it.
@@ -53,19 +51,13 @@ class Neighbour:
     def up(self, face: Face) -> None:
         self.face = face
         self.error = ""
-        self.connected.set()
         self._attempted()
-
-    def down(self) -> None:
-        self.face = None
-        self.connected = trio.Event()
 
     def dial_failed(self, error: ConnectError) -> None:
         self.error = str(error)
         self._attempted()
 
     def _attempted(self) -> None:
-        self.tried.set()
         self.attempt.set()
         self.attempt = trio.Event()
 
@@ -97,11 +89,12 @@ class Neighbours:
     async def start(self) -> None:
         """Dial every configured neighbour; return when each first dial has succeeded or failed
         (at most :data:`INITIAL_DIAL_WAIT`), so the first request after start has its routes."""
+        first_dials = [nb.attempt for nb in self.table.values()]
         for nb in self.table.values():
             self.node.nursery.start_soon(self._maintain, nb)
         with trio.move_on_after(INITIAL_DIAL_WAIT):
-            for nb in list(self.table.values()):
-                await nb.tried.wait()
+            for dialled in first_dials:
+                await dialled.wait()
 
     def _get(self, uri: FaceUri) -> Neighbour:
         nb = self.table.get(str(uri))
@@ -132,7 +125,7 @@ class Neighbours:
                 try:
                     await face.run(node.receive)
                 finally:
-                    nb.down()
+                    nb.face = None
                     node._detach(face)
                 await nb.pause(REDIAL_DELAY)
 
@@ -152,7 +145,7 @@ class Neighbours:
                 try:
                     await face.wait_closed()
                 finally:
-                    nb.down()
+                    nb.face = None
                     face.close()
                 await nb.pause(REDIAL_DELAY)
 
@@ -175,11 +168,10 @@ class Neighbours:
         if nb.face is not None:
             self.node.forwarder.add_route(prefix, nb.face.id, cost)
             return
+        # a new neighbour's first dial, or a known one's next dial now, not after its back-off
+        outcome = nb.dial_now()
         if fresh:
             self.node.nursery.start_soon(self._maintain, nb)
-            outcome = nb.tried
-        else:  # a known neighbour, down: dial it now rather than after its back-off
-            outcome = nb.dial_now()
         with trio.move_on_after(ROUTE_ADD_WAIT):  # a dial into the void waits for nothing
             await outcome.wait()
         if nb.face is None:
