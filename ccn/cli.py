@@ -89,7 +89,11 @@ async def _with_client(args: argparse.Namespace, body: Callable[[Client], Awaita
         if threading.current_thread() is threading.main_thread():
             await nursery.start(_on_sigterm)
         async with connect(args.node) as client:
-            code = await body(client)
+            try:
+                code = await body(client)
+            finally:
+                for note in client.notes:
+                    print(f"ccn: note: {note}", file=sys.stderr)
         nursery.cancel_scope.cancel()
         return code
 
@@ -288,7 +292,7 @@ def _print_status(s: dict[str, Any]) -> None:
         print(
             f"cache tier: {c['objects']} objects, {_human(c['bytes'])} of "
             f"{_human(c['max_bytes'])}, hits {c['hits']}, evictions {c['evictions']}, "
-            f"dropped {c['dropped']}"
+            f"dropped {c['dropped']}, versions of others seen {c.get('versions', 0)}"
         )
     print(
         f"content store: {cs['entries']} entries, {_human(cs['bytes'])}, "

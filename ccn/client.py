@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -45,6 +46,7 @@ DEFAULT_TIMEOUT = 4.0
 COMMAND_TIMEOUT = 10.0
 #: How long a command that may take minutes (publish, pin, gc, fsck) is waited for.
 LONG_COMMAND_TIMEOUT = 600.0
+NOTES_KEPT = 16
 
 
 class CommandError(CcnError):
@@ -75,6 +77,9 @@ class Client:
         self.face = face
         #: Publisher trust anchors checked on every version a fetch resolves (see ccn.trust).
         self.trust = trust
+        #: Things a person should know about what was fetched (e.g. a version that came from a
+        #: cache because no producer answered); the CLI prints them. The last few are kept.
+        self.notes: deque[str] = deque(maxlen=NOTES_KEPT)
         # Registrations by key hold the nonce too, so that Data (which carries none) also
         # clears the Interest's entry in ``_by_nonce``.
         self._by_digest: dict[bytes, tuple[Answer, int]] = {}

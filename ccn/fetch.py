@@ -28,7 +28,15 @@ import trio
 from blake3 import blake3
 
 from ccn.client import Client, nack_error, new_nonce
-from ccn.errors import InvalidObject, LocalError, NotFound, VerificationError
+from ccn.errors import (
+    FetchError,
+    InvalidObject,
+    LocalError,
+    NoAnswer,
+    NoRoute,
+    NotFound,
+    VerificationError,
+)
 from ccn.filewriter import FileWriter
 from ccn.name import Name
 from ccn.packet import Data, Interest, Nack, NackReason
@@ -59,14 +67,15 @@ Progress = Callable[[int, int], None]
 # -- version resolution ----------------------------------------------------------------------
 
 
-async def resolve(client: Client, name: Name) -> tuple[Name, Version]:
+async def resolve(client: Client, name: Name, *, newest_seen: bool = True) -> tuple[Name, Version]:
     """Fetch and check the version record for ``name`` (``/n/vN``, or ``/n`` for the latest);
-    with trust anchors on the client, its signature too (:class:`~ccn.trust.UntrustedVersion`)."""
+    with trust anchors on the client, its signature too (:class:`~ccn.trust.UntrustedVersion`).
+    ``newest_seen``: when no producer of ``/n`` can be reached, take the newest version a node
+    on the way has seen (see :func:`_latest`)."""
     if name.version is not None:
-        interest = Interest(name, new_nonce())
+        data = await client.express(Interest(name, new_nonce()), retries=LATEST_FRESHNESS_RETRIES)
     else:
-        interest = Interest(name, new_nonce(), can_be_prefix=True, must_be_fresh=True)
-    data = await client.express(interest, retries=LATEST_FRESHNESS_RETRIES)
+        data = await _latest(client, name, newest_seen)
     got = data.name
     if got.version is None:
         raise VerificationError(f"{name}: answered with {got}, which is not a ccn version")
@@ -85,6 +94,27 @@ async def resolve(client: Client, name: Name) -> tuple[Name, Version]:
     if client.trust is not None:
         client.trust.check(version)
     return got, version
+
+
+async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
+    """The latest version record of ``name``: from its producer (must-be-fresh), or, when no
+    producer can be reached (no route, or no answer) and ``newest_seen``, the newest version a
+    node on the way has seen, with a note on ``client.notes`` saying so."""
+    fresh = Interest(name, new_nonce(), can_be_prefix=True, must_be_fresh=True)
+    try:
+        return await client.express(fresh, retries=LATEST_FRESHNESS_RETRIES)
+    except (NoRoute, NoAnswer) as unreachable:
+        if not newest_seen:
+            raise
+        try:
+            data = await client.express(Interest(name, new_nonce(), can_be_prefix=True))
+        except FetchError:
+            raise unreachable from None
+        client.notes.append(
+            f"no producer of {name} could be reached ({unreachable}); {data.name} is the "
+            "newest version the nodes on the way have seen"
+        )
+        return data
 
 
 # -- the window ------------------------------------------------------------------------------

@@ -385,7 +385,10 @@ class NdnGateway:
         prefix_ndn = pending.ndn.name[:-1]
         with trio.move_on_after(pending.ndn.lifetime / 1000):
             try:
-                versioned, record = await resolve(self.client, to_ccn(prefix_ndn))
+                # NDN's MustBeFresh: "latest" is what the producer says, never an older copy
+                versioned, record = await resolve(
+                    self.client, to_ccn(prefix_ndn), newest_seen=False
+                )
                 await self._layout(versioned, record)
             except CcnError:
                 face.nack(pending, lp.NACK_NO_ROUTE)

@@ -58,12 +58,13 @@ from ccn.mgmt_proto import PREFIX as MGMT_PREFIX
 from ccn.name import ROOT, Name
 from ccn.neighbours import Neighbour, Neighbours
 from ccn.packet import Data, Interest, Packet
-from ccn.producer import Producer
+from ccn.producer import VERSION_FRESHNESS_MS, Producer
 from ccn.store.cache import CacheFeeder, CacheTier, batches
 from ccn.store.objects import MAX_OBJECT_SIZE, Version
 from ccn.store.objects import decode as decode_object
 from ccn.store.objstore import DiskObjectStore
 from ccn.store.refs import DiskRefStore
+from ccn.store.seen import SeenVersions
 from ccn.trust import Anchors, UntrustedVersion
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ class Node:
         #: a victim cache, written as objects leave the in-memory CS (and at exit).
         self.cache = CacheTier(config.store / "cache", config.cache_bytes)
         self.cache_feed = CacheFeeder(self.cache, report=_say)
+        #: Versions of names published elsewhere that this node fetched for someone, so that
+        #: it can answer for them from the cache tier when no producer can (ccn/store/seen.py).
+        self.seen = SeenVersions(config.store / "cache" / "versions")
         #: Digest Interests answered from the main store by the hook in :meth:`process`.
         self.store_served = [0, 0]  # objects, bytes
         #: Digests this node recently asked upstream for, so that an object arriving after its
@@ -199,6 +203,7 @@ class Node:
         finally:
             self._save_cache()
             self.store.close()
+            self.seen.close()
             self.cache.close()
 
     async def _serve_face(self, face: Face) -> None:
@@ -354,14 +359,22 @@ class Node:
             while queue:
                 event = queue.popleft()
                 if type(event) is InterestIn:
-                    digest = event.interest.digest
-                    if digest is not None and in_cs(digest) is None:
-                        self._from_storage(digest, now)
+                    interest = event.interest
+                    digest = interest.digest
+                    if digest is not None:
+                        if in_cs(digest) is None:
+                            self._from_storage(digest, now)
+                    elif not interest.must_be_fresh:
+                        self._from_seen(interest, now)
                 elif type(event) is DataIn:
                     satisfied = fw_counters.satisfied
                     actions = handle(event, now)
-                    if fw_counters.satisfied == satisfied and event.data.is_nameless:
-                        self._late_to_cache(event.data)
+                    data = event.data
+                    if data.is_nameless:
+                        if fw_counters.satisfied == satisfied:
+                            self._late_to_cache(data)
+                    elif fw_counters.satisfied != satisfied:
+                        self._remember_version(event.face_id, data)
                     self._send(actions)
                     continue
                 self._send(handle(event, now))
@@ -426,6 +439,62 @@ class Node:
             if not cs.insert(data, now):
                 cs.pass_on(data)  # larger than the whole CS: it answers this Interest only
 
+    def _from_seen(self, interest: Interest, now: float) -> None:
+        """Put into the CS the version record that answers ``interest`` (``/n/vN``, or ``/n``
+        with can-be-prefix: the newest seen) from the versions this node saw pass, if the cache
+        tier still holds its object. Only Interests that do not ask for fresh Data come here: a
+        consumer whose must-be-fresh "latest" Interest found no producer asks again without it
+        (ccn/fetch.py), and is answered by the nearest node that has seen a version."""
+        name = interest.name
+        number = name.version
+        if number is not None:
+            name = name.unversioned()
+            vid = self.seen.get(name, number)
+            candidates = [] if vid is None else [(number, vid)]
+        elif interest.can_be_prefix:
+            candidates = self.seen.newest_first(name)
+        else:
+            return
+        for number, vid in candidates:
+            raw = self._copy_of(vid)
+            if raw is not None:
+                self.forwarder.cs.insert(
+                    Data(name.with_version(number), raw, VERSION_FRESHNESS_MS, vid), now
+                )
+                return
+
+    def _copy_of(self, digest: bytes) -> bytes | None:
+        """The object ``digest`` from the CS, the cache tier or the main store (a pinned
+        version), if any holds it."""
+        data = self.forwarder.cs.get_by_digest(digest)
+        if data is not None:
+            return data.content
+        try:
+            if self.cache.known(digest):
+                return self.cache.get(digest)
+            if self.store.known(digest):
+                return self.store.get(digest)
+        except (ObjectNotFound, CorruptObject):
+            return None
+        return self.cache_feed.pending(digest)
+
+    def _remember_version(self, face_id: int, data: Data) -> None:
+        """A named Data that answered this node's Interest: if it is a version record of a name
+        published elsewhere, remember its name and number (:attr:`seen`) and keep its object
+        in the cache tier, so that the node can answer for it when no producer can."""
+        name = data.name
+        number = name.version
+        if number is None or face_id == self.producer.face.id:
+            return
+        try:
+            version = decode_object(data.content)
+        except InvalidObject:
+            return
+        if type(version) is not Version or version.full_name != name:
+            return
+        if self.seen.record(name.unversioned(), number, data.digest):
+            self._offer(data)
+
     def _spill(self, evicted: list[Data]) -> None:
         """Nameless Data leaving the in-memory CS go to the cache tier (a victim cache behind
         it). They are verified: the forwarder caches nameless Data only when its digest matched
@@ -447,7 +516,8 @@ class Node:
         self._offer(data)
 
     def _offer(self, data: Data) -> None:
-        """Queue verified nameless ``data`` for the cache tier, unless the main store has it."""
+        """Queue ``data``'s content for the cache tier, unless the main store has it. Its id is
+        ``data.digest``: blake3 of the content, whatever the Data's name."""
         if not self.store.known(data.digest):
             self.cache_feed.offer(data.digest, data.content)
 
@@ -568,7 +638,7 @@ class Node:
                 "served": self.store_served[0],
                 "served_bytes": self.store_served[1],
             },
-            "cache": self.cache.status(),
+            "cache": self.cache.status() | {"versions": len(self.seen)},
             "drops": self._drops(),
             "limits": self.limits(),
             "discovery": None if self.discovery is None else self.discovery.status(),
@@ -650,5 +720,6 @@ class Node:
             "fib_max_entries": fc.fib_max_entries,
             "dnl_max_entries": fc.dnl_max_entries,
             "cache_bytes": c.cache_bytes,
+            "seen_versions": self.seen.max_entries,
             "trust_anchors": len(self.anchors),
         }

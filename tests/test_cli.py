@@ -19,7 +19,7 @@ import trio
 from ccn.cli import _stopped, build_parser, main
 from ccn.config import check_store_dir
 from ccn.name import Name
-from ccn.testing import node_in_process
+from ccn.testing import free_port, node_in_process
 
 CCN = [sys.executable, "-m", "ccn"]
 
@@ -570,3 +570,47 @@ def test_a_stopped_put_says_the_node_may_still_publish_it() -> None:
         "ccn: interrupted; published only if the node had finished (ccn ls /n/f shows)"
     )
     assert _stopped(build_parser().parse_args(["status"]), "terminated") == "ccn: terminated"
+
+
+def _node_process(store: Path, *flags: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(store), "--no-discovery", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert "listening on" in proc.stdout.readline()
+    return proc
+
+
+def test_get_with_the_producer_gone_says_the_version_came_from_a_cache(tmp_path: Path) -> None:
+    port = free_port()
+    a_sock, b_sock = f"unix://{tmp_path}/a.sock", f"unix://{tmp_path}/b.sock"
+    procs = [
+        _node_process(tmp_path / "b", "--listen", b_sock, "--listen", f"tcp://127.0.0.1:{port}")
+    ]
+    try:
+        procs.append(
+            _node_process(
+                tmp_path / "a", "--listen", a_sock, "--route", f"/=tcp://127.0.0.1:{port}"
+            )
+        )
+        (tmp_path / "f").write_bytes(b"first")
+        assert run("put", str(tmp_path / "f"), "/doc", node=b_sock).returncode == 0
+        got = run("get", "/doc", "-o", str(tmp_path / "1"), node=a_sock)
+        assert got.returncode == 0 and "could be reached" not in got.stderr
+        procs[0].terminate()
+        procs[0].communicate(timeout=5)
+        time.sleep(1.1)  # A's cached "latest" record goes stale
+        got = run("get", "/doc", "-o", str(tmp_path / "2"), node=a_sock)
+        assert got.returncode == 0, got.stderr
+        assert (tmp_path / "2").read_bytes() == b"first"
+        assert (
+            "ccn: note: no producer of /doc could be reached (no route to /doc); /doc/v1 is the "
+            "newest version the nodes on the way have seen\n"
+        ) in got.stderr
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.communicate(timeout=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,13 +15,14 @@ from blake3 import blake3
 
 import ccn.fetch as fetch_module
 from ccn.client import Client, connect
-from ccn.errors import LocalError, NotFound, VerificationError
+from ccn.errors import LocalError, NackError, NoRoute, NotFound, VerificationError
 from ccn.faces.base import Face
 from ccn.faces.memory import memory_face_pair
-from ccn.fetch import INITIAL_RTO, INITIAL_WINDOW, Pipeline, fetch_version
+from ccn.fetch import INITIAL_RTO, INITIAL_WINDOW, Pipeline, fetch_version, resolve
 from ccn.name import Name
-from ccn.packet import Data, Interest, Packet
+from ccn.packet import Data, Interest, Nack, NackReason, Packet
 from ccn.store.objects import Version
+from ccn.store.objects import encode as encode_object
 from ccn.testing import node_in_process
 
 
@@ -196,3 +197,52 @@ def test_write_errors_name_the_output_not_the_partial(tmp_path: Path) -> None:
     assert shown(str(partial / "sub" / "f")) == dest / "sub" / "f"
     assert shown(None) == dest
     assert shown(str(tmp_path / "elsewhere")) == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize(
+    ("reason", "newest_seen", "outcome"),
+    [
+        (NackReason.NO_ROUTE, True, "v2 from a cache"),
+        (NackReason.NOT_FOUND, True, NotFound),  # the producer's word is final
+        (NackReason.CONGESTION, True, NackError),
+        (NackReason.NO_ROUTE, False, NoRoute),
+        (None, True, "v2 from a cache"),  # no answer at all
+    ],
+)
+async def test_latest_falls_back_to_the_newest_seen_only_when_no_producer_is_reached(
+    autojump_clock: trio.abc.Clock,
+    version: Callable[..., Version],
+    reason: NackReason | None,
+    newest_seen: bool,
+    outcome: str | type[Exception],
+) -> None:
+    record = encode_object(version("/doc", 2))
+    asked: list[Interest] = []
+    near, far = memory_face_pair()
+
+    def node(_face: Face, packet: Packet) -> None:
+        assert type(packet) is Interest
+        asked.append(packet)
+        if not packet.must_be_fresh:
+            far.send(Data(Name.parse("/doc/v2"), record))
+        elif reason is not None:
+            far.send(Nack(packet, reason))
+
+    client = Client(near)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(near.run, client._deliver)
+        nursery.start_soon(far.run, node)
+        if isinstance(outcome, str):
+            got, _v = await resolve(client, Name.parse("/doc"), newest_seen=newest_seen)
+            assert got == Name.parse("/doc/v2")
+            why = "no route to /doc" if reason else "/doc: no answer (timed out)"
+            assert list(client.notes) == [
+                f"no producer of /doc could be reached ({why}); /doc/v2 is the newest version "
+                "the nodes on the way have seen"
+            ]
+        else:
+            with pytest.raises(outcome):
+                await resolve(client, Name.parse("/doc"), newest_seen=newest_seen)
+            assert not client.notes
+            assert all(i.must_be_fresh for i in asked)
+        nursery.cancel_scope.cancel()

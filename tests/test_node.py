@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from blake3 import blake3
 
 from ccn.client import CommandError, connect
 from ccn.config import ConfigError, NodeConfig
 from ccn.errors import NoRoute, NotFound
 from ccn.name import Name
 from ccn.node import Node
+from ccn.packet import Data, Interest
 from ccn.relay import run_relay
+from ccn.store.objects import Blob, Version
+from ccn.store.objects import encode as encode_object
 from ccn.testing import node_in_process
 
 FACE_KEYS = {
@@ -276,3 +281,82 @@ async def test_published_names_beyond_the_fib_bound_are_served(tmp_path: Path) -
                 await client.put(src, "/own/4")
                 assert await client.get("/own/4") == b"x"
         nursery.cancel_scope.cancel()
+
+
+async def _fetch_all(uri: str, names: list[str]) -> tuple[list[bytes], list[str]]:
+    async with connect(uri) as client:
+        got = [await client.get(n) for n in names]
+        return got, list(client.notes)
+
+
+async def test_a_node_answers_for_versions_it_fetched_when_no_producer_can(
+    tmp_path: Path,
+) -> None:
+    """A fetched /c/doc through B; with B gone, and after A restarts, A still answers /c/doc/v1,
+    and /c/doc with the newest version it saw (the client says so), from its own tiers."""
+    v1 = _write(tmp_path / "1.bin", 200_000)
+    v2 = _write(tmp_path / "2.bin", 3_000)
+    route = Name.parse("/c")
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            b_scope = trio.CancelScope()
+
+            async def run_b(*, task_status: trio.TaskStatus[str]) -> None:
+                with b_scope:
+                    async with node_in_process(tmp_path, "B", tcp=True) as (b_node, b_uri):
+                        async with connect(b_uri) as producer:
+                            await producer.put(tmp_path / "1.bin", "/c/doc")
+                            await producer.put(tmp_path / "2.bin", "/c/doc")
+                        task_status.started(str(b_node.bound[1]))
+                        await trio.sleep_forever()
+
+            b_tcp = await nursery.start(run_b)
+            a: dict[str, Any] = {"routes": [(route, b_tcp)]}
+            async with node_in_process(tmp_path, "A", **a) as (a_node, a_uri):
+                got, notes = await _fetch_all(a_uri, ["/c/doc/v1", "/c/doc"])
+                assert got == [v1, v2] and notes == []
+                assert a_node.status()["cache"]["versions"] == 2
+                b_scope.cancel()
+                await trio.sleep(1.2)  # until the "latest" record A cached is no longer fresh
+                async with connect(a_uri) as client:
+                    with pytest.raises(NoRoute):  # must-be-fresh is never answered from memory
+                        await client.express(
+                            Interest(route / "doc", 1, can_be_prefix=True, must_be_fresh=True)
+                        )
+                    with pytest.raises(NoRoute):  # what it never saw is still no route
+                        await client.get("/c/other")
+                got, notes = await _fetch_all(a_uri, ["/c/doc", "/c/doc/v1"])
+                assert got == [v2, v1]
+                assert notes == [
+                    "no producer of /c/doc could be reached (no route to /c/doc); /c/doc/v2 is "
+                    "the newest version the nodes on the way have seen"
+                ]
+            async with node_in_process(tmp_path, "A", **a) as (a_node, a_uri):
+                assert a_node.status()["cache"]["versions"] == 2
+                got, notes = await _fetch_all(a_uri, ["/c/doc/v1", "/c/doc"])
+                assert got == [v1, v2] and len(notes) == 1
+
+
+def test_only_version_records_that_match_their_name_are_remembered(
+    tmp_path: Path, version: Callable[..., Version]
+) -> None:
+    node = Node(NodeConfig(store=tmp_path / "n", listen=[], discovery=False))
+    try:
+        good = encode_object(version("/pub/doc", 3))
+        node._remember_version(7, Data(Name.parse("/pub/doc/v3"), good))
+        for name, raw in [
+            ("/pub/doc/v4", good),  # another number
+            ("/pub/other/v3", good),  # another name
+            ("/pub/doc/v5", b"\x00not an object"),
+            ("/pub/doc/v6", encode_object(Blob(b"x"))),  # not a version record
+            ("/pub/doc", good),  # no version in the name
+        ]:
+            node._remember_version(7, Data(Name.parse(name), raw))
+        node._remember_version(node.producer.face.id, Data(Name.parse("/pub/x/v3"), good))
+        assert node.seen.newest_first(Name.parse("/pub/doc")) == [(3, blake3(good).digest())]
+        assert len(node.seen) == 1
+        assert node.cache_feed.pending(blake3(good).digest()) == good  # kept in the tier too
+    finally:
+        node.seen.close()
+        node.cache.close()
+        node.store.close()

@@ -1,0 +1,102 @@
+"""The versions a node has seen pass: kept in order, bounded, and read back after a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ccn.name import Name
+from ccn.store.seen import SeenVersions
+
+DOC = Name.parse("/doc")
+
+
+def vid(n: int) -> bytes:
+    return bytes([n]) * 32
+
+
+def test_records_once_and_lists_newest_first(tmp_path: Path) -> None:
+    seen = SeenVersions(tmp_path / "versions")
+    assert seen.newest_first(DOC) == [] and seen.get(DOC, 1) is None
+    assert seen.record(DOC, 2, vid(2))
+    assert seen.record(DOC, 1, vid(1))  # arriving out of order is fine
+    assert not seen.record(DOC, 2, vid(9))  # a version never changes: the first stays
+    assert seen.newest_first(DOC) == [(2, vid(2)), (1, vid(1))]
+    assert seen.get(DOC, 1) == vid(1) and len(seen) == 2
+    assert seen.newest_first(Name.parse("/doc/sub")) == []
+    seen.close()
+
+
+def test_survives_a_restart_and_skips_a_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "versions"
+    seen = SeenVersions(path)
+    odd = Name([b"a b", b"\n\x00\xff"])  # any bytes: the name is written in its URI form
+    seen.record(DOC, 1, vid(1))
+    seen.record(odd, 7, vid(7))
+    seen.close()
+    with open(path, "a", encoding="ascii") as f:
+        f.write("3 " + vid(3).hex()[:20])  # a crash mid-append
+    (tmp_path / "versions.tmp.123").write_text("a rewrite cut short")
+    again = SeenVersions(path)
+    assert not (tmp_path / "versions.tmp.123").exists()
+    assert again.newest_first(DOC) == [(1, vid(1))]
+    assert again.get(odd, 7) == vid(7)
+    again.record(DOC, 4, vid(4))  # must not join the torn bytes into one malformed line
+    again.close()
+    third = SeenVersions(path)
+    assert third.get(DOC, 4) == vid(4)
+    third.close()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "x " + "00" * 32 + " /doc\n",
+        "1 " + "00" * 31 + " /doc\n",
+        "1 " + "zz" * 32 + " /doc\n",
+        "1 " + "00" * 32 + " doc\n",
+        "1 " + "00" * 32 + " /doc/v3\n",  # a ref name has no version component
+        "1 " + "00" * 32 + " /\n",
+        "1 " + "00" * 32 + "\n",
+        "9" * 40 + " " + "00" * 32 + " /doc\n",
+        "\n",
+    ],
+)
+def test_malformed_lines_are_skipped(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "versions"
+    path.write_text(line + "2 " + vid(2).hex() + " /doc\n")
+    seen = SeenVersions(path)
+    assert seen.newest_first(DOC) == [(2, vid(2))]
+    seen.close()
+
+
+def test_bounded_oldest_first_and_the_log_is_compacted(tmp_path: Path) -> None:
+    path = tmp_path / "versions"
+    seen = SeenVersions(path, max_entries=4)
+    for n in range(1, 12):
+        seen.record(DOC, n, vid(n))
+    assert [n for n, _ in seen.newest_first(DOC)] == [11, 10, 9, 8]
+    lines = path.read_text().splitlines()
+    assert len(lines) <= 2 * 4 + 1  # rewritten when it passed twice the live entries
+    seen.close()
+    again = SeenVersions(path, max_entries=4)
+    assert [n for n, _ in again.newest_first(DOC)] == [11, 10, 9, 8]
+    again.close()
+
+
+def test_a_name_whose_versions_all_left_is_forgotten(tmp_path: Path) -> None:
+    seen = SeenVersions(tmp_path / "versions", max_entries=2)
+    seen.record(DOC, 1, vid(1))
+    other = Name.parse("/other")
+    seen.record(other, 1, vid(5))
+    seen.record(other, 2, vid(6))
+    assert seen.newest_first(DOC) == [] and len(seen) == 2
+    seen.close()
+
+
+def test_a_log_that_is_a_directory_does_not_stop_the_node(tmp_path: Path) -> None:
+    (tmp_path / "versions").mkdir()
+    seen = SeenVersions(tmp_path / "versions")
+    assert seen.record(DOC, 1, vid(1)) and seen.write_errors > 0
+    seen.close()
