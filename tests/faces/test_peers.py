@@ -15,13 +15,25 @@ from ccn.faces.peers import is_local_peer, is_loopback, peer_uid
 NOBODY = 65534
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "127.3.2.1", "::1", "::1%lo", "localhost"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.3.2.1", "::1", "::1%lo", "::ffff:127.0.0.1", "localhost"]
+)
 def test_loopback_hosts(host: str) -> None:
     assert is_loopback(host)
 
 
 @pytest.mark.parametrize(
-    "host", ["10.0.0.1", "0.0.0.0", "::", "192.0.2.7", "fe80::1%eth0", "example.org", ""]
+    "host",
+    [
+        "10.0.0.1",
+        "0.0.0.0",
+        "::",
+        "192.0.2.7",
+        "::ffff:10.0.0.1",
+        "fe80::1%eth0",
+        "example.org",
+        "",
+    ],
 )
 def test_other_hosts_are_not_loopback(host: str) -> None:
     assert not is_loopback(host)
@@ -65,6 +77,32 @@ def test_ipv6_loopback_is_looked_up_in_the_v6_table() -> None:
         assert peer_uid("tcp", host, port) == os.geteuid()
     finally:
         for s in sockets:
+            s.close()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_an_ipv4_peer_of_a_dual_stack_socket_is_found(transport: str) -> None:
+    """A dual-stack listener sees an IPv4 peer as ::ffff:a.b.c.d: the peer's socket is in the
+    v4 table (an IPv4 socket) or the v6 one (a dual-stack socket connected over IPv4)."""
+    kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+    v4 = _pair(kind)
+    try:
+        port = v4[0].getsockname()[1]
+        assert peer_uid(transport, "::ffff:127.0.0.1", port) == os.geteuid()
+        assert is_local_peer(transport, "::ffff:127.0.0.1", port)
+    finally:
+        for s in v4:
+            s.close()
+    try:
+        dual = _pair(kind, socket.AF_INET6, "::ffff:127.0.0.1")
+    except OSError as e:
+        pytest.skip(f"no dual-stack sockets here: {e}")
+    try:
+        host, port = dual[0].getsockname()[:2]
+        assert host == "::ffff:127.0.0.1"
+        assert peer_uid(transport, host, port) == os.geteuid()
+    finally:
+        for s in dual:
             s.close()
 
 
