@@ -6,7 +6,9 @@
 
 A sample file is published on P, fetched by C (cold: from P through M), by C again (C's own
 cache), by C2 (M's cache, one hop away) and host-to-host straight from P over the same delayed
-link. Counters from each node's ``status`` say who answered. Processes and files are cleaned up.
+link; then P is stopped and C2 fetches ``/demo/sample`` once more: the newest version the nodes
+have seen, from C2's own cache. Counters from each node's ``status`` say who answered.
+Processes and files are cleaned up.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from blake3 import blake3
 from ccn.client import connect
 from ccn.fetch import fetch_version
 from ccn.name import Name
+from ccn.producer import LATEST_FRESHNESS_MS
 from ccn.relay import run_relay
 from ccn.testing import NodeProcess, free_port, start_node, stop_all
 
 NAME = Name.parse("/demo/sample")
+OFFLINE = "C2: P stopped, fetch again"
 
 
 async def snapshot(nodes: list[NodeProcess]) -> dict[str, dict[str, Any]]:
@@ -54,14 +58,15 @@ def who_answered(before: dict[str, Any], after: dict[str, Any]) -> str:
     return answered[0] if answered else "?"
 
 
-async def timed_fetch(uri: str, dest: Path) -> tuple[float, bytes]:
+async def timed_fetch(uri: str, dest: Path) -> tuple[float, bytes, list[str]]:
+    """Fetch NAME from ``uri`` into ``dest``: the time, blake3 of what came, and the notes."""
     async with connect(uri) as client:
         t0 = time.perf_counter()
         await fetch_version(client, NAME, dest)
         elapsed = time.perf_counter() - t0
     digest = blake3(dest.read_bytes()).digest()
     dest.unlink()
-    return elapsed, digest
+    return elapsed, digest, list(client.notes)
 
 
 async def run_demo(size_mib: int = 16, delay_ms: float = 20.0) -> int:
@@ -70,8 +75,14 @@ async def run_demo(size_mib: int = 16, delay_ms: float = 20.0) -> int:
     try:
         p_port, m_port = free_port(), free_port()
         sock = {k: f"unix://{workdir / k}.sock" for k in ("P", "C", "C2")}
+        link = trio.CancelScope()  # the relay: the delayed link to P
+
+        async def relay(*, task_status: trio.TaskStatus[int]) -> None:
+            with link:
+                await run_relay(("127.0.0.1", p_port), delay_ms / 1000, task_status=task_status)
+
         async with trio.open_nursery() as nursery:
-            relay_port = await nursery.start(run_relay, ("127.0.0.1", p_port), delay_ms / 1000)
+            relay_port = await nursery.start(relay)
             slow = f"tcp://127.0.0.1:{relay_port}"
             m_uri = f"tcp://127.0.0.1:{m_port}"
             print(f"ccn demo: starting 4 node processes in {workdir}", flush=True)
@@ -103,17 +114,27 @@ async def run_demo(size_mib: int = 16, delay_ms: float = 20.0) -> int:
                 ("C: second fetch", sock["C"]),
                 ("C2: neighbour fetch", sock["C2"]),
                 ("host-to-host from P", slow),
+                (OFFLINE, sock["C2"]),
             ]
             rows = []
+            notes: list[str] = []
             for label, uri in cases:
+                if label == OFFLINE:
+                    link.cancel()
+                    await stop_all([nodes.pop(0)])
+                    # past the freshness of the "latest" record C2 holds: C2 must ask P again
+                    print("  stopped P and its link; C2 asks for /demo/sample again", flush=True)
+                    await trio.sleep(LATEST_FRESHNESS_MS / 1000)
                 before = await snapshot(nodes)
-                elapsed, digest = await timed_fetch(uri, workdir / "out.bin")
+                elapsed, digest, notes = await timed_fetch(uri, workdir / "out.bin")
                 after = await snapshot(nodes)
                 ok = "yes" if digest == want else "NO"
                 rate = size_mib / elapsed
                 rows.append((label, who_answered(before, after), elapsed, rate, ok))
             nursery.cancel_scope.cancel()
         _print_table(rows, size_mib, delay_ms)
+        for note in notes:  # the last fetch's: why its version came from a cache
+            print(f"C2 was told: {note}")
         return 0 if all(r[4] == "yes" for r in rows) else 1
     finally:
         await stop_all(nodes)
@@ -126,7 +147,7 @@ def _print_table(rows: list[tuple[str, str, float, float, str]], size: int, dela
     print("|---|---|---:|---:|:-:|")
     for label, who, elapsed, rate, ok in rows:
         print(f"| {label} | {who} | {elapsed * 1000:.0f} ms | {rate:.0f} MiB/s | {ok} |")
-    direct = rows[-1][2]
+    direct = rows[3][2]
     print()
     for label, who, elapsed, _rate, _ok in rows[1:3]:
         print(f"{label} ({who}) took {elapsed / direct:.2f}x the time of the host-to-host fetch")

@@ -62,7 +62,13 @@ async def test_a_tiny_demo_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["C: second fetch"][0] == "C's cache"
     assert rows["C2: neighbour fetch"][0] == "M's cache"
     assert rows["host-to-host from P"][0].startswith("P's")
-    assert [r[3] for label, r in rows.items() if label.startswith(("C", "host"))] == ["yes"] * 4
+    # P gone: C2 still gets the newest version the nodes had seen, from its own cache, and says so
+    assert rows["C2: P stopped, fetch again"][0] == "C2's cache"
+    assert [r[3] for label, r in rows.items() if label.startswith(("C", "host"))] == ["yes"] * 5
+    assert (
+        "C2 was told: no producer of /demo/sample could be reached (no route to /demo/sample); "
+        "/demo/sample/v1 is the newest version the nodes on the way have seen"
+    ) in out
     assert "x the time of the host-to-host fetch" in out
     found = re.search(r"starting 4 node processes in (\S+)", out)
     assert found is not None
