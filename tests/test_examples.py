@@ -52,4 +52,5 @@ def test_demo_smoke() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("| C")]
     assert "origin" in rows[0] and "C's cache" in rows[1] and "M's cache" in rows[2]
-    assert out.stdout.count("| yes |") == 4
+    assert "C2's cache" in rows[3]  # P stopped
+    assert out.stdout.count("| yes |") == 5 and out.stderr == ""
