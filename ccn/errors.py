@@ -8,6 +8,11 @@ any ``CcnError`` into one line on stderr and a non-zero exit code.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from threading import Event
+
 
 class CcnError(Exception):
     """Base of every error ccn raises on purpose."""
@@ -95,9 +100,20 @@ class ConnectError(CcnError):
     """Could not reach a node at the given address."""
 
 
-class ImportStopped(StoreError):
-    """An import or publish was stopped half way (the node is shutting down): nothing of it
-    was published, and what it had written is discarded."""
+class Stopped(StoreError):
+    """A long store job (an import, publish, pin, gc or fsck) was told to stop before its end:
+    its client left, or the node is shutting down. What it left is consistent."""
+
+
+class ImportStopped(Stopped):
+    """An import or publish was stopped half way: nothing of it was published, and what it had
+    written is discarded."""
+
+
+def stop_if_asked(stop: Event | None, what: str) -> None:
+    """Raise :class:`Stopped` (``what``) if ``stop`` is set: the check long jobs make."""
+    if stop is not None and stop.is_set():
+        raise Stopped(what)
 
 
 class StoreUsageError(StoreError, LocalError, ValueError):

@@ -15,20 +15,67 @@ unpin and a GC, the content is where a fetched copy would be, not gone.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Final
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
-from ccn.errors import CcnError, CorruptObject, InvalidObject, ObjectNotFound, StoreError
+from ccn.errors import (
+    CcnError,
+    CorruptObject,
+    InvalidObject,
+    ObjectNotFound,
+    StoreError,
+    stop_if_asked,
+)
 from ccn.name import Name
-from ccn.store.fsck import fsck
-from ccn.store.gc import GRACE_S, collect
+from ccn.store.fsck import Problem, fsck
+from ccn.store.gc import GRACE_S, GcReport, collect
 from ccn.store.objects import Kind, Manifest, Tree, Version, children, decode, object_id
 
 if TYPE_CHECKING:
     from ccn.node import Node
 
 MAX_LINES: Final = 2000
+#: How often a long command checks that its client still waits (see :func:`stoppable`).
+CLIENT_CHECK_S: Final = 0.25
+
+T = TypeVar("T")
+Wanted = Callable[[], bool] | None
+
+
+async def stoppable(
+    work: Callable[[threading.Event], T], wanted: Callable[[], bool] | None = None
+) -> T:
+    """Run ``work(stop)`` on a worker thread; if this task is cancelled (the node is shutting
+    down), or ``wanted()`` turns false (checked every CLIENT_CHECK_S: the client went away),
+    ``stop`` is set, and the task waits for ``work`` to notice and end: a big import stops
+    within a block instead of running to its end, and is not published after the client was
+    told the node went away, or left. The thread is never abandoned while it writes."""
+    stop = threading.Event()
+
+    async def stop_when_cancelled() -> None:
+        try:
+            if wanted is None:
+                await trio.sleep_forever()
+            while wanted():
+                await trio.sleep(CLIENT_CHECK_S)
+        finally:
+            stop.set()
+
+    failure: Exception | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop_when_cancelled)
+        try:
+            result = await trio.to_thread.run_sync(work, stop)
+        except Exception as e:  # raised below, not from inside the nursery (no group)
+            failure = e
+        nursery.cancel_scope.cancel()
+    # Cancelled (the node shutting down) left the nursery already, whatever work raised.
+    if failure is not None:
+        raise failure
+    return result
 
 
 class MaintenanceError(CcnError):
@@ -79,7 +126,9 @@ class Maintenance:
 
     # -- pins ------------------------------------------------------------------------------
 
-    async def pin(self, name: Name, version_raw: bytes | None) -> dict[str, Any]:
+    async def pin(
+        self, name: Name, version_raw: bytes | None, wanted: Wanted = None
+    ) -> dict[str, Any]:
         """Pin ``name`` (latest) or ``name/vN``. For a name not published here the client
         sends the version record; the reply says ``need: version`` or ``need: content``
         (objects missing on this node) when it must fetch first."""
@@ -105,14 +154,15 @@ class Maintenance:
         async with self._lock:
             await node.cache_feed.flush()
             try:
-                await trio.to_thread.run_sync(self._promote, version_raw, version)
+                await stoppable(lambda stop: self._promote(version_raw, version, stop), wanted)
             except _Missing as m:
                 return {"need": "content", "missing": m.count}
         node.refs.pin(n, version.number, object_id(version_raw))
         return {"pinned": str(n.with_version(version.number))}
 
-    def _promote(self, version_raw: bytes, version: Version) -> None:
-        """Copy the version and everything below it into the main store (worker thread)."""
+    def _promote(self, version_raw: bytes, version: Version, stop: threading.Event) -> None:
+        """Copy the version and everything below it into the main store (worker thread); if
+        ``stop`` is set, raise :class:`~ccn.errors.Stopped`, and the copy is discarded."""
         node = self.node
         store, cache = node.store, node.cache
         missing = 0
@@ -122,6 +172,7 @@ class Maintenance:
             stack = list(children(version))
             seen: set[bytes] = set()
             while stack:
+                stop_if_asked(stop, "pin stopped before its end: nothing was pinned")
                 oid, kind = stack.pop()
                 if oid in seen:
                     continue
@@ -175,12 +226,16 @@ class Maintenance:
 
     # -- gc and fsck -----------------------------------------------------------------------
 
-    async def gc(self, dry_run: bool, grace_s: float = GRACE_S) -> dict[str, Any]:
+    async def gc(
+        self, dry_run: bool, grace_s: float = GRACE_S, wanted: Wanted = None
+    ) -> dict[str, Any]:
         node = self.node
+
+        def work(stop: threading.Event) -> GcReport:
+            return collect(node.store, node.refs, grace_s=grace_s, dry_run=dry_run, stop=stop)
+
         async with self._lock:
-            report = await trio.to_thread.run_sync(
-                lambda: collect(node.store, node.refs, grace_s=grace_s, dry_run=dry_run)
-            )
+            report = await stoppable(work, wanted)
         return {
             "dry_run": dry_run,
             "removed": [[oid.hex(), size] for oid, size in report.removed[:MAX_LINES]],
@@ -191,13 +246,15 @@ class Maintenance:
             "warnings": report.warnings[:MAX_LINES],
         }
 
-    async def fsck(self, repair: bool) -> dict[str, Any]:
+    async def fsck(self, repair: bool, wanted: Wanted = None) -> dict[str, Any]:
         node = self.node
+
+        def work(stop: threading.Event) -> tuple[list[Problem], dict[str, int]]:
+            return fsck(node.store, node.refs, node.cache, repair=repair, stop=stop)
+
         async with self._lock:
             await node.cache_feed.flush()
-            problems, checked = await trio.to_thread.run_sync(
-                lambda: fsck(node.store, node.refs, node.cache, repair=repair)
-            )
+            problems, checked = await stoppable(work, wanted)
         unrepaired = sum(1 for p in problems if p.repaired is None or p.repaired.startswith("not"))
         return {
             "problems": [p.line() for p in problems[:MAX_LINES]],

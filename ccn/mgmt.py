@@ -16,7 +16,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -25,60 +25,24 @@ from ccn.errors import CcnError, DecodeError, os_error_text
 from ccn.faces.internal import InternalFace
 from ccn.faces.uri import FaceUri
 from ccn.keys import SigningKey
-from ccn.maintenance import Maintenance
+from ccn.maintenance import Maintenance, stoppable
 from ccn.mgmt_proto import MAX_REPLY_BYTES, encode_reply, parse_command
 from ccn.name import Name
 from ccn.packet import Data, Interest, Packet
 from ccn.store.files import publish
+from ccn.store.gc import GRACE_S
 from ccn.store.objects import Version
 
 if TYPE_CHECKING:
     from ccn.node import Node
 
 
-T = TypeVar("T")
-
-#: Commands stopped when their client goes away (see :func:`_stoppable`), and how often
-#: that is checked.
-_ABANDONED_WITH_THEIR_CLIENT = frozenset({"publish"})
-CLIENT_CHECK_S = 0.25
+#: Commands stopped when their client goes away (see :func:`~ccn.maintenance.stoppable`).
+_ABANDONED_WITH_THEIR_CLIENT = frozenset({"publish", "pin", "gc", "fsck"})
 #: ``list`` gives at most this many names, and of each its last LIST_MAX_VERSIONS version
 #: numbers (a reply is one packet); the totals are complete.
 LIST_MAX_NAMES = 2000
 LIST_MAX_VERSIONS = 100
-
-
-async def _stoppable(
-    work: Callable[[threading.Event], T], wanted: Callable[[], bool] | None = None
-) -> T:
-    """Run ``work(stop)`` on a worker thread; if this task is cancelled (the node is shutting
-    down), or ``wanted()`` turns false (checked every CLIENT_CHECK_S: the client went away),
-    ``stop`` is set, and the task waits for ``work`` to notice and end: a big import stops
-    within a block instead of running to its end, and is not published after the client was
-    told the node went away, or left. The thread is never abandoned while it writes."""
-    stop = threading.Event()
-
-    async def stop_when_cancelled() -> None:
-        try:
-            if wanted is None:
-                await trio.sleep_forever()
-            while wanted():
-                await trio.sleep(CLIENT_CHECK_S)
-        finally:
-            stop.set()
-
-    failure: Exception | None = None
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(stop_when_cancelled)
-        try:
-            result = await trio.to_thread.run_sync(work, stop)
-        except Exception as e:  # raised below, not from inside the nursery (no group)
-            failure = e
-        nursery.cancel_scope.cancel()
-    # Cancelled (the node shutting down) left the nursery already, whatever work raised.
-    if failure is not None:
-        raise failure
-    return result
 
 
 class CommandFailed(CcnError):
@@ -97,6 +61,7 @@ class Management:
 
     async def _serve(self, interest: Interest) -> None:
         verb = "?"
+        asked: Callable[[], bool] | None = None
         try:
             verb, params = parse_command(interest.name)
             handler = getattr(self, "cmd_" + verb.replace("-", "_"), None)
@@ -105,7 +70,8 @@ class Management:
             if verb in _ABANDONED_WITH_THEIR_CLIENT:
                 # the Interest's PIT entry goes when the client's face closes (a Ctrl-C'd put)
                 pit = self.node.forwarder.pit
-                result = await handler(params, lambda: pit.find(interest) is not None)
+                asked = lambda: pit.find(interest) is not None  # noqa: E731
+                result = await handler(params, asked)
             else:
                 result = await handler(params)
             reply = {"ok": True, **result}
@@ -119,6 +85,8 @@ class Management:
             print(f"ccn node: internal error in {interest.name}:", file=sys.stderr)
             traceback.print_exc()
             reply = {"ok": False, "error": f"internal error in the node: {type(e).__name__}: {e}"}
+        if asked is not None and not asked():
+            return  # its client left: nobody waits for the answer
         content = encode_reply(reply)
         if len(content) > MAX_REPLY_BYTES:  # the net under a command that lists too much
             too_big = f"the reply to {verb!r} is too large ({len(content):,} bytes)"
@@ -194,7 +162,7 @@ class Management:
             return publish(node.store, node.refs, name, Path(path), sign=sign, stop=stop)
 
         try:
-            version = await _stoppable(work, asked)
+            version = await stoppable(work, asked)
         except OSError as e:
             if e.filename or e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
                 raise
@@ -234,11 +202,13 @@ class Management:
     async def cmd_log(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self.maintenance.log(_name(params.get("name")))
 
-    async def cmd_pin(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_pin(
+        self, params: dict[str, Any], asked: Callable[[], bool] | None = None
+    ) -> dict[str, Any]:
         raw = params.get("version")
         if raw is not None and not isinstance(raw, bytes):
             raise CommandFailed("version must be the version record's bytes")
-        return await self.maintenance.pin(_name(params.get("name")), raw)
+        return await self.maintenance.pin(_name(params.get("name")), raw, asked)
 
     async def cmd_unpin(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self.maintenance.unpin(_name(params.get("name")))
@@ -246,17 +216,20 @@ class Management:
     async def cmd_pins(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"pins": self.maintenance.pins()}
 
-    async def cmd_gc(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_gc(
+        self, params: dict[str, Any], asked: Callable[[], bool] | None = None
+    ) -> dict[str, Any]:
         grace = params.get("grace")
         if grace is not None and (type(grace) not in (int, float) or grace < 0):
             raise CommandFailed("grace must be a number of seconds >= 0")
         dry_run = params.get("dry_run", False) is True
-        if grace is None:
-            return await self.maintenance.gc(dry_run)
-        return await self.maintenance.gc(dry_run, float(grace))
+        grace_s = GRACE_S if grace is None else float(grace)
+        return await self.maintenance.gc(dry_run, grace_s, asked)
 
-    async def cmd_fsck(self, params: dict[str, Any]) -> dict[str, Any]:
-        return await self.maintenance.fsck(params.get("repair", False) is True)
+    async def cmd_fsck(
+        self, params: dict[str, Any], asked: Callable[[], bool] | None = None
+    ) -> dict[str, Any]:
+        return await self.maintenance.fsck(params.get("repair", False) is True, asked)
 
 
 def _name(value: object) -> Name:

@@ -4,6 +4,7 @@
   :meth:`NodeProcess.stop` ends it by pid (only processes we started).
 * :func:`node_in_process` runs a :class:`~ccn.node.Node` inside the current trio run, listening on
   a Unix socket in a temporary directory, for fast tests with real sockets.
+* :func:`leave_command` sends a management command and goes away while it runs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from ccn.client import connect
 from ccn.config import NodeConfig
 from ccn.errors import CcnError, ConnectError
 from ccn.name import Name
+from ccn.packet import Interest
 
 
 def free_port() -> int:
@@ -150,3 +153,17 @@ def edit_one_percent(data: bytes, seed: int) -> bytes:
     for pos in sorted(rng.sample(range(len(data) - span), 8), reverse=True):
         out[pos : pos + span] = rng.randbytes(span + 64)
     return bytes(out)
+
+
+async def leave_command(
+    uri: str, node: Any, interest: Interest, started: threading.Event, stopped: threading.Event
+) -> None:
+    """Send the command ``interest`` to the in-process ``node`` at ``uri``, wait until its job
+    sets ``started``, close the connection, and wait until the job sets ``stopped`` (it saw its
+    stop flag); check that the command's PIT entry went with the client."""
+    async with connect(uri) as client:
+        client.send(interest, lambda _answer: None)
+        assert await trio.to_thread.run_sync(started.wait, 10)
+    # the client's face closed: its Interest's PIT entry went, and with it the command
+    assert await trio.to_thread.run_sync(stopped.wait, 10)
+    assert node.forwarder.pit.find(interest) is None

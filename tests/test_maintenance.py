@@ -4,7 +4,8 @@ own :class:`~ccn.maintenance.Maintenance` with a real on-disk store and cache ti
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -13,14 +14,18 @@ import pytest
 import trio
 
 from ccn import maintenance
-from ccn.maintenance import Maintenance, MaintenanceError
+from ccn.client import connect, new_nonce
+from ccn.errors import Stopped
+from ccn.maintenance import Maintenance, MaintenanceError, stoppable
+from ccn.mgmt_proto import command_name
 from ccn.name import ROOT, Name
-from ccn.packet import Data
+from ccn.packet import Data, Interest
+from ccn.store import fsck, gc
 from ccn.store.files import publish
 from ccn.store.objects import Version, children, decode, encode, id_of
 from ccn.store.objstore import MemoryObjectStore
 from ccn.store.refs import MemoryRefStore
-from ccn.testing import node_in_process
+from ccn.testing import leave_command, node_in_process
 
 F = Name.parse("/m/f")
 
@@ -210,3 +215,80 @@ async def test_fsck_reports_damage_it_cannot_repair(tmp_path: Path) -> None:
             assert report["count"] == report["unrepaired"] == 1
             (line,) = report["problems"]
             assert line.startswith("/m/f/v1 (") and "\n" not in line
+
+
+async def teststoppable_returns_the_result_and_raises_the_error_of_the_work() -> None:
+    with trio.fail_after(10):
+        assert await stoppable(lambda stop: 42) == 42
+
+        def fails(stop: threading.Event) -> int:
+            raise ValueError("bad file")
+
+        with pytest.raises(ValueError, match="bad file"):  # itself, not in an exception group
+            await stoppable(fails)
+
+
+async def teststoppable_tells_the_work_to_stop_and_waits_for_it_when_cancelled() -> None:
+    started = threading.Event()
+    finished: list[bool] = []
+
+    def work(stop: threading.Event) -> None:
+        started.set()
+        finished.append(stop.wait(10))  # the work notices ``stop`` and ends early
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stoppable, work)
+            while not started.is_set():
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    assert finished == [True]  # stop was set, and the thread had ended when the task did
+
+
+@pytest.mark.parametrize("verb", ["gc", "fsck"])
+async def test_a_long_command_whose_client_leaves_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verb: str
+) -> None:
+    # gc and fsck used to run to their end after a Ctrl-C'd client, and a node being stopped
+    # waited for them. The job is held until told to stop, then goes on as the real one would.
+    started, stopped = threading.Event(), threading.Event()
+    real: Callable[..., Any] = gc.collect if verb == "gc" else fsck.fsck
+
+    def held(*args: Any, stop: threading.Event, **kwargs: Any) -> Any:
+        started.set()
+        if stop.wait(10):
+            stopped.set()
+        return real(*args, stop=stop, **kwargs)
+
+    monkeypatch.setattr(maintenance, {"gc": "collect", "fsck": "fsck"}[verb], held)
+    name = command_name(verb, {})
+    interest = Interest(name, new_nonce(), lifetime_ms=600_000, must_be_fresh=True)
+    async with node_in_process(tmp_path / "n") as (node, uri):
+        with trio.fail_after(20):
+            await leave_command(uri, node, interest, started, stopped)
+            started.clear()
+            async with connect(uri) as client:
+                # another name: the same one sent at once could be answered with the first
+                # one's "stopped" (the node answers whoever waits for that name)
+                other = command_name(
+                    verb, {"gc": {"dry_run": True}, "fsck": {"repair": False}}[verb]
+                )
+                again = Interest(other, new_nonce(), lifetime_ms=600_000, must_be_fresh=True)
+                client.send(again, lambda _answer: None)  # and stop the node meanwhile
+                assert await trio.to_thread.run_sync(started.wait, 10)
+                stopped.clear()
+                with trio.fail_after(3):  # not the 10 s the held job would wait
+                    node.nursery.cancel_scope.cancel()
+                    await trio.to_thread.run_sync(stopped.wait, 10)
+                assert stopped.is_set()
+
+
+async def test_a_pin_whose_client_leaves_copies_nothing(tmp_path: Path) -> None:
+    far = Elsewhere(tmp_path)
+    async with _node(tmp_path) as (node, m):
+        node.cache.add_many(far.objects.items())
+        before = node.store.stats().objects
+        with pytest.raises(Stopped, match="pin stopped before its end: nothing was pinned"):
+            await m.pin(Name.parse("/far/f"), far.raw, lambda: False)
+        assert node.store.stats().objects == before and m.pins() == []
+        assert await m.pin(Name.parse("/far/f"), far.raw) == {"pinned": "/far/f/v1"}

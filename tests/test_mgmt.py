@@ -14,12 +14,12 @@ import pytest
 import trio
 
 from ccn.client import Client, CommandError, connect, new_nonce
-from ccn.mgmt import Management, _stoppable
+from ccn.mgmt import Management
 from ccn.mgmt_proto import PREFIX, command_name, decode_reply
 from ccn.name import Name
 from ccn.packet import Interest
 from ccn.store import files
-from ccn.testing import node_in_process
+from ccn.testing import leave_command, node_in_process
 
 
 async def _raw(client: Client, name: Name) -> dict[str, Any]:
@@ -189,34 +189,6 @@ async def test_a_command_that_fails_inside_the_node_does_not_stop_it(
     assert "RuntimeError: a bug" in capsys.readouterr().err
 
 
-async def test_stoppable_returns_the_result_and_raises_the_error_of_the_work() -> None:
-    with trio.fail_after(10):
-        assert await _stoppable(lambda stop: 42) == 42
-
-        def fails(stop: threading.Event) -> int:
-            raise ValueError("bad file")
-
-        with pytest.raises(ValueError, match="bad file"):  # itself, not in an exception group
-            await _stoppable(fails)
-
-
-async def test_stoppable_tells_the_work_to_stop_and_waits_for_it_when_cancelled() -> None:
-    started = threading.Event()
-    finished: list[bool] = []
-
-    def work(stop: threading.Event) -> None:
-        started.set()
-        finished.append(stop.wait(10))  # the work notices ``stop`` and ends early
-
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stoppable, work)
-            while not started.is_set():
-                await trio.sleep(0.01)
-            nursery.cancel_scope.cancel()
-    assert finished == [True]  # stop was set, and the thread had ended when the task did
-
-
 async def test_a_full_store_is_named_in_the_publish_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -256,12 +228,7 @@ async def test_a_publish_whose_client_goes_away_is_stopped_unpublished(
     interest = Interest(command_name("publish", params), new_nonce(), lifetime_ms=600_000)
     async with node_in_process(tmp_path / "n") as (node, uri):
         with trio.fail_after(20):
-            async with connect(uri) as client:
-                client.send(interest, lambda _answer: None)
-                await trio.to_thread.run_sync(started.wait, 10)
-            # the client's face closed: its Interest's PIT entry went, and with it the command
-            await trio.to_thread.run_sync(stopped.wait, 10)
-            assert stopped.is_set() and node.forwarder.pit.find(interest) is None
+            await leave_command(uri, node, interest, started, stopped)
             async with connect(uri) as client:  # once stopped, the import never publishes
                 assert await client.ls("/gone") == []
                 assert (await client.publish(src, "/kept"))["name"] == "/kept/v1"

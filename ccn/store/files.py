@@ -133,7 +133,7 @@ def _put_blobs(store: ObjectStore, chunks: list[memoryview]) -> list[Pointer]:
 
 def _check_stop(stop: threading.Event | None) -> None:
     if stop is not None and stop.is_set():
-        raise ImportStopped("stopped before the end (the node is shutting down)")
+        raise ImportStopped("stopped before the end (its client left, or the node is stopping)")
 
 
 def _import_stream(

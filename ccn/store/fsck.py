@@ -13,10 +13,11 @@ is what is on disk.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Final
 
-from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError
+from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError, stop_if_asked
 from ccn.store.cache import CacheTier
 from ccn.store.objects import Kind, Manifest, Tree, Version, children, decode
 from ccn.store.objstore import DiskObjectStore
@@ -42,8 +43,11 @@ def fsck(
     cache: CacheTier | None = None,
     *,
     repair: bool = False,
+    stop: threading.Event | None = None,
 ) -> tuple[list[Problem], dict[str, int]]:
-    """Check the store (and the cache tier, if given); return problems and what was checked."""
+    """Check the store (and the cache tier, if given); return problems and what was checked.
+    If ``stop`` is set, raise :class:`~ccn.errors.Stopped` at the next object (each repair is
+    whole: the store stays consistent)."""
     problems: list[Problem] = []
     checked = {"objects": 0, "cache_objects": 0, "versions": 0}
     store.refresh()
@@ -52,6 +56,7 @@ def fsck(
     damaged: set[bytes] = set()
     for oid in sorted(store.ids()):
         checked["objects"] += 1
+        stop_if_asked(stop, "fsck stopped before its end")
         try:
             raw = store.verify(oid)
             decode(raw)
@@ -67,6 +72,7 @@ def fsck(
     for name in refs.names():
         for entry in refs.log(name):
             checked["versions"] += 1
+            stop_if_asked(stop, "fsck stopped before its end")
             label = f"{name}/v{entry.number}"
             problem = _check_version(store, entry.id, name, entry.number, damaged)
             if problem is not None:
@@ -80,6 +86,7 @@ def fsck(
     if cache is not None:
         for oid in sorted(cache.ids()):
             checked["cache_objects"] += 1
+            stop_if_asked(stop, "fsck stopped before its end")
             try:
                 decode(cache.verify(oid))
             except ObjectNotFound:

@@ -16,17 +16,19 @@ still marked from the other roots. Missing or damaged objects are fsck's busines
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Final
 
-from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound
+from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, stop_if_asked
 from ccn.store.objects import Kind, Manifest, Tree, Version, children
 from ccn.store.objstore import DiskObjectStore, ObjectStore
 from ccn.store.refs import RefStore
 
 GRACE_S: Final = 3600.0
 """Objects younger than this are never collected (they may belong to a publish in progress)."""
+_GC_STOPPED: Final = "gc stopped before it removed anything"
 
 
 @dataclass
@@ -64,9 +66,11 @@ def root_ids(refs: RefStore) -> tuple[list[bytes], list[str]]:
     return roots, warnings
 
 
-def mark(store: ObjectStore, roots: list[bytes]) -> tuple[set[bytes], list[str]]:
+def mark(
+    store: ObjectStore, roots: list[bytes], stop: threading.Event | None = None
+) -> tuple[set[bytes], list[str]]:
     """Every id reachable from ``roots`` (present or not), and lines for what could not be
-    read. Reads are verified but move nothing aside."""
+    read. Reads are verified but move nothing aside. ``stop``: see :func:`collect`."""
     live: set[bytes] = set()
     warnings: list[str] = []
     stack = [(r, Kind.VERSION) for r in roots]
@@ -77,6 +81,7 @@ def mark(store: ObjectStore, roots: list[bytes]) -> tuple[set[bytes], list[str]]
         live.add(oid)
         if kind is Kind.BLOB:
             continue
+        stop_if_asked(stop, _GC_STOPPED)
         try:
             obj = store.verify_object(oid)
         except (ObjectNotFound, CorruptObject, InvalidObject) as e:
@@ -94,17 +99,22 @@ def collect(
     grace_s: float = GRACE_S,
     dry_run: bool = False,
     now: float | None = None,
+    stop: threading.Event | None = None,
 ) -> GcReport:
-    """Remove (or with ``dry_run`` only list) unreachable objects older than ``grace_s``."""
+    """Remove (or with ``dry_run`` only list) unreachable objects older than ``grace_s``.
+
+    If ``stop`` is set before the removal starts, raise :class:`~ccn.errors.Stopped` having
+    removed nothing (the removal itself is one quick step that is not interrupted)."""
     now = time.time() if now is None else now
     limit = now - grace_s
     roots, warnings = root_ids(refs)
-    live, more = mark(store, roots)
+    live, more = mark(store, roots, stop)
     report = GcReport(warnings=warnings + more)
     pack_mtime = {name: mtime for name, (mtime, _ids) in store.packs().items()}
     sizes = {e.id: (e.size, e.mtime) for e in store.loose_entries()}
     doomed: list[tuple[bytes, int]] = []
     for oid in store.ids():
+        stop_if_asked(stop, _GC_STOPPED)
         if oid in live:
             report.live += 1
             continue
@@ -122,6 +132,7 @@ def collect(
             continue
         doomed.append((oid, size))
     report.removed = sorted(doomed)
+    stop_if_asked(stop, _GC_STOPPED)
     if not dry_run and doomed:
         store.delete_many(oid for oid, _ in doomed)
     return report

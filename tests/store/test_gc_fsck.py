@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from ccn.errors import Stopped
 from ccn.name import Name
 from ccn.store.cache import CacheTier
 from ccn.store.files import export, import_bytes, publish
@@ -140,3 +144,37 @@ def test_fsck_finds_missing_objects_and_damaged_cache(tmp_path: Path) -> None:
     assert any("dropped; it will be fetched again" in p.line() for p in problems)
     assert not cache.known(object_id(raw)) and cache.locate(object_id(raw)) is None
     assert id_of(Blob(b"cached")) == object_id(raw)
+
+
+class _StopAfter(threading.Event):
+    """A stop flag that sets itself once it has been looked at ``n`` times."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def is_set(self) -> bool:
+        self.left -= 1
+        if self.left < 0:
+            self.set()
+        return super().is_set()
+
+
+@pytest.mark.parametrize("after", [0, 1, 3, 8])
+def test_a_stopped_gc_removes_nothing(tmp_path: Path, after: int) -> None:
+    store, refs = _setup(tmp_path)
+    publish(store, refs, Name.parse("/a"), _file(tmp_path, 400_000))
+    orphan = import_bytes(store, os.urandom(300_000))
+    with pytest.raises(Stopped, match="gc stopped before it removed anything"):
+        collect(store, refs, grace_s=1, now=_later(), stop=_StopAfter(after))
+    assert store.has(orphan.id)
+    assert collect(store, refs, grace_s=1, now=_later(), stop=threading.Event()).removed
+
+
+@pytest.mark.parametrize("after", [0, 2, 5])
+def test_a_stopped_fsck_says_so(tmp_path: Path, after: int) -> None:
+    store, refs = _setup(tmp_path)
+    publish(store, refs, Name.parse("/a"), _file(tmp_path, 300_000))
+    with pytest.raises(Stopped, match="fsck stopped before its end"):
+        fsck(store, refs, stop=_StopAfter(after))
+    assert fsck(store, refs, stop=threading.Event())[0] == []
