@@ -20,6 +20,7 @@ MAX_NAME_BYTES = 2048
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _VERSION_RE = re.compile(rb"v(0|[1-9][0-9]{0,17})")
+_PLAIN = re.compile(r"[\x21-\x24\x26-\x7e]*")  # printable ASCII but '%': taken as it is
 _LOCALHOST = b"localhost"
 _LOCALHOP = b"localhop"
 
@@ -29,6 +30,8 @@ def _escape(component: bytes) -> str:
 
 
 def _unescape(text: str) -> bytes:
+    if _PLAIN.fullmatch(text):  # the common case: nothing escaped
+        return text.encode("ascii")
     out = bytearray()
     i = 0
     n = len(text)

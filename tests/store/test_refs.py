@@ -177,6 +177,20 @@ class TestDiskRefStore:
             with pytest.raises(StoreError):
                 refs.latest(N)
 
+    def test_names_read_every_log_header(self, tmp_path: Path) -> None:
+        longest = Name([bytes([0xFF]) * 255] * 8)  # 2040 bytes, each escaped to 3 characters
+        with DiskRefStore(tmp_path, fsync=False) as refs:
+            for name in (N, Name.parse("/a%2Fb/.."), Name([b"x" * 255]), longest):
+                refs.compare_and_swap(name, None, 1, A)
+            assert set(refs.names()) == {N, Name.parse("/a%2Fb/.."), Name([b"x" * 255]), longest}
+            log = tmp_path / "refs" / "videos" / "talk" / ".log"
+            log.write_bytes(b"ccn-ref 1 /videos/talk")  # a header and no newline: still the name
+            assert N in refs.names()
+            for garbled in (b"ccn-ref 1 /vid\xe9os\n", b"not a ref\n", b""):
+                log.write_bytes(garbled)
+                with pytest.raises(StoreError, match=r"talk/\.log"):
+                    refs.names()
+
 
 def _publish_many(root: str, worker: int, count: int) -> None:
     with DiskRefStore(root, fsync=False) as refs:
