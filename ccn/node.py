@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -450,7 +451,7 @@ class Node:
         if number is not None:
             name = name.unversioned()
             vid = self.seen.get(name, number)
-            candidates = [] if vid is None else [(number, vid)]
+            candidates: Iterable[tuple[int, bytes]] = [] if vid is None else [(number, vid)]
         elif interest.can_be_prefix:
             candidates = self.seen.newest_first(name)
         else:

@@ -353,7 +353,7 @@ def test_only_version_records_that_match_their_name_are_remembered(
         ]:
             node._remember_version(7, Data(Name.parse(name), raw))
         node._remember_version(node.producer.face.id, Data(Name.parse("/pub/x/v3"), good))
-        assert node.seen.newest_first(Name.parse("/pub/doc")) == [(3, blake3(good).digest())]
+        assert list(node.seen.newest_first(Name.parse("/pub/doc"))) == [(3, blake3(good).digest())]
         assert len(node.seen) == 1
         assert node.cache_feed.pending(blake3(good).digest()) == good  # kept in the tier too
     finally:

@@ -22,9 +22,11 @@ It is a cache: a write that fails loses the entry on restart, nothing more. Writ
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 from ccn.errors import InvalidName
@@ -40,6 +42,7 @@ class SeenVersions:
         self.max_entries = max_entries
         self._order: OrderedDict[tuple[Name, int], bytes] = OrderedDict()
         self._by_name: dict[Name, dict[int, bytes]] = {}
+        self._numbers: dict[Name, list[int]] = {}  # each name's numbers, ascending
         self._lines = 0
         self.write_errors = 0
         self._fd: int | None = None
@@ -61,10 +64,13 @@ class SeenVersions:
         versions = self._by_name.get(name)
         return versions.get(number) if versions is not None else None
 
-    def newest_first(self, name: Name) -> list[tuple[int, bytes]]:
-        """The seen versions of ``name``, highest number first."""
+    def newest_first(self, name: Name) -> Iterator[tuple[int, bytes]]:
+        """The seen versions of ``name``, highest number first (kept in order: asking costs
+        nothing however many versions a name has)."""
         versions = self._by_name.get(name)
-        return sorted(versions.items(), reverse=True) if versions else []
+        if versions:
+            for number in reversed(self._numbers[name]):
+                yield number, versions[number]
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -90,13 +96,17 @@ class SeenVersions:
         if number in versions:
             return False
         versions[number] = version_id
+        bisect.insort(self._numbers.setdefault(name, []), number)
         self._order[(name, number)] = version_id
         while len(self._order) > self.max_entries:
             (old_name, old_number), _ = self._order.popitem(last=False)
             old = self._by_name[old_name]
             del old[old_number]
+            numbers = self._numbers[old_name]
+            del numbers[bisect.bisect_left(numbers, old_number)]
             if not old:
                 del self._by_name[old_name]
+                del self._numbers[old_name]
         return True
 
     def _load(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,13 @@ def vid(n: int) -> bytes:
 
 def test_records_once_and_lists_newest_first(tmp_path: Path) -> None:
     seen = SeenVersions(tmp_path / "versions")
-    assert seen.newest_first(DOC) == [] and seen.get(DOC, 1) is None
+    assert list(seen.newest_first(DOC)) == [] and seen.get(DOC, 1) is None
     assert seen.record(DOC, 2, vid(2))
     assert seen.record(DOC, 1, vid(1))  # arriving out of order is fine
     assert not seen.record(DOC, 2, vid(9))  # a version never changes: the first stays
-    assert seen.newest_first(DOC) == [(2, vid(2)), (1, vid(1))]
+    assert list(seen.newest_first(DOC)) == [(2, vid(2)), (1, vid(1))]
     assert seen.get(DOC, 1) == vid(1) and len(seen) == 2
-    assert seen.newest_first(Name.parse("/doc/sub")) == []
+    assert list(seen.newest_first(Name.parse("/doc/sub"))) == []
     seen.close()
 
 
@@ -40,7 +41,7 @@ def test_survives_a_restart_and_skips_a_torn_line(tmp_path: Path) -> None:
     (tmp_path / "versions.tmp.123").write_text("a rewrite cut short")
     again = SeenVersions(path)
     assert not (tmp_path / "versions.tmp.123").exists()
-    assert again.newest_first(DOC) == [(1, vid(1))]
+    assert list(again.newest_first(DOC)) == [(1, vid(1))]
     assert again.get(odd, 7) == vid(7)
     again.record(DOC, 4, vid(4))  # must not join the torn bytes into one malformed line
     again.close()
@@ -67,7 +68,7 @@ def test_malformed_lines_are_skipped(tmp_path: Path, line: str) -> None:
     path = tmp_path / "versions"
     path.write_text(line + "2 " + vid(2).hex() + " /doc\n")
     seen = SeenVersions(path)
-    assert seen.newest_first(DOC) == [(2, vid(2))]
+    assert list(seen.newest_first(DOC)) == [(2, vid(2))]
     seen.close()
 
 
@@ -85,13 +86,24 @@ def test_bounded_oldest_first_and_the_log_is_compacted(tmp_path: Path) -> None:
     again.close()
 
 
+def test_many_versions_of_one_name_stay_in_order_as_the_oldest_leave(tmp_path: Path) -> None:
+    seen = SeenVersions(tmp_path / "versions", max_entries=50)
+    numbers = list(range(1, 201))
+    random.Random(7).shuffle(numbers)  # recorded in any order
+    for n in numbers:
+        seen.record(DOC, n, vid(n % 256))
+    kept = [n for n, _ in seen.newest_first(DOC)]
+    assert kept == sorted(numbers[-50:], reverse=True)  # the last 50 recorded, newest first
+    seen.close()
+
+
 def test_a_name_whose_versions_all_left_is_forgotten(tmp_path: Path) -> None:
     seen = SeenVersions(tmp_path / "versions", max_entries=2)
     seen.record(DOC, 1, vid(1))
     other = Name.parse("/other")
     seen.record(other, 1, vid(5))
     seen.record(other, 2, vid(6))
-    assert seen.newest_first(DOC) == [] and len(seen) == 2
+    assert list(seen.newest_first(DOC)) == [] and len(seen) == 2
     seen.close()
 
 
