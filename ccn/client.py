@@ -242,9 +242,12 @@ class Client:
     async def long_command(self, verb: str, params: dict[str, Any]) -> dict[str, Any]:
         """A command that may take minutes: a ``ping`` first, within :data:`COMMAND_TIMEOUT`,
         so that a peer that is no ccn node (it never answers) fails in seconds, not after
-        :data:`LONG_COMMAND_TIMEOUT`."""
+        :data:`LONG_COMMAND_TIMEOUT`. It carries a random ``req`` parameter, so that it is a
+        command of its own: the same one sent by another client, or again after a Ctrl-C, is
+        not aggregated with it in the node's PIT (and answered with its reply)."""
         await self.command("ping")
-        return await self.command(verb, params, timeout=LONG_COMMAND_TIMEOUT)
+        unique = {**params, "req": new_nonce()}
+        return await self.command(verb, unique, timeout=LONG_COMMAND_TIMEOUT)
 
     async def status(self) -> dict[str, Any]:
         reply = await self.command("status")

@@ -10,8 +10,10 @@ import trio
 from ccn.client import Client, connect
 from ccn.errors import ConnectError, NoAnswer
 from ccn.faces.base import Deliver, Face
+from ccn.mgmt_proto import parse_command
 from ccn.name import ROOT, Name
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
+from ccn.testing import node_in_process
 
 
 class _RecordingFace(Face):
@@ -100,3 +102,23 @@ async def test_a_peer_that_is_not_a_ccn_node_is_named_as_such() -> None:
                 async with connect(uri) as client:
                     await client.status()
             nursery.cancel_scope.cancel()
+
+
+async def test_each_long_command_is_one_of_its_own(tmp_path: Any) -> None:
+    # Two identical 'ccn gc' (two users, or one run again right after a Ctrl-C) had one name:
+    # the node's PIT aggregated them, and one could get the other's "gc stopped".
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            sent: list[Interest] = []
+            real_send = client.send
+
+            def recording(interest: Interest, answer: Any) -> None:
+                sent.append(interest)
+                real_send(interest, answer)
+
+            client.send = recording  # type: ignore[method-assign]
+            for _ in range(2):
+                assert (await client.gc(dry_run=True))["dry_run"] is True
+            gcs = [i.name for i in sent if parse_command(i.name)[0] == "gc"]
+            assert len(gcs) == 2 and gcs[0] != gcs[1]
+            assert all(parse_command(n)[1]["dry_run"] is True for n in gcs)
