@@ -354,10 +354,10 @@ class Client:
 
         versioned, version = await resolve(self, n)
         params = {"name": str(versioned), "version": encode(version)}
-        reply = await self.command("pin", params, timeout=LONG_COMMAND_TIMEOUT)
+        reply = await self.long_command("pin", params)
         if reply.get("need") == "content":
             await fetch_through(self, versioned, version)
-            reply = await self.command("pin", params, timeout=LONG_COMMAND_TIMEOUT)
+            reply = await self.long_command("pin", params)
         if reply.get("need") is not None:
             missing = reply.get("missing", "some")
             raise CommandError(f"cannot pin {versioned}: {missing} objects did not reach the node")
