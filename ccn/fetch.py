@@ -80,6 +80,9 @@ async def resolve(client: Client, name: Name, *, newest_seen: bool = True) -> tu
     if got.version is None:
         raise VerificationError(f"{name}: answered with {got}, which is not a ccn version")
     if got.unversioned() != name.unversioned():
+        if name.version is None and name.is_prefix_of(got):
+            # a cache had only a version of a longer name: /videos has none of its own
+            raise NotFound(f"{name} not found (only names under it, such as {got.unversioned()})")
         raise VerificationError(f"{name}: answered with unrelated name {got}")
     if name.version is not None and got != name:
         raise VerificationError(f"{name}: answered with {got}")
@@ -110,6 +113,8 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
             data = await client.express(Interest(name, new_nonce(), can_be_prefix=True))
         except FetchError:
             raise unreachable from None
+        if data.name.unversioned() != name or data.name.version is None:
+            raise unreachable from None  # a longer name's version is not one of this name
         client.notes.append(
             f"no producer of {name} could be reached ({unreachable}); {data.name} is the "
             "newest version the nodes on the way have seen"

@@ -246,3 +246,36 @@ async def test_latest_falls_back_to_the_newest_seen_only_when_no_producer_is_rea
             assert not client.notes
             assert all(i.must_be_fresh for i in asked)
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("fresh_answer", [True, False])
+async def test_a_version_of_a_longer_name_is_not_the_latest(
+    autojump_clock: trio.abc.Clock, version: Callable[..., Version], fresh_answer: bool
+) -> None:
+    # A cache holding only /doc/sub/v1 answers a "latest" Interest for /doc with it: /doc has
+    # no version of its own there. With a producer: "not found"; without one: its own error,
+    # and no note about a newest version.
+    deeper = encode_object(version("/doc/sub", 1))
+    near, far = memory_face_pair()
+
+    def node(_face: Face, packet: Packet) -> None:
+        assert type(packet) is Interest
+        if packet.must_be_fresh and not fresh_answer:
+            far.send(Nack(packet, NackReason.NO_ROUTE))
+        else:
+            far.send(Data(Name.parse("/doc/sub/v1"), deeper))
+
+    client = Client(near)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(near.run, client._deliver)
+        nursery.start_soon(far.run, node)
+        if fresh_answer:
+            with pytest.raises(
+                NotFound, match=r"^/doc not found \(only names under it, such as /doc/sub\)$"
+            ):
+                await resolve(client, Name.parse("/doc"))
+        else:
+            with pytest.raises(NoRoute, match=r"^no route to /doc$"):
+                await resolve(client, Name.parse("/doc"))
+        assert not client.notes
+        nursery.cancel_scope.cancel()

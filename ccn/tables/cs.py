@@ -5,7 +5,8 @@ Matching rules (docs/forwarder.md has the full table):
 - an Interest with a digest is answered by the cached object with that digest, whatever the
   Interest's name (a locator): a chunk cached for ``/a/v3`` answers a digest Interest at ``/a/v4``;
 - otherwise by the named Data with exactly that name, or, for can-be-prefix, by the most
-  recently inserted named Data under that prefix that passes the freshness check;
+  recently inserted named Data under that prefix that passes the freshness check, a version of
+  the prefix itself (``prefix/v<N>``) before any deeper name;
 - must-be-fresh needs ``now < inserted_at + freshness_ms / 1000``; ``freshness_ms == 0`` is never
   fresh. Nameless Data is indexed by digest only.
 
@@ -168,13 +169,25 @@ class ContentStore:
         self._passing = data
 
     def _latest_under(self, prefix: Name, must_be_fresh: bool, now: float) -> CsEntry | None:
+        """The most recently inserted entry under ``prefix`` that passes the freshness check,
+        a version of ``prefix`` itself (``prefix/v<N>``) before any deeper name: a "latest"
+        Interest for ``/videos`` must not get ``/videos/talk/v1`` while ``/videos/v3`` is here."""
         best: CsEntry | None = None
+        best_version: CsEntry | None = None
+        depth = len(prefix) + 1
         for entry in self._names.descendant_values(prefix):
             if must_be_fresh and entry.fresh_until <= now:
                 continue
             if best is None or entry.seq > best.seq:
                 best = entry
-        return best
+            name = entry.data.name
+            if (
+                len(name) == depth
+                and name.version is not None
+                and (best_version is None or entry.seq > best_version.seq)
+            ):
+                best_version = entry
+        return best_version if best_version is not None else best
 
     def hit_by_digest(self, digest: bytes) -> Data | None:
         """``lookup`` for a digest Interest without must-be-fresh, counting only a hit: None

@@ -77,6 +77,25 @@ def test_prefix_lookup_returns_most_recent_fresh_match() -> None:
     assert cs.lookup(Interest(N("/a"), 1, can_be_prefix=True), 2.0) is v2
 
 
+def test_a_version_of_the_prefix_itself_goes_before_deeper_names() -> None:
+    # "latest" for /videos got /videos/talk/v1 (inserted later) instead of /videos/v3
+    cs = ContentStore()
+    own = Data(N("/videos/v3"), b"own", 1000)
+    deeper = Data(N("/videos/talk/v1"), b"deeper", 1000)
+    cs.insert(own, 0.0)
+    cs.insert(deeper, 1.0)
+    latest = Interest(N("/videos"), 1, can_be_prefix=True)
+    assert cs.lookup(latest, 1.0) is own
+    assert cs.lookup(Interest(N("/videos/talk"), 1, can_be_prefix=True), 1.0) is deeper
+    cs.insert(Data(N("/videos/v"), b"not a version", 1000), 2.0)  # "v" alone is no version
+    assert cs.lookup(latest, 2.0) is own
+    fresh = Interest(N("/videos"), 1, can_be_prefix=True, must_be_fresh=True)
+    assert cs.lookup(fresh, 0.5) is own
+    assert cs.lookup(fresh, 1.5) is not own  # own is stale: fresh deeper names are all there is
+    cs.erase(N("/videos/v3"))
+    assert cs.lookup(latest, 3.0) is not None  # with no version of its own, any name under it
+
+
 def test_lru_eviction_under_byte_budget() -> None:
     cs = ContentStore(max_bytes=3 * 110, entry_overhead=10)
     datas = [Data(N(f"/d/{i}"), bytes([i]) * 100) for i in range(4)]
