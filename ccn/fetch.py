@@ -117,7 +117,7 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
             raise unreachable from None  # a longer name's version is not one of this name
         client.notes.append(
             f"no producer of {name} could be reached ({unreachable}); {data.name} is the "
-            "newest version the nodes on the way have seen"
+            "newest version a node on the way holds in full"
         )
         return data
 
@@ -329,6 +329,12 @@ class _Transfer:
                 raise NotFound(
                     f"{pipe.locator}: object {digest.hex()[:16]} of its content not found "
                     "(missing or damaged where it is stored)"
+                )
+            if packet.reason == NackReason.NO_ROUTE:
+                # the version was found: say that part of its content was not
+                raise NoRoute(
+                    f"no route to {pipe.locator} for object {digest.hex()[:16]} of its content "
+                    "(no node on the way holds it, and no producer of it can be reached)"
                 )
             raise nack_error(packet, pipe.locator)
         assert type(packet) is Data

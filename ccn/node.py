@@ -59,9 +59,9 @@ from ccn.mgmt_proto import PREFIX as MGMT_PREFIX
 from ccn.name import ROOT, Name
 from ccn.neighbours import Neighbour, Neighbours
 from ccn.packet import Data, Interest, Packet
-from ccn.producer import VERSION_FRESHNESS_MS, Producer
+from ccn.producer import LATEST_FRESHNESS_MS, VERSION_FRESHNESS_MS, Producer
 from ccn.store.cache import CacheFeeder, CacheTier, batches
-from ccn.store.objects import MAX_OBJECT_SIZE, Version
+from ccn.store.objects import MAX_OBJECT_SIZE, Kind, Version, children
 from ccn.store.objects import decode as decode_object
 from ccn.store.objstore import DiskObjectStore
 from ccn.store.refs import DiskRefStore
@@ -85,6 +85,18 @@ ASKED_MAX = 65536
 #: in batches of SAVE_BATCH_BYTES (shutdown must stay well within a second).
 SAVE_AT_EXIT_S = 0.4
 SAVE_BATCH_BYTES = 8 << 20
+#: A "newest version seen" answer needs every object of the version on this node: the check
+#: walks at most this many objects (more: not answered so), and this many verdicts are kept.
+WHOLE_CHECK_MAX_OBJECTS = 100_000
+WHOLE_VERDICTS_KEPT = 1024
+
+
+def _children_of(raw: bytes) -> list[tuple[bytes, Kind]]:
+    """What the object ``raw`` points at; nothing if it does not decode."""
+    try:
+        return children(decode_object(raw))
+    except InvalidObject:
+        return []
 
 
 def _say(line: str) -> None:
@@ -106,6 +118,8 @@ class Node:
         #: Versions of names published elsewhere that this node fetched for someone, so that
         #: it can answer for them from the cache tier when no producer can (ccn/store/seen.py).
         self.seen = SeenVersions(config.store / "cache" / "versions")
+        #: version id -> (whether this node holds all of it, until when that verdict stands)
+        self._whole: OrderedDict[bytes, tuple[bool, float]] = OrderedDict()
         #: Digest Interests answered from the main store by the hook in :meth:`process`.
         self.store_served = [0, 0]  # objects, bytes
         #: Digests this node recently asked upstream for, so that an object arriving after its
@@ -456,13 +470,56 @@ class Node:
             candidates = self.seen.newest_first(name)
         else:
             return
+        latest = interest.name.version is None
         for number, vid in candidates:
             raw = self._copy_of(vid)
-            if raw is not None:
-                self.forwarder.cs.insert(
-                    Data(name.with_version(number), raw, VERSION_FRESHNESS_MS, vid), now
-                )
-                return
+            if raw is None or (latest and not self._holds_whole(vid, raw, now)):
+                continue
+            self.forwarder.cs.insert(
+                Data(name.with_version(number), raw, VERSION_FRESHNESS_MS, vid), now
+            )
+            return
+
+    def _holds_whole(self, vid: bytes, raw: bytes, now: float) -> bool:
+        """Whether this node holds every object of version ``vid`` (record ``raw``): "the newest
+        version" must be one the consumer can then fetch, not one whose fetch broke off. The
+        verdict is kept for LATEST_FRESHNESS_MS (a walk per Interest would be a flood's lever)."""
+        kept = self._whole.get(vid)
+        if kept is not None and kept[1] > now:
+            return kept[0]
+        whole = self._walk_whole(raw)
+        self._whole[vid] = (whole, now + LATEST_FRESHNESS_MS / 1000)
+        while len(self._whole) > WHOLE_VERDICTS_KEPT:
+            self._whole.popitem(last=False)
+        return whole
+
+    def _walk_whole(self, raw: bytes) -> bool:
+        stack = _children_of(raw)
+        seen: set[bytes] = set()
+        while stack:
+            oid, kind = stack.pop()
+            if oid in seen:
+                continue
+            seen.add(oid)
+            if len(seen) > WHOLE_CHECK_MAX_OBJECTS:
+                return False
+            if kind is Kind.BLOB:
+                if not self._has_copy(oid):
+                    return False
+                continue
+            inner = self._copy_of(oid)
+            if inner is None:
+                return False
+            stack.extend(_children_of(inner))
+        return True
+
+    def _has_copy(self, digest: bytes) -> bool:
+        return (
+            self.forwarder.cs.get_by_digest(digest) is not None
+            or self.cache.known(digest)
+            or self.store.known(digest)
+            or self.cache_feed.pending(digest) is not None
+        )
 
     def _copy_of(self, digest: bytes) -> bytes | None:
         """The object ``digest`` from the CS, the cache tier or the main store (a pinned

@@ -238,7 +238,7 @@ async def test_latest_falls_back_to_the_newest_seen_only_when_no_producer_is_rea
             why = "no route to /doc" if reason else "/doc: no answer (timed out)"
             assert list(client.notes) == [
                 f"no producer of /doc could be reached ({why}); /doc/v2 is the newest version "
-                "the nodes on the way have seen"
+                "a node on the way holds in full"
             ]
         else:
             with pytest.raises(outcome):

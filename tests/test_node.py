@@ -293,29 +293,34 @@ async def test_a_node_answers_for_versions_it_fetched_when_no_producer_can(
     tmp_path: Path,
 ) -> None:
     """A fetched /c/doc through B; with B gone, and after A restarts, A still answers /c/doc/v1,
-    and /c/doc with the newest version it saw (the client says so), from its own tiers."""
+    and /c/doc with the newest version it holds in full (the client says so): v2, not v3, of
+    which A saw only the record."""
     v1 = _write(tmp_path / "1.bin", 200_000)
     v2 = _write(tmp_path / "2.bin", 3_000)
+    _write(tmp_path / "3.bin", 300_000)
     route = Name.parse("/c")
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             b_scope = trio.CancelScope()
 
-            async def run_b(*, task_status: trio.TaskStatus[str]) -> None:
+            async def run_b(*, task_status: trio.TaskStatus[tuple[str, str]]) -> None:
                 with b_scope:
                     async with node_in_process(tmp_path, "B", tcp=True) as (b_node, b_uri):
                         async with connect(b_uri) as producer:
                             await producer.put(tmp_path / "1.bin", "/c/doc")
                             await producer.put(tmp_path / "2.bin", "/c/doc")
-                        task_status.started(str(b_node.bound[1]))
+                        task_status.started((str(b_node.bound[1]), b_uri))
                         await trio.sleep_forever()
 
-            b_tcp = await nursery.start(run_b)
+            b_tcp, b_uri = await nursery.start(run_b)
             a: dict[str, Any] = {"routes": [(route, b_tcp)]}
             async with node_in_process(tmp_path, "A", **a) as (a_node, a_uri):
                 got, notes = await _fetch_all(a_uri, ["/c/doc/v1", "/c/doc"])
                 assert got == [v1, v2] and notes == []
-                assert a_node.status()["cache"]["versions"] == 2
+                async with connect(b_uri) as producer, connect(a_uri) as client:
+                    await producer.put(tmp_path / "3.bin", "/c/doc")
+                    await client.express(Interest(route / "doc" / "v3", 2))  # the record only
+                assert a_node.status()["cache"]["versions"] == 3
                 b_scope.cancel()
                 await trio.sleep(1.2)  # until the "latest" record A cached is no longer fresh
                 async with connect(a_uri) as client:
@@ -325,14 +330,16 @@ async def test_a_node_answers_for_versions_it_fetched_when_no_producer_can(
                         )
                     with pytest.raises(NoRoute):  # what it never saw is still no route
                         await client.get("/c/other")
+                    with pytest.raises(NoRoute, match=r"^no route to /c/doc/v3 for object \w{16} "):
+                        await client.get("/c/doc/v3")  # its record is here, its content is not
                 got, notes = await _fetch_all(a_uri, ["/c/doc", "/c/doc/v1"])
                 assert got == [v2, v1]
                 assert notes == [
                     "no producer of /c/doc could be reached (no route to /c/doc); /c/doc/v2 is "
-                    "the newest version the nodes on the way have seen"
+                    "the newest version a node on the way holds in full"
                 ]
             async with node_in_process(tmp_path, "A", **a) as (a_node, a_uri):
-                assert a_node.status()["cache"]["versions"] == 2
+                assert a_node.status()["cache"]["versions"] == 3
                 got, notes = await _fetch_all(a_uri, ["/c/doc/v1", "/c/doc"])
                 assert got == [v1, v2] and len(notes) == 1
 
