@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -79,23 +80,32 @@ async def _on_sigterm(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_I
             raise _Terminated
 
 
+async def _stopped_by_sigterm(work: Callable[[], Awaitable[int]]) -> int:
+    """Run ``work``; SIGTERM (kill, timeout, a service manager) ends it as Ctrl-C does, through
+    its cleanup: a fetch removes its partial output, the demo its node processes, instead of
+    dying with them left behind. Only the main thread may handle signals (tests call main()
+    from others)."""
+    async with trio.open_nursery() as nursery:
+        if threading.current_thread() is threading.main_thread():
+            await nursery.start(_on_sigterm)
+        code = await work()
+        nursery.cancel_scope.cancel()
+        return code
+
+
 async def _with_client(args: argparse.Namespace, body: Callable[[Client], Awaitable[int]]) -> int:
     if args.node == "":
         raise LocalError("--node needs an address: tcp://HOST:PORT or unix:///PATH")
-    async with trio.open_nursery() as nursery:
-        # SIGTERM (kill, timeout, a service manager) ends a command as Ctrl-C does, through its
-        # cleanup: a fetch removes its partial output instead of dying with it on disk. Only
-        # the main thread may handle signals (tests call main() from others).
-        if threading.current_thread() is threading.main_thread():
-            await nursery.start(_on_sigterm)
+
+    async def work() -> int:
         async with connect(args.node) as client:
             try:
-                code = await body(client)
+                return await body(client)
             finally:
                 for note in client.notes:
                     print(f"ccn: note: {note}", file=sys.stderr)
-        nursery.cancel_scope.cancel()
-        return code
+
+    return await _stopped_by_sigterm(work)
 
 
 def _sendable(path: str) -> None:
@@ -513,7 +523,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise LocalError("--size-mib must be at least 1")
     if not (args.delay_ms >= 0 and math.isfinite(args.delay_ms)):
         raise LocalError("--delay-ms must be a number of milliseconds >= 0")
-    return trio.run(run_demo, args.size_mib, args.delay_ms)
+    return trio.run(_stopped_by_sigterm, partial(run_demo, args.size_mib, args.delay_ms))
 
 
 # -- parser ----------------------------------------------------------------------------------

@@ -137,7 +137,8 @@ async def run_demo(size_mib: int = 16, delay_ms: float = 20.0) -> int:
             print(f"C2 was told: {note}")
         return 0 if all(r[4] == "yes" for r in rows) else 1
     finally:
-        await stop_all(nodes)
+        with trio.CancelScope(shield=True):  # also when Ctrl-C or SIGTERM cancelled the demo
+            await stop_all(nodes)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +78,33 @@ async def test_a_tiny_demo_run(capsys: pytest.CaptureFixture[str]) -> None:
     workdir = found.group(1)
     assert not os.path.exists(workdir)  # cleaned up
     assert _our_processes(workdir) == []  # every node process ended
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_demo_and_its_nodes() -> None:
+    # SIGTERM used to kill the demo before its cleanup: its 4 node processes and its directory
+    # stayed behind.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccn", "demo", "--size-mib", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        found = re.search(r"starting 4 node processes in (\S+)", first)
+        assert found is not None, first
+        workdir = found.group(1)
+        lines = [proc.stdout.readline() for _ in range(2)]  # the topology, then "published"
+        assert "published" in lines[-1], lines
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err == "ccn: terminated\n"
+    assert not os.path.exists(workdir)
+    assert _our_processes(workdir) == []
