@@ -410,7 +410,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         c = r["checked"]
         print(
             f"fsck: {c['objects']} objects, {c['versions']} versions, {c['cache_objects']} cached "
-            f"objects checked; {r['count']} problems, {r['unrepaired']} not repaired",
+            f"objects checked; {r['count']} problem{'' if r['count'] == 1 else 's'}, "
+            f"{r['unrepaired']} not repaired",
             file=sys.stderr,
         )
         return 1 if r["unrepaired"] else 0

@@ -104,7 +104,8 @@ def collect(
     """Remove (or with ``dry_run`` only list) unreachable objects older than ``grace_s``.
 
     If ``stop`` is set before the removal starts, raise :class:`~ccn.errors.Stopped` having
-    removed nothing (the removal itself is one quick step that is not interrupted)."""
+    removed nothing. The removal, the last step, is not interrupted: it rewrites the packs that
+    hold garbage, which on a large store takes seconds."""
     now = time.time() if now is None else now
     limit = now - grace_s
     roots, warnings = root_ids(refs)

@@ -171,6 +171,7 @@ def _parse(line: str) -> tuple[Name, int, bytes] | None:
         name = Name.parse(parts[2])
     except (ValueError, InvalidName):
         return None
-    if not name.components or name.version is not None:
-        return None
-    return name, int(parts[0]), version_id
+    number = int(parts[0])
+    if not name.components or name.version is not None or number < 1:
+        return None  # no ref name, or no version number (they start at 1)
+    return name, number, version_id

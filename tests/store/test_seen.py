@@ -59,6 +59,7 @@ def test_survives_a_restart_and_skips_a_torn_line(tmp_path: Path) -> None:
         "1 " + "00" * 32 + " doc\n",
         "1 " + "00" * 32 + " /doc/v3\n",  # a ref name has no version component
         "1 " + "00" * 32 + " /\n",
+        "0 " + "00" * 32 + " /doc\n",  # versions start at 1
         "1 " + "00" * 32 + "\n",
         "9" * 40 + " " + "00" * 32 + " /doc\n",
         "\n",
