@@ -291,6 +291,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return trio.run(_with_client, args, body)
 
 
+def _down_text(d: dict[str, Any]) -> str:
+    """A configured route whose neighbour is not connected (so not in the FIB)."""
+    why = f": {d['error']}" if d["error"] else ""
+    return f"{d['uri']} is down, retrying{why}"
+
+
 def _print_status(s: dict[str, Any]) -> None:
     cs = s["cs"]
     lookups = cs["hits"] + cs["misses"]
@@ -325,6 +331,8 @@ def _print_status(s: dict[str, Any]) -> None:
         print(f"  {e['prefix']}  {hops}")
     if s.get("fib_total", 0) > len(s["fib"]):
         print(f"  ... {len(s['fib'])} of {s['fib_total']} routes shown")
+    for d in s.get("down_routes", []):
+        print(f"  {d['prefix']}  {_down_text(d)}")
     if "drops" in s:
         print("drops: " + ", ".join(f"{k} {v}" for k, v in s["drops"].items()))
     if "limits" in s:
@@ -456,8 +464,7 @@ def cmd_route(args: argparse.Namespace) -> int:
             if total > len(fib):
                 print(f"... {len(fib)} of {total} routes shown (give a prefix to see others)")
             for d in down:
-                why = f": {d['error']}" if d["error"] else ""
-                print(f"{d['prefix']}  {d['uri']} is down, retrying{why}")
+                print(f"{d['prefix']}  {_down_text(d)}")
         return 0
 
     return trio.run(_with_client, args, body)

@@ -680,6 +680,7 @@ class Node:
             "faces_total": len(faces),
             "fib": fib,
             "fib_total": fib_total,
+            "down_routes": self.down_routes(),
             "pit": fw["pit"],
             "cs": fw["cs"],
             "forwarder": fw.get("counters", {}),

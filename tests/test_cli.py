@@ -169,6 +169,8 @@ def test_a_route_to_a_node_that_is_down_is_reported_at_start(tmp_path: Path) -> 
         assert "retrying in the background" in warning
         listed = run("route", "list", node=f"unix://{tmp_path}/n.sock")
         assert "/far  tcp://127.0.0.1:1 is down, retrying: cannot reach" in listed.stdout
+        status = run("status", node=f"unix://{tmp_path}/n.sock")  # status says so too
+        assert "  /far  tcp://127.0.0.1:1 is down, retrying: cannot reach" in status.stdout
     finally:
         proc.terminate()
         proc.communicate(timeout=5)
