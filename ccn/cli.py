@@ -386,6 +386,17 @@ def cmd_pin(args: argparse.Namespace) -> int:
     return trio.run(_with_client, args, body)
 
 
+def cmd_pins(args: argparse.Namespace) -> int:
+    async def body(client: Client) -> int:
+        for p in await client.pins():
+            which = "latest" if p["number"] is None else f"v{p['number']}"
+            where = "" if p["id"] is None else f"  {p['id']} (fetched from elsewhere)"
+            print(f"{p['name']}  {which}{where}")
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     if args.grace is not None and not args.grace >= 0:  # also refuses nan
         raise LocalError("--grace must be a number of seconds >= 0")
@@ -638,6 +649,9 @@ def build_parser() -> _Parser:
     s = sub.add_parser("unpin", help="drop the pin of NAME/vN (or every pin of NAME)")
     s.add_argument("name")
     s.set_defaults(func=cmd_pin)
+
+    s = sub.add_parser("pins", help="list the node's pins")
+    s.set_defaults(func=cmd_pins)
 
     s = sub.add_parser("gc", help="remove objects that no published version or pin reaches")
     s.add_argument("--dry-run", action="store_true", help="only list what would be removed")

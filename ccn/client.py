@@ -369,6 +369,13 @@ class Client:
         removed: int = reply["removed"]
         return removed
 
+    async def pins(self) -> list[dict[str, Any]]:
+        """The node's pins: ``{"name", "number" (None: the latest), "id" (hex, or None for a
+        name published on the node)}`` each."""
+        reply = await self.command("pins")
+        pins: list[dict[str, Any]] = reply["pins"]
+        return pins
+
     async def gc(self, *, dry_run: bool = False, grace: float | None = None) -> dict[str, Any]:
         """Remove objects no published version or pin reaches (older than ``grace`` seconds;
         default one hour). Reply: removed [[hex id, size]...], count, bytes, live, young."""

@@ -189,6 +189,7 @@ async def test_concurrent_puts_and_store_commands(tmp_path: Path) -> None:
                 "ccn: error: /nothing is not published on this node"
             ]
             assert (await _run("pin", "/p/same/v1", node=p)).stdout == b"pinned /p/same/v1\n"
+            assert (await _run("pins", node=p)).stdout == b"/p/same  v1\n"
             # The publisher that lost the race left its first version object unreferenced.
             gc = await _run("gc", "--dry-run", "--grace", "0", node=p)
             listed = gc.stdout.decode().splitlines()
