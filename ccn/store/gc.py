@@ -103,9 +103,9 @@ def collect(
 ) -> GcReport:
     """Remove (or with ``dry_run`` only list) unreachable objects older than ``grace_s``.
 
-    If ``stop`` is set before the removal starts, raise :class:`~ccn.errors.Stopped` having
-    removed nothing. The removal, the last step, is not interrupted: it rewrites the packs that
-    hold garbage, which on a large store takes seconds."""
+    If ``stop`` is set, raise :class:`~ccn.errors.Stopped`: before the removal starts, having
+    removed nothing; during it (it rewrites the packs that hold garbage, seconds on a large
+    store), between objects, with the packs rewritten so far done and the others as they were."""
     now = time.time() if now is None else now
     limit = now - grace_s
     roots, warnings = root_ids(refs)
@@ -135,5 +135,5 @@ def collect(
     report.removed = sorted(doomed)
     stop_if_asked(stop, _GC_STOPPED)
     if not dry_run and doomed:
-        store.delete_many(oid for oid, _ in doomed)
+        store.delete_many((oid for oid, _ in doomed), stop)
     return report

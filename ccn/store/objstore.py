@@ -34,7 +34,14 @@ from typing import Final, Self
 
 from blake3 import blake3
 
-from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError, StoreUsageError
+from ccn.errors import (
+    CorruptObject,
+    InvalidObject,
+    ObjectNotFound,
+    StoreError,
+    StoreUsageError,
+    stop_if_asked,
+)
 from ccn.store import pack as _pack
 from ccn.store.objects import (
     ID_SIZE,
@@ -120,11 +127,13 @@ class ObjectStore(abc.ABC):
         """Remove an object; return whether it was there. Callers make sure nothing needs it."""
         return oid in self.delete_many([oid])
 
-    def delete_many(self, oids: Iterable[bytes]) -> set[bytes]:
+    def delete_many(self, oids: Iterable[bytes], stop: threading.Event | None = None) -> set[bytes]:
         """Remove objects; return those that were there. Cheaper than one :meth:`delete` per
-        object when objects share a pack (each affected pack is rewritten once)."""
+        object when objects share a pack (each affected pack is rewritten once). If ``stop``
+        is set meanwhile, raise :class:`~ccn.errors.Stopped` between objects: a pack being
+        rewritten is left as it was, those done stay done."""
         self._check_open()
-        return self._delete_many({check_id(o) for o in oids})
+        return self._delete_many({check_id(o) for o in oids}, stop)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[ObjectStore]:
@@ -236,7 +245,7 @@ class ObjectStore(abc.ABC):
     def _get(self, oid: bytes) -> bytes: ...
 
     @abc.abstractmethod
-    def _delete_many(self, oids: set[bytes]) -> set[bytes]: ...
+    def _delete_many(self, oids: set[bytes], stop: threading.Event | None) -> set[bytes]: ...
 
 
 class MemoryObjectStore(ObjectStore):
@@ -263,7 +272,7 @@ class MemoryObjectStore(ObjectStore):
         except KeyError:
             raise ObjectNotFound(f"no object {oid.hex()}") from None
 
-    def _delete_many(self, oids: set[bytes]) -> set[bytes]:
+    def _delete_many(self, oids: set[bytes], stop: threading.Event | None) -> set[bytes]:
         gone = set()
         with self._lock:
             for oid in oids:
@@ -557,7 +566,7 @@ class DiskObjectStore(ObjectStore):
                 self._count -= 1
                 self._bytes -= size
 
-    def _delete_many(self, oids: set[bytes]) -> set[bytes]:
+    def _delete_many(self, oids: set[bytes], stop: threading.Event | None) -> set[bytes]:
         gone: set[bytes] = set()
         by_pack: dict[str, set[bytes]] = {}
         with self._lock:
@@ -582,17 +591,21 @@ class DiskObjectStore(ObjectStore):
         for name, drop in by_pack.items():
             p = self._packs.get(name)
             if p is not None:
-                gone |= self._repack_without(p, drop)
+                gone |= self._repack_without(p, drop, stop)
         return gone
 
-    def _repack_without(self, p: _Pack, drop: set[bytes]) -> set[bytes]:
+    def _repack_without(
+        self, p: _Pack, drop: set[bytes], stop: threading.Event | None = None
+    ) -> set[bytes]:
         """Rewrite pack ``p`` without ``drop`` (its live objects go into a new pack, which is
-        committed before the old one is removed); return the ids dropped."""
+        committed before the old one is removed); return the ids dropped. ``stop``: see
+        :meth:`delete_many` (the new pack is discarded, ``p`` stays)."""
         keep = [oid for oid in p.entries if oid not in drop]
         elsewhere = self._intact_elsewhere(p, keep)
         writer = _PackWriter(self, dedup=False)
         try:
             for oid in keep:
+                stop_if_asked(stop, "stopped while rewriting a pack (it is left as it was)")
                 if oid in elsewhere:
                     continue  # another pack holds it intact: not copied a second time
                 try:
@@ -811,7 +824,7 @@ class _PackWriter(ObjectStore):
             raise CorruptObject(f"object {oid.hex()} in the pack being written is damaged")
         return raw
 
-    def _delete_many(self, oids: set[bytes]) -> set[bytes]:
+    def _delete_many(self, oids: set[bytes], stop: threading.Event | None) -> set[bytes]:
         raise StoreUsageError("objects cannot be deleted inside a batch")
 
     def ids(self) -> Iterator[bytes]:

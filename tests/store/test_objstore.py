@@ -6,11 +6,19 @@ import contextlib
 import errno
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
-from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError, StoreUsageError
+from ccn.errors import (
+    CorruptObject,
+    InvalidObject,
+    ObjectNotFound,
+    Stopped,
+    StoreError,
+    StoreUsageError,
+)
 from ccn.store import objstore
 from ccn.store.objects import (
     MODE_FILE,
@@ -117,6 +125,22 @@ class TestDiskObjectStore:
         with DiskObjectStore(tmp_path) as again:
             assert again.get(oid) == path.read_bytes()
             assert again.stats() == StoreStats(1, path.stat().st_size)
+
+    def test_a_pack_rewrite_told_to_stop_leaves_the_pack_as_it_was(self, tmp_path: Path) -> None:
+        with DiskObjectStore(tmp_path, fsync=False) as s:
+            with s.batch() as b:
+                ids = [b.put_blob(bytes([i]) * 1000) for i in range(20)]
+            packs = set(s.packs())
+            files = sorted(os.listdir(tmp_path / "packs"))
+            stop = threading.Event()
+            stop.set()
+            with pytest.raises(Stopped, match="rewriting a pack"):
+                s.delete_many(ids[:5], stop)
+            assert set(s.packs()) == packs and all(s.has(i) for i in ids)
+            assert sorted(os.listdir(tmp_path / "packs")) == files  # the new pack was discarded
+            assert os.listdir(tmp_path / "tmp") == []
+            assert s.delete_many(ids[:5], threading.Event()) == set(ids[:5])
+            assert not any(s.has(i) for i in ids[:5]) and all(s.has(i) for i in ids[5:])
 
     def test_corrupt_file_is_detected_and_quarantined(self, tmp_path: Path) -> None:
         with DiskObjectStore(tmp_path, fsync=False) as s:
