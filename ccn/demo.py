@@ -31,6 +31,7 @@ from ccn.relay import run_relay
 from ccn.testing import NodeProcess, free_port, start_node, stop_all
 
 NAME = Name.parse("/demo/sample")
+DIRECT = "host-to-host from P"
 OFFLINE = "C2: P stopped, fetch again"
 
 
@@ -113,7 +114,7 @@ async def run_demo(size_mib: int = 16, delay_ms: float = 20.0) -> int:
                 ("C: first fetch (cold)", sock["C"]),
                 ("C: second fetch", sock["C"]),
                 ("C2: neighbour fetch", sock["C2"]),
-                ("host-to-host from P", slow),
+                (DIRECT, slow),
                 (OFFLINE, sock["C2"]),
             ]
             rows = []
@@ -148,7 +149,7 @@ def _print_table(rows: list[tuple[str, str, float, float, str]], size: int, dela
     print("|---|---|---:|---:|:-:|")
     for label, who, elapsed, rate, ok in rows:
         print(f"| {label} | {who} | {elapsed * 1000:.0f} ms | {rate:.0f} MiB/s | {ok} |")
-    direct = rows[3][2]
+    direct = next(elapsed for label, _who, elapsed, _rate, _ok in rows if label == DIRECT)
     print()
     for label, who, elapsed, _rate, _ok in rows[1:3]:
         print(f"{label} ({who}) took {elapsed / direct:.2f}x the time of the host-to-host fetch")

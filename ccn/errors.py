@@ -110,10 +110,10 @@ class ImportStopped(Stopped):
     written is discarded."""
 
 
-def stop_if_asked(stop: Event | None, what: str) -> None:
-    """Raise :class:`Stopped` (``what``) if ``stop`` is set: the check long jobs make."""
+def stop_if_asked(stop: Event | None, what: str, error: type[Stopped] = Stopped) -> None:
+    """Raise ``error(what)`` if ``stop`` is set: the check long jobs make."""
     if stop is not None and stop.is_set():
-        raise Stopped(what)
+        raise error(what)
 
 
 class StoreUsageError(StoreError, LocalError, ValueError):

@@ -42,12 +42,11 @@ MAX_LINES: Final = 2000
 CLIENT_CHECK_S: Final = 0.25
 
 T = TypeVar("T")
+#: Whether the command's client still waits for it (None: not asked, only a shutdown stops it).
 Wanted = Callable[[], bool] | None
 
 
-async def stoppable(
-    work: Callable[[threading.Event], T], wanted: Callable[[], bool] | None = None
-) -> T:
+async def stoppable(work: Callable[[threading.Event], T], wanted: Wanted = None) -> T:
     """Run ``work(stop)`` on a worker thread; if this task is cancelled (the node is shutting
     down), or ``wanted()`` turns false (checked every CLIENT_CHECK_S: the client went away),
     ``stop`` is set, and the task waits for ``work`` to notice and end: a big import stops

@@ -14,7 +14,6 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +24,7 @@ from ccn.errors import CcnError, DecodeError, os_error_text
 from ccn.faces.internal import InternalFace
 from ccn.faces.uri import FaceUri
 from ccn.keys import SigningKey
-from ccn.maintenance import Maintenance, stoppable
+from ccn.maintenance import Maintenance, Wanted, stoppable
 from ccn.mgmt_proto import MAX_REPLY_BYTES, encode_reply, parse_command
 from ccn.name import Name
 from ccn.packet import Data, Interest, Packet
@@ -61,7 +60,7 @@ class Management:
 
     async def _serve(self, interest: Interest) -> None:
         verb = "?"
-        asked: Callable[[], bool] | None = None
+        asked: Wanted = None
         try:
             verb, params = parse_command(interest.name)
             handler = getattr(self, "cmd_" + verb.replace("-", "_"), None)
@@ -130,9 +129,7 @@ class Management:
             )
         return {"names": names, "names_total": len(found)}
 
-    async def cmd_publish(
-        self, params: dict[str, Any], asked: Callable[[], bool] | None = None
-    ) -> dict[str, Any]:
+    async def cmd_publish(self, params: dict[str, Any], asked: Wanted = None) -> dict[str, Any]:
         name = _name(params.get("name"))
         if name.version is not None or name.is_localhost or name.is_localhop or not len(name):
             raise CommandFailed(f"cannot publish under {name}")
@@ -202,9 +199,7 @@ class Management:
     async def cmd_log(self, params: dict[str, Any]) -> dict[str, Any]:
         return await self.maintenance.log(_name(params.get("name")))
 
-    async def cmd_pin(
-        self, params: dict[str, Any], asked: Callable[[], bool] | None = None
-    ) -> dict[str, Any]:
+    async def cmd_pin(self, params: dict[str, Any], asked: Wanted = None) -> dict[str, Any]:
         raw = params.get("version")
         if raw is not None and not isinstance(raw, bytes):
             raise CommandFailed("version must be the version record's bytes")
@@ -216,9 +211,7 @@ class Management:
     async def cmd_pins(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"pins": self.maintenance.pins()}
 
-    async def cmd_gc(
-        self, params: dict[str, Any], asked: Callable[[], bool] | None = None
-    ) -> dict[str, Any]:
+    async def cmd_gc(self, params: dict[str, Any], asked: Wanted = None) -> dict[str, Any]:
         grace = params.get("grace")
         if grace is not None and (type(grace) not in (int, float) or grace < 0):
             raise CommandFailed("grace must be a number of seconds >= 0")
@@ -226,9 +219,7 @@ class Management:
         grace_s = GRACE_S if grace is None else float(grace)
         return await self.maintenance.gc(dry_run, grace_s, asked)
 
-    async def cmd_fsck(
-        self, params: dict[str, Any], asked: Callable[[], bool] | None = None
-    ) -> dict[str, Any]:
+    async def cmd_fsck(self, params: dict[str, Any], asked: Wanted = None) -> dict[str, Any]:
         return await self.maintenance.fsck(params.get("repair", False) is True, asked)
 
 

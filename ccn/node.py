@@ -445,10 +445,8 @@ class Node:
             pc.interests += 1
             pc.data += 1
             pc.bytes += len(raw)
-        elif self.cache.known(digest):
-            raw = self.cache.get(digest)
         else:
-            raw = self.cache_feed.pending(digest)
+            raw = self._cached_copy(digest)
         if raw is not None:
             data = Data(ROOT, raw, 0, digest)
             if not cs.insert(data, now):
@@ -462,6 +460,7 @@ class Node:
         (ccn/fetch.py), and is answered by the nearest node that has seen a version."""
         name = interest.name
         number = name.version
+        latest = number is None
         if number is not None:
             name = name.unversioned()
             vid = self.seen.get(name, number)
@@ -470,7 +469,6 @@ class Node:
             candidates = self.seen.newest_first(name)
         else:
             return
-        latest = interest.name.version is None
         for number, vid in candidates:
             raw = self._copy_of(vid)
             if raw is None or (latest and not self._holds_whole(vid, raw, now)):
@@ -527,13 +525,16 @@ class Node:
         data = self.forwarder.cs.get_by_digest(digest)
         if data is not None:
             return data.content
-        try:
-            if self.cache.known(digest):
-                return self.cache.get(digest)
-            if self.store.known(digest):
+        if self.store.known(digest):
+            with contextlib.suppress(ObjectNotFound, CorruptObject):  # else: a cached copy
                 return self.store.get(digest)
-        except (ObjectNotFound, CorruptObject):
-            return None
+        return self._cached_copy(digest)
+
+    def _cached_copy(self, digest: bytes) -> bytes | None:
+        """The object ``digest`` from the cache tier, or from the feeder's queue on its way
+        there."""
+        if self.cache.known(digest):
+            return self.cache.get(digest)
         return self.cache_feed.pending(digest)
 
     def _remember_version(self, face_id: int, data: Data) -> None:

@@ -29,7 +29,13 @@ from typing import Final
 
 from blake3 import blake3
 
-from ccn.errors import CorruptObject, ImportStopped, RefConflict, StoreUsageError
+from ccn.errors import (
+    CorruptObject,
+    ImportStopped,
+    RefConflict,
+    StoreUsageError,
+    stop_if_asked,
+)
 from ccn.name import Name
 from ccn.store.chunker import BLOCK_SIZE, DEFAULT_CHUNKER, Chunker, Readable
 from ccn.store.objects import (
@@ -132,8 +138,8 @@ def _put_blobs(store: ObjectStore, chunks: list[memoryview]) -> list[Pointer]:
 
 
 def _check_stop(stop: threading.Event | None) -> None:
-    if stop is not None and stop.is_set():
-        raise ImportStopped("stopped before the end (its client left, or the node is stopping)")
+    what = "stopped before the end (its client left, or the node is stopping)"
+    stop_if_asked(stop, what, ImportStopped)
 
 
 def _import_stream(

@@ -23,6 +23,7 @@ from ccn.store.objects import Kind, Manifest, Tree, Version, children, decode
 from ccn.store.objstore import DiskObjectStore
 from ccn.store.refs import RefStore
 
+_STOPPED: Final = "fsck stopped before its end"
 RESTORED: Final = "restored from an intact copy in the cache"
 
 
@@ -56,7 +57,7 @@ def fsck(
     damaged: set[bytes] = set()
     for oid in sorted(store.ids()):
         checked["objects"] += 1
-        stop_if_asked(stop, "fsck stopped before its end")
+        stop_if_asked(stop, _STOPPED)
         try:
             raw = store.verify(oid)
             decode(raw)
@@ -72,7 +73,7 @@ def fsck(
     for name in refs.names():
         for entry in refs.log(name):
             checked["versions"] += 1
-            stop_if_asked(stop, "fsck stopped before its end")
+            stop_if_asked(stop, _STOPPED)
             label = f"{name}/v{entry.number}"
             problem = _check_version(store, entry.id, name, entry.number, damaged)
             if problem is not None:
@@ -86,7 +87,7 @@ def fsck(
     if cache is not None:
         for oid in sorted(cache.ids()):
             checked["cache_objects"] += 1
-            stop_if_asked(stop, "fsck stopped before its end")
+            stop_if_asked(stop, _STOPPED)
             try:
                 decode(cache.verify(oid))
             except ObjectNotFound:
