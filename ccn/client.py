@@ -414,16 +414,35 @@ async def connect(uri: str | None = None, *, trust: Anchors | None = None) -> As
     version fetched under an anchored prefix must be signed by a trusted key."""
     face = await dial(FaceUri.parse(uri or default_node_uri()))
     client = Client(face, trust)
-    async with trio.open_nursery() as nursery:
+    try:
+        async with trio.open_nursery() as nursery:
 
-        async def run() -> None:
+            async def run() -> None:
+                try:
+                    await face.run(client._deliver)
+                finally:
+                    client._on_closed()
+
+            nursery.start_soon(run)
             try:
-                await face.run(client._deliver)
+                yield client
             finally:
-                client._on_closed()
+                face.close()
+    except BaseExceptionGroup as group:
+        # The nursery wraps what the caller's block raised; give it back as it was raised, so
+        # that ``except NotFound`` around ``async with connect()`` works.
+        _raise_alone(group)
+        raise
 
-        nursery.start_soon(run)
-        try:
-            yield client
-        finally:
-            face.close()
+
+def _raise_alone(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the group's exception if it holds just one (and no nested group)."""
+    if len(group.exceptions) != 1 or isinstance(group.exceptions[0], BaseExceptionGroup):
+        return
+    alone = group.exceptions[0]
+    context = alone.__context__
+    try:
+        raise alone
+    finally:
+        alone.__context__ = context  # not "during handling of the group"
+        del alone

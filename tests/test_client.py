@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from ccn.client import Client, connect
-from ccn.errors import ConnectError, NoAnswer
+from ccn.errors import ConnectError, NoAnswer, NoRoute
 from ccn.faces.base import Deliver, Face
 from ccn.mgmt_proto import parse_command
 from ccn.name import ROOT, Name
@@ -98,7 +98,7 @@ async def test_a_peer_that_is_not_a_ccn_node_is_named_as_such() -> None:
             port = listeners[0].socket.getsockname()[1]
             uri = f"tcp://127.0.0.1:{port}"
             expected = pytest.RaisesExc(ConnectError, match=f"^{uri} is not a ccn node ")
-            with pytest.RaisesGroup(expected, flatten_subgroups=True):
+            with expected:
                 async with connect(uri) as client:
                     await client.status()
             nursery.cancel_scope.cancel()
@@ -122,3 +122,16 @@ async def test_each_long_command_is_one_of_its_own(tmp_path: Any) -> None:
             gcs = [i.name for i in sent if parse_command(i.name)[0] == "gc"]
             assert len(gcs) == 2 and gcs[0] != gcs[1]
             assert all(parse_command(n)[1]["dry_run"] is True for n in gcs)
+
+
+async def test_an_error_in_the_block_comes_out_of_connect_as_raised(tmp_path: Any) -> None:
+    # connect() runs the face in a nursery, which wrapped the block's error in an
+    # ExceptionGroup: `except NoRoute` around `async with connect()` caught nothing.
+    async with node_in_process(tmp_path) as (_node, uri):
+        with pytest.raises(NoRoute, match=r"^no route to /nothing/here$") as caught:
+            async with connect(uri) as client:
+                await client.get("/nothing/here")
+        assert not isinstance(caught.value.__context__, BaseExceptionGroup)
+        with pytest.raises(KeyError):  # not a ccn error: the same
+            async with connect(uri) as client:
+                raise KeyError("x")

@@ -36,4 +36,7 @@ def test_python_example_runs(tmp_path: Path) -> None:
             node.terminate()
             node.wait(timeout=5)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("/me/notes/v1 b'remember the milk\\n'")
+    assert out.stdout.splitlines() == [
+        "/me/notes/v1 b'remember the milk\\n'",
+        "no route to /no/such/name",
+    ]
