@@ -404,10 +404,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
     async def body(client: Client) -> int:
         r = await client.gc(dry_run=args.dry_run, grace=args.grace)
         verb = "would remove" if args.dry_run else "removed"
-        for oid, size in r["removed"]:
-            print(f"{verb} {oid} {size}")
-        if r["count"] > len(r["removed"]):
-            print(f"... and {r['count'] - len(r['removed'])} more")
+        if args.dry_run or args.verbose:  # a real run says what it did in one line
+            for oid, size in r["removed"]:
+                print(f"{verb} {oid} {size}")
+            if r["count"] > len(r["removed"]):
+                print(f"... and {r['count'] - len(r['removed'])} more")
         for w in r["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
         print(
@@ -661,6 +662,9 @@ def build_parser() -> _Parser:
         default=None,
         metavar="SECONDS",
         help="keep unreachable objects younger than this (default 3600)",
+    )
+    s.add_argument(
+        "-v", "--verbose", action="store_true", help="also list each object removed (id, size)"
     )
     s.set_defaults(func=cmd_gc)
 

@@ -130,39 +130,43 @@ class NodeConfig:
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any], *, where: str = "config") -> NodeConfig:
+        """Settings from a parsed file (``where`` names it in every error)."""
+        try:
+            cfg = cls._from_mapping(raw)
+            cfg.validate()
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        return cfg
+
+    @classmethod
+    def _from_mapping(cls, raw: dict[str, Any]) -> NodeConfig:
         cfg = cls()
         known = {f.name for f in fields(cls)}
         for key, value in raw.items():
             if key not in known:
-                raise ConfigError(f"{where}: unknown setting {key!r}")
+                raise ConfigError(f"unknown setting {key!r}")
             if key == "store":
-                cfg.store = Path(_typed(where, key, value, str)).expanduser()
+                cfg.store = Path(_typed(key, value, str)).expanduser()
             elif key == "listen":
-                cfg.listen = [_typed(where, key, v, str) for v in _typed(where, key, value, list)]
+                cfg.listen = [_typed(key, v, str) for v in _typed(key, value, list)]
             elif key == "ndn":
-                cfg.ndn = [_typed(where, key, v, str) for v in _typed(where, key, value, list)]
+                cfg.ndn = [_typed(key, v, str) for v in _typed(key, value, list)]
             elif key == "trust":
-                cfg.trust = [_typed(where, key, v, str) for v in _typed(where, key, value, list)]
+                cfg.trust = [_typed(key, v, str) for v in _typed(key, value, list)]
             elif key == "routes":
-                cfg.routes = [
-                    parse_route(_typed(where, key, v, str)) for v in _typed(where, key, value, list)
-                ]
+                cfg.routes = [parse_route(_typed(key, v, str)) for v in _typed(key, value, list)]
             elif key == "interfaces":
-                cfg.interfaces = [
-                    _typed(where, key, v, str) for v in _typed(where, key, value, list)
-                ]
+                cfg.interfaces = [_typed(key, v, str) for v in _typed(key, value, list)]
             elif key == "multicast_prefixes":
                 cfg.multicast_prefixes = [
-                    _name(where, key, _typed(where, key, v, str))
-                    for v in _typed(where, key, value, list)
+                    _name(key, _typed(key, v, str)) for v in _typed(key, value, list)
                 ]
             elif key == "strategy":
-                cfg.strategy = _typed(where, key, value, str)
+                cfg.strategy = _typed(key, value, str)
             elif key in ("fsync", "discovery"):
-                setattr(cfg, key, _typed(where, key, value, bool))
+                setattr(cfg, key, _typed(key, value, bool))
             else:
-                setattr(cfg, key, _typed(where, key, value, int))
-        cfg.validate()
+                setattr(cfg, key, _typed(key, value, int))
         return cfg
 
 
@@ -188,17 +192,17 @@ def check_routable(prefix: Name) -> Name:
     return prefix
 
 
-def _typed(where: str, key: str, value: Any, kind: type[Any]) -> Any:
+def _typed(key: str, value: Any, kind: type[Any]) -> Any:
     if type(value) is not kind:
-        raise ConfigError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
+        raise ConfigError(f"{key} must be {kind.__name__}, got {value!r}")
     return value
 
 
-def _name(where: str, key: str, text: str) -> Name:
+def _name(key: str, text: str) -> Name:
     try:
         return Name.parse(text)
     except LocalError as e:
-        raise ConfigError(f"{where}: {key}: {e}") from None
+        raise ConfigError(f"{key}: {e}") from None
 
 
 def _ephemeral(uri: FaceUri) -> bool:

@@ -51,11 +51,11 @@ def who_answered(before: dict[str, Any], after: dict[str, Any]) -> str:
             continue
         hits = after[label]["cs"]["hits"] - before[label]["cs"]["hits"]
         produced = after[label]["producer"]["data"] - before[label]["producer"]["data"]
-        origin = " (origin)" if label == "P" else ""
+        who = "the origin P" if label == "P" else label
         if produced:
-            answered.append(f"{label}'s store{origin}")
+            answered.append(f"{who}'s store")
         elif hits:
-            answered.append(f"{label}'s cache{origin}")
+            answered.append(f"{who}'s cache")
     return answered[0] if answered else "?"
 
 

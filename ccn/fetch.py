@@ -115,8 +115,9 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
             raise unreachable from None
         if data.name.unversioned() != name or data.name.version is None:
             raise unreachable from None  # a longer name's version is not one of this name
+        why = "no answer in time" if isinstance(unreachable, NoAnswer) else str(unreachable)
         client.notes.append(
-            f"no producer of {name} could be reached ({unreachable}); {data.name} is the "
+            f"no producer of {name} could be reached ({why}); {data.name} is the "
             "newest version a node on the way holds in full"
         )
         return data

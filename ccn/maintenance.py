@@ -98,6 +98,13 @@ class Maintenance:
         n = name.unversioned()
         entries = node.refs.log(n)
         if not entries:
+            numbers = sorted(p.number for p in node.refs.pins() if p.name == n and p.number)
+            kept = [str(n.with_version(number)) for number in numbers]
+            if kept:  # pinned from another node: a history is only kept by a publisher
+                raise MaintenanceError(
+                    f"{n} is not published on this node; it keeps {', '.join(kept)} pinned "
+                    "(see ccn pins)"
+                )
             raise MaintenanceError(f"{n} is not published on this node")
         pinned = {p.number for p in node.refs.pins() if p.name == n}
         latest = entries[-1]

@@ -37,6 +37,7 @@ def test_toml_file_sets_everything(tmp_path: Path) -> None:
         ("cs_bytes = 99999999999999999999999\n", "must be at"),
         ("pit_max_entries = 9223372036854775808\n", "must be at"),
         ("cache_bytes = -1\n", "must be at"),
+        ("cs_bytes = -5\n", "cs_bytes must be at least 1"),
         ('listen = ["unix:///s", "tcp://127.0.0.1:1", "unix:///s"]\n', "unix:///s is given twice"),
         ('listen = ["tcp://127.0.0.1:1"]\nndn = ["tcp://127.0.0.1:1"]\n', "given twice"),
     ],
@@ -44,8 +45,11 @@ def test_toml_file_sets_everything(tmp_path: Path) -> None:
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, message: str | None) -> None:
     f = tmp_path / "bad.toml"
     f.write_text(text)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as caught:
         NodeConfig.from_file(f)
+    # every error names the file, including the checks of values ("cs_bytes must be at least
+    # 1" alone did not say where the setting came from)
+    assert str(caught.value).startswith(("config ", f"{f}: ")), caught.value
 
 
 def test_parse_route() -> None:

@@ -25,8 +25,8 @@ def test_who_answered_names_the_nearest_node_whose_counters_moved() -> None:
     before = {label: _status(10, 10) for label in ("C", "C2", "M", "P")}
     after = dict(before)
     assert who_answered(before, after) == "?"
-    assert who_answered(before, after | {"P": _status(10, 12)}) == "P's store (origin)"
-    assert who_answered(before, after | {"P": _status(11, 10)}) == "P's cache (origin)"
+    assert who_answered(before, after | {"P": _status(10, 12)}) == "the origin P's store"
+    assert who_answered(before, after | {"P": _status(11, 10)}) == "the origin P's cache"
     assert who_answered(before, after | {"M": _status(15, 10)}) == "M's cache"
     # C's own cache hit while M's counters also moved: C, the nearest, answered
     moved = after | {"C": _status(11, 10), "M": _status(12, 10)}
@@ -61,10 +61,10 @@ async def test_a_tiny_demo_run(capsys: pytest.CaptureFixture[str]) -> None:
         for line in out.splitlines()
         if line.startswith("| ") and (cells := [c.strip() for c in line.strip("|").split("|")])
     }
-    assert rows["C: first fetch (cold)"][0] == "P's store (origin)"
+    assert rows["C: first fetch (cold)"][0] == "the origin P's store"
     assert rows["C: second fetch"][0] == "C's cache"
     assert rows["C2: neighbour fetch"][0] == "M's cache"
-    assert rows["host-to-host from P"][0].startswith("P's")
+    assert rows["host-to-host from P"][0].startswith("the origin P's")
     # P gone: C2 still gets the newest version the nodes had seen, from its own cache, and says so
     assert rows["C2: P stopped, fetch again"][0] == "C2's cache"
     assert [r[3] for label, r in rows.items() if label.startswith(("C", "host"))] == ["yes"] * 5

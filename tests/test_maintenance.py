@@ -163,6 +163,13 @@ async def test_pinning_promotes_from_the_cache_tier_and_the_content_store(tmp_pa
         # what came from the CS is in the tier too: after unpin and gc it is still here
         assert all(node.cache.known(oid) for oid in far.objects)
         assert m.pins() == [{"name": "/far/f", "number": 1, "id": vid.hex()}]
+        # no history here (only a publisher keeps one), but the log says what is kept
+        with pytest.raises(
+            MaintenanceError,
+            match=r"^/far/f is not published on this node; "
+            r"it keeps /far/f/v1 pinned \(see ccn pins\)$",
+        ):
+            await m.log(Name.parse("/far/f"))
         # the main store keeps it through a gc while pinned, and lets it go once unpinned
         assert (await m.gc(False, grace_s=0))["count"] == 0
         assert await m.unpin(Name.parse("/far/f/v1")) == {"removed": 1}
