@@ -297,6 +297,16 @@ def _down_text(d: dict[str, Any]) -> str:
     return f"{d['uri']} is down, retrying{why}"
 
 
+def _trouble(cache: dict[str, Any]) -> str:
+    """What went wrong with the cache tier's files, if anything did (a full or read-only disk
+    costs only what would have been cached, so the node goes on; this is where it shows)."""
+    errors = cache.get("write_errors", 0) + cache.get("versions_write_errors", 0)
+    parts = [f"{errors} write errors"] if errors else []
+    if cache.get("corrupt"):
+        parts.append(f"{cache['corrupt']} corrupt objects dropped")
+    return f"; {', '.join(parts)}" if parts else ""
+
+
 def _print_status(s: dict[str, Any]) -> None:
     cs = s["cs"]
     lookups = cs["hits"] + cs["misses"]
@@ -308,7 +318,7 @@ def _print_status(s: dict[str, Any]) -> None:
         print(
             f"cache tier: {c['objects']} objects, {_human(c['bytes'])} of "
             f"{_human(c['max_bytes'])}, hits {c['hits']}, evictions {c['evictions']}, "
-            f"dropped {c['dropped']}, versions of others seen {c.get('versions', 0)}"
+            f"dropped {c['dropped']}, versions of others seen {c.get('versions', 0)}" + _trouble(c)
         )
     print(
         f"content store: {cs['entries']} entries, {_human(cs['bytes'])}, "

@@ -698,7 +698,8 @@ class Node:
                 "served": self.store_served[0],
                 "served_bytes": self.store_served[1],
             },
-            "cache": self.cache.status() | {"versions": len(self.seen)},
+            "cache": self.cache.status()
+            | {"versions": len(self.seen), "versions_write_errors": self.seen.write_errors},
             "drops": self._drops(),
             "limits": self.limits(),
             "discovery": None if self.discovery is None else self.discovery.status(),

@@ -616,3 +616,12 @@ def test_get_with_the_producer_gone_says_the_version_came_from_a_cache(tmp_path:
         for proc in procs:
             proc.terminate()
             proc.communicate(timeout=5)
+
+
+def test_status_text_shows_cache_tier_trouble() -> None:
+    from ccn.cli import _trouble
+
+    assert _trouble({"write_errors": 0, "corrupt": 0, "versions_write_errors": 0}) == ""
+    assert _trouble({"write_errors": 2, "corrupt": 1, "versions_write_errors": 1}) == (
+        "; 3 write errors, 1 corrupt objects dropped"
+    )

@@ -321,6 +321,15 @@ async def test_a_node_answers_for_versions_it_fetched_when_no_producer_can(
                     await producer.put(tmp_path / "3.bin", "/c/doc")
                     await client.express(Interest(route / "doc" / "v3", 2))  # the record only
                 assert a_node.status()["cache"]["versions"] == 3
+                assert a_node.status()["cache"]["versions_write_errors"] == 0
+                log = a_node.seen.path  # a log that cannot be opened is counted in status
+                log.rename(log.with_name("moved"))
+                log.mkdir()
+                a_node.seen._open()
+                assert a_node.status()["cache"]["versions_write_errors"] == 1
+                log.rmdir()
+                log.with_name("moved").rename(log)
+                a_node.seen._open()
                 b_scope.cancel()
                 await trio.sleep(1.2)  # until the "latest" record A cached is no longer fresh
                 async with connect(a_uri) as client:
