@@ -73,21 +73,24 @@ class _Terminated(BaseException):
     """SIGTERM arrived: the command stops through its cleanup (exit 143)."""
 
 
-async def _on_sigterm(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+async def _on_signals(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         task_status.started()
-        async for _sig in signals:
+        async for sig in signals:
+            if sig == signal.SIGINT:
+                raise KeyboardInterrupt
             raise _Terminated
 
 
-async def _stopped_by_sigterm(work: Callable[[], Awaitable[int]]) -> int:
-    """Run ``work``; SIGTERM (kill, timeout, a service manager) ends it as Ctrl-C does, through
-    its cleanup: a fetch removes its partial output, the demo its node processes, instead of
-    dying with them left behind. Only the main thread may handle signals (tests call main()
-    from others)."""
+async def _stopped_by_signals(work: Callable[[], Awaitable[int]]) -> int:
+    """Run ``work``; Ctrl-C and SIGTERM (kill, timeout, a service manager) end it through its
+    cleanup: a fetch removes its partial output, the demo its node processes, instead of dying
+    with them left behind. Both arrive here, in a task of their own, rather than as an
+    exception wherever the program happens to be (which could leave a task made and never
+    started). Only the main thread may handle signals (tests call main() from others)."""
     async with trio.open_nursery() as nursery:
         if threading.current_thread() is threading.main_thread():
-            await nursery.start(_on_sigterm)
+            await nursery.start(_on_signals)
         code = await work()
         nursery.cancel_scope.cancel()
         return code
@@ -105,7 +108,7 @@ async def _with_client(args: argparse.Namespace, body: Callable[[Client], Awaita
                 for note in client.notes:
                     print(f"ccn: note: {note}", file=sys.stderr)
 
-    return await _stopped_by_sigterm(work)
+    return await _stopped_by_signals(work)
 
 
 def _sendable(path: str) -> None:
@@ -176,9 +179,21 @@ def cmd_get(args: argparse.Namespace) -> int:
             raise
         except VerificationError:
             # Not a ccn version: it may be NDN content (e.g. from an NDN producer), segmented.
+            anchor = anchors.covering(name)
+            if anchor is not None:  # whose signatures ccn does not check: not under an anchor
+                raise UntrustedVersion(
+                    f"{name} is not a ccn version signed for {anchor[0]}, which the trust file "
+                    "anchors (NDN content is not accepted there: ccn does not verify NDN "
+                    "signatures)"
+                ) from None
             from ccn.ndngw import get_ndn
 
             if await get_ndn(client, name, out):
+                print(
+                    f"ccn: note: {name} is NDN content: its publisher is not verified "
+                    "(ccn checks DigestSha256 signatures only)",
+                    file=sys.stderr,
+                )
                 return 0
             raise
 
@@ -553,7 +568,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise LocalError("--size-mib must be at least 1")
     if not (args.delay_ms >= 0 and math.isfinite(args.delay_ms)):
         raise LocalError("--delay-ms must be a number of milliseconds >= 0")
-    return trio.run(_stopped_by_sigterm, partial(run_demo, args.size_mib, args.delay_ms))
+    return trio.run(_stopped_by_signals, partial(run_demo, args.size_mib, args.delay_ms))
 
 
 # -- parser ----------------------------------------------------------------------------------

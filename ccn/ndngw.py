@@ -74,6 +74,8 @@ MAX_CACHED_LEAVES = 4 << 20
 #: Prefixes one NDN app (face) may register.
 MAX_REGISTERED = 1024
 BLOB_CACHE_BYTES = 32 << 20
+#: The NFD management commands the node answers; anything else gets 501.
+_RIB_COMMANDS = {(b"rib", b"register"), (b"rib", b"unregister")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +232,12 @@ class NdnGateway:
                 # Signatures are not checked, so, as NFD without localhop_security does, only
                 # apps on this host may route: a peer on the network could fill the FIB.
                 raise mgmt.CommandRejected(403, "prefix registration only from local faces")
+            # What is not rib/register|unregister is unsupported, datasets (status/general,
+            # faces/list: four components, no parameters) too, before it is malformed.
+            if len(name) >= 4 and (name[2][1], name[3][1]) not in _RIB_COMMANDS:
+                raise mgmt.CommandRejected(501, "unsupported command")
             command = mgmt.parse_command(name)
             params = command.params
-            if command.module != b"rib" or command.verb not in (b"register", b"unregister"):
-                raise mgmt.CommandRejected(501, "unsupported command", params)
             if params.name is None:
                 raise mgmt.CommandRejected(400, "ControlParameters need a Name", params)
             if params.face_id not in (None, 0, face.id):
@@ -416,7 +420,13 @@ def _segment_shape(pending: PendingInterest) -> tuple[Name, int] | None:
             return None
     except NdnDecodeError:
         return None
-    return (versioned, seg) if versioned.version is not None else None
+    if versioned.version is None:
+        return None
+    # The answer is named canonically (/v=N/seg=K, shortest numbers): an Interest that spells a
+    # number otherwise would get Data whose name it does not match.
+    if tuple(name) != (*to_ndn(versioned), segment(seg))[: len(name)]:
+        return None
+    return versioned, seg
 
 
 async def _fetch_manifests(pipe: Pipeline, root: bytes) -> dict[bytes, Manifest]:

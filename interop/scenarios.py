@@ -26,7 +26,10 @@ from typing import Any
 import trio
 
 from ccn.client import connect
+from ccn.keys import SigningKey
+from ccn.name import Name
 from ccn.testing import NodeProcess, free_port, stop_all, wait_ready
+from ccn.trust import Anchors
 
 APPS = Path(__file__).resolve().with_name("ndn_apps.py")
 APP_TIMEOUT = 30.0
@@ -118,15 +121,23 @@ async def topology(workdir: Path) -> AsyncIterator[Topology]:
             await topo.close()
 
 
-async def ccn(uri: str, *args: str) -> bytes:
-    """Run the ``ccn`` CLI; return its stdout (raise with stderr on failure)."""
+async def run_ccn(
+    uri: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the ``ccn`` CLI against the node at ``uri``."""
     with trio.fail_after(APP_TIMEOUT):
-        done = await trio.run_process(
+        return await trio.run_process(
             [sys.executable, "-m", "ccn", "--node", uri, *args],
             capture_stdout=True,
             capture_stderr=True,
             check=False,
+            env=env,
         )
+
+
+async def ccn(uri: str, *args: str) -> bytes:
+    """Run the ``ccn`` CLI; return its stdout (raise with stderr on failure)."""
+    done = await run_ccn(uri, *args)
     if done.returncode != 0:
         raise AssertionError(f"ccn {' '.join(args)}: {done.stderr.decode().strip()}")
     out: bytes = done.stdout
@@ -190,6 +201,23 @@ async def producers_two_hops(workdir: Path) -> None:
             assert await ccn(c, "get", name, "-o", "-") == content_of(text, size), name
             assert (await status(c))["cs"]["hits"] > hits, "second fetch must hit c's cache"
             assert await ndn_interests_out(a) == to_producers, "the producers were asked again"
+        # The publisher of NDN content is not verified: ccn get says so, and under a trust
+        # anchor refuses it (it was written out with exit 0 and no word).
+        plain = await run_ccn(c, "get", "/p/legacy", "-o", "-")
+        assert plain.returncode == 0 and plain.stderr.decode().splitlines() == [
+            "ccn: note: /p/legacy is NDN content: its publisher is not verified (ccn checks "
+            "DigestSha256 signatures only)"
+        ]
+        home = workdir / "home"
+        Anchors([(Name.parse("/p"), SigningKey.generate().public)]).save(home / "trust")
+        out = workdir / "refused.bin"
+        env = {**os.environ, "CCN_HOME": str(home)}
+        refused = await run_ccn(c, "get", "/p/legacy", "-o", str(out), env=env)
+        assert refused.returncode == 1 and not out.exists()
+        assert refused.stderr.decode().splitlines() == [
+            "ccn: error: /p/legacy is not a ccn version signed for /p, which the trust file "
+            "anchors (NDN content is not accepted there: ccn does not verify NDN signatures)"
+        ]
 
 
 async def chain(workdir: Path) -> None:

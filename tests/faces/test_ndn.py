@@ -153,6 +153,12 @@ async def test_bad_command_still_gets_control_parameters(tmp_path: Path) -> None
         reply = p.decode_data(await app.receive())
         assert reply.digest_valid()
         assert nfd_mgmt.parse_response(reply.content)["status_code"] == 501
+        # NFD's datasets (no parameters) are unsupported too, not malformed (they got 400)
+        for k, dataset in enumerate(("status/general", "faces/list", "rib/list"), 2):
+            comps = tuple((8, c.encode()) for c in ("localhost", "nfd", *dataset.split("/")))
+            await app.send(p.encode_interest(comps, nonce=k, can_be_prefix=True).wire)
+            reply = p.decode_data(await app.receive())
+            assert nfd_mgmt.parse_response(reply.content)["status_code"] == 501, dataset
 
 
 async def test_malformed_stream_closes_only_that_face(tmp_path: Path) -> None:
@@ -197,6 +203,16 @@ async def test_gateway_metadata_and_segments_of_ccn_content(tmp_path: Path) -> N
             segments[k] = seg.content
         assert all(len(segments[k]) == SEGMENT_SIZE for k in (0, 1, 2))
         assert b"".join(segments[k] for k in range(4)) == content
+        # A number spelled with a leading zero byte names no segment the gateway serves: it got
+        # Data named .../seg=0, which its Interest does not match.
+        odd_names = [
+            ((8, b"demo"), (8, b"f"), p.version(1), (0x32, b"\0\0")),
+            ((8, b"demo"), (8, b"f"), (0x36, b"\0\1"), p.segment(0)),
+        ]
+        for k, odd in enumerate(odd_names, 20):
+            await app.send(p.encode_interest(odd, nonce=k).wire)
+            got = lp.decode_lp(await app.receive())
+            assert got.nack and got.nack_reason == lp.NACK_NO_ROUTE
 
 
 async def test_pending_interest_bookkeeping_stays_bounded(monkeypatch: Any) -> None:
