@@ -327,6 +327,8 @@ def _print_status(s: dict[str, Any]) -> None:
     lookups = cs["hits"] + cs["misses"]
     ratio = f"{100 * cs['hits'] / lookups:.1f}%" if lookups else "n/a"
     print(f"listening: {', '.join(s.get('listen', []))}")
+    if s.get("ndn"):
+        print(f"listening for NDN apps: {', '.join(s['ndn'])}")
     print(f"store: {s['store']['objects']} objects, {_human(s['store']['bytes'])}")
     if "cache" in s:
         c = s["cache"]

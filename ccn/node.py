@@ -147,6 +147,7 @@ class Node:
             "silent_faces": 0,
             "faces_per_host": 0,
             "untrusted": 0,
+            "late_answers": 0,
         }
         #: Configured next hops (``--route``, ``route add``), kept connected.
         self.links = Neighbours(self)
@@ -288,6 +289,7 @@ class Node:
         if self.faces.pop(face.id, None) is not None:
             self.drops["malformed"] += face.counters.malformed
             self.drops["queue_full"] += face.counters.dropped
+            self.drops["late_answers"] += face.counters.late
             self.process(FaceDown(face.id))
 
     def _external_faces(self, *, local: bool | None = None) -> int:
@@ -739,16 +741,28 @@ class Node:
                         origin = "management"
                     elif self.discovery is not None and face == self.discovery.face.id:
                         origin = "discovery"
+                    elif self._registered_by_ndn_app(prefix, face):
+                        origin = "ndn app"
                     else:
                         origin = "manual"
                 hop["origin"] = origin
         return fib
+
+    def _registered_by_ndn_app(self, prefix: str, face_id: int) -> bool:
+        """Whether an NDN app on ``face_id`` registered ``prefix`` (NFD rib/register)."""
+        if self.ndn is None:
+            return False
+        from ccn.faces.ndn import NdnFace
+
+        face = self.faces.get(face_id)
+        return isinstance(face, NdnFace) and Name.parse(prefix) in face.registered
 
     def _drops(self) -> dict[str, int]:
         out = dict(self.drops)
         for f in self.faces.values():
             out["malformed"] += f.counters.malformed
             out["queue_full"] += f.counters.dropped
+            out["late_answers"] += f.counters.late
         # datagrams from strangers that open no face, and datagrams the kernel refused
         out["udp_dropped"] = sum(ch.dropped for ch in self.udp_channels)
         fw = self.forwarder.counters

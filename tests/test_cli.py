@@ -40,7 +40,16 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("cli")
     sock = f"unix://{tmp}/n.sock"
     proc = subprocess.Popen(
-        [*CCN, "node", "--store", str(tmp / "store"), "--listen", sock],
+        [
+            *CCN,
+            "node",
+            "--store",
+            str(tmp / "store"),
+            "--listen",
+            sock,
+            "--ndn",
+            "tcp://127.0.0.1:0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -88,7 +97,9 @@ def test_put_get_ls_status(node: str, tmp_path: Path) -> None:
     assert ls.stdout.strip() == "/cli/file  v1"
     status = run("status", "--json", node=node)
     assert '"cs"' in status.stdout and '"faces"' in status.stdout
-    assert "content store" in run("status", node=node).stdout
+    text = run("status", node=node).stdout
+    assert "content store" in text
+    assert "listening for NDN apps: tcp://127.0.0.1:" in text  # was only in --json
 
 
 def test_no_node_running(tmp_path: Path) -> None:

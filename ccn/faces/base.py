@@ -46,6 +46,8 @@ class FaceCounters:
     out_bytes: int = 0
     dropped: int = 0
     malformed: int = 0
+    #: Data or Nacks for an Interest the face no longer waits for (an NDN face: it expired)
+    late: int = 0
 
     def count_in(self, packet: Packet) -> None:
         t = type(packet)

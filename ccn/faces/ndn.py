@@ -211,7 +211,7 @@ class NdnFace(ByteStreamFace):
     def _send_data(self, data: Data) -> None:
         matched = self._take_matching(data)
         if not matched:
-            self.counters.dropped += 1
+            self.counters.late += 1
             return
         ndn = unwrap_ndn_data(data)
         for pending in matched:
@@ -223,7 +223,7 @@ class NdnFace(ByteStreamFace):
     def _send_nack(self, nack: Nack) -> None:
         pending = self._pending.get(nack.interest.nonce)
         if pending is None:
-            self.counters.dropped += 1
+            self.counters.late += 1
             return
         self._forget(pending)
         if not self._host.on_ccn_nack(self, pending, nack):

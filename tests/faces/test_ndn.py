@@ -87,6 +87,8 @@ async def test_register_relay_byte_for_byte_and_pit_token(tmp_path: Path) -> Non
             assert got["status_code"] == 200 and got["name"] is not None
         fib = {e["prefix"] for e in node.forwarder.status()["fib"]}
         assert {"/p", "/r"} <= fib
+        origins = {e["prefix"]: e["nexthops"][0]["origin"] for e in node.status()["fib"]}
+        assert origins["/p"] == origins["/r"] == "ndn app"  # it said "manual"
 
         interest = p.encode_interest(((8, b"p"), (8, b"x")), nonce=99, lifetime_ms=2000).wire
         await consumer.send(lp.encode_lp(interest, pit_token=b"\x01\x02\x03"))
@@ -283,3 +285,15 @@ async def test_gateway_refuses_a_layout_of_too_many_pieces(
                 assert p.decode_data(got).content == b"x" * ndngw.SEGMENT_SIZE
             else:
                 assert lp.decode_lp(got).nack
+
+
+async def test_answers_for_interests_no_longer_pending_are_counted_as_late() -> None:
+    # They were counted as 'dropped', which the node reports as drops.queue_full.
+    from ccn.faces import ndn as ndn_face
+    from ccn.packet import Data, Interest, Nack, NackReason
+
+    _a, b = trio.testing.memory_stream_pair()
+    face = ndn_face.NdnFace(b, "memory://x", local=True, host=None)  # type: ignore[arg-type]
+    face.send(Data(Name.parse("/gone"), b"late"))
+    face.send(Nack(Interest(Name.parse("/gone"), 7), NackReason.NO_ROUTE))
+    assert (face.counters.late, face.counters.dropped) == (2, 0)
