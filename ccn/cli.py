@@ -611,10 +611,16 @@ def build_parser() -> _Parser:
     s.add_argument("--config", help="TOML file with the same settings as the flags")
     s.add_argument("--store", help="store directory (default ~/.ccn/store)")
     s.add_argument(
-        "--listen", action="append", metavar="URI", help="tcp://HOST:PORT or unix:///PATH"
+        "--listen",
+        action="append",
+        metavar="URI",
+        help="tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH; may be repeated",
     )
     s.add_argument(
-        "--route", action="append", metavar="PREFIX=URI", help="route a prefix to a neighbour"
+        "--route",
+        action="append",
+        metavar="PREFIX=URI",
+        help="route a prefix to a neighbour (tcp:// or udp://HOST:PORT); may be repeated",
     )
     s.add_argument(
         "--ndn",

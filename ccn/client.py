@@ -227,9 +227,16 @@ class Client:
             )
         except NoAnswer:
             # a ccn node always answers a command: say where we asked, not "/localhost/ccn/..."
+            why = "is a ccn node listening there?"
+            if not self.face.local:
+                # A node drops /localhost Interests from other hosts without a word (as NFD
+                # does), so a command to another host's node ends here.
+                why = (
+                    "a node takes commands only from its own host: run this there; "
+                    "ccn get works from here"
+                )
             raise NoAnswer(
-                f"{self.face.remote} did not answer '{verb}' within {timeout:g} s "
-                "(is a ccn node listening there?)"
+                f"{self.face.remote} did not answer '{verb}' within {timeout:g} s ({why})"
             ) from None
         try:
             reply = decode_reply(data.content)

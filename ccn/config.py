@@ -174,7 +174,7 @@ def parse_route(text: str) -> tuple[Name, str]:
     """``/prefix=tcp://host:port`` → (prefix, uri)."""
     prefix, sep, uri = text.partition("=")
     if not sep:
-        raise ConfigError(f"route {text!r} must look like /prefix=tcp://host:port")
+        raise ConfigError(f"route {text!r} must look like /prefix=tcp://host:port (or udp://)")
     try:
         FaceUri.parse(uri)
         name = check_routable(Name.parse(prefix))

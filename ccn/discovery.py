@@ -388,11 +388,13 @@ class Discovery:
         for prefix in nb.routes.keys() - routes.keys():
             fw.remove_route(prefix, nb.face.id)
         for prefix, cost in routes.items():
-            if nb.routes.get(prefix) != cost:
-                try:
-                    fw.add_route(prefix, nb.face.id, cost)
-                except CcnError:
-                    continue
+            # Added (or its cost set) at every table, not only when it changed: a discovered
+            # route removed by hand comes back, as a routing protocol's would (it was gone for
+            # good while the node still took it for one of discovery's).
+            try:
+                fw.add_route(prefix, nb.face.id, cost)
+            except CcnError:
+                continue
         nb.routes = routes
 
     def _remove(self, nb: Neighbour) -> None:

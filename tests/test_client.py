@@ -19,8 +19,8 @@ from ccn.testing import node_in_process
 class _RecordingFace(Face):
     """Keeps what the client sends; the test plays the node."""
 
-    def __init__(self) -> None:
-        super().__init__("test", local=True)
+    def __init__(self, *, local: bool = True) -> None:
+        super().__init__("test", local=local)
         self.sent: list[Packet] = []
 
     def send(self, packet: Packet) -> None:
@@ -60,6 +60,10 @@ async def test_a_command_nobody_answers_names_the_address(autojump_clock: trio.a
     client = Client(_RecordingFace())
     with pytest.raises(NoAnswer, match=r"^test did not answer 'status' within 10 s \(is a ccn"):
         await client.status()
+    # Another host's node drops commands without a word: say so, not "is a node listening?"
+    remote = Client(_RecordingFace(local=False))
+    with pytest.raises(NoAnswer, match=r"\(a node takes commands only from its own host: "):
+        await remote.status()
 
 
 @pytest.mark.parametrize(

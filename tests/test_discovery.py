@@ -137,6 +137,23 @@ async def test_withdrawn_prefix_disappears(tmp_path: Path) -> None:
             await wait_until(lambda: not routes_to(b, "/lan/y"), timeout=20)
 
 
+async def test_a_discovered_route_removed_by_hand_comes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It stayed gone: the neighbour's next table matched what discovery thought it had added.
+    monkeypatch.setattr(disc, "REFRESH_INTERVAL", 0.3)
+    (tmp_path / "f.bin").write_bytes(b"hello")
+    with trio.fail_after(30):
+        async with lan_pair(tmp_path) as (_a, a_uri, b, _b_uri):
+            async with connect(a_uri) as client:
+                await client.put(tmp_path / "f.bin", "/lan/z")
+            await wait_until(lambda: bool(routes_to(b, "/lan/z")))
+            hop = routes_to(b, "/lan/z")[0]
+            assert b.forwarder.remove_route(Name.parse("/lan/z"), hop["face"])
+            assert routes_to(b, "/lan/z") == []
+            await wait_until(lambda: routes_to(b, "/lan/z") == [hop])
+
+
 def test_discovery_can_be_turned_off() -> None:
     assert NodeConfig().discovery is True
     assert NodeConfig.from_mapping({"discovery": False}).discovery is False

@@ -595,10 +595,12 @@ class Forwarder:
             self._outgoing_interest(entry, upstream, interest, now, out, strategy)
         if retries or not entry.all_out_records_nacked():
             return
-        reason = min(
-            (rec.nack_reason for rec in entry.out_records.values() if rec.nack_reason),
-            key=_SEVERITY.__getitem__,
-        )
+        reasons = [rec.nack_reason for rec in entry.out_records.values() if rec.nack_reason]
+        # A duplicate says only that a path looped back; what another path said about the
+        # name wins ("not found" from the producer, not "duplicate" from a neighbour that
+        # also asked it).
+        informative = [r for r in reasons if r is not NackReason.DUPLICATE] or reasons
+        reason = min(informative, key=_SEVERITY.__getitem__)
         for f, rec in entry.in_records.items():
             if rec.expiry > now:
                 self._outgoing_nack(f, rec.interest, reason, out)

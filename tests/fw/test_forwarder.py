@@ -345,6 +345,19 @@ def test_all_upstreams_nacked_gives_least_severe_reason_downstream() -> None:
     assert len(fw.pit) == 0
 
 
+@pytest.mark.parametrize("other", [NackReason.NOT_FOUND, NackReason.NO_ROUTE, None])
+def test_a_duplicate_nack_gives_way_to_what_another_path_said(other: NackReason | None) -> None:
+    # On a LAN the producer is asked directly and through a neighbour, which gets "duplicate"
+    # back; "/v99 not found" from the producer reached the user as "network answered duplicate".
+    fw = make({"/a": [UPSTREAM, UPSTREAM2]})
+    fw.set_strategy(N("/a"), "multicast")
+    interest(fw, CONSUMER, I1)
+    assert nack(fw, UPSTREAM, fwd(I1), other or NackReason.DUPLICATE) == []
+    assert nack(fw, UPSTREAM2, fwd(I1), NackReason.DUPLICATE) == [
+        SendNack(CONSUMER, Nack(I1, other or NackReason.DUPLICATE))
+    ]
+
+
 # -- faces, routes, status ---------------------------------------------------------------------
 
 
