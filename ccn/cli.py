@@ -306,6 +306,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return trio.run(_with_client, args, body)
 
 
+def cmd_face(args: argparse.Namespace) -> int:
+    async def body(client: Client) -> int:
+        faces = await client.faces()
+        if args.json:
+            print(json.dumps(faces, indent=2, sort_keys=True))
+            return 0
+        for f in faces:
+            print(_face_text(f))
+        return 0
+
+    return trio.run(_with_client, args, body)
+
+
+def _face_text(f: dict[str, Any]) -> str:
+    return (
+        f"{f['id']:>4} {f['remote']:<36} in {f['in_interests']}i/{f['in_data']}d/"
+        f"{f['in_nacks']}n out {f['out_interests']}i/{f['out_data']}d/{f['out_nacks']}n "
+        f"dropped {f['dropped']}"
+    )
+
+
 def _down_text(d: dict[str, Any]) -> str:
     """A configured route whose neighbour is not connected (so not in the FIB)."""
     why = f": {d['error']}" if d["error"] else ""
@@ -346,11 +367,7 @@ def _print_status(s: dict[str, Any]) -> None:
     print(f"producer: {p['interests']} interests, {p['data']} data")
     print("faces:")
     for f in s["faces"]:
-        print(
-            f"  {f['id']:>4} {f['remote']:<36} in {f['in_interests']}i/{f['in_data']}d/"
-            f"{f['in_nacks']}n out {f['out_interests']}i/{f['out_data']}d/{f['out_nacks']}n "
-            f"dropped {f['dropped']}"
-        )
+        print(f"  {_face_text(f)}")
     _print_discovery(s.get("discovery"))
     print("routes:")
     for e in s["fib"]:
@@ -706,6 +723,11 @@ def build_parser() -> _Parser:
         "--repair", action="store_true", help="drop damaged cache objects (fetched again later)"
     )
     s.set_defaults(func=cmd_fsck)
+
+    s = sub.add_parser("face", help="list the node's faces")
+    fsub = s.add_subparsers(dest="action", required=True)
+    fsub.add_parser("list").add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_face)
 
     s = sub.add_parser("route", help="add, remove or list routes")
     rsub = s.add_subparsers(dest="action", required=True)

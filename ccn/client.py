@@ -261,6 +261,12 @@ class Client:
         status: dict[str, Any] = reply["status"]
         return status
 
+    async def faces(self) -> list[dict[str, Any]]:
+        """The node's faces, each with its counters (as in :meth:`status`)."""
+        reply = await self.command("face-list")
+        faces: list[dict[str, Any]] = reply["faces"]
+        return faces
+
     async def ls(self, prefix: Name | str = "/") -> list[dict[str, Any]]:
         """Names published on this node under ``prefix``, with their versions:
         ``{"name", "versions": [N...], "versions_total"}`` each. The node lists at most 2000

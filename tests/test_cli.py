@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -100,6 +101,11 @@ def test_put_get_ls_status(node: str, tmp_path: Path) -> None:
     text = run("status", node=node).stdout
     assert "content store" in text
     assert "listening for NDN apps: tcp://127.0.0.1:" in text  # was only in --json
+    faces = json.loads(run("face", "list", "--json", node=node).stdout)
+    assert faces and all({"id", "remote", "in_interests", "dropped"} <= f.keys() for f in faces)
+    lines = run("face", "list", node=node).stdout.splitlines()
+    # each run of ccn is a face of its own: the rest are the same
+    assert [int(line.split()[0]) for line in lines][:-1] == [f["id"] for f in faces][:-1]
 
 
 def test_no_node_running(tmp_path: Path) -> None:
