@@ -49,6 +49,9 @@ from ccn.tables.pit import Pit, PitEntry
 
 _LOCALHOST = b"localhost"
 _LOCALHOP = b"localhop"
+#: Control traffic (commands, discovery's hellos and route tables) is never worth caching: it
+#: bypasses the CS, so it neither fills it nor shows in its hit ratio.
+_UNCACHED = frozenset({_LOCALHOST, _LOCALHOP})
 _SCOPED = frozenset((_LOCALHOST, _LOCALHOP))
 
 # Least severe first: when every upstream Nacked, downstream hears the most hopeful reason.
@@ -343,6 +346,9 @@ class Forwarder:
             # Pending already: the CS was consulted when the entry was made.
             self._cs_miss(face_id, local, interest, entry, now, out)
             return
+        if comps and comps[0] in _UNCACHED:
+            self._cs_miss(face_id, local, interest, None, now, out)
+            return
         data = self.cs.lookup(interest, now)
         if data is not None:
             self._cs_hit(face_id, data, out)
@@ -539,7 +545,8 @@ class Forwarder:
         if not entries:
             self._data_unsolicited(face_id, data)
             return
-        self.cs.insert(data, now)
+        if not comps or comps[0] not in _UNCACHED:
+            self.cs.insert(data, now)
         pit = self.pit
         dnl = self.dnl
         downstream: dict[int, None] = {}
