@@ -294,29 +294,32 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return trio.run(_with_client, args, body)
 
 
+def _show(args: argparse.Namespace, value: Any, as_text: Callable[[Any], None]) -> int:
+    """Print ``value`` as JSON (``--json``) or as text."""
+    if args.json:
+        print(json.dumps(value, indent=2, sort_keys=True))
+    else:
+        as_text(value)
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     async def body(client: Client) -> int:
-        status = await client.status()
-        if args.json:
-            print(json.dumps(status, indent=2, sort_keys=True))
-            return 0
-        _print_status(status)
-        return 0
+        return _show(args, await client.status(), _print_status)
 
     return trio.run(_with_client, args, body)
 
 
 def cmd_face(args: argparse.Namespace) -> int:
     async def body(client: Client) -> int:
-        faces = await client.faces()
-        if args.json:
-            print(json.dumps(faces, indent=2, sort_keys=True))
-            return 0
-        for f in faces:
-            print(_face_text(f))
-        return 0
+        return _show(args, await client.faces(), _print_faces)
 
     return trio.run(_with_client, args, body)
+
+
+def _print_faces(faces: list[dict[str, Any]]) -> None:
+    for f in faces:
+        print(_face_text(f))
 
 
 def _face_text(f: dict[str, Any]) -> str:

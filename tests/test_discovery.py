@@ -109,17 +109,22 @@ async def test_neighbours_announce_prefixes_and_fetch_works(tmp_path: Path) -> N
             assert status["neighbours"][0]["id"] == a.discovery.id.hex()
 
 
+async def published_and_learned(tmp_path: Path, a_uri: str, b: Any, name: str) -> dict[str, Any]:
+    """Publish a small file as ``name`` on A; return B's next hop for it once B learned it."""
+    (tmp_path / "f.bin").write_bytes(b"hello")
+    async with connect(a_uri) as client:
+        await client.put(tmp_path / "f.bin", name)
+    await wait_until(lambda: bool(routes_to(b, name)))
+    return routes_to(b, name)[0]
+
+
 async def test_silent_neighbour_is_removed_with_its_routes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(disc, "DEAD_INTERVAL", 0.5)
-    (tmp_path / "f.bin").write_bytes(b"hello")
     with trio.fail_after(30):
         async with lan_pair(tmp_path) as (a, a_uri, b, _b_uri):
-            async with connect(a_uri) as client:
-                await client.put(tmp_path / "f.bin", "/lan/x")
-            await wait_until(lambda: bool(routes_to(b, "/lan/x")))
-            face_id = routes_to(b, "/lan/x")[0]["face"]
+            face_id = (await published_and_learned(tmp_path, a_uri, b, "/lan/x"))["face"]
             a.hearing["on"] = False
             await wait_until(lambda: not b.discovery.neighbours)
             assert routes_to(b, "/lan/x") == []
@@ -127,12 +132,9 @@ async def test_silent_neighbour_is_removed_with_its_routes(
 
 
 async def test_withdrawn_prefix_disappears(tmp_path: Path) -> None:
-    (tmp_path / "f.bin").write_bytes(b"hello")
     with trio.fail_after(30):
         async with lan_pair(tmp_path) as (a, a_uri, b, _b_uri):
-            async with connect(a_uri) as client:
-                await client.put(tmp_path / "f.bin", "/lan/y")
-            await wait_until(lambda: bool(routes_to(b, "/lan/y")))
+            await published_and_learned(tmp_path, a_uri, b, "/lan/y")
             a.forwarder.remove_route(Name.parse("/lan/y"), a.producer.face.id)
             await wait_until(lambda: not routes_to(b, "/lan/y"), timeout=20)
 
@@ -142,13 +144,9 @@ async def test_a_discovered_route_removed_by_hand_comes_back(
 ) -> None:
     # It stayed gone: the neighbour's next table matched what discovery thought it had added.
     monkeypatch.setattr(disc, "REFRESH_INTERVAL", 0.3)
-    (tmp_path / "f.bin").write_bytes(b"hello")
     with trio.fail_after(30):
         async with lan_pair(tmp_path) as (_a, a_uri, b, _b_uri):
-            async with connect(a_uri) as client:
-                await client.put(tmp_path / "f.bin", "/lan/z")
-            await wait_until(lambda: bool(routes_to(b, "/lan/z")))
-            hop = routes_to(b, "/lan/z")[0]
+            hop = await published_and_learned(tmp_path, a_uri, b, "/lan/z")
             assert b.forwarder.remove_route(Name.parse("/lan/z"), hop["face"])
             assert routes_to(b, "/lan/z") == []
             await wait_until(lambda: routes_to(b, "/lan/z") == [hop])
