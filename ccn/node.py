@@ -99,6 +99,17 @@ def _children_of(raw: bytes) -> list[tuple[bytes, Kind]]:
         return []
 
 
+def _version_record(data: Data) -> Version | None:
+    """The version record ``data`` carries, if it is one for exactly ``data``'s name."""
+    try:
+        version = decode_object(data.content)
+    except InvalidObject:
+        return None
+    if type(version) is not Version or version.full_name != data.name:
+        return None
+    return version
+
+
 def _say(line: str) -> None:
     print(f"ccn node: {line}", file=sys.stderr, flush=True)
 
@@ -332,11 +343,8 @@ class Node:
         name = data.name
         if name.version is None or self.anchors.covering(name) is None:
             return True
-        try:
-            version = decode_object(data.content)
-        except InvalidObject:
-            return False
-        if type(version) is not Version or version.full_name != name:
+        version = _version_record(data)
+        if version is None:
             return False
         try:
             self.anchors.check(version)
@@ -381,7 +389,7 @@ class Node:
                     if digest is not None:
                         if in_cs(digest) is None:
                             self._from_storage(digest, now)
-                    elif not interest.must_be_fresh:
+                    elif self.seen and not interest.must_be_fresh:
                         self._from_seen(interest, now)
                 elif type(event) is DataIn:
                     satisfied = fw_counters.satisfied
@@ -545,13 +553,7 @@ class Node:
         in the cache tier, so that the node can answer for it when no producer can."""
         name = data.name
         number = name.version
-        if number is None or face_id == self.producer.face.id:
-            return
-        try:
-            version = decode_object(data.content)
-        except InvalidObject:
-            return
-        if type(version) is not Version or version.full_name != name:
+        if number is None or face_id == self.producer.face.id or _version_record(data) is None:
             return
         if self.seen.record(name.unversioned(), number, data.digest):
             self._offer(data)

@@ -49,9 +49,8 @@ from ccn.tables.pit import Pit, PitEntry
 
 _LOCALHOST = b"localhost"
 _LOCALHOP = b"localhop"
-#: Control traffic (commands, discovery's hellos and route tables) is never worth caching: it
-#: bypasses the CS, so it neither fills it nor shows in its hit ratio.
-_UNCACHED = frozenset({_LOCALHOST, _LOCALHOP})
+#: Scoped names: control traffic (commands, discovery's hellos and route tables). It is never
+#: worth caching: it bypasses the CS, so it neither fills it nor shows in its hit ratio.
 _SCOPED = frozenset((_LOCALHOST, _LOCALHOP))
 
 # Least severe first: when every upstream Nacked, downstream hears the most hopeful reason.
@@ -346,7 +345,7 @@ class Forwarder:
             # Pending already: the CS was consulted when the entry was made.
             self._cs_miss(face_id, local, interest, entry, now, out)
             return
-        if comps and comps[0] in _UNCACHED:
+        if comps and comps[0] in _SCOPED:
             self._cs_miss(face_id, local, interest, None, now, out)
             return
         data = self.cs.lookup(interest, now)
@@ -545,7 +544,7 @@ class Forwarder:
         if not entries:
             self._data_unsolicited(face_id, data)
             return
-        if not comps or comps[0] not in _UNCACHED:
+        if not comps or comps[0] not in _SCOPED:
             self.cs.insert(data, now)
         pit = self.pit
         dnl = self.dnl
