@@ -177,7 +177,7 @@ class TestDiskRefStore:
             with pytest.raises(StoreError):
                 refs.latest(N)
 
-    def test_names_read_every_log_header(self, tmp_path: Path) -> None:
+    def test_names_come_from_paths_or_log_headers(self, tmp_path: Path) -> None:
         longest = Name([bytes([0xFF]) * 255] * 8)  # 2040 bytes, each escaped to 3 characters
         with DiskRefStore(tmp_path, fsync=False) as refs:
             for name in (N, Name.parse("/a%2Fb/.."), Name([b"x" * 255]), longest):
@@ -186,10 +186,19 @@ class TestDiskRefStore:
             log = tmp_path / "refs" / "videos" / "talk" / ".log"
             log.write_bytes(b"ccn-ref 1 /videos/talk")  # a header and no newline: still the name
             assert N in refs.names()
+            assert refs.log(N) == []
+            # A plain path is the name without opening the log (a node starts fast with many
+            # names); a garbled log is an error when it is read, as by fsck, gc and producing.
             for garbled in (b"ccn-ref 1 /vid\xe9os\n", b"not a ref\n", b""):
                 log.write_bytes(garbled)
+                assert N in refs.names()
                 with pytest.raises(StoreError, match=r"talk/\.log"):
-                    refs.names()
+                    refs.log(N)
+            # Where a component is escaped on disk, the header names it, and must be readable.
+            (escaped,) = (tmp_path / "refs" / "a%2Fb").glob("*/.log")  # /a%2Fb/..
+            escaped.write_bytes(b"not a ref\n")
+            with pytest.raises(StoreError, match=r"a%2Fb/.*/\.log"):
+                refs.names()
 
 
 def _publish_many(root: str, worker: int, count: int) -> None:
