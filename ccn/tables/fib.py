@@ -9,7 +9,7 @@ bounds) are not counted, so that neither they nor the bound lock the other out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 
 from ccn.errors import LocalError
@@ -17,6 +17,7 @@ from ccn.name import Name
 from ccn.tables.nametree import NameTree
 
 DEFAULT_MAX_ENTRIES = 65_536
+_NO_PREFIXES: frozenset[Name] = frozenset()
 
 
 class TableFull(LocalError):
@@ -48,7 +49,7 @@ class FibEntry:
 class Fib:
     """Routes by prefix. ``lpm`` is the only method on the packet path."""
 
-    __slots__ = ("_bounded", "_faces", "_tree", "lookups", "max_entries", "misses")
+    __slots__ = ("_bounded", "_epochs", "_faces", "_tree", "lookups", "max_entries", "misses")
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.max_entries = max_entries
@@ -56,6 +57,8 @@ class Fib:
         self._bounded = 0  # entries counted against max_entries
         # face id -> prefixes routed through it, so removing a face does not scan the table.
         self._faces: dict[int, set[Name]] = {}
+        # face id -> a count of changes to the routes through it (see :meth:`epoch`)
+        self._epochs: dict[int, int] = {}
         self.lookups = 0
         self.misses = 0
 
@@ -79,11 +82,15 @@ class Fib:
             entry = FibEntry(prefix)
             self._tree.set(prefix, entry)
         entry.bounded = entry.bounded or bounded
+        hop = NextHop(face_id, cost)
+        if hop in entry.nexthops:
+            return entry  # already so: nothing changes
         hops = [h for h in entry.nexthops if h.face_id != face_id]
-        hops.append(NextHop(face_id, cost))
+        hops.append(hop)
         hops.sort(key=_hop_order)
         entry.nexthops = hops
         self._faces.setdefault(face_id, set()).add(prefix)
+        self._changed(face_id)
         return entry
 
     def remove(self, prefix: Name, face_id: int) -> bool:
@@ -102,6 +109,7 @@ class Fib:
             prefixes.discard(prefix)
             if not prefixes:
                 del self._faces[face_id]
+        self._changed(face_id)
         return True
 
     def remove_face(self, face_id: int) -> int:
@@ -114,7 +122,23 @@ class Fib:
             entry.nexthops = [h for h in entry.nexthops if h.face_id != face_id]
             if not entry.nexthops:
                 self._drop(entry)
+        if prefixes:
+            self._changed(face_id)
         return len(prefixes)
+
+    def _changed(self, face_id: int) -> None:
+        self._epochs[face_id] = self._epochs.get(face_id, 0) + 1
+
+    def epoch(self, face_id: int) -> int:
+        """A count that grows whenever a route through ``face_id`` is added, removed or
+        changes cost (and only then): comparing it is how to tell that they changed without
+        looking at every one."""
+        return self._epochs.get(face_id, 0)
+
+    def prefixes_via(self, face_id: int) -> Set[Name]:
+        """The prefixes routed through ``face_id``, in no order (the table's own set: do not
+        keep it across changes)."""
+        return self._faces.get(face_id, _NO_PREFIXES)
 
     def _drop(self, entry: FibEntry) -> None:
         self._tree.pop(entry.prefix)

@@ -40,6 +40,25 @@ def test_remove_and_remove_face() -> None:
     assert fib.lpm(N("/a/x")) is None
 
 
+def test_epoch_counts_real_changes_per_face_and_prefixes_via_lists_them() -> None:
+    fib = Fib()
+    assert fib.epoch(1) == 0 and fib.prefixes_via(1) == set()
+    fib.add(N("/a"), 1, 5)
+    fib.add(N("/b"), 1, 5)
+    assert fib.epoch(1) == 2 and fib.prefixes_via(1) == {N("/a"), N("/b")}
+    fib.add(N("/a"), 1, 5)  # already so: no change
+    fib.add(N("/a"), 2, 5)  # another face's routes
+    fib.remove(N("/zz"), 1)
+    assert fib.epoch(1) == 2 and fib.epoch(2) == 1
+    fib.add(N("/a"), 1, 7)  # the cost changes
+    assert fib.remove(N("/b"), 1)
+    assert fib.epoch(1) == 4 and fib.prefixes_via(1) == {N("/a")}
+    assert fib.remove_face(1) == 1
+    assert fib.epoch(1) == 5 and fib.prefixes_via(1) == set()
+    assert fib.remove_face(1) == 0
+    assert fib.epoch(1) == 5
+
+
 def test_bound_and_bad_cost() -> None:
     fib = Fib(max_entries=1)
     fib.add(N("/a"), 1)
