@@ -29,8 +29,18 @@ from ccn.defaults import default_node_uri
 from ccn.errors import CcnError, LocalError, VerificationError, os_error_text
 from ccn.faces.uri import FaceUri
 from ccn.name import Name
+from ccn.ndn.names import is_typed, ndn_uri, shown
 
 # -- output helpers --------------------------------------------------------------------------
+
+
+def _named(text: str) -> str:
+    """A name the node sent as text, for a person: NDN URI form if it holds NDN typed
+    components (a prefix an NDN app registered), else as it came (see ccn.ndn.names.shown)."""
+    try:
+        return shown(Name.parse(text))
+    except CcnError:
+        return text
 
 
 def _human(n: float) -> str:
@@ -159,8 +169,10 @@ def cmd_get(args: argparse.Namespace) -> int:
         if not len(unversioned):
             raise LocalError("give -o OUT for the root name")
         last = unversioned[-1]
-        if b"/" in last or b"\0" in last or last in (b".", b".."):
-            raise LocalError(f"{name}: the last component is not a plain file name; give -o OUT")
+        if b"/" in last or b"\0" in last or last in (b".", b"..") or is_typed(last):
+            raise LocalError(
+                f"{shown(name)}: the last component is not a plain file name; give -o OUT"
+            )
         out = os.fsdecode(last)
     if out == "":
         raise LocalError("-o needs a path ('-' for stdout)")
@@ -172,30 +184,42 @@ def cmd_get(args: argparse.Namespace) -> int:
     anchors = Anchors.load()
 
     async def body(client: Client) -> int:
+        from ccn.ndngw import is_ndn_content
+
         client.trust = anchors
+        # An NDN producer answers /n/v=N only with longer names (/n/v=N/seg=0), never the exact
+        # Interest a ccn version is asked for by: ask the NDN way first.
+        probe = name.version is not None and await is_ndn_content(client, name)
+        if probe and await ndn_body(client):
+            return 0
         try:
             return await ccn_body(client)
         except UntrustedVersion:
             raise
         except VerificationError:
             # Not a ccn version: it may be NDN content (e.g. from an NDN producer), segmented.
-            anchor = anchors.covering(name)
-            if anchor is not None:  # whose signatures ccn does not check: not under an anchor
-                raise UntrustedVersion(
-                    f"{name} is not a ccn version signed for {anchor[0]}, which the trust file "
-                    "anchors (NDN content is not accepted there: ccn does not verify NDN "
-                    "signatures)"
-                ) from None
-            from ccn.ndngw import get_ndn
-
-            if await get_ndn(client, name, out):
-                print(
-                    f"ccn: note: {name} is NDN content: its publisher is not verified "
-                    "(ccn checks DigestSha256 signatures only)",
-                    file=sys.stderr,
-                )
+            if await ndn_body(client):
                 return 0
             raise
+
+    async def ndn_body(client: Client) -> bool:
+        anchor = anchors.covering(name)
+        if anchor is not None:  # whose signatures ccn does not check: not under an anchor
+            raise UntrustedVersion(
+                f"{ndn_uri(name)} is not a ccn version signed for {anchor[0]}, which the "
+                "trust file anchors (NDN content is not accepted there: ccn does not verify "
+                "NDN signatures)"
+            ) from None
+        from ccn.ndngw import get_ndn
+
+        if not await get_ndn(client, name, out):
+            return False
+        print(
+            f"ccn: note: {ndn_uri(name)} is NDN content: its publisher is not verified "
+            "(ccn checks DigestSha256 signatures only)",
+            file=sys.stderr,
+        )
+        return True
 
     async def ccn_body(client: Client) -> int:
         if out == "-":
@@ -286,7 +310,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             earlier = entry.get("versions_total", 0) - len(entry["versions"])
             if earlier > 0:
                 versions = f"({earlier:,} earlier; ccn log lists them) {versions}"
-            print(f"{entry['name']}  {versions}")
+            print(f"{_named(entry['name'])}  {versions}")
         if total > len(names):
             print(f"... and {total - len(names):,} more names (ccn ls PREFIX lists fewer)")
         return 0
@@ -375,11 +399,11 @@ def _print_status(s: dict[str, Any]) -> None:
     print("routes:")
     for e in s["fib"]:
         hops = ", ".join(_hop_text(h) for h in e["nexthops"])
-        print(f"  {e['prefix']}  {hops}")
+        print(f"  {_named(e['prefix'])}  {hops}")
     if s.get("fib_total", 0) > len(s["fib"]):
         print(f"  ... {len(s['fib'])} of {s['fib_total']} routes shown")
     for d in s.get("down_routes", []):
-        print(f"  {d['prefix']}  {_down_text(d)}")
+        print(f"  {_named(d['prefix'])}  {_down_text(d)}")
     if "drops" in s:
         print("drops: " + ", ".join(f"{k} {v}" for k, v in s["drops"].items()))
     if "limits" in s:
@@ -438,7 +462,7 @@ def cmd_pins(args: argparse.Namespace) -> int:
         for p in await client.pins():
             which = "latest" if p["number"] is None else f"v{p['number']}"
             where = "" if p["id"] is None else f"  {p['id']} (fetched from elsewhere)"
-            print(f"{p['name']}  {which}{where}")
+            print(f"{_named(p['name'])}  {which}{where}")
         return 0
 
     return trio.run(_with_client, args, body)
@@ -519,11 +543,11 @@ def cmd_route(args: argparse.Namespace) -> int:
             fib, total, down = await client.route_state(under)
             for e in fib:
                 hops = ", ".join(_hop_text(h) for h in e["nexthops"])
-                print(f"{e['prefix']}  {hops}")
+                print(f"{_named(e['prefix'])}  {hops}")
             if total > len(fib):
                 print(f"... {len(fib)} of {total} routes shown (give a prefix to see others)")
             for d in down:
-                print(f"{d['prefix']}  {_down_text(d)}")
+                print(f"{_named(d['prefix'])}  {_down_text(d)}")
         return 0
 
     return trio.run(_with_client, args, body)
@@ -619,7 +643,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> _Parser:
-    p = _Parser(prog="ccn", description="Content-centric networking: fetch content by name.")
+    p = _Parser(
+        prog="ccn",
+        description="Content-centric networking: fetch content by name.",
+        epilog="Names are written /a/b/v3 (percent-escape other bytes); NDN URI spellings "
+        "(v=3, seg=0, 32=metadata) mean what they mean in NDN (docs/ndn.md).",
+    )
     p.add_argument(
         "--node",
         default=None,
@@ -661,7 +690,12 @@ def build_parser() -> _Parser:
     s.add_argument("--key", metavar="NAME", help="sign the version with key NAME (ccn key gen)")
     s.set_defaults(func=cmd_put)
 
-    s = sub.add_parser("get", help="fetch NAME (/name/vN or /name for the latest)")
+    s = sub.add_parser(
+        "get",
+        help="fetch NAME (/name/vN or /name for the latest)",
+        epilog="NAME may use NDN URI spellings: v=N is the version vN, seg=N and T=VALUE are "
+        "NDN typed components (docs/ndn.md); write %3D for a plain '=' in a component.",
+    )
     s.add_argument("name")
     s.add_argument("-o", "--output", help="output path, '-' for stdout (default: last component)")
     s.set_defaults(func=cmd_get)

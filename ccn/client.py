@@ -34,6 +34,7 @@ from ccn.faces.transport import dial
 from ccn.faces.uri import FaceUri
 from ccn.mgmt_proto import command_name, decode_reply
 from ccn.name import Name
+from ccn.ndn.names import shown
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def new_nonce() -> int:
     return _nonces.getrandbits(32)
 
 
-def nack_error(nack: Nack, what: Name) -> CcnError:
+def nack_error(nack: Nack, name: Name) -> CcnError:
+    what = shown(name)
     reason = nack.reason
     if reason == NackReason.NO_ROUTE:
         return NoRoute(f"no route to {what}")
@@ -183,7 +185,7 @@ class Client:
                 interest.must_be_fresh,
                 interest.digest,
             )
-        raise NoAnswer(f"{interest.name}: no answer (timed out)")
+        raise NoAnswer(f"{shown(interest.name)}: no answer (timed out)")
 
     async def _wait(self, done: trio.Event) -> None:
         """Wait for ``done``; fail at once (ConnectError) if the connection drops meanwhile."""

@@ -39,6 +39,7 @@ from ccn.errors import (
 )
 from ccn.filewriter import FileWriter
 from ccn.name import Name
+from ccn.ndn.names import shown
 from ccn.packet import Data, Interest, Nack, NackReason
 from ccn.store.objects import (
     MODE_EXECUTABLE,
@@ -78,14 +79,18 @@ async def resolve(client: Client, name: Name, *, newest_seen: bool = True) -> tu
         data = await _latest(client, name, newest_seen)
     got = data.name
     if got.version is None:
-        raise VerificationError(f"{name}: answered with {got}, which is not a ccn version")
+        raise VerificationError(
+            f"{shown(name)}: answered with {shown(got)}, which is not a ccn version"
+        )
     if got.unversioned() != name.unversioned():
         if name.version is None and name.is_prefix_of(got):
             # a cache had only a version of a longer name: /videos has none of its own
-            raise NotFound(f"{name} not found (only names under it, such as {got.unversioned()})")
-        raise VerificationError(f"{name}: answered with unrelated name {got}")
+            raise NotFound(
+                f"{shown(name)} not found (only names under it, such as {shown(got.unversioned())})"
+            )
+        raise VerificationError(f"{shown(name)}: answered with unrelated name {shown(got)}")
     if name.version is not None and got != name:
-        raise VerificationError(f"{name}: answered with {got}")
+        raise VerificationError(f"{shown(name)}: answered with {shown(got)}")
     try:
         version = decode(data.content)
     except InvalidObject as e:
@@ -117,7 +122,7 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
             raise unreachable from None  # a longer name's version is not one of this name
         why = "no answer in time" if isinstance(unreachable, NoAnswer) else str(unreachable)
         client.notes.append(
-            f"no producer of {name} could be reached ({why}); {data.name} is the "
+            f"no producer of {shown(name)} could be reached ({why}); {data.name} is the "
             "newest version a node on the way holds in full"
         )
         return data

@@ -3,14 +3,21 @@
 A name is an immutable sequence of non-empty byte-string components. Text is parsed once, at the
 edge, with :meth:`Name.parse`; everything inside ccn passes :class:`Name` values. The text form is
 ``/comp/comp``; bytes outside ``A-Z a-z 0-9 - . _ ~`` are written ``%XX`` (upper-case hex), so
-``Name.parse(str(n)) == n`` for every name ``n``. This module does no I/O.
+``Name.parse(str(n)) == n`` for every name ``n``.
+
+The parser also reads the NDN URI spellings of typed components (docs/ndn.md §2), so that a name
+an NDN user writes means what it means in NDN: ``v=7`` is the version ``v7``, ``seg=1``,
+``32=metadata``, ``sha256digest=<hex>`` ... are the reserved ``~T~V`` components NDN names map
+to (:func:`typed_component`). Only a literal ``=`` after a known keyword or a decimal type does
+that; ``v%3D7`` is the plain component ``v=7``, which is how the printer writes it, so the
+round trip above still holds. This module does no I/O.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import overload
+from typing import NoReturn, overload
 
 from ccn.errors import InvalidName
 
@@ -22,6 +29,22 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 _VERSION_RE = re.compile(rb"v(0|[1-9][0-9]{0,17})")
 _PLAIN = re.compile(r"[\x21-\x24\x26-\x7e]*")  # printable ASCII but '%': taken as it is
 _LOCALHOST = b"localhost"
+# NDN typed components (docs/ndn.md §2): the spellings of NDN URIs (ndn-cxx, python-ndn).
+NDN_GENERIC = 8
+NDN_VERSION = 54
+NDN_KEYWORDS = {
+    "sha256digest": 1,
+    "params-sha256": 2,
+    "seg": 50,
+    "off": 52,
+    "v": NDN_VERSION,
+    "t": 56,
+    "seq": 58,
+}
+_NDN_DIGESTS = frozenset((1, 2))
+_NDN_FORM = re.compile(r"([0-9]+|[a-z][a-z0-9-]*)=(.*)", re.DOTALL)
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_MAX_VERSION = 10**18
 _LOCALHOP = b"localhop"
 
 
@@ -50,6 +73,58 @@ def _unescape(text: str) -> bytes:
         out.append(code)
         i += 1
     return bytes(out)
+
+
+def nonneg_bytes(n: int) -> bytes:
+    """An NDN NonNegativeInteger: ``n`` in the shortest of 1, 2, 4 or 8 bytes."""
+    size = next(size for size in (1, 2, 4, 8) if n < 1 << (8 * size))
+    return n.to_bytes(size, "big")
+
+
+def typed_component(t: int, value: bytes) -> bytes:
+    """The ccn component of the NDN component of TLV-TYPE ``t`` and ``value`` (docs/ndn.md §2):
+    a version ``v=N`` (shortest, N < 10^18) is ``vN``; a generic component is itself unless it
+    is empty, starts with ``~`` or looks like a ccn version; anything else is ``~T~V``."""
+    if t == NDN_GENERIC and value and value[0] != 0x7E and not _VERSION_RE.fullmatch(value):
+        return value
+    if t == NDN_VERSION and len(value) in (1, 2, 4, 8):
+        n = int.from_bytes(value, "big")
+        if n < _MAX_VERSION and nonneg_bytes(n) == value:
+            return b"v%d" % n
+    return b"~%d~" % t + value
+
+
+def _component(text: str) -> bytes:
+    """One component of the text form: ccn's own spelling, or an NDN URI typed component."""
+    if "=" not in text:
+        return _unescape(text)
+    m = _NDN_FORM.fullmatch(text)
+    if m is None or not (m[1] in NDN_KEYWORDS or m[1].isdigit()):
+        return _unescape(text)
+    key, value = m[1], m[2]
+    plain = text.replace("=", "%3D")
+    if key in NDN_KEYWORDS:
+        t = NDN_KEYWORDS[key]
+        if t in _NDN_DIGESTS:
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+                _not_ndn(text, f"{key}= takes 64 hex digits", plain)
+            return typed_component(t, bytes.fromhex(value))
+        if not _DECIMAL.fullmatch(value) or int(value) >= 1 << 64:
+            _not_ndn(text, f"{key}= takes a number from 0 to 2^64-1, no leading zeros", plain)
+        return typed_component(t, nonneg_bytes(int(value)))
+    t = int(key)
+    if not (key == str(t) and 1 <= t <= 0xFFFF):
+        _not_ndn(text, "the type of T=VALUE is a number from 1 to 65535", plain)
+    raw = _unescape(value)
+    if t in _NDN_DIGESTS and len(raw) != 32:
+        _not_ndn(text, f"a type {t} (digest) component is 32 bytes", plain)
+    return typed_component(t, raw)
+
+
+def _not_ndn(text: str, why: str, plain: str) -> NoReturn:
+    raise InvalidName(
+        f"{text!r} reads as an NDN typed component, but {why}; write {plain} for a plain component"
+    )
 
 
 def _explain_component(c: object) -> None:
@@ -92,7 +167,9 @@ class Name:
 
     @classmethod
     def parse(cls, text: str) -> Name:
-        """Parse the URI form (``/a/b/v3``). A leading ``/`` is required; ``/`` alone is root."""
+        """Parse the URI form (``/a/b/v3``). A leading ``/`` is required; ``/`` alone is root.
+        NDN URI typed components are read as NDN reads them: ``/a/b/v=3/seg=0`` is
+        ``/a/b/v3/~50~%00``."""
         if not isinstance(text, str):
             raise InvalidName(f"name must be text, not {type(text).__name__}")
         if not text.startswith("/"):
@@ -103,7 +180,7 @@ class Name:
         parts = body.split("/")
         if any(not p for p in parts):
             raise InvalidName(f"empty component in name {text!r}")
-        return cls(_unescape(p) for p in parts)
+        return cls(_component(p) for p in parts)
 
     # -- value behaviour -------------------------------------------------------------------
 

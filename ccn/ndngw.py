@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import trio
 
 from ccn.client import Client, new_nonce
-from ccn.errors import CcnError, InvalidObject, VerificationError
+from ccn.errors import CcnError, FetchError, InvalidObject, VerificationError
 from ccn.faces.base import Deliver, Face
 from ccn.faces.internal import InternalFace
 from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
@@ -41,7 +41,7 @@ from ccn.faces.uri import FaceUri
 from ccn.fetch import Pipeline, partial_path, resolve
 from ccn.name import Name
 from ccn.ndn import lp, mgmt
-from ccn.ndn.names import component_to_ccn, to_ccn, to_ndn
+from ccn.ndn.names import component_to_ccn, ndn_uri, to_ccn, to_ndn
 from ccn.ndn.packets import (
     C_SEGMENT,
     C_VERSION,
@@ -462,10 +462,22 @@ FETCH_WINDOW = 32
 def _ndn_answer(data: Data, what: Name) -> NdnData:
     ndn = unwrap_ndn_data(data)
     if ndn is None:
-        raise VerificationError(f"{what}: answer is not NDN content")
+        raise VerificationError(f"{ndn_uri(what)}: answer is not NDN content")
     if ndn.signature_type == 0 and not ndn.digest_valid():
-        raise VerificationError(f"{data.name}: bad DigestSha256 signature")
+        raise VerificationError(f"{ndn_uri(data.name)}: bad DigestSha256 signature")
     return ndn
+
+
+async def is_ndn_content(client: Client, name: Name) -> bool:
+    """Is what answers ``name`` with can-be-prefix NDN content? One Interest, no retries; any
+    failure is ``False`` (the caller then asks the ccn way, which says what went wrong). For
+    ``ccn get /n/v=N``: a ccn node answers it with the version record (as the exact Interest a
+    ccn fetch sends, which then comes from the CS), an NDN producer with ``/n/v=N/seg=0``."""
+    try:
+        data = await client.express(Interest(name, new_nonce(), can_be_prefix=True), retries=0)
+    except FetchError:
+        return False
+    return unwrap_ndn_data(data) is not None
 
 
 async def fetch_ndn(client: Client, name: Name, sink: Callable[[bytes], object]) -> Name | None:

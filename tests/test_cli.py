@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from ccn.name import Name
 from ccn.testing import free_port, node_in_process
 
 CCN = [sys.executable, "-m", "ccn"]
+#: The NDN listener port of each node the ``node`` fixture runs, by its socket URI.
+NDN_PORTS: dict[str, int] = {}
 
 
 def run(
@@ -59,6 +62,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert "listening on" in line, line
+        NDN_PORTS[sock] = int(line.rsplit(":", 1)[1])
         yield sock
     finally:
         proc.terminate()
@@ -642,3 +646,119 @@ def test_status_text_shows_cache_tier_trouble() -> None:
     assert _trouble({"write_errors": 2, "corrupt": 1, "versions_write_errors": 1}) == (
         "; 3 write errors, 1 corrupt objects dropped"
     )
+
+
+class _NdnProducer:
+    """A raw NDN app on a node's NDN listener, answered from a thread: it registers ``prefixes``
+    and answers every Interest ``/nd/WHAT/...`` with segment K (K from the Interest, else 0) of
+    ``/nd/WHAT/v=7``, three segments of 1000 bytes, as NDN producers do (so an exact Interest
+    for ``/nd/WHAT/v=7`` gets a Data it does not match). Segment 1 of ``bad`` has a broken
+    signature; segments 1 and 2 of ``gap`` are Nacked (no route)."""
+
+    def __init__(self, port: int, *prefixes: str) -> None:
+        from ndn.app_support import nfd_mgmt
+        from ndn.encoding import InterestParam, make_interest
+
+        from ccn.ndn.tlv import TlvFramer
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.framer = TlvFramer()
+        for i, prefix in enumerate(prefixes):
+            command = nfd_mgmt.make_command("rib", "register", None, name=prefix)
+            self.sock.sendall(bytes(make_interest(command, InterestParam(nonce=i + 1))))
+            self._receive_one()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _receive_one(self) -> bytes:
+        got: list[bytes] = []
+        while not got:
+            chunk = self.sock.recv(65536)
+            assert chunk, "the node closed the connection"
+            got += [bytes(u) for u in self.framer.feed(chunk)]
+        return got[0]
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        deadline = time.monotonic() + 120
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                return
+            for unit in self.framer.feed(chunk):
+                self._answer(bytes(unit))
+
+    def _answer(self, raw: bytes) -> None:
+        from ccn.ndn import lp
+        from ccn.ndn import packets as p
+
+        if raw[0] == 100:  # LpPacket
+            fragment = lp.decode_lp(raw).fragment
+            assert fragment is not None
+            raw = fragment
+        interest = p.decode_interest(raw)
+        name = interest.name
+        last = name[-1]
+        seg = p.component_number(last) if last[0] == p.C_SEGMENT else 0
+        what = name[1][1]
+        if what == b"gap" and seg > 0:
+            self.sock.sendall(lp.encode_lp(interest.wire, nack_reason=lp.NACK_NO_ROUTE))
+            return
+        data = p.encode_data(
+            (*name[:2], p.version(7), p.segment(seg)),
+            b"%d" % seg * 1000,
+            freshness_ms=10_000,
+            final_block_id=p.segment(2),
+        )
+        if what == b"bad" and seg == 1:
+            data = data[:-1] + bytes([data[-1] ^ 1])  # the SignatureValue's last byte
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def ndn_producer(node: str) -> Iterator[_NdnProducer]:
+    producer = _NdnProducer(NDN_PORTS[node], "/nd", "/ndt/v=2/32=x")
+    try:
+        yield producer
+    finally:
+        producer.close()
+
+
+def test_names_of_ndn_content_are_shown_as_ndn_writes_them(
+    node: str, ndn_producer: _NdnProducer
+) -> None:
+    one_line_error(run("get", "/nd/bad", "-o", "-", node=node), "/nd/bad/v=7/seg=1: bad Digest")
+    gap = run("get", "/nd/gap", "-o", "-", node=node)
+    one_line_error(gap, "no route to /nd/gap/v=7/seg=")
+    for result in (gap, run("get", "/nd/ok/v=7/seg=1", node=node)):
+        assert "~" not in result.stderr, result.stderr  # never the ccn form ~50~%01
+    assert "/nd/ok/v=7/seg=1: the last component is not a plain file name" in result.stderr
+    routes = run("route", "list", node=node).stdout
+    assert "/ndt/v=2/32=x  face " in routes and "~" not in routes
+    assert "/ndt/v=2/32=x" in run("route", "list", "/ndt/v=2/32=x", node=node).stdout
+
+
+def test_get_takes_ndn_versions(node: str, ndn_producer: _NdnProducer, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"ccn content")
+    assert run("put", str(src), "/cli/ndnv", node=node).returncode == 0
+    got = run("get", "/cli/ndnv/v=1", "-o", "-", node=node)
+    assert got.returncode == 0 and got.stdout == "ccn content", got.stderr
+    assert run("log", "/cli/ndnv/v=1", node=node).stdout.startswith("v1 ")
+    # NDN content by version: its producer answers /nd/ok/v=7 only with longer names
+    started = time.monotonic()
+    got = run("get", "/nd/ok/v=7", "-o", "-", node=node)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "0" * 1000 + "1" * 1000 + "2" * 1000
+    assert "ccn: note: /nd/ok/v=7 is NDN content" in got.stderr
+    assert time.monotonic() - started < 4  # answered, not timed out and tried again
+    one_line_error(run("get", "/nd/ok/v=x", node=node), "write v%3Dx for a plain component")

@@ -139,3 +139,14 @@ async def test_an_error_in_the_block_comes_out_of_connect_as_raised(tmp_path: An
         with pytest.raises(KeyError):  # not a ccn error: the same
             async with connect(uri) as client:
                 raise KeyError("x")
+
+
+async def test_names_may_use_ndn_spellings(tmp_path: Any) -> None:
+    (tmp_path / "f").write_bytes(b"one")
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            assert await client.put(tmp_path / "f", "/ndn/spelled") == Name.parse("/ndn/spelled/v1")
+            assert await client.get("/ndn/spelled/v=1") == b"one"
+            assert [v["number"] for v in await client.log("/ndn/spelled/v=1")] == [1]
+            with pytest.raises(NoRoute, match=r"^no route to /elsewhere/v=1/seg=0$"):
+                await client.get("/elsewhere/v=1/seg=0")

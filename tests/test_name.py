@@ -99,3 +99,52 @@ def test_scopes() -> None:
     assert Name.parse("/localhop/ccn/hello").is_localhop
     assert not Name.parse("/a/localhost").is_localhost
     assert not ROOT.is_localhost
+
+
+@pytest.mark.parametrize(
+    ("text", "ccn"),
+    [
+        ("/a/b/v=7", "/a/b/v7"),  # the NDN spelling of a version is the version
+        ("/a/b/v=3/seg=5", "/a/b/v3/~50~%05"),
+        ("/a/seg=256/off=0/t=1/seq=2", "/a/~50~%01%00/~52~%00/~56~%01/~58~%02"),
+        ("/a/32=metadata", "/a/~32~metadata"),
+        ("/a/8=plain", "/a/plain"),  # a generic component written as typed
+        ("/a/8=v3/8=", "/a/~8~v3/~8~"),  # generic ones ccn would read otherwise
+        ("/a/200=%00x", "/a/~200~%00x"),
+        ("/a/v=1000000000000000000", "/a/~54~%0D%E0%B6%B3%A7d%00%00"),  # past ccn's versions
+        ("/a/sha256digest=" + "Ab" * 32, "/a/~1~" + "%AB" * 32),
+        ("/a/params-sha256=" + "00" * 32, "/a/~2~" + "%00" * 32),
+        ("/a/v%3D7/x=y/V=1", "/a/v%3D7/x%3Dy/V%3D1"),  # not NDN forms: as they are
+    ],
+)
+def test_parse_reads_ndn_uri_typed_components(text: str, ccn: str) -> None:
+    assert Name.parse(text) == Name.parse(ccn)
+
+
+@pytest.mark.parametrize(
+    ("text", "instead"),
+    [
+        ("/a/v=x", "v%3Dx"),
+        ("/a/v=07", "v%3D07"),
+        ("/a/v=", "v%3D"),
+        ("/a/seg=-1", "seg%3D-1"),
+        ("/a/seg=18446744073709551616", "seg%3D18446744073709551616"),
+        ("/a/0=x", "0%3Dx"),
+        ("/a/65536=x", "65536%3Dx"),
+        ("/a/050=x", "050%3Dx"),
+        ("/a/1=short", "1%3Dshort"),
+        ("/a/sha256digest=abc", "sha256digest%3Dabc"),
+    ],
+)
+def test_malformed_ndn_forms_say_how_to_write_a_plain_component(text: str, instead: str) -> None:
+    with pytest.raises(InvalidName, match="NDN typed component") as e:
+        Name.parse(text)
+    assert f"write {instead} for a plain component" in str(e.value)
+    assert Name.parse(f"/a/{instead}").components[1] == text.split("/")[2].encode()
+
+
+@given(st.lists(st.text(alphabet="v=segt0123456789%3Dx~", min_size=1, max_size=12), max_size=6))
+def test_printed_names_never_read_as_ndn_forms(parts: list[str]) -> None:
+    # '=' is always printed escaped: whatever a name holds, its text means exactly it
+    name = Name(p.encode() for p in parts)
+    assert Name.parse(str(name)) == name

@@ -10,7 +10,9 @@ One rule per component (docs/ndn.md writes it down):
 
 So every NDN name that fits ccn's limits (64 components, 255 bytes each, 2048 in all) maps to a
 ccn name and back unchanged; ccn components that begin with ``~`` followed by a decimal and a
-``~`` are reserved for this mapping. Pure; no I/O.
+``~`` are reserved for this mapping. :meth:`ccn.name.Name.parse` reads the NDN URI spellings
+(``v=3``, ``seg=5``, ``32=metadata``) into these components; :func:`ndn_uri` and :func:`shown`
+write them back for people. Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -18,27 +20,26 @@ from __future__ import annotations
 import re
 
 from ccn.errors import InvalidName
-from ccn.name import Name
-from ccn.ndn.packets import C_GENERIC, C_IMPLICIT_DIGEST, C_PARAMS_DIGEST, C_VERSION, NdnName
+from ccn.name import Name, typed_component
+from ccn.ndn.packets import (
+    C_GENERIC,
+    C_IMPLICIT_DIGEST,
+    C_PARAMS_DIGEST,
+    C_VERSION,
+    NdnName,
+    name_to_str,
+)
 from ccn.ndn.tlv import NdnDecodeError, encode_nonneg
 
 _CCN_VERSION = re.compile(rb"v(0|[1-9][0-9]{0,17})")
 _TYPED = re.compile(rb"~([1-9][0-9]{0,4})~", re.DOTALL)
-_MAX_VERSION = 10**18
+
+#: The ccn component of an NDN component ``(type, value)``.
+component_to_ccn = typed_component
 
 
 class UnmappableName(NdnDecodeError):
     """An NDN name that has no ccn form (too long, too many or too large components)."""
-
-
-def component_to_ccn(t: int, value: bytes) -> bytes:
-    if t == C_GENERIC and value and value[0] != 0x7E and not _CCN_VERSION.fullmatch(value):
-        return value
-    if t == C_VERSION and len(value) in (1, 2, 4, 8):
-        n = int.from_bytes(value, "big")
-        if n < _MAX_VERSION and encode_nonneg(n) == value:
-            return b"v%d" % n
-    return b"~%d~" % t + value
 
 
 def component_to_ndn(c: bytes) -> tuple[int, bytes]:
@@ -65,3 +66,22 @@ def to_ccn(name: NdnName) -> Name:
 
 def to_ndn(name: Name) -> NdnName:
     return tuple(component_to_ndn(c) for c in name.components)
+
+
+def ndn_uri(name: Name) -> str:
+    """The NDN URI of the NDN name ``name`` maps to (``/a/v=3/seg=0`` for ``/a/v3/~50~%00``):
+    how names of NDN content are shown to people. ``Name.parse`` reads it back to ``name``."""
+    return name_to_str(to_ndn(name))
+
+
+def is_typed(c: bytes) -> bool:
+    """Is ``c`` one of the reserved ``~T~V`` components that stand for NDN typed components?"""
+    return _TYPED.match(c) is not None and component_to_ndn(c) != (C_GENERIC, c)
+
+
+def shown(name: Name) -> str:
+    """A name for a person: ccn's own form (``/a/v3``), unless it holds an NDN typed component
+    (``~50~%00``, which only NDN content has), then the NDN URI (``/a/v=3/seg=0``)."""
+    if any(is_typed(c) for c in name.components):
+        return ndn_uri(name)
+    return str(name)

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ccn.name import NDN_KEYWORDS, typed_component
 from ccn.ndn.tlv import (
     T_DATA,
     T_INTEREST,
@@ -85,6 +86,9 @@ NdnName = tuple[Component, ...]
 
 # -- names --------------------------------------------------------------------------------------
 
+_KEYWORDS = {t: keyword for keyword, t in NDN_KEYWORDS.items()}
+_URI_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
 
 def segment(n: int) -> Component:
     return (C_SEGMENT, encode_nonneg(n))
@@ -134,19 +138,28 @@ def decode_name(wire: Buffer) -> NdnName:
 
 
 def name_to_str(name: NdnName) -> str:
-    """NDN URI form, for messages: ``/a/v=3/seg=0``, ``/a/32=metadata``."""
-    parts = []
-    for t, v in name:
-        if t == C_SEGMENT and len(v) in (1, 2, 4, 8):
-            parts.append(f"seg={int.from_bytes(v, 'big')}")
-        elif t == C_VERSION and len(v) in (1, 2, 4, 8):
-            parts.append(f"v={int.from_bytes(v, 'big')}")
-        else:
-            text = "".join(
-                chr(b) if chr(b).isalnum() or chr(b) in "-._~" else f"%{b:02X}" for b in v
-            )
-            parts.append(text if t == C_GENERIC else f"{t}={text}")
-    return "/" + "/".join(parts)
+    """NDN URI form, for people: ``/a/v=3/seg=0``, ``/a/32=metadata``, ``/a/sha256digest=<hex>``.
+
+    Keyword spellings (``seg=``, ``v=``, ...) only for shortest NonNegativeIntegers and 32-byte
+    digests, other values as ``T=%XX...``; a generic component that ccn would read as something
+    else (empty, ``~...``, ``v3``) as ``8=...``: :meth:`ccn.name.Name.parse` of the text gives
+    exactly the ccn name of ``name``.
+    """
+    return "/" + "/".join(_component_text(t, v) for t, v in name)
+
+
+def _component_text(t: int, v: bytes) -> str:
+    keyword = _KEYWORDS.get(t)
+    if keyword is not None:
+        if t in (C_IMPLICIT_DIGEST, C_PARAMS_DIGEST):
+            if len(v) == 32:
+                return f"{keyword}={v.hex()}"
+        elif len(v) in (1, 2, 4, 8) and encode_nonneg(int.from_bytes(v, "big")) == v:
+            return f"{keyword}={int.from_bytes(v, 'big')}"
+    text = "".join(chr(b) if b in _URI_UNRESERVED else f"%{b:02X}" for b in v)
+    if t == C_GENERIC and typed_component(t, v) == v:
+        return text
+    return f"{t}={text}"
 
 
 # -- Interest -----------------------------------------------------------------------------------

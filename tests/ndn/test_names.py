@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from ccn.name import Name
 from ccn.ndn import packets as p
-from ccn.ndn.names import UnmappableName, component_to_ccn, to_ccn, to_ndn
+from ccn.ndn.names import UnmappableName, component_to_ccn, ndn_uri, shown, to_ccn, to_ndn
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,34 @@ components = st.one_of(
 def test_round_trip(name: list[tuple[int, bytes]]) -> None:
     ndn = tuple(name)
     assert to_ndn(to_ccn(ndn)) == ndn
+
+
+@pytest.mark.parametrize(
+    ("ccn", "uri"),
+    [
+        ("/a/b/v3", "/a/b/v=3"),
+        ("/a/b/v3/~50~%05", "/a/b/v=3/seg=5"),
+        ("/a/~32~metadata/v256", "/a/32=metadata/v=256"),
+        ("/a/~54~%00%03", "/a/54=%00%03"),  # not the shortest number: its bytes
+        ("/a/~8~v3/~8~/~8~~h", "/a/8=v3/8=/8=~h"),
+        ("/a/~1~" + "%AB" * 32, "/a/sha256digest=" + "ab" * 32),
+        ("/caf%C3%A9/a%3Db", "/caf%C3%A9/a%3Db"),
+    ],
+)
+def test_ndn_uri(ccn: str, uri: str) -> None:
+    assert ndn_uri(Name.parse(ccn)) == uri
+    assert Name.parse(uri) == Name.parse(ccn)
+
+
+def test_shown_is_ccn_form_unless_the_name_has_ndn_typed_components() -> None:
+    assert shown(Name.parse("/a/b/v3")) == "/a/b/v3"
+    assert shown(Name.parse("/a/~x~/~1~short/v%3D1")) == "/a/~x~/~1~short/v%3D1"
+    assert shown(Name.parse("/a/b/v3/~50~%01")) == "/a/b/v=3/seg=1"
+    assert shown(Name.parse("/a/~8~v3")) == "/a/8=v3"
+
+
+@given(st.lists(components, max_size=8))
+def test_ndn_uri_reads_back(name: list[tuple[int, bytes]]) -> None:
+    ccn = to_ccn(tuple(name))
+    assert Name.parse(ndn_uri(ccn)) == ccn
+    assert Name.parse(shown(ccn)) == ccn
