@@ -188,8 +188,11 @@ def cmd_get(args: argparse.Namespace) -> int:
 
         client.trust = anchors
         # An NDN producer answers /n/v=N only with longer names (/n/v=N/seg=0), never the exact
-        # Interest a ccn version is asked for by: ask the NDN way first.
-        probe = name.version is not None and await is_ndn_content(client, name)
+        # Interest a ccn version is asked for by: a version written the NDN way (v=N) is asked
+        # the NDN way first. Written vN it is not: that would cost every ccn fetch of a version
+        # a round trip more, and one with no answer the probe's timeout more.
+        ndn_spelled = any(part.startswith("v=") for part in args.name.split("/"))
+        probe = ndn_spelled and name.version is not None and await is_ndn_content(client, name)
         if probe and await ndn_body(client):
             return 0
         try:
