@@ -8,6 +8,7 @@ bounds (``cs_bytes``, ``pit_max_entries``, ...). Flags given on the command line
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -170,9 +171,14 @@ class NodeConfig:
         return cfg
 
 
+_ROUTE = re.compile(r"(.*?)=([a-z][a-z0-9+.-]*://.*)", re.DOTALL)
+
+
 def parse_route(text: str) -> tuple[Name, str]:
-    """``/prefix=tcp://host:port`` → (prefix, uri)."""
-    prefix, sep, uri = text.partition("=")
+    """``/prefix=tcp://host:port`` → (prefix, uri). The ``=`` is the first one before a
+    ``scheme://``, so a prefix may hold NDN spellings such as ``v=1``."""
+    split = _ROUTE.fullmatch(text)
+    prefix, sep, uri = (split[1], "=", split[2]) if split else text.partition("=")
     if not sep:
         raise ConfigError(f"route {text!r} must look like /prefix=tcp://host:port (or udp://)")
     try:

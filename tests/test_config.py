@@ -54,6 +54,9 @@ def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, message: str |
 
 def test_parse_route() -> None:
     assert parse_route("/a/b=unix:///s") == (Name.parse("/a/b"), "unix:///s")
+    # NDN spellings in the prefix: the '=' that splits is the one before the scheme
+    assert parse_route("/a/v=1=tcp://h:1") == (Name.parse("/a/v1"), "tcp://h:1")
+    assert parse_route("/a/32=x=unix:///d=e/s") == (Name.parse("/a/32=x"), "unix:///d=e/s")
     with pytest.raises(ConfigError):
         parse_route("/a")
     with pytest.raises(ConfigError, match=r"^route 'a=tcp://h:1': name must start with '/'"):
