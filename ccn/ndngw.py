@@ -492,7 +492,8 @@ async def fetch_ndn(client: Client, name: Name, sink: Callable[[bytes], object])
     if unwrap_ndn_data(first) is None:
         return None
     ndn = _ndn_answer(first, name)
-    if not ndn.name or ndn.name[-1][0] != C_SEGMENT:
+    if not ndn.name or ndn.name[-1][0] != C_SEGMENT or first.name == name:
+        # unsegmented, or the very segment asked for (/n/v=7/seg=3, as ndnpeek): itself alone
         sink(ndn.content)
         return first.name
     prefix = first.name[:-1]

@@ -742,6 +742,9 @@ def test_names_of_ndn_content_are_shown_as_ndn_writes_them(
     for result in (gap, run("get", "/nd/ok/v=7/seg=1", node=node)):
         assert "~" not in result.stderr, result.stderr  # never the ccn form ~50~%01
     assert "/nd/ok/v=7/seg=1: the last component is not a plain file name" in result.stderr
+    # one segment asked for by name is that segment alone (as ndnpeek), not the content from 0
+    got = run("get", "/nd/ok/v=7/seg=1", "-o", "-", node=node)
+    assert got.returncode == 0 and got.stdout == "1" * 1000, got.stderr
     routes = run("route", "list", node=node).stdout
     assert "/ndt/v=2/32=x  face " in routes and "~" not in routes
     assert "/ndt/v=2/32=x" in run("route", "list", "/ndt/v=2/32=x", node=node).stdout
