@@ -161,7 +161,7 @@ class Node:
             "late_answers": 0,
         }
         #: Configured next hops (``--route``, ``route add``), kept connected.
-        self.links = Neighbours(self)
+        self.links = Neighbours(self, say=_say)
         self.bound: list[FaceUri] = []
         #: UDP sockets (``udp://`` listeners, or opened for a route or discovery), see faces/udp.py
         self.udp_channels: list[UdpChannel] = []
@@ -767,6 +767,8 @@ class Node:
             out["late_answers"] += f.counters.late
         # datagrams from strangers that open no face, and datagrams the kernel refused
         out["udp_dropped"] = sum(ch.dropped for ch in self.udp_channels)
+        # datagrams that came back as ICMP errors: nothing listens at the peer's address
+        out["udp_unreachable"] = sum(ch.unreachable for ch in self.udp_channels)
         fw = self.forwarder.counters
         out["congestion_nacks"] = fw.congestion
         out["unsolicited_data"] = fw.unsolicited_data

@@ -194,6 +194,46 @@ def test_a_route_to_a_node_that_is_down_is_reported_at_start(tmp_path: Path) -> 
     assert proc.returncode == 0
 
 
+def test_a_udp_route_nobody_listens_for_is_reported_and_fails_fast(tmp_path: Path) -> None:
+    # The UDP twin of the test above: the kernel's "port unreachable" takes the route down.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        far = f"udp://127.0.0.1:{s.getsockname()[1]}"
+    sock = f"unix://{tmp_path}/n.sock"
+    flags = ["--listen", sock, "--no-discovery", "--route", f"/far={far}"]
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(tmp_path / "s"), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert "listening on" in proc.stdout.readline()
+        refused = f"cannot reach a ccn node at {far}: Connection refused"
+        assert select.select([proc.stderr], [], [], 10)[0], "the node said nothing"
+        assert proc.stderr.readline() == f"ccn node: {refused}; retrying in the background\n"
+        env = dict(os.environ, CCN_NODE=sock)
+        for name in ("/far/x", "/far/x/v1"):  # the latest version, and one version
+            # it used to wait out three Interest lifetimes (12 s; 24 s for the latest)
+            got = subprocess.run(
+                [*CCN, "get", name, "-o", str(tmp_path / "out")],
+                capture_output=True,
+                text=True,
+                timeout=8,
+                env=env,
+            )
+            one_line_error(got, f"no route to {name}")
+        listed = run("route", "list", node=sock)
+        assert f"/far  {far} is down, retrying: {refused}" in listed.stdout
+        faces = run("face", "list", node=sock)
+        assert "unreachable" in faces.stdout and "(Connection refused)" in faces.stdout
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=5)
+    assert proc.returncode == 0
+
+
 def test_an_interface_discovery_cannot_use_is_reported_at_start(tmp_path: Path) -> None:
     config = tmp_path / "node.toml"
     config.write_text('interfaces = ["ccn-nosuch0"]\n')

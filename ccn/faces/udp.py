@@ -17,6 +17,10 @@ Rules:
   receiving anything; a face made by :meth:`face_for` is *persistent* and closes only when told.
 - Peers on loopback are local, like TCP ones, if they run as the node's user or root
   (:mod:`ccn.faces.peers`).
+- The kernel's word that a peer is unreachable (an ICMP error: nobody listens on its port, or
+  its host or network cannot be reached) is taken from the socket's error queue and given to
+  that peer's face (:meth:`UdpFace.icmp_error`): counted, and an Interest it carried is answered
+  with a "no route" Nack at once instead of waiting for its timeout.
 
 The channel runs each face's task (``on_face``) in its own nursery and closes its socket when
 :meth:`UdpChannel.run` returns.
@@ -27,8 +31,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
+import os
 import secrets
 import socket
+import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from time import perf_counter
@@ -42,7 +48,8 @@ from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.faces.peers import is_local_peer, is_loopback
 from ccn.faces.uri import FaceUri
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, parse_header
-from ccn.packet import Packet
+from ccn.name import Name
+from ccn.packet import Interest, Nack, NackReason, Packet
 
 DEFAULT_IDLE_TIMEOUT = 60.0
 #: Packets a new face keeps that arrive before the node starts running it; the rest are
@@ -58,6 +65,14 @@ _IP_MTU = 14
 _IPV6_MTU = 24
 _SO_SNDBUFFORCE = 32
 _SO_RCVBUFFORCE = 33
+_IP_RECVERR = 11
+_IPV6_RECVERR = 25
+#: ICMP errors taken from a socket's error queue per wake-up (the rest wait for the next).
+MAX_ERRORS_PER_TURN = 256
+#: What a probe asks for (:meth:`UdpFace.probe`): sent with hop limit 0, which a ccn node
+#: answers at once with a hop-limit Nack, whatever its routes.
+PROBE = Name.parse("/localhop/ccn/probe")
+PROBE_LIFETIME_MS = 1000
 
 SockAddr = tuple[Any, ...]
 OnUdpFace = Callable[["UdpFace"], Awaitable[None]]
@@ -109,9 +124,38 @@ def receive_turn(
                 raise
 
 
+_UNREACHABLE = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
+
+
 def _unreachable(e: OSError) -> bool:
     """ICMP errors a peer's unreachability leaves on a UDP socket: not the socket's fault."""
-    return e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
+    return e.errno in _UNREACHABLE
+
+
+def report_errors(sock: socket.socket) -> None:
+    """Ask the kernel to queue the ICMP errors of datagrams ``sock`` sent (which peer, why, and
+    the start of the datagram) on its error queue: an unconnected socket hears of none
+    otherwise. They are read by :func:`receive_errors`."""
+    with contextlib.suppress(OSError):
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+
+
+def receive_errors(sock: socket.socket) -> Iterator[tuple[SockAddr, int, bytes]]:
+    """The unreachability errors on ``sock``'s error queue, at most MAX_ERRORS_PER_TURN: for
+    each, the peer's address, the errno and the start of the datagram that came back."""
+    for _ in range(MAX_ERRORS_PER_TURN):
+        try:
+            quoted, ancillary, _flags, addr = sock.recvmsg(MAX_DATAGRAM, 256, socket.MSG_ERRQUEUE)
+        except OSError:
+            return  # empty (EAGAIN), or no error queue on this socket
+        for _level, _kind, raw in ancillary:
+            if len(raw) >= 4:  # struct sock_extended_err starts with the errno, a u32
+                err = struct.unpack_from("=I", raw)[0]
+                if err in _UNREACHABLE:
+                    yield addr, err, quoted
 
 
 def grow_buffers(sock: socket.socket) -> None:
@@ -151,10 +195,15 @@ class UdpFace(Face):
         self.reassembler = Reassembler()
         self.close_reason: str | None = None
         self.last_received = trio.current_time()
+        #: ICMP errors for datagrams sent to the peer, and the last one's text ("" if none)
+        self.unreachable = 0
+        self.unreachable_error = ""
         self._deliver: Deliver | None = None
         self._early: list[Packet] = []
         self._closed_event = trio.Event()
         self._wake = trio.Event()
+        self._refused = trio.Event()  # set (and replaced) at each ICMP error, and at close
+        self._news: trio.Event | None = None  # while a probe waits: set by any sign from the peer
 
     def send(self, packet: Packet) -> None:
         if self.closed:
@@ -175,6 +224,8 @@ class UdpFace(Face):
         """The channel hands over one datagram from this face's peer."""
         self.last_received = now
         self.counters.in_bytes += len(data)
+        if self._news is not None:
+            self._news.set()
         raw = data
         if is_fragment(data):
             waiting = self.reassembler.pending
@@ -198,12 +249,61 @@ class UdpFace(Face):
             return
         self._deliver(self, packet)
 
+    def icmp_error(self, err: int, quoted: bytes) -> None:
+        """The kernel says a datagram sent to the peer came back (an ICMP error with ``err``;
+        ``quoted``: the start of that datagram). Counted; an Interest it held (whole) is
+        answered as if the peer had Nacked it "no route": nothing there can answer it, so the
+        forwarder tries another upstream or tells its downstream now, not at the timeout."""
+        self.unreachable += 1
+        self.unreachable_error = os.strerror(err)
+        self._refused.set()
+        self._refused = trio.Event()
+        if self._news is not None:
+            self._news.set()
+        if self.closed or self._deliver is None or is_fragment(quoted):
+            return
+        try:
+            packet = decode(quoted)
+        except DecodeError:
+            return  # cut short by the ICMP message: that Interest waits for its timeout
+        if type(packet) is Interest and packet.name != PROBE:
+            self._deliver(self, Nack(packet, NackReason.NO_ROUTE))
+
+    async def probe(self, timeout: float) -> bool | None:
+        """Ask the peer for a sign of life: an Interest for :data:`PROBE` with hop limit 0,
+        which a ccn node answers at once. True when anything comes from the peer within
+        ``timeout``, False when the kernel reports it unreachable (or the face closes) first,
+        None when neither happens (a peer behind a firewall that drops both)."""
+        heard, refused = self.counters.in_bytes, self.unreachable
+        self._news = news = trio.Event()
+        try:
+            self.send(Interest(PROBE, secrets.randbits(32), PROBE_LIFETIME_MS, hop_limit=0))
+            with trio.move_on_after(timeout):
+                while not self.closed:
+                    await news.wait()
+                    if self.counters.in_bytes != heard:
+                        return True
+                    if self.unreachable != refused:
+                        return False
+                    self._news = news = trio.Event()
+            return False if self.closed else None
+        finally:
+            self._news = None
+
+    async def wait_unreachable(self) -> None:
+        """Return at the next ICMP error for the peer, or when the face closes."""
+        if not self.closed:
+            await self._refused.wait()
+
     def close(self, reason: str = "closed") -> None:
         if not self.closed:
             self.closed = True
             self.close_reason = reason
             self._closed_event.set()
             self._wake.set()
+            self._refused.set()
+            if self._news is not None:
+                self._news.set()
             self.channel.forget(self)
 
     async def wait_closed(self) -> None:
@@ -234,6 +334,8 @@ class UdpFace(Face):
         out = super().info()
         out["persistent"] = self.persistent
         out["mtu_payload"] = self.fragmenter.max_datagram
+        out["unreachable"] = self.unreachable
+        out["unreachable_error"] = self.unreachable_error
         out["reassembly"] = self.reassembler.counters.as_dict()
         return out
 
@@ -258,6 +360,8 @@ class UdpChannel:
         self.max_datagram = max_datagram
         self.faces: dict[tuple[str, int, int], UdpFace] = {}
         self.dropped = 0
+        #: ICMP errors for datagrams this socket sent (to a face's peer or to one since gone)
+        self.unreachable = 0
         self._queue: deque[tuple[bytes, SockAddr]] = deque()
         self._wake = trio.Event()
         self._on_face: OnUdpFace | None = None
@@ -282,6 +386,7 @@ class UdpChannel:
             raise ConnectError(f"cannot listen on {uri}: {e.strerror or e}") from None
         sock.setblocking(False)
         grow_buffers(sock)
+        report_errors(sock)
         host, port = sock.getsockname()[:2]
         return cls(sock, FaceUri("udp", host=host, port=port), **kwargs)
 
@@ -356,7 +461,7 @@ class UdpChannel:
                 return False
             queue.extend((d, addr) for d in datagrams)
             return True
-        sendto = self.sock.sendto
+        sendto = self._sendto
         for i, d in enumerate(datagrams):
             try:
                 sendto(d, addr)
@@ -370,6 +475,16 @@ class UdpChannel:
                 return False
         return True
 
+    def _sendto(self, data: bytes, addr: SockAddr) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError as e:
+            if not _unreachable(e):
+                raise
+            # An ICMP error for an earlier datagram (to any peer) fails the next send once;
+            # the error itself waits on the error queue. This datagram is not concerned.
+            self.sock.sendto(data, addr)
+
     async def _write_loop(self) -> None:
         queue = self._queue
         sock = self.sock
@@ -379,7 +494,7 @@ class UdpChannel:
             while queue:
                 data, addr = queue[0]
                 try:
-                    sock.sendto(data, addr)
+                    self._sendto(data, addr)
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(sock)
                     continue
@@ -401,6 +516,11 @@ class UdpChannel:
                         continue
                     face = self._new_face(addr, persistent=False)
                 face.datagram_received(data, now)
+            for addr, err, quoted in receive_errors(sock):
+                self.unreachable += 1
+                face = faces.get(_key(addr))
+                if face is not None:
+                    face.icmp_error(err, quoted)
 
     def _acceptable(self, data: bytes) -> bool:
         """Whether a datagram from an unknown peer may open a face: it must look like ccn, and
