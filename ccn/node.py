@@ -61,6 +61,7 @@ from ccn.neighbours import Neighbour, Neighbours
 from ccn.packet import Data, Interest, Packet
 from ccn.producer import LATEST_FRESHNESS_MS, VERSION_FRESHNESS_MS, Producer
 from ccn.store.cache import CacheFeeder, CacheTier, batches
+from ccn.store.newstore import NewStore
 from ccn.store.objects import MAX_OBJECT_SIZE, Kind, Version, children
 from ccn.store.objects import decode as decode_object
 from ccn.store.objstore import DiskObjectStore
@@ -119,16 +120,23 @@ class Node:
         config.validate()
         check_store_dir(config.store)
         self.config = config
-        config.store.mkdir(parents=True, exist_ok=True)
-        self.store = DiskObjectStore(config.store, fsync=config.fsync)
-        self.refs = DiskRefStore(config.store)
-        #: Objects this node forwarded, on disk within ``cache_bytes`` (see ccn/store/cache.py):
-        #: a victim cache, written as objects leave the in-memory CS (and at exit).
-        self.cache = CacheTier(config.store / "cache", config.cache_bytes)
+        #: What of the store's path this start creates: removed if the start fails.
+        self._new_store = NewStore(config.store)
+        try:
+            config.store.mkdir(parents=True, exist_ok=True)
+            self.store = DiskObjectStore(config.store, fsync=config.fsync)
+            self.refs = DiskRefStore(config.store)
+            #: Objects this node forwarded, on disk within ``cache_bytes`` (ccn/store/cache.py):
+            #: a victim cache, written as objects leave the in-memory CS (and at exit).
+            self.cache = CacheTier(config.store / "cache", config.cache_bytes)
+            #: Versions of names published elsewhere that this node fetched for someone, so
+            #: that it can answer for them from the cache tier when no producer can
+            #: (ccn/store/seen.py).
+            self.seen = SeenVersions(config.store / "cache" / "versions")
+        except BaseException:
+            self._new_store.undo()
+            raise
         self.cache_feed = CacheFeeder(self.cache, report=_say)
-        #: Versions of names published elsewhere that this node fetched for someone, so that
-        #: it can answer for them from the cache tier when no producer can (ccn/store/seen.py).
-        self.seen = SeenVersions(config.store / "cache" / "versions")
         #: version id -> (whether this node holds all of it, until when that verdict stands)
         self._whole: OrderedDict[bytes, tuple[bool, float]] = OrderedDict()
         #: Digest Interests answered from the main store by the hook in :meth:`process`.
@@ -188,7 +196,10 @@ class Node:
     async def run(
         self, *, task_status: trio.TaskStatus[list[FaceUri]] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Listen, dial configured routes, serve until cancelled. Reports the bound addresses."""
+        """Listen, dial configured routes, serve until cancelled. Reports the bound addresses.
+        A start that fails (or is cancelled) before that removes what it created of the store's
+        path (:class:`~ccn.store.newstore.NewStore`)."""
+        started = False
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -227,11 +238,14 @@ class Node:
                     await nursery.start(self.discovery.run)
                 await self.links.start()
                 task_status.started(list(self.bound))
+                started = True
         finally:
             self._save_cache()
             self.store.close()
             self.seen.close()
             self.cache.close()
+            if not started:
+                self._new_store.undo()
 
     async def _serve_face(self, face: Face) -> None:
         refused = self._refusal(face)

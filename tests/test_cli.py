@@ -682,3 +682,40 @@ def test_status_text_shows_cache_tier_trouble() -> None:
     assert _trouble({"write_errors": 2, "corrupt": 1, "versions_write_errors": 1}) == (
         "; 3 write errors, 1 corrupt objects dropped"
     )
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with a file's bytes (None for a directory)."""
+    return {
+        str(p.relative_to(root)): None if p.is_dir() else p.read_bytes() for p in root.rglob("*")
+    }
+
+
+def test_a_failed_start_takes_back_only_the_store_directory_it_made(tmp_path: Path) -> None:
+    # A `ccn node` whose listener fails (its port is taken) used to leave the new store
+    # directory behind, an empty store layout in it. It now removes what it made of the path
+    # (here a missing parent too), empties a directory that was empty before, and leaves an
+    # existing store as it was.
+    sock = f"unix://{tmp_path}/n.sock"
+    existing = tmp_path / "existing"
+    proc = _node_process(existing, "--listen", sock)
+    try:
+        (tmp_path / "f").write_text("kept")
+        assert run("put", str(tmp_path / "f"), "/kept", node=sock).returncode == 0
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=5)
+    before = _tree(existing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        tcp = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        for store in (tmp_path / "x" / "new", empty, existing):
+            failed = run("node", "--store", str(store), "--listen", sock, "--listen", tcp)
+            one_line_error(failed, f"cannot listen on {tcp}")
+    assert not (tmp_path / "x").exists()
+    assert empty.is_dir() and not list(empty.iterdir())
+    assert _tree(existing) == before and before
+    assert not (tmp_path / "n.sock").exists()
