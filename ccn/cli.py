@@ -634,7 +634,9 @@ def build_parser() -> _Parser:
         "--listen",
         action="append",
         metavar="URI",
-        help="tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH; may be repeated",
+        help="tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH (in a directory that exists; "
+        "~/.ccn is made if need be); may be repeated (default ~/.ccn/node.sock and "
+        "tcp://0.0.0.0:6464)",
     )
     s.add_argument(
         "--route",

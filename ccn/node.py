@@ -17,12 +17,14 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ccn.codec import MAX_PACKET_SIZE
 from ccn.config import NodeConfig, check_store_dir
+from ccn.defaults import ccn_home
 from ccn.errors import (
     CorruptObject,
     InvalidObject,
@@ -209,11 +211,16 @@ class Node:
                 for name in self.refs.names(None):
                     self._route_to_producer(name)
                 for text in self.config.listen:
-                    if FaceUri.parse(text).scheme == "udp":
-                        channel = await self._open_udp(FaceUri.parse(text))
+                    uri = FaceUri.parse(text)
+                    if uri.scheme == "udp":
+                        channel = await self._open_udp(uri)
                         self.bound.append(channel.bound)
                         continue
-                    listener, bound = await open_listener(FaceUri.parse(text))
+                    if uri.scheme == "unix" and Path(uri.path).parent == ccn_home():
+                        # ccn's own directory (the default socket's) is made if need be; a
+                        # socket elsewhere needs its directory to exist (open_listener)
+                        ccn_home().mkdir(parents=True, exist_ok=True)
+                    listener, bound = await open_listener(uri)
                     self.bound.append(bound)
                     nursery.start_soon(
                         partial(serve, max_frame=self.config.max_frame),
@@ -227,8 +234,8 @@ class Node:
                     self.ndn = NdnGateway(self)
                     uris = [FaceUri.parse(u) for u in self.config.ndn]
                     self.bound_ndn = await nursery.start(self.ndn.run, uris)
-                for prefix, uri in self.config.routes:
-                    self.links.configure(prefix, uri)
+                for prefix, route_uri in self.config.routes:
+                    self.links.configure(prefix, route_uri)
                 nursery.start_soon(self._timer_loop)
                 nursery.start_soon(self.cache_feed.run)
                 if self.config.discovery:

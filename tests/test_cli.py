@@ -719,3 +719,37 @@ def test_a_failed_start_takes_back_only_the_store_directory_it_made(tmp_path: Pa
     assert empty.is_dir() and not list(empty.iterdir())
     assert _tree(existing) == before and before
     assert not (tmp_path / "n.sock").exists()
+
+
+def test_a_unix_socket_needs_its_directory_except_ccns_own(tmp_path: Path) -> None:
+    # A socket path in a directory that does not exist is a one-line error naming it (its
+    # parents used to be made silently, and the failed start left its store behind); ccn's own
+    # directory, the default socket's ($CCN_HOME here), is made when missing.
+    missing = tmp_path / "no" / "such"
+    store = tmp_path / "s"
+    got = run("node", "--store", str(store), "--no-discovery", "--listen", f"unix://{missing}/n")
+    one_line_error(got, f"cannot listen on unix://{missing}/n: directory {missing} does not exist")
+    assert not (tmp_path / "no").exists() and not store.exists()
+
+    home = tmp_path / "home"
+    env = dict(os.environ, CCN_HOME=str(home))
+    env.pop("CCN_NODE", None)
+    default = f"unix://{home}/node.sock"
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(store), "--no-discovery", "--listen", default],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"listening on {default}" in proc.stdout.readline()
+        status = subprocess.run(  # the default node address finds it
+            [*CCN, "status"], capture_output=True, text=True, timeout=30, env=env
+        )
+        assert status.returncode == 0 and f"listening: {default}" in status.stdout
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=5)
+    assert proc.returncode == 0 and home.is_dir()
