@@ -20,7 +20,9 @@ Rules:
 - The kernel's word that a peer is unreachable (an ICMP error: nobody listens on its port, or
   its host or network cannot be reached) is taken from the socket's error queue and given to
   that peer's face (:meth:`UdpFace.icmp_error`): counted, and an Interest it carried is answered
-  with a "no route" Nack at once instead of waiting for its timeout.
+  with a "no route" Nack at once instead of waiting for its timeout. Such a report also fails
+  the socket's next ``recvfrom`` or ``sendto`` once, whatever its peer: the one is skipped, the
+  other retried.
 
 The channel runs each face's task (``on_face``) in its own nursery and closes its socket when
 :meth:`UdpChannel.run` returns.
@@ -124,12 +126,22 @@ def receive_turn(
                 raise
 
 
-_UNREACHABLE = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
-
-
-def _unreachable(e: OSError) -> bool:
-    """ICMP errors a peer's unreachability leaves on a UDP socket: not the socket's fault."""
-    return e.errno in _UNREACHABLE
+#: What an ICMP error says when the peer cannot be reached (port, host or network unreachable,
+#: administratively prohibited, time exceeded).
+_UNREACHABLE = frozenset(
+    (
+        errno.ECONNREFUSED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENONET,
+        errno.EACCES,
+    )
+)
+#: Every errno an ICMP error can leave on a UDP socket (Linux's icmp_err_convert and its IPv6
+#: twin): the unreachable ones, "fragmentation needed" / "packet too big" (the kernel adjusts
+#: the path MTU itself), protocol unreachable, parameter problem, source route failed.
+_REPORTED = _UNREACHABLE | {errno.EMSGSIZE, errno.ENOPROTOOPT, errno.EPROTO, errno.EOPNOTSUPP}
 
 
 def report_errors(sock: socket.socket) -> None:
@@ -143,19 +155,22 @@ def report_errors(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
 
 
-def receive_errors(sock: socket.socket) -> Iterator[tuple[SockAddr, int, bytes]]:
-    """The unreachability errors on ``sock``'s error queue, at most MAX_ERRORS_PER_TURN: for
-    each, the peer's address, the errno and the start of the datagram that came back."""
+def receive_errors(sock: socket.socket) -> tuple[list[tuple[SockAddr, int, bytes]], bool]:
+    """Read ``sock``'s error queue, at most MAX_ERRORS_PER_TURN entries: for each saying its
+    peer is unreachable, the peer's address, the errno and the start of the datagram that came
+    back (the others are dropped); and whether the bound was reached (more may wait)."""
+    found: list[tuple[SockAddr, int, bytes]] = []
     for _ in range(MAX_ERRORS_PER_TURN):
         try:
             quoted, ancillary, _flags, addr = sock.recvmsg(MAX_DATAGRAM, 256, socket.MSG_ERRQUEUE)
         except OSError:
-            return  # empty (EAGAIN), or no error queue on this socket
+            return found, False  # empty (EAGAIN), or no error queue on this socket
         for _level, _kind, raw in ancillary:
             if len(raw) >= 4:  # struct sock_extended_err starts with the errno, a u32
                 err = struct.unpack_from("=I", raw)[0]
                 if err in _UNREACHABLE:
-                    yield addr, err, quoted
+                    found.append((addr, err, quoted))
+    return found, True
 
 
 def grow_buffers(sock: socket.socket) -> None:
@@ -362,6 +377,8 @@ class UdpChannel:
         self.dropped = 0
         #: ICMP errors for datagrams this socket sent (to a face's peer or to one since gone)
         self.unreachable = 0
+        #: The error queue may hold something (see :meth:`_read_loop`).
+        self._errors_queued = False
         self._queue: deque[tuple[bytes, SockAddr]] = deque()
         self._wake = trio.Event()
         self._on_face: OnUdpFace | None = None
@@ -461,7 +478,7 @@ class UdpChannel:
                 return False
             queue.extend((d, addr) for d in datagrams)
             return True
-        sendto = self._sendto
+        sendto = self.sock.sendto
         for i, d in enumerate(datagrams):
             try:
                 sendto(d, addr)
@@ -469,21 +486,34 @@ class UdpChannel:
                 queue.extend((rest, addr) for rest in datagrams[i:])
                 self._wake.set()
                 return True
-            except OSError:
-                # unreachable network, link down, no route: the datagram is lost, as on a wire
-                self.dropped += 1
-                return False
+            except OSError as e:
+                if not self._resent(e, d, addr):
+                    # unreachable network, link down, no route: lost, as on a wire
+                    self.dropped += 1
+                    return False
         return True
 
-    def _sendto(self, data: bytes, addr: SockAddr) -> None:
+    def _resent(self, error: OSError, data: bytes, addr: SockAddr) -> bool:
+        """``sendto`` failed with ``error``. If that may be the report of an ICMP error for an
+        earlier datagram (to any peer), which fails the next send once while the error itself
+        waits on the error queue, send once more; whether that went (a genuine error of this
+        datagram's fails again)."""
+        if error.errno not in _REPORTED:
+            return False
+        self._errors_queued = True
         try:
             self.sock.sendto(data, addr)
-        except OSError as e:
-            if not _unreachable(e):
-                raise
-            # An ICMP error for an earlier datagram (to any peer) fails the next send once;
-            # the error itself waits on the error queue. This datagram is not concerned.
-            self.sock.sendto(data, addr)
+        except OSError:
+            return False
+        return True
+
+    def _reported(self, e: OSError) -> bool:
+        """Whether a ``recvfrom`` error is the kernel's report of an ICMP error (not the
+        socket's fault: skipped, and the error queue read)."""
+        if e.errno in _REPORTED:
+            self._errors_queued = True
+            return True
+        return False
 
     async def _write_loop(self) -> None:
         queue = self._queue
@@ -494,12 +524,13 @@ class UdpChannel:
             while queue:
                 data, addr = queue[0]
                 try:
-                    self._sendto(data, addr)
+                    sock.sendto(data, addr)
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(sock)
                     continue
-                except OSError:
-                    self.dropped += 1
+                except OSError as e:
+                    if not self._resent(e, data, addr):
+                        self.dropped += 1
                 queue.popleft()
 
     async def _read_loop(self) -> None:
@@ -508,7 +539,9 @@ class UdpChannel:
         while True:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
-            for data, addr in receive_turn(sock, _unreachable):
+            received = False
+            for data, addr in receive_turn(sock, self._reported):
+                received = True
                 face = faces.get(_key(addr))
                 if face is None:
                     if not self._acceptable(data):
@@ -516,11 +549,19 @@ class UdpChannel:
                         continue
                     face = self._new_face(addr, persistent=False)
                 face.datagram_received(data, now)
-            for addr, err, quoted in receive_errors(sock):
-                self.unreachable += 1
-                face = faces.get(_key(addr))
-                if face is not None:
-                    face.icmp_error(err, quoted)
+            # The error queue is read when a send or receive reported an error, and after a
+            # wake-up that brought no datagram (a queued error wakes the loop until it is
+            # read): not at every wake-up, which would cost a system call per datagram.
+            if self._errors_queued or not received:
+                self._take_errors()
+
+    def _take_errors(self) -> None:
+        errors, self._errors_queued = receive_errors(self.sock)
+        for addr, err, quoted in errors:
+            self.unreachable += 1
+            face = self.faces.get(_key(addr))
+            if face is not None:
+                face.icmp_error(err, quoted)
 
     def _acceptable(self, data: bytes) -> bool:
         """Whether a datagram from an unknown peer may open a face: it must look like ccn, and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +13,14 @@ import trio
 
 from ccn.codec import encode
 from ccn.faces.base import Face
-from ccn.faces.udp import EARLY_MAX, PROBE, UdpChannel, UdpFace, path_datagram_size
+from ccn.faces.udp import (
+    EARLY_MAX,
+    PROBE,
+    UdpChannel,
+    UdpFace,
+    path_datagram_size,
+    receive_errors,
+)
 from ccn.faces.uri import FaceUri
 from ccn.frag import Reassembler, fragment
 from ccn.name import Name
@@ -201,6 +209,8 @@ async def test_a_peer_nobody_listens_for_answers_no_route_at_once() -> None:
         await hb.wait(lambda: len(hb.packets) == 1)
         assert hb.packets[0][1] == Interest(N, 2)
         assert live.unreachable == 0 and a.dropped == 0 and not dead.closed
+        # read to the end: a queued error would wake the channel's loop again and again
+        assert receive_errors(a.sock) == ([], False)
 
 
 async def test_a_probe_tells_an_answer_a_refusal_and_silence_apart() -> None:
@@ -227,6 +237,40 @@ async def test_a_probe_tells_an_answer_a_refusal_and_silence_apart() -> None:
             mute.bind(("127.0.0.1", 0))
             silent = a.face_for(await a.resolve(FaceUri("udp", "127.0.0.1", mute.getsockname()[1])))
             assert await silent.probe(0.2) is None
+
+
+class ReportingSocket:
+    """A channel's socket on which the kernel has left a report of an ICMP error: the next
+    recvfrom fails once with it, as Linux's does (here: "fragmentation needed")."""
+
+    def __init__(self, sock: socket.socket, error: int) -> None:
+        self.sock = sock
+        self.error: int | None = error
+
+    def recvfrom(self, size: int) -> tuple[bytes, Any]:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise OSError(error, os.strerror(error))
+        return self.sock.recvfrom(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+async def test_a_reported_icmp_error_of_any_kind_does_not_stop_the_channel() -> None:
+    # With the socket's error queue on, every ICMP error (not only "unreachable") fails the
+    # next recvfrom once: the channel skips it and goes on receiving.
+    b = await UdpChannel.open(FaceUri.parse("udp://127.0.0.1:0"))
+    reporting = ReportingSocket(b.sock, errno.EMSGSIZE)
+    b.sock = reporting  # type: ignore[assignment]
+    hb = Hub()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(b.run, hb.on_face)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(encode(Interest(N, 1)), ("127.0.0.1", b.bound.port))
+            await hb.wait(lambda: len(hb.packets) == 1)
+        assert hb.packets[0][1] == Interest(N, 1) and reporting.error is None
+        nursery.cancel_scope.cancel()
 
 
 def test_path_datagram_size_on_loopback() -> None:
