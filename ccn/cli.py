@@ -350,10 +350,12 @@ def _print_faces(faces: list[dict[str, Any]]) -> None:
 
 
 def _face_text(f: dict[str, Any]) -> str:
+    unreachable = f.get("unreachable")  # UDP: ICMP errors for what was sent to the peer
     return (
         f"{f['id']:>4} {f['remote']:<36} in {f['in_interests']}i/{f['in_data']}d/"
         f"{f['in_nacks']}n out {f['out_interests']}i/{f['out_data']}d/{f['out_nacks']}n "
         f"dropped {f['dropped']}"
+        + (f" unreachable {unreachable} ({f['unreachable_error']})" if unreachable else "")
     )
 
 
@@ -593,8 +595,6 @@ def cmd_node(args: argparse.Namespace) -> int:
                     + ndn,
                     flush=True,
                 )
-                for error in node.unreachable():
-                    print(f"ccn node: {error}; retrying in the background", file=sys.stderr)
                 for name in [] if node.discovery is None else node.discovery.missing_interfaces():
                     print(
                         f"ccn node: interface {name} is not up with an IPv4 address;"
@@ -666,7 +666,9 @@ def build_parser() -> _Parser:
         "--listen",
         action="append",
         metavar="URI",
-        help="tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH; may be repeated",
+        help="tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH (in a directory that exists; "
+        "~/.ccn is made if need be); may be repeated (default ~/.ccn/node.sock and "
+        "tcp://0.0.0.0:6464)",
     )
     s.add_argument(
         "--route",

@@ -10,14 +10,16 @@ routes it did not make. The wire convention is in docs/protocol.md §8 and docs/
   route table). Hellos reach this module through the forwarder (route ``/localhop/ccn/nd`` to
   its internal face); they are never answered.
 - **Neighbours.** A hello from an unknown id opens a persistent UDP unicast face to its ``uri``
-  and a route ``/localhop/ccn/nd/routes/<id>`` over it. A neighbour not heard for
-  :data:`DEAD_INTERVAL` is removed: its face is closed, which drops every route through it.
+  and a route ``/localhop/ccn/nd/routes/<id in hex>`` over it (:func:`link_prefix`). A
+  neighbour not heard for :data:`DEAD_INTERVAL` is removed: its face is closed, which drops
+  every route through it.
 - **Prefix announcements.** When a neighbour's ``seq`` differs from the table we hold (or every
-  :data:`REFRESH_INTERVAL`), we fetch ``/localhop/ccn/nd/routes/<its id>/<params {to: our id}>``;
-  the answer (Data, freshness 0) lists ``[prefix, cost]``: the prefixes it produces at cost 0
-  and the best route it learned for every other prefix, except routes learned from the asker
-  (split horizon). We install each at ``cost + LINK_COST`` through that neighbour's face, unless
-  it reaches :data:`INFINITY`. Routes not confirmed within :data:`ROUTE_LIFETIME` expire.
+  :data:`REFRESH_INTERVAL`), we fetch ``/localhop/ccn/nd/routes/<its id in hex>/<params {to:
+  our id}>``; the answer (Data, freshness 0) lists ``[prefix, cost]``: the prefixes it
+  produces at cost 0 and the best route it learned for every other prefix, except routes
+  learned from the asker (split horizon). We install each at ``cost + LINK_COST`` through that
+  neighbour's face, unless it reaches :data:`INFINITY`. Routes not confirmed within
+  :data:`ROUTE_LIFETIME` expire.
 - **Multicast fallback.** Each ``multicast_prefixes`` prefix gets the multicast strategy and a
   route to every multicast face at :data:`~ccn.fw.strategy.FALLBACK_COST` (never announced).
 """
@@ -75,6 +77,12 @@ MAX_TABLE_BYTES = 512 * 1024
 #: Neighbours at once; hellos from further ids are ignored (counted) until some go silent.
 MAX_NEIGHBOURS = 1024
 NODE_ID_BYTES = 8
+
+
+def link_prefix(node_id: bytes) -> Name:
+    """Where a neighbour's route table is asked for: its id in hex, so that the route to it
+    reads as text in ``route list`` (as the id does everywhere else), not as escaped bytes."""
+    return ROUTES / node_id.hex()
 
 
 def _params_name(base: Name, params: dict[str, Any]) -> Name:
@@ -298,7 +306,7 @@ class Discovery:
                 return
             nb = Neighbour(nid, uri, face, now)
             self.neighbours[nid] = nb
-            self.node.forwarder.add_route(ROUTES / nid, face.id, 0)
+            self.node.forwarder.add_route(link_prefix(nid), face.id, 0)
             self._hello_due = 0.0  # let it hear us at once
         nb.uris[uri] = now
         nb.last_heard = now
@@ -314,9 +322,10 @@ class Discovery:
             return None
 
     def _on_routes_request(self, interest: Interest) -> None:
-        if interest.name[len(ROUTES)] != self.id:
+        own = link_prefix(self.id)
+        if not own.is_prefix_of(interest.name):
             return
-        params = _params(interest.name, ROUTES / self.id)
+        params = _params(interest.name, own)
         asker = params.get("to")
         routes = _bounded_table(self._table_for(asker))
         content: bytes = msgpack.packb(
@@ -356,7 +365,7 @@ class Discovery:
 
     async def _fetch(self, nb: Neighbour) -> None:
         seq = nb.seq
-        name = _params_name(ROUTES / nb.id, {"to": self.id, "seq": seq})
+        name = _params_name(link_prefix(nb.id), {"to": self.id, "seq": seq})
         send, receive = trio.open_memory_channel[Packet](1)
         self._pending[name] = send
         try:
@@ -408,7 +417,7 @@ class Discovery:
         if self.neighbours.get(nb.id) is nb:
             del self.neighbours[nb.id]
         self._install(nb, {})
-        self.node.forwarder.remove_route(ROUTES / nb.id, nb.face.id)
+        self.node.forwarder.remove_route(link_prefix(nb.id), nb.face.id)
         nb.face.close("neighbour silent")
 
     # -- status ----------------------------------------------------------------------------
@@ -421,8 +430,8 @@ class Discovery:
             if nb.face.id == face_id:
                 if prefix in nb.routes:
                     return f"discovery: neighbour {nb.id.hex()} {nb.uri}"
-                if prefix == ROUTES / nb.id:
-                    return "discovery: neighbour link"
+                if prefix == link_prefix(nb.id):
+                    return f"discovery: link to neighbour {nb.id.hex()} {nb.uri}"
         return None
 
     def missing_interfaces(self) -> list[str]:

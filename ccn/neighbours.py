@@ -3,12 +3,20 @@
 Each neighbour is dialled by its own task and dialled again whenever the connection drops or a
 dial fails (after :data:`REDIAL_DELAY`, doubling to :data:`MAX_REDIAL_DELAY`); while it is
 connected its routes are in the FIB, and while it is down they are kept here (``route list``
-shows them as down, with the last dial error). Discovery's neighbours are ccn/discovery.py's.
+shows them as down, with the last dial error), so Interests for them are Nacked "no route" at
+once. The node's stderr says when a neighbour goes down and when it is back.
+
+UDP has no connection: a ``udp://`` neighbour is *up* until the kernel reports it unreachable
+(an ICMP error, see ccn/faces/udp.py), and *down* from then until it answers a probe
+(:meth:`ccn.faces.udp.UdpFace.probe`, sent at the same intervals as TCP's dials). Its first
+probe decides where it starts; a peer that neither answers nor is reported unreachable gets the
+benefit of the doubt. Discovery's neighbours are ccn/discovery.py's.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +25,7 @@ import trio
 from ccn.errors import ConnectError
 from ccn.faces.base import Face
 from ccn.faces.transport import dial
+from ccn.faces.udp import UdpFace
 from ccn.faces.uri import FaceUri
 from ccn.mgmt import CommandFailed
 from ccn.name import Name
@@ -31,6 +40,8 @@ REDIAL_DELAY = 0.5
 MAX_REDIAL_DELAY = 5.0
 #: How long ``route add`` waits for the dial it starts.
 ROUTE_ADD_WAIT = 3.0
+#: How long a ``udp://`` neighbour's probe waits for an answer or an ICMP error.
+PROBE_WAIT = 1.0
 
 
 @dataclass
@@ -39,10 +50,14 @@ class Neighbour:
 
     uri: FaceUri
     prefixes: dict[Name, int] = field(default_factory=dict)
+    #: The face its routes go through; None while it is down.
     face: Face | None = None
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
     #: Why the last dial failed ("" once connected).
     error: str = ""
+    #: Whether its going down and coming back are told on stderr: a configured neighbour, or
+    #: one a ``route add`` succeeded for (a failed ``route add`` is told to its client).
+    reported: bool = False
     #: Set when the dial in progress (or, between dials, the next one) has succeeded or failed,
     #: then replaced by a fresh event for the dial after it.
     attempt: trio.Event = field(default_factory=trio.Event)
@@ -53,8 +68,8 @@ class Neighbour:
         self.error = ""
         self._attempted()
 
-    def dial_failed(self, error: ConnectError) -> None:
-        self.error = str(error)
+    def dial_failed(self, error: str) -> None:
+        self.error = error
         self._attempted()
 
     def _attempted(self) -> None:
@@ -78,13 +93,16 @@ class Neighbour:
 class Neighbours:
     """The node's configured neighbours, by URI, each kept connected by a task of its own."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, say: Callable[[str], None]) -> None:
         self.node = node
         self.table: dict[str, Neighbour] = {}
+        self._say = say
 
     def configure(self, prefix: Name, uri: str) -> None:
         """A route from the configuration; its neighbour is dialled by :meth:`start`."""
-        self._get(FaceUri.parse(uri)).prefixes[prefix] = 0
+        nb = self._get(FaceUri.parse(uri))
+        nb.prefixes[prefix] = 0
+        nb.reported = True
 
     async def start(self) -> None:
         """Dial every configured neighbour; return when each first dial has succeeded or failed
@@ -115,7 +133,7 @@ class Neighbours:
                 try:
                     face = await dial(nb.uri)
                 except ConnectError as e:
-                    nb.dial_failed(e)
+                    self._failed(nb, str(e))
                     await nb.pause(delay)
                     delay = min(MAX_REDIAL_DELAY, delay * 2)
                     continue
@@ -138,22 +156,55 @@ class Neighbours:
                     channel = await self.node.udp_channel(family)
                     face = channel.face_for(await channel.resolve(nb.uri), persistent=True)
                 except ConnectError as e:
-                    nb.dial_failed(e)
+                    self._failed(nb, str(e))
                     await nb.pause(MAX_REDIAL_DELAY)
                     continue
-                self._up(nb, face)
                 try:
-                    await face.wait_closed()
+                    await self._watch_udp(nb, face)
                 finally:
-                    nb.face = None
+                    self._down(nb)
                     face.close()
                 await nb.pause(REDIAL_DELAY)
+
+    async def _watch_udp(self, nb: Neighbour, face: UdpFace) -> None:
+        """Keep ``nb``'s routes in the FIB while its peer is reachable, out of it while the
+        kernel says it is not; return when ``face`` closes."""
+        answered = await face.probe(PROBE_WAIT)
+        delay = REDIAL_DELAY
+        while not face.closed:
+            if answered is False:
+                self._down(nb)
+                self._failed(nb, f"cannot reach a ccn node at {nb.uri}: {face.unreachable_error}")
+                await nb.pause(delay)
+                delay = min(MAX_REDIAL_DELAY, delay * 2)
+                # down, only an answer brings it back (ICMP errors may be rate-limited)
+                answered = await face.probe(PROBE_WAIT) or False
+                continue
+            delay = REDIAL_DELAY
+            self._up(nb, face)
+            await face.wait_unreachable()
+            answered = False
 
     def _up(self, nb: Neighbour, face: Face) -> None:
         """``nb`` is connected through ``face``: its routes go into the FIB."""
         for prefix, cost in nb.prefixes.items():
             self.node.forwarder.add_route(prefix, face.id, cost)
+        if nb.error and nb.reported:
+            self._say(f"{nb.uri} is reachable again")
         nb.up(face)
+
+    def _down(self, nb: Neighbour) -> None:
+        """``nb``'s face no longer carries its routes (it is kept to probe the peer)."""
+        if nb.face is not None:
+            for prefix in nb.prefixes:
+                self.node.forwarder.remove_route(prefix, nb.face.id)
+            nb.face = None
+
+    def _failed(self, nb: Neighbour, error: str) -> None:
+        """A dial (or probe) of ``nb`` failed; said on stderr when it was up until now."""
+        if not nb.error and nb.reported:
+            self._say(f"{error}; retrying in the background")
+        nb.dial_failed(error)
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -167,6 +218,7 @@ class Neighbours:
         nb.prefixes[prefix] = cost
         if nb.face is not None:
             self.node.forwarder.add_route(prefix, nb.face.id, cost)
+            nb.reported = True
             return
         # a new neighbour's first dial, or a known one's next dial now, not after its back-off
         outcome = nb.dial_now()
@@ -183,6 +235,7 @@ class Neighbours:
             else:
                 nb.prefixes[prefix] = before
             raise CommandFailed(nb.error or f"cannot reach a ccn node at {target}")
+        nb.reported = True
 
     def remove_route(self, prefix: Name, face_spec: str) -> int:
         """Remove the routes for ``prefix`` via the neighbour whose URI or face id is

@@ -17,12 +17,14 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ccn.codec import MAX_PACKET_SIZE
 from ccn.config import NodeConfig, check_store_dir
+from ccn.defaults import ccn_home
 from ccn.errors import (
     CorruptObject,
     InvalidObject,
@@ -61,6 +63,7 @@ from ccn.neighbours import Neighbour, Neighbours
 from ccn.packet import Data, Interest, Packet
 from ccn.producer import LATEST_FRESHNESS_MS, VERSION_FRESHNESS_MS, Producer
 from ccn.store.cache import CacheFeeder, CacheTier, batches
+from ccn.store.newstore import NewStore
 from ccn.store.objects import MAX_OBJECT_SIZE, Kind, Version, children
 from ccn.store.objects import decode as decode_object
 from ccn.store.objstore import DiskObjectStore
@@ -119,16 +122,23 @@ class Node:
         config.validate()
         check_store_dir(config.store)
         self.config = config
-        config.store.mkdir(parents=True, exist_ok=True)
-        self.store = DiskObjectStore(config.store, fsync=config.fsync)
-        self.refs = DiskRefStore(config.store)
-        #: Objects this node forwarded, on disk within ``cache_bytes`` (see ccn/store/cache.py):
-        #: a victim cache, written as objects leave the in-memory CS (and at exit).
-        self.cache = CacheTier(config.store / "cache", config.cache_bytes)
+        #: What of the store's path this start creates: removed if the start fails.
+        self._new_store = NewStore(config.store)
+        try:
+            config.store.mkdir(parents=True, exist_ok=True)
+            self.store = DiskObjectStore(config.store, fsync=config.fsync)
+            self.refs = DiskRefStore(config.store)
+            #: Objects this node forwarded, on disk within ``cache_bytes`` (ccn/store/cache.py):
+            #: a victim cache, written as objects leave the in-memory CS (and at exit).
+            self.cache = CacheTier(config.store / "cache", config.cache_bytes)
+            #: Versions of names published elsewhere that this node fetched for someone, so
+            #: that it can answer for them from the cache tier when no producer can
+            #: (ccn/store/seen.py).
+            self.seen = SeenVersions(config.store / "cache" / "versions")
+        except BaseException:
+            self._new_store.undo()
+            raise
         self.cache_feed = CacheFeeder(self.cache, report=_say)
-        #: Versions of names published elsewhere that this node fetched for someone, so that
-        #: it can answer for them from the cache tier when no producer can (ccn/store/seen.py).
-        self.seen = SeenVersions(config.store / "cache" / "versions")
         #: version id -> (whether this node holds all of it, until when that verdict stands)
         self._whole: OrderedDict[bytes, tuple[bool, float]] = OrderedDict()
         #: Digest Interests answered from the main store by the hook in :meth:`process`.
@@ -161,7 +171,7 @@ class Node:
             "late_answers": 0,
         }
         #: Configured next hops (``--route``, ``route add``), kept connected.
-        self.links = Neighbours(self)
+        self.links = Neighbours(self, say=_say)
         self.bound: list[FaceUri] = []
         #: UDP sockets (``udp://`` listeners, or opened for a route or discovery), see faces/udp.py
         self.udp_channels: list[UdpChannel] = []
@@ -188,7 +198,10 @@ class Node:
     async def run(
         self, *, task_status: trio.TaskStatus[list[FaceUri]] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Listen, dial configured routes, serve until cancelled. Reports the bound addresses."""
+        """Listen, dial configured routes, serve until cancelled. Reports the bound addresses.
+        A start that fails (or is cancelled) before that removes what it created of the store's
+        path (:class:`~ccn.store.newstore.NewStore`)."""
+        started = False
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -198,11 +211,16 @@ class Node:
                 for name in self.refs.names(None):
                     self._route_to_producer(name)
                 for text in self.config.listen:
-                    if FaceUri.parse(text).scheme == "udp":
-                        channel = await self._open_udp(FaceUri.parse(text))
+                    uri = FaceUri.parse(text)
+                    if uri.scheme == "udp":
+                        channel = await self._open_udp(uri)
                         self.bound.append(channel.bound)
                         continue
-                    listener, bound = await open_listener(FaceUri.parse(text))
+                    if uri.scheme == "unix" and Path(uri.path).parent == ccn_home():
+                        # ccn's own directory (the default socket's) is made if need be; a
+                        # socket elsewhere needs its directory to exist (open_listener)
+                        ccn_home().mkdir(parents=True, exist_ok=True)
+                    listener, bound = await open_listener(uri)
                     self.bound.append(bound)
                     nursery.start_soon(
                         partial(serve, max_frame=self.config.max_frame),
@@ -216,8 +234,8 @@ class Node:
                     self.ndn = NdnGateway(self)
                     uris = [FaceUri.parse(u) for u in self.config.ndn]
                     self.bound_ndn = await nursery.start(self.ndn.run, uris)
-                for prefix, uri in self.config.routes:
-                    self.links.configure(prefix, uri)
+                for prefix, route_uri in self.config.routes:
+                    self.links.configure(prefix, route_uri)
                 nursery.start_soon(self._timer_loop)
                 nursery.start_soon(self.cache_feed.run)
                 if self.config.discovery:
@@ -227,11 +245,14 @@ class Node:
                     await nursery.start(self.discovery.run)
                 await self.links.start()
                 task_status.started(list(self.bound))
+                started = True
         finally:
             self._save_cache()
             self.store.close()
             self.seen.close()
             self.cache.close()
+            if not started:
+                self._new_store.undo()
 
     async def _serve_face(self, face: Face) -> None:
         refused = self._refusal(face)
@@ -767,6 +788,8 @@ class Node:
             out["late_answers"] += f.counters.late
         # datagrams from strangers that open no face, and datagrams the kernel refused
         out["udp_dropped"] = sum(ch.dropped for ch in self.udp_channels)
+        # datagrams that came back as ICMP errors: nothing listens at the peer's address
+        out["udp_unreachable"] = sum(ch.unreachable for ch in self.udp_channels)
         fw = self.forwarder.counters
         out["congestion_nacks"] = fw.congestion
         out["unsolicited_data"] = fw.unsolicited_data

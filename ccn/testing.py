@@ -97,17 +97,19 @@ async def node_in_process(
     *,
     tcp: bool = False,
     udp: bool = False,
+    udp_port: int = 0,
     routes: list[tuple[Name, str]] | None = None,
     **settings: Any,
 ) -> AsyncIterator[tuple[Any, str]]:
-    """Run a node in this trio run; yield ``(node, unix uri)``. Extra settings go to the config."""
+    """Run a node in this trio run; yield ``(node, unix uri)``. Extra settings go to the config.
+    ``udp``: listen on UDP too (on ``udp_port``; 0: any)."""
     from ccn.node import Node
 
     listen = [f"unix://{workdir / label}.sock"]
     if tcp:
         listen.append("tcp://127.0.0.1:0")
     if udp:
-        listen.append("udp://127.0.0.1:0")
+        listen.append(f"udp://127.0.0.1:{udp_port}")
     settings.setdefault("discovery", False)  # LAN discovery only when a test asks for it
     config = NodeConfig(store=workdir / label, listen=listen, routes=routes or [], **settings)
     node = Node(config)

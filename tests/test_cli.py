@@ -198,6 +198,46 @@ def test_a_route_to_a_node_that_is_down_is_reported_at_start(tmp_path: Path) -> 
     assert proc.returncode == 0
 
 
+def test_a_udp_route_nobody_listens_for_is_reported_and_fails_fast(tmp_path: Path) -> None:
+    # The UDP twin of the test above: the kernel's "port unreachable" takes the route down.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        far = f"udp://127.0.0.1:{s.getsockname()[1]}"
+    sock = f"unix://{tmp_path}/n.sock"
+    flags = ["--listen", sock, "--no-discovery", "--route", f"/far={far}"]
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(tmp_path / "s"), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert "listening on" in proc.stdout.readline()
+        refused = f"cannot reach a ccn node at {far}: Connection refused"
+        assert select.select([proc.stderr], [], [], 10)[0], "the node said nothing"
+        assert proc.stderr.readline() == f"ccn node: {refused}; retrying in the background\n"
+        env = dict(os.environ, CCN_NODE=sock)
+        for name in ("/far/x", "/far/x/v1"):  # the latest version, and one version
+            # it used to wait out three Interest lifetimes (12 s; 24 s for the latest)
+            got = subprocess.run(
+                [*CCN, "get", name, "-o", str(tmp_path / "out")],
+                capture_output=True,
+                text=True,
+                timeout=8,
+                env=env,
+            )
+            one_line_error(got, f"no route to {name}")
+        listed = run("route", "list", node=sock)
+        assert f"/far  {far} is down, retrying: {refused}" in listed.stdout
+        faces = run("face", "list", node=sock)
+        assert "unreachable" in faces.stdout and "(Connection refused)" in faces.stdout
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=5)
+    assert proc.returncode == 0
+
+
 def test_an_interface_discovery_cannot_use_is_reported_at_start(tmp_path: Path) -> None:
     config = tmp_path / "node.toml"
     config.write_text('interfaces = ["ccn-nosuch0"]\n')
@@ -765,3 +805,74 @@ def test_get_takes_ndn_versions(node: str, ndn_producer: _NdnProducer, tmp_path:
     assert "ccn: note: /nd/ok/v=7 is NDN content" in got.stderr
     assert time.monotonic() - started < 4  # answered, not timed out and tried again
     one_line_error(run("get", "/nd/ok/v=x", node=node), "write v%3Dx for a plain component")
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with a file's bytes (None for a directory)."""
+    return {
+        str(p.relative_to(root)): None if p.is_dir() else p.read_bytes() for p in root.rglob("*")
+    }
+
+
+def test_a_failed_start_takes_back_only_the_store_directory_it_made(tmp_path: Path) -> None:
+    # A `ccn node` whose listener fails (its port is taken) used to leave the new store
+    # directory behind, an empty store layout in it. It now removes what it made of the path
+    # (here a missing parent too), empties a directory that was empty before, and leaves an
+    # existing store as it was.
+    sock = f"unix://{tmp_path}/n.sock"
+    existing = tmp_path / "existing"
+    proc = _node_process(existing, "--listen", sock)
+    try:
+        (tmp_path / "f").write_text("kept")
+        assert run("put", str(tmp_path / "f"), "/kept", node=sock).returncode == 0
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=5)
+    before = _tree(existing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        tcp = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        for store in (tmp_path / "x" / "new", empty, existing):
+            failed = run("node", "--store", str(store), "--listen", sock, "--listen", tcp)
+            one_line_error(failed, f"cannot listen on {tcp}")
+    assert not (tmp_path / "x").exists()
+    assert empty.is_dir() and not list(empty.iterdir())
+    assert _tree(existing) == before and before
+    assert not (tmp_path / "n.sock").exists()
+
+
+def test_a_unix_socket_needs_its_directory_except_ccns_own(tmp_path: Path) -> None:
+    # A socket path in a directory that does not exist is a one-line error naming it (its
+    # parents used to be made silently, and the failed start left its store behind); ccn's own
+    # directory, the default socket's ($CCN_HOME here), is made when missing.
+    missing = tmp_path / "no" / "such"
+    store = tmp_path / "s"
+    got = run("node", "--store", str(store), "--no-discovery", "--listen", f"unix://{missing}/n")
+    one_line_error(got, f"cannot listen on unix://{missing}/n: directory {missing} does not exist")
+    assert not (tmp_path / "no").exists() and not store.exists()
+
+    home = tmp_path / "home"
+    env = dict(os.environ, CCN_HOME=str(home))
+    env.pop("CCN_NODE", None)
+    default = f"unix://{home}/node.sock"
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(store), "--no-discovery", "--listen", default],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert f"listening on {default}" in proc.stdout.readline()
+        status = subprocess.run(  # the default node address finds it
+            [*CCN, "status"], capture_output=True, text=True, timeout=30, env=env
+        )
+        assert status.returncode == 0 and f"listening: {default}" in status.stdout
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=5)
+    assert proc.returncode == 0 and home.is_dir()

@@ -4,7 +4,9 @@ host, so the multicast path itself is tested across network namespaces in test_n
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -83,6 +85,34 @@ async def lan_pair(tmp_path: Path) -> AsyncIterator[tuple[Any, str, Any, str]]:
         a.hearing = hearing
         yield a, a_uri, b, b_uri
         nursery.cancel_scope.cancel()
+
+
+async def ccn(*args: str) -> str:
+    """What the ``ccn`` command prints (a real process)."""
+    done = await trio.run_process([sys.executable, "-m", "ccn", *args], capture_stdout=True)
+    out: str = done.stdout.decode()
+    return out
+
+
+async def test_route_list_shows_the_link_to_a_neighbour_as_text(tmp_path: Path) -> None:
+    # The route to a neighbour's table used to be its raw 8-byte id in the name, printed as
+    # /localhop/ccn/nd/routes/V%1A%E6%20%17E%FF%D7; it is the id in hex, as everywhere else.
+    with trio.fail_after(30):
+        async with lan_pair(tmp_path) as (a, _a_uri, b, b_uri):
+            da, db = a.discovery, b.discovery
+            assert isinstance(da, Discovery) and isinstance(db, Discovery) and da._channel
+            await wait_until(lambda: len(db.neighbours) == 1)
+            a_id = da.id.hex()
+            a_udp = f"udp://127.0.0.1:{da._channel.bound.port}"
+            face = db.neighbours[da.id].face.id
+            listed = await ccn("--node", b_uri, "route", "list")
+            link = f"/localhop/ccn/nd/routes/{a_id}"
+            line = f"{link}  face {face} cost 0 (discovery: link to neighbour {a_id} {a_udp})"
+            assert line in listed.splitlines()
+            assert "%" not in listed
+            status = json.loads(await ccn("--node", b_uri, "status", "--json"))
+            assert link in {e["prefix"] for e in status["fib"]}
+            assert Name.parse(link) == disc.link_prefix(da.id)
 
 
 async def test_neighbours_announce_prefixes_and_fetch_works(tmp_path: Path) -> None:

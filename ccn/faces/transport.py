@@ -56,8 +56,9 @@ def _reason(error: OSError) -> str:
 async def open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
     """Bind a listener; return it and the address actually bound (port 0 resolved).
 
-    Stream listeners only: ``udp://`` is served by :mod:`ccn.faces.udp`. Raises
-    :class:`ConnectError` naming the address if it cannot be bound."""
+    Stream listeners only: ``udp://`` is served by :mod:`ccn.faces.udp`. A ``unix://``
+    socket's directory must exist: it is not created. Raises :class:`ConnectError` naming the
+    address if it cannot be bound."""
     try:
         return await _open_listener(uri)
     except OSError as e:
@@ -83,7 +84,11 @@ async def _open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
             sock.close()
             raise ConnectError(f"cannot listen on {uri}: {path} exists and is not a socket")
         os.unlink(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        # a mistyped path is told, not made: no tree of directories appears where none was
+        sock.close()
+        raise ConnectError(f"cannot listen on {uri}: directory {directory} does not exist")
     await sock.bind(path)
     sock.listen(128)
     return trio.SocketListener(sock), uri

@@ -17,6 +17,12 @@ Rules:
   receiving anything; a face made by :meth:`face_for` is *persistent* and closes only when told.
 - Peers on loopback are local, like TCP ones, if they run as the node's user or root
   (:mod:`ccn.faces.peers`).
+- The kernel's word that a peer is unreachable (an ICMP error: nobody listens on its port, or
+  its host or network cannot be reached) is taken from the socket's error queue and given to
+  that peer's face (:meth:`UdpFace.icmp_error`): counted, and an Interest it carried is answered
+  with a "no route" Nack at once instead of waiting for its timeout. Such a report also fails
+  the socket's next ``recvfrom`` or ``sendto`` once, whatever its peer: the one is skipped, the
+  other retried.
 
 The channel runs each face's task (``on_face``) in its own nursery and closes its socket when
 :meth:`UdpChannel.run` returns.
@@ -27,8 +33,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
+import os
 import secrets
 import socket
+import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from time import perf_counter
@@ -42,7 +50,8 @@ from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.faces.peers import is_local_peer, is_loopback
 from ccn.faces.uri import FaceUri
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, parse_header
-from ccn.packet import Packet
+from ccn.name import Name
+from ccn.packet import Interest, Nack, NackReason, Packet
 
 DEFAULT_IDLE_TIMEOUT = 60.0
 #: Packets a new face keeps that arrive before the node starts running it; the rest are
@@ -58,6 +67,14 @@ _IP_MTU = 14
 _IPV6_MTU = 24
 _SO_SNDBUFFORCE = 32
 _SO_RCVBUFFORCE = 33
+_IP_RECVERR = 11
+_IPV6_RECVERR = 25
+#: ICMP errors taken from a socket's error queue per wake-up (the rest wait for the next).
+MAX_ERRORS_PER_TURN = 256
+#: What a probe asks for (:meth:`UdpFace.probe`): sent with hop limit 0, which a ccn node
+#: answers at once with a hop-limit Nack, whatever its routes.
+PROBE = Name.parse("/localhop/ccn/probe")
+PROBE_LIFETIME_MS = 1000
 
 SockAddr = tuple[Any, ...]
 OnUdpFace = Callable[["UdpFace"], Awaitable[None]]
@@ -109,9 +126,51 @@ def receive_turn(
                 raise
 
 
-def _unreachable(e: OSError) -> bool:
-    """ICMP errors a peer's unreachability leaves on a UDP socket: not the socket's fault."""
-    return e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
+#: What an ICMP error says when the peer cannot be reached (port, host or network unreachable,
+#: administratively prohibited, time exceeded).
+_UNREACHABLE = frozenset(
+    (
+        errno.ECONNREFUSED,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENONET,
+        errno.EACCES,
+    )
+)
+#: Every errno an ICMP error can leave on a UDP socket (Linux's icmp_err_convert and its IPv6
+#: twin): the unreachable ones, "fragmentation needed" / "packet too big" (the kernel adjusts
+#: the path MTU itself), protocol unreachable, parameter problem, source route failed.
+_REPORTED = _UNREACHABLE | {errno.EMSGSIZE, errno.ENOPROTOOPT, errno.EPROTO, errno.EOPNOTSUPP}
+
+
+def report_errors(sock: socket.socket) -> None:
+    """Ask the kernel to queue the ICMP errors of datagrams ``sock`` sent (which peer, why, and
+    the start of the datagram) on its error queue: an unconnected socket hears of none
+    otherwise. They are read by :func:`receive_errors`."""
+    with contextlib.suppress(OSError):
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+
+
+def receive_errors(sock: socket.socket) -> tuple[list[tuple[SockAddr, int, bytes]], bool]:
+    """Read ``sock``'s error queue, at most MAX_ERRORS_PER_TURN entries: for each saying its
+    peer is unreachable, the peer's address, the errno and the start of the datagram that came
+    back (the others are dropped); and whether the bound was reached (more may wait)."""
+    found: list[tuple[SockAddr, int, bytes]] = []
+    for _ in range(MAX_ERRORS_PER_TURN):
+        try:
+            quoted, ancillary, _flags, addr = sock.recvmsg(MAX_DATAGRAM, 256, socket.MSG_ERRQUEUE)
+        except OSError:
+            return found, False  # empty (EAGAIN), or no error queue on this socket
+        for _level, _kind, raw in ancillary:
+            if len(raw) >= 4:  # struct sock_extended_err starts with the errno, a u32
+                err = struct.unpack_from("=I", raw)[0]
+                if err in _UNREACHABLE:
+                    found.append((addr, err, quoted))
+    return found, True
 
 
 def grow_buffers(sock: socket.socket) -> None:
@@ -151,10 +210,15 @@ class UdpFace(Face):
         self.reassembler = Reassembler()
         self.close_reason: str | None = None
         self.last_received = trio.current_time()
+        #: ICMP errors for datagrams sent to the peer, and the last one's text ("" if none)
+        self.unreachable = 0
+        self.unreachable_error = ""
         self._deliver: Deliver | None = None
         self._early: list[Packet] = []
         self._closed_event = trio.Event()
         self._wake = trio.Event()
+        self._refused = trio.Event()  # set (and replaced) at each ICMP error, and at close
+        self._news: trio.Event | None = None  # while a probe waits: set by any sign from the peer
 
     def send(self, packet: Packet) -> None:
         if self.closed:
@@ -175,6 +239,8 @@ class UdpFace(Face):
         """The channel hands over one datagram from this face's peer."""
         self.last_received = now
         self.counters.in_bytes += len(data)
+        if self._news is not None:
+            self._news.set()
         raw = data
         if is_fragment(data):
             waiting = self.reassembler.pending
@@ -198,12 +264,61 @@ class UdpFace(Face):
             return
         self._deliver(self, packet)
 
+    def icmp_error(self, err: int, quoted: bytes) -> None:
+        """The kernel says a datagram sent to the peer came back (an ICMP error with ``err``;
+        ``quoted``: the start of that datagram). Counted; an Interest it held (whole) is
+        answered as if the peer had Nacked it "no route": nothing there can answer it, so the
+        forwarder tries another upstream or tells its downstream now, not at the timeout."""
+        self.unreachable += 1
+        self.unreachable_error = os.strerror(err)
+        self._refused.set()
+        self._refused = trio.Event()
+        if self._news is not None:
+            self._news.set()
+        if self.closed or self._deliver is None or is_fragment(quoted):
+            return
+        try:
+            packet = decode(quoted)
+        except DecodeError:
+            return  # cut short by the ICMP message: that Interest waits for its timeout
+        if type(packet) is Interest and packet.name != PROBE:
+            self._deliver(self, Nack(packet, NackReason.NO_ROUTE))
+
+    async def probe(self, timeout: float) -> bool | None:
+        """Ask the peer for a sign of life: an Interest for :data:`PROBE` with hop limit 0,
+        which a ccn node answers at once. True when anything comes from the peer within
+        ``timeout``, False when the kernel reports it unreachable (or the face closes) first,
+        None when neither happens (a peer behind a firewall that drops both)."""
+        heard, refused = self.counters.in_bytes, self.unreachable
+        self._news = news = trio.Event()
+        try:
+            self.send(Interest(PROBE, secrets.randbits(32), PROBE_LIFETIME_MS, hop_limit=0))
+            with trio.move_on_after(timeout):
+                while not self.closed:
+                    await news.wait()
+                    if self.counters.in_bytes != heard:
+                        return True
+                    if self.unreachable != refused:
+                        return False
+                    self._news = news = trio.Event()
+            return False if self.closed else None
+        finally:
+            self._news = None
+
+    async def wait_unreachable(self) -> None:
+        """Return at the next ICMP error for the peer, or when the face closes."""
+        if not self.closed:
+            await self._refused.wait()
+
     def close(self, reason: str = "closed") -> None:
         if not self.closed:
             self.closed = True
             self.close_reason = reason
             self._closed_event.set()
             self._wake.set()
+            self._refused.set()
+            if self._news is not None:
+                self._news.set()
             self.channel.forget(self)
 
     async def wait_closed(self) -> None:
@@ -234,6 +349,8 @@ class UdpFace(Face):
         out = super().info()
         out["persistent"] = self.persistent
         out["mtu_payload"] = self.fragmenter.max_datagram
+        out["unreachable"] = self.unreachable
+        out["unreachable_error"] = self.unreachable_error
         out["reassembly"] = self.reassembler.counters.as_dict()
         return out
 
@@ -258,6 +375,10 @@ class UdpChannel:
         self.max_datagram = max_datagram
         self.faces: dict[tuple[str, int, int], UdpFace] = {}
         self.dropped = 0
+        #: ICMP errors for datagrams this socket sent (to a face's peer or to one since gone)
+        self.unreachable = 0
+        #: The error queue may hold something (see :meth:`_read_loop`).
+        self._errors_queued = False
         self._queue: deque[tuple[bytes, SockAddr]] = deque()
         self._wake = trio.Event()
         self._on_face: OnUdpFace | None = None
@@ -282,6 +403,7 @@ class UdpChannel:
             raise ConnectError(f"cannot listen on {uri}: {e.strerror or e}") from None
         sock.setblocking(False)
         grow_buffers(sock)
+        report_errors(sock)
         host, port = sock.getsockname()[:2]
         return cls(sock, FaceUri("udp", host=host, port=port), **kwargs)
 
@@ -364,11 +486,34 @@ class UdpChannel:
                 queue.extend((rest, addr) for rest in datagrams[i:])
                 self._wake.set()
                 return True
-            except OSError:
-                # unreachable network, link down, no route: the datagram is lost, as on a wire
-                self.dropped += 1
-                return False
+            except OSError as e:
+                if not self._resent(e, d, addr):
+                    # unreachable network, link down, no route: lost, as on a wire
+                    self.dropped += 1
+                    return False
         return True
+
+    def _resent(self, error: OSError, data: bytes, addr: SockAddr) -> bool:
+        """``sendto`` failed with ``error``. If that may be the report of an ICMP error for an
+        earlier datagram (to any peer), which fails the next send once while the error itself
+        waits on the error queue, send once more; whether that went (a genuine error of this
+        datagram's fails again)."""
+        if error.errno not in _REPORTED:
+            return False
+        self._errors_queued = True
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            return False
+        return True
+
+    def _reported(self, e: OSError) -> bool:
+        """Whether a ``recvfrom`` error is the kernel's report of an ICMP error (not the
+        socket's fault: skipped, and the error queue read)."""
+        if e.errno in _REPORTED:
+            self._errors_queued = True
+            return True
+        return False
 
     async def _write_loop(self) -> None:
         queue = self._queue
@@ -383,8 +528,9 @@ class UdpChannel:
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(sock)
                     continue
-                except OSError:
-                    self.dropped += 1
+                except OSError as e:
+                    if not self._resent(e, data, addr):
+                        self.dropped += 1
                 queue.popleft()
 
     async def _read_loop(self) -> None:
@@ -393,7 +539,9 @@ class UdpChannel:
         while True:
             await trio.lowlevel.wait_readable(sock)
             now = trio.current_time()
-            for data, addr in receive_turn(sock, _unreachable):
+            received = False
+            for data, addr in receive_turn(sock, self._reported):
+                received = True
                 face = faces.get(_key(addr))
                 if face is None:
                     if not self._acceptable(data):
@@ -401,6 +549,19 @@ class UdpChannel:
                         continue
                     face = self._new_face(addr, persistent=False)
                 face.datagram_received(data, now)
+            # The error queue is read when a send or receive reported an error, and after a
+            # wake-up that brought no datagram (a queued error wakes the loop until it is
+            # read): not at every wake-up, which would cost a system call per datagram.
+            if self._errors_queued or not received:
+                self._take_errors()
+
+    def _take_errors(self) -> None:
+        errors, self._errors_queued = receive_errors(self.sock)
+        for addr, err, quoted in errors:
+            self.unreachable += 1
+            face = self.faces.get(_key(addr))
+            if face is not None:
+                face.icmp_error(err, quoted)
 
     def _acceptable(self, data: bytes) -> bool:
         """Whether a datagram from an unknown peer may open a face: it must look like ccn, and

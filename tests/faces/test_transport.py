@@ -26,3 +26,13 @@ async def test_a_unix_listener_replaces_a_dead_socket_but_no_other_file(tmp_path
     with pytest.raises(ConnectError, match=r"notes\.txt exists and is not a socket"):
         await open_listener(FaceUri.parse(f"unix://{notes}"))
     assert notes.read_text() == "mine"
+
+
+async def test_a_unix_listener_in_a_missing_directory_names_it_and_makes_none(
+    tmp_path: Path,
+) -> None:
+    # It used to create the whole tree (--listen unix:///some/new/dir/sock, a typo included).
+    missing = tmp_path / "some" / "new"
+    with pytest.raises(ConnectError, match=f"directory {missing} does not exist"):
+        await open_listener(FaceUri.parse(f"unix://{missing}/n.sock"))
+    assert not (tmp_path / "some").exists()

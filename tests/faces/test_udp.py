@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -12,11 +13,18 @@ import trio
 
 from ccn.codec import encode
 from ccn.faces.base import Face
-from ccn.faces.udp import EARLY_MAX, UdpChannel, UdpFace, path_datagram_size
+from ccn.faces.udp import (
+    EARLY_MAX,
+    PROBE,
+    UdpChannel,
+    UdpFace,
+    path_datagram_size,
+    receive_errors,
+)
 from ccn.faces.uri import FaceUri
 from ccn.frag import Reassembler, fragment
 from ccn.name import Name
-from ccn.packet import Data, Interest, Packet
+from ccn.packet import Data, Interest, Nack, NackReason, Packet
 
 N = Name.parse("/a/b")
 
@@ -174,6 +182,95 @@ async def test_on_demand_faces_time_out_when_idle() -> None:
         # the peer speaks again: a new face
         fa.send(Interest(N, 2))
         await hb.wait(lambda: len(hb.faces) == 2)
+
+
+def dead_port() -> int:
+    """A UDP port on loopback where nothing listens (bound, then closed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def test_a_peer_nobody_listens_for_answers_no_route_at_once() -> None:
+    # The kernel's ICMP "port unreachable" for an Interest sent to the peer reaches that
+    # peer's face: counted, and the Interest comes back as a "no route" Nack instead of
+    # waiting for its timeout. Other peers of the socket are not affected: the error does not
+    # cost the next datagram sent to another peer.
+    async with channel() as (a, ha), channel() as (b, hb):
+        dead = a.face_for(await a.resolve(FaceUri.parse(f"udp://127.0.0.1:{dead_port()}")))
+        live = a.face_for(await a.resolve(b.bound))
+        dead.send(Interest(N, 1))
+        live.send(Interest(N, 2))  # right behind it, before the channel has read the error
+        await ha.wait(lambda: len(ha.packets) == 1)
+        assert ha.packets == [(dead, Nack(Interest(N, 1), NackReason.NO_ROUTE))]
+        assert dead.unreachable == 1 and dead.unreachable_error == "Connection refused"
+        assert dead.info()["unreachable"] == 1 and a.unreachable == 1
+        await hb.wait(lambda: len(hb.packets) == 1)
+        assert hb.packets[0][1] == Interest(N, 2)
+        assert live.unreachable == 0 and a.dropped == 0 and not dead.closed
+        # read to the end: a queued error would wake the channel's loop again and again
+        assert receive_errors(a.sock) == ([], False)
+
+
+async def test_a_probe_tells_an_answer_a_refusal_and_silence_apart() -> None:
+    async with channel() as (a, _ha), channel() as (b, hb):
+        dead = a.face_for(await a.resolve(FaceUri.parse(f"udp://127.0.0.1:{dead_port()}")))
+        with trio.fail_after(2):
+            assert await dead.probe(5.0) is False
+
+        live = a.face_for(await a.resolve(b.bound))
+        async with trio.open_nursery() as nursery:
+            results: list[bool | None] = []
+
+            async def probe() -> None:
+                results.append(await live.probe(5.0))
+
+            nursery.start_soon(probe)
+            await hb.wait(lambda: len(hb.packets) == 1)
+            face, asked = hb.packets[0]
+            assert isinstance(asked, Interest) and asked.name == PROBE and asked.hop_limit == 0
+            face.send(Nack(asked, NackReason.HOP_LIMIT))  # what a node answers
+        assert results == [True]
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mute:  # bound, never answers
+            mute.bind(("127.0.0.1", 0))
+            silent = a.face_for(await a.resolve(FaceUri("udp", "127.0.0.1", mute.getsockname()[1])))
+            assert await silent.probe(0.2) is None
+
+
+class ReportingSocket:
+    """A channel's socket on which the kernel has left a report of an ICMP error: the next
+    recvfrom fails once with it, as Linux's does (here: "fragmentation needed")."""
+
+    def __init__(self, sock: socket.socket, error: int) -> None:
+        self.sock = sock
+        self.error: int | None = error
+
+    def recvfrom(self, size: int) -> tuple[bytes, Any]:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise OSError(error, os.strerror(error))
+        return self.sock.recvfrom(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+async def test_a_reported_icmp_error_of_any_kind_does_not_stop_the_channel() -> None:
+    # With the socket's error queue on, every ICMP error (not only "unreachable") fails the
+    # next recvfrom once: the channel skips it and goes on receiving.
+    b = await UdpChannel.open(FaceUri.parse("udp://127.0.0.1:0"))
+    reporting = ReportingSocket(b.sock, errno.EMSGSIZE)
+    b.sock = reporting  # type: ignore[assignment]
+    hb = Hub()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(b.run, hb.on_face)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.sendto(encode(Interest(N, 1)), ("127.0.0.1", b.bound.port))
+            await hb.wait(lambda: len(hb.packets) == 1)
+        assert hb.packets[0][1] == Interest(N, 1) and reporting.error is None
+        nursery.cancel_scope.cancel()
 
 
 def test_path_datagram_size_on_loopback() -> None:
