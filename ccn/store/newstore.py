@@ -34,11 +34,14 @@ class NewStore:
             self.kept = None if "objects" in entries else entries
 
     def undo(self) -> None:
-        """Remove what was added to the file system for the store since this was made."""
+        """Remove what was added to the file system for the store since this was made, unless
+        it holds content by now: another node may have started on the same new path at the
+        same moment, and published there (a store as made holds only empty files)."""
         if self.top is not None:
-            shutil.rmtree(self.top, ignore_errors=True)
+            if not _holds_content(self.top):
+                shutil.rmtree(self.top, ignore_errors=True)
             return
-        if self.kept is None:
+        if self.kept is None or _holds_content(self.store):
             return
         try:
             added = set(os.listdir(self.store)) - self.kept
@@ -50,3 +53,15 @@ class NewStore:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+def _holds_content(top: Path) -> bool:
+    """Whether any file below ``top`` is not empty."""
+    for root, _dirs, files in os.walk(top):
+        for f in files:
+            try:
+                if os.lstat(os.path.join(root, f)).st_size:
+                    return True
+            except OSError:
+                continue
+    return False

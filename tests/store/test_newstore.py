@@ -52,3 +52,22 @@ def test_a_relative_path_is_taken_from_the_current_directory(
     Path("new").mkdir()
     made.undo()
     assert not (tmp_path / "new").exists()
+
+
+def test_what_holds_content_by_then_is_kept(tmp_path: Path) -> None:
+    # Two nodes started on one new path at once: the one that failed must not remove the
+    # store the other made and published to.
+    store = tmp_path / "new" / "store"
+    made = NewStore(store)
+    _layout(store)
+    (store / "refs" / "a").mkdir(parents=True)
+    (store / "refs" / "a" / ".log").write_text("ccn-ref 1 /a\n")
+    made.undo()
+    assert (store / "refs" / "a" / ".log").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    made = NewStore(empty)
+    _layout(empty)
+    (empty / "packs" / "p.pack").write_bytes(b"x")
+    made.undo()
+    assert (empty / "packs" / "p.pack").exists() and (empty / "objects").is_dir()
