@@ -25,7 +25,7 @@ import trio
 
 from ccn.client import Client, connect
 from ccn.config import ConfigError, NodeConfig, parse_route
-from ccn.defaults import default_node_uri
+from ccn.defaults import default_socket, default_store
 from ccn.errors import CcnError, LocalError, VerificationError, os_error_text
 from ccn.faces.uri import FaceUri
 from ccn.name import Name
@@ -655,13 +655,13 @@ def build_parser() -> _Parser:
     p.add_argument(
         "--node",
         default=None,
-        help=f"node to talk to (default: $CCN_NODE or {default_node_uri()})",
+        help=f"node to talk to (default: $CCN_NODE or {default_socket()})",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("node", help="run a node")
     s.add_argument("--config", help="TOML file with the same settings as the flags")
-    s.add_argument("--store", help="store directory (default ~/.ccn/store)")
+    s.add_argument("--store", help=f"store directory (default {default_store()})")
     s.add_argument(
         "--listen",
         action="append",
@@ -674,7 +674,8 @@ def build_parser() -> _Parser:
         "--route",
         action="append",
         metavar="PREFIX=URI",
-        help="route a prefix to a neighbour (tcp:// or udp://HOST:PORT); may be repeated",
+        help="route a prefix to a neighbour (tcp://, udp://HOST:PORT or unix:///PATH); "
+        "may be repeated",
     )
     s.add_argument(
         "--ndn",

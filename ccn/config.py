@@ -180,7 +180,9 @@ def parse_route(text: str) -> tuple[Name, str]:
     split = _ROUTE.fullmatch(text)
     prefix, sep, uri = (split[1], "=", split[2]) if split else text.partition("=")
     if not sep:
-        raise ConfigError(f"route {text!r} must look like /prefix=tcp://host:port (or udp://)")
+        raise ConfigError(
+            f"route {text!r} must look like /prefix=tcp://host:port (or udp://, unix://)"
+        )
     try:
         FaceUri.parse(uri)
         name = check_routable(Name.parse(prefix))

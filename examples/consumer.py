@@ -1,4 +1,4 @@
-"""Fetch the latest version of a name and print how many bytes came back and from which version.
+"""Fetch the latest version of a name and print how many bytes came back and their blake3 hash.
 
 python examples/consumer.py NAME [--node URI]
 """

@@ -166,6 +166,28 @@ def test_usage_mistakes_are_one_line_and_exit_2(
     assert lines[0].endswith(f"(see '{prog} --help')")
 
 
+def test_help_states_the_defaults_not_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--node`` defaults to $CCN_NODE, else the socket under $CCN_HOME: the help names that
+    socket, not $CCN_NODE's value a second time; ``--store`` names the store $CCN_HOME gives."""
+    monkeypatch.setenv("CCN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CCN_NODE", "tcp://192.0.2.7:6464")
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def help_of(*args: str) -> str:
+        with pytest.raises(SystemExit):
+            main([*args, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    top = help_of()
+    assert f"$CCN_NODE or unix://{tmp_path}/home/node.sock" in top
+    assert "192.0.2.7" not in top
+    node_help = help_of("node")
+    assert f"store directory (default {tmp_path}/home/store)" in node_help
+    assert "route a prefix to a neighbour (tcp://, udp://HOST:PORT or unix:///PATH)" in node_help
+
+
 def test_bad_address_and_route_errors(node: str) -> None:
     one_line_error(run("status", node="http://x"), "scheme")
     one_line_error(
