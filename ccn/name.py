@@ -68,6 +68,13 @@ def _unescape(text: str) -> bytes:
             i += 3
             continue
         code = ord(ch)
+        if code > 0x9F:  # a letter of another script, say: its UTF-8 bytes (as NDN tools read it)
+            try:
+                out += ch.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (from bytes that were not UTF-8)
+                raise InvalidName(f"character {ch!r} must be percent-escaped in {text!r}") from None
+            i += 1
+            continue
         if code > 0x7E or code < 0x21:
             raise InvalidName(f"character {ch!r} must be percent-escaped in {text!r}")
         out.append(code)

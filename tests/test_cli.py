@@ -812,6 +812,17 @@ def test_names_of_ndn_content_are_shown_as_ndn_writes_them(
     assert "/ndt/v=2/32=x" in run("route", "list", "/ndt/v=2/32=x", node=node).stdout
 
 
+def test_names_beyond_ascii_are_taken_as_utf8(node: str, tmp_path: Path) -> None:
+    src = tmp_path / "x"
+    src.write_bytes(b"des vid\xc3\xa9os")
+    put = run("put", str(src), "/cli/vidéos", node=node)
+    assert put.returncode == 0 and put.stdout.startswith("/cli/vid%C3%A9os/v1 "), put.stderr
+    got = run("get", "/cli/vid%C3%A9os", "-o", "-", node=node)
+    assert got.returncode == 0 and got.stdout == "des vidéos", got.stderr
+    got = run("get", "/cli/vidéos", cwd=tmp_path, node=node)  # the default output file: its name
+    assert got.returncode == 0 and (tmp_path / "vidéos").read_text() == "des vidéos", got.stderr
+
+
 def test_get_takes_ndn_versions(node: str, ndn_producer: _NdnProducer, tmp_path: Path) -> None:
     src = tmp_path / "x"
     src.write_bytes(b"ccn content")

@@ -31,6 +31,8 @@ def test_canonical_text_round_trips(name: Name) -> None:
         ("/a%2Fb", (b"a/b",)),
         ("/%00%ff", (b"\x00\xff",)),
         ("/caf%C3%A9/v3", ("café".encode(), b"v3")),
+        ("/vidéos/été/v2", ("vidéos".encode(), "été".encode(), b"v2")),  # UTF-8, as NDN reads it
+        ("/日本", ("日本".encode(),)),
         ("/a~b_c-d.e", (b"a~b_c-d.e",)),
     ],
 )
@@ -39,11 +41,29 @@ def test_parse(text: str, components: tuple[bytes, ...]) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "a/b", "//", "/a//b", "/a b", "/%2", "/%zz", "/é", "/" + "x" * 300]
+    "text",
+    [
+        "",
+        "a/b",
+        "//",
+        "/a//b",
+        "/a b",
+        "/%2",
+        "/%zz",
+        "/a\x7f",
+        "/a\x85",
+        "/\udce9",
+        "/" + "x" * 300,
+    ],
 )
 def test_parse_rejects(text: str) -> None:
     with pytest.raises(InvalidName):
         Name.parse(text)
+
+
+def test_non_ascii_text_is_read_as_utf8_and_printed_escaped() -> None:
+    name = Name.parse("/café")
+    assert str(name) == "/caf%C3%A9" and Name.parse(str(name)) == name
 
 
 def test_escaping_is_upper_case() -> None:
