@@ -418,7 +418,7 @@ class Discovery:
             del self.neighbours[nb.id]
         self._install(nb, {})
         self.node.forwarder.remove_route(link_prefix(nb.id), nb.face.id)
-        nb.face.close("neighbour silent")
+        nb.face.release("neighbour silent")
 
     # -- status ----------------------------------------------------------------------------
 

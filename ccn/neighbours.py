@@ -163,7 +163,7 @@ class Neighbours:
                     await self._watch_udp(nb, face)
                 finally:
                     self._down(nb)
-                    face.close()
+                    face.release()
                 await nb.pause(REDIAL_DELAY)
 
     async def _watch_udp(self, nb: Neighbour, face: UdpFace) -> None:

@@ -226,6 +226,24 @@ async def test_a_discovered_route_removed_by_hand_comes_back(
             await wait_until(lambda: routes_to(b, "/lan/z") == [hop])
 
 
+async def test_removing_a_static_route_to_a_discovered_peer_keeps_discovery_s_face(
+    tmp_path: Path,
+) -> None:
+    # Both take the peer's one UDP face; removing the static route closed it, and discovery's
+    # routes went with it until the neighbour was found again.
+    with trio.fail_after(30):
+        async with lan_pair(tmp_path) as (a, a_uri, b, _b_uri):
+            hop = await published_and_learned(tmp_path, a_uri, b, "/lan/kept")
+            peer = f"udp://127.0.0.1:{a.discovery._channel.bound.port}"
+            await b.links.add_route(Name.parse("/static"), peer)
+            assert routes_to(b, "/static")[0]["face"] == hop["face"]
+            assert b.links.remove_route(Name.parse("/static"), peer) == 1
+            await trio.sleep(0.3)  # the static route's task ends
+            assert routes_to(b, "/static") == []
+            assert routes_to(b, "/lan/kept") == [hop]
+            assert hop["face"] in b.faces
+
+
 def test_discovery_can_be_turned_off() -> None:
     assert NodeConfig().discovery is True
     assert NodeConfig.from_mapping({"discovery": False}).discovery is False

@@ -213,6 +213,8 @@ class UdpFace(Face):
         #: ICMP errors for datagrams sent to the peer, and the last one's text ("" if none)
         self.unreachable = 0
         self.unreachable_error = ""
+        #: Who asked for this face as persistent and has not released it (:meth:`release`)
+        self.holders = 0
         self._deliver: Deliver | None = None
         self._early: list[Packet] = []
         self._closed_event = trio.Event()
@@ -309,6 +311,14 @@ class UdpFace(Face):
         """Return at the next ICMP error for the peer, or when the face closes."""
         if not self.closed:
             await self._refused.wait()
+
+    def release(self, reason: str = "closed") -> None:
+        """A holder (see :meth:`UdpChannel.face_for`) is done with the face: it closes when no
+        holder is left. Removing a static route no longer closed the face discovery was using
+        for the same peer, taking its routes with it."""
+        self.holders = max(0, self.holders - 1)
+        if not self.holders:
+            self.close(reason)
 
     def close(self, reason: str = "closed") -> None:
         if not self.closed:
@@ -440,14 +450,18 @@ class UdpChannel:
 
     def face_for(self, addr: SockAddr, *, persistent: bool = True) -> UdpFace:
         """The face for peer ``addr``, made (and started) if needed. Asking for a persistent
-        face makes an existing on-demand one persistent."""
+        face makes an existing on-demand one persistent, and makes the caller one of its
+        holders, who give it up with :meth:`UdpFace.release` (a static route and discovery may
+        hold the face of one peer)."""
         face = self.faces.get(_key(addr))
-        if face is not None:
-            if persistent:
-                face.persistent = True  # run() sees it at its next idle check
-                face.opened_by_peer = False
-            return face
-        return self._new_face(addr, persistent=persistent)
+        if face is None:
+            face = self._new_face(addr, persistent=persistent)
+        elif persistent:
+            face.persistent = True  # run() sees it at its next idle check
+            face.opened_by_peer = False
+        if persistent:
+            face.holders += 1
+        return face
 
     def _new_face(self, addr: SockAddr, *, persistent: bool) -> UdpFace:
         assert self._nursery is not None and self._on_face is not None, "channel not running"
