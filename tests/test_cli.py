@@ -196,14 +196,19 @@ def test_bad_address_and_route_errors(node: str) -> None:
     one_line_error(run("route", "remove", "/far", "tcp://127.0.0.1:1", node=node), "no route")
 
 
-def test_a_route_to_a_node_that_is_down_is_reported_at_start(tmp_path: Path) -> None:
-    flags = ["--listen", f"unix://{tmp_path}/n.sock", "--no-discovery"]
-    proc = subprocess.Popen(
-        [*CCN, "node", "--store", str(tmp_path / "s"), *flags, "--route", "/far=tcp://127.0.0.1:1"],
+def _spawn_node(store: Path, *flags: str) -> subprocess.Popen[str]:
+    """A ``ccn node`` process with its stdout and stderr piped, as text."""
+    return subprocess.Popen(
+        [*CCN, "node", "--store", str(store), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_a_route_to_a_node_that_is_down_is_reported_at_start(tmp_path: Path) -> None:
+    flags = ["--listen", f"unix://{tmp_path}/n.sock", "--no-discovery"]
+    proc = _spawn_node(tmp_path / "s", *flags, "--route", "/far=tcp://127.0.0.1:1")
     try:
         assert proc.stdout is not None and proc.stderr is not None
         assert "listening on" in proc.stdout.readline()
@@ -227,12 +232,7 @@ def test_a_udp_route_nobody_listens_for_is_reported_and_fails_fast(tmp_path: Pat
         far = f"udp://127.0.0.1:{s.getsockname()[1]}"
     sock = f"unix://{tmp_path}/n.sock"
     flags = ["--listen", sock, "--no-discovery", "--route", f"/far={far}"]
-    proc = subprocess.Popen(
-        [*CCN, "node", "--store", str(tmp_path / "s"), *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _spawn_node(tmp_path / "s", *flags)
     try:
         assert proc.stdout is not None and proc.stderr is not None
         assert "listening on" in proc.stdout.readline()
@@ -264,12 +264,7 @@ def test_an_interface_discovery_cannot_use_is_reported_at_start(tmp_path: Path) 
     config = tmp_path / "node.toml"
     config.write_text('interfaces = ["ccn-nosuch0"]\n')
     flags = ["--config", str(config), "--listen", f"unix://{tmp_path}/n.sock"]
-    proc = subprocess.Popen(
-        [*CCN, "node", "--store", str(tmp_path / "s"), *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _spawn_node(tmp_path / "s", *flags)
     try:
         assert proc.stdout is not None
         assert "listening on" in proc.stdout.readline()
