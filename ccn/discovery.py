@@ -394,7 +394,7 @@ class Discovery:
         their_seq = reply.get("seq")
         nb.fetched_seq = max(seq, their_seq) if type(their_seq) is int else seq
         nb.fetched_at = trio.current_time()
-        own = set(self.own_prefixes())
+        own = self.node.forwarder.fib.prefixes_via(self.node.producer.face.id)
         self._install(nb, {p: c for p, c in routes.items() if c < INFINITY and p not in own})
 
     def _install(self, nb: Neighbour, routes: dict[Name, int]) -> None:
