@@ -509,6 +509,25 @@ def test_stdout_closed_by_its_reader_is_not_an_error(node: str, tmp_path: Path) 
     assert "error" not in err and "Traceback" not in err, err
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("size", [100, 300_000])  # within stdout's buffer, and beyond it
+def test_stdout_on_a_full_disk_is_named_in_one_line(node: str, tmp_path: Path, size: int) -> None:
+    # 'ccn get NAME -o - > file' on a full disk said only "No space left on device", not
+    # what was full (-o FILE names the file).
+    src = tmp_path / "f"
+    src.write_bytes(os.urandom(size))
+    assert run("put", str(src), f"/cli/full{size}", node=node).returncode == 0
+    with open("/dev/full", "wb") as full:  # every write fails with ENOSPC, as a full disk's
+        got = subprocess.run(
+            [*CCN, "--node", node, "get", f"/cli/full{size}/v1", "-o", "-"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    one_line_error(got, "cannot write to stdout: No space left on device")
+
+
 def test_a_second_node_on_the_same_store_is_refused(node: str, tmp_path: Path) -> None:
     store = Path(node.removeprefix("unix://")).parent / "store"
     other = f"unix://{tmp_path}/other.sock"
