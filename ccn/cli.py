@@ -227,7 +227,6 @@ def cmd_get(args: argparse.Namespace) -> int:
     async def ccn_body(client: Client) -> int:
         if out == "-":
             versioned = await fetch_to_stream(client, name, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
         else:
             bar = ProgressBar() if sys.stderr.isatty() else None
             versioned, _v, _stats = await fetch_version(client, name, Path(out), progress=bar)

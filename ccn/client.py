@@ -370,12 +370,18 @@ class Client:
         versioned, version = await resolve(self, n)
         params = {"name": str(versioned), "version": encode(version)}
         reply = await self.long_command("pin", params)
+        errors_before = reply.get("cache_write_errors", 0)
         if reply.get("need") == "content":
             await fetch_through(self, versioned, version)
             reply = await self.long_command("pin", params)
         if reply.get("need") is not None:
             missing = reply.get("missing", "some")
-            raise CommandError(f"cannot pin {versioned}: {missing} objects did not reach the node")
+            why = ""
+            if reply.get("cache_write_errors", 0) > errors_before:
+                why = "; its cache tier could not write them (is its disk full? see ccn status)"
+            raise CommandError(
+                f"cannot pin {versioned}: {missing} objects did not reach the node{why}"
+            )
         return Name.parse(reply["pinned"])
 
     async def unpin(self, name: Name | str) -> int:

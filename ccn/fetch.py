@@ -19,7 +19,7 @@ import heapq
 import math
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -626,8 +626,12 @@ async def fetch_to_path(client: Client, name: Name, dest: Path) -> Name:
     return versioned
 
 
-async def fetch_to_stream(client: Client, name: Name, out: BinaryIO) -> Name:
-    """Fetch a file version and write it to ``out`` in order (e.g. stdout)."""
+async def fetch_to_stream(
+    client: Client, name: Name, out: BinaryIO, *, shown_as: str = "stdout"
+) -> Name:
+    """Fetch a file version and write it to ``out`` in order (e.g. stdout). An error writing
+    ``out`` raises :class:`LocalError` naming it ``shown_as`` (a full disk under a redirected
+    stdout); a reader that went away stays a :class:`BrokenPipeError` (see ``ccn.cli``)."""
     versioned, version = await resolve(client, name)
     if version.root_kind == Kind.TREE:
         raise LocalError(f"{versioned} is a directory; fetch it to a path")
@@ -638,12 +642,27 @@ async def fetch_to_stream(client: Client, name: Name, out: BinaryIO) -> Name:
     def sink(_i: int, raw: bytes) -> None:
         data = _blob_data(raw)
         hasher.update(data)
-        out.write(data)
+        with stream_errors(shown_as):
+            out.write(data)
 
     await pipe.fetch_ordered(_leaves(version.root, version.root_kind, interior), sink)
     if hasher.digest() != version.content_hash:
         raise VerificationError(f"{versioned}: content hash mismatch")
+    with stream_errors(shown_as):
+        out.flush()
     return versioned
+
+
+@contextlib.contextmanager
+def stream_errors(shown_as: str) -> Iterator[None]:
+    """Turn an error writing an output stream into one line naming it, as errors writing
+    ``-o FILE`` do (a bare "No space left on device" did not say what was full)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise LocalError(f"cannot write to {shown_as}: {e.strerror or e}") from None
 
 
 async def fetch_through(client: Client, versioned: Name, version: Version) -> Stats:

@@ -162,7 +162,11 @@ class Maintenance:
             try:
                 await stoppable(lambda stop: self._promote(version_raw, version, stop), wanted)
             except _Missing as m:
-                return {"need": "content", "missing": m.count}
+                need: dict[str, Any] = {"need": "content", "missing": m.count}
+                errors = node.cache.counters.write_errors
+                if errors:  # a full disk: what passes cannot be kept for the copy
+                    need["cache_write_errors"] = errors
+                return need
         node.refs.pin(n, version.number, object_id(version_raw))
         return {"pinned": str(n.with_version(version.number))}
 

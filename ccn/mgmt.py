@@ -42,6 +42,8 @@ _ABANDONED_WITH_THEIR_CLIENT = frozenset({"publish", "pin", "gc", "fsck"})
 #: numbers (a reply is one packet); the totals are complete.
 LIST_MAX_NAMES = 2000
 LIST_MAX_VERSIONS = 100
+#: Write errors that say the store's file system cannot take more (see _os_error_text).
+_STORE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 class CommandFailed(CcnError):
@@ -77,7 +79,7 @@ class Management:
         except (CcnError, DecodeError) as e:
             reply = {"ok": False, "error": str(e)}
         except OSError as e:  # e.g. a directory being published that the node cannot read
-            reply = {"ok": False, "error": os_error_text(e)}
+            reply = {"ok": False, "error": self._os_error_text(e)}
         except Exception as e:
             # A bug in a command must not take down the node and every face on it: the
             # client is told, and the traceback goes to the node's stderr to be reported.
@@ -91,6 +93,19 @@ class Management:
             too_big = f"the reply to {verb!r} is too large ({len(content):,} bytes)"
             content = encode_reply({"ok": False, "error": too_big})
         self.node.inject(self.face.id, Data(interest.name, content, 0))
+
+    def _os_error_text(self, e: OSError) -> str:
+        """The line for an OSError of a command. A full, over-quota or read-only store is
+        named as such: the file it was writing (a pack, a ref's temporary file), or none at
+        all, means nothing to the user. Anything else (a file being published that the
+        node cannot read) is shown with its path."""
+        if e.errno not in _STORE_FULL:
+            return os_error_text(e)
+        store = os.path.realpath(self.node.config.store)
+        where = None if not e.filename else os.path.realpath(os.fsdecode(e.filename))
+        if where is not None and os.path.commonpath([where, store]) != store:
+            return os_error_text(e)
+        return f"the node's store {store}: {e.strerror}"
 
     # -- commands --------------------------------------------------------------------------
 
@@ -158,13 +173,7 @@ class Management:
             sign = None if signer is None else signer.sign
             return publish(node.store, node.refs, name, Path(path), sign=sign, stop=stop)
 
-        try:
-            version = await stoppable(work, asked)
-        except OSError as e:
-            if e.filename or e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-                raise
-            # a write into the store (no file name to show): say which store is full
-            raise CommandFailed(f"the node's store {store}: {os_error_text(e)}") from None
+        version = await stoppable(work, asked)
         node.on_published(name)
         full = name.with_version(version.number)
         from ccn.store.objects import id_of

@@ -509,6 +509,25 @@ def test_stdout_closed_by_its_reader_is_not_an_error(node: str, tmp_path: Path) 
     assert "error" not in err and "Traceback" not in err, err
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("size", [100, 300_000])  # within stdout's buffer, and beyond it
+def test_stdout_on_a_full_disk_is_named_in_one_line(node: str, tmp_path: Path, size: int) -> None:
+    # 'ccn get NAME -o - > file' on a full disk said only "No space left on device", not
+    # what was full (-o FILE names the file).
+    src = tmp_path / "f"
+    src.write_bytes(os.urandom(size))
+    assert run("put", str(src), f"/cli/full{size}", node=node).returncode == 0
+    with open("/dev/full", "wb") as full:  # every write fails with ENOSPC, as a full disk's
+        got = subprocess.run(
+            [*CCN, "--node", node, "get", f"/cli/full{size}/v1", "-o", "-"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    one_line_error(got, "cannot write to stdout: No space left on device")
+
+
 def test_a_second_node_on_the_same_store_is_refused(node: str, tmp_path: Path) -> None:
     store = Path(node.removeprefix("unix://")).parent / "store"
     other = f"unix://{tmp_path}/other.sock"
@@ -904,3 +923,59 @@ def test_a_unix_socket_needs_its_directory_except_ccns_own(tmp_path: Path) -> No
         proc.terminate()
         proc.communicate(timeout=5)
     assert proc.returncode == 0 and home.is_dir()
+
+
+def _mount_tmpfs(where: Path, options: str) -> None:
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
+
+
+def _free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to mount a small tmpfs")
+def test_a_put_that_does_not_fit_the_store_is_one_line_and_gives_the_space_back(
+    tmp_path: Path,
+) -> None:
+    # Out of space (a file bigger than what is free) or out of inodes (the error used to name
+    # the pack file being written), the put fails in one line naming the node's store; the
+    # node keeps serving, the name is not published, the space is given back, and once there
+    # is room again the same put works and fsck finds the store consistent.
+    mnt, sock = tmp_path / "mnt", f"unix://{tmp_path}/n.sock"
+    _mount_tmpfs(mnt, "size=4m,nr_inodes=40")
+    proc = None
+    try:
+        proc = _node_process(mnt / "store", "--listen", sock)
+        (tmp_path / "small").write_bytes(os.urandom(100_000))
+        (tmp_path / "big").write_bytes(os.urandom(6_000_000))
+        assert run("put", str(tmp_path / "small"), "/small", node=sock).returncode == 0
+        free = _free_bytes(mnt)
+        store = os.path.realpath(mnt / "store")
+        one_line_error(
+            run("put", str(tmp_path / "big"), "/big", node=sock),
+            f"the node's store {store}: No space left on device",
+        )
+        assert _free_bytes(mnt) == free
+        for i in range(40):  # bounded: each put takes a few inodes of 40
+            got = run("put", str(tmp_path / "small"), f"/n{i}", node=sock)
+            if got.returncode:
+                break
+        one_line_error(got, f"the node's store {store}: No space left on device")
+        assert run("ls", "/big", node=sock).stdout == ""
+        out = tmp_path / "out"
+        assert run("get", "/small", "-o", str(out), node=sock).returncode == 0
+        assert out.read_bytes() == (tmp_path / "small").read_bytes()
+        subprocess.run(["mount", "-o", "remount,size=16m,nr_inodes=400", str(mnt)], check=True)
+        assert run("put", str(tmp_path / "big"), "/big", node=sock).returncode == 0
+        assert run("get", "/big", "-o", str(out), node=sock).returncode == 0
+        assert out.read_bytes() == (tmp_path / "big").read_bytes()
+        checked = run("fsck", node=sock)
+        assert checked.returncode == 0 and "0 problems" in checked.stderr, checked.stderr
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.communicate(timeout=5)
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+    assert proc.returncode == 0

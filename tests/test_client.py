@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import errno
 import os
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from ccn.client import Client, connect
+from ccn.client import Client, CommandError, connect
 from ccn.errors import ConnectError, NoAnswer, NoRoute
 from ccn.faces.base import Deliver, Face
 from ccn.mgmt_proto import parse_command
@@ -150,3 +152,29 @@ async def test_names_may_use_ndn_spellings(tmp_path: Any) -> None:
             assert [v["number"] for v in await client.log("/ndn/spelled/v=1")] == [1]
             with pytest.raises(NoRoute, match=r"^no route to /elsewhere/v=1/seg=0$"):
                 await client.get("/elsewhere/v=1/seg=0")
+
+
+async def test_a_pin_that_fails_because_the_cache_tier_cannot_write_says_so(
+    tmp_path: Path,
+) -> None:
+    # Pinning a version published elsewhere fetches it through the node and copies it from
+    # the cache tier. With the tier's disk full the copy found objects missing, and the pin
+    # said only "N objects did not reach the node", which sent users looking at the network.
+    (tmp_path / "f").write_bytes(os.urandom(3 << 20))
+    async with node_in_process(tmp_path, "far") as (_far, far_uri):
+        routes = [(Name.parse("/far"), far_uri)]
+        async with node_in_process(tmp_path, "near", routes=routes, cs_bytes=1 << 20) as (
+            near,
+            near_uri,
+        ):
+
+            def full(*_args: Any, **_kwargs: Any) -> int:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            near.cache.add_many = full  # every write of the tier fails, as on a full disk
+            async with connect(far_uri) as far, connect(near_uri) as client:
+                with trio.fail_after(30):
+                    await far.publish(tmp_path / "f", "/far/f")
+                    with pytest.raises(CommandError) as e:
+                        await client.pin("/far/f/v1")
+        assert "objects did not reach the node; its cache tier could not write them" in str(e.value)

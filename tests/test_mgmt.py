@@ -189,22 +189,65 @@ async def test_a_command_that_fails_inside_the_node_does_not_stop_it(
     assert "RuntimeError: a bug" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where", [None, "packs/pack-1-2-3-0.pack", "refs/full/.lock"])
 async def test_a_full_store_is_named_in_the_publish_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str | None
 ) -> None:
-    # A write into the store carries no file name: the error used to be the bare "No space
-    # left on device", which did not say that the node's store is what is full.
+    # A write into the store carries no file name (the error used to be the bare "No space
+    # left on device"), or the name of a file of the store's own (out of inodes: the error
+    # used to show the pack being written): either way, say that the node's store is full.
+    store = os.path.realpath(tmp_path / "n" / "node")  # node_in_process puts it there
+
     def full(*_args: Any, **_kwargs: Any) -> Any:
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device", where and f"{store}/{where}")
 
     (tmp_path / "f").write_bytes(b"x")
     monkeypatch.setattr("ccn.mgmt.publish", full)
-    async with node_in_process(tmp_path / "n") as (node, uri), connect(uri) as client:
+    async with node_in_process(tmp_path / "n") as (_node, uri), connect(uri) as client:
         with trio.fail_after(10):
             with pytest.raises(CommandError) as e:
                 await client.publish(tmp_path / "f", "/full")
+            assert str(e.value) == f"the node's store {store}: No space left on device"
+
+
+async def test_a_full_store_is_named_in_the_pin_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only publish said so: a pin (or unpin) whose pins file could not be written answered
+    # "<store>/pins.tmp.<pid>.<token>.<thread>: No space left on device".
+    from ccn.store.refs import DiskRefStore
+
+    def full(_self: DiskRefStore, path: str, _text: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", f"{path}.tmp.1.2.3")
+
+    (tmp_path / "f").write_bytes(b"x")
+    async with node_in_process(tmp_path / "n") as (node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            await client.publish(tmp_path / "f", "/p")
+            monkeypatch.setattr(DiskRefStore, "_replace", full)
+            with pytest.raises(CommandError) as e:
+                await client.pin("/p/v1")
             store = os.path.realpath(node.config.store)
             assert str(e.value) == f"the node's store {store}: No space left on device"
+            assert await client.pins() == []
+
+
+async def test_an_unreadable_file_to_publish_is_named_not_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store is named only for files of its own: an error about the file being published
+    # keeps its path.
+    outside = str(tmp_path / "f")
+
+    def failing(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno.EROFS, "Read-only file system", outside)
+
+    (tmp_path / "f").write_bytes(b"x")
+    monkeypatch.setattr("ccn.mgmt.publish", failing)
+    async with node_in_process(tmp_path / "n") as (_node, uri), connect(uri) as client:
+        with trio.fail_after(10), pytest.raises(CommandError) as e:
+            await client.publish(tmp_path / "f", "/f")
+        assert str(e.value) == f"{outside}: Read-only file system"
 
 
 async def test_a_publish_whose_client_goes_away_is_stopped_unpublished(

@@ -16,8 +16,9 @@ Rules it keeps:
   (to a temporary file, then renamed) when it holds more than twice the live entries; a
   temporary file a crash left is removed when the log is opened.
 
-It is a cache: a write that fails loses the entry on restart, nothing more. Writes are one
-``os.write`` of one line, on the caller's thread (version records are few next to objects).
+It is a cache: a write that fails loses the entry on restart, nothing more (a line only
+partly written, on a disk that filled, is cut off again). Writes are one ``os.write`` of one
+line, on the caller's thread (version records are few next to objects).
 """
 
 from __future__ import annotations
@@ -138,10 +139,18 @@ class SeenVersions:
         self._lines += 1
         if self._fd is None:
             return
+        data = line.encode("ascii")
         try:
-            os.write(self._fd, line.encode("ascii"))
+            written = os.write(self._fd, data)
         except OSError:
             self.write_errors += 1
+            return
+        if written < len(data):
+            # A disk that filled mid-line took part of it: cut that off, or the next line
+            # appended would join it and be lost with it.
+            self.write_errors += 1
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
 
     def _rewrite(self) -> None:
         tmp = self.path.with_name(f"{self.path.name}.tmp.{os.getpid()}")

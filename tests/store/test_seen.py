@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,4 +114,45 @@ def test_a_log_that_is_a_directory_does_not_stop_the_node(tmp_path: Path) -> Non
     (tmp_path / "versions").mkdir()
     seen = SeenVersions(tmp_path / "versions")
     assert seen.record(DOC, 1, vid(1)) and seen.write_errors > 0
+    seen.close()
+
+
+_SHORT_WRITE = """
+import resource, signal, sys
+from pathlib import Path
+from ccn.name import Name
+from ccn.store.seen import SeenVersions
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+path, doc = Path(sys.argv[1]), Name.parse("/doc")
+seen = SeenVersions(path)
+seen.record(doc, 1, bytes([1]) * 32)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 30, hard))
+seen.record(doc, 2, bytes([2]) * 32)  # the file can take 30 bytes of this line
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+seen.record(doc, 3, bytes([3]) * 32)
+print(seen.write_errors)
+seen.close()
+"""
+
+
+def test_a_line_the_disk_took_only_part_of_does_not_take_the_next_one_with_it(
+    tmp_path: Path,
+) -> None:
+    # A disk that fills mid-line makes write() short, not fail: the torn line stayed, the
+    # next line was appended to it, and both were lost at the next start. The file size
+    # limit of a child process gives a real short write (as a full disk does), without root.
+    path = tmp_path / "versions"
+    got = subprocess.run(
+        [sys.executable, "-c", _SHORT_WRITE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert got.stdout == "1\n"  # the short write is counted as a write error
+    assert all(line.count(" ") == 2 for line in path.read_text().splitlines())
+    seen = SeenVersions(path)
+    assert list(seen.newest_first(DOC)) == [(3, vid(3)), (1, vid(1))]
     seen.close()
