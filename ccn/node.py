@@ -62,7 +62,7 @@ from ccn.name import ROOT, Name
 from ccn.neighbours import Neighbour, Neighbours
 from ccn.packet import Data, Interest, Packet
 from ccn.producer import LATEST_FRESHNESS_MS, VERSION_FRESHNESS_MS, Producer
-from ccn.store.cache import CacheFeeder, CacheTier, batches
+from ccn.store.cache import CacheFeeder, CacheInUse, CacheTier, batches
 from ccn.store.newstore import NewStore
 from ccn.store.objects import MAX_OBJECT_SIZE, Kind, Version, children
 from ccn.store.objects import decode as decode_object
@@ -135,6 +135,8 @@ class Node:
             #: that it can answer for them from the cache tier when no producer can
             #: (ccn/store/seen.py).
             self.seen = SeenVersions(config.store / "cache" / "versions")
+        except CacheInUse:
+            raise  # another node's store (it made it since we looked): not ours to take back
         except BaseException:
             self._new_store.undo()
             raise

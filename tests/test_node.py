@@ -376,3 +376,23 @@ def test_only_version_records_that_match_their_name_are_remembered(
         node.seen.close()
         node.cache.close()
         node.store.close()
+
+
+async def test_a_start_that_finds_its_new_store_in_use_removes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two nodes started on one new path at once: the second looked before the first made the
+    # store, then lost its lock. Taking back "what it created" removed the first's store.
+    import ccn.node as node_module
+    from ccn.store.cache import CacheInUse
+    from ccn.store.newstore import NewStore
+
+    looked_early = NewStore(tmp_path / "a")
+    with trio.fail_after(20):
+        async with node_in_process(tmp_path, "a"):
+            monkeypatch.setattr(node_module, "NewStore", lambda _store: looked_early)
+            second = NodeConfig(store=tmp_path / "a", listen=[f"unix://{tmp_path}/b.sock"])
+            with pytest.raises(CacheInUse):
+                Node(second)
+            assert (tmp_path / "a" / "objects").is_dir()
+
