@@ -38,7 +38,7 @@ from ccn.faces.internal import InternalFace
 from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
 from ccn.faces.transport import accepted_peer, open_listener
 from ccn.faces.uri import FaceUri
-from ccn.fetch import Pipeline, partial_path, resolve
+from ccn.fetch import Pipeline, partial_path, resolve, stream_errors
 from ccn.name import Name
 from ccn.ndn import lp, mgmt
 from ccn.ndn.names import component_to_ccn, ndn_uri, to_ccn, to_ndn
@@ -545,8 +545,16 @@ async def get_ndn(client: Client, name: Name, out: str) -> bool:
     """
     if out == "-":
         stdout: BinaryIO = os.fdopen(os.dup(1), "wb")
-        with stdout:
-            return await fetch_ndn(client, name, stdout.write) is not None
+
+        def write(chunk: bytes) -> None:
+            with stream_errors("stdout"):  # a full disk under a redirect: one line naming it
+                stdout.write(chunk)
+
+        try:
+            return await fetch_ndn(client, name, write) is not None
+        finally:
+            with stream_errors("stdout"):
+                stdout.close()
     dest = Path(out)
     partial = partial_path(dest)
     try:

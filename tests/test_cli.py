@@ -837,6 +837,21 @@ def test_names_beyond_ascii_are_taken_as_utf8(node: str, tmp_path: Path) -> None
     assert got.returncode == 0 and (tmp_path / "vidéos").read_text() == "des vidéos", got.stderr
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_ndn_content_to_a_full_stdout_is_named_in_one_line(
+    node: str, ndn_producer: _NdnProducer
+) -> None:
+    with open("/dev/full", "wb") as full:
+        got = subprocess.run(
+            [*CCN, "--node", node, "get", "/nd/ok", "-o", "-"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    one_line_error(got, "cannot write to stdout: No space left on device")
+
+
 def test_get_takes_ndn_versions(node: str, ndn_producer: _NdnProducer, tmp_path: Path) -> None:
     src = tmp_path / "x"
     src.write_bytes(b"ccn content")
