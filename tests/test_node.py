@@ -395,4 +395,3 @@ async def test_a_start_that_finds_its_new_store_in_use_removes_nothing(
             with pytest.raises(CacheInUse):
                 Node(second)
             assert (tmp_path / "a" / "objects").is_dir()
-
