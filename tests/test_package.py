@@ -1,4 +1,4 @@
-"""The package as installed: what a wheel built from this tree holds."""
+"""The package: the public names of ``ccn``, and what a wheel built from this tree holds."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import trio
+
+import ccn
+from ccn.testing import node_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +33,18 @@ def test_the_wheel_carries_the_py_typed_marker(tmp_path: Path) -> None:
     )
     (wheel,) = wheels.glob("ccn-*.whl")
     assert "ccn/py.typed" in zipfile.ZipFile(wheel).namelist()
+
+
+def test_every_public_name_resolves() -> None:
+    assert all(getattr(ccn, name) is not None for name in ccn.__all__)
+
+
+async def test_what_the_client_raises_for_a_mistake_is_public(tmp_path: Path) -> None:
+    # A node refusing a command (ccn.client.CommandError) and a local mistake (a missing file,
+    # ccn.errors.LocalError) could only be caught as ccn.CcnError or by importing internals.
+    async with node_in_process(tmp_path) as (_node, uri), ccn.connect(uri) as node:
+        with trio.fail_after(10):
+            with pytest.raises(ccn.CommandError, match="is not published on this node"):
+                await node.log("/nothing")
+            with pytest.raises(ccn.LocalError, match="no such file or directory"):
+                await node.put(tmp_path / "missing", "/x")
