@@ -416,13 +416,21 @@ class Client:
     # -- whole objects ---------------------------------------------------------------------
 
     async def get(self, name: Name | str) -> bytes:
-        """Fetch a file version by name into memory (use :meth:`fetch` for large content)."""
+        """Fetch a file version by name (``/n`` for the latest, ``/n/vN`` for that one) into
+        memory; use :meth:`fetch` for large content or a directory (:class:`LocalError`).
+        Every byte is verified. Raises a :class:`FetchError` (:class:`NoRoute`,
+        :class:`NotFound`, :class:`VerificationError`) when the fetch fails."""
         from ccn.fetch import fetch_bytes
 
         return await fetch_bytes(self, _name(name))
 
     async def fetch(self, name: Name | str, path: str | os.PathLike[str]) -> Name:
-        """Fetch a file or directory version to ``path``; return the versioned name."""
+        """Fetch a file or directory version to ``path``; return the versioned name.
+
+        It is written beside ``path`` (``<path>.ccn-partial``) and renamed when every byte is
+        verified: a fetch that fails or is cancelled leaves nothing. A file replaces an existing
+        file at ``path``; a directory is never merged into an existing path
+        (:class:`LocalError`)."""
         from ccn.fetch import fetch_to_path
 
         return await fetch_to_path(self, _name(name), Path(path))
@@ -439,8 +447,13 @@ def _name(name: Name | str) -> Name:
 
 @asynccontextmanager
 async def connect(uri: str | None = None, *, trust: Anchors | None = None) -> AsyncIterator[Client]:
-    """Connect to a node; the connection closes when the block exits. With ``trust``, every
-    version fetched under an anchored prefix must be signed by a trusted key."""
+    """Connect to a node at ``uri`` (``unix:///path`` or ``tcp://host:port``; else
+    ``$CCN_NODE``, else the default Unix socket); the connection closes when the block exits.
+    Raises :class:`ConnectError` when no node is there; a call in flight when the node goes
+    away, and any later one, raises it too. Several tasks may use one connection at once. An
+    error raised in the block comes out as raised (not in an exception group). With
+    ``trust``, every version fetched under an anchored prefix must be signed by a trusted
+    key."""
     face = await dial(FaceUri.parse(uri or default_node_uri()))
     client = Client(face, trust)
     try:
