@@ -11,11 +11,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ccn.client import Client, connect
+    from ccn.client import Client, CommandError, connect
     from ccn.errors import (
         CcnError,
         ConnectError,
         FetchError,
+        LocalError,
         NoRoute,
         NotFound,
         VerificationError,
@@ -26,10 +27,12 @@ if TYPE_CHECKING:
 _WHERE = {
     "CcnError": "ccn.errors",
     "Client": "ccn.client",
+    "CommandError": "ccn.client",
     "ConnectError": "ccn.errors",
     "Data": "ccn.packet",
     "FetchError": "ccn.errors",
     "Interest": "ccn.packet",
+    "LocalError": "ccn.errors",
     "Nack": "ccn.packet",
     "NackReason": "ccn.packet",
     "Name": "ccn.name",
@@ -42,10 +45,12 @@ _WHERE = {
 __all__ = [
     "CcnError",
     "Client",
+    "CommandError",
     "ConnectError",
     "Data",
     "FetchError",
     "Interest",
+    "LocalError",
     "Nack",
     "NackReason",
     "Name",

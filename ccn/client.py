@@ -82,11 +82,13 @@ class Client:
         #: Things a person should know about what was fetched (e.g. a version that came from a
         #: cache because no producer answered); the CLI prints them. The last few are kept.
         self.notes: deque[str] = deque(maxlen=NOTES_KEPT)
-        # Registrations by key hold the nonce too, so that Data (which carries none) also
-        # clears the Interest's entry in ``_by_nonce``.
-        self._by_digest: dict[bytes, tuple[Answer, int]] = {}
-        self._by_name: dict[Name, tuple[Answer, int]] = {}
-        self._by_prefix: dict[Name, tuple[Answer, int]] = {}
+        # Registrations by key, each {nonce: answer}: Interests with the same key (two tasks
+        # fetching the same name or object) are aggregated by the node's PIT, which sends one
+        # Data for them all, so one Data answers every Interest under its key. The nonce also
+        # lets Data (which carries none) clear the Interest's entry in ``_by_nonce``.
+        self._by_digest: dict[bytes, dict[int, Answer]] = {}
+        self._by_name: dict[Name, dict[int, Answer]] = {}
+        self._by_prefix: dict[Name, dict[int, Answer]] = {}
         self._by_nonce: dict[int, Answer] = {}
         self._closed = trio.Event()
         self._waiters: set[trio.Event] = set()
@@ -97,31 +99,32 @@ class Client:
     def send(self, interest: Interest, answer: Answer) -> None:
         """Send ``interest``; ``answer`` is called once with the matching Data or Nack.
 
-        Registration is by digest (if set), else prefix (can-be-prefix) or exact name; one
-        outstanding registration per key. :meth:`forget` removes it.
+        Registration is by digest (if set), else prefix (can-be-prefix) or exact name; Data
+        for a key answers every Interest outstanding under it (several tasks may fetch the
+        same name at once). :meth:`forget` removes the registration.
         """
         face = self.face
         if face.closed:
             raise ConnectError("the connection to the node is closed")
         nonce = interest.nonce
-        digest = interest.digest
-        if digest is not None:
-            self._by_digest[digest] = (answer, nonce)
-        elif interest.can_be_prefix:
-            self._by_prefix[interest.name] = (answer, nonce)
-        else:
-            self._by_name[interest.name] = (answer, nonce)
+        self._table(interest).setdefault(_key(interest), {})[nonce] = answer
         self._by_nonce[nonce] = answer
         face.send(interest)
 
     def forget(self, interest: Interest) -> None:
         self._by_nonce.pop(interest.nonce, None)
+        table = self._table(interest)
+        key = _key(interest)
+        answers = table.get(key)
+        if answers is not None:
+            answers.pop(interest.nonce, None)
+            if not answers:
+                del table[key]
+
+    def _table(self, interest: Interest) -> dict[Any, dict[int, Answer]]:
         if interest.digest is not None:
-            self._by_digest.pop(interest.digest, None)
-        elif interest.can_be_prefix:
-            self._by_prefix.pop(interest.name, None)
-        else:
-            self._by_name.pop(interest.name, None)
+            return self._by_digest
+        return self._by_prefix if interest.can_be_prefix else self._by_name
 
     def _deliver(self, face: Face, packet: Packet) -> None:
         if type(packet) is Data:
@@ -138,9 +141,9 @@ class Client:
                 if reg is None and self._by_digest:
                     reg = self._by_digest.pop(packet.digest, None)
             if reg is not None:
-                answer, nonce = reg
-                self._by_nonce.pop(nonce, None)
-                answer(packet)
+                for nonce, answer in reg.items():
+                    self._by_nonce.pop(nonce, None)
+                    answer(packet)
         elif type(packet) is Nack:
             on_nack = self._by_nonce.pop(packet.interest.nonce, None)
             if on_nack is not None:
@@ -413,16 +416,29 @@ class Client:
     # -- whole objects ---------------------------------------------------------------------
 
     async def get(self, name: Name | str) -> bytes:
-        """Fetch a file version by name into memory (use :meth:`fetch` for large content)."""
+        """Fetch a file version by name (``/n`` for the latest, ``/n/vN`` for that one) into
+        memory; use :meth:`fetch` for large content or a directory (:class:`LocalError`).
+        Every byte is verified. Raises a :class:`FetchError` (:class:`NoRoute`,
+        :class:`NotFound`, :class:`VerificationError`) when the fetch fails."""
         from ccn.fetch import fetch_bytes
 
         return await fetch_bytes(self, _name(name))
 
     async def fetch(self, name: Name | str, path: str | os.PathLike[str]) -> Name:
-        """Fetch a file or directory version to ``path``; return the versioned name."""
+        """Fetch a file or directory version to ``path``; return the versioned name.
+
+        It is written beside ``path`` (``<path>.ccn-partial``) and renamed when every byte is
+        verified: a fetch that fails or is cancelled leaves nothing. A file replaces an existing
+        file at ``path``; a directory is never merged into an existing path
+        (:class:`LocalError`)."""
         from ccn.fetch import fetch_to_path
 
         return await fetch_to_path(self, _name(name), Path(path))
+
+
+def _key(interest: Interest) -> bytes | Name:
+    """What an Interest is registered under in its table (see :meth:`Client._table`)."""
+    return interest.digest if interest.digest is not None else interest.name
 
 
 def _name(name: Name | str) -> Name:
@@ -431,8 +447,13 @@ def _name(name: Name | str) -> Name:
 
 @asynccontextmanager
 async def connect(uri: str | None = None, *, trust: Anchors | None = None) -> AsyncIterator[Client]:
-    """Connect to a node; the connection closes when the block exits. With ``trust``, every
-    version fetched under an anchored prefix must be signed by a trusted key."""
+    """Connect to a node at ``uri`` (``unix:///path`` or ``tcp://host:port``; else
+    ``$CCN_NODE``, else the default Unix socket); the connection closes when the block exits.
+    Raises :class:`ConnectError` when no node is there; a call in flight when the node goes
+    away, and any later one, raises it too. Several tasks may use one connection at once. An
+    error raised in the block comes out as raised (not in an exception group). With
+    ``trust``, every version fetched under an anchored prefix must be signed by a trusted
+    key."""
     face = await dial(FaceUri.parse(uri or default_node_uri()))
     client = Client(face, trust)
     try:

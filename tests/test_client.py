@@ -57,6 +57,60 @@ def test_answered_interests_leave_no_registration_behind() -> None:
     assert not client._by_nonce
 
 
+def test_one_data_answers_every_interest_outstanding_under_its_key() -> None:
+    # The node's PIT aggregates Interests with the same name (or digest) from one face and
+    # sends one Data; the client kept one registration per key, so of two tasks fetching the
+    # same name only the last was answered and the other timed out.
+    face = _RecordingFace()
+    client = Client(face)
+    got: list[tuple[str, Name]] = []
+
+    def answered(task: str, packet: Data | Nack) -> None:
+        assert type(packet) is Data
+        got.append((task, packet.name))
+
+    blob = Data(ROOT, b"chunk")
+    named = Data(Name.parse("/a/v1"), b"x")
+    latest = Data(Name.parse("/b/v2"), b"y")
+    for n, task in enumerate(("one", "two")):
+        answer = partial(answered, task)
+        client.send(Interest(Name.parse("/loc"), n * 10 + 1, digest=blob.digest), answer)
+        client.send(Interest(named.name, n * 10 + 2), answer)
+        client.send(Interest(Name.parse("/b"), n * 10 + 3, can_be_prefix=True), answer)
+    forgotten = Interest(Name.parse("/gone"), 7)
+    client.send(forgotten, partial(answered, "forgotten"))
+    client.send(Interest(Name.parse("/gone"), 8), partial(answered, "kept"))
+    client.forget(forgotten)
+    for data in (blob, named, latest, Data(Name.parse("/gone"), b"z")):
+        client._deliver(face, data)
+    assert sorted(got) == sorted(
+        [(task, d.name) for task in ("one", "two") for d in (blob, named, latest)]
+        + [("kept", Name.parse("/gone"))]
+    )
+    assert not client._by_digest and not client._by_name and not client._by_prefix
+    assert not client._by_nonce
+
+
+async def test_tasks_fetching_the_same_name_on_one_connection_all_get_it(tmp_path: Path) -> None:
+    content = os.urandom(1 << 20)  # several chunks: their Interests carry digests
+    (tmp_path / "f").write_bytes(content)
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        await client.put(tmp_path / "f", "/same")
+        got: list[bytes] = []
+
+        async def get(name: str) -> None:
+            got.append(await client.get(name))
+
+        with trio.fail_after(5):  # each took 4 s per lost answer, or failed with NoAnswer
+            async with trio.open_nursery() as nursery:
+                for name in ("/same", "/same", "/same/v1", "/same/v1"):
+                    nursery.start_soon(get, name)
+                for i in range(2):
+                    nursery.start_soon(client.fetch, "/same/v1", tmp_path / f"out{i}")
+        assert got == [content] * 4
+        assert [(tmp_path / f"out{i}").read_bytes() for i in range(2)] == [content] * 2
+
+
 async def test_a_command_nobody_answers_names_the_address(autojump_clock: trio.abc.Clock) -> None:
     # '--node tcp://<an HTTP server> status' said '/localhost/ccn/status: no answer (timed out)'
     client = Client(_RecordingFace())

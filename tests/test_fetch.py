@@ -143,6 +143,27 @@ async def test_a_content_hash_mismatch_leaves_no_partial_output(
     assert list(out.iterdir()) == []
 
 
+async def test_a_cancelled_fetch_leaves_no_partial_output_and_a_usable_client(
+    tmp_path: Path,
+) -> None:
+    # What the README promises a program that wraps client.fetch in trio.move_on_after.
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = fetch_module.partial_path(out / "o")
+    with trio.fail_after(60):
+        async with _published(tmp_path, 16 << 20) as (client, src):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client.fetch, "/f", out / "o")
+                for _ in range(100_000):  # until it has begun writing
+                    if partial.exists():
+                        break
+                    await trio.sleep(0)
+                assert partial.exists()
+                nursery.cancel_scope.cancel()
+            assert list(out.iterdir()) == []
+            assert await client.get("/f") == src.read_bytes()
+
+
 async def test_what_a_killed_fetch_left_does_not_become_part_of_the_next(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
