@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 #: Called with the Data or the Nack that answers an Interest.
 Answer = Callable[[Data | Nack], None]
+#: A registration: (answer, nonce), or a list of them for Interests that share one key.
+_Reg = tuple[Answer, int] | list[tuple[Answer, int]]
 
 DEFAULT_TIMEOUT = 4.0
 COMMAND_TIMEOUT = 10.0
@@ -82,13 +84,14 @@ class Client:
         #: Things a person should know about what was fetched (e.g. a version that came from a
         #: cache because no producer answered); the CLI prints them. The last few are kept.
         self.notes: deque[str] = deque(maxlen=NOTES_KEPT)
-        # Registrations by key, each {nonce: answer}: Interests with the same key (two tasks
-        # fetching the same name or object) are aggregated by the node's PIT, which sends one
-        # Data for them all, so one Data answers every Interest under its key. The nonce also
-        # lets Data (which carries none) clear the Interest's entry in ``_by_nonce``.
-        self._by_digest: dict[bytes, dict[int, Answer]] = {}
-        self._by_name: dict[Name, dict[int, Answer]] = {}
-        self._by_prefix: dict[Name, dict[int, Answer]] = {}
+        # Registrations by key, each (answer, nonce), or a list of them when several
+        # Interests share the key (tasks fetching the same name or object): the node's PIT
+        # aggregates those and sends one Data, which answers them all. The nonce lets Data
+        # (which carries none) clear the Interest's entry in ``_by_nonce``. One is a tuple,
+        # not a collection: the cost of the common case stays one dict write (see send).
+        self._by_digest: dict[bytes, _Reg] = {}
+        self._by_name: dict[Name, _Reg] = {}
+        self._by_prefix: dict[Name, _Reg] = {}
         self._by_nonce: dict[int, Answer] = {}
         self._closed = trio.Event()
         self._waiters: set[trio.Event] = set()
@@ -107,21 +110,36 @@ class Client:
         if face.closed:
             raise ConnectError("the connection to the node is closed")
         nonce = interest.nonce
-        self._table(interest).setdefault(_key(interest), {})[nonce] = answer
+        entry = (answer, nonce)
+        digest = interest.digest  # _table() and _key(), inline: this is per Interest sent
+        table: dict[Any, _Reg]
+        key: Any
+        if digest is not None:
+            table, key = self._by_digest, digest
+        else:
+            table = self._by_prefix if interest.can_be_prefix else self._by_name
+            key = interest.name
+        reg = table.setdefault(key, entry)
+        if reg is not entry:  # another Interest under this key is outstanding
+            table[key] = [*reg, entry] if isinstance(reg, list) else [reg, entry]
         self._by_nonce[nonce] = answer
         face.send(interest)
 
     def forget(self, interest: Interest) -> None:
-        self._by_nonce.pop(interest.nonce, None)
+        nonce = interest.nonce
+        self._by_nonce.pop(nonce, None)
         table = self._table(interest)
         key = _key(interest)
-        answers = table.get(key)
-        if answers is not None:
-            answers.pop(interest.nonce, None)
-            if not answers:
-                del table[key]
+        reg = table.get(key)
+        if reg is None:
+            return
+        left = [e for e in (reg if isinstance(reg, list) else [reg]) if e[1] != nonce]
+        if not left:
+            del table[key]
+        else:
+            table[key] = left[0] if len(left) == 1 else left
 
-    def _table(self, interest: Interest) -> dict[Any, dict[int, Answer]]:
+    def _table(self, interest: Interest) -> dict[Any, _Reg]:
         if interest.digest is not None:
             return self._by_digest
         return self._by_prefix if interest.can_be_prefix else self._by_name
@@ -140,8 +158,12 @@ class Client:
                             break
                 if reg is None and self._by_digest:
                     reg = self._by_digest.pop(packet.digest, None)
-            if reg is not None:
-                for nonce, answer in reg.items():
+            if isinstance(reg, tuple):
+                answer, nonce = reg
+                self._by_nonce.pop(nonce, None)
+                answer(packet)
+            elif reg is not None:
+                for answer, nonce in reg:
                     self._by_nonce.pop(nonce, None)
                     answer(packet)
         elif type(packet) is Nack:
