@@ -1,5 +1,5 @@
-"""SIGKILL a node at random moments during ``ccn put``, fetches, gc, a promoting pin and
-``fsck --repair``.
+"""SIGKILL a node at random moments during ``ccn put``, fetches, gc, a promoting pin,
+``fsck --repair`` and a node's exit (SIGTERM, then SIGKILL while it saves its cache).
 
 After every kill the store (opened directly, the node being dead) passes fsck — every object
 intact, every ref pointing to a complete version, the cache tier intact — and a version is either
@@ -584,3 +584,38 @@ async def test_sigkill_during_fsck_repair(tmp_path: Path) -> None:
     shown = ", ".join(f"{t:.2f}" for t in spans)
     print(f"crash: fsck, fsck --repair {shown} s, {cut}/{FSCK_KILLS} cut short, {middle} partly")
     assert cut >= FSCK_KILLS // 2 and middle >= 1, (cut, middle)
+
+
+STOP_KILLS = 4
+
+
+async def test_sigkill_during_exit_cache_save(tmp_path: Path) -> None:
+    """SIGTERM a caching node whose CS holds a fetched file, SIGKILL it while its exit writes
+    the CS to the cache tier (docs/store.md §6): the tier stays consistent, and the node
+    restarts and serves the file byte for byte."""
+    rng = random.Random(5)
+    data = os.urandom(SIZE)
+    (tmp_path / "src.bin").write_bytes(data)
+    nodes: list[NodeProcess] = []
+    start_origin, start = _behind_origin(tmp_path, nodes)
+    killed = 0
+    try:
+        with trio.fail_after(120):
+            async with connect((await start_origin()).uri) as p:
+                await p.put(tmp_path / "src.bin", "/c/file")
+            for i in range(STOP_KILLS):
+                consumer = await start("C")
+                async with connect(consumer.uri) as c:
+                    assert await c.get("/c/file/v1") == data
+                consumer.process.send_signal(signal.SIGTERM)  # our child, by its pid
+                await trio.sleep(0.08 * (i + rng.random()) / STOP_KILLS)
+                with contextlib.suppress(ProcessLookupError):
+                    consumer.process.send_signal(signal.SIGKILL)
+                await consumer.process.wait()
+                killed += consumer.process.returncode == -signal.SIGKILL
+                _check_dead(tmp_path / "C" / "store")
+            async with connect((await start("C")).uri) as c:
+                assert await c.get("/c/file/v1") == data
+    finally:
+        await stop_all([n for n in nodes if n.process.returncode is None])
+    assert killed >= 2, f"only {killed}/{STOP_KILLS} kills landed before the node had exited"
