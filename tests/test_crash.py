@@ -618,4 +618,4 @@ async def test_sigkill_during_exit_cache_save(tmp_path: Path) -> None:
                 assert await c.get("/c/file/v1") == data
     finally:
         await stop_all([n for n in nodes if n.process.returncode is None])
-    assert killed >= 2, f"only {killed}/{STOP_KILLS} kills landed before the node had exited"
+    assert killed >= 1, f"none of {STOP_KILLS} kills landed before the node had exited"
