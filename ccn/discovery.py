@@ -336,13 +336,21 @@ class Discovery:
     # -- the route table ---------------------------------------------------------------------
 
     def own_prefixes(self) -> list[Name]:
+        return sorted(self._own_routed())
+
+    def _own_routed(self) -> list[Name]:
+        """The prefixes our producer serves that may be announced, in no order."""
         routed = self.node.forwarder.fib.prefixes_via(self.node.producer.face.id)
-        return sorted(p for p in routed if len(p) and not (p.is_localhost or p.is_localhop))
+        return [p for p in routed if len(p) and not (p.is_localhost or p.is_localhop)]
+
+    def _own_epoch(self) -> int:
+        """Changes whenever a route to our producer does (see :meth:`ccn.tables.fib.Fib.epoch`)."""
+        return self.node.forwarder.fib.epoch(self.node.producer.face.id)
 
     def _own_announced(self) -> list[Name]:
-        epoch = self.node.forwarder.fib.epoch(self.node.producer.face.id)
+        epoch = self._own_epoch()
         if self._own_cache is None or self._own_cache[0] != epoch:
-            self._own_cache = (epoch, announced(self.own_prefixes(), MAX_OWN_ANNOUNCED))
+            self._own_cache = (epoch, announced(self._own_routed(), MAX_OWN_ANNOUNCED))
         return self._own_cache[1]
 
     def _table_for(self, asker: object) -> dict[Name, int]:
@@ -361,7 +369,7 @@ class Discovery:
         """Changes when what we announce may have: our producer's routes, or routes learned.
         Counted, not compared: a node with many names looks at none of them here (building
         this from the table once a second cost an idle node with 66,000 names 60 % of a core)."""
-        return (self.node.forwarder.fib.epoch(self.node.producer.face.id), self._learned)
+        return (self._own_epoch(), self._learned)
 
     async def _fetch(self, nb: Neighbour) -> None:
         seq = nb.seq

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import NoReturn, overload
 
 from ccn.errors import InvalidName
+from ccn.ndn.tlv import encode_nonneg
 
 MAX_COMPONENTS = 64
 MAX_COMPONENT_BYTES = 255
@@ -82,12 +83,6 @@ def _unescape(text: str) -> bytes:
     return bytes(out)
 
 
-def nonneg_bytes(n: int) -> bytes:
-    """An NDN NonNegativeInteger: ``n`` in the shortest of 1, 2, 4 or 8 bytes."""
-    size = next(size for size in (1, 2, 4, 8) if n < 1 << (8 * size))
-    return n.to_bytes(size, "big")
-
-
 def typed_component(t: int, value: bytes) -> bytes:
     """The ccn component of the NDN component of TLV-TYPE ``t`` and ``value`` (docs/ndn.md §2):
     a version ``v=N`` (shortest, N < 10^18) is ``vN``; a generic component is itself unless it
@@ -96,7 +91,7 @@ def typed_component(t: int, value: bytes) -> bytes:
         return value
     if t == NDN_VERSION and len(value) in (1, 2, 4, 8):
         n = int.from_bytes(value, "big")
-        if n < _MAX_VERSION and nonneg_bytes(n) == value:
+        if n < _MAX_VERSION and encode_nonneg(n) == value:
             return b"v%d" % n
     return b"~%d~" % t + value
 
@@ -118,7 +113,7 @@ def _component(text: str) -> bytes:
             return typed_component(t, bytes.fromhex(value))
         if not _DECIMAL.fullmatch(value) or int(value) >= 1 << 64:
             _not_ndn(text, f"{key}= takes a number from 0 to 2^64-1, no leading zeros", plain)
-        return typed_component(t, nonneg_bytes(int(value)))
+        return typed_component(t, encode_nonneg(int(value)))
     t = int(key)
     if not (key == str(t) and 1 <= t <= 0xFFFF):
         _not_ndn(text, "the type of T=VALUE is a number from 1 to 65535", plain)
