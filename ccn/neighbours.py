@@ -3,14 +3,29 @@
 Each neighbour is dialled by its own task and dialled again whenever the connection drops or a
 dial fails (after :data:`REDIAL_DELAY`, doubling to :data:`MAX_REDIAL_DELAY`); while it is
 connected its routes are in the FIB, and while it is down they are kept here (``route list``
-shows them as down, with the last dial error), so Interests for them are Nacked "no route" at
-once. The node's stderr says when a neighbour goes down and when it is back.
+shows them as down, with the last dial error). The node's stderr says when a neighbour goes down
+and when it is back.
+
+An Interest the forwarder finds no route for, whose name is under a route of a neighbour that is
+down, does not get its "no route" Nack at once: the node dials that neighbour now, cutting its
+back-off short (:meth:`Neighbours.hold`), and keeps the Interest until the dial has succeeded or
+failed (at most :data:`HOLD_WAIT`), then hands it to the forwarder again: forwarded if the
+neighbour is back, Nacked "no route" if not. So a producer that restarts is used as soon as it
+listens again, not after the rest of a back-off of up to 5 s, while a neighbour that refuses the
+connection still makes a request fail at once. Interests waiting for one neighbour share one
+dial, which starts at least :data:`DIAL_NOW_SPACING` after the neighbour's previous dial ended
+(a producer may be back a moment after a failed dial, so a recent failure is not taken as the
+answer); at most :data:`MAX_HELD` Interests wait at once (the next are Nacked at once, counted
+in ``drops.held_overflow``). The decision is made here, not in the sans-IO forwarder: the node
+sees the forwarder's "no route" (its ``no_route`` counter moved while it handled the Interest)
+and asks :meth:`Neighbours.hold` before the Nack goes out.
 
 UDP has no connection: a ``udp://`` neighbour is *up* until the kernel reports it unreachable
 (an ICMP error, see ccn/faces/udp.py), and *down* from then until it answers a probe
 (:meth:`ccn.faces.udp.UdpFace.probe`, sent at the same intervals as TCP's dials). Its first
 probe decides where it starts; a peer that neither answers nor is reported unreachable gets the
-benefit of the doubt. Discovery's neighbours are ccn/discovery.py's.
+benefit of the doubt. An Interest held for a ``udp://`` neighbour that is down has it probed at
+once (the probe is its dial). Discovery's neighbours are ccn/discovery.py's.
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ from ccn.faces.udp import UdpFace
 from ccn.faces.uri import FaceUri
 from ccn.mgmt import CommandFailed
 from ccn.name import Name
+from ccn.packet import Interest
 
 if TYPE_CHECKING:
     from ccn.node import Node
@@ -42,6 +58,14 @@ MAX_REDIAL_DELAY = 5.0
 ROUTE_ADD_WAIT = 3.0
 #: How long a ``udp://`` neighbour's probe waits for an answer or an ICMP error.
 PROBE_WAIT = 1.0
+#: How long an Interest that found no route waits for the dial of a down neighbour with a route
+#: for it (see :meth:`Neighbours.hold`) before it is handed to the forwarder again.
+HOLD_WAIT = 1.0
+#: How many such Interests wait at once, node-wide; the next are Nacked "no route" at once.
+MAX_HELD = 1024
+#: A dial for waiting Interests starts at least this long after the neighbour's previous dial
+#: ended: a flood of Interests dials a neighbour that refuses at most ten times a second.
+DIAL_NOW_SPACING = 0.1
 
 
 @dataclass
@@ -61,6 +85,8 @@ class Neighbour:
     #: Set when the dial in progress (or, between dials, the next one) has succeeded or failed,
     #: then replaced by a fresh event for the dial after it.
     attempt: trio.Event = field(default_factory=trio.Event)
+    #: When (trio time) the last dial succeeded or failed.
+    attempted_at: float = float("-inf")
     _pause: trio.CancelScope | None = None
 
     def up(self, face: Face) -> None:
@@ -73,6 +99,7 @@ class Neighbour:
         self._attempted()
 
     def _attempted(self) -> None:
+        self.attempted_at = trio.current_time()
         self.attempt.set()
         self.attempt = trio.Event()
 
@@ -97,6 +124,13 @@ class Neighbours:
         self.node = node
         self.table: dict[str, Neighbour] = {}
         self._say = say
+        #: Interests waiting for dials (see :meth:`hold`), oldest first.
+        self._held: list[_Held] = []
+        #: URIs of the neighbours whose dial waiting Interests are waiting for.
+        self._dialling: set[str] = set()
+        #: Interests held so far, and those Nacked at once because MAX_HELD were waiting.
+        self.held = 0
+        self.held_overflow = 0
 
     def configure(self, prefix: Name, uri: str) -> None:
         """A route from the configuration; its neighbour is dialled by :meth:`start`."""
@@ -254,6 +288,69 @@ class Neighbours:
                     del self.table[str(nb.uri)]
         return removed
 
+    # -- Interests waiting for a dial ------------------------------------------------------
+
+    def hold(self, face_id: int, interest: Interest) -> bool:
+        """The forwarder found no route for ``interest`` from ``face_id``. If a neighbour that
+        is down has a route for its name, dial it now and keep the Interest until that dial has
+        succeeded or failed (at most :data:`HOLD_WAIT`), then hand it back to the node
+        (:meth:`Node.retry_held <ccn.node.Node.retry_held>`); True. False: no such neighbour,
+        or :data:`MAX_HELD` Interests are waiting already (counted): Nack it now."""
+        name = interest.name
+        if name.is_localhost:
+            return False
+        prefixes = None
+        down: list[Neighbour] = []
+        for nb in self.table.values():
+            if nb.face is None:
+                if prefixes is None:
+                    prefixes = list(name.prefixes())
+                if any(p in nb.prefixes for p in prefixes):
+                    down.append(nb)
+        if not down:
+            return False
+        if len(self._held) >= MAX_HELD:
+            self.held_overflow += 1
+            return False
+        self._held.append(_Held(face_id, interest, {str(nb.uri) for nb in down}))
+        self.held += 1
+        for nb in down:
+            if str(nb.uri) not in self._dialling:
+                self._dialling.add(str(nb.uri))
+                self.node.nursery.start_soon(self._dial_for_held, nb)
+        return True
+
+    async def _dial_for_held(self, nb: Neighbour) -> None:
+        """Dial ``nb`` now for the Interests waiting for it (one dial, however many wait: the
+        one in progress if there is one), and release them when it has succeeded or failed."""
+        key = str(nb.uri)
+        try:
+            with trio.move_on_after(HOLD_WAIT):
+                wait = nb.attempted_at + DIAL_NOW_SPACING - trio.current_time()
+                if wait > 0:
+                    await trio.sleep(wait)
+                if nb.face is None:  # (its own redial may have brought it back meanwhile)
+                    await nb.dial_now().wait()
+        finally:
+            self._dialling.discard(key)
+        self._release(key, up=nb.face is not None)
+
+    def _release(self, key: str, *, up: bool) -> None:
+        """The dial of the neighbour at ``key`` is over: the Interests waiting for it go back to
+        the node, except those still waiting for another neighbour's dial (if it failed)."""
+        ready: list[_Held] = []
+        waiting: list[_Held] = []
+        for held in self._held:
+            if key in held.waiting:
+                held.waiting.discard(key)
+                if up or not held.waiting:
+                    ready.append(held)
+                    continue
+            waiting.append(held)
+        self._held = waiting
+        for held in ready:
+            self.node.retry_held(held.face_id, held.interest)
+
     # -- what they are doing ---------------------------------------------------------------
 
     def unreachable(self) -> list[str]:
@@ -279,3 +376,13 @@ class Neighbours:
             if nb.face is not None
             for p in nb.prefixes
         }
+
+
+@dataclass(slots=True)
+class _Held:
+    """An Interest that found no route, waiting for the dials of the neighbours in ``waiting``
+    (their URIs), which have routes for it."""
+
+    face_id: int
+    interest: Interest
+    waiting: set[str]

@@ -59,8 +59,8 @@ from ccn.fw.forwarder import Forwarder, ForwarderConfig
 from ccn.mgmt import Management
 from ccn.mgmt_proto import PREFIX as MGMT_PREFIX
 from ccn.name import ROOT, Name
-from ccn.neighbours import Neighbour, Neighbours
-from ccn.packet import Data, Interest, Packet
+from ccn.neighbours import MAX_HELD, Neighbour, Neighbours
+from ccn.packet import Data, Interest, NackReason, Packet
 from ccn.producer import LATEST_FRESHNESS_MS, VERSION_FRESHNESS_MS, Producer
 from ccn.store.cache import CacheFeeder, CacheInUse, CacheTier, batches
 from ccn.store.newstore import NewStore
@@ -186,6 +186,8 @@ class Node:
         self.management = Management(self)
         self._queue: deque[Event] = deque()
         self._busy = False
+        #: The Interest event :meth:`retry_held` is handing to the forwarder again.
+        self._retrying: InterestIn | None = None
         self._timer_wake = trio.Event()
         self._sleeping_until = 0.0
         self._nursery: trio.Nursery | None = None
@@ -414,7 +416,13 @@ class Node:
                             self._from_storage(digest, now)
                     elif self.seen and not interest.must_be_fresh:
                         self._from_seen(interest, now)
-                elif type(event) is DataIn:
+                    no_route = fw_counters.no_route
+                    actions = handle(event, now)
+                    if fw_counters.no_route != no_route and event is not self._retrying:
+                        actions = self._hold_no_route(event, actions)
+                    self._send(actions)
+                    continue
+                if type(event) is DataIn:
                     satisfied = fw_counters.satisfied
                     actions = handle(event, now)
                     data = event.data
@@ -435,6 +443,29 @@ class Node:
             deadline = forwarder.next_deadline()
             if deadline is not None and deadline < self._sleeping_until:
                 self._timer_wake.set()
+
+    def _hold_no_route(self, event: InterestIn, actions: list[Action]) -> list[Action]:
+        """The forwarder found no route for ``event``'s Interest. If a configured neighbour
+        that is down has a route for it, its "no route" Nack is not sent: the Interest waits
+        for that neighbour's dial instead, and comes back through :meth:`retry_held`."""
+        if not self.links.table or not self.links.hold(event.face_id, event.interest):
+            return actions
+        return [
+            a for a in actions if not (type(a) is SendNack and a.nack.reason is NackReason.NO_ROUTE)
+        ]
+
+    def retry_held(self, face_id: int, interest: Interest) -> None:
+        """An Interest held by :meth:`_hold_no_route` goes to the forwarder again, now that the
+        dial it waited for is over: forwarded if the neighbour is back, else Nacked "no route"
+        (it is not held twice)."""
+        if face_id not in self.faces:
+            return  # its downstream is gone
+        event = InterestIn(face_id, interest)
+        self._retrying = event
+        try:
+            self.process(event)
+        finally:
+            self._retrying = None
 
     def _send(self, actions: list[Action]) -> None:
         faces = self.faces
@@ -796,6 +827,8 @@ class Node:
         out["congestion_nacks"] = fw.congestion
         out["unsolicited_data"] = fw.unsolicited_data
         out["scope_violations"] = fw.scope_violations
+        # Interests Nacked "no route" at once, not held for a dial: too many were waiting
+        out["held_overflow"] = self.links.held_overflow
         return out
 
     def limits(self) -> dict[str, int]:
@@ -824,4 +857,5 @@ class Node:
             "cache_bytes": c.cache_bytes,
             "seen_versions": self.seen.max_entries,
             "trust_anchors": len(self.anchors),
+            "held_interests_max": MAX_HELD,
         }

@@ -96,18 +96,19 @@ async def node_in_process(
     label: str = "node",
     *,
     tcp: bool = False,
+    tcp_port: int = 0,
     udp: bool = False,
     udp_port: int = 0,
     routes: list[tuple[Name, str]] | None = None,
     **settings: Any,
 ) -> AsyncIterator[tuple[Any, str]]:
     """Run a node in this trio run; yield ``(node, unix uri)``. Extra settings go to the config.
-    ``udp``: listen on UDP too (on ``udp_port``; 0: any)."""
+    ``tcp``, ``udp``: listen on TCP, UDP too (on ``tcp_port``, ``udp_port``; 0: any)."""
     from ccn.node import Node
 
     listen = [f"unix://{workdir / label}.sock"]
     if tcp:
-        listen.append("tcp://127.0.0.1:0")
+        listen.append(f"tcp://127.0.0.1:{tcp_port}")
     if udp:
         listen.append(f"udp://127.0.0.1:{udp_port}")
     settings.setdefault("discovery", False)  # LAN discovery only when a test asks for it

@@ -1,6 +1,6 @@
 """Configured neighbours of a node in process: dialled at start and by route add, reported
-when down, dialled again at once when a route is added to them; UDP ones probed, taken down by
-the kernel's ICMP errors and brought back by an answer."""
+when down, dialled again at once when a route is added to them or an Interest needs them; UDP
+ones probed, taken down by the kernel's ICMP errors and brought back by an answer."""
 
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ import trio
 
 from ccn.client import CommandError, connect
 from ccn.errors import NoRoute
+from ccn.faces.stream import StreamFace
+from ccn.faces.transport import dial
+from ccn.faces.uri import FaceUri
 from ccn.name import Name
-from ccn.testing import node_in_process
+from ccn.neighbours import Neighbour
+from ccn.testing import free_port, node_in_process
 
 
 def dead_udp_port() -> int:
@@ -115,3 +119,108 @@ async def test_a_udp_neighbour_that_comes_up_later_is_used_and_its_loss_noticed(
             with trio.fail_after(1), pytest.raises(NoRoute):
                 await client.get("/far/other")
             assert node.unreachable() == [f"cannot reach a ccn node at {far}: Connection refused"]
+
+
+async def failed_dials(nb: Neighbour, count: int) -> None:
+    """Return when ``count`` more dials (or probes) of ``nb`` have failed."""
+    for _ in range(count):
+        await nb.attempt.wait()
+        assert nb.face is None, "the neighbour came back"
+
+
+async def test_a_get_right_after_a_producer_restart_dials_it_at_once(tmp_path: Path) -> None:
+    # The producer goes away; the consumer's node fails its redials (0.5 s, 1 s, 2 s later,
+    # then 4 s) and is 4 s from its next one when the producer is back on the same port. A
+    # get at once dials it now and is answered, instead of "no route" until the next redial.
+    port = free_port()
+    far = f"tcp://127.0.0.1:{port}"
+    for f in "ab":
+        (tmp_path / f).write_bytes(f.encode() * 100)
+    with trio.fail_after(30):
+        async with node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri):
+            nb = node.neighbours[far]
+            async with (
+                node_in_process(tmp_path, "far", tcp=True, tcp_port=port) as (_, far_uri),
+                connect(far_uri) as producer,
+            ):
+                for f in "ab":
+                    await producer.put(tmp_path / f, f"/far/{f}")
+                while nb.face is None:  # the consumer's first dial was refused
+                    await trio.sleep(0.05)
+                async with connect(uri) as client:
+                    assert await client.get("/far/a") == b"a" * 100
+            await failed_dials(nb, 4)
+            async with (
+                node_in_process(tmp_path, "far", tcp=True, tcp_port=port),
+                connect(uri) as client,
+            ):
+                with trio.fail_after(2):  # the next redial is 4 s away
+                    assert await client.get("/far/b") == b"b" * 100
+            assert node.links.held >= 1
+
+
+async def test_a_udp_neighbour_is_probed_at_once_for_a_get(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As above for UDP: down at start, probed 0.25 s, 0.5 s and 1 s later and now 2 s from
+    # the next probe when a node comes up on its port; a get probes it at once and is answered.
+    monkeypatch.setattr("ccn.neighbours.REDIAL_DELAY", 0.25)
+    port = dead_udp_port()
+    far = f"udp://127.0.0.1:{port}"
+    (tmp_path / "f").write_bytes(b"hello")
+    with trio.fail_after(20):
+        async with node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri):
+            nb = node.neighbours[far]
+            assert nb.face is None
+            await failed_dials(nb, 3)
+            async with (
+                node_in_process(tmp_path, "far", udp=True, udp_port=port) as (_, far_uri),
+                connect(far_uri) as producer,
+                connect(uri) as client,
+            ):
+                await producer.put(tmp_path / "f", "/far/f")
+                with trio.fail_after(1.5):
+                    assert await client.get("/far/f") == b"hello"
+            assert node.links.held >= 1
+
+
+async def test_with_nothing_listening_a_get_still_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The neighbour refuses (each dial takes 0.3 s here): gets fail with "no route" once the
+    # dial their Interests wait for fails, not after HOLD_WAIT (here 10 s). The Interests of
+    # five gets share one dial, and their second Interests (fetch asks again for the newest
+    # version seen) one more. Beyond MAX_HELD waiting Interests, the next are Nacked at once,
+    # without a dial, and counted.
+    monkeypatch.setattr("ccn.neighbours.REDIAL_DELAY", 60.0)  # no redial but the gets'
+    monkeypatch.setattr("ccn.neighbours.HOLD_WAIT", 10.0)
+    dials: list[FaceUri] = []
+
+    async def slow_dial(uri: FaceUri) -> StreamFace:
+        dials.append(uri)
+        await trio.sleep(0.3)
+        return await dial(uri)
+
+    monkeypatch.setattr("ccn.neighbours.dial", slow_dial)
+    far = f"tcp://127.0.0.1:{free_port()}"
+    with trio.fail_after(15):
+        async with (
+            node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
+            connect(uri) as client,
+        ):
+            assert len(dials) == 1 and node.unreachable()
+
+            async def get(name: str) -> None:
+                with pytest.raises(NoRoute, match=f"no route to {name}"):
+                    await client.get(name)
+
+            with trio.fail_after(2):
+                async with trio.open_nursery() as nursery:
+                    for i in range(5):
+                        nursery.start_soon(get, f"/far/{i}")
+            assert node.links.held == 10 and len(dials) == 3
+            monkeypatch.setattr("ccn.neighbours.MAX_HELD", 0)
+            with trio.fail_after(1):
+                await get("/far/x")
+            assert node.links.held == 10 and len(dials) == 3
+            assert (await client.status())["drops"]["held_overflow"] == 2
