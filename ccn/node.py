@@ -694,11 +694,11 @@ class Node:
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        fw = self.forwarder.status()
+        fw = self.forwarder.status(max_routes=STATUS_MAX_ROUTES)
         stats = self.store.stats()
         p = self.producer.counters
         faces = list(self.faces.values())
-        fib, fib_total = self._listed_routes(fw["fib"])
+        fib, fib_total = self._fib_with_origins(fw["fib"]), len(self.forwarder.fib)
         return {
             "listen": [str(b) for b in self.bound],
             "ndn": [str(b) for b in self.bound_ndn],
@@ -732,22 +732,22 @@ class Node:
             "discovery": None if self.discovery is None else self.discovery.status(),
         }
 
-    def routes(self, under: Name | None = None) -> tuple[list[dict[str, Any]], int]:
+    def routes(
+        self, under: Name | None = None, after: Name | None = None
+    ) -> tuple[list[dict[str, Any]], int, bool]:
         """FIB entries with the origins of their next hops: those under ``under`` (all if
-        None), at most STATUS_MAX_ROUTES of them (a reply is one packet), and how many match."""
-        fib = self.forwarder.status()["fib"]
-        if under is not None:
-            fib = [e for e in fib if under.is_prefix_of(Name.parse(e["prefix"]))]
-        return self._listed_routes(fib)
+        None) that come after ``after`` in name order (None: from the first), at most
+        STATUS_MAX_ROUTES of them (a reply is one packet); how many are under ``under`` in
+        all; and whether more come after these (ask again after the last one)."""
+        fib = self.forwarder.routes(under, STATUS_MAX_ROUTES + 1, after)
+        more = len(fib) > STATUS_MAX_ROUTES
+        fib = self._fib_with_origins(fib[:STATUS_MAX_ROUTES])
+        return fib, self.forwarder.fib.count(under), more
 
     def down_routes(self, under: Name | None = None) -> list[dict[str, Any]]:
         """Configured routes (under ``under``) whose neighbour is not connected, so not in the
         FIB: ``{"prefix", "uri", "error"}`` each (the last dial error, "" before the first)."""
         return self.links.down_routes(under)[:STATUS_MAX_ROUTES]
-
-    def _listed_routes(self, fib: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-        """The first STATUS_MAX_ROUTES entries of ``fib`` with origins, and how many it has."""
-        return self._fib_with_origins(fib[:STATUS_MAX_ROUTES]), len(fib)
 
     def _fib_with_origins(self, fib: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each next hop with where its route came from (``origin``)."""

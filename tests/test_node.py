@@ -248,6 +248,14 @@ async def test_status_fits_one_packet_however_large_the_tables(tmp_path: Path) -
         assert total == 5
         fib, total = await client.route_table("/routes/r19999")
         assert [e["prefix"] for e in fib] == ["/routes/r19999"] and total == 1
+        # route list pages through all of them, in name order, each once.
+        pages = [(fib, total) async for fib, total, _down in client.route_pages()]
+        listed = [e["prefix"] for fib, _total in pages for e in fib]
+        assert len(pages) == 11 and {total for _fib, total in pages} == {len(listed)}
+        assert listed == sorted(listed, key=Name.parse) and len(set(listed)) == len(listed)
+        assert len(listed) == status["fib_total"] + 5 and "/routes/r12345" in listed
+        under = [e["prefix"] async for fib, _t, _d in client.route_pages("/routes") for e in fib]
+        assert under == [f"/routes/r{k:05d}" for k in range(20_000)]
 
 
 def test_a_node_in_process_refuses_a_directory_that_is_not_a_store(tmp_path: Path) -> None:

@@ -156,9 +156,14 @@ class Fib:
             self.misses += 1
         return entry
 
-    def entries(self) -> Iterator[FibEntry]:
-        """Every entry, in name order."""
-        for _, entry in self._tree.items():
+    def count(self, under: Name | None = None) -> int:
+        """How many entries :meth:`entries` gives for ``under``, without building them."""
+        return self._tree.count(under)
+
+    def entries(self, under: Name | None = None, after: Name | None = None) -> Iterator[FibEntry]:
+        """Every entry for ``under`` or a prefix below it (all if None), in name order; with
+        ``after``, only the entries whose prefix comes after it (see :meth:`NameTree.items`)."""
+        for _, entry in self._tree.items(under, after):
             yield entry
 
 
