@@ -10,12 +10,13 @@ so the forwarder is never re-entered.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import socket
 import sys
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,21 @@ def _version_record(data: Data) -> Version | None:
     if type(version) is not Version or version.full_name != data.name:
         return None
     return version
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: a start that routes every published name makes
+    a few objects per name and none of them garbage, yet the collections their number set
+    off took a quarter of it (0.47 of 1.7 s for 66,000 names)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _say(line: str) -> None:
@@ -210,8 +226,9 @@ class Node:
                 self._attach(self.producer.face)
                 self._attach(self.management.face)
                 self.forwarder.add_route(MGMT_PREFIX, self.management.face.id, 0)
-                for name in self.refs.names(None):
-                    self._route_to_producer(name)
+                with _collector_paused():
+                    for name in self.refs.names(None):
+                        self._route_to_producer(name)
                 for text in self.config.listen:
                     uri = FaceUri.parse(text)
                     if uri.scheme == "udp":
