@@ -37,6 +37,8 @@ from ccn.ndn.names import is_typed, ndn_uri, shown
 def _named(text: str) -> str:
     """A name the node sent as text, for a person: NDN URI form if it holds NDN typed
     components (a prefix an NDN app registered), else as it came (see ccn.ndn.names.shown)."""
+    if "~" not in text:  # every typed component starts with it: the node's text it is
+        return text
     try:
         return shown(Name.parse(text))
     except CcnError:
@@ -374,6 +376,10 @@ def _trouble(cache: dict[str, Any]) -> str:
     return f"; {', '.join(parts)}" if parts else ""
 
 
+#: Routes (and routes down) the text of ``ccn status`` shows; ``--json`` has what the node sent.
+STATUS_SHOWN_ROUTES = 20
+
+
 def _print_status(s: dict[str, Any]) -> None:
     cs = s["cs"]
     lookups = cs["hits"] + cs["misses"]
@@ -400,14 +406,22 @@ def _print_status(s: dict[str, Any]) -> None:
     for f in s["faces"]:
         print(f"  {_face_text(f)}")
     _print_discovery(s.get("discovery"))
-    print("routes:")
-    for e in s["fib"]:
+    # The first routes only: a node routes each name it publishes (tens of thousands, say),
+    # and a person reading status wants its faces and counters; route list has them all.
+    fib = s["fib"][:STATUS_SHOWN_ROUTES]
+    down = s.get("down_routes", [])[:STATUS_SHOWN_ROUTES]
+    print(f"routes: {s.get('fib_total', len(s['fib'])):,}")
+    for e in fib:
         hops = ", ".join(_hop_text(h) for h in e["nexthops"])
         print(f"  {_named(e['prefix'])}  {hops}")
-    if s.get("fib_total", 0) > len(s["fib"]):
-        print(f"  ... {len(s['fib'])} of {s['fib_total']} routes shown")
-    for d in s.get("down_routes", []):
+    more = s.get("fib_total", len(s["fib"])) - len(fib)
+    if more > 0:
+        print(f"  ... and {more:,} more (ccn route list)")
+    for d in down:
         print(f"  {_named(d['prefix'])}  {_down_text(d)}")
+    more = len(s.get("down_routes", [])) - len(down)
+    if more > 0:
+        print(f"  ... and {more:,} more down (ccn route list)")
     if "drops" in s:
         print("drops: " + ", ".join(f"{k} {v}" for k, v in s["drops"].items()))
     if "limits" in s:
@@ -544,12 +558,22 @@ def cmd_route(args: argparse.Namespace) -> int:
             print(f"route {args.prefix} via {args.face} removed")
         else:
             under = Name.parse(args.prefix) if args.prefix else None
-            fib, total, down = await client.route_state(under)
-            for e in fib:
-                hops = ", ".join(_hop_text(h) for h in e["nexthops"])
-                print(f"{_named(e['prefix'])}  {hops}")
-            if total > len(fib):
-                print(f"... {len(fib)} of {total} routes shown (give a prefix to see others)")
+            down: list[dict[str, Any]] = []
+            shown = total = 0
+            async for fib, page_total, page_down in client.route_pages(under):
+                total = page_total
+                down += page_down
+                shown += len(fib)
+                if fib:  # a page at a time: 66,000 print calls took longer than the node
+                    print(
+                        "\n".join(
+                            f"{_named(e['prefix'])}  "
+                            + ", ".join(_hop_text(h) for h in e["nexthops"])
+                            for e in fib
+                        )
+                    )
+            if total > shown:  # a node that does not page
+                print(f"... {shown} of {total} routes shown (give a prefix to see others)")
             for d in down:
                 print(f"{_named(d['prefix'])}  {_down_text(d)}")
         return 0

@@ -368,6 +368,24 @@ class Client:
         down: list[dict[str, Any]] = reply.get("down", [])
         return fib, total, down
 
+    async def route_pages(
+        self, prefix: Name | str | None = None
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], int, list[dict[str, Any]]]]:
+        """Every route (under ``prefix``), a page of at most 2000 at a time, in name order:
+        ``(fib, total, down)`` as :meth:`route_state` gives them, ``down`` with the first page
+        only. A node that does not page (an older one) gives the first page alone. Routes
+        added or removed meanwhile may be missed; none is given twice."""
+        params = {} if prefix is None else {"prefix": str(_name(prefix))}
+        reply = await self.command("route-list", params or None)
+        while True:
+            fib: list[dict[str, Any]] = reply["fib"]
+            down: list[dict[str, Any]] = reply.get("down", [])
+            yield fib, reply.get("fib_total", len(fib)), down
+            if not reply.get("more") or not fib or fib[-1]["prefix"] == params.get("after"):
+                return
+            params["after"] = fib[-1]["prefix"]
+            reply = await self.command("route-list", params)
+
     # -- store maintenance -----------------------------------------------------------------
 
     async def log(self, name: Name | str) -> list[dict[str, Any]]:

@@ -120,8 +120,12 @@ class Management:
 
     async def cmd_route_list(self, params: dict[str, Any]) -> dict[str, Any]:
         under = _name(params["prefix"]) if "prefix" in params else None
-        fib, total = self.node.routes(under)
-        return {"fib": fib, "fib_total": total, "down": self.node.down_routes(under)}
+        # A page after the first (``after``: the last prefix of the one before) has the FIB
+        # entries only; the routes that are down came with the first.
+        after = _name(params["after"]) if "after" in params else None
+        fib, total, more = self.node.routes(under, after)
+        down = self.node.down_routes(under) if after is None else []
+        return {"fib": fib, "fib_total": total, "down": down, "more": more}
 
     async def cmd_list(self, params: dict[str, Any]) -> dict[str, Any]:
         prefix = _name(params.get("prefix", "/"))

@@ -27,6 +27,7 @@ MAX_COMPONENT_BYTES = 255
 MAX_NAME_BYTES = 2048
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_UNRESERVED_RUN = re.compile(rb"[A-Za-z0-9\-._~]*")
 _VERSION_RE = re.compile(rb"v(0|[1-9][0-9]{0,17})")
 _PLAIN = re.compile(r"[\x21-\x24\x26-\x7e]*")  # printable ASCII but '%': taken as it is
 _LOCALHOST = b"localhost"
@@ -50,6 +51,8 @@ _LOCALHOP = b"localhop"
 
 
 def _escape(component: bytes) -> str:
+    if _UNRESERVED_RUN.fullmatch(component):  # the common case: nothing to escape
+        return component.decode("ascii")
     return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in component)
 
 

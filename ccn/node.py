@@ -10,12 +10,13 @@ so the forwarder is never re-entered.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import socket
 import sys
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,21 @@ def _version_record(data: Data) -> Version | None:
     if type(version) is not Version or version.full_name != data.name:
         return None
     return version
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: a start that routes every published name makes
+    a few objects per name and none of them garbage, yet the collections their number set
+    off took a quarter of it (0.47 of 1.7 s for 66,000 names)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _say(line: str) -> None:
@@ -212,8 +228,9 @@ class Node:
                 self._attach(self.producer.face)
                 self._attach(self.management.face)
                 self.forwarder.add_route(MGMT_PREFIX, self.management.face.id, 0)
-                for name in self.refs.names(None):
-                    self._route_to_producer(name)
+                with _collector_paused():
+                    for name in self.refs.names(None):
+                        self._route_to_producer(name)
                 for text in self.config.listen:
                     uri = FaceUri.parse(text)
                     if uri.scheme == "udp":
@@ -725,11 +742,11 @@ class Node:
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        fw = self.forwarder.status()
+        fw = self.forwarder.status(max_routes=STATUS_MAX_ROUTES)
         stats = self.store.stats()
         p = self.producer.counters
         faces = list(self.faces.values())
-        fib, fib_total = self._listed_routes(fw["fib"])
+        fib, fib_total = self._fib_with_origins(fw["fib"]), len(self.forwarder.fib)
         return {
             "listen": [str(b) for b in self.bound],
             "ndn": [str(b) for b in self.bound_ndn],
@@ -763,22 +780,22 @@ class Node:
             "discovery": None if self.discovery is None else self.discovery.status(),
         }
 
-    def routes(self, under: Name | None = None) -> tuple[list[dict[str, Any]], int]:
+    def routes(
+        self, under: Name | None = None, after: Name | None = None
+    ) -> tuple[list[dict[str, Any]], int, bool]:
         """FIB entries with the origins of their next hops: those under ``under`` (all if
-        None), at most STATUS_MAX_ROUTES of them (a reply is one packet), and how many match."""
-        fib = self.forwarder.status()["fib"]
-        if under is not None:
-            fib = [e for e in fib if under.is_prefix_of(Name.parse(e["prefix"]))]
-        return self._listed_routes(fib)
+        None) that come after ``after`` in name order (None: from the first), at most
+        STATUS_MAX_ROUTES of them (a reply is one packet); how many are under ``under`` in
+        all; and whether more come after these (ask again after the last one)."""
+        fib = self.forwarder.routes(under, STATUS_MAX_ROUTES + 1, after)
+        more = len(fib) > STATUS_MAX_ROUTES
+        fib = self._fib_with_origins(fib[:STATUS_MAX_ROUTES])
+        return fib, self.forwarder.fib.count(under), more
 
     def down_routes(self, under: Name | None = None) -> list[dict[str, Any]]:
         """Configured routes (under ``under``) whose neighbour is not connected, so not in the
         FIB: ``{"prefix", "uri", "error"}`` each (the last dial error, "" before the first)."""
         return self.links.down_routes(under)[:STATUS_MAX_ROUTES]
-
-    def _listed_routes(self, fib: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-        """The first STATUS_MAX_ROUTES entries of ``fib`` with origins, and how many it has."""
-        return self._fib_with_origins(fib[:STATUS_MAX_ROUTES]), len(fib)
 
     def _fib_with_origins(self, fib: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each next hop with where its route came from (``origin``)."""

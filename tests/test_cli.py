@@ -994,3 +994,127 @@ def test_a_put_that_does_not_fit_the_store_is_one_line_and_gives_the_space_back(
             proc.communicate(timeout=5)
         subprocess.run(["umount", "-l", str(mnt)], check=True)
     assert proc.returncode == 0
+
+
+def _status_with_routes(routes: int, shown: int, down: int = 0) -> dict[str, object]:
+    """A status reply as a node with ``routes`` FIB entries sends it (``shown`` of them)."""
+    face = {
+        "id": 1,
+        "remote": "internal://producer",
+        **dict.fromkeys(
+            ["in_interests", "in_data", "in_nacks", "out_interests", "out_data", "out_nacks"], 0
+        ),
+        "dropped": 0,
+    }
+    return {
+        "listen": ["unix:///n.sock"],
+        "store": {"objects": 2 * routes, "bytes": 1 << 20},
+        "cs": {"entries": 0, "bytes": 0, "hits": 3, "misses": 1},
+        "pit": {"entries": 0},
+        "producer": {"interests": 7, "data": 7},
+        "faces": [face],
+        "fib": [
+            {"prefix": f"/data/set{k // 1000}/item{k % 1000}", "nexthops": [{"face": 1, "cost": 0}]}
+            for k in range(shown)
+        ],
+        "fib_total": routes,
+        "down_routes": [
+            {"prefix": f"/far/{k}", "uri": f"tcp://10.0.0.{k}:6464", "error": ""}
+            for k in range(down)
+        ],
+    }
+
+
+def test_status_text_summarises_thousands_of_routes(capsys: pytest.CaptureFixture[str]) -> None:
+    # A node routes every name it publishes: status printed 2000 of 66,000 routes, and its
+    # faces and counters were lost among them. The text shows the first 20 and says where
+    # the rest are; --json (the node's reply as it is) keeps all it was sent.
+    from ccn.cli import STATUS_SHOWN_ROUTES, _print_status
+
+    _print_status(_status_with_routes(66_001, 2000, down=25))
+    lines = capsys.readouterr().out.splitlines()
+    routes = lines.index("routes: 66,001")
+    assert lines[routes + 1] == "  /data/set0/item0  face 1 cost 0"
+    assert lines[routes + STATUS_SHOWN_ROUTES] == "  /data/set0/item19  face 1 cost 0"
+    assert lines[routes + STATUS_SHOWN_ROUTES + 1] == "  ... and 65,981 more (ccn route list)"
+    down = lines[routes + STATUS_SHOWN_ROUTES + 2 : routes + 2 * STATUS_SHOWN_ROUTES + 2]
+    assert down[0] == "  /far/0  tcp://10.0.0.0:6464 is down, retrying"
+    assert lines[routes + 2 * STATUS_SHOWN_ROUTES + 2] == "  ... and 5 more down (ccn route list)"
+    assert len(lines) < 60 and "faces:" in lines and "producer: 7 interests, 7 data" in lines
+
+    _print_status(_status_with_routes(3, 3))
+    lines = capsys.readouterr().out.splitlines()
+    routes = lines.index("routes: 3")
+    assert lines[routes + 1 :] == [f"  /data/set0/item{k}  face 1 cost 0" for k in range(3)]
+
+
+def _store_with_names(root: Path, names: list[Name]) -> None:
+    """Publish each of ``names`` (v1, a few bytes) straight through the store API: thousands
+    of ``ccn put`` would take minutes."""
+    from ccn.store import DiskObjectStore, DiskRefStore, Version
+    from ccn.store.files import import_bytes
+    from ccn.store.objects import id_of
+
+    with DiskObjectStore(root, fsync=False) as store, DiskRefStore(root, fsync=False) as refs:
+        with store.batch() as batch:
+            versions = []
+            for name in names:
+                content = import_bytes(batch, str(name).encode())
+                version = Version(
+                    name=name,
+                    number=1,
+                    root=content.id,
+                    root_kind=content.kind,
+                    size=content.size,
+                    content_hash=content.content_hash,
+                    created_ns=1,
+                    previous=None,
+                    publisher=None,
+                )
+                batch.put_object(version)
+                versions.append(id_of(version))
+        for name, vid in zip(names, versions, strict=True):
+            refs.compare_and_swap(name, None, 1, vid)
+
+
+def test_a_node_with_thousands_of_names(tmp_path: Path) -> None:
+    # What a user of a node publishing many names sees: status sums the routes up, route
+    # list gives every one (in pages of 2000 under the hood), ls of a subtree gives that
+    # subtree exactly, escaped and nested names included.
+    names = [Name.parse(f"/data/set{k % 3}/item{k}") for k in range(2100)]
+    names += [Name.parse(t) for t in ["/data/set1/item1/sub", "/data/set1/a%20b", "/data"]]
+    _store_with_names(tmp_path / "store", names)
+    sock = f"unix://{tmp_path}/n.sock"
+    proc = subprocess.Popen(
+        [*CCN, "node", "--store", str(tmp_path / "store"), "--listen", sock, "--no-discovery"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "listening on" in proc.stdout.readline()
+        routes = len(names) + 1  # and the management prefix
+        text = run("status", node=sock).stdout.splitlines()
+        assert f"routes: {routes:,}" in text
+        assert f"  ... and {routes - 20:,} more (ccn route list)" in text
+        assert len(text) < 50
+        status = json.loads(run("status", "--json", node=sock).stdout)
+        assert len(status["fib"]) == 2000 and status["fib_total"] == routes
+        listed = run("route", "list", node=sock).stdout.splitlines()
+        prefixes = [line.split("  ")[0] for line in listed]
+        assert len(prefixes) == routes and prefixes[0] == "/data"
+        assert sorted(prefixes, key=Name.parse) == prefixes
+        assert set(prefixes) == {str(n) for n in names} | {"/localhost/ccn"}
+        assert run("ls", "/data/set1/item1", node=sock).stdout.splitlines() == [
+            "/data/set1/item1  v1",
+            "/data/set1/item1/sub  v1",
+        ]
+        set1 = run("ls", "/data/set1", node=sock).stdout.splitlines()
+        assert len(set1) == 700 + 2 and "/data/set1/a%20b  v1" in set1
+        assert "/data/set1/item10  v1" in set1 and "/data/set2/item2  v1" not in set1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()

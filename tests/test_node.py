@@ -248,6 +248,14 @@ async def test_status_fits_one_packet_however_large_the_tables(tmp_path: Path) -
         assert total == 5
         fib, total = await client.route_table("/routes/r19999")
         assert [e["prefix"] for e in fib] == ["/routes/r19999"] and total == 1
+        # route list pages through all of them, in name order, each once.
+        pages = [(fib, total) async for fib, total, _down in client.route_pages()]
+        listed = [e["prefix"] for fib, _total in pages for e in fib]
+        assert len(pages) == 11 and {total for _fib, total in pages} == {len(listed)}
+        assert listed == sorted(listed, key=Name.parse) and len(set(listed)) == len(listed)
+        assert len(listed) == status["fib_total"] + 5 and "/routes/r12345" in listed
+        under = [e["prefix"] async for fib, _t, _d in client.route_pages("/routes") for e in fib]
+        assert under == [f"/routes/r{k:05d}" for k in range(20_000)]
 
 
 def test_a_node_in_process_refuses_a_directory_that_is_not_a_store(tmp_path: Path) -> None:
@@ -395,3 +403,50 @@ async def test_a_start_that_finds_its_new_store_in_use_removes_nothing(
             with pytest.raises(CacheInUse):
                 Node(second)
             assert (tmp_path / "a" / "objects").is_dir()
+
+
+async def test_start_routes_published_names_with_the_collector_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A start routes every published name: with 66,000 names the cyclic collector ran 660
+    # times meanwhile (0.47 of 1.7 s) for objects none of which are garbage. It is paused
+    # for that loop only, and left as it was found, also by a start that fails there.
+    import gc
+
+    from ccn.store.refs import DiskRefStore
+
+    async with node_in_process(tmp_path):
+        pass
+    with DiskRefStore(tmp_path / "node", fsync=False) as refs:
+        for k in range(3):
+            refs.compare_and_swap(Name.parse(f"/pub/n{k}"), None, 1, bytes([k + 1]) * 32)
+    seen: list[bool] = []
+    route = Node._route_to_producer
+
+    def routed(node: Node, name: Name) -> None:
+        seen.append(gc.isenabled())
+        route(node, name)
+
+    monkeypatch.setattr(Node, "_route_to_producer", routed)
+    assert gc.isenabled()
+    with trio.fail_after(10):
+        async with node_in_process(tmp_path) as (node, _uri):
+            assert gc.isenabled() and seen == [False] * 3
+            routes = [str(e.prefix) for e in node.forwarder.fib.entries(Name.parse("/pub"))]
+            assert routes == ["/pub/n0", "/pub/n1", "/pub/n2"]
+        gc.disable()
+        try:
+            async with node_in_process(tmp_path):
+                assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+        def unreadable(self: DiskRefStore, prefix: Name | None = None) -> list[Name]:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(DiskRefStore, "names", unreadable)
+        with pytest.raises(BaseExceptionGroup) as failed:
+            async with node_in_process(tmp_path):
+                pass
+        assert failed.value.subgroup(OSError) is not None
+        assert gc.isenabled()

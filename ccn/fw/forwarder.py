@@ -17,6 +17,7 @@ docs/forwarder.md describes the matching, scope, hop-limit and Nack rules.
 from __future__ import annotations
 
 import heapq
+import itertools
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -240,20 +241,29 @@ class Forwarder:
         """Face id -> local, for the faces that are up (a copy)."""
         return dict(self._faces)
 
-    def status(self) -> dict[str, Any]:
-        """A JSON-ready snapshot: faces, FIB, strategy choices, table sizes and counters."""
+    def routes(
+        self, under: Name | None = None, limit: int | None = None, after: Name | None = None
+    ) -> list[dict[str, Any]]:
+        """JSON-ready FIB entries for ``under`` and the prefixes below it (all if None), in
+        name order, from the first after ``after`` (None: from the start), at most ``limit``
+        of them (None: all). Only those are visited."""
+        return [
+            {
+                "prefix": str(e.prefix),
+                "nexthops": [{"face": h.face_id, "cost": h.cost} for h in e.nexthops],
+            }
+            for e in itertools.islice(self.fib.entries(under, after), limit)
+        ]
+
+    def status(self, *, max_routes: int | None = None) -> dict[str, Any]:
+        """A JSON-ready snapshot: faces, FIB (its first ``max_routes`` entries; all if None),
+        strategy choices, table sizes and counters."""
         cs = self.cs
         pit = self.pit
         dnl = self.dnl
         return {
             "faces": [{"face": f, "local": loc} for f, loc in sorted(self._faces.items())],
-            "fib": [
-                {
-                    "prefix": str(e.prefix),
-                    "nexthops": [{"face": h.face_id, "cost": h.cost} for h in e.nexthops],
-                }
-                for e in self.fib.entries()
-            ],
+            "fib": self.routes(limit=max_routes),
             "strategies": [
                 {"prefix": str(prefix), "strategy": choice[0]}
                 for prefix, choice in self._strategies.items()

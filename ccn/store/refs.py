@@ -44,6 +44,7 @@ _MAX_ESCAPED: Final = 200
 _HEADER_READ: Final = 8192
 #: A directory name that is a component exactly (nothing escaped, no leading dot).
 _PLAIN_DIR: Final = re.compile(r"[A-Za-z0-9\-_~][A-Za-z0-9\-._~]{0,199}")
+_PLAIN_COMPONENT: Final = re.compile(rb"[A-Za-z0-9\-_~][A-Za-z0-9\-._~]{0,199}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,13 +285,16 @@ class DiskRefStore(RefStore):
 
     def _read_log(self, path: str, name: Name | None) -> list[LogEntry]:
         try:
-            with open(path, encoding="ascii") as f:
-                lines = f.read().splitlines()
+            with open(path, "rb") as f:
+                lines = f.read().decode("ascii").splitlines()
         except FileNotFoundError:
             return []
         except (OSError, UnicodeDecodeError) as e:
             raise StoreError(f"cannot read ref file {path}: {e}") from None
-        if not lines or _header_name(lines[0], _LOG_MAGIC, path) != name:
+        # the header as this module writes it, else whatever spelling of the name it holds
+        if not lines or (
+            lines[0] != f"{_LOG_MAGIC} {name}" and _header_name(lines[0], _LOG_MAGIC, path) != name
+        ):
             raise StoreError(f"ref file {path} does not belong to {name}")
         entries = []
         for line in lines[1:]:
@@ -304,10 +308,12 @@ class DiskRefStore(RefStore):
         return entries
 
     def names(self, prefix: Name | None = None) -> list[Name]:
-        base = self._refdir if prefix is None or len(prefix) == 0 else self._dir(prefix)
+        # Only the prefix's own directory is walked, and its path is the prefix's components
+        # (whatever their escaping), so the names below it come off their paths too.
+        top = () if prefix is None else prefix.components
         found: list[Name] = []
-        _log_names(base, found, () if base == self._refdir else None)
-        if prefix is not None:
+        _log_names(self._refdir if prefix is None or not top else self._dir(prefix), found, top)
+        if prefix is not None and top:  # a header (of an escaped name) may say otherwise
             found = [n for n in found if prefix.is_prefix_of(n)]
         return sorted(found, key=_components)  # Name's order, compared in C
 
@@ -396,6 +402,8 @@ class DiskRefStore(RefStore):
 
 
 def _escape_component(component: bytes) -> str:
+    if _PLAIN_COMPONENT.fullmatch(component):  # the common case: written as it is
+        return component.decode("ascii")
     text = "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in component)
     if text.startswith("."):
         text = "%2E" + text[1:]

@@ -78,17 +78,21 @@ class Fib:
             if self._bounded >= self.max_entries:
                 raise TableFull(f"FIB is full ({self.max_entries} prefixes)")
             self._bounded += 1
-        if entry is None:
-            entry = FibEntry(prefix)
-            self._tree.set(prefix, entry)
-        entry.bounded = entry.bounded or bounded
         hop = NextHop(face_id, cost)
-        if hop in entry.nexthops:
-            return entry  # already so: nothing changes
-        hops = [h for h in entry.nexthops if h.face_id != face_id]
-        hops.append(hop)
-        hops.sort(key=_hop_order)
-        entry.nexthops = hops
+        if entry is None:
+            # a new prefix (every published name at a node's start): one hop, nothing to sort
+            entry = FibEntry(prefix)
+            entry.bounded = bounded
+            entry.nexthops = [hop]
+            self._tree.set(prefix, entry)
+        else:
+            entry.bounded = entry.bounded or bounded
+            if hop in entry.nexthops:
+                return entry  # already so: nothing changes
+            hops = [h for h in entry.nexthops if h.face_id != face_id]
+            hops.append(hop)
+            hops.sort(key=_hop_order)
+            entry.nexthops = hops
         self._faces.setdefault(face_id, set()).add(prefix)
         self._changed(face_id)
         return entry
@@ -156,9 +160,14 @@ class Fib:
             self.misses += 1
         return entry
 
-    def entries(self) -> Iterator[FibEntry]:
-        """Every entry, in name order."""
-        for _, entry in self._tree.items():
+    def count(self, under: Name | None = None) -> int:
+        """How many entries :meth:`entries` gives for ``under``, without building them."""
+        return self._tree.count(under)
+
+    def entries(self, under: Name | None = None, after: Name | None = None) -> Iterator[FibEntry]:
+        """Every entry for ``under`` or a prefix below it (all if None), in name order; with
+        ``after``, only the entries whose prefix comes after it (see :meth:`NameTree.items`)."""
+        for _, entry in self._tree.items(under, after):
             yield entry
 
 

@@ -123,12 +123,72 @@ class NameTree(Generic[V]):
                 yield n.value
             stack.extend(n.children.values())
 
-    def items(self) -> Iterator[tuple[Name, V]]:
-        """Every ``(name, value)``, in canonical name order (a prefix before its extensions)."""
-        stack: list[tuple[tuple[bytes, ...], _Node[V]]] = [((), self._root)]
+    def count(self, under: Name | None = None) -> int:
+        """How many names have values at ``under`` or below it (all if None)."""
+        if under is None:
+            return self._len
+        node = self._root
+        for comp in under.components:
+            child = node.children.get(comp)
+            if child is None:
+                return 0
+            node = child
+        found = 0
+        stack = [node]
         while stack:
-            comps, node = stack.pop()
-            if node.value is not None:
-                yield Name(comps), node.value
-            for comp in sorted(node.children, reverse=True):
-                stack.append(((*comps, comp), node.children[comp]))
+            n = stack.pop()
+            found += n.value is not None
+            stack.extend(n.children.values())
+        return found
+
+    def items(
+        self, under: Name | None = None, after: Name | None = None
+    ) -> Iterator[tuple[Name, V]]:
+        """Every ``(name, value)`` at ``under`` or below it (all if None), in canonical name
+        order (a prefix before its extensions); with ``after``, only the names that come after
+        it in that order (a cursor: where an earlier walk stopped). Only what is yielded, and
+        the path down to it, is visited."""
+        node = self._root
+        top = () if under is None else under.components
+        for comp in top:
+            child = node.children.get(comp)
+            if child is None:
+                return
+            node = child
+        if after is None:
+            yield from _walk(top, node, True)
+            return
+        rest = after.components
+        if rest[: len(top)] != top:  # after is outside the subtree: before all of it, or past
+            if rest < top:
+                yield from _walk(top, node, True)
+            return
+        # Down along ``after``: past its own node come its extensions, then, level by level
+        # back up, the later siblings of each node on the way, each with all below it.
+        levels: list[tuple[tuple[bytes, ...], _Node[V], bytes]] = []
+        comps = top
+        reached: _Node[V] | None = node
+        for comp in rest[len(top) :]:
+            assert reached is not None
+            levels.append((comps, reached, comp))
+            reached = reached.children.get(comp)
+            if reached is None:
+                break
+            comps = (*comps, comp)
+        if reached is not None:
+            yield from _walk(comps, reached, False)
+        for comps, node, comp in reversed(levels):
+            for later in sorted(c for c in node.children if c > comp):
+                yield from _walk((*comps, later), node.children[later], True)
+
+
+def _walk(top: tuple[bytes, ...], node: _Node[V], with_top: bool) -> Iterator[tuple[Name, V]]:
+    """``(name, value)`` at ``node`` (named ``top``; itself only if ``with_top``) and below it,
+    in canonical name order."""
+    stack: list[tuple[tuple[bytes, ...], _Node[V]]] = [(top, node)]
+    while stack:
+        comps, n = stack.pop()
+        if n.value is not None and (with_top or n is not node):
+            yield Name(comps), n.value
+        for comp in sorted(n.children, reverse=True):
+            stack.append(((*comps, comp), n.children[comp]))

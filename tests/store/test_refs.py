@@ -88,6 +88,30 @@ class TestRefStoreContract:
         assert refs.latest(names[4]) == (1, A)
         assert refs.latest(names[5]) == (1, A)
 
+    def test_names_of_a_subtree(self, refs: RefStore) -> None:
+        # ccn ls /data/set7 of a store with many names: the subtree only, nested names and
+        # escaped components included, and /data/set7/item5 is not a prefix of .../item50.
+        names = [
+            Name.parse(text)
+            for text in [
+                "/data/set7",
+                "/data/set7/item5",
+                "/data/set7/item5/sub",
+                "/data/set7/item50",
+                "/data/set7/item5%20x",
+                "/data/set7/%2Edot/%00",
+                "/data/set70/item5",
+                "/data/set6/item5",
+            ]
+        ]
+        for n in names:
+            refs.compare_and_swap(n, None, 1, A)
+        assert refs.names(Name.parse("/data/set7")) == sorted(names[:6])
+        assert refs.names(Name.parse("/data/set7/item5")) == names[1:3]
+        assert refs.names(Name.parse("/data/set7/%2Edot")) == [names[5]]
+        assert refs.names(Name.parse("/data/set7/item")) == []
+        assert refs.names(Name.parse("/data")) == sorted(names)
+
     def test_pins(self, refs: RefStore) -> None:
         refs.pin(N, 2)
         refs.pin(N)
@@ -199,6 +223,30 @@ class TestDiskRefStore:
             escaped.write_bytes(b"not a ref\n")
             with pytest.raises(StoreError, match=r"a%2Fb/.*/\.log"):
                 refs.names()
+
+    def test_names_under_a_prefix_open_no_log(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Under a prefix, as from the top, a plain path is the name: listing a subtree of a
+        # big store opens none of its logs (it read the header of each).
+        from ccn.store import refs as refs_module
+
+        opened: list[str] = []
+        header = refs_module._log_name
+
+        def counted(path: str) -> Name:
+            opened.append(path)
+            return header(path)
+
+        monkeypatch.setattr(refs_module, "_log_name", counted)
+        with DiskRefStore(tmp_path, fsync=False) as refs:
+            for k in range(20):
+                refs.compare_and_swap(Name.parse(f"/data/set{k % 2}/item{k}"), None, 1, A)
+            refs.compare_and_swap(Name.parse("/data/set1/a%20b"), None, 1, A)
+            refs.compare_and_swap(Name.parse("/data/a%20b/item"), None, 1, A)
+            assert len(refs.names(Name.parse("/data/set1"))) == 11
+            assert len(refs.names(Name.parse("/data/a%20b"))) == 1  # escaped, but given
+            assert opened == [str(tmp_path / "refs" / "data" / "set1" / "a%20b" / ".log")]
 
 
 def _publish_many(root: str, worker: int, count: int) -> None:

@@ -127,3 +127,18 @@ def test_lpm_matches_brute_force(
     expected = sorted((cost, face) for face, cost in model[best].items())
     assert [(h.cost, h.face_id) for h in entry.nexthops] == expected
     assert sorted(e.prefix for e in fib.entries()) == sorted(model)
+
+
+def test_entries_and_count_under_a_prefix_and_after_a_cursor() -> None:
+    fib = Fib()
+    for text in ["/a", "/a/b", "/a/b/c", "/ab", "/b"]:
+        fib.add(N(text), 1)
+    assert [str(e.prefix) for e in fib.entries(N("/a"))] == ["/a", "/a/b", "/a/b/c"]
+    assert [str(e.prefix) for e in fib.entries(N("/a"), N("/a/b"))] == ["/a/b/c"]
+    assert [str(e.prefix) for e in fib.entries(None, N("/a/b/c"))] == ["/ab", "/b"]
+    assert (fib.count(), fib.count(N("/a")), fib.count(N("/a/b/c")), fib.count(N("/c"))) == (
+        5,
+        3,
+        1,
+        0,
+    )

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ccn.name import Name
 from ccn.tables.nametree import NameTree
@@ -82,3 +86,47 @@ def test_items_in_name_order() -> None:
     for i, name in enumerate(names):
         t.set(name, i)
     assert [n for n, _ in t.items()] == sorted(names)
+
+
+# Components that sort apart in bytes (not in their text), and are prefixes of each other.
+_components = st.sampled_from([b"a", b"ab", b"b", b"\x00", b"\xff", b"a%", b"A"])
+_names = st.lists(_components, max_size=4).map(Name)
+
+
+@given(
+    stored=st.lists(_names, max_size=25),
+    under=st.none() | st.lists(_components, max_size=2).map(Name),
+    after=st.none() | _names,
+)
+def test_items_under_and_after_match_a_sorted_filter(
+    stored: list[Name], under: Name | None, after: Name | None
+) -> None:
+    # A route list is paged: each page goes on from the last prefix of the one before.
+    t: NameTree[Name] = NameTree()
+    for name in stored:
+        t.set(name, name)
+    below = sorted(n for n in set(stored) if under is None or under.is_prefix_of(n))
+    expected = [n for n in below if after is None or n > after]
+    assert [n for n, _ in t.items(under, after)] == expected
+    assert [v for _, v in t.items(under, after)] == expected
+    assert t.count(under) == len(below)
+
+
+def test_pages_after_a_cursor_cover_a_subtree_once() -> None:
+    t: NameTree[int] = NameTree()
+    names = [N(f"/s/i{k}") for k in range(30)] + [N("/s"), N("/s/i1/x"), N("/t"), N("/r")]
+    for i, name in enumerate(names):
+        t.set(name, i)
+    pages: list[list[Name]] = []
+    after: Name | None = None
+    for _ in range(20):
+        page = [n for n, _ in itertools.islice(t.items(N("/s"), after), 7)]
+        if not page:
+            break
+        pages.append(page)
+        after = page[-1]
+    seen = [n for page in pages for n in page]
+    assert seen == sorted(n for n in names if N("/s").is_prefix_of(n))
+    assert len(pages) == 5 and seen[:3] == [N("/s"), N("/s/i0"), N("/s/i1")]
+    assert seen[3] == N("/s/i1/x")  # a name's extensions come before its next sibling
+    assert list(t.items(N("/nothing"))) == [] and t.count(N("/nothing")) == 0
