@@ -58,6 +58,17 @@ from ccn.store.objects import (
 Buffer = bytes | memoryview
 
 TMP_MAX_AGE_S: Final = 3600.0
+#: With ``fsync``, a pack being written is synced each time this many more bytes are in it,
+#: so that its commit has at most this much left to sync. A node told to stop during a big
+#: put waits for the import's current block and one such step (a fraction of a second), not
+#: for the one fsync of a whole GiB-sized pack at its end, which took seconds.
+PACK_SYNC_STEP: Final = 16 << 20
+#: A pack whose batch was abandoned after part of it was synced is moved into ``tmp/`` under
+#: this suffix rather than deleted on the spot: freeing a GiB of allocated blocks costs
+#: ~0.6 s on a file system mounted with ``discard``, and a node stopping mid-put must not
+#: wait for it. No writer owns such a file: :meth:`DiskObjectStore.clean_tmp` removes it
+#: whatever its age (at open, and by :meth:`~DiskObjectStore.remove_aborted`).
+ABORTED_SUFFIX: Final = ".aborted"
 """Temp files older than this are another process's crash debris and are removed at open."""
 
 _HEX: Final = frozenset("0123456789abcdef")
@@ -755,11 +766,24 @@ class DiskObjectStore(ObjectStore):
         ]
         for path in candidates:
             try:
-                if os.stat(path, follow_symlinks=False).st_mtime < limit:
+                if (
+                    path.endswith(ABORTED_SUFFIX)
+                    or os.stat(path, follow_symlinks=False).st_mtime < limit
+                ):
                     os.unlink(path)
                     removed += 1
             except FileNotFoundError:
                 pass
+        return removed
+
+    def remove_aborted(self) -> int:
+        """Remove the packs of abandoned batches set aside in ``tmp/`` (see
+        :data:`ABORTED_SUFFIX`); return how many. May take a while: run it off the event loop."""
+        removed = 0
+        for e in os.scandir(self._tmpdir):
+            if e.name.endswith(ABORTED_SUFFIX):
+                _unlink_quietly(e.path)
+                removed += 1
         return removed
 
     def close(self) -> None:
@@ -779,8 +803,9 @@ class _PackWriter(ObjectStore):
 
     Writer threads may put concurrently: each object's span is reserved under a lock and
     written with ``pwritev`` outside it. Objects the parent already knows are not written
-    again. :meth:`commit` syncs the pack (with ``fsync``), writes the index to a temp file,
-    syncs and renames it into ``packs/``; only then do the objects exist for anyone.
+    again. :meth:`commit` syncs the pack (with ``fsync``; what is written is synced every
+    :data:`PACK_SYNC_STEP` bytes as it goes, so that little is left), writes the index to a
+    temp file, syncs and renames it into ``packs/``; only then do the objects exist for anyone.
     """
 
     def __init__(self, parent: DiskObjectStore, *, dedup: bool = True) -> None:
@@ -796,6 +821,8 @@ class _PackWriter(ObjectStore):
             _unlink_quietly(self._path)
             raise
         self._end = len(_pack.PACK_MAGIC)
+        self._unsynced = 0  # bytes written since the last sync (with fsync)
+        self._synced = False  # whether a step was synced (the pack's blocks are allocated)
         self._entries: dict[bytes, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._done = False
@@ -814,6 +841,17 @@ class _PackWriter(ObjectStore):
             self._end += size
             self._entries[oid] = (off, size)
         _pack.pwrite_all(self._fd, parts, size, off)
+        if self._parent.fsync:
+            with self._lock:
+                self._unsynced += size
+                step = self._unsynced >= PACK_SYNC_STEP
+                if step:
+                    self._unsynced = 0
+                    self._synced = True
+            if step:
+                # On this writer thread, between the import's blocks (which check its stop
+                # flag); other writers go on meanwhile. The commit's fsync makes it durable.
+                os.fdatasync(self._fd)
 
     def _get(self, oid: bytes) -> bytes:
         span = self._entries.get(oid)
@@ -868,9 +906,17 @@ class _PackWriter(ObjectStore):
         parent._add_pack(_Pack(self._name, self._path, mtime, dict(self._entries)))
 
     def abort(self) -> None:
+        """Discard the batch: its pack goes (nothing ever saw it: it has no index). A pack
+        that was partly synced is moved aside for later removal (see :data:`ABORTED_SUFFIX`);
+        one that was not is deleted at once (its blocks are mostly not even allocated yet)."""
         if not self._done:
             self._done = True
             os.close(self._fd)
+            if self._synced:
+                aside = os.path.join(self._parent._tmpdir, self._name + ABORTED_SUFFIX)
+                with contextlib.suppress(OSError):
+                    os.rename(self._path, aside)
+                    return
             _unlink_quietly(self._path)
 
 
