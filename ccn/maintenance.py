@@ -51,14 +51,14 @@ async def stoppable(
     work: Callable[[threading.Event], T],
     wanted: Wanted = None,
     *,
-    cleanup: Callable[[], object] | None = None,
+    cleanup: Callable[[threading.Event], object] | None = None,
 ) -> T:
     """Run ``work(stop)`` on a worker thread; if this task is cancelled (the node is shutting
     down), or ``wanted()`` turns false (checked every CLIENT_CHECK_S: the client went away),
     ``stop`` is set, and the task waits for ``work`` to notice and end: a big import stops
     within a block instead of running to its end, and is not published after the client was
     told the node went away, or left. The thread is never abandoned while it writes.
-    ``cleanup``: run on a worker thread after ``work`` stopped (raised
+    ``cleanup(stop)``: run the same way after ``work`` stopped (raised
     :class:`~ccn.errors.Stopped`) while the node goes on, to remove what a shutdown would
     leave to the next start (the store's set-aside packs: DiskObjectStore.remove_aborted)."""
     stop = threading.Event()
@@ -84,7 +84,7 @@ async def stoppable(
     if failure is not None:
         if cleanup is not None and isinstance(failure, Stopped):
             with contextlib.suppress(OSError):  # what it leaves goes at the next start
-                await trio.to_thread.run_sync(cleanup)
+                await stoppable(cleanup)
         raise failure
     return result
 

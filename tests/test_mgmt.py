@@ -313,7 +313,9 @@ async def test_a_publish_stopped_after_part_of_its_pack_was_synced_leaves_nothin
     async with node_in_process(tmp_path / "n", fsync=True) as (node, uri):
         removed: list[int] = []
         remove_aborted = node.store.remove_aborted
-        monkeypatch.setattr(node.store, "remove_aborted", lambda: removed.append(remove_aborted()))
+        monkeypatch.setattr(
+            node.store, "remove_aborted", lambda stop: removed.append(remove_aborted(stop))
+        )
         with trio.fail_after(20):
             await leave_command(uri, node, interest, started, stopped)
             while not removed:  # bounded by fail_after

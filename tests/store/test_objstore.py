@@ -309,3 +309,63 @@ def test_an_abandoned_batch_partly_synced_is_set_aside_then_removed(
     # a node that stopped leaves it to its next start, whatever the file's age
     with DiskObjectStore(tmp_path, fsync=True):
         assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_a_set_aside_pack_is_removed_in_steps_that_a_stop_cuts_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One unlink of a synced GiB took ~0.6 s (ext4 with `discard`), and a stopping node waits
+    # for it: the file is cut down step by step, and a stop leaves the rest for the next open.
+    monkeypatch.setattr(objstore, "PACK_SYNC_STEP", 64 << 10)
+    monkeypatch.setattr(objstore, "DISCARD_STEP", 100 << 10)
+    with DiskObjectStore(tmp_path, fsync=True) as s:
+        with pytest.raises(Stopped), s.batch() as b:
+            for _ in range(50):
+                b.put_blob(os.urandom(10 << 10))
+            raise Stopped("told to stop")
+        (aside,) = (tmp_path / "tmp").iterdir()
+        size = aside.stat().st_size
+        stop = threading.Event()
+        stop.set()
+        assert s.remove_aborted(stop) == 0
+        assert aside.stat().st_size == size  # stopped before the first step
+        cuts: list[int] = []
+        ftruncate = os.ftruncate
+
+        def cut(fd: int, n: int) -> None:
+            cuts.append(n)
+            ftruncate(fd, n)
+
+        monkeypatch.setattr(os, "ftruncate", cut)
+        assert s.remove_aborted(threading.Event()) == 1
+        assert not aside.exists()
+        assert len(cuts) == size // (100 << 10) and cuts == sorted(cuts, reverse=True), cuts
+
+
+def test_a_dead_pack_deleted_by_gc_is_cut_down_in_steps_a_stop_cuts_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A node SIGTERMed while gc deleted a 1 GiB pack of garbage waited 1.6 s for its unlink.
+    monkeypatch.setattr(objstore, "DISCARD_STEP", 100 << 10)
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        with s.batch() as b:
+            dead = [b.put_blob(os.urandom(10 << 10)) for _ in range(50)]
+        with s.batch() as b:
+            live = b.put_blob(b"live")
+            doomed = b.put_blob(b"garbage beside it")
+        stop = threading.Event()
+        stop.set()  # a stop that came when only the dead pack's removal was left
+        assert s.delete_many(dead, stop) == set(dead)
+        assert all(not s.known(oid) for oid in dead)
+        (aside,) = (tmp_path / "tmp").iterdir()  # left whole, for later
+        assert aside.name.endswith(objstore.ABORTED_SUFFIX)
+        assert s.delete_many([doomed]) == {doomed}  # a pack that keeps a live object
+        assert s.get(live) is not None and list((tmp_path / "tmp").iterdir()) == [aside]
+    with DiskObjectStore(tmp_path, fsync=False) as s:  # the next open removes it
+        assert os.listdir(tmp_path / "tmp") == []
+        assert s.get(live) is not None and not s.known(dead[0])
+        s.put_blob(b"more")
+        with s.batch() as b:
+            gone = b.put_blob(os.urandom(300 << 10))
+        assert s.delete_many([gone]) == {gone}  # no stop: all of it, in steps
+        assert os.listdir(tmp_path / "tmp") == []
