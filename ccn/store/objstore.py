@@ -58,6 +58,7 @@ from ccn.store.objects import (
 Buffer = bytes | memoryview
 
 TMP_MAX_AGE_S: Final = 3600.0
+"""Temp files older than this are another process's crash debris and are removed at open."""
 #: With ``fsync``, a pack being written is synced each time this many more bytes are in it,
 #: so that its commit has at most this much left to sync. A node told to stop during a big
 #: put waits for the import's current block and one such step (a fraction of a second), not
@@ -72,7 +73,6 @@ PACK_SYNC_STEP: Final = 16 << 20
 ABORTED_SUFFIX: Final = ".aborted"
 #: Such a pack is removed by cutting it down this much at a time (see _remove_gradually).
 DISCARD_STEP: Final = 64 << 20
-"""Temp files older than this are another process's crash debris and are removed at open."""
 
 _HEX: Final = frozenset("0123456789abcdef")
 
