@@ -26,6 +26,7 @@ from ccn.errors import (
     CorruptObject,
     InvalidObject,
     ObjectNotFound,
+    Stopped,
     StoreError,
     stop_if_asked,
 )
@@ -46,12 +47,20 @@ T = TypeVar("T")
 Wanted = Callable[[], bool] | None
 
 
-async def stoppable(work: Callable[[threading.Event], T], wanted: Wanted = None) -> T:
+async def stoppable(
+    work: Callable[[threading.Event], T],
+    wanted: Wanted = None,
+    *,
+    cleanup: Callable[[threading.Event], object] | None = None,
+) -> T:
     """Run ``work(stop)`` on a worker thread; if this task is cancelled (the node is shutting
     down), or ``wanted()`` turns false (checked every CLIENT_CHECK_S: the client went away),
     ``stop`` is set, and the task waits for ``work`` to notice and end: a big import stops
     within a block instead of running to its end, and is not published after the client was
-    told the node went away, or left. The thread is never abandoned while it writes."""
+    told the node went away, or left. The thread is never abandoned while it writes.
+    ``cleanup(stop)``: run the same way after ``work`` stopped (raised
+    :class:`~ccn.errors.Stopped`) while the node goes on, to remove what a shutdown would
+    leave to the next start (the store's set-aside packs: DiskObjectStore.remove_aborted)."""
     stop = threading.Event()
 
     async def stop_when_cancelled() -> None:
@@ -73,6 +82,9 @@ async def stoppable(work: Callable[[threading.Event], T], wanted: Wanted = None)
         nursery.cancel_scope.cancel()
     # Cancelled (the node shutting down) left the nursery already, whatever work raised.
     if failure is not None:
+        if cleanup is not None and isinstance(failure, Stopped):
+            with contextlib.suppress(OSError):  # what it leaves goes at the next start
+                await stoppable(cleanup)
         raise failure
     return result
 
@@ -160,7 +172,11 @@ class Maintenance:
         async with self._lock:
             await node.cache_feed.flush()
             try:
-                await stoppable(lambda stop: self._promote(version_raw, version, stop), wanted)
+                await stoppable(
+                    lambda stop: self._promote(version_raw, version, stop),
+                    wanted,
+                    cleanup=node.store.remove_aborted,
+                )
             except _Missing as m:
                 need: dict[str, Any] = {"need": "content", "missing": m.count}
                 errors = node.cache.counters.write_errors
@@ -245,7 +261,7 @@ class Maintenance:
             return collect(node.store, node.refs, grace_s=grace_s, dry_run=dry_run, stop=stop)
 
         async with self._lock:
-            report = await stoppable(work, wanted)
+            report = await stoppable(work, wanted, cleanup=node.store.remove_aborted)
         return {
             "dry_run": dry_run,
             "removed": [[oid.hex(), size] for oid, size in report.removed[:MAX_LINES]],

@@ -275,3 +275,51 @@ async def test_a_publish_whose_client_goes_away_is_stopped_unpublished(
             async with connect(uri) as client:  # once stopped, the import never publishes
                 assert await client.ls("/gone") == []
                 assert (await client.publish(src, "/kept"))["name"] == "/kept/v1"
+
+
+async def test_a_publish_stopped_after_part_of_its_pack_was_synced_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With fsync, a pack is synced as it grows, and an abandoned one is only set aside (a
+    # node stopping must not wait for its blocks to be freed): a publish whose client left,
+    # on a node that goes on, removes it at once.
+    from ccn.store import objstore
+
+    monkeypatch.setattr(objstore, "PACK_SYNC_STEP", 256 << 10)
+    started, stopped = threading.Event(), threading.Event()
+
+    class Late(threading.Event):
+        """The stop flag, seen by the import only from its fourth block on."""
+
+        def __init__(self, stop: threading.Event) -> None:
+            super().__init__()
+            self.stop, self.asked = stop, 0
+
+        def is_set(self) -> bool:
+            self.asked += 1
+            return self.asked > 3 and self.stop.is_set()
+
+    def held(*args: Any, stop: threading.Event, **kwargs: Any) -> Any:
+        started.set()
+        if stop.wait(10):
+            stopped.set()
+        return files.publish(*args, stop=Late(stop), **kwargs)
+
+    monkeypatch.setattr("ccn.mgmt.publish", held)
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(24 << 20))  # 6 blocks: 3 written (and partly synced), then stop
+    params = {"name": "/gone", "path": str(src)}
+    interest = Interest(command_name("publish", params), new_nonce(), lifetime_ms=600_000)
+    async with node_in_process(tmp_path / "n", fsync=True) as (node, uri):
+        removed: list[int] = []
+        remove_aborted = node.store.remove_aborted
+        monkeypatch.setattr(
+            node.store, "remove_aborted", lambda stop: removed.append(remove_aborted(stop))
+        )
+        with trio.fail_after(20):
+            await leave_command(uri, node, interest, started, stopped)
+            while not removed:  # bounded by fail_after
+                await trio.sleep(0.01)
+        assert removed == [1]
+        assert os.listdir(node.config.store / "tmp") == []
+        assert os.listdir(node.config.store / "packs") == []
