@@ -1115,7 +1115,7 @@ def test_a_node_with_thousands_of_names(tmp_path: Path) -> None:
         assert "/data/set1/item10  v1" in set1 and "/data/set2/item2  v1" not in set1
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)  # also closes its stdout pipe
 
 
 @pytest.mark.slow
