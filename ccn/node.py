@@ -246,7 +246,7 @@ class Node:
                 if self.config.discovery:
                     from ccn.discovery import Discovery
 
-                    self.discovery = Discovery(self, port=self.config.multicast_port)
+                    self.discovery = Discovery(self, port=self.config.multicast_port, say=_say)
                     await nursery.start(self.discovery.run)
                 await self.links.start()
                 task_status.started(list(self.bound))
