@@ -228,7 +228,9 @@ def decode(raw: bytes | bytearray | memoryview) -> Packet:
     if type(obj) is not list or len(obj) < 2:
         raise DecodeError("packet must be an array [version, type, ...]")
     if obj[0] != FORMAT_VERSION or type(obj[0]) is not int:
-        raise DecodeError(f"unsupported format version {obj[0]!r}")
+        raise DecodeError(
+            f"unsupported format version {obj[0]!r} (this node speaks {FORMAT_VERSION})"
+        )
     kind = obj[1]
     if type(kind) is not int:  # True == 1 and 1.0 == 1: not packet types
         raise DecodeError(f"packet type must be an integer, got {kind!r}")

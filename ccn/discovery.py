@@ -32,6 +32,7 @@ import math
 import random
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,10 @@ MIN_HELLO_GAP = 0.1
 REFRESH_INTERVAL = 10.0
 ROUTE_LIFETIME = 3 * REFRESH_INTERVAL
 FETCH_TIMEOUT = 2.0
+#: After this many requests in a row for a neighbour's table went unanswered, the node says so
+#: on stderr, once per neighbour: a node from before 16050ec asks for tables under the raw id,
+#: not its hex, and answers only that form, so the two hear each other but learn nothing.
+UNANSWERED_TOLD = 3
 RESCAN_INTERVAL = 5.0
 #: The longest the loop sleeps when nothing is due and nothing pokes it: bounds how late a
 #: change of the route table that nobody announced (see :meth:`Discovery.poke`) goes out.
@@ -127,11 +132,18 @@ class Neighbour:
     fetching: bool = False
     #: prefix -> cost as installed (the neighbour's cost + LINK_COST)
     routes: dict[Name, int] = field(default_factory=dict)
+    #: Requests for its table in a row that got none (see :data:`UNANSWERED_TOLD`).
+    unanswered: int = 0
 
 
 class Discovery:
-    def __init__(self, node: Node, *, port: int = DEFAULT_PORT) -> None:
+    def __init__(
+        self, node: Node, *, port: int = DEFAULT_PORT, say: Callable[[str], None] | None = None
+    ) -> None:
         self.node = node
+        self._say = say if say is not None else (lambda _line: None)
+        #: Requests for a neighbour's table that got no table (no answer in time, or a Nack).
+        self.tables_unanswered = 0
         self.port = port
         self.id = secrets.token_bytes(NODE_ID_BYTES)
         self.face = InternalFace("internal://discovery", self._on_packet)
@@ -379,14 +391,31 @@ class Discovery:
         try:
             interest = Interest(name, secrets.randbits(32), 1000, 4, False, True)
             self.node.inject(self.face.id, interest)
+            answered = False
             with trio.move_on_after(FETCH_TIMEOUT):
                 reply = await receive.receive()
                 if type(reply) is Data and self.neighbours.get(nb.id) is nb:
+                    answered = True
                     self._accept(nb, reply.content, seq)
+            if answered:
+                nb.unanswered = 0
+            elif self.neighbours.get(nb.id) is nb:
+                self._unanswered(nb)
         finally:
             self._pending.pop(name, None)
             nb.fetching = False
             self.poke()
+
+    def _unanswered(self, nb: Neighbour) -> None:
+        self.tables_unanswered += 1
+        nb.unanswered += 1
+        if nb.unanswered == UNANSWERED_TOLD:
+            self._say(
+                f"discovery: neighbour {nb.id.hex()} at {nb.uri} has not answered "
+                f"{UNANSWERED_TOLD} requests for its route table: it may run a ccn whose "
+                "discovery differs (before 16050ec); no routes are learned from it: upgrade it, "
+                "or give a static --route (docs/lan.md)"
+            )
 
     def _accept(self, nb: Neighbour, content: bytes, seq: int) -> None:
         try:
@@ -457,6 +486,7 @@ class Discovery:
             "hellos_sent": self.hellos_sent,
             "hellos_heard": self.hellos_heard,
             "neighbours_refused": self.neighbours_refused,
+            "tables_unanswered": self.tables_unanswered,
             "neighbours": [
                 {
                     "id": nb.id.hex(),
@@ -464,6 +494,7 @@ class Discovery:
                     "face": nb.face.id,
                     "heard_ago": round(now - nb.last_heard, 3),
                     "routes": len(nb.routes),
+                    "unanswered": nb.unanswered,
                 }
                 for nb in self.neighbours.values()
             ],

@@ -49,6 +49,17 @@ class StoreError(CcnError):
     """Base for object-store and ref failures."""
 
 
+class NewerFormat(StoreError):
+    """A store file carries a format version this ccn does not read: a newer ccn wrote it.
+    Refused whole, never guessed at or removed (docs/store.md, "Format versions")."""
+
+    def __init__(self, path: str, what: str, found: int | str, reads: int) -> None:
+        super().__init__(
+            f"{path} is {what} format {found}, written by a newer ccn; this ccn reads format "
+            f"{reads}: run a ccn that reads it (the store is left as it is)"
+        )
+
+
 class ObjectNotFound(StoreError, KeyError):
     """The store holds no object with that id."""
 

@@ -4,7 +4,9 @@ Each neighbour is dialled by its own task and dialled again whenever the connect
 dial fails (after :data:`REDIAL_DELAY`, doubling to :data:`MAX_REDIAL_DELAY`); while it is
 connected its routes are in the FIB, and while it is down they are kept here (``route list``
 shows them as down, with the last dial error). The node's stderr says when a neighbour goes down
-and when it is back.
+and when it is back. A neighbour that accepts the connection but sends what is not ccn (another
+packet format version: an older or newer ccn) is told once, shown as down with that reason, and
+dialled with the same back-off as one that refuses.
 
 An Interest the forwarder finds no route for, whose name is under a route of a neighbour that is
 down, does not get its "no route" Nack at once: the node dials that neighbour now, cutting its
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 INITIAL_DIAL_WAIT = 2.0
 REDIAL_DELAY = 0.5
 MAX_REDIAL_DELAY = 5.0
+#: How a stream face's close reason starts when the peer sent what is not ccn (ccn/faces/stream.py).
+NOT_CCN = "not a ccn stream: "
 #: How long ``route add`` waits for the dial it starts.
 ROUTE_ADD_WAIT = 3.0
 #: How long a ``udp://`` neighbour's probe waits for an answer or an ICMP error.
@@ -79,6 +83,9 @@ class Neighbour:
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
     #: Why the last dial failed ("" once connected).
     error: str = ""
+    #: Set while the peer closes every connection by sending what is not ccn (another packet
+    #: format version: an older or newer ccn, or not ccn): told once, not at every redial.
+    incompatible: bool = False
     #: Whether its going down and coming back are told on stderr: a configured neighbour, or
     #: one a ``route add`` succeeded for (a failed ``route add`` is told to its client).
     reported: bool = False
@@ -171,7 +178,6 @@ class Neighbours:
                     await nb.pause(delay)
                     delay = min(MAX_REDIAL_DELAY, delay * 2)
                     continue
-                delay = REDIAL_DELAY
                 node._attach(face)
                 self._up(nb, face)
                 try:
@@ -179,7 +185,27 @@ class Neighbours:
                 finally:
                     nb.face = None
                     node._detach(face)
+                reason = face.close_reason or ""
+                if reason.startswith(NOT_CCN):
+                    self._incompatible(nb, reason.removeprefix(NOT_CCN))
+                    await nb.pause(delay)
+                    delay = min(MAX_REDIAL_DELAY, delay * 2)
+                    continue
+                nb.incompatible = False
+                delay = REDIAL_DELAY
                 await nb.pause(REDIAL_DELAY)
+
+    def _incompatible(self, nb: Neighbour, why: str) -> None:
+        """``nb`` accepted the connection, then sent what this node cannot decode: said once on
+        stderr (the packets are counted as ``malformed``), and shown as its error."""
+        error = (
+            f"{nb.uri} does not speak this ccn's protocol ({why}): it may run an older or newer "
+            "ccn (docs/protocol.md §2), or not be ccn"
+        )
+        if not nb.incompatible and nb.reported:
+            self._say(f"{error}; retrying in the background")
+        nb.incompatible = True
+        nb.dial_failed(error)
 
     async def _maintain_udp(self, nb: Neighbour) -> None:
         """A ``udp://`` neighbour: a persistent face, remade if it ever closes."""
@@ -223,7 +249,7 @@ class Neighbours:
         """``nb`` is connected through ``face``: its routes go into the FIB."""
         for prefix, cost in nb.prefixes.items():
             self.node.forwarder.add_route(prefix, face.id, cost)
-        if nb.error and nb.reported:
+        if nb.error and nb.reported and not nb.incompatible:
             self._say(f"{nb.uri} is reachable again")
         nb.up(face)
 

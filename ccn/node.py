@@ -151,6 +151,7 @@ class Node:
             #: that it can answer for them from the cache tier when no producer can
             #: (ccn/store/seen.py).
             self.seen = SeenVersions(config.store / "cache" / "versions")
+            self._seen_pins()
         except CacheInUse:
             raise  # another node's store (it made it since we looked): not ours to take back
         except BaseException:
@@ -262,7 +263,7 @@ class Node:
                 if self.config.discovery:
                     from ccn.discovery import Discovery
 
-                    self.discovery = Discovery(self, port=self.config.multicast_port)
+                    self.discovery = Discovery(self, port=self.config.multicast_port, say=_say)
                     await nursery.start(self.discovery.run)
                 await self.links.start()
                 task_status.started(list(self.bound))
@@ -558,6 +559,17 @@ class Node:
                 Data(name.with_version(number), raw, VERSION_FRESHNESS_MS, vid), now
             )
             return
+
+    def _seen_pins(self) -> None:
+        """Count the versions pinned from elsewhere as seen: a pin records the version's id,
+        and its objects are in the main store. A store made before the seen-versions log
+        existed (ccn before e6f2f2a) has such pins and no log, and a log may have lost an
+        entry (its bound, a full disk); without this the node would not answer for a version
+        it keeps. A pins file that cannot be read is left to gc and fsck to report."""
+        with contextlib.suppress(StoreError, OSError):
+            for pin in self.refs.pins():
+                if pin.id is not None and pin.number is not None:
+                    self.seen.record(pin.name, pin.number, pin.id)
 
     def _holds_whole(self, vid: bytes, raw: bytes, now: float) -> bool:
         """Whether this node holds every object of version ``vid`` (record ``raw``): "the newest

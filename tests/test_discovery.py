@@ -349,6 +349,43 @@ async def test_route_table_with_a_bad_seq_is_ignored_not_fatal(tmp_path: Path, s
                 assert "discovery" in await client.status()
 
 
+async def test_a_neighbour_that_never_answers_for_its_table_is_told_once_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A node from before 16050ec asks for tables under the raw id and ignores requests under
+    # the hex one: the two hear each other's hellos and learn nothing, and nothing said so.
+    # Played here by a socket that takes the requests and never answers.
+    monkeypatch.setattr(disc, "FETCH_TIMEOUT", 0.2)
+    monkeypatch.setattr(disc, "REFRESH_INTERVAL", 0.3)
+    old_id = b"oldnode1"
+    with trio.fail_after(20):
+        async with node_in_process(tmp_path, "a", **LAN) as (a, _a_uri):
+            d = a.discovery
+            assert isinstance(d, Discovery)
+            sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+            with sock:
+                await sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+                asked = 0
+                while asked < disc.UNANSWERED_TOLD + 2:
+                    d._on_hello({"id": old_id, "uri": f"udp://127.0.0.1:{port}", "seq": 7})
+                    with trio.move_on_after(0.5):
+                        packet = codec.decode((await sock.recvfrom(70_000))[0])
+                        if type(packet) is Interest and disc.ROUTES.is_prefix_of(packet.name):
+                            asked += 1
+                await wait_until(lambda: d.tables_unanswered >= disc.UNANSWERED_TOLD + 1)
+            (nb,) = d.status()["neighbours"]
+            assert nb["id"] == old_id.hex() and nb["unanswered"] >= disc.UNANSWERED_TOLD + 1
+            assert d.status()["tables_unanswered"] >= disc.UNANSWERED_TOLD + 1
+    err = capsys.readouterr().err
+    assert err.count("has not answered") == 1
+    assert (
+        f"ccn node: discovery: neighbour {old_id.hex()} at udp://127.0.0.1:{port} has not "
+        f"answered {disc.UNANSWERED_TOLD} requests for its route table: it may run a ccn whose "
+        "discovery differs (before 16050ec)"
+    ) in err
+
+
 @pytest.mark.parametrize(
     ("nid", "uri"),
     [

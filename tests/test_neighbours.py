@@ -4,9 +4,12 @@ ones probed, taken down by the kernel's ICMP errors and brought back by an answe
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from functools import partial
 from pathlib import Path
 
+import msgpack
 import pytest
 import trio
 
@@ -15,6 +18,7 @@ from ccn.errors import NoRoute
 from ccn.faces.stream import StreamFace
 from ccn.faces.transport import dial
 from ccn.faces.uri import FaceUri
+from ccn.framing import frame
 from ccn.name import Name
 from ccn.neighbours import Neighbour
 from ccn.testing import free_port, node_in_process
@@ -224,3 +228,43 @@ async def test_with_nothing_listening_a_get_still_fails_at_once(
                 await get("/far/x")
             assert node.links.held == 10 and len(dials) == 3
             assert (await client.status())["drops"]["held_overflow"] == 2
+
+
+async def test_a_neighbour_speaking_another_packet_format_is_told_once_and_backed_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A configured neighbour that accepts the connection, then sends packets of format version
+    # 2 (a newer ccn): each connection is closed at its first packet, as before, but the node
+    # used to say nothing and redial every 0.5 s for good; now it says why, once, counts the
+    # packets as malformed, shows the route as down with that reason, and backs off.
+    future = msgpack.packb([2, 1, [b"x"], 1, 4000, 32, 0, None])
+    accepted = 0
+
+    async def newer_ccn(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(frame(future))
+            await stream.receive_some()  # until the node closes
+
+    port = free_port()
+    far = f"tcp://127.0.0.1:{port}"
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), newer_ccn, port)
+            routes = [(Name.parse("/far"), far)]
+            async with node_in_process(tmp_path, routes=routes) as (node, _uri):
+                await trio.sleep(3.2)  # dials at 0, then after 0.5, 1 and 2 s of back-off
+                error = (
+                    f"{far} does not speak this ccn's protocol (unsupported format version 2 "
+                    "(this node speaks 1)): it may run an older or newer ccn "
+                    "(docs/protocol.md §2), or not be ccn"
+                )
+                assert node.unreachable() == [error]
+                assert 2 <= accepted <= 4  # redialled every 0.5 s, 7 in 3.2 s
+                assert node.status()["drops"]["malformed"] == accepted
+            nursery.cancel_scope.cancel()
+    err = capsys.readouterr().err
+    assert err.count("does not speak") == 1
+    assert f"ccn node: {error}; retrying in the background" in err
+    assert "reachable again" not in err

@@ -18,8 +18,11 @@ from ccn.name import Name
 from ccn.node import Node
 from ccn.packet import Data, Interest
 from ccn.relay import run_relay
-from ccn.store.objects import Blob, Version
+from ccn.store.files import publish
+from ccn.store.objects import Blob, Version, object_id
 from ccn.store.objects import encode as encode_object
+from ccn.store.objstore import DiskObjectStore, MemoryObjectStore
+from ccn.store.refs import MemoryRefStore
 from ccn.testing import node_in_process
 
 FACE_KEYS = {
@@ -359,6 +362,37 @@ async def test_a_node_answers_for_versions_it_fetched_when_no_producer_can(
                 assert a_node.status()["cache"]["versions"] == 3
                 got, notes = await _fetch_all(a_uri, ["/c/doc/v1", "/c/doc"])
                 assert got == [v1, v2] and len(notes) == 1
+
+
+async def test_a_store_from_before_seen_versions_answers_for_its_pinned_versions(
+    tmp_path: Path,
+) -> None:
+    """ccn before e6f2f2a kept a version pinned from elsewhere as its objects in the main
+    store and a pins line with its id, and had no seen-versions log (cache/versions). After
+    the upgrade, with no producer reachable, the node answers for that version as it does for
+    one it fetched: by number, and as the newest it holds."""
+    content = _write(tmp_path / "doc.bin", 300_000)
+    objects, refs = MemoryObjectStore(), MemoryRefStore()
+    version = publish(objects, refs, Name.parse("/c/doc"), tmp_path / "doc.bin")
+    vid = object_id(encode_object(version))
+    store = tmp_path / "A"  # node_in_process keeps its store there
+    disk = DiskObjectStore(store)
+    with disk.batch() as batch:
+        for oid in objects.ids():
+            batch.put(objects.get(oid))
+    disk.close()
+    (store / "refs").mkdir()
+    (store / "pins").write_text(f"ccn-pins 1\n/c/doc 1 {vid.hex()}\n")
+    assert not (store / "cache").exists()
+    with trio.fail_after(30):
+        async with node_in_process(tmp_path, "A") as (node, uri):
+            assert node.status()["cache"]["versions"] == 1
+            got, notes = await _fetch_all(uri, ["/c/doc/v1", "/c/doc"])
+            assert got == [content, content]
+            assert notes == [
+                "no producer of /c/doc could be reached (no route to /c/doc); /c/doc/v1 is "
+                "the newest version a node on the way holds in full"
+            ]
 
 
 def test_only_version_records_that_match_their_name_are_remembered(

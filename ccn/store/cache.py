@@ -47,7 +47,14 @@ from typing import Any, Final
 
 import trio
 
-from ccn.errors import CorruptObject, InvalidObject, ObjectNotFound, StoreError, os_error_text
+from ccn.errors import (
+    CorruptObject,
+    InvalidObject,
+    NewerFormat,
+    ObjectNotFound,
+    StoreError,
+    os_error_text,
+)
 from ccn.store.objects import object_id, validate
 from ccn.store.objstore import DiskObjectStore, check_id
 from ccn.store.pack import pwrite_all
@@ -197,6 +204,9 @@ class CacheTier:
             self._import_legacy()
             self.evict()
         except BaseException:
+            for seg in self._segments.values():
+                with contextlib.suppress(OSError):
+                    os.close(seg.fd)
             os.close(self._lock_fd)
             raise
 
@@ -249,8 +259,12 @@ class CacheTier:
             return None
         try:
             size = os.fstat(fd).st_size
-            if os.pread(fd, len(SEGMENT_MAGIC), 0) != SEGMENT_MAGIC:
+            magic = os.pread(fd, len(SEGMENT_MAGIC), 0)
+            if magic != SEGMENT_MAGIC:
                 os.close(fd)
+                if len(magic) == len(SEGMENT_MAGIC) and magic[:6] == SEGMENT_MAGIC[:6]:
+                    found = int.from_bytes(magic[6:])
+                    raise NewerFormat(path, "cache segment", found, SEGMENT_MAGIC[-1])
                 with contextlib.suppress(OSError):
                     os.unlink(path)  # torn at creation, or not ours to read
                 return None

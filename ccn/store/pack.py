@@ -23,7 +23,7 @@ from typing import Final
 
 from blake3 import blake3
 
-from ccn.errors import StoreError
+from ccn.errors import NewerFormat, StoreError
 from ccn.store.objects import ID_SIZE
 
 Buffer = bytes | memoryview
@@ -57,6 +57,8 @@ def decode_index(raw: bytes, where: str) -> dict[bytes, tuple[int, int]]:
         raise StoreError(f"pack index {where} is truncated")
     magic, count = _HEAD.unpack_from(raw)
     if magic != IDX_MAGIC:
+        if magic[:6] == IDX_MAGIC[:6]:
+            raise NewerFormat(where, "pack index", int.from_bytes(magic[6:]), IDX_MAGIC[-1])
         raise StoreError(f"pack index {where} has no ccn index header")
     if len(raw) != _HEAD.size + count * _ENTRY.size + _TRAILER:
         raise StoreError(f"pack index {where} is truncated")

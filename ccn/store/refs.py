@@ -30,7 +30,7 @@ from typing import Final
 
 from blake3 import blake3
 
-from ccn.errors import InvalidName, RefConflict, StoreError, StoreUsageError
+from ccn.errors import InvalidName, NewerFormat, RefConflict, StoreError, StoreUsageError
 from ccn.name import Name
 from ccn.store.objstore import check_id
 
@@ -372,6 +372,8 @@ class DiskRefStore(RefStore):
         except FileNotFoundError:
             return frozenset()
         if not lines or lines[0] != _PINS_MAGIC:
+            if lines:
+                _check_family(lines[0], _PINS_MAGIC, str(path))
             raise StoreError(f"pins file {path} is malformed")
         pins = set()
         for line in lines[1:]:
@@ -412,8 +414,17 @@ def _escape_component(component: bytes) -> str:
     return text
 
 
+def _check_family(line: str, magic: str, path: str) -> None:
+    """Raise :class:`NewerFormat` if ``line`` is ``magic``'s header with another version."""
+    family, _, reads = magic.rpartition(" ")
+    word = line[len(family) + 1 :].partition(" ")[0]
+    if line.startswith(family + " ") and word.isdigit() and word != reads:
+        raise NewerFormat(path, family, word, int(reads))
+
+
 def _header_name(line: str, magic: str, path: str) -> Name:
     if not line.startswith(magic + " "):
+        _check_family(line, magic, path)
         raise StoreError(f"file {path} has no {magic!r} header")
     try:
         return Name.parse(line[len(magic) + 1 :])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from ccn.errors import CorruptObject, ObjectNotFound
+from ccn.errors import CorruptObject, NewerFormat, ObjectNotFound
 from ccn.store.cache import BATCH_MAX_BYTES, CacheFeeder, CacheInUse, CacheTier
 from ccn.store.objects import Blob, encode, object_id
 from ccn.store.objstore import DiskObjectStore
@@ -343,4 +343,27 @@ def test_one_opener_at_a_time(tmp_path: Path) -> None:
         CacheTier(tmp_path)
     tier.close()
     again = CacheTier(tmp_path)  # closing (or dying) lets the next one in
+    again.close()
+
+
+def test_a_segment_of_a_newer_format_is_refused_and_kept(tmp_path: Path) -> None:
+    # It used to be deleted at open as "torn at creation": the cache a newer ccn kept was lost
+    # without a word. A segment torn at creation (shorter than its magic) still goes.
+    tier = CacheTier(tmp_path)
+    tier.add_many([_obj(100)])
+    tier.close()
+    [seg] = _segments(tmp_path)
+    size = seg.stat().st_size
+    (tmp_path / "seg-00000009.log").write_bytes(b"CCNS")  # torn at creation
+    with open(seg, "r+b") as f:
+        f.seek(7)
+        f.write(b"\x02")
+    with pytest.raises(NewerFormat, match=r"seg-00000001.log is cache segment format 2, written"):
+        CacheTier(tmp_path)
+    assert seg.stat().st_size == size
+    with open(seg, "r+b") as f:
+        f.seek(7)
+        f.write(b"\x01")
+    again = CacheTier(tmp_path)  # the lock and descriptors of the refused open were let go
+    assert again.bytes > 100 and _segments(tmp_path) == [seg]
     again.close()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ccn.errors import CorruptObject
+from ccn.errors import CorruptObject, NewerFormat
 from ccn.store.files import import_bytes
 from ccn.store.objects import Blob, encode
 from ccn.store.objstore import DiskObjectStore, MemoryObjectStore, ObjectStore, StoreStats
-from ccn.store.pack import decode_index
+from ccn.store.pack import decode_index, encode_index
 
 
 def _blobs(n: int, tag: bytes = b"") -> list[bytes]:
@@ -187,3 +187,10 @@ def test_import_of_a_file_is_one_pack(tmp_path: Path) -> None:
         root = import_bytes(s, os.urandom(2 << 20))
         assert len(_packs(tmp_path)) == 2
         assert s.is_loose(root.id) is False and s.known(root.id)
+
+
+def test_an_index_of_a_newer_format_is_named_as_such() -> None:
+    raw = bytearray(encode_index({b"\x01" * 32: (8, 10)}))
+    raw[7] = 2
+    with pytest.raises(NewerFormat, match=r"x\.idx is pack index format 2, written by a newer"):
+        decode_index(bytes(raw), "x.idx")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ccn.errors import InvalidName, RefConflict, StoreError, StoreUsageError
+from ccn.errors import InvalidName, NewerFormat, RefConflict, StoreError, StoreUsageError
 from ccn.name import Name
 from ccn.store.refs import DiskRefStore, MemoryRefStore, Pin, RefStore
 
@@ -278,3 +278,24 @@ def test_concurrent_publishers_in_processes(tmp_path: Path) -> None:
     assert sorted(v for _, v in versions) == sorted(
         bytes([w, i]) * 16 for w in range(3) for i in range(15)
     )
+
+
+def test_ref_and_pins_files_of_a_newer_format_are_named_as_such(tmp_path: Path) -> None:
+    # A store a newer ccn wrote (say 'ccn-ref 2') is refused in one line that says so, not
+    # reported as damaged; and it is left as it is.
+    refs = DiskRefStore(tmp_path)
+    name = Name.parse("/a/b")
+    refs.compare_and_swap(name, None, 1, b"\x01" * 32)
+    refs.pin(name, 1)
+    log = tmp_path / "refs" / "a" / "b" / ".log"
+    log.write_text(log.read_text().replace("ccn-ref 1 ", "ccn-ref 2 ", 1))
+    pins = tmp_path / "pins"
+    pins.write_text(pins.read_text().replace("ccn-pins 1", "ccn-pins 2", 1))
+    newer = r"is ccn-(ref|pins) format 2, written by a newer ccn; this ccn reads format 1"
+    for call in (lambda: DiskRefStore(tmp_path).log(name), lambda: DiskRefStore(tmp_path).pins()):
+        with pytest.raises(NewerFormat, match=newer):
+            call()
+    assert log.read_text().startswith("ccn-ref 2 /a/b\n")
+    pins.write_text("ccn-pins one\n")  # not a version number: damaged, as before
+    with pytest.raises(StoreError, match="malformed"):
+        DiskRefStore(tmp_path).pins()
