@@ -320,29 +320,39 @@ async def test_idle_discovery_sleeps_until_something_is_due_or_poked(
                 await wait_until(lambda: d.seq > seq, timeout=1.0)
 
 
+@asynccontextmanager
+async def _lan_node_and_peer(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Any, str, Discovery, trio.socket.SocketType]]:
+    """A node with discovery on, and a UDP socket on loopback to play a LAN neighbour with:
+    ``(node, its uri, its discovery, the socket)``."""
+    async with node_in_process(tmp_path, "a", **LAN) as (a, a_uri):
+        d = a.discovery
+        assert isinstance(d, Discovery)
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with sock:
+            await sock.bind(("127.0.0.1", 0))
+            yield a, a_uri, d, sock
+
+
 @pytest.mark.parametrize("seq", ["x", None, [1], 1.5, float("nan")])
 async def test_route_table_with_a_bad_seq_is_ignored_not_fatal(tmp_path: Path, seq: Any) -> None:
     # A LAN peer's route table whose "seq" was not an integer used to raise TypeError in the
     # discovery task and bring the whole node down with a traceback.
     fake_id = b"fakenbr1"
     with trio.fail_after(20):
-        async with node_in_process(tmp_path, "a", **LAN) as (a, a_uri):
-            d = a.discovery
-            assert isinstance(d, Discovery)
-            sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-            with sock:
-                await sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-                d._on_hello({"id": fake_id, "uri": f"udp://127.0.0.1:{port}", "seq": 7})
-                while True:
-                    raw, addr = await sock.recvfrom(70_000)
-                    packet = codec.decode(raw)
-                    if type(packet) is Interest and disc.ROUTES.is_prefix_of(packet.name):
-                        break
-                table = {"id": fake_id, "seq": seq, "routes": [["/lan/bad", 0]]}
-                content = msgpack.packb(table, use_bin_type=True)
-                await sock.sendto(codec.encode(Data(packet.name, content, 0)), addr)
-                await wait_until(lambda: bool(routes_to(a, "/lan/bad")))
+        async with _lan_node_and_peer(tmp_path) as (a, a_uri, d, sock):
+            port = sock.getsockname()[1]
+            d._on_hello({"id": fake_id, "uri": f"udp://127.0.0.1:{port}", "seq": 7})
+            while True:
+                raw, addr = await sock.recvfrom(70_000)
+                packet = codec.decode(raw)
+                if type(packet) is Interest and disc.ROUTES.is_prefix_of(packet.name):
+                    break
+            table = {"id": fake_id, "seq": seq, "routes": [["/lan/bad", 0]]}
+            content = msgpack.packb(table, use_bin_type=True)
+            await sock.sendto(codec.encode(Data(packet.name, content, 0)), addr)
+            await wait_until(lambda: bool(routes_to(a, "/lan/bad")))
             nb = d.neighbours[fake_id]
             assert type(nb.fetched_seq) is int
             async with connect(a_uri) as client:
@@ -359,21 +369,16 @@ async def test_a_neighbour_that_never_answers_for_its_table_is_told_once_and_cou
     monkeypatch.setattr(disc, "REFRESH_INTERVAL", 0.3)
     old_id = b"oldnode1"
     with trio.fail_after(20):
-        async with node_in_process(tmp_path, "a", **LAN) as (a, _a_uri):
-            d = a.discovery
-            assert isinstance(d, Discovery)
-            sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-            with sock:
-                await sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-                asked = 0
-                while asked < disc.UNANSWERED_TOLD + 2:
-                    d._on_hello({"id": old_id, "uri": f"udp://127.0.0.1:{port}", "seq": 7})
-                    with trio.move_on_after(0.5):
-                        packet = codec.decode((await sock.recvfrom(70_000))[0])
-                        if type(packet) is Interest and disc.ROUTES.is_prefix_of(packet.name):
-                            asked += 1
-                await wait_until(lambda: d.tables_unanswered >= disc.UNANSWERED_TOLD + 1)
+        async with _lan_node_and_peer(tmp_path) as (_a, _a_uri, d, sock):
+            port = sock.getsockname()[1]
+            asked = 0
+            while asked < disc.UNANSWERED_TOLD + 2:
+                d._on_hello({"id": old_id, "uri": f"udp://127.0.0.1:{port}", "seq": 7})
+                with trio.move_on_after(0.5):
+                    packet = codec.decode((await sock.recvfrom(70_000))[0])
+                    if type(packet) is Interest and disc.ROUTES.is_prefix_of(packet.name):
+                        asked += 1
+            await wait_until(lambda: d.tables_unanswered >= disc.UNANSWERED_TOLD + 1)
             (nb,) = d.status()["neighbours"]
             assert nb["id"] == old_id.hex() and nb["unanswered"] >= disc.UNANSWERED_TOLD + 1
             assert d.status()["tables_unanswered"] >= disc.UNANSWERED_TOLD + 1
