@@ -192,9 +192,13 @@ class Client:
                 done.set()
 
             self.send(interest, answer)
-            with trio.move_on_after(wait):
-                await self._wait(done)
-            self.forget(interest)
+            try:
+                with trio.move_on_after(wait):
+                    await self._wait(done)
+            finally:
+                # also when the caller's scope is cancelled (a get under move_on_after): the
+                # registration stayed behind, one per cancelled call, for the connection's life
+                self.forget(interest)
             if result:
                 got = result[0]
                 if type(got) is Nack:
