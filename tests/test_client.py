@@ -219,6 +219,21 @@ async def test_an_error_in_the_block_comes_out_of_connect_as_raised(tmp_path: An
                 raise KeyError("x")
 
 
+async def test_an_error_as_the_callers_deadline_passes_comes_out_as_raised(tmp_path: Any) -> None:
+    # A get under move_on_after whose Nack came as the deadline passed: the block raised
+    # NoRoute while the connection's own task was cancelled, and the caller got an
+    # ExceptionGroup(NoRoute) out of the cancel scope instead of NoRoute (a soak run's
+    # short-lived clients, one in a few hundred).
+    async with node_in_process(tmp_path) as (_node, uri):
+        for _ in range(3):
+            with pytest.raises(NoRoute), trio.CancelScope() as scope:
+                async with connect(uri) as client:
+                    try:
+                        await client.get("/nothing/here")
+                    finally:
+                        scope.cancel()  # the deadline, at the worst moment
+
+
 async def test_names_may_use_ndn_spellings(tmp_path: Any) -> None:
     (tmp_path / "f").write_bytes(b"one")
     async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
