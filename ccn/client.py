@@ -192,9 +192,13 @@ class Client:
                 done.set()
 
             self.send(interest, answer)
-            with trio.move_on_after(wait):
-                await self._wait(done)
-            self.forget(interest)
+            try:
+                with trio.move_on_after(wait):
+                    await self._wait(done)
+            finally:
+                # also when the caller's scope is cancelled (a get under move_on_after): the
+                # registration stayed behind, one per cancelled call, for the connection's life
+                self.forget(interest)
             if result:
                 got = result[0]
                 if type(got) is Nack:
@@ -518,10 +522,16 @@ async def connect(uri: str | None = None, *, trust: Anchors | None = None) -> As
 
 
 def _raise_alone(group: BaseExceptionGroup[BaseException]) -> None:
-    """Raise the group's exception if it holds just one (and no nested group)."""
-    if len(group.exceptions) != 1 or isinstance(group.exceptions[0], BaseExceptionGroup):
+    """Raise the group's exception if it holds just one (and no nested group) besides
+    ``trio.Cancelled``: the caller's deadline passing as the block raised cancelled the
+    connection's own task too, and the block's error is still the one to raise (the scope
+    stays cancelled: its next checkpoint raises Cancelled again)."""
+    _cancelled, rest = group.split(trio.Cancelled)  # (nested groups of) Cancelled go
+    if rest is None or len(rest.exceptions) != 1:
         return
-    alone = group.exceptions[0]
+    alone = rest.exceptions[0]
+    if isinstance(alone, BaseExceptionGroup):
+        return
     context = alone.__context__
     try:
         raise alone

@@ -124,8 +124,11 @@ class Neighbour:
     uri: str
     face: UdpFace
     last_heard: float
-    #: uri -> when a hello last named it (a node on two shared segments has two)
-    uris: dict[str, float] = field(default_factory=dict)
+    #: When a hello last named ``uri`` (a node on two shared segments is heard under two
+    #: addresses; while ``uri`` is heard, the other is not taken for a change of address).
+    #: Only that one time is kept: a time for every address ever named, never pruned, grew
+    #: with each hello naming a new one.
+    uri_heard: float = -math.inf
     seq: int = -1
     fetched_seq: int = -1
     fetched_at: float = -math.inf
@@ -300,10 +303,9 @@ class Discovery:
         self.hellos_heard += 1
         now = trio.current_time()
         nb = self.neighbours.get(nid)
-        in_use = nb is not None and now - nb.uris.get(nb.uri, -math.inf) < DEAD_INTERVAL
+        in_use = nb is not None and now - nb.uri_heard < DEAD_INTERVAL
         if nb is not None and nb.uri != uri and in_use:
             # the neighbour is on another shared segment too; keep the address in use
-            nb.uris[uri] = now
             nb.last_heard = now
             return
         if nb is not None and nb.uri != uri:
@@ -320,7 +322,7 @@ class Discovery:
             self.neighbours[nid] = nb
             self.node.forwarder.add_route(link_prefix(nid), face.id, 0)
             self._hello_due = 0.0  # let it hear us at once
-        nb.uris[uri] = now
+        nb.uri_heard = now
         nb.last_heard = now
         nb.seq = seq
         self.poke()

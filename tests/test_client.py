@@ -91,6 +91,28 @@ def test_one_data_answers_every_interest_outstanding_under_its_key() -> None:
     assert not client._by_nonce
 
 
+async def test_calls_cancelled_by_the_caller_leave_no_registration_behind(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # A get or express under the caller's move_on_after, cancelled while its Interest was out,
+    # left its registration (and the answer closure) in the client's tables: one more for every
+    # cancelled call, for as long as the connection lived (a soak run of a long-lived client).
+    face = _RecordingFace()
+    client = Client(face)
+    for i in range(50):
+        with trio.move_on_after(0.5):
+            if i % 3 == 0:
+                await client.get(f"/latest/{i}")  # can-be-prefix: _by_prefix
+            elif i % 3 == 1:
+                await client.express(Interest(Name.parse(f"/exact/{i}"), i), retries=2)
+            else:
+                digest = os.urandom(32)
+                await client.express(Interest(Name.parse("/loc"), i, digest=digest))
+    assert len(face.sent) == 50  # each call was cut while its first Interest was out
+    assert not client._by_name and not client._by_prefix and not client._by_digest
+    assert not client._by_nonce
+
+
 async def test_tasks_fetching_the_same_name_on_one_connection_all_get_it(tmp_path: Path) -> None:
     content = os.urandom(1 << 20)  # several chunks: their Interests carry digests
     (tmp_path / "f").write_bytes(content)
@@ -195,6 +217,21 @@ async def test_an_error_in_the_block_comes_out_of_connect_as_raised(tmp_path: An
         with pytest.raises(KeyError):  # not a ccn error: the same
             async with connect(uri) as client:
                 raise KeyError("x")
+
+
+async def test_an_error_as_the_callers_deadline_passes_comes_out_as_raised(tmp_path: Any) -> None:
+    # A get under move_on_after whose Nack came as the deadline passed: the block raised
+    # NoRoute while the connection's own task was cancelled, and the caller got an
+    # ExceptionGroup(NoRoute) out of the cancel scope instead of NoRoute (a soak run's
+    # short-lived clients, one in a few hundred).
+    async with node_in_process(tmp_path) as (_node, uri):
+        for _ in range(3):
+            with pytest.raises(NoRoute), trio.CancelScope() as scope:
+                async with connect(uri) as client:
+                    try:
+                        await client.get("/nothing/here")
+                    finally:
+                        scope.cancel()  # the deadline, at the worst moment
 
 
 async def test_names_may_use_ndn_spellings(tmp_path: Any) -> None:

@@ -419,6 +419,30 @@ async def test_hello_with_a_bad_id_or_address_makes_no_neighbour(
                 assert "discovery" in await client.status()
 
 
+async def test_hellos_naming_ever_new_addresses_keep_a_neighbour_the_same_size(
+    tmp_path: Path,
+) -> None:
+    # A neighbour kept the time of every address a hello had named for it (a node on two
+    # segments is heard under two), never pruned: hellos naming new ones grew it without end.
+    with trio.fail_after(20):
+        async with node_in_process(tmp_path, "a", **LAN) as (a, _a_uri):
+            d = a.discovery
+            assert isinstance(d, Discovery)
+            nid = b"nbr00001"
+            d._on_hello({"id": nid, "uri": "udp://127.0.0.1:1000", "seq": 1})
+            nb = d.neighbours[nid]
+
+            def held() -> int:
+                return sum(len(v) for v in vars(nb).values() if isinstance(v, dict | list | set))
+
+            before = held()
+            for i in range(500):
+                d._on_hello({"id": nid, "uri": f"udp://127.0.0.2:{2000 + i}", "seq": 1})
+                d._on_hello({"id": nid, "uri": "udp://127.0.0.1:1000", "seq": 1})
+            assert d.neighbours[nid] is nb and nb.uri == "udp://127.0.0.1:1000"
+            assert held() == before
+
+
 async def test_neighbour_table_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Hellos with fresh ids (one LAN host can send thousands a second) each made a neighbour,
     # a UDP face and a table fetch, without bound until they went silent.

@@ -27,6 +27,7 @@ import os
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -59,6 +60,10 @@ Buffer = bytes | memoryview
 
 TMP_MAX_AGE_S: Final = 3600.0
 """Temp files older than this are another process's crash debris and are removed at open."""
+#: Pack files kept open for reading at once, least recently read closed first. Every publish
+#: is a pack: keeping each one's descriptor open (as it did) ran a node that served its
+#: published names for long out of file descriptors (1024 is a common limit).
+MAX_OPEN_PACKS: Final = 64
 #: With ``fsync``, a pack being written is synced each time this many more bytes are in it,
 #: so that its commit has at most this much left to sync. A node told to stop during a big
 #: put waits for the import's current block and one such step (a fraction of a second), not
@@ -360,6 +365,8 @@ class DiskObjectStore(ObjectStore):
         self._loose: set[bytes] = set()
         self._packs: dict[str, _Pack] = {}
         self._packed: dict[bytes, _Pack] = {}
+        #: Packs whose ``fd`` is open, least recently read first (at most MAX_OPEN_PACKS).
+        self._open_packs: OrderedDict[_Pack, None] = OrderedDict()
         #: Indexes that failed to load (name → reason), for fsck.
         self.bad_packs: dict[str, str] = {}
         self.clean_tmp()
@@ -445,9 +452,27 @@ class DiskObjectStore(ObjectStore):
                     if self._count is not None and oid not in self._loose:
                         self._count -= 1
                         self._bytes -= length
+            self._close_pack(p)
+
+    def _close_pack(self, p: _Pack) -> None:
+        with self._lock:
+            self._open_packs.pop(p, None)
             if p.fd is not None:
                 os.close(p.fd)
                 p.fd = None
+
+    def _pack_fd(self, p: _Pack) -> int:
+        """``p``'s read descriptor, opened if need be; the least recently read pack's is
+        closed when more than MAX_OPEN_PACKS would be open."""
+        with self._lock:
+            if p.fd is not None:
+                self._open_packs.move_to_end(p)
+                return p.fd
+            fd = p.fd = os.open(p.path, os.O_RDONLY | os.O_CLOEXEC)
+            self._open_packs[p] = None
+            while len(self._open_packs) > MAX_OPEN_PACKS:
+                self._close_pack(next(iter(self._open_packs)))
+            return fd
 
     def _present(self, oid: bytes) -> bool:
         return oid in self._loose or oid in self._packed
@@ -557,9 +582,8 @@ class DiskObjectStore(ObjectStore):
         with self._lock:
             off, length = p.entries[oid]
             try:
-                if p.fd is None:
-                    p.fd = os.open(p.path, os.O_RDONLY | os.O_CLOEXEC)
-                raw = os.pread(p.fd, length, off) if length <= MAX_OBJECT_SIZE else b""
+                fd = self._pack_fd(p)
+                raw = os.pread(fd, length, off) if length <= MAX_OBJECT_SIZE else b""
             except FileNotFoundError:
                 raw = b""
             if len(raw) != length or object_id(raw) != oid:
@@ -812,10 +836,8 @@ class DiskObjectStore(ObjectStore):
 
     def close(self) -> None:
         with self._lock:
-            for p in self._packs.values():
-                if p.fd is not None:
-                    os.close(p.fd)
-                    p.fd = None
+            for p in list(self._open_packs):
+                self._close_pack(p)
         super().close()
 
     def __repr__(self) -> str:

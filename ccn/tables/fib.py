@@ -117,7 +117,9 @@ class Fib:
         return True
 
     def remove_face(self, face_id: int) -> int:
-        """Remove ``face_id`` from every entry; returns how many next hops were removed."""
+        """Remove ``face_id`` from every entry (the face is gone); returns how many next hops
+        were removed. Its :meth:`epoch` is forgotten too: kept, one count stayed behind for
+        every face that ever had a route (a neighbour's each reconnection)."""
         prefixes = self._faces.pop(face_id, set())
         for prefix in prefixes:
             entry = self._tree.get(prefix)
@@ -126,8 +128,7 @@ class Fib:
             entry.nexthops = [h for h in entry.nexthops if h.face_id != face_id]
             if not entry.nexthops:
                 self._drop(entry)
-        if prefixes:
-            self._changed(face_id)
+        self._epochs.pop(face_id, None)
         return len(prefixes)
 
     def _changed(self, face_id: int) -> None:
@@ -136,7 +137,7 @@ class Fib:
     def epoch(self, face_id: int) -> int:
         """A count that grows whenever a route through ``face_id`` is added, removed or
         changes cost (and only then): comparing it is how to tell that they changed without
-        looking at every one."""
+        looking at every one. Back to 0 when the face goes (:meth:`remove_face`)."""
         return self._epochs.get(face_id, 0)
 
     def prefixes_via(self, face_id: int) -> Set[Name]:

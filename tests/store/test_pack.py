@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import pytest
 
 from ccn.errors import CorruptObject, NewerFormat
+from ccn.store import objstore
 from ccn.store.files import import_bytes
 from ccn.store.objects import Blob, encode
 from ccn.store.objstore import DiskObjectStore, MemoryObjectStore, ObjectStore, StoreStats
@@ -194,3 +196,33 @@ def test_an_index_of_a_newer_format_is_named_as_such() -> None:
     raw[7] = 2
     with pytest.raises(NewerFormat, match=r"x\.idx is pack index format 2, written by a newer"):
         decode_index(bytes(raw), "x.idx")
+
+
+def _open_pack_fds(store: Path) -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(str(store / "packs")):
+                n += 1
+    return n
+
+
+def test_reading_many_packs_keeps_a_bounded_number_of_them_open(tmp_path: Path) -> None:
+    # Every publish is a pack, and a read kept that pack's descriptor open for good: a node
+    # serving its names for days ran out of file descriptors (one per `ccn put`, found by a
+    # soak run).
+    packs = objstore.MAX_OPEN_PACKS + 40
+    with DiskObjectStore(tmp_path / "s", fsync=False) as s:
+        ids = []
+        for i in range(packs):
+            with s.batch() as b:
+                ids.append(b.put_blob(f"object {i}".encode()))
+        assert len(s.packs()) == packs
+        for _round in range(2):
+            for i, oid in enumerate(ids):
+                assert s.get(oid) == encode(Blob(f"object {i}".encode()))
+                assert _open_pack_fds(tmp_path / "s") <= objstore.MAX_OPEN_PACKS
+        # the least recently read were closed and open again when read again
+        assert _open_pack_fds(tmp_path / "s") == objstore.MAX_OPEN_PACKS
+        assert s.get(ids[0]) == encode(Blob(b"object 0"))
+    assert _open_pack_fds(tmp_path / "s") == 0
