@@ -12,7 +12,7 @@ import trio
 
 from ccn.cli import main
 from ccn.client import connect
-from ccn.errors import VerificationError
+from ccn.errors import NoRoute, VerificationError
 from ccn.keys import SigningKey, generate_key, key_path
 from ccn.name import Name
 from ccn.packet import Data, Interest
@@ -178,6 +178,51 @@ async def test_node_anchor_drops_forged_versions(
             assert cached is not None and cached.content == encode(good)
             assert cs.lookup(Interest(unsigned.full_name, 1), 0.0) is None
             assert status["limits"]["trust_anchors"] == 1
+
+
+async def test_a_node_given_anchors_does_not_answer_forgeries_it_saw_before(
+    tmp_path: Path,
+) -> None:
+    """Node C, without anchors, fetches Mallory's /p/doc/v1 and remembers it (versions seen).
+    Restarted with an anchor for Alice's key and a route to Alice, it must not answer /p/doc/v1
+    (nor /p/doc, "newest seen") with Mallory's record from that memory: the Interest goes on to
+    Alice, and a consumer that relies on the node's anchors gets Alice's version."""
+    home = tmp_path / "home"
+    alice = generate_key("alice", home)
+    generate_key("mallory", home)
+    honest, forged = tmp_path / "honest.bin", tmp_path / "forged.bin"
+    honest.write_bytes(b"alice's talk\n" * 5000)
+    forged.write_bytes(b"mallory's talk\n" * 5000)
+    p = Name.parse("/p")
+    trust = [f"/p={alice.public}"]
+    with trio.fail_after(60):
+        async with (
+            node_in_process(tmp_path, "A", tcp=True) as (a_node, a_uri),
+            node_in_process(tmp_path, "M", tcp=True) as (m_node, m_uri),
+        ):
+            async with connect(a_uri) as c:
+                await c.publish(honest, "/p/doc", key=key_path("alice", home))
+            async with connect(m_uri) as c:
+                await c.publish(forged, "/p/doc", key=key_path("mallory", home))
+            to_m = [(p, str(m_node.bound[1]))]
+            async with (
+                node_in_process(tmp_path, "C", routes=to_m) as (_c, c_uri),
+                connect(c_uri) as c,
+            ):
+                assert await c.get("/p/doc/v1") == forged.read_bytes()
+            to_a = [(p, str(a_node.bound[1]))]
+            async with (
+                node_in_process(tmp_path, "C", routes=to_a, trust=trust) as (c_node, c_uri),
+                connect(c_uri) as c,
+            ):
+                assert c_node.status()["cache"]["versions"] == 1  # it remembers Mallory's
+                assert await c.get("/p/doc/v1") == honest.read_bytes()
+            async with (
+                node_in_process(tmp_path, "C", trust=trust) as (c_node, c_uri),
+                connect(c_uri) as c,
+            ):
+                with pytest.raises(NoRoute):  # no producer: only "newest seen" could answer
+                    await c.get("/p/doc")
 
 
 def test_node_config_rejects_bad_anchor(tmp_path: Path) -> None:
