@@ -13,7 +13,7 @@ import trio
 from ccn.cli import main
 from ccn.client import connect
 from ccn.errors import NoRoute, VerificationError
-from ccn.keys import SigningKey, generate_key, key_path
+from ccn.keys import SigningKey, generate_key, key_path, load_key, short_id
 from ccn.name import Name
 from ccn.packet import Data, Interest
 from ccn.store.objects import Version, encode
@@ -29,8 +29,12 @@ def test_anchors_longest_prefix_decides(version: Callable[..., Version]) -> None
     assert anchors.check(alice.sign(version("/pub/doc"))) == Name.parse("/pub")
     assert anchors.check(bob.sign(version("/pub/bob/x"))) == Name.parse("/pub/bob")
     assert anchors.check(version("/elsewhere")) is None  # not covered: not checked
-    with pytest.raises(UntrustedVersion, match="not trusted for /pub/bob"):
+    with pytest.raises(UntrustedVersion) as refused:
         anchors.check(alice.sign(version("/pub/bob/x")))
+    assert str(refused.value) == (  # the signer and the key expected, as ccn trust list shows
+        f"/pub/bob/x/v1 is signed by key {short_id(alice.id)}, not trusted for /pub/bob "
+        f"(which trusts key {short_id(bob.id)}; see ccn trust list)"
+    )
     with pytest.raises(UntrustedVersion, match="is not signed"):
         anchors.check(version("/pub/doc"))
     signed = alice.sign(version("/pub/doc"))
@@ -105,8 +109,13 @@ async def test_cli_key_trust_put_get(
             run, "get", "/m/u", "-o", str(tmp_path / "o")
         )
         assert code == 0 and "not verified" in err
+        me = short_id(load_key("me").id)
+        # ccn log says who signed each version, by the name of this user's key if it is one
+        code, out, _err = await trio.to_thread.run_sync(run, "log", "/m/s")
+        assert code == 0 and f"  signed by me (key {me})  previous -" in out
+        assert "  unsigned  previous -" in (await trio.to_thread.run_sync(run, "log", "/m/u"))[1]
         assert run("trust", "add", "/m", public)[0] == 0
-        assert public in run("trust", "list")[1]
+        assert run("trust", "list")[1] == f"/m  {public}  id {me}\n"
         code, _out, err = await trio.to_thread.run_sync(
             run, "get", "/m/s", "-o", str(tmp_path / "s")
         )
