@@ -493,10 +493,15 @@ def _signed_by(publisher: object, signers: dict[str, str]) -> str:
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
+    from ccn.trust import Anchors
+
     name = Name.parse(args.name)
+    # A version published elsewhere is fetched to be pinned: the trust file decides as for get.
+    anchors = Anchors.load() if args.command == "pin" else None
 
     async def body(client: Client) -> int:
         if args.command == "pin":
+            client.trust = anchors
             print(f"pinned {await client.pin(name)}")
         else:
             n = await client.unpin(name)

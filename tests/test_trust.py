@@ -135,6 +135,35 @@ async def test_cli_key_trust_put_get(
         assert run("trust", "list")[1] == ""
 
 
+async def test_cli_pin_checks_the_trust_file_as_get_does(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ccn pin of a version published elsewhere fetches it: under a trusted prefix it must be
+    validly signed, or nothing is pinned (one error line); a trusted one is pinned."""
+    key = generate_key("me")
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"pinned content\n" * 100)
+    async with node_in_process(tmp_path, "P", tcp=True) as (p_node, p_uri):
+        async with connect(p_uri) as c:
+            await c.publish(src, "/m/u")
+            await c.publish(src, "/m/s", key=key_path("me"))
+        routes = [(Name.parse("/m"), str(p_node.bound[1]))]
+        async with node_in_process(tmp_path, "C", routes=routes) as (c_node, c_uri):
+
+            def run(*args: str) -> tuple[int, str, str]:
+                code = _cli(c_uri, *args)
+                out, err = capsys.readouterr()
+                return code, out, err
+
+            assert run("trust", "add", "/m", str(key.public))[0] == 0
+            code, _out, err = await trio.to_thread.run_sync(run, "pin", "/m/u/v1")
+            assert code == 1
+            assert err == "ccn: error: /m/u/v1 is not signed, but /m requires a trusted key\n"
+            code, out, err = await trio.to_thread.run_sync(run, "pin", "/m/s")
+            assert (code, out, err) == (0, "pinned /m/s/v1\n", "")
+            assert [p.name for p in c_node.refs.pins()] == [Name.parse("/m/s")]
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     with trio.fail_after(10):
         while not condition():
