@@ -260,7 +260,7 @@ def _check_output(dest: Path) -> None:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    from ccn.keys import generate_key, key_path, list_keys, load_key
+    from ccn.keys import generate_key, key_path, list_keys, load_key, short_id
 
     if args.action == "gen":
         key = generate_key(args.name)
@@ -272,7 +272,7 @@ def cmd_key(args: argparse.Namespace) -> int:
     else:
         keys, errors = list_keys()
         for name, public in keys:
-            print(f"{name}  {public}")
+            print(f"{name}  {public}  id {short_id(public.id)}")
         for error in errors:
             print(f"ccn: error: {error}", file=sys.stderr)
         return 1 if errors else 0
@@ -280,21 +280,22 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_trust(args: argparse.Namespace) -> int:
-    from ccn.keys import PublicKey
+    from ccn.keys import PublicKey, short_id
     from ccn.trust import Anchors, TrustFileError, default_trust_file
 
     anchors = Anchors.load()
     if args.action == "list":
         for prefix, key in anchors:
-            print(f"{prefix}  {key}")
+            print(f"{prefix}  {key}  id {short_id(key.id)}")
         return 0
     prefix = Name.parse(args.prefix)
     if args.action == "add":
-        if not anchors.add(prefix, PublicKey.parse(args.key)):
-            print(f"{prefix} already trusts {args.key}")
+        key = PublicKey.parse(args.key)
+        if not anchors.add(prefix, key):
+            print(f"{prefix} already trusts {key}")
             return 0
         anchors.save()
-        print(f"trusting {args.key} for {prefix} ({default_trust_file()})")
+        print(f"trusting {key} (id {short_id(key.id)}) for {prefix} ({default_trust_file()})")
         return 0
     which = PublicKey.parse(args.key) if args.key else None
     if not anchors.remove(prefix, which):
@@ -450,22 +451,57 @@ def cmd_log(args: argparse.Namespace) -> int:
         versions, total = await client.history(name)
         if total > len(versions):
             print(f"({total - len(versions):,} earlier versions; ccn log NAME/vN shows one)")
+        signers = _signers() if any(v.get("publisher") for v in versions) else {}
         for v in versions:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v["time_ns"] / 1e9))
             size = f"{v['size']} bytes" if "size" in v else v.get("error", "?")
             prev = v.get("previous") or "-"
             pin = "  pinned" if v.get("pinned") else ""
-            print(f"v{v['number']}  {when}Z  {size}  {v['id']}  previous {prev}{pin}")
+            signed = ""
+            if "publisher" in v:  # a record that could be read
+                signed = "  " + _signed_by(v["publisher"], signers)
+            print(f"v{v['number']}  {when}Z  {size}  {v['id']}{signed}  previous {prev}{pin}")
         return 0
 
     return trio.run(_with_client, args, body)
 
 
+def _signers() -> dict[str, str]:
+    """Key id (hex) -> name, for this user's keys (``ccn key list``); unreadable ones are left
+    out (``ccn key list`` reports them)."""
+    from ccn.keys import list_keys
+
+    try:
+        keys, _errors = list_keys()
+    except OSError:
+        return {}
+    return {public.id.hex(): name for name, public in keys}
+
+
+def _signed_by(publisher: object, signers: dict[str, str]) -> str:
+    """``ccn log``'s signer column: who signed a version, as far as this user's keys tell."""
+    from ccn.keys import short_id
+
+    if not isinstance(publisher, str):
+        return "unsigned"
+    try:
+        shown_id = short_id(bytes.fromhex(publisher))
+    except ValueError:
+        return "signed by key ?"
+    mine = signers.get(publisher)
+    return f"signed by {mine} (key {shown_id})" if mine else f"signed by key {shown_id}"
+
+
 def cmd_pin(args: argparse.Namespace) -> int:
+    from ccn.trust import Anchors
+
     name = Name.parse(args.name)
+    # A version published elsewhere is fetched to be pinned: the trust file decides as for get.
+    anchors = Anchors.load() if args.command == "pin" else None
 
     async def body(client: Client) -> int:
         if args.command == "pin":
+            client.trust = anchors
             print(f"pinned {await client.pin(name)}")
         else:
             n = await client.unpin(name)

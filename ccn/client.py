@@ -406,7 +406,8 @@ class Client:
     async def pin(self, name: Name | str) -> Name:
         """Keep ``/name/vN`` (or the latest version of ``/name``) on this node; return what was
         pinned. A version not published on the node is first fetched through it (so its objects
-        pass the node) and then copied into the node's store."""
+        pass the node), checked against :attr:`trust` as a fetch is, and then copied into the
+        node's store."""
         n = _name(name)
         reply = await self.command("pin", {"name": str(n)})  # quick: it copies nothing
         if reply.get("need") is None:

@@ -49,6 +49,12 @@ def key_id(public: bytes) -> bytes:
     return digest
 
 
+def short_id(key_id: bytes) -> str:
+    """A key id as ccn shows it: its first 16 hex digits (``ccn key list``, ``ccn trust list``,
+    ``ccn log`` and the errors of a refused version all show this form)."""
+    return key_id.hex()[:16]
+
+
 @dataclass(frozen=True, slots=True)
 class PublicKey:
     """A raw 32-byte Ed25519 public key; text form ``ed25519:<64 hex>``."""

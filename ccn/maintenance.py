@@ -137,6 +137,10 @@ class Maintenance:
                         "time_ns": v.created_ns,
                         "size": v.size,
                         "previous": None if v.previous is None else v.previous.hex(),
+                        # the id of the key that signed it (None: unsigned); ccn log names it
+                        "publisher": None
+                        if v.signature is None or v.publisher is None
+                        else v.publisher.hex(),
                     }
             row["pinned"] = e.number in pinned or (None in pinned and e is latest)
             out.append(row)

@@ -160,6 +160,8 @@ class Node:
         self.cache_feed = CacheFeeder(self.cache, report=_say)
         #: version id -> (whether this node holds all of it, until when that verdict stands)
         self._whole: OrderedDict[bytes, tuple[bool, float]] = OrderedDict()
+        #: Whether a seen version record passes the anchors (see _trusted_seen).
+        self._seen_trusted: OrderedDict[bytes, bool] = OrderedDict()
         #: Digest Interests answered from the main store by the hook in :meth:`process`.
         self.store_served = [0, 0]  # objects, bytes
         #: Digests this node recently asked upstream for, so that an object arriving after its
@@ -551,13 +553,19 @@ class Node:
             candidates = self.seen.newest_first(name)
         else:
             return
+        # What was seen before the node had its anchors (or other ones) is checked again:
+        # it did not pass receive()'s check on its way in.
+        anchored = bool(self.anchors) and self.anchors.covering(name) is not None
         for number, vid in candidates:
             raw = self._copy_of(vid)
-            if raw is None or (latest and not self._holds_whole(vid, raw, now)):
+            if raw is None:
                 continue
-            self.forwarder.cs.insert(
-                Data(name.with_version(number), raw, VERSION_FRESHNESS_MS, vid), now
-            )
+            data = Data(name.with_version(number), raw, VERSION_FRESHNESS_MS, vid)
+            if anchored and not self._trusted_seen(vid, data):
+                continue
+            if latest and not self._holds_whole(vid, raw, now):
+                continue
+            self.forwarder.cs.insert(data, now)
             return
 
     def _seen_pins(self) -> None:
@@ -570,6 +578,17 @@ class Node:
             for pin in self.refs.pins():
                 if pin.id is not None and pin.number is not None:
                     self.seen.record(pin.name, pin.number, pin.id)
+
+    def _trusted_seen(self, vid: bytes, data: Data) -> bool:
+        """:meth:`_trusted` for a seen version record; the verdict is kept (``vid`` names the
+        record's bytes and the anchors do not change while the node runs), so a flood of
+        Interests costs no signature check each."""
+        verdict = self._seen_trusted.get(vid)
+        if verdict is None:
+            verdict = self._seen_trusted[vid] = self._trusted(data)
+            while len(self._seen_trusted) > WHOLE_VERDICTS_KEPT:
+                self._seen_trusted.popitem(last=False)
+        return verdict
 
     def _holds_whole(self, vid: bytes, raw: bytes, now: float) -> bool:
         """Whether this node holds every object of version ``vid`` (record ``raw``): "the newest

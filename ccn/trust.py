@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ccn.defaults import ccn_home
 from ccn.errors import CcnError, LocalError, VerificationError
-from ccn.keys import PublicKey
+from ccn.keys import PublicKey, short_id
 from ccn.name import Name
 from ccn.store.objects import Version
 
@@ -112,8 +112,10 @@ class Anchors:
                 if key.verify(version):
                     return prefix
                 raise UntrustedVersion(f"{full}: bad signature (forged or altered version)")
+        trusted = ", ".join(short_id(key.id) for key in keys)
         raise UntrustedVersion(
-            f"{full} is signed by key {version.publisher.hex()[:16]}, not trusted for {prefix}"
+            f"{full} is signed by key {short_id(version.publisher)}, not trusted for {prefix} "
+            f"(which trusts key {trusted}; see ccn trust list)"
         )
 
     # -- files -----------------------------------------------------------------------------

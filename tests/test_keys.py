@@ -48,7 +48,7 @@ def test_key_list_shows_the_good_keys_beside_a_bad_file(
     capsys.readouterr()
     assert main(["key", "list"]) == 1
     out, err = capsys.readouterr()
-    assert out == f"alice  {alice.public}\n"
+    assert out == f"alice  {alice.public}  id {alice.id.hex()[:16]}\n"
     assert err.count("\n") == 1 and err.startswith("ccn: error: ") and "bob.key" in err
 
 

@@ -12,8 +12,8 @@ import trio
 
 from ccn.cli import main
 from ccn.client import connect
-from ccn.errors import VerificationError
-from ccn.keys import SigningKey, generate_key, key_path
+from ccn.errors import NoRoute, VerificationError
+from ccn.keys import SigningKey, generate_key, key_path, load_key, short_id
 from ccn.name import Name
 from ccn.packet import Data, Interest
 from ccn.store.objects import Version, encode
@@ -29,8 +29,12 @@ def test_anchors_longest_prefix_decides(version: Callable[..., Version]) -> None
     assert anchors.check(alice.sign(version("/pub/doc"))) == Name.parse("/pub")
     assert anchors.check(bob.sign(version("/pub/bob/x"))) == Name.parse("/pub/bob")
     assert anchors.check(version("/elsewhere")) is None  # not covered: not checked
-    with pytest.raises(UntrustedVersion, match="not trusted for /pub/bob"):
+    with pytest.raises(UntrustedVersion) as refused:
         anchors.check(alice.sign(version("/pub/bob/x")))
+    assert str(refused.value) == (  # the signer and the key expected, as ccn trust list shows
+        f"/pub/bob/x/v1 is signed by key {short_id(alice.id)}, not trusted for /pub/bob "
+        f"(which trusts key {short_id(bob.id)}; see ccn trust list)"
+    )
     with pytest.raises(UntrustedVersion, match="is not signed"):
         anchors.check(version("/pub/doc"))
     signed = alice.sign(version("/pub/doc"))
@@ -105,8 +109,13 @@ async def test_cli_key_trust_put_get(
             run, "get", "/m/u", "-o", str(tmp_path / "o")
         )
         assert code == 0 and "not verified" in err
+        me = short_id(load_key("me").id)
+        # ccn log says who signed each version, by the name of this user's key if it is one
+        code, out, _err = await trio.to_thread.run_sync(run, "log", "/m/s")
+        assert code == 0 and f"  signed by me (key {me})  previous -" in out
+        assert "  unsigned  previous -" in (await trio.to_thread.run_sync(run, "log", "/m/u"))[1]
         assert run("trust", "add", "/m", public)[0] == 0
-        assert public in run("trust", "list")[1]
+        assert run("trust", "list")[1] == f"/m  {public}  id {me}\n"
         code, _out, err = await trio.to_thread.run_sync(
             run, "get", "/m/s", "-o", str(tmp_path / "s")
         )
@@ -124,6 +133,35 @@ async def test_cli_key_trust_put_get(
         assert code == 1 and "no key named 'nope'" in err
         assert run("trust", "remove", "/m")[0] == 0
         assert run("trust", "list")[1] == ""
+
+
+async def test_cli_pin_checks_the_trust_file_as_get_does(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ccn pin of a version published elsewhere fetches it: under a trusted prefix it must be
+    validly signed, or nothing is pinned (one error line); a trusted one is pinned."""
+    key = generate_key("me")
+    src = tmp_path / "f.txt"
+    src.write_bytes(b"pinned content\n" * 100)
+    async with node_in_process(tmp_path, "P", tcp=True) as (p_node, p_uri):
+        async with connect(p_uri) as c:
+            await c.publish(src, "/m/u")
+            await c.publish(src, "/m/s", key=key_path("me"))
+        routes = [(Name.parse("/m"), str(p_node.bound[1]))]
+        async with node_in_process(tmp_path, "C", routes=routes) as (c_node, c_uri):
+
+            def run(*args: str) -> tuple[int, str, str]:
+                code = _cli(c_uri, *args)
+                out, err = capsys.readouterr()
+                return code, out, err
+
+            assert run("trust", "add", "/m", str(key.public))[0] == 0
+            code, _out, err = await trio.to_thread.run_sync(run, "pin", "/m/u/v1")
+            assert code == 1
+            assert err == "ccn: error: /m/u/v1 is not signed, but /m requires a trusted key\n"
+            code, out, err = await trio.to_thread.run_sync(run, "pin", "/m/s")
+            assert (code, out, err) == (0, "pinned /m/s/v1\n", "")
+            assert [p.name for p in c_node.refs.pins()] == [Name.parse("/m/s")]
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -178,6 +216,51 @@ async def test_node_anchor_drops_forged_versions(
             assert cached is not None and cached.content == encode(good)
             assert cs.lookup(Interest(unsigned.full_name, 1), 0.0) is None
             assert status["limits"]["trust_anchors"] == 1
+
+
+async def test_a_node_given_anchors_does_not_answer_forgeries_it_saw_before(
+    tmp_path: Path,
+) -> None:
+    """Node C, without anchors, fetches Mallory's /p/doc/v1 and remembers it (versions seen).
+    Restarted with an anchor for Alice's key and a route to Alice, it must not answer /p/doc/v1
+    (nor /p/doc, "newest seen") with Mallory's record from that memory: the Interest goes on to
+    Alice, and a consumer that relies on the node's anchors gets Alice's version."""
+    home = tmp_path / "home"
+    alice = generate_key("alice", home)
+    generate_key("mallory", home)
+    honest, forged = tmp_path / "honest.bin", tmp_path / "forged.bin"
+    honest.write_bytes(b"alice's talk\n" * 5000)
+    forged.write_bytes(b"mallory's talk\n" * 5000)
+    p = Name.parse("/p")
+    trust = [f"/p={alice.public}"]
+    with trio.fail_after(60):
+        async with (
+            node_in_process(tmp_path, "A", tcp=True) as (a_node, a_uri),
+            node_in_process(tmp_path, "M", tcp=True) as (m_node, m_uri),
+        ):
+            async with connect(a_uri) as c:
+                await c.publish(honest, "/p/doc", key=key_path("alice", home))
+            async with connect(m_uri) as c:
+                await c.publish(forged, "/p/doc", key=key_path("mallory", home))
+            to_m = [(p, str(m_node.bound[1]))]
+            async with (
+                node_in_process(tmp_path, "C", routes=to_m) as (_c, c_uri),
+                connect(c_uri) as c,
+            ):
+                assert await c.get("/p/doc/v1") == forged.read_bytes()
+            to_a = [(p, str(a_node.bound[1]))]
+            async with (
+                node_in_process(tmp_path, "C", routes=to_a, trust=trust) as (c_node, c_uri),
+                connect(c_uri) as c,
+            ):
+                assert c_node.status()["cache"]["versions"] == 1  # it remembers Mallory's
+                assert await c.get("/p/doc/v1") == honest.read_bytes()
+            async with (
+                node_in_process(tmp_path, "C", trust=trust) as (c_node, c_uri),
+                connect(c_uri) as c,
+            ):
+                with pytest.raises(NoRoute):  # no producer: only "newest seen" could answer
+                    await c.get("/p/doc")
 
 
 def test_node_config_rejects_bad_anchor(tmp_path: Path) -> None:
