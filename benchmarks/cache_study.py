@@ -126,6 +126,9 @@ class Settings:
     http: str
     install: bool
     profile: Path | None = None
+    #: ``ensure_nginx``'s answer, found before this process moves into the consumer's
+    #: namespace (apt-get there has no route to the package registry).
+    nginx: tuple[str | None, str] | None = None
 
 
 # -- the topology ----------------------------------------------------------------------------
@@ -399,7 +402,7 @@ async def start_baselines(topo: Topology, s: Settings, www: Path) -> dict[str, s
     topo.helpers.append(await start_helper(net.prefix("c"), ["forward", *fwd], wd / "fwd.log"))
     used: dict[str, str] = {}
     if s.http in ("auto", "nginx"):
-        path, how = ensure_nginx(s.install)
+        path, how = s.nginx if s.nginx is not None else ensure_nginx(s.install)
         used["nginx"] = how
         if path is not None:
             cmd = [*net.prefix("o"), *nginx_command(path, wd, www, o_host, p["http"])]
@@ -908,6 +911,10 @@ def main(argv: list[str] | None = None) -> int:
         not args.no_install,
         Path(args.profile) if args.profile else None,
     )
+    if s.http in ("auto", "nginx"):
+        # Here, not in run(): from inside the consumer's namespace an install of nginx cannot
+        # reach the package registry (a fresh machine always fell back to http.server).
+        s.nginx = ensure_nginx(s.install)
     net = Net.create(args.net)
     try:
         net.enter_consumer()
