@@ -14,6 +14,7 @@ trusted for which names is :mod:`ccn.trust`'s business.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from dataclasses import dataclass
@@ -195,10 +196,16 @@ def generate_key(name: str, home: Path | None = None) -> SigningKey:
     except FileExistsError:
         raise KeyFileError(f"key {name!r} already exists ({path})") from None
     try:
-        os.write(fd, key.pem())
+        pem = key.pem()
+        if os.write(fd, pem) != len(pem):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         os.fsync(fd)
-    finally:
+    except BaseException:
+        # a key file cut short (a full disk) must not stay: it would block making it again
         os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     (d / f"{name}.pub").write_text(f"{key.public}\n")
     return key
 

@@ -119,3 +119,20 @@ def test_signature_covers_name_number_and_content(version: Callable[..., Version
         assert not key.public.verify(forged)
     assert not SigningKey.generate().public.verify(signed)
     assert not key.public.verify(version())
+
+
+def test_a_key_cut_short_by_a_full_disk_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A partial NAME.key used to stay after a failed write, and `ccn key gen NAME` then said
+    # the key already exists (and no key could be loaded from it).
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ccn.keys.os.fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        generate_key("alice", tmp_path)
+    assert not key_path("alice", tmp_path).exists()
+    monkeypatch.undo()
+    key = generate_key("alice", tmp_path)
+    assert load_key("alice", tmp_path).public == key.public
