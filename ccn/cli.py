@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import trio
 
@@ -30,6 +30,9 @@ from ccn.errors import CcnError, LocalError, VerificationError, os_error_text
 from ccn.faces.uri import FaceUri
 from ccn.name import Name
 from ccn.ndn.names import is_typed, ndn_uri, shown
+
+if TYPE_CHECKING:
+    from ccn.trust import Anchors
 
 # -- output helpers --------------------------------------------------------------------------
 
@@ -280,14 +283,22 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_trust(args: argparse.Namespace) -> int:
-    from ccn.keys import PublicKey, short_id
-    from ccn.trust import Anchors, TrustFileError, default_trust_file
+    from ccn.keys import short_id
+    from ccn.trust import Anchors, editing
 
-    anchors = Anchors.load()
     if args.action == "list":
-        for prefix, key in anchors:
+        for prefix, key in Anchors.load():
             print(f"{prefix}  {key}  id {short_id(key.id)}")
         return 0
+    with editing():
+        return _edit_trust(args, Anchors.load())
+
+
+def _edit_trust(args: argparse.Namespace, anchors: Anchors) -> int:
+    """``trust add`` / ``trust remove`` on ``anchors`` (the file's, its lock held)."""
+    from ccn.keys import PublicKey, short_id
+    from ccn.trust import TrustFileError, default_trust_file
+
     prefix = Name.parse(args.prefix)
     if args.action == "add":
         key = PublicKey.parse(args.key)

@@ -20,6 +20,8 @@ comment. Writes replace the file atomically.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -161,3 +163,18 @@ class Anchors:
         tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
         tmp.write_text("\n".join(lines) + "\n")
         os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def editing(path: Path | None = None) -> Iterator[None]:
+    """Hold the trust file's lock (``.<name>.lock`` beside it) while it is read, changed and
+    saved: two ``ccn trust add`` at once each read the old file, and the last to save lost
+    the other's anchor."""
+    path = path or default_trust_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

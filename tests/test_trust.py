@@ -270,3 +270,39 @@ def test_node_config_rejects_bad_anchor(tmp_path: Path) -> None:
         NodeConfig.from_mapping({"trust": ["/a=ed25519:00"]})
     with pytest.raises(ConfigError, match="max_faces"):
         NodeConfig.from_mapping({"max_faces": 0})
+
+
+def test_trust_adds_at_the_same_time_keep_every_anchor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two `ccn trust add` at once each read the file, added theirs and saved: the last to
+    # save lost the other's anchor. Here each reads, then dawdles before saving.
+    import threading
+    import time
+
+    monkeypatch.setenv("CCN_HOME", str(tmp_path / "home"))
+    real_load = Anchors.load.__func__  # type: ignore[attr-defined]
+
+    def slow_load(cls: type[Anchors], path: Path | None = None) -> Anchors:
+        anchors: Anchors = real_load(cls, path)
+        time.sleep(0.2)
+        return anchors
+
+    monkeypatch.setattr(Anchors, "load", classmethod(slow_load))
+    keys = [SigningKey.generate().public for _ in range(4)]
+    codes: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda argv: codes.append(main(argv)),
+            args=(["trust", "add", f"/p{i}", str(k)],),
+        )
+        for i, k in enumerate(keys)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert codes == [0, 0, 0, 0]
+    monkeypatch.undo()
+    monkeypatch.setenv("CCN_HOME", str(tmp_path / "home"))
+    assert sorted(str(p) for p, _k in Anchors.load()) == ["/p0", "/p1", "/p2", "/p3"]
