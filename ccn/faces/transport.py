@@ -21,6 +21,11 @@ from ccn.framing import DEFAULT_MAX_FRAME
 
 OnFace = Callable[[StreamFace], Awaitable[None]]
 
+#: How long a dial waits for the peer to answer. Without it a dial to a host that is off (its
+#: SYNs dropped, not refused) waited out the kernel's retries, about two minutes, and so did a
+#: neighbour's redial when its machine came back.
+DIAL_TIMEOUT = 4.0
+
 
 def _tune(stream: trio.SocketStream) -> None:
     with contextlib.suppress(OSError):
@@ -32,14 +37,19 @@ async def dial(uri: FaceUri) -> StreamFace:
     if uri.scheme not in ("tcp", "unix"):
         raise ConnectError(f"cannot connect a stream to {uri}: use tcp:// or unix://")
     try:
-        if uri.scheme == "tcp":
-            tcp = await trio.open_tcp_stream(uri.host, uri.port)
-            _tune(tcp)
-            return StreamFace(tcp, str(uri), local=is_loopback(uri.host))
-        unix = await trio.open_unix_socket(uri.path)
-        return StreamFace(unix, str(uri), local=True)
+        with trio.fail_after(DIAL_TIMEOUT):
+            if uri.scheme == "tcp":
+                tcp = await trio.open_tcp_stream(uri.host, uri.port)
+                _tune(tcp)
+                return StreamFace(tcp, str(uri), local=is_loopback(uri.host))
+            unix = await trio.open_unix_socket(uri.path)
+            return StreamFace(unix, str(uri), local=True)
     except OSError as e:
         raise ConnectError(f"cannot reach a ccn node at {uri}: {_reason(e)}") from None
+    except trio.TooSlowError:
+        raise ConnectError(
+            f"cannot reach a ccn node at {uri}: no answer in {DIAL_TIMEOUT:g} s"
+        ) from None
 
 
 def _reason(error: OSError) -> str:

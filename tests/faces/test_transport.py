@@ -1,4 +1,4 @@
-"""Listening on stream transports: what a Unix listener may replace at its path."""
+"""Stream transports: what a Unix listener may replace at its path; how long a dial waits."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import socket
 from pathlib import Path
 
 import pytest
+import trio
 
 from ccn.errors import ConnectError
-from ccn.faces.transport import open_listener
+from ccn.faces import transport
+from ccn.faces.transport import dial, open_listener
 from ccn.faces.uri import FaceUri
 
 
@@ -36,3 +38,30 @@ async def test_a_unix_listener_in_a_missing_directory_names_it_and_makes_none(
     with pytest.raises(ConnectError, match=f"directory {missing} does not exist"):
         await open_listener(FaceUri.parse(f"unix://{missing}/n.sock"))
     assert not (tmp_path / "some").exists()
+
+
+async def test_a_dial_that_gets_no_answer_gives_up_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A host that is off drops SYNs: the dial used to wait out the kernel's retries (about two
+    # minutes), holding up a neighbour's redial and `ccn --node tcp://...`. Played on loopback
+    # by a listener whose accept queue is full (the kernel then drops new SYNs).
+    monkeypatch.setattr(transport, "DIAL_TIMEOUT", 0.5)
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        queued = []
+        try:
+            for _ in range(8):  # fill the queue: connects that complete, never accepted
+                c = socket.socket()
+                c.setblocking(False)
+                c.connect_ex(("127.0.0.1", port))
+                queued.append(c)
+            await trio.sleep(0.2)
+            with trio.fail_after(5):
+                with pytest.raises(ConnectError, match=r"127\.0\.0\.1:\d+: no answer in 0\.5 s"):
+                    await dial(FaceUri.parse(f"tcp://127.0.0.1:{port}"))
+        finally:
+            for c in queued:
+                c.close()
