@@ -424,8 +424,7 @@ def _print_status(s: dict[str, Any]) -> None:
     down = s.get("down_routes", [])[:STATUS_SHOWN_ROUTES]
     print(f"routes: {s.get('fib_total', len(s['fib'])):,}")
     for e in fib:
-        hops = ", ".join(_hop_text(h) for h in e["nexthops"])
-        print(f"  {_named(e['prefix'])}  {hops}")
+        print(f"  {_route_text(e)}")
     more = s.get("fib_total", len(s["fib"])) - len(fib)
     if more > 0:
         print(f"  ... and {more:,} more (ccn route list)")
@@ -575,6 +574,11 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     return trio.run(_with_client, args, body)
 
 
+def _route_text(entry: dict[str, Any]) -> str:
+    """One FIB entry as ``ccn status`` and ``ccn route list`` show it."""
+    return f"{_named(entry['prefix'])}  " + ", ".join(_hop_text(h) for h in entry["nexthops"])
+
+
 def _hop_text(hop: dict[str, Any]) -> str:
     origin = f" ({hop['origin']})" if hop.get("origin") else ""
     return f"face {hop['face']} cost {hop['cost']}{origin}"
@@ -606,21 +610,15 @@ def cmd_route(args: argparse.Namespace) -> int:
         else:
             under = Name.parse(args.prefix) if args.prefix else None
             down: list[dict[str, Any]] = []
-            shown = total = 0
+            listed = total = 0
             async for fib, page_total, page_down in client.route_pages(under):
                 total = page_total
                 down += page_down
-                shown += len(fib)
+                listed += len(fib)
                 if fib:  # a page at a time: 66,000 print calls took longer than the node
-                    print(
-                        "\n".join(
-                            f"{_named(e['prefix'])}  "
-                            + ", ".join(_hop_text(h) for h in e["nexthops"])
-                            for e in fib
-                        )
-                    )
-            if total > shown:  # a node that does not page
-                print(f"... {shown} of {total} routes shown (give a prefix to see others)")
+                    print("\n".join(_route_text(e) for e in fib))
+            if total > listed:  # a node that does not page
+                print(f"... {listed} of {total} routes shown (give a prefix to see others)")
             for d in down:
                 print(f"{_named(d['prefix'])}  {_down_text(d)}")
         return 0

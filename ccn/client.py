@@ -365,12 +365,18 @@ class Client:
     ) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
         """:meth:`route_table`, and the configured routes whose neighbour is down
         (``{"prefix", "uri", "error"}``: not in the FIB until it is up again)."""
-        params = None if prefix is None else {"prefix": str(_name(prefix))}
-        reply = await self.command("route-list", params)
+        fib, total, down, _more = await self._route_page(_route_params(prefix))
+        return fib, total, down
+
+    async def _route_page(
+        self, params: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]], bool]:
+        """One ``route-list`` reply: ``(fib, total, down, more after it)``."""
+        reply = await self.command("route-list", params or None)
         fib: list[dict[str, Any]] = reply["fib"]
         total: int = reply.get("fib_total", len(fib))
         down: list[dict[str, Any]] = reply.get("down", [])
-        return fib, total, down
+        return fib, total, down, bool(reply.get("more"))
 
     async def route_pages(
         self, prefix: Name | str | None = None
@@ -379,16 +385,13 @@ class Client:
         ``(fib, total, down)`` as :meth:`route_state` gives them, ``down`` with the first page
         only. A node that does not page (an older one) gives the first page alone. Routes
         added or removed meanwhile may be missed; none is given twice."""
-        params = {} if prefix is None else {"prefix": str(_name(prefix))}
-        reply = await self.command("route-list", params or None)
+        params = _route_params(prefix)
         while True:
-            fib: list[dict[str, Any]] = reply["fib"]
-            down: list[dict[str, Any]] = reply.get("down", [])
-            yield fib, reply.get("fib_total", len(fib)), down
-            if not reply.get("more") or not fib or fib[-1]["prefix"] == params.get("after"):
+            fib, total, down, more = await self._route_page(params)
+            yield fib, total, down
+            if not more or not fib or fib[-1]["prefix"] == params.get("after"):
                 return
             params["after"] = fib[-1]["prefix"]
-            reply = await self.command("route-list", params)
 
     # -- store maintenance -----------------------------------------------------------------
 
@@ -484,6 +487,10 @@ class Client:
 def _key(interest: Interest) -> bytes | Name:
     """What an Interest is registered under in its table (see :meth:`Client._table`)."""
     return interest.digest if interest.digest is not None else interest.name
+
+
+def _route_params(prefix: Name | str | None) -> dict[str, str]:
+    return {} if prefix is None else {"prefix": str(_name(prefix))}
 
 
 def _name(name: Name | str) -> Name:

@@ -167,33 +167,38 @@ class Neighbours:
         if nb.uri.scheme == "udp":
             await self._maintain_udp(nb)
             return
-        node = self.node
         delay = REDIAL_DELAY
         with nb.cancel:
             while nb.prefixes:
-                try:
-                    face = await dial(nb.uri)
-                except ConnectError as e:
-                    self._failed(nb, str(e))
+                if await self._connection(nb):
+                    delay = REDIAL_DELAY  # it was up: the back-off starts over
+                    await nb.pause(REDIAL_DELAY)
+                else:
                     await nb.pause(delay)
                     delay = min(MAX_REDIAL_DELAY, delay * 2)
-                    continue
-                node._attach(face)
-                self._up(nb, face)
-                try:
-                    await face.run(node.receive)
-                finally:
-                    nb.face = None
-                    node._detach(face)
-                reason = face.close_reason or ""
-                if reason.startswith(NOT_CCN):
-                    self._incompatible(nb, reason.removeprefix(NOT_CCN))
-                    await nb.pause(delay)
-                    delay = min(MAX_REDIAL_DELAY, delay * 2)
-                    continue
-                nb.incompatible = False
-                delay = REDIAL_DELAY
-                await nb.pause(REDIAL_DELAY)
+
+    async def _connection(self, nb: Neighbour) -> bool:
+        """Dial ``nb`` and carry its routes until the connection ends. False if the dial failed
+        or the peer turned out not to speak this ccn (both reported): back off."""
+        node = self.node
+        try:
+            face = await dial(nb.uri)
+        except ConnectError as e:
+            self._failed(nb, str(e))
+            return False
+        node._attach(face)
+        self._up(nb, face)
+        try:
+            await face.run(node.receive)
+        finally:
+            nb.face = None
+            node._detach(face)
+        reason = face.close_reason or ""
+        if reason.startswith(NOT_CCN):
+            self._incompatible(nb, reason.removeprefix(NOT_CCN))
+            return False
+        nb.incompatible = False
+        return True
 
     def _incompatible(self, nb: Neighbour, why: str) -> None:
         """``nb`` accepted the connection, then sent what this node cannot decode: said once on

@@ -1085,12 +1085,7 @@ def test_a_node_with_thousands_of_names(tmp_path: Path) -> None:
     names += [Name.parse(t) for t in ["/data/set1/item1/sub", "/data/set1/a%20b", "/data"]]
     _store_with_names(tmp_path / "store", names)
     sock = f"unix://{tmp_path}/n.sock"
-    proc = subprocess.Popen(
-        [*CCN, "node", "--store", str(tmp_path / "store"), "--listen", sock, "--no-discovery"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _spawn_node(tmp_path / "store", "--listen", sock, "--no-discovery")
     try:
         assert proc.stdout is not None
         assert "listening on" in proc.stdout.readline()

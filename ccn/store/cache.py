@@ -50,14 +50,13 @@ import trio
 from ccn.errors import (
     CorruptObject,
     InvalidObject,
-    NewerFormat,
     ObjectNotFound,
     StoreError,
     os_error_text,
 )
 from ccn.store.objects import object_id, validate
 from ccn.store.objstore import DiskObjectStore, check_id
-from ccn.store.pack import pwrite_all
+from ccn.store.pack import check_not_newer, pwrite_all
 from ccn.store.segment import (
     FORGET,
     HEADER_SIZE,
@@ -262,9 +261,7 @@ class CacheTier:
             magic = os.pread(fd, len(SEGMENT_MAGIC), 0)
             if magic != SEGMENT_MAGIC:
                 os.close(fd)
-                if len(magic) == len(SEGMENT_MAGIC) and magic[:6] == SEGMENT_MAGIC[:6]:
-                    found = int.from_bytes(magic[6:])
-                    raise NewerFormat(path, "cache segment", found, SEGMENT_MAGIC[-1])
+                check_not_newer(magic, SEGMENT_MAGIC, path, "cache segment")
                 with contextlib.suppress(OSError):
                     os.unlink(path)  # torn at creation, or not ours to read
                 return None

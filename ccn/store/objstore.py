@@ -699,17 +699,25 @@ class DiskObjectStore(ObjectStore):
             _unlink_quietly(os.path.join(self._packdir, name + _pack.IDX_SUFFIX))
             path = os.path.join(self._packdir, name + _pack.PACK_SUFFIX)
             if dead:
-                aside = os.path.join(self._tmpdir, name + ABORTED_SUFFIX)
-                try:
-                    os.rename(path, aside)
-                except FileNotFoundError:
-                    aside = None
+                aside = self._set_aside(path, name)
             else:
                 _unlink_quietly(path)
         if self.fsync:
             _fsync_dir(self._packdir)
         if aside is not None:
             _remove_gradually(aside, stop)
+
+    def _set_aside(self, path: str, name: str) -> str | None:
+        """Move pack file ``path`` (pack ``name``; nothing reads it any more) into ``tmp/``, to
+        be removed in steps (see :data:`ABORTED_SUFFIX`); return where it went. If it cannot
+        be moved, it is deleted at once instead: None."""
+        aside = os.path.join(self._tmpdir, name + ABORTED_SUFFIX)
+        try:
+            os.rename(path, aside)
+        except OSError:
+            _unlink_quietly(path)
+            return None
+        return aside
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[ObjectStore]:
@@ -959,11 +967,9 @@ class _PackWriter(ObjectStore):
             self._done = True
             os.close(self._fd)
             if self._synced:
-                aside = os.path.join(self._parent._tmpdir, self._name + ABORTED_SUFFIX)
-                with contextlib.suppress(OSError):
-                    os.rename(self._path, aside)
-                    return
-            _unlink_quietly(self._path)
+                self._parent._set_aside(self._path, self._name)
+            else:
+                _unlink_quietly(self._path)
 
 
 def _write_all(fd: int, parts: Sequence[Buffer], size: int) -> None:

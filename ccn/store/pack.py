@@ -51,14 +51,20 @@ def encode_index(entries: PackIndex) -> bytes:
     return bytes(out)
 
 
+def check_not_newer(found: bytes, magic: bytes, where: str, what: str) -> None:
+    """Raise :class:`~ccn.errors.NewerFormat` if ``found``, read where ``magic`` should be, is
+    ``magic`` of another format version (its first 6 bytes say what, the last 2 which format)."""
+    if len(found) == len(magic) and found[:6] == magic[:6]:
+        raise NewerFormat(where, what, int.from_bytes(found[6:]), magic[-1])
+
+
 def decode_index(raw: bytes, where: str) -> dict[bytes, tuple[int, int]]:
     """Parse an index; :class:`~ccn.errors.StoreError` naming ``where`` if it is damaged."""
     if len(raw) < _HEAD.size + _TRAILER:
         raise StoreError(f"pack index {where} is truncated")
     magic, count = _HEAD.unpack_from(raw)
     if magic != IDX_MAGIC:
-        if magic[:6] == IDX_MAGIC[:6]:
-            raise NewerFormat(where, "pack index", int.from_bytes(magic[6:]), IDX_MAGIC[-1])
+        check_not_newer(magic, IDX_MAGIC, where, "pack index")
         raise StoreError(f"pack index {where} has no ccn index header")
     if len(raw) != _HEAD.size + count * _ENTRY.size + _TRAILER:
         raise StoreError(f"pack index {where} is truncated")

@@ -44,7 +44,8 @@ _MAX_ESCAPED: Final = 200
 _HEADER_READ: Final = 8192
 #: A directory name that is a component exactly (nothing escaped, no leading dot).
 _PLAIN_DIR: Final = re.compile(r"[A-Za-z0-9\-_~][A-Za-z0-9\-._~]{0,199}")
-_PLAIN_COMPONENT: Final = re.compile(rb"[A-Za-z0-9\-_~][A-Za-z0-9\-._~]{0,199}")
+#: The same, as the component's bytes.
+_PLAIN_COMPONENT: Final = re.compile(_PLAIN_DIR.pattern.encode("ascii"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -281,6 +281,14 @@ def test_an_fsync_batch_syncs_as_it_goes_and_commit_has_one_step_left(
     assert max(unsynced_at_sync) <= step + blob + 64, unsynced_at_sync
 
 
+def _abandon_batch(s: DiskObjectStore, *, blobs: int, size: int) -> None:
+    """A batch of ``blobs`` random blobs of ``size`` bytes, stopped before its commit."""
+    with pytest.raises(Stopped), s.batch() as b:
+        for _ in range(blobs):
+            b.put_blob(os.urandom(size))
+        raise Stopped("told to stop")
+
+
 def test_an_abandoned_batch_partly_synced_is_set_aside_then_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -288,24 +296,16 @@ def test_an_abandoned_batch_partly_synced_is_set_aside_then_removed(
     # an abandoned batch's pack is moved into tmp/ instead, and removed later.
     monkeypatch.setattr(objstore, "PACK_SYNC_STEP", 64 << 10)
     with DiskObjectStore(tmp_path, fsync=True) as s:
-        with pytest.raises(Stopped), s.batch() as b:
-            for _ in range(20):
-                b.put_blob(os.urandom(10 << 10))
-            raise Stopped("told to stop")
+        _abandon_batch(s, blobs=20, size=10 << 10)
         assert os.listdir(tmp_path / "packs") == []
         aside = os.listdir(tmp_path / "tmp")
         assert len(aside) == 1 and aside[0].endswith(objstore.ABORTED_SUFFIX), aside
         assert s.stats().objects == 0
         assert s.remove_aborted() == 1
         assert os.listdir(tmp_path / "tmp") == []
-        with pytest.raises(Stopped), s.batch() as b:
-            b.put_blob(os.urandom(1000))  # nothing synced yet: deleted at once
-            raise Stopped("told to stop")
+        _abandon_batch(s, blobs=1, size=1000)  # nothing synced yet: deleted at once
         assert os.listdir(tmp_path / "tmp") == os.listdir(tmp_path / "packs") == []
-        with pytest.raises(Stopped), s.batch() as b:
-            for _ in range(20):
-                b.put_blob(os.urandom(10 << 10))
-            raise Stopped("told to stop")
+        _abandon_batch(s, blobs=20, size=10 << 10)
     # a node that stopped leaves it to its next start, whatever the file's age
     with DiskObjectStore(tmp_path, fsync=True):
         assert os.listdir(tmp_path / "tmp") == []
@@ -319,10 +319,7 @@ def test_a_set_aside_pack_is_removed_in_steps_that_a_stop_cuts_short(
     monkeypatch.setattr(objstore, "PACK_SYNC_STEP", 64 << 10)
     monkeypatch.setattr(objstore, "DISCARD_STEP", 100 << 10)
     with DiskObjectStore(tmp_path, fsync=True) as s:
-        with pytest.raises(Stopped), s.batch() as b:
-            for _ in range(50):
-                b.put_blob(os.urandom(10 << 10))
-            raise Stopped("told to stop")
+        _abandon_batch(s, blobs=50, size=10 << 10)
         (aside,) = (tmp_path / "tmp").iterdir()
         size = aside.stat().st_size
         stop = threading.Event()
