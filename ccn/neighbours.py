@@ -150,9 +150,11 @@ class Neighbours:
         self._held: list[_Held] = []
         #: URIs of the neighbours whose dial waiting Interests are waiting for.
         self._dialling: set[str] = set()
-        #: Interests held so far, and those Nacked at once because MAX_HELD were waiting.
+        #: Interests held so far, those Nacked at once because MAX_HELD were waiting, and
+        #: those dropped when their dial was over because their own lifetime had ended.
         self.held = 0
         self.held_overflow = 0
+        self.held_expired = 0
 
     def configure(self, prefix: Name, uri: str) -> None:
         """A route from the configuration; its neighbour is dialled by :meth:`start`."""
@@ -393,7 +395,8 @@ class Neighbours:
         if len(self._held) >= MAX_HELD:
             self.held_overflow += 1
             return False
-        self._held.append(_Held(face_id, interest, {str(nb.uri) for nb in down}))
+        expires = trio.current_time() + interest.lifetime_ms / 1000
+        self._held.append(_Held(face_id, interest, expires, {str(nb.uri) for nb in down}))
         self.held += 1
         for nb in down:
             if str(nb.uri) not in self._dialling:
@@ -429,7 +432,12 @@ class Neighbours:
                     continue
             waiting.append(held)
         self._held = waiting
+        now = trio.current_time()
         for held in ready:
+            if now >= held.expires:
+                # its consumer has given up on it (or sent another, with its own nonce)
+                self.held_expired += 1
+                continue
             self.node.retry_held(held.face_id, held.interest)
 
     # -- what they are doing ---------------------------------------------------------------
@@ -466,4 +474,6 @@ class _Held:
 
     face_id: int
     interest: Interest
+    #: When (trio time) the Interest's own lifetime ends: not forwarded after that.
+    expires: float
     waiting: set[str]

@@ -16,7 +16,7 @@ import trio
 
 from ccn.client import CommandError, connect
 from ccn.codec import decode, encode
-from ccn.errors import NoRoute
+from ccn.errors import NoAnswer, NoRoute
 from ccn.faces.stream import StreamFace
 from ccn.faces.transport import dial
 from ccn.faces.udp import PROBE
@@ -231,6 +231,9 @@ async def test_with_nothing_listening_a_get_still_fails_at_once(
             with trio.fail_after(1):
                 await get("/far/x")
             assert node.links.held == 10 and len(dials) == 3
+            # each Interest counted once: held then Nacked, or Nacked at once (2)
+            counters = node.forwarder.counters
+            assert counters.no_route == counters.out_nacks == 12
             assert (await client.status())["drops"]["held_overflow"] == 2
 
 
@@ -420,3 +423,64 @@ async def test_a_udp_neighbour_speaking_another_packet_format_is_down(
     err = capsys.readouterr().err
     assert err.count("does not speak") == 1
     assert f"ccn node: {error}; retrying in the background" in err
+
+
+async def test_a_held_interest_is_counted_once_and_dropped_when_its_lifetime_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The neighbour is down; the dial two Interests are held for takes 0.5 s and succeeds.
+    # - The one living 0.2 s used to be forwarded anyway, 0.3 s after its lifetime (its
+    #   consumer long gone): it is dropped, counted in drops.held_expired.
+    # - The one living 4 s is forwarded and answered, and counted as one Interest in and one
+    #   out: it used to count two in, and one "no route" and one Nack out never sent.
+    monkeypatch.setattr("ccn.neighbours.REDIAL_DELAY", 60.0)  # no redial but the held ones'
+    dialling = {"slow": False}
+
+    async def slow_dial(uri: FaceUri) -> StreamFace:
+        if dialling["slow"]:
+            await trio.sleep(0.5)
+        return await dial(uri)
+
+    monkeypatch.setattr("ccn.neighbours.dial", slow_dial)
+    port = free_port()
+    far = f"tcp://127.0.0.1:{port}"
+    (tmp_path / "f").write_bytes(b"hello")
+    with trio.fail_after(20):
+        async with (
+            node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
+            connect(uri) as client,
+        ):
+            nb = node.neighbours[far]
+            assert nb.face is None
+            async with (
+                node_in_process(tmp_path, "far", tcp=True, tcp_port=port) as (far_node, far_uri),
+                connect(far_uri) as producer,
+            ):
+                version = await producer.put(tmp_path / "f", "/far/f")
+                dialling["slow"] = True
+                counters = node.forwarder.counters
+                before = dict(counters.as_dict())
+                reached = far_node.forwarder.counters.in_interests
+                short = Interest(Name.parse("/far/gone"), 1, lifetime_ms=200)
+                wanted = Interest(version, 2, lifetime_ms=4000)
+                async with trio.open_nursery() as nursery:
+
+                    async def expired() -> None:
+                        with pytest.raises(NoAnswer):
+                            await client.express(short, timeout=1.0, retries=0)
+
+                    nursery.start_soon(expired)
+                    await trio.sleep(0.05)  # both held for the same dial
+                    with trio.fail_after(2):
+                        data = await client.express(wanted, retries=0)
+                assert data.name == version
+                assert node.links.held == 2
+                assert node.status()["drops"]["held_expired"] == 1
+                assert far_node.forwarder.counters.in_interests == reached + 1  # not the short
+                moved = {k: v - before[k] for k, v in counters.as_dict().items() if v != before[k]}
+                assert {k: moved.get(k, 0) for k in ("in_interests", "out_interests")} == {
+                    "in_interests": 2,
+                    "out_interests": 1,
+                }
+                assert moved.get("no_route", 0) == moved.get("out_nacks", 0) == 0
+                assert moved.get("cs_misses", 0) == 2
