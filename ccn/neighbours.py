@@ -22,12 +22,20 @@ in ``drops.held_overflow``). The decision is made here, not in the sans-IO forwa
 sees the forwarder's "no route" (its ``no_route`` counter moved while it handled the Interest)
 and asks :meth:`Neighbours.hold` before the Nack goes out.
 
-UDP has no connection: a ``udp://`` neighbour is *up* until the kernel reports it unreachable
-(an ICMP error, see ccn/faces/udp.py), and *down* from then until it answers a probe
-(:meth:`ccn.faces.udp.UdpFace.probe`, sent at the same intervals as TCP's dials). Its first
-probe decides where it starts; a peer that neither answers nor is reported unreachable gets the
-benefit of the doubt. An Interest held for a ``udp://`` neighbour that is down has it probed at
-once (the probe is its dial). Discovery's neighbours are ccn/discovery.py's.
+UDP has no connection: a ``udp://`` neighbour is *up* only once it has answered a probe
+(:meth:`ccn.faces.udp.UdpFace.probe`: a packet that decodes comes back), and *down* from the
+moment it does not: the kernel reports it unreachable (an ICMP error, see ccn/faces/udp.py),
+or it stays silent (a firewall that drops datagrams and sends no ICMP error), or what it sends
+is not this ccn (told once, as for TCP). While up it is watched cheaply
+(:meth:`Neighbours._probe_due`): it is probed when it has sent nothing for
+:data:`LIVENESS_INTERVAL` while this node sent it Interests, or for :data:`IDLE_PROBE` at all,
+and an unanswered probe takes it down. While down it is probed at the same intervals as TCP's
+dials, and an Interest held for it has it probed at once (the probe is its dial).
+
+Discovery's neighbours are ccn/discovery.py's, and Interests are not held for them: there is no
+address to dial (a node that comes back has a new id, often a new port, and announces itself
+by hello at start, faster than a dial could find it), and one is dropped only after 3.5 s
+without a hello, so a second more would rarely bring it back (docs/lan.md).
 """
 
 from __future__ import annotations
@@ -62,6 +70,13 @@ NOT_CCN = "not a ccn stream: "
 ROUTE_ADD_WAIT = 3.0
 #: How long a ``udp://`` neighbour's probe waits for an answer or an ICMP error.
 PROBE_WAIT = 1.0
+#: A ``udp://`` neighbour that is up and has sent nothing for this long while this node sent
+#: it Interests is probed (checked at this interval: a peer that vanished behind a firewall is
+#: down within about LIVENESS_INTERVAL + PROBE_WAIT of the first Interest it leaves unanswered).
+LIVENESS_INTERVAL = 1.0
+#: ... and one silent this long while nothing was sent to it either: a peer that vanished is
+#: noticed before a request needs it, for one datagram each way per neighbour at most this often.
+IDLE_PROBE = 10.0
 #: How long an Interest that found no route waits for the dial of a down neighbour with a route
 #: for it (see :meth:`Neighbours.hold`) before it is handed to the forwarder again.
 HOLD_WAIT = 1.0
@@ -135,9 +150,11 @@ class Neighbours:
         self._held: list[_Held] = []
         #: URIs of the neighbours whose dial waiting Interests are waiting for.
         self._dialling: set[str] = set()
-        #: Interests held so far, and those Nacked at once because MAX_HELD were waiting.
+        #: Interests held so far, those Nacked at once because MAX_HELD were waiting, and
+        #: those dropped when their dial was over because their own lifetime had ended.
         self.held = 0
         self.held_overflow = 0
+        self.held_expired = 0
 
     def configure(self, prefix: Name, uri: str) -> None:
         """A route from the configuration; its neighbour is dialled by :meth:`start`."""
@@ -232,23 +249,58 @@ class Neighbours:
                 await nb.pause(REDIAL_DELAY)
 
     async def _watch_udp(self, nb: Neighbour, face: UdpFace) -> None:
-        """Keep ``nb``'s routes in the FIB while its peer is reachable, out of it while the
-        kernel says it is not; return when ``face`` closes."""
+        """Keep ``nb``'s routes in the FIB while its peer answers, out of it from the moment
+        it does not (an ICMP error, silence, or what is not ccn); return when ``face`` closes."""
+        junk = face.counters.malformed
         answered = await face.probe(PROBE_WAIT)
         delay = REDIAL_DELAY
         while not face.closed:
-            if answered is False:
+            if answered is not True:
                 self._down(nb)
-                self._failed(nb, f"cannot reach a ccn node at {nb.uri}: {face.unreachable_error}")
+                if answered is False:
+                    why = face.unreachable_error or face.close_reason or "closed"
+                    self._failed(nb, f"cannot reach a ccn node at {nb.uri}: {why}")
+                elif face.counters.malformed != junk:
+                    self._incompatible(nb, face.decode_error)
+                else:
+                    self._failed(
+                        nb,
+                        f"cannot reach a ccn node at {nb.uri}: no answer within "
+                        f"{PROBE_WAIT:g} s (is a firewall dropping its datagrams?)",
+                    )
+                junk = face.counters.malformed  # what it sends until the next probe counts
                 await nb.pause(delay)
                 delay = min(MAX_REDIAL_DELAY, delay * 2)
-                # down, only an answer brings it back (ICMP errors may be rate-limited)
-                answered = await face.probe(PROBE_WAIT) or False
+                answered = await face.probe(PROBE_WAIT)
                 continue
             delay = REDIAL_DELAY
+            nb.incompatible = False
             self._up(nb, face)
-            await face.wait_unreachable()
-            answered = False
+            while answered is True:  # up: until a probe it needs goes unanswered
+                if not await self._probe_due(face):
+                    answered = False
+                    break
+                junk = face.counters.malformed
+                answered = await face.probe(PROBE_WAIT)
+
+    async def _probe_due(self, face: UdpFace) -> bool:
+        """Return True when the peer of ``face`` (up) has sent nothing for
+        :data:`LIVENESS_INTERVAL` while this node sent it Interests, or for :data:`IDLE_PROBE`
+        at all: it is time to probe it. False at an ICMP error for it, or when the face closes.
+        Costs a wake-up per interval and neighbour, no datagram."""
+        quiet = 0.0
+        while not face.closed:
+            heard, asked = face.heard(), face.counters.out_interests
+            with trio.move_on_after(LIVENESS_INTERVAL):
+                await face.wait_unreachable()
+                return False
+            if face.heard() != heard:
+                quiet = 0.0
+                continue
+            quiet += LIVENESS_INTERVAL
+            if face.counters.out_interests != asked or quiet >= IDLE_PROBE:
+                return True
+        return False
 
     def _up(self, nb: Neighbour, face: Face) -> None:
         """``nb`` is connected through ``face``: its routes go into the FIB."""
@@ -343,7 +395,8 @@ class Neighbours:
         if len(self._held) >= MAX_HELD:
             self.held_overflow += 1
             return False
-        self._held.append(_Held(face_id, interest, {str(nb.uri) for nb in down}))
+        expires = trio.current_time() + interest.lifetime_ms / 1000
+        self._held.append(_Held(face_id, interest, expires, {str(nb.uri) for nb in down}))
         self.held += 1
         for nb in down:
             if str(nb.uri) not in self._dialling:
@@ -379,7 +432,12 @@ class Neighbours:
                     continue
             waiting.append(held)
         self._held = waiting
+        now = trio.current_time()
         for held in ready:
+            if now >= held.expires:
+                # its consumer has given up on it (or sent another, with its own nonce)
+                self.held_expired += 1
+                continue
             self.node.retry_held(held.face_id, held.interest)
 
     # -- what they are doing ---------------------------------------------------------------
@@ -416,4 +474,6 @@ class _Held:
 
     face_id: int
     interest: Interest
+    #: When (trio time) the Interest's own lifetime ends: not forwarded after that.
+    expires: float
     waiting: set[str]

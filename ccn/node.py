@@ -470,6 +470,11 @@ class Node:
         for that neighbour's dial instead, and comes back through :meth:`retry_held`."""
         if not self.links.table or not self.links.hold(event.face_id, event.interest):
             return actions
+        # The forwarder counted the Nack it asked for: it is not sent, and the Interest is
+        # counted by what happens to it when it comes back (see retry_held).
+        counters = self.forwarder.counters
+        counters.no_route -= 1
+        counters.out_nacks -= 1
         return [
             a for a in actions if not (type(a) is SendNack and a.nack.reason is NackReason.NO_ROUTE)
         ]
@@ -481,11 +486,18 @@ class Node:
         if face_id not in self.faces:
             return  # its downstream is gone
         event = InterestIn(face_id, interest)
+        counters = self.forwarder.counters
+        arrived, missed = counters.in_interests, counters.cs_misses
         self._retrying = event
         try:
             self.process(event)
         finally:
             self._retrying = None
+        # One Interest, counted in once (when it came) and missed in the CS once (then): not
+        # again now. What it leads to now (out_interests, or no_route and out_nacks) is its
+        # own, once. (A CS hit now, for Data that came meanwhile, is counted as a hit.)
+        counters.in_interests -= min(1, counters.in_interests - arrived)
+        counters.cs_misses -= min(1, counters.cs_misses - missed)
 
     def _send(self, actions: list[Action]) -> None:
         faces = self.faces
@@ -877,6 +889,8 @@ class Node:
         out["scope_violations"] = fw.scope_violations
         # Interests Nacked "no route" at once, not held for a dial: too many were waiting
         out["held_overflow"] = self.links.held_overflow
+        # Interests held for a dial whose own lifetime ended before it was over: not forwarded
+        out["held_expired"] = self.links.held_expired
         return out
 
     def limits(self) -> dict[str, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -14,13 +15,16 @@ import pytest
 import trio
 
 from ccn.client import CommandError, connect
-from ccn.errors import NoRoute
+from ccn.codec import decode, encode
+from ccn.errors import NoAnswer, NoRoute
 from ccn.faces.stream import StreamFace
 from ccn.faces.transport import dial
+from ccn.faces.udp import PROBE
 from ccn.faces.uri import FaceUri
 from ccn.framing import frame
 from ccn.name import Name
 from ccn.neighbours import Neighbour
+from ccn.packet import Interest, Nack, NackReason
 from ccn.testing import free_port, node_in_process
 
 
@@ -227,6 +231,9 @@ async def test_with_nothing_listening_a_get_still_fails_at_once(
             with trio.fail_after(1):
                 await get("/far/x")
             assert node.links.held == 10 and len(dials) == 3
+            # each Interest counted once: held then Nacked, or Nacked at once (2)
+            counters = node.forwarder.counters
+            assert counters.no_route == counters.out_nacks == 12
             assert (await client.status())["drops"]["held_overflow"] == 2
 
 
@@ -268,3 +275,212 @@ async def test_a_neighbour_speaking_another_packet_format_is_told_once_and_backe
     assert err.count("does not speak") == 1
     assert f"ccn node: {error}; retrying in the background" in err
     assert "reachable again" not in err
+
+
+class UdpPeer:
+    """A UDP socket on loopback standing in for a ``udp://`` neighbour: it reads every
+    datagram (so the kernel sends no ICMP error) and answers what ``answer`` returns for it
+    (None: nothing, as behind a firewall that drops datagrams)."""
+
+    def __init__(self, answer: Callable[[bytes], bytes | None]) -> None:
+        self.answer = answer
+        self.sock = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.received = 0
+
+    async def bind(self) -> str:
+        await self.sock.bind(("127.0.0.1", 0))
+        return f"udp://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    async def run(self) -> None:
+        with self.sock:
+            while True:
+                data, addr = await self.sock.recvfrom(65536)
+                self.received += 1
+                reply = self.answer(data)
+                if reply is not None:
+                    await self.sock.sendto(reply, addr)
+
+
+def drop(_data: bytes) -> bytes | None:
+    return None
+
+
+def answer_probes(data: bytes) -> bytes | None:
+    """What a ccn node answers to a probe (a hop-limit Nack); other packets go unanswered."""
+    packet = decode(data)
+    if isinstance(packet, Interest) and packet.name == PROBE:
+        return encode(Nack(packet, NackReason.HOP_LIMIT))
+    return None
+
+
+async def test_a_udp_neighbour_behind_a_firewall_is_down_and_a_get_fails_fast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The peer's datagrams are dropped and no ICMP error comes back (a socket that reads and
+    # ignores everything). The neighbour used to be taken as up: its route stayed, and a get
+    # under it waited out every Interest lifetime (12 s). Nothing came back from it, so it is
+    # down, said so, and a get is held for a probe (at most 1 s), then Nacked "no route".
+    peer = UdpPeer(drop)
+    far = await peer.bind()
+    silent = f"cannot reach a ccn node at {far}: no answer within 1 s"
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer.run)
+            async with (
+                node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
+                connect(uri) as client,
+            ):
+                assert node.unreachable() == [f"{silent} (is a firewall dropping its datagrams?)"]
+                assert f"ccn node: {silent}" in capsys.readouterr().err
+                assert "/far" not in {e["prefix"] for e in await client.routes()}
+                probes = peer.received
+                with trio.fail_after(2.5), pytest.raises(NoRoute):
+                    await client.get("/far/x")
+                assert peer.received > probes  # the get had it probed at once
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_udp_neighbour_that_falls_silent_is_taken_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Up while it answers (an idle neighbour is probed every IDLE_PROBE, here 0.5 s, and
+    # stays up); once it goes silent without an ICMP error (a firewall), the next idle probe
+    # takes it down, with no request needed.
+    monkeypatch.setattr("ccn.neighbours.IDLE_PROBE", 0.5, raising=False)
+    answering = {"on": True}
+    peer = UdpPeer(lambda d: answer_probes(d) if answering["on"] else None)
+    far = await peer.bind()
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer.run)
+            async with node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, _):
+                nb = node.neighbours[far]
+                assert nb.face is not None and node.unreachable() == []
+                await trio.sleep(2.5)
+                assert nb.face is not None and peer.received >= 3  # the first, then idle ones
+                answering["on"] = False
+                with trio.fail_after(4):  # ≤ LIVENESS_INTERVAL + PROBE_WAIT after the next one
+                    await failed_dials(nb, 1)
+                assert node.unreachable()[0].startswith(f"cannot reach a ccn node at {far}")
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_udp_neighbour_that_stops_answering_interests_is_taken_down(
+    tmp_path: Path,
+) -> None:
+    # An Interest sent to an up neighbour that then says nothing (no Data, no Nack, no ICMP
+    # error) has it probed within a second; unanswered, it is down within about 2 s — not at
+    # the next idle probe (10 s) — and the next get is Nacked "no route" within HOLD_WAIT.
+    answering = {"on": True}
+    peer = UdpPeer(lambda d: answer_probes(d) if answering["on"] else None)
+    far = await peer.bind()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer.run)
+            async with (
+                node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
+                connect(uri) as client,
+            ):
+                nb = node.neighbours[far]
+                assert nb.face is not None
+                answering["on"] = False
+                async with trio.open_nursery() as gets:
+                    gets.start_soon(client.get, "/far/x")  # into the void
+                    with trio.fail_after(3.5):
+                        await failed_dials(nb, 1)
+                    gets.cancel_scope.cancel()
+                with trio.fail_after(1.5), pytest.raises(NoRoute):
+                    await client.get("/far/y")
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_udp_neighbour_speaking_another_packet_format_is_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The UDP twin of the test above: a peer that answers every datagram with a packet of
+    # format version 2. Its datagrams used to count as signs of life, so its route stayed up
+    # and Interests went there for nothing; it is down now, said once, with the reason.
+    peer = UdpPeer(lambda _d: msgpack.packb([2, 1, [b"x"], 1, 4000, 32, 0, None]))
+    far = await peer.bind()
+    error = (
+        f"{far} does not speak this ccn's protocol (unsupported format version 2 "
+        "(this node speaks 1)): it may run an older or newer ccn (docs/protocol.md §2), "
+        "or not be ccn"
+    )
+    with trio.fail_after(15):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer.run)
+            async with (
+                node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
+                connect(uri) as client,
+            ):
+                assert node.unreachable() == [error]
+                await failed_dials(node.neighbours[far], 2)  # probed again: still not ccn
+                assert node.unreachable() == [error]
+                assert "/far" not in {e["prefix"] for e in await client.routes()}
+                assert node.status()["drops"]["malformed"] >= 3
+            nursery.cancel_scope.cancel()
+    err = capsys.readouterr().err
+    assert err.count("does not speak") == 1
+    assert f"ccn node: {error}; retrying in the background" in err
+
+
+async def test_a_held_interest_is_counted_once_and_dropped_when_its_lifetime_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The neighbour is down; the dial two Interests are held for takes 0.5 s and succeeds.
+    # - The one living 0.2 s used to be forwarded anyway, 0.3 s after its lifetime (its
+    #   consumer long gone): it is dropped, counted in drops.held_expired.
+    # - The one living 4 s is forwarded and answered, and counted as one Interest in and one
+    #   out: it used to count two in, and one "no route" and one Nack out never sent.
+    monkeypatch.setattr("ccn.neighbours.REDIAL_DELAY", 60.0)  # no redial but the held ones'
+    dialling = {"slow": False}
+
+    async def slow_dial(uri: FaceUri) -> StreamFace:
+        if dialling["slow"]:
+            await trio.sleep(0.5)
+        return await dial(uri)
+
+    monkeypatch.setattr("ccn.neighbours.dial", slow_dial)
+    port = free_port()
+    far = f"tcp://127.0.0.1:{port}"
+    (tmp_path / "f").write_bytes(b"hello")
+    with trio.fail_after(20):
+        async with (
+            node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
+            connect(uri) as client,
+        ):
+            nb = node.neighbours[far]
+            assert nb.face is None
+            async with (
+                node_in_process(tmp_path, "far", tcp=True, tcp_port=port) as (far_node, far_uri),
+                connect(far_uri) as producer,
+            ):
+                version = await producer.put(tmp_path / "f", "/far/f")
+                dialling["slow"] = True
+                counters = node.forwarder.counters
+                before = dict(counters.as_dict())
+                reached = far_node.forwarder.counters.in_interests
+                short = Interest(Name.parse("/far/gone"), 1, lifetime_ms=200)
+                wanted = Interest(version, 2, lifetime_ms=4000)
+                async with trio.open_nursery() as nursery:
+
+                    async def expired() -> None:
+                        with pytest.raises(NoAnswer):
+                            await client.express(short, timeout=1.0, retries=0)
+
+                    nursery.start_soon(expired)
+                    await trio.sleep(0.05)  # both held for the same dial
+                    with trio.fail_after(2):
+                        data = await client.express(wanted, retries=0)
+                assert data.name == version
+                assert node.links.held == 2
+                assert node.status()["drops"]["held_expired"] == 1
+                assert far_node.forwarder.counters.in_interests == reached + 1  # not the short
+                moved = {k: v - before[k] for k, v in counters.as_dict().items() if v != before[k]}
+                assert {k: moved.get(k, 0) for k in ("in_interests", "out_interests")} == {
+                    "in_interests": 2,
+                    "out_interests": 1,
+                }
+                assert moved.get("no_route", 0) == moved.get("out_nacks", 0) == 0
+                assert moved.get("cs_misses", 0) == 2

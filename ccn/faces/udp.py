@@ -213,6 +213,9 @@ class UdpFace(Face):
         #: ICMP errors for datagrams sent to the peer, and the last one's text ("" if none)
         self.unreachable = 0
         self.unreachable_error = ""
+        #: Why the last datagram from the peer that was not a packet could not be decoded
+        #: ("" if none): another format version says the peer speaks another ccn.
+        self.decode_error = ""
         #: Who asked for this face as persistent and has not released it (:meth:`release`)
         self.holders = 0
         self._deliver: Deliver | None = None
@@ -254,8 +257,9 @@ class UdpFace(Face):
             raw = whole
         try:
             packet = decode(raw)
-        except DecodeError:
+        except DecodeError as e:
             self.counters.malformed += 1
+            self.decode_error = str(e)
             return
         self.counters.count_in(packet)
         if self._deliver is None:
@@ -286,19 +290,26 @@ class UdpFace(Face):
         if type(packet) is Interest and packet.name != PROBE:
             self._deliver(self, Nack(packet, NackReason.NO_ROUTE))
 
+    def heard(self) -> int:
+        """Packets received from the peer that decoded (whatever they were): signs of a ccn
+        node there. Datagrams that are not packets (another format version) are no sign."""
+        c = self.counters
+        return c.in_interests + c.in_data + c.in_nacks
+
     async def probe(self, timeout: float) -> bool | None:
         """Ask the peer for a sign of life: an Interest for :data:`PROBE` with hop limit 0,
-        which a ccn node answers at once. True when anything comes from the peer within
-        ``timeout``, False when the kernel reports it unreachable (or the face closes) first,
-        None when neither happens (a peer behind a firewall that drops both)."""
-        heard, refused = self.counters.in_bytes, self.unreachable
+        which a ccn node answers at once. True when a packet (:meth:`heard`) comes from the
+        peer within ``timeout``, False when the kernel reports it unreachable (or the face
+        closes) first, None when neither happens (a peer behind a firewall that drops both, or
+        one whose datagrams this node cannot decode: see :attr:`decode_error`)."""
+        heard, refused = self.heard(), self.unreachable
         self._news = news = trio.Event()
         try:
             self.send(Interest(PROBE, secrets.randbits(32), PROBE_LIFETIME_MS, hop_limit=0))
             with trio.move_on_after(timeout):
                 while not self.closed:
                     await news.wait()
-                    if self.counters.in_bytes != heard:
+                    if self.heard() != heard:
                         return True
                     if self.unreachable != refused:
                         return False
