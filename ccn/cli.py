@@ -665,8 +665,8 @@ def cmd_node(args: argparse.Namespace) -> int:
                 )
                 for name in [] if node.discovery is None else node.discovery.missing_interfaces():
                     print(
-                        f"ccn node: interface {name} is not up with an IPv4 address;"
-                        " discovery will use it when it is",
+                        f"ccn node: interface {name} is not up with an IPv4 or IPv6"
+                        " link-local address; discovery will use it when it is",
                         file=sys.stderr,
                     )
                 async for _sig in signals:

@@ -21,7 +21,15 @@ routes it did not make. The wire convention is in docs/protocol.md §8 and docs/
   neighbour's face, unless it reaches :data:`INFINITY`. Routes not confirmed within
   :data:`ROUTE_LIFETIME` expire.
 - **Multicast fallback.** Each ``multicast_prefixes`` prefix gets the multicast strategy and a
-  route to every multicast face at :data:`~ccn.fw.strategy.FALLBACK_COST` (never announced).
+  route to one multicast face per interface at :data:`~ccn.fw.strategy.FALLBACK_COST` (never
+  announced): the IPv4 one where there is one, else the IPv6 one.
+- **IPv6.** An interface with an IPv6 link-local address gets an IPv6 multicast face beside the
+  IPv4 one (if it has an IPv4 address), so nodes with only IPv6 on the segment are found too.
+  A hello on it names the sender's link-local address; the receiver adds the zone of the
+  interface the hello came in on (the sender's own interface name means nothing here) and
+  reaches the neighbour over an IPv6 UDP channel. A neighbour is one entry per node id, heard
+  in both families or not: where both are heard, IPv4 is used (a dual-stack LAN works as it did
+  before IPv6 was added), and IPv6 only for neighbours that send no IPv4 hellos.
 """
 
 from __future__ import annotations
@@ -40,8 +48,9 @@ import msgpack
 import trio
 
 from ccn.errors import CcnError, DecodeError
+from ccn.faces.base import Face
 from ccn.faces.internal import InternalFace
-from ccn.faces.multicast import DEFAULT_PORT, MulticastFace, list_interfaces
+from ccn.faces.multicast import DEFAULT_PORT, Interface, MulticastFace, list_interfaces
 from ccn.faces.udp import UdpChannel, UdpFace
 from ccn.faces.uri import FaceUri
 from ccn.fw.strategy import FALLBACK_COST, Multicast
@@ -108,14 +117,26 @@ def _params(name: Name, base: Name) -> dict[str, Any]:
     return params
 
 
-def _one_peer(target: FaceUri) -> bool:
-    """Whether a hello's address names one IPv4 peer. A host name would be resolved on the
-    event loop at every send; unspecified, multicast and broadcast addresses are no neighbour."""
+def _peer(target: FaceUri, arrival: MulticastFace | None) -> FaceUri | None:
+    """The one peer a hello's address names, as this node reaches it, or None. An IPv4 address
+    is taken as it is, unless the hello came in on an IPv6 group; an IPv6 one only from an IPv6
+    group, and only link-local, with the zone of the interface it came in on. A host name would
+    be resolved on the event loop at every send; unspecified, multicast and broadcast addresses
+    are no neighbour."""
+    if target.scheme != "udp" or target.port == 0:
+        return None
+    v6 = arrival is not None and arrival.family == socket.AF_INET6
     try:
-        ip = ipaddress.IPv4Address(target.host)
+        if not v6:
+            ip4 = ipaddress.IPv4Address(target.host)
+            return None if ip4.is_unspecified or ip4.is_multicast or ip4.is_reserved else target
+        ip6 = ipaddress.IPv6Address(target.host.partition("%")[0])
     except ValueError:
-        return False
-    return target.port != 0 and not (ip.is_unspecified or ip.is_multicast or ip.is_reserved)
+        return None
+    if not ip6.is_link_local:
+        return None
+    assert arrival is not None
+    return FaceUri("udp", host=f"{ip6}%{arrival.iface.name}", port=target.port)
 
 
 @dataclass
@@ -151,7 +172,13 @@ class Discovery:
         self.id = secrets.token_bytes(NODE_ID_BYTES)
         self.face = InternalFace("internal://discovery", self._on_packet)
         self.neighbours: dict[bytes, Neighbour] = {}
-        self.mcast: dict[str, MulticastFace] = {}
+        #: (interface name, address family) -> its multicast face
+        self.mcast: dict[tuple[str, int], MulticastFace] = {}
+        #: The multicast faces that carry the multicast fallback's routes (one per interface).
+        self._fallback: set[MulticastFace] = set()
+        #: The multicast face whose packet the node is handing to the forwarder now (a hello
+        #: reaches :meth:`_on_packet` within that call), else None.
+        self._arrival: MulticastFace | None = None
         self.seq = 0
         self._signature: object = None
         self._learned = 0  # changes to the routes learned from neighbours
@@ -160,6 +187,8 @@ class Discovery:
         self._last_hello = -math.inf
         self._pending: dict[Name, trio.MemorySendChannel[Packet]] = {}
         self._channel: UdpChannel | None = None
+        #: The IPv6 UDP channel, opened when the first IPv6 multicast face is; None until then.
+        self._channel6: UdpChannel | None = None
         self._nursery: trio.Nursery | None = None
         self._poked = trio.Event()
         self.wakeups = 0
@@ -178,14 +207,14 @@ class Discovery:
         self._channel = await node.udp_channel(socket.AF_INET)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self._scan()
+            await self._scan()
             task_status.started()
             next_scan = trio.current_time() + RESCAN_INTERVAL
             while True:
                 now = trio.current_time()
                 self.wakeups += 1
                 if now >= next_scan:
-                    self._scan()
+                    await self._scan()
                     next_scan = now + RESCAN_INTERVAL
                 self._maintain(now)
                 with trio.move_on_at(min(next_scan, self._next_due(now))):
@@ -209,31 +238,72 @@ class Discovery:
                 due.append(nb.fetched_at + REFRESH_INTERVAL)
         return min(due)
 
-    def _scan(self) -> None:
-        """Open a multicast face on every IPv4 LAN interface that has none; faces of vanished
-        interfaces have closed themselves (their socket errors) or are closed here."""
+    async def _scan(self) -> None:
+        """Open a multicast face on every LAN interface for each family it has an address of
+        (IPv4, IPv6 link-local) and has no face for; faces of vanished interfaces or addresses
+        have closed themselves (their socket errors) or are closed here."""
         wanted = self.node.config.interfaces or None
-        present = {i.name: i for i in list_interfaces(wanted) if i.ipv4}
-        for name, face in list(self.mcast.items()):
-            iface = present.get(name)
-            if face.closed or iface is None or iface.ipv4 != face.iface.ipv4:
+        present: dict[tuple[str, int], Interface] = {}
+        for iface in list_interfaces(wanted):
+            if iface.ipv4:
+                present[(iface.name, socket.AF_INET)] = iface
+            if iface.ipv6_link_local:
+                present[(iface.name, socket.AF_INET6)] = iface
+        for key, face in list(self.mcast.items()):
+            now_there = present.get(key)
+            if face.closed or now_there is None or _address(now_there, key[1]) != face.address:
                 face.close()
-                del self.mcast[name]
+                del self.mcast[key]
         assert self._nursery is not None
-        for name, iface in present.items():
-            if name in self.mcast:
+        for key, iface in present.items():
+            if key in self.mcast or not await self._channel_open(key[1]):
                 continue
             try:
-                face = MulticastFace(iface, socket.AF_INET, self.port)
+                face = MulticastFace(iface, key[1], self.port)
             except CcnError:
                 continue
-            self.mcast[name] = face
-            # the multicast strategy's fallback (FALLBACK_COST); dropped when the face goes down
+            self.mcast[key] = face
+            self._nursery.start_soon(self.node._serve_face, face, self._from_group)
+            self._hello_due = 0.0
+        self._place_fallback()
+
+    async def _channel_open(self, family: int) -> bool:
+        """Whether a UDP channel of ``family`` runs for neighbours to be reached over (the IPv6
+        one is opened here, the first time it is wanted: a host without IPv6 has none)."""
+        if family == socket.AF_INET:
+            return True
+        if self._channel6 is None:
+            with contextlib.suppress(CcnError):
+                self._channel6 = await self.node.udp_channel(socket.AF_INET6)
+        return self._channel6 is not None
+
+    def _place_fallback(self) -> None:
+        """The multicast strategy's fallback (FALLBACK_COST) on one face per interface: the
+        IPv4 one if there is one (a dual-stack segment carries each Interest once, as before
+        IPv6 faces existed), else the IPv6 one. A route goes with its face when it closes."""
+        chosen: dict[str, MulticastFace] = {}
+        for (name, family), face in self.mcast.items():
+            if name not in chosen or family == socket.AF_INET:
+                chosen[name] = face
+        carrying = set(chosen.values())
+        fw = self.node.forwarder
+        for face in self._fallback - carrying:
+            for prefix in self.node.config.multicast_prefixes:
+                fw.remove_route(prefix, face.id)
+        for face in carrying - self._fallback:
             for prefix in self.node.config.multicast_prefixes:
                 with contextlib.suppress(CcnError):
-                    self.node.forwarder.add_route(prefix, face.id, FALLBACK_COST)
-            self._nursery.start_soon(self.node._serve_face, face)
-            self._hello_due = 0.0
+                    fw.add_route(prefix, face.id, FALLBACK_COST)
+        self._fallback = carrying
+
+    def _from_group(self, face: Face, packet: Packet) -> None:
+        """A multicast face delivers ``packet``: the node handles it as any other, and a hello
+        in it reaches :meth:`_on_hello` before this returns, knowing the face it came in on."""
+        self._arrival = face if isinstance(face, MulticastFace) else None
+        try:
+            self.node.receive(face, packet)
+        finally:
+            self._arrival = None
 
     def _maintain(self, now: float) -> None:
         # neighbours gone silent
@@ -261,10 +331,13 @@ class Discovery:
         assert self._channel is not None
         self._last_hello = now
         self._hello_due = now + HELLO_INTERVAL * random.uniform(0.9, 1.1)
-        for face in list(self.mcast.values()):
-            if face.closed or face.address is None:
+        # IPv4 first: a dual-stack neighbour hears that one first, and keeps to it
+        for face in sorted(self.mcast.values(), key=lambda f: f.family != socket.AF_INET):
+            channel = self._channel6 if face.family == socket.AF_INET6 else self._channel
+            if face.closed or face.address is None or channel is None:
                 continue
-            uri = str(FaceUri("udp", host=face.address, port=self._channel.bound.port))
+            # an IPv6 address without its zone: the receiver adds its own interface's
+            uri = str(FaceUri("udp", host=face.address, port=channel.bound.port))
             name = _params_name(HELLO, {"id": self.id, "uri": uri, "seq": self.seq})
             face.send(Interest(name, secrets.randbits(32), lifetime_ms=200, hop_limit=1))
             self.hellos_sent += 1
@@ -276,7 +349,7 @@ class Discovery:
             name = packet.name
             try:
                 if HELLO.is_prefix_of(name):
-                    self._on_hello(_params(name, HELLO))
+                    self._on_hello(_params(name, HELLO), self._arrival)
                 elif ROUTES.is_prefix_of(name) and len(name) > len(ROUTES):
                     self._on_routes_request(packet)
             except (DecodeError, CcnError, KeyError, TypeError, ValueError):
@@ -287,7 +360,9 @@ class Discovery:
             if waiter is not None:
                 waiter.send_nowait(packet)
 
-    def _on_hello(self, params: dict[str, Any]) -> None:
+    def _on_hello(self, params: dict[str, Any], arrival: MulticastFace | None = None) -> None:
+        """A hello with ``params``, which came in on multicast face ``arrival`` (None: another
+        face, or none)."""
         nid, uri, seq = params["id"], params["uri"], params["seq"]
         if (
             type(nid) is not bytes
@@ -297,19 +372,22 @@ class Discovery:
             or nid == self.id
         ):
             return
-        target = FaceUri.parse(uri)
-        if target.scheme != "udp" or not _one_peer(target):
+        target = _peer(FaceUri.parse(uri), arrival)
+        if target is None:
             return
+        uri = str(target)
         self.hellos_heard += 1
         now = trio.current_time()
         nb = self.neighbours.get(nid)
         in_use = nb is not None and now - nb.uri_heard < DEAD_INTERVAL
-        if nb is not None and nb.uri != uri and in_use:
-            # the neighbour is on another shared segment too; keep the address in use
+        if nb is not None and nb.uri != uri and in_use and not _preferred(uri, nb.uri):
+            # the neighbour is on another shared segment too, or heard in the other family
+            # as well; keep the address in use
             nb.last_heard = now
             return
         if nb is not None and nb.uri != uri:
-            self._remove(nb)  # its address changed: start over on the new one
+            # its address changed, or it is heard over IPv4 now too: start over on the new one
+            self._remove(nb)
             nb = None
         if nb is None:
             if len(self.neighbours) >= MAX_NEIGHBOURS:
@@ -328,10 +406,26 @@ class Discovery:
         self.poke()
 
     def _face_to(self, target: FaceUri) -> UdpFace | None:
-        assert self._channel is not None
+        v6 = ":" in target.host
+        channel = self._channel6 if v6 else self._channel
+        if channel is None:
+            return None
         try:
-            addr = (target.host, target.port)
-            return self._channel.face_for(addr, persistent=True)
+            if v6:
+                # numeric, so no lookup: the zone becomes the address's scope id, and the host
+                # is spelled as the channel's received datagrams spell it
+                infos = socket.getaddrinfo(
+                    target.host,
+                    target.port,
+                    socket.AF_INET6,
+                    socket.SOCK_DGRAM,
+                    0,
+                    socket.AI_NUMERICHOST,
+                )
+                addr: tuple[Any, ...] = tuple(infos[0][4])
+            else:
+                addr = (target.host, target.port)
+            return channel.face_for(addr, persistent=True)
         except (OSError, CcnError):
             return None
 
@@ -464,7 +558,8 @@ class Discovery:
     def origin(self, prefix: Name, face_id: int) -> str | None:
         for face in self.mcast.values():
             if face.id == face_id:
-                return f"multicast fallback {face.iface.name}"
+                v6 = " (IPv6)" if face.family == socket.AF_INET6 else ""
+                return f"multicast fallback {face.iface.name}{v6}"
         for nb in self.neighbours.values():
             if nb.face.id == face_id:
                 if prefix in nb.routes:
@@ -475,9 +570,10 @@ class Discovery:
 
     def missing_interfaces(self) -> list[str]:
         """Configured ``interfaces`` that have no multicast face now: absent, down, not
-        multicast-capable or without an IPv4 address. :meth:`_scan` looks for them again every
-        :data:`RESCAN_INTERVAL` seconds."""
-        return [name for name in self.node.config.interfaces if name not in self.mcast]
+        multicast-capable or with neither an IPv4 address nor an IPv6 link-local one.
+        :meth:`_scan` looks for them again every :data:`RESCAN_INTERVAL` seconds."""
+        have = {name for name, _family in self.mcast}
+        return [name for name in self.node.config.interfaces if name not in have]
 
     def status(self) -> dict[str, Any]:
         now = trio.current_time()
@@ -501,6 +597,16 @@ class Discovery:
                 for nb in self.neighbours.values()
             ],
         }
+
+
+def _address(iface: Interface, family: int) -> str | None:
+    return iface.ipv6_link_local if family == socket.AF_INET6 else iface.ipv4
+
+
+def _preferred(uri: str, used: str) -> bool:
+    """Whether a neighbour heard at ``uri`` too is better reached there than at ``used``, the
+    address in use: IPv4 over IPv6 (see the module's docstring)."""
+    return "[" in used and "[" not in uri
 
 
 def announced(prefixes: list[Name], budget: int) -> list[Name]:

@@ -77,16 +77,28 @@ class Lab:
         ip("-n", self.switch, "link", "add", br, "type", "bridge", "mcast_snooping", "0")
         ip("-n", self.switch, "link", "set", br, "up")
 
-    def link(self, host: str, segment: str) -> None:
+    def link(self, host: str, segment: str, *, ipv4: bool = True) -> None:
+        """Join ``host`` to ``segment``: IPv4 address ``10.<segment>.0.<link>/24`` and the
+        kernel's own IPv6 link-local one; with ``ipv4=False``, only IPv6 link-local address
+        ``fe80::<link>`` (:meth:`link_local`), usable at once (no duplicate address detection)."""
         self.links += 1
         n, seg = self.links, self.segments[segment]
         outer, inner = f"s{n}", f"e{n}"
         ip("-n", self.switch, "link", "add", outer, "type", "veth", "peer", "name", inner,
            "netns", self.ns(host))  # fmt: skip
         ip("-n", self.switch, "link", "set", outer, "master", f"br{seg}", "up")
-        ip("-n", self.ns(host), "addr", "add", f"10.{seg}.0.{n}/24", "dev", inner)
+        if ipv4:
+            ip("-n", self.ns(host), "addr", "add", f"10.{seg}.0.{n}/24", "dev", inner)
+        else:
+            ip("-n", self.ns(host), "link", "set", inner, "addrgenmode", "none")
+            ip("-n", self.ns(host), "-6", "addr", "add", f"fe80::{n:x}/64", "dev", inner, "nodad")
         ip("-n", self.ns(host), "link", "set", inner, "up")
         self.ifaces[(host, segment)] = inner
+
+    def link_local(self, host: str, segment: str) -> str:
+        """The IPv6 link-local address of a link made with ``ipv4=False`` (without a zone:
+        that is the interface of whoever reaches it)."""
+        return f"fe80::{int(self.ifaces[(host, segment)][1:]):x}"
 
     def link_down(self, host: str, segment: str) -> None:
         ip("-n", self.ns(host), "link", "set", self.ifaces[(host, segment)], "down")

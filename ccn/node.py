@@ -32,7 +32,7 @@ from ccn.errors import (
     ObjectNotFound,
     StoreError,
 )
-from ccn.faces.base import READ_QUANTUM, Face
+from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.faces.internal import InternalFace
 from ccn.faces.stream import (
     DEFAULT_QUEUE_BYTES,
@@ -278,7 +278,10 @@ class Node:
             if not started:
                 self._new_store.undo()
 
-    async def _serve_face(self, face: Face) -> None:
+    async def _serve_face(self, face: Face, deliver: Deliver | None = None) -> None:
+        """Run ``face`` as one of the node's until it closes; what it receives goes to
+        ``deliver`` (default :meth:`receive`; one that wraps it, as discovery's does to know
+        which multicast face a hello came in on)."""
         refused = self._refusal(face)
         if refused:
             self.drops[refused] += 1
@@ -287,7 +290,7 @@ class Node:
             return
         self._attach(face)
         try:
-            await face.run(self.receive)
+            await face.run(self.receive if deliver is None else deliver)
         finally:
             self._detach(face)
 

@@ -5,6 +5,7 @@
 * :func:`node_in_process` runs a :class:`~ccn.node.Node` inside the current trio run, listening on
   a Unix socket in a temporary directory, for fast tests with real sockets.
 * :func:`leave_command` sends a management command and goes away while it runs.
+* :func:`no_ipv6_loopback` says why IPv6 tests on ``[::1]`` must be skipped here, if they must.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def no_ipv6_loopback() -> str | None:
+    """Why this machine has no IPv6 loopback (``[::1]``) to test on, or None if it has."""
+    if not socket.has_ipv6:
+        return "Python was built without IPv6"
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError as e:
+        return f"no IPv6 loopback address ::1 here: {e.strerror or e}"
+    return None
 
 
 @dataclass

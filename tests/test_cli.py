@@ -21,7 +21,7 @@ import trio
 from ccn.cli import _stopped, build_parser, main
 from ccn.config import check_store_dir
 from ccn.name import Name
-from ccn.testing import free_port, node_in_process
+from ccn.testing import free_port, no_ipv6_loopback, node_in_process
 
 CCN = [sys.executable, "-m", "ccn"]
 #: The NDN listener port of each node the ``node`` fixture runs, by its socket URI.
@@ -273,8 +273,8 @@ def test_an_interface_discovery_cannot_use_is_reported_at_start(tmp_path: Path) 
         _, err = proc.communicate(timeout=5)
     assert proc.returncode == 0
     assert err == (
-        "ccn node: interface ccn-nosuch0 is not up with an IPv4 address;"
-        " discovery will use it when it is\n"
+        "ccn node: interface ccn-nosuch0 is not up with an IPv4 or IPv6 link-local"
+        " address; discovery will use it when it is\n"
     )
 
 
@@ -1174,3 +1174,47 @@ def test_sigterm_during_a_big_fsync_put_stops_the_node_and_leaves_the_store_clea
         assert proc.wait(timeout=10) == 0
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+@pytest.mark.skipif(no_ipv6_loopback() is not None, reason=no_ipv6_loopback() or "")
+def test_ipv6_addresses_in_listen_route_ccn_node_and_status(tmp_path: Path) -> None:
+    """``[::1]`` wherever the user writes or reads an address: ``--listen``, ``CCN_NODE``,
+    ``--route``, ``ccn route add`` and what ``status`` and ``route list`` print."""
+    (tmp_path / "f.txt").write_bytes(b"over ipv6\n")
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(name: str, *args: str) -> list[str]:
+        proc = subprocess.Popen(
+            [*CCN, "node", "--store", str(tmp_path / name), "--no-discovery", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "listening on" in line, line
+        return line.split("listening on ", 1)[1].strip().split(", ")
+
+    try:
+        tcp, udp = start("p", "--listen", "tcp://[::1]:0", "--listen", "udp://[::1]:0")
+        assert tcp.startswith("tcp://[::1]:") and udp.startswith("udp://[::1]:")
+        assert run("put", str(tmp_path / "f.txt"), "/six/f", node=tcp).returncode == 0
+        (c_tcp,) = start("c", "--listen", "tcp://[::1]:0", "--route", f"/six={udp}")
+        got = run("get", "/six/f", "-o", "-", node=c_tcp)
+        assert got.returncode == 0 and got.stdout == "over ipv6\n", got.stderr
+        added = run("route", "add", "/tcp6", tcp, node=c_tcp)
+        assert added.returncode == 0 and tcp in added.stdout, added.stderr
+        routes = run("route", "list", node=c_tcp).stdout
+        assert f"static {udp}" in routes and f"static {tcp}" in routes, routes
+        status = json.loads(run("status", "--json", node=c_tcp).stdout)
+        remotes = {f["remote"] for f in status["faces"]}
+        assert {tcp, udp} <= remotes, remotes
+        assert any(r.startswith("tcp://[::1]:") and r != tcp for r in remotes)  # this command
+        text = run("status", node=c_tcp).stdout
+        assert udp in text and tcp in text, text
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=5)
+            assert proc.stdout is not None
+            proc.stdout.close()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import msgpack
 import pytest
@@ -21,6 +23,8 @@ from ccn import discovery as disc
 from ccn.client import connect
 from ccn.config import ConfigError, NodeConfig
 from ccn.discovery import Discovery
+from ccn.faces.multicast import MulticastFace
+from ccn.faces.uri import FaceUri
 from ccn.name import Name
 from ccn.packet import Data, Interest
 from ccn.testing import node_in_process
@@ -401,7 +405,8 @@ async def test_a_neighbour_that_never_answers_for_its_table_is_told_once_and_cou
         (b"12345678", "udp://224.0.23.170:56464"),
         (b"12345678", "udp://255.255.255.255:7"),
         (b"12345678", "udp://127.0.0.1:0"),
-        (b"12345678", "udp://[::1]:7"),  # the channel discovery uses is IPv4
+        (b"12345678", "udp://[::1]:7"),  # IPv6 only from an IPv6 group
+        (b"12345678", "udp://[fe80::1%e1]:7"),
     ],
 )
 async def test_hello_with_a_bad_id_or_address_makes_no_neighbour(
@@ -458,3 +463,53 @@ async def test_neighbour_table_is_bounded(tmp_path: Path, monkeypatch: pytest.Mo
             assert d.status()["neighbours_refused"] == 7
             d._on_hello({"id": b"nbr00000", "uri": "udp://127.0.0.1:1000", "seq": 2})
             assert d.neighbours[b"nbr00000"].seq == 2  # the ones it has are still heard
+
+
+def _group(family: int, iface: str = "e7") -> MulticastFace:
+    """Stands for the multicast face a hello came in on: its family and interface are all
+    discovery reads of it."""
+    return cast(MulticastFace, SimpleNamespace(family=family, iface=SimpleNamespace(name=iface)))
+
+
+@pytest.mark.parametrize(
+    ("uri", "family", "peer"),
+    [
+        ("udp://10.0.0.2:6464", socket.AF_INET, "udp://10.0.0.2:6464"),
+        ("udp://10.0.0.2:6464", None, "udp://10.0.0.2:6464"),  # not from a group: as before
+        ("udp://[fe80::2]:6464", socket.AF_INET6, "udp://[fe80::2%e7]:6464"),
+        # the sender's zone names its own interface; the one it came in on is ours
+        ("udp://[fe80::2%eth0]:6464", socket.AF_INET6, "udp://[fe80::2%e7]:6464"),
+        ("udp://[fe80::2]:6464", socket.AF_INET, None),
+        ("udp://[fe80::2]:6464", None, None),
+        ("udp://10.0.0.2:6464", socket.AF_INET6, None),
+        ("udp://[2001:db8::2]:6464", socket.AF_INET6, None),  # hellos name link-local ones
+        ("udp://[ff02::1:cc]:6464", socket.AF_INET6, None),
+        ("udp://[fe80::2]:0", socket.AF_INET6, None),
+        ("tcp://[fe80::2]:6464", socket.AF_INET6, None),
+    ],
+)
+def test_a_hello_s_address_is_taken_in_the_family_and_zone_it_came_in(
+    uri: str, family: int | None, peer: str | None
+) -> None:
+    arrival = None if family is None else _group(family)
+    found = disc._peer(FaceUri.parse(uri), arrival)
+    assert (None if found is None else str(found)) == peer
+
+
+async def test_a_neighbour_heard_in_both_families_is_reached_over_ipv4(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with node_in_process(tmp_path, "a", **LAN) as (a, _a_uri):
+            d = a.discovery
+            assert isinstance(d, Discovery)
+            assert d._channel6 is None  # opened only for an IPv6 group's face
+            assert await d._channel_open(socket.AF_INET6) and d._channel6 is not None
+            nid, v6, v4 = b"nbr00001", "udp://[fe80::2]:1000", "udp://127.0.0.1:1000"
+            d._on_hello({"id": nid, "uri": v6, "seq": 1}, _group(socket.AF_INET6, "lo"))
+            nb = d.neighbours[nid]
+            assert nb.uri == "udp://[fe80::2%lo]:1000"
+            assert nb.face.channel is d._channel6 and nb.face.remote == nb.uri
+            d._on_hello({"id": nid, "uri": v4, "seq": 1}, _group(socket.AF_INET))
+            assert d.neighbours[nid].uri == v4  # IPv4 preferred: moved over at once
+            assert nb.face.closed and d.neighbours[nid].face.channel is d._channel
+            d._on_hello({"id": nid, "uri": v6, "seq": 1}, _group(socket.AF_INET6, "lo"))
+            assert d.neighbours[nid].uri == v4  # still heard over IPv4: kept there

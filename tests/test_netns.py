@@ -217,7 +217,59 @@ async def test_multicast_fallback_without_learned_routes() -> None:
             assert out.read_bytes() == data
             a = await status(net.uri("a"))
             assert not any(e["prefix"].startswith("/lan/") for e in a["fib"])
+            # the IPv4 group's face (an IPv6 one may run beside it, without the fallback)
             mcast = [f for f in a["faces"] if str(f.get("remote", "")).startswith("udp+multicast")]
+            mcast = [f for f in mcast if "[" not in f["remote"]]
             assert len(mcast) == 1, a["faces"]
             # the content came in on the group (Interests answered there by p's producer)
             assert mcast[0]["in_data"] >= 3 and mcast[0]["out_interests"] >= 3
+
+
+async def test_ipv6_link_local_only_lan() -> None:
+    """c and p on one segment with IPv6 link-local addresses only (no IPv4 address anywhere but
+    loopback): they find each other on the IPv6 group, c learns p's prefix and ``ccn get``
+    fetches it by name over an IPv6 UDP face; a static route to p's link-local address over
+    TCP, zone and all, is dialled too."""
+    data = os.urandom(2 * 1024 * 1024 + 11)
+    with trio.fail_after(60):
+        async with lab() as net:
+            net.host("c")
+            net.host("p")
+            net.segment("s1")
+            net.link("c", "s1", ipv4=False)
+            net.link("p", "s1", ipv4=False)
+            await net.start("c", "p", args=("--listen", "tcp://[::]:6465"))
+            src = net.workdir / "src.bin"
+            src.write_bytes(data)
+            async with connect(net.uri("p")) as client:
+                await client.put(src, "/six/file")
+            hops = await wait_route(net.uri("c"), "/six/file")
+            assert hops[0]["origin"].startswith("discovery")
+            c = (await status(net.uri("c")))["discovery"]
+            assert c["multicast"] == ["udp+multicast://[ff02::1:cc%e1]:56464#e1"]
+            # p's address, in the zone of c's interface (not p's: a hello carries no zone)
+            p_address = f"{net.link_local('p', 's1')}%{net.ifaces[('c', 's1')]}"
+            assert net.ifaces[("c", "s1")] != net.ifaces[("p", "s1")]
+            (nb,) = c["neighbours"]
+            assert nb["uri"].startswith(f"udp://[{p_address}]:")
+            out = net.workdir / "out.bin"
+            ccn = [sys.executable, "-m", "ccn", "--node", net.uri("c")]
+            await trio.run_process([*ccn, "get", "/six/file", "-o", str(out)])
+            assert out.read_bytes() == data
+            faces = (await status(net.uri("c")))["faces"]
+            to_p = [f for f in faces if str(f.get("remote")).startswith(f"udp://[{p_address}]:")]
+            assert len(to_p) == 1, faces  # p's answers came in on the face made for it
+            p_tcp = f"tcp://[{p_address}]:6465"
+            added = await trio.run_process(
+                [*ccn, "route", "add", "/by/tcp", p_tcp], capture_stdout=True
+            )
+            assert p_tcp.encode() in added.stdout
+            listing = await trio.run_process([*ccn, "route", "list"], capture_stdout=True)
+            assert f"static {p_tcp}".encode() in listing.stdout
+            elsewhere = f"tcp://[{net.link_local('p', 's1')}%nosuch0]:6465"
+            failed = await trio.run_process(
+                [*ccn, "route", "add", "/by/tcp", elsewhere], capture_stderr=True, check=False
+            )
+            assert failed.returncode == 1
+            (line,) = failed.stderr.decode().splitlines()
+            assert line.startswith("ccn: error: ") and elsewhere in line, line

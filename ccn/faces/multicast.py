@@ -53,6 +53,8 @@ _IFF_RUNNING = 0x40
 _IFF_MULTICAST = 0x1000
 _IP_MULTICAST_ALL = 49
 _IPV6_MULTICAST_ALL = 29
+_IFA_F_DADFAILED = 0x08
+_IFA_F_TENTATIVE = 0x40
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +74,20 @@ def _ifreq(sock: socket.socket, request: int, name: str) -> bytes:
 
 def list_interfaces(names: list[str] | None = None) -> list[Interface]:
     """LAN interfaces that are up, running and multicast-capable (loopback excluded), with their
-    first IPv4 address and IPv6 link-local address. ``names`` restricts the list."""
+    first IPv4 address and IPv6 link-local address (one that passed duplicate address
+    detection); an interface with neither is left out. ``names`` restricts the list."""
     v6: dict[str, str] = {}
     with contextlib.suppress(OSError):
         for line in Path("/proc/net/if_inet6").read_text().splitlines():
             parts = line.split()
-            if len(parts) >= 6 and parts[0].startswith("fe80"):
-                addr = ipaddress.IPv6Address(bytes.fromhex(parts[0]))
-                v6.setdefault(parts[5], str(addr))
+            if len(parts) < 6 or not parts[0].startswith("fe80"):
+                continue
+            # An address still under duplicate address detection (or that failed it) cannot
+            # be a source yet: the interface is taken up by a later scan.
+            if int(parts[4], 16) & (_IFA_F_TENTATIVE | _IFA_F_DADFAILED):
+                continue
+            addr = ipaddress.IPv6Address(bytes.fromhex(parts[0]))
+            v6.setdefault(parts[5], str(addr))
     out: list[Interface] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for index, name in socket.if_nameindex():

@@ -16,7 +16,7 @@ import trio
 from ccn.errors import ConnectError, os_error_text
 from ccn.faces.peers import is_local_peer, is_loopback
 from ccn.faces.stream import StreamFace
-from ccn.faces.uri import FaceUri
+from ccn.faces.uri import FaceUri, unknown_zone
 from ccn.framing import DEFAULT_MAX_FRAME
 
 OnFace = Callable[[StreamFace], Awaitable[None]]
@@ -36,6 +36,9 @@ async def dial(uri: FaceUri) -> StreamFace:
     """Connect to a node; raise :class:`ConnectError` with one clear line if nobody answers."""
     if uri.scheme not in ("tcp", "unix"):
         raise ConnectError(f"cannot connect a stream to {uri}: use tcp:// or unix://")
+    zone_error = unknown_zone(uri.host)
+    if zone_error:
+        raise ConnectError(f"cannot reach a ccn node at {uri}: {zone_error}")
     try:
         with trio.fail_after(DIAL_TIMEOUT):
             if uri.scheme == "tcp":

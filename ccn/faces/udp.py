@@ -48,7 +48,7 @@ from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.faces.peers import is_local_peer, is_loopback
-from ccn.faces.uri import FaceUri
+from ccn.faces.uri import FaceUri, unknown_zone
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, parse_header
 from ccn.name import Name
 from ccn.packet import Interest, Nack, NackReason, Packet
@@ -451,6 +451,9 @@ class UdpChannel:
     # -- faces -----------------------------------------------------------------------------
 
     async def resolve(self, uri: FaceUri) -> SockAddr:
+        zone_error = unknown_zone(uri.host)
+        if zone_error:
+            raise ConnectError(f"cannot resolve {uri}: {zone_error}")
         try:
             infos = await trio.socket.getaddrinfo(
                 uri.host, uri.port, family=self.family, type=socket.SOCK_DGRAM

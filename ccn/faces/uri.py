@@ -1,8 +1,14 @@
 """Face addresses: ``tcp://host:port``, ``udp://host:port`` and ``unix:///path``, parsed once at
-the edge."""
+the edge.
+
+An IPv6 address goes in brackets (``tcp://[::1]:6464``). A link-local one names the interface
+it is reached on, after ``%`` (``udp://[fe80::1%eth0]:6464``, as ``ip`` and ``ping`` write it);
+RFC 6874's ``%25`` is accepted for the ``%`` too. Printed, a URI always takes the first form.
+"""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -16,6 +22,7 @@ class InvalidUri(LocalError, ValueError):
 @dataclass(frozen=True, slots=True)
 class FaceUri:
     scheme: str  # "tcp", "udp" or "unix"
+    #: a name, an IPv4 address, or an IPv6 one without brackets (a zone after ``%``)
     host: str = ""
     port: int = 0
     path: str = ""
@@ -26,11 +33,18 @@ class FaceUri:
             parts = urlsplit(text)
             port = parts.port
         except ValueError as e:
-            raise InvalidUri(f"bad address {text!r}: {e}") from None
+            raise InvalidUri(f"bad address {text!r}: {_why(text, e)}") from None
         if parts.scheme in ("tcp", "udp"):
             if not parts.hostname or port is None:
                 raise InvalidUri(f"bad address {text!r}: expected {parts.scheme}://HOST:PORT")
-            return cls(parts.scheme, host=parts.hostname, port=port)
+            host = parts.hostname
+            if "%" in host:
+                address, _, zone = host.partition("%")
+                zone = zone.removeprefix("25")  # RFC 6874 escapes the "%" itself
+                if not zone:
+                    raise InvalidUri(f"bad address {text!r}: no interface after '%'")
+                host = f"{address}%{zone}"
+            return cls(parts.scheme, host=host, port=port)
         if parts.scheme == "unix":
             path = (parts.netloc + parts.path) if parts.netloc else parts.path
             if not path:
@@ -43,3 +57,24 @@ class FaceUri:
             return f"unix://{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
+
+
+def _why(text: str, error: ValueError) -> str:
+    """What is wrong, said for the commonest slip: an IPv6 address without its brackets."""
+    netloc = text.partition("://")[2].partition("/")[0]
+    if netloc.count(":") > 1 and "[" not in netloc:
+        return "an IPv6 address goes in brackets, as in tcp://[::1]:6464"
+    return str(error)
+
+
+def unknown_zone(host: str) -> str | None:
+    """Why ``host``'s zone (``fe80::1%eth0``) names no interface of this host, or None if it
+    has none or names one: the resolver's own word for it is "Name or service not known"."""
+    zone = host.partition("%")[2]
+    if not zone or zone.isdigit():
+        return None
+    try:
+        socket.if_nametoindex(zone)
+    except OSError:
+        return f"this host has no network interface {zone!r}"
+    return None

@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -18,9 +19,11 @@ from ccn.faces.transport import dial, open_listener, serve
 from ccn.faces.uri import FaceUri
 from ccn.framing import frame
 from ccn.name import Name
-from ccn.packet import Interest, Nack, NackReason, Packet
+from ccn.packet import Data, Interest, Nack, NackReason, Packet
+from ccn.testing import no_ipv6_loopback
 
 N = Name.parse("/a/b")
+_NO_V6 = no_ipv6_loopback()
 
 
 class Inbox:
@@ -100,6 +103,38 @@ async def test_tcp_and_unix_on_loopback(tmp_path: Path) -> None:
             await inbox.wait_for(100)
             assert [p.nonce for p in inbox.packets if type(p) is Interest] == list(range(100))
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.skipif(_NO_V6 is not None, reason=_NO_V6 or "")
+async def test_tcp_over_ipv6_loopback_both_ways() -> None:
+    listener, bound = await open_listener(FaceUri.parse("tcp://[::1]:0"))
+    assert bound.host == "::1" and str(bound) == f"tcp://[::1]:{bound.port}"
+    accepted: list[StreamFace] = []
+    inbox = Inbox()
+
+    async def on_face(face: StreamFace) -> None:
+        accepted.append(face)
+
+        def echo(f: Face, packet: Packet) -> None:
+            inbox(f, packet)
+            f.send(Data(N, b"back"))
+
+        await face.run(echo)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve, listener, bound, on_face)
+        with trio.fail_after(5):
+            client = await dial(FaceUri.parse(str(bound)))
+        assert client.local and client.remote == str(bound)
+        answers = Inbox()
+        nursery.start_soon(client.run, answers)
+        client.send(Interest(N, 1))
+        await inbox.wait_for(1)
+        await answers.wait_for(1)
+        assert answers.packets == [Data(N, b"back")]
+        (face,) = accepted
+        assert face.local and face.remote.startswith("tcp://[::1]:")
+        nursery.cancel_scope.cancel()
 
 
 async def test_replies_to_a_burst_leave_in_one_write_when_it_ends(monkeypatch: Any) -> None:

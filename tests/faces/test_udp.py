@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import trio
 
 from ccn.codec import encode
@@ -25,8 +26,10 @@ from ccn.faces.uri import FaceUri
 from ccn.frag import Reassembler, fragment
 from ccn.name import Name
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
+from ccn.testing import no_ipv6_loopback
 
 N = Name.parse("/a/b")
+_NO_V6 = no_ipv6_loopback()
 
 
 class Hub:
@@ -58,8 +61,8 @@ class Hub:
 
 
 @asynccontextmanager
-async def channel(**kwargs: Any) -> AsyncIterator[tuple[UdpChannel, Hub]]:
-    ch = await UdpChannel.open(FaceUri.parse("udp://127.0.0.1:0"), **kwargs)
+async def channel(host: str = "127.0.0.1", **kwargs: Any) -> AsyncIterator[tuple[UdpChannel, Hub]]:
+    ch = await UdpChannel.open(FaceUri("udp", host=host, port=0), **kwargs)
     hub = Hub()
     async with trio.open_nursery() as nursery:
         await nursery.start(ch.run, hub.on_face)
@@ -81,6 +84,24 @@ async def test_peers_get_one_face_each_both_ways() -> None:
         assert ha.packets[0] == (fa, Data(N, b"x"))
         assert len(ha.faces) == 1 and len(hb.faces) == 1
         assert fa.counters.out_interests == 1 and fa.counters.in_data == 1
+
+
+@pytest.mark.skipif(_NO_V6 is not None, reason=_NO_V6 or "")
+async def test_ipv6_loopback_peers_get_one_face_each_both_ways() -> None:
+    async with channel("::1") as (a, ha), channel("::1", max_datagram=1400) as (b, hb):
+        assert a.family == socket.AF_INET6 and str(b.bound) == f"udp://[::1]:{b.bound.port}"
+        fa = a.face_for(await a.resolve(FaceUri.parse(str(b.bound))))
+        assert fa.persistent and fa.local and fa.remote == str(b.bound)
+        fa.send(Interest(N, 1))
+        await hb.wait(lambda: len(hb.packets) == 1)
+        fb, got = hb.packets[0]
+        assert got == Interest(N, 1) and isinstance(fb, UdpFace)
+        assert fb.remote == str(a.bound) and fb.local  # a peer on [::1], as our user
+        big = Data(N, os.urandom(100_000))  # fragmented (1400-byte datagrams), reassembled
+        fb.send(big)
+        await ha.wait(lambda: len(ha.packets) == 1)
+        assert ha.packets[0] == (fa, big)
+        assert len(ha.faces) == 1 and len(hb.faces) == 1
 
 
 async def test_large_packets_are_fragmented_and_reassembled() -> None:

@@ -10,6 +10,11 @@ from ccn.faces.uri import FaceUri, InvalidUri
     [
         ("tcp://127.0.0.1:6464", FaceUri("tcp", host="127.0.0.1", port=6464)),
         ("tcp://[::1]:1", FaceUri("tcp", host="::1", port=1)),
+        ("udp://[::1]:6464", FaceUri("udp", host="::1", port=6464)),
+        ("udp://[fe80::1%e1]:6464", FaceUri("udp", host="fe80::1%e1", port=6464)),
+        ("tcp://[fe80::a:b%veth0]:7", FaceUri("tcp", host="fe80::a:b%veth0", port=7)),
+        ("tcp://[fe80::1%Eth0]:7", FaceUri("tcp", host="fe80::1%Eth0", port=7)),  # case kept
+        ("tcp://[fe80::1%3]:7", FaceUri("tcp", host="fe80::1%3", port=7)),  # interface index
         ("unix:///run/ccn.sock", FaceUri("unix", path="/run/ccn.sock")),
     ],
 )
@@ -19,9 +24,33 @@ def test_parse_and_print(text: str, expected: FaceUri) -> None:
     assert str(uri) == text
 
 
+def test_rfc_6874_zone_is_read_and_printed_as_ip_writes_it() -> None:
+    uri = FaceUri.parse("udp://[fe80::1%25e1]:6464")
+    assert uri == FaceUri("udp", host="fe80::1%e1", port=6464)
+    assert str(uri) == "udp://[fe80::1%e1]:6464"
+
+
 @pytest.mark.parametrize(
     "text", ["", "tcp://host", "tcp://:5", "unix://", "http://x:1", "tcp://h:99999"]
 )
 def test_rejects(text: str) -> None:
     with pytest.raises(InvalidUri):
         FaceUri.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("tcp://::1:6464", "an IPv6 address goes in brackets"),
+        ("udp://fe80::1%e1:6464", "an IPv6 address goes in brackets"),
+        ("tcp://[fe80::1%25]:6464", "no interface after '%'"),
+        ("tcp://[fe80::1%]:6464", "does not appear to be an IPv4 or IPv6 address"),
+        ("tcp://[::1]", "expected tcp://HOST:PORT"),
+        ("tcp://[nope]:1", "does not appear to be an IPv4 or IPv6 address"),
+    ],
+)
+def test_bad_ipv6_addresses_are_one_clear_error(text: str, why: str) -> None:
+    with pytest.raises(InvalidUri) as caught:
+        FaceUri.parse(text)
+    assert str(caught.value).startswith(f"bad address {text!r}: ")
+    assert why in str(caught.value)
