@@ -35,6 +35,7 @@ from ccn.errors import (
     NoAnswer,
     NoRoute,
     NotFound,
+    Refused,
     VerificationError,
 )
 from ccn.filewriter import FileWriter
@@ -111,7 +112,7 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
     fresh = Interest(name, new_nonce(), can_be_prefix=True, must_be_fresh=True)
     try:
         return await client.express(fresh, retries=LATEST_FRESHNESS_RETRIES)
-    except (NoRoute, NoAnswer) as unreachable:
+    except (NoRoute, NoAnswer, Refused) as unreachable:
         if not newest_seen:
             raise
         try:
@@ -120,7 +121,12 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
             raise unreachable from None
         if data.name.unversioned() != name or data.name.version is None:
             raise unreachable from None  # a longer name's version is not one of this name
-        why = "no answer in time" if isinstance(unreachable, NoAnswer) else str(unreachable)
+        if isinstance(unreachable, NoAnswer):
+            why = "no answer in time"
+        elif isinstance(unreachable, Refused):
+            why = "a node on the way refused the answer: its trust anchors reject it"
+        else:
+            why = str(unreachable)
         client.notes.append(
             f"no producer of {shown(name)} could be reached ({why}); {data.name} is the "
             "newest version a node on the way holds in full"

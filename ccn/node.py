@@ -46,6 +46,7 @@ from ccn.framing import HEADER_SIZE
 from ccn.fw.actions import (
     Action,
     DataIn,
+    DataRefused,
     Event,
     FaceDown,
     FaceUp,
@@ -377,7 +378,11 @@ class Node:
             self.process(InterestIn(face.id, packet))
             return
         if type(packet) is Data and self.anchors and not self._trusted(packet):
+            # Refused, not just dropped: the Interests it answers hear "refused" from this
+            # upstream (another next hop is tried, or the consumer is told why) instead of
+            # waiting out their lifetime as if nothing had come.
             self.drops["untrusted"] += 1
+            self.process(DataRefused(face.id, packet))
             return
         self._dispatch_in(face.id, packet)
 
