@@ -17,7 +17,9 @@ listens again, not after the rest of a back-off of up to 5 s, while a neighbour 
 connection still makes a request fail at once. Interests waiting for one neighbour share one
 dial, which starts at least :data:`DIAL_NOW_SPACING` after the neighbour's previous dial ended
 (a producer may be back a moment after a failed dial, so a recent failure is not taken as the
-answer); at most :data:`MAX_HELD` Interests wait at once (the next are Nacked at once, counted
+answer), except that a dial made for waiting Interests that failed is the answer for
+:data:`HELD_FAILURE_STANDS` (so one ``ccn get``, which asks twice, dials once); at most
+:data:`MAX_HELD` Interests wait at once (the next are Nacked at once, counted
 in ``drops.held_overflow``). The decision is made here, not in the sans-IO forwarder: the node
 sees the forwarder's "no route" (its ``no_route`` counter moved while it handled the Interest)
 and asks :meth:`Neighbours.hold` before the Nack goes out.
@@ -70,6 +72,11 @@ MAX_HELD = 1024
 #: A dial for waiting Interests starts at least this long after the neighbour's previous dial
 #: ended: a flood of Interests dials a neighbour that refuses at most ten times a second.
 DIAL_NOW_SPACING = 0.1
+#: A dial made for waiting Interests that failed stands as the answer this long: an Interest for
+#: the same neighbour in that time is Nacked "no route" at once, not held for another dial. A
+#: ``ccn get`` sends a second Interest right after a "no route" (it asks again for the newest
+#: version a node on the way has seen), which dialled a neighbour that refuses twice per get.
+HELD_FAILURE_STANDS = 0.5
 
 
 @dataclass
@@ -94,6 +101,8 @@ class Neighbour:
     attempt: trio.Event = field(default_factory=trio.Event)
     #: When (trio time) the last dial succeeded or failed.
     attempted_at: float = float("-inf")
+    #: When (trio time) a dial made for waiting Interests last failed (see HELD_FAILURE_STANDS).
+    held_failed_at: float = float("-inf")
     _pause: trio.CancelScope | None = None
 
     def up(self, face: Face) -> None:
@@ -332,11 +341,14 @@ class Neighbours:
             return False
         prefixes = None
         down: list[Neighbour] = []
+        now = trio.current_time()
         for nb in self.table.values():
             if nb.face is None:
                 if prefixes is None:
                     prefixes = list(name.prefixes())
-                if any(p in nb.prefixes for p in prefixes):
+                # (a dial for waiting Interests that has just failed is the answer)
+                recent = now - nb.held_failed_at < HELD_FAILURE_STANDS
+                if not recent and any(p in nb.prefixes for p in prefixes):
                     down.append(nb)
         if not down:
             return False
@@ -364,6 +376,8 @@ class Neighbours:
                     await nb.dial_now().wait()
         finally:
             self._dialling.discard(key)
+        if nb.face is None:
+            nb.held_failed_at = trio.current_time()
         self._release(key, up=nb.face is not None)
 
     def _release(self, key: str, *, up: bool) -> None:

@@ -20,7 +20,7 @@ from ccn.faces.transport import dial
 from ccn.faces.uri import FaceUri
 from ccn.framing import frame
 from ccn.name import Name
-from ccn.neighbours import Neighbour
+from ccn.neighbours import HELD_FAILURE_STANDS, Neighbour
 from ccn.testing import free_port, node_in_process
 
 
@@ -194,8 +194,8 @@ async def test_with_nothing_listening_a_get_still_fails_at_once(
     # The neighbour refuses (each dial takes 0.3 s here): gets fail with "no route" once the
     # dial their Interests wait for fails, not after HOLD_WAIT (here 10 s). The Interests of
     # five gets share one dial, and their second Interests (fetch asks again for the newest
-    # version seen) one more. Beyond MAX_HELD waiting Interests, the next are Nacked at once,
-    # without a dial, and counted.
+    # version seen) take its failure as the answer: no second dial. Beyond MAX_HELD waiting
+    # Interests, the next are Nacked at once, without a dial, and counted.
     monkeypatch.setattr("ccn.neighbours.REDIAL_DELAY", 60.0)  # no redial but the gets'
     monkeypatch.setattr("ccn.neighbours.HOLD_WAIT", 10.0)
     dials: list[FaceUri] = []
@@ -222,11 +222,12 @@ async def test_with_nothing_listening_a_get_still_fails_at_once(
                 async with trio.open_nursery() as nursery:
                     for i in range(5):
                         nursery.start_soon(get, f"/far/{i}")
-            assert node.links.held == 10 and len(dials) == 3
+            assert node.links.held == 5 and len(dials) == 2  # the gets' dial, one only
+            await trio.sleep(HELD_FAILURE_STANDS)
             monkeypatch.setattr("ccn.neighbours.MAX_HELD", 0)
             with trio.fail_after(1):
                 await get("/far/x")
-            assert node.links.held == 10 and len(dials) == 3
+            assert node.links.held == 5 and len(dials) == 2
             assert (await client.status())["drops"]["held_overflow"] == 2
 
 
