@@ -6,7 +6,8 @@ connected its routes are in the FIB, and while it is down they are kept here (``
 shows them as down, with the last dial error). The node's stderr says when a neighbour goes down
 and when it is back. A neighbour that accepts the connection but sends what is not ccn (another
 packet format version: an older or newer ccn) is told once, shown as down with that reason, and
-dialled with the same back-off as one that refuses.
+dialled with the same back-off as one that refuses; its routes go back in only once a new
+connection has shown it speaks ccn (:meth:`Neighbours._run_once_heard`).
 
 An Interest the forwarder finds no route for, whose name is under a route of a neighbour that is
 down, does not get its "no route" Nack at once: the node dials that neighbour now, cutting its
@@ -34,6 +35,7 @@ once (the probe is its dial). Discovery's neighbours are ccn/discovery.py's.
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,11 +46,11 @@ import trio
 from ccn.errors import ConnectError
 from ccn.faces.base import Face
 from ccn.faces.transport import dial
-from ccn.faces.udp import UdpFace
+from ccn.faces.udp import PROBE, PROBE_LIFETIME_MS, UdpFace
 from ccn.faces.uri import FaceUri
 from ccn.mgmt import CommandFailed
 from ccn.name import Name
-from ccn.packet import Interest
+from ccn.packet import Interest, Packet
 
 if TYPE_CHECKING:
     from ccn.node import Node
@@ -196,9 +198,12 @@ class Neighbours:
             self._failed(nb, str(e))
             return False
         node._attach(face)
-        self._up(nb, face)
         try:
-            await face.run(node.receive)
+            if nb.incompatible:
+                await self._run_once_heard(nb, face)
+            else:
+                self._up(nb, face)
+                await face.run(node.receive)
         finally:
             nb.face = None
             node._detach(face)
@@ -208,6 +213,33 @@ class Neighbours:
             return False
         nb.incompatible = False
         return True
+
+    async def _run_once_heard(self, nb: Neighbour, face: Face) -> None:
+        """Carry ``face`` to a neighbour whose last connection closed on what was not ccn: its
+        routes go in only once it has sent a packet of ours (it is asked with a probe, which a
+        ccn node answers at once, docs/protocol.md §7) or stayed silent for
+        :data:`PROBE_WAIT`, not as soon as it accepts the connection. Else an Interest held for
+        its dial was sent to it and lost with the connection, and waited out its lifetime."""
+        node = self.node
+        heard = trio.Event()
+
+        def deliver(f: Face, packet: Packet) -> None:
+            heard.set()
+            node.receive(f, packet)
+
+        async def carry() -> None:
+            try:
+                await face.run(deliver)
+            finally:
+                heard.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(carry)
+            face.send(Interest(PROBE, secrets.randbits(32), PROBE_LIFETIME_MS, hop_limit=0))
+            with trio.move_on_after(PROBE_WAIT):
+                await heard.wait()
+            if not face.closed:
+                self._up(nb, face)
 
     def _incompatible(self, nb: Neighbour, why: str) -> None:
         """``nb`` accepted the connection, then sent what this node cannot decode: said once on

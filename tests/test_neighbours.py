@@ -269,3 +269,41 @@ async def test_a_neighbour_speaking_another_packet_format_is_told_once_and_backe
     assert err.count("does not speak") == 1
     assert f"ccn node: {error}; retrying in the background" in err
     assert "reachable again" not in err
+
+
+async def test_a_get_dials_a_neighbour_speaking_another_format_once_and_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A neighbour known to speak another packet format accepts each dial, then closes on its
+    # first packet. A get used to dial it twice (its second Interest had a dial of its own),
+    # and each dial "succeeded": the Interest held for it was sent into the connection and
+    # lost, and the get waited out every retry ("no answer", ~25 s). Now the node waits for a
+    # packet of ours (it probes) before the neighbour's routes go in: one dial, "no route".
+    monkeypatch.setattr("ccn.neighbours.REDIAL_DELAY", 60.0)  # no redial but the get's
+    future = msgpack.packb([2, 1, [b"x"], 1, 4000, 32, 0, None])
+    accepted = 0
+
+    async def newer_ccn(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(frame(future))
+            await stream.receive_some()  # until the node closes
+
+    port = free_port()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), newer_ccn, port)
+            routes = [(Name.parse("/far"), f"tcp://127.0.0.1:{port}")]
+            async with (
+                node_in_process(tmp_path, routes=routes) as (node, uri),
+                connect(uri) as client,
+            ):
+                with trio.fail_after(5):
+                    while not node.unreachable():  # its first packet closed the connection
+                        await trio.sleep(0.01)
+                assert accepted == 1
+                with trio.fail_after(3), pytest.raises(NoRoute, match="no route to /far/x"):
+                    await client.get("/far/x")
+                assert accepted == 2
+            nursery.cancel_scope.cancel()
