@@ -390,3 +390,59 @@ async def test_a_node_that_refuses_an_answer_says_so_downstream(home: Path, tmp_
             assert status["cs"]["entries"] == 0  # nothing of Mallory's was cached
     finally:
         await stop_all(nodes)
+
+
+async def test_a_refused_latest_falls_back_to_the_trusted_publishers_newest(
+    home: Path, tmp_path: Path
+) -> None:
+    """Only the user's trust file anchors /p (to Alice); node C has no anchors, and its first
+    next hop for /p is Mallory, who publishes /p/doc v1..v3 under his own key (Alice has v1
+    and v2). ``ccn get /p/doc`` used to fail on Mallory's v3 (C answered it again from its
+    CS at every retry); now the client tells C it refused that record, C refuses it from
+    Mallory and asks Alice, and the get takes Alice's v2 with a note naming the refusal."""
+    alice = generate_key("alice")
+    generate_key("mallory")
+    honest, forged = tmp_path / "honest.bin", tmp_path / "forged.bin"
+    honest.write_bytes(b"alice's talk\n" * 5000)
+    forged.write_bytes(b"mallory's talk\n" * 5000)
+    a_port, m_port = free_port(), free_port()
+    nodes: list[NodeProcess] = []
+    try:
+        with trio.fail_after(90):
+            a = await _node("A", tmp_path, "--listen", f"tcp://127.0.0.1:{a_port}")
+            nodes.append(a)
+            m = await _node("M", tmp_path, "--listen", f"tcp://127.0.0.1:{m_port}")
+            nodes.append(m)
+            for node, key, src, times in ((a, "alice", honest, 2), (m, "mallory", forged, 3)):
+                for _ in range(times):
+                    put = await _ccn_run(node, "put", "--key", key, str(src), "/p/doc")
+                    assert put.returncode == 0, put.stderr
+            c = await _node(
+                "C",
+                tmp_path,
+                "--route",
+                f"/p=tcp://127.0.0.1:{m_port}",
+                config='strategy = "best-route"\n',
+            )
+            nodes.append(c)
+            # Alice second: best-route asks Mallory first
+            added = await _ccn_run(
+                c, "route", "add", "/p", f"tcp://127.0.0.1:{a_port}", "--cost", "10"
+            )
+            assert added.returncode == 0, added.stderr
+            assert (await _ccn_run(c, "trust", "add", "/p", str(alice.public))).returncode == 0
+            got = await _ccn_run(c, "get", "/p/doc", "-o", str(tmp_path / "out"))
+            err = got.stderr.decode()
+            assert got.returncode == 0, err
+            assert (tmp_path / "out").read_bytes() == honest.read_bytes()
+            assert "/p/doc/v3 is signed by key" in err and "refused; /p/doc/v2 is the newest" in err
+            async with connect(c.uri) as client:
+                status = await client.status()
+            assert status["limits"]["refused_versions"] == 1
+            assert status["forwarder"]["refused"] >= 1  # Mallory's answer, refused from upstream
+            # and a user without the anchor is not held to it beyond the refused record
+            (home / "trust").unlink()
+            exact = await _ccn_run(c, "get", "/p/doc/v1", "-o", str(tmp_path / "v1"))
+            assert exact.returncode == 0, exact.stderr
+    finally:
+        await stop_all(nodes)
