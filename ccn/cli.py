@@ -26,7 +26,7 @@ import trio
 from ccn.client import Client, connect
 from ccn.config import ConfigError, NodeConfig, parse_route
 from ccn.defaults import default_socket, default_store
-from ccn.errors import CcnError, LocalError, VerificationError, os_error_text
+from ccn.errors import CcnError, LocalError, Refused, VerificationError, os_error_text
 from ccn.faces.uri import FaceUri
 from ccn.name import Name
 from ccn.ndn.names import is_typed, ndn_uri, shown
@@ -202,7 +202,7 @@ def cmd_get(args: argparse.Namespace) -> int:
             return 0
         try:
             return await ccn_body(client)
-        except UntrustedVersion:
+        except (UntrustedVersion, Refused):
             raise
         except VerificationError:
             # Not a ccn version: it may be NDN content (e.g. from an NDN producer), segmented.

@@ -27,6 +27,7 @@ from ccn.errors import (
     NoAnswer,
     NoRoute,
     NotFound,
+    Refused,
     RemoteError,
 )
 from ccn.faces.base import Face
@@ -71,6 +72,11 @@ def nack_error(nack: Nack, name: Name) -> CcnError:
         return NoRoute(f"no route to {what}")
     if reason == NackReason.NOT_FOUND:
         return NotFound(f"{what} not found")
+    if reason == NackReason.REFUSED:
+        return Refused(
+            f"{what}: the answer was refused by a node on the way: a version record that its "
+            "trust anchors reject (forged, or signed by a key not trusted for the name)"
+        )
     return NackError(f"{what}: network answered {reason.name.lower().replace('_', '-')}", reason)
 
 

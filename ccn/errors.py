@@ -107,6 +107,11 @@ class VerificationError(FetchError, RemoteError):
     """Received content does not match its id, hash or signature."""
 
 
+class Refused(VerificationError):
+    """A node on the way refused the answer (a ``refused`` Nack): a version record that its trust
+    anchors reject, a forgery or another publisher's version."""
+
+
 class ConnectError(CcnError):
     """Could not reach a node at the given address."""
 

@@ -29,12 +29,14 @@ from blake3 import blake3
 
 from ccn.client import Client, nack_error, new_nonce
 from ccn.errors import (
+    CcnError,
     FetchError,
     InvalidObject,
     LocalError,
     NoAnswer,
     NoRoute,
     NotFound,
+    Refused,
     VerificationError,
 )
 from ccn.filewriter import FileWriter
@@ -52,6 +54,7 @@ from ccn.store.objects import (
     decode,
     tree_content_hash,
 )
+from ccn.trust import UntrustedVersion
 
 MAX_WINDOW = 128
 INITIAL_WINDOW = 4
@@ -60,6 +63,12 @@ MAX_RTO = 8.0
 INITIAL_RTO = 1.0
 MAX_RETRIES = 8
 LATEST_FRESHNESS_RETRIES = 2
+#: A latest version the client's anchors refuse: how many times, and for how long (s) in all,
+#: it is asked for again past what was refused (see _past_refusals); how long the node is
+#: given to take the ``refuse`` command (a node answers commands at once).
+REFUSED_RETRIES = 3
+REFUSED_RETRY_TIME = 30.0
+REFUSE_TIMEOUT = 3.0
 
 #: ``progress(bytes_done, bytes_total)``
 Progress = Callable[[int, int], None]
@@ -72,11 +81,20 @@ async def resolve(client: Client, name: Name, *, newest_seen: bool = True) -> tu
     """Fetch and check the version record for ``name`` (``/n/vN``, or ``/n`` for the latest);
     with trust anchors on the client, its signature too (:class:`~ccn.trust.UntrustedVersion`).
     ``newest_seen``: when no producer of ``/n`` can be reached, take the newest version a node
-    on the way has seen (see :func:`_latest`)."""
+    on the way has seen (see :func:`_latest`). A latest version the client's anchors refuse is
+    asked for again past it (see :func:`_past_refusals`)."""
     if name.version is not None:
         data = await client.express(Interest(name, new_nonce()), retries=LATEST_FRESHNESS_RETRIES)
-    else:
-        data = await _latest(client, name, newest_seen)
+        return _checked(client, name, data)
+    data = await _latest(client, name, newest_seen)
+    try:
+        return _checked(client, name, data)
+    except UntrustedVersion as refused:
+        return await _past_refusals(client, name, newest_seen, data, refused)
+
+
+def _checked(client: Client, name: Name, data: Data) -> tuple[Name, Version]:
+    """The version record ``data`` that answered ``name``, checked (see :func:`resolve`)."""
     got = data.name
     if got.version is None:
         raise VerificationError(
@@ -104,6 +122,37 @@ async def resolve(client: Client, name: Name, *, newest_seen: bool = True) -> tu
     return got, version
 
 
+async def _past_refusals(
+    client: Client, name: Name, newest_seen: bool, data: Data, refused: UntrustedVersion
+) -> tuple[Name, Version]:
+    """The client's anchors refused ``data``, the latest version record of ``name`` it was
+    given (a rogue neighbour's higher version, signed by another key). Its node has no anchors
+    to refuse it, and answers it again from its CS: the client tells the node it refused it
+    (the ``refuse`` command, docs/protocol.md §6), so the node drops it from its CS and refuses
+    it from upstream as it refuses what its own anchors reject (another next hop is asked), and
+    asks for the latest version again. At most :data:`REFUSED_RETRIES` times, within
+    :data:`REFUSED_RETRY_TIME`; then (or if the node cannot be told: an older ccn, or a node not
+    on this host) the first refusal stands. What is taken instead comes with a note."""
+    with trio.move_on_after(REFUSED_RETRY_TIME):
+        for _attempt in range(REFUSED_RETRIES):
+            try:
+                await client.command(
+                    "refuse", {"name": str(data.name), "id": data.digest}, timeout=REFUSE_TIMEOUT
+                )
+                data = await _latest(client, name, newest_seen)
+                got, version = _checked(client, name, data)
+            except UntrustedVersion:
+                continue
+            except CcnError:
+                break
+            client.notes.append(
+                f"{refused}: refused; {got} is the newest version signed by a trusted key that "
+                "the network gave"
+            )
+            return got, version
+    raise refused
+
+
 async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
     """The latest version record of ``name``: from its producer (must-be-fresh), or, when no
     producer can be reached (no route, or no answer) and ``newest_seen``, the newest version a
@@ -111,7 +160,7 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
     fresh = Interest(name, new_nonce(), can_be_prefix=True, must_be_fresh=True)
     try:
         return await client.express(fresh, retries=LATEST_FRESHNESS_RETRIES)
-    except (NoRoute, NoAnswer) as unreachable:
+    except (NoRoute, NoAnswer, Refused) as unreachable:
         if not newest_seen:
             raise
         try:
@@ -120,7 +169,12 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
             raise unreachable from None
         if data.name.unversioned() != name or data.name.version is None:
             raise unreachable from None  # a longer name's version is not one of this name
-        why = "no answer in time" if isinstance(unreachable, NoAnswer) else str(unreachable)
+        if isinstance(unreachable, NoAnswer):
+            why = "no answer in time"
+        elif isinstance(unreachable, Refused):
+            why = "a node on the way refused the answer: its trust anchors reject it"
+        else:
+            why = str(unreachable)
         client.notes.append(
             f"no producer of {shown(name)} could be reached ({why}); {data.name} is the "
             "newest version a node on the way holds in full"

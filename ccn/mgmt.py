@@ -27,7 +27,7 @@ from ccn.keys import SigningKey
 from ccn.maintenance import Maintenance, Wanted, stoppable
 from ccn.mgmt_proto import MAX_REPLY_BYTES, encode_reply, parse_command
 from ccn.name import Name
-from ccn.packet import Data, Interest, Packet
+from ccn.packet import DIGEST_SIZE, Data, Interest, Packet
 from ccn.store.files import publish
 from ccn.store.gc import GRACE_S
 from ccn.store.objects import Version
@@ -114,6 +114,14 @@ class Management:
 
     async def cmd_status(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"status": self.node.status()}
+
+    async def cmd_refuse(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _name(params.get("name"))
+        vid = params.get("id")
+        if name.version is None or type(vid) is not bytes or len(vid) != DIGEST_SIZE:
+            raise CommandFailed("refuse needs a version's name (/n/vN) and its record's id")
+        self.node.refuse(name, vid)
+        return {}
 
     async def cmd_face_list(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"faces": self.node.status()["faces"]}

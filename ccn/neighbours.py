@@ -6,7 +6,8 @@ connected its routes are in the FIB, and while it is down they are kept here (``
 shows them as down, with the last dial error). The node's stderr says when a neighbour goes down
 and when it is back. A neighbour that accepts the connection but sends what is not ccn (another
 packet format version: an older or newer ccn) is told once, shown as down with that reason, and
-dialled with the same back-off as one that refuses.
+dialled with the same back-off as one that refuses; its routes go back in only once a new
+connection has shown it speaks ccn (:meth:`Neighbours._run_once_heard`).
 
 An Interest the forwarder finds no route for, whose name is under a route of a neighbour that is
 down, does not get its "no route" Nack at once: the node dials that neighbour now, cutting its
@@ -17,7 +18,9 @@ listens again, not after the rest of a back-off of up to 5 s, while a neighbour 
 connection still makes a request fail at once. Interests waiting for one neighbour share one
 dial, which starts at least :data:`DIAL_NOW_SPACING` after the neighbour's previous dial ended
 (a producer may be back a moment after a failed dial, so a recent failure is not taken as the
-answer); at most :data:`MAX_HELD` Interests wait at once (the next are Nacked at once, counted
+answer), except that a dial made for waiting Interests that failed is the answer for
+:data:`HELD_FAILURE_STANDS` (so one ``ccn get``, which asks twice, dials once); at most
+:data:`MAX_HELD` Interests wait at once (the next are Nacked at once, counted
 in ``drops.held_overflow``). The decision is made here, not in the sans-IO forwarder: the node
 sees the forwarder's "no route" (its ``no_route`` counter moved while it handled the Interest)
 and asks :meth:`Neighbours.hold` before the Nack goes out.
@@ -40,6 +43,7 @@ without a hello, so a second more would rarely bring it back (docs/lan.md).
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,11 +54,11 @@ import trio
 from ccn.errors import ConnectError
 from ccn.faces.base import Face
 from ccn.faces.transport import dial
-from ccn.faces.udp import UdpFace
+from ccn.faces.udp import PROBE, PROBE_LIFETIME_MS, UdpFace
 from ccn.faces.uri import FaceUri
 from ccn.mgmt import CommandFailed
 from ccn.name import Name
-from ccn.packet import Interest
+from ccn.packet import Interest, Packet
 
 if TYPE_CHECKING:
     from ccn.node import Node
@@ -85,6 +89,11 @@ MAX_HELD = 1024
 #: A dial for waiting Interests starts at least this long after the neighbour's previous dial
 #: ended: a flood of Interests dials a neighbour that refuses at most ten times a second.
 DIAL_NOW_SPACING = 0.1
+#: A dial made for waiting Interests that failed stands as the answer this long: an Interest for
+#: the same neighbour in that time is Nacked "no route" at once, not held for another dial. A
+#: ``ccn get`` sends a second Interest right after a "no route" (it asks again for the newest
+#: version a node on the way has seen), which dialled a neighbour that refuses twice per get.
+HELD_FAILURE_STANDS = 0.5
 
 
 @dataclass
@@ -109,6 +118,8 @@ class Neighbour:
     attempt: trio.Event = field(default_factory=trio.Event)
     #: When (trio time) the last dial succeeded or failed.
     attempted_at: float = float("-inf")
+    #: When (trio time) a dial made for waiting Interests last failed (see HELD_FAILURE_STANDS).
+    held_failed_at: float = float("-inf")
     _pause: trio.CancelScope | None = None
 
     def up(self, face: Face) -> None:
@@ -204,9 +215,12 @@ class Neighbours:
             self._failed(nb, str(e))
             return False
         node._attach(face)
-        self._up(nb, face)
         try:
-            await face.run(node.receive)
+            if nb.incompatible:
+                await self._run_once_heard(nb, face)
+            else:
+                self._up(nb, face)
+                await face.run(node.receive)
         finally:
             nb.face = None
             node._detach(face)
@@ -216,6 +230,33 @@ class Neighbours:
             return False
         nb.incompatible = False
         return True
+
+    async def _run_once_heard(self, nb: Neighbour, face: Face) -> None:
+        """Carry ``face`` to a neighbour whose last connection closed on what was not ccn: its
+        routes go in only once it has sent a packet of ours (it is asked with a probe, which a
+        ccn node answers at once, docs/protocol.md §7) or stayed silent for
+        :data:`PROBE_WAIT`, not as soon as it accepts the connection. Else an Interest held for
+        its dial was sent to it and lost with the connection, and waited out its lifetime."""
+        node = self.node
+        heard = trio.Event()
+
+        def deliver(f: Face, packet: Packet) -> None:
+            heard.set()
+            node.receive(f, packet)
+
+        async def carry() -> None:
+            try:
+                await face.run(deliver)
+            finally:
+                heard.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(carry)
+            face.send(Interest(PROBE, secrets.randbits(32), PROBE_LIFETIME_MS, hop_limit=0))
+            with trio.move_on_after(PROBE_WAIT):
+                await heard.wait()
+            if not face.closed:
+                self._up(nb, face)
 
     def _incompatible(self, nb: Neighbour, why: str) -> None:
         """``nb`` accepted the connection, then sent what this node cannot decode: said once on
@@ -384,11 +425,14 @@ class Neighbours:
             return False
         prefixes = None
         down: list[Neighbour] = []
+        now = trio.current_time()
         for nb in self.table.values():
             if nb.face is None:
                 if prefixes is None:
                     prefixes = list(name.prefixes())
-                if any(p in nb.prefixes for p in prefixes):
+                # (a dial for waiting Interests that has just failed is the answer)
+                recent = now - nb.held_failed_at < HELD_FAILURE_STANDS
+                if not recent and any(p in nb.prefixes for p in prefixes):
                     down.append(nb)
         if not down:
             return False
@@ -417,6 +461,8 @@ class Neighbours:
                     await nb.dial_now().wait()
         finally:
             self._dialling.discard(key)
+        if nb.face is None:
+            nb.held_failed_at = trio.current_time()
         self._release(key, up=nb.face is not None)
 
     def _release(self, key: str, *, up: bool) -> None:

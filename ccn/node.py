@@ -46,6 +46,7 @@ from ccn.framing import HEADER_SIZE
 from ccn.fw.actions import (
     Action,
     DataIn,
+    DataRefused,
     Event,
     FaceDown,
     FaceUp,
@@ -93,6 +94,10 @@ SAVE_BATCH_BYTES = 8 << 20
 #: walks at most this many objects (more: not answered so), and this many verdicts are kept.
 WHOLE_CHECK_MAX_OBJECTS = 100_000
 WHOLE_VERDICTS_KEPT = 1024
+#: Version records a local client refused (the ``refuse`` command): how many are kept, and for
+#: how long (s) this node refuses them too.
+REFUSED_KEPT = 1024
+REFUSED_FOR = 60.0
 
 
 def _children_of(raw: bytes) -> list[tuple[bytes, Kind]]:
@@ -181,6 +186,9 @@ class Node:
         self._attached_at: dict[int, float] = {}  # face id -> trio time it was attached
         #: Version records under these prefixes must be signed by their keys (ccn/trust.py).
         self.anchors = Anchors(Anchors.parse_line(t, sep="=") for t in config.trust)
+        #: Version records a local client's trust file refused (:meth:`refuse`): record id ->
+        #: trio time until which this node refuses them as it does what its anchors reject.
+        self.refused: OrderedDict[bytes, float] = OrderedDict()
         #: Drops on purpose, node-wide, including those of faces since closed (``status.drops``).
         self.drops = {
             "malformed": 0,
@@ -379,8 +387,12 @@ class Node:
                     return
             self.process(InterestIn(face.id, packet))
             return
-        if type(packet) is Data and self.anchors and not self._trusted(packet):
+        if type(packet) is Data and (self.anchors or self.refused) and not self._trusted(packet):
+            # Refused, not just dropped: the Interests it answers hear "refused" from this
+            # upstream (another next hop is tried, or the consumer is told why) instead of
+            # waiting out their lifetime as if nothing had come.
             self.drops["untrusted"] += 1
+            self.process(DataRefused(face.id, packet))
             return
         self._dispatch_in(face.id, packet)
 
@@ -389,7 +401,11 @@ class Node:
         by a key of that prefix, for exactly the name it came under: such Data is dropped before
         the forwarder sees it, so it is neither cached nor forwarded."""
         name = data.name
-        if name.version is None or self.anchors.covering(name) is None:
+        if name.version is None:
+            return True
+        if self.refused and self._refused_now(data.digest):
+            return False
+        if self.anchors.covering(name) is None:
             return True
         version = _version_record(data)
         if version is None:
@@ -397,6 +413,32 @@ class Node:
         try:
             self.anchors.check(version)
         except UntrustedVersion:
+            return False
+        return True
+
+    def refuse(self, name: Name, vid: bytes) -> None:
+        """A local client refused the version record ``vid`` it got for ``name`` (``/n/vN``):
+        its trust file rejects it. For :data:`REFUSED_FOR` this node refuses it as it refuses
+        what its own anchors reject (the Interests it answers take it as a ``refused`` Nack from
+        its upstream, which lets the strategy ask another next hop), and no longer answers with
+        it from the CS or the versions it has seen; so the client's next request for the latest
+        version gets past it. At most :data:`REFUSED_KEPT` are kept, the oldest go first."""
+        refused = self.refused
+        refused[vid] = trio.current_time() + REFUSED_FOR
+        refused.move_to_end(vid)
+        while len(refused) > REFUSED_KEPT:
+            refused.popitem(last=False)
+        cs = self.forwarder.cs
+        cached = cs.get_by_digest(vid)
+        if cached is not None and cached.name == name:
+            cs.erase(name)
+
+    def _refused_now(self, vid: bytes) -> bool:
+        until = self.refused.get(vid)
+        if until is None:
+            return False
+        if until <= trio.current_time():
+            del self.refused[vid]
             return False
         return True
 
@@ -572,6 +614,8 @@ class Node:
         # it did not pass receive()'s check on its way in.
         anchored = bool(self.anchors) and self.anchors.covering(name) is not None
         for number, vid in candidates:
+            if self.refused and self._refused_now(vid):
+                continue
             raw = self._copy_of(vid)
             if raw is None:
                 continue
@@ -821,6 +865,8 @@ class Node:
             },
             "cache": self.cache.status()
             | {"versions": len(self.seen), "versions_write_errors": self.seen.write_errors},
+            # version records a local client refused (the `refuse` command), refused for now
+            "refused_versions": len(self.refused),
             "drops": self._drops(),
             "limits": self.limits(),
             "discovery": None if self.discovery is None else self.discovery.status(),
@@ -922,5 +968,6 @@ class Node:
             "cache_bytes": c.cache_bytes,
             "seen_versions": self.seen.max_entries,
             "trust_anchors": len(self.anchors),
+            "refused_versions": REFUSED_KEPT,
             "held_interests_max": MAX_HELD,
         }

@@ -35,6 +35,9 @@ class NackReason(enum.IntEnum):
     TOO_LARGE = 5
     MALFORMED = 6
     NOT_FOUND = 7
+    #: An answer came, but a node on the way refused it: a version record its trust anchors
+    #: reject (ccn/trust.py). Added after the first release: an older node drops it as malformed.
+    REFUSED = 8
 
 
 def _check_uint(label: str, value: object, maximum: int) -> None:

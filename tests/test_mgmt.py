@@ -92,6 +92,10 @@ async def test_parameter_errors_name_the_parameter(tmp_path: Path) -> None:
         ("gc", {"grace": -1}, "grace must be a number of seconds >= 0"),
         ("gc", {"grace": "1h"}, "grace must be a number of seconds >= 0"),
         ("unpin", {"name": "/never/pinned"}, "/never/pinned is not pinned"),
+        ("refuse", {"name": "/p/v1"}, "refuse needs a version's name (/n/vN) and its record's id"),
+        ("refuse", {"name": "/p", "id": bytes(32)}, "refuse needs a version's name"),
+        ("refuse", {"name": "/p/v1", "id": bytes(31)}, "refuse needs a version's name"),
+        ("refuse", {"name": "/p/v1", "id": "00" * 32}, "refuse needs a version's name"),
     ]
     async with node_in_process(tmp_path / "n") as (_node, uri), connect(uri) as client:
         with trio.fail_after(30):

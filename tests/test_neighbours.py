@@ -23,7 +23,7 @@ from ccn.faces.udp import PROBE
 from ccn.faces.uri import FaceUri
 from ccn.framing import frame
 from ccn.name import Name
-from ccn.neighbours import Neighbour
+from ccn.neighbours import HELD_FAILURE_STANDS, Neighbour
 from ccn.packet import Interest, Nack, NackReason
 from ccn.testing import free_port, node_in_process
 
@@ -198,8 +198,8 @@ async def test_with_nothing_listening_a_get_still_fails_at_once(
     # The neighbour refuses (each dial takes 0.3 s here): gets fail with "no route" once the
     # dial their Interests wait for fails, not after HOLD_WAIT (here 10 s). The Interests of
     # five gets share one dial, and their second Interests (fetch asks again for the newest
-    # version seen) one more. Beyond MAX_HELD waiting Interests, the next are Nacked at once,
-    # without a dial, and counted.
+    # version seen) take its failure as the answer: no second dial. Beyond MAX_HELD waiting
+    # Interests, the next are Nacked at once, without a dial, and counted.
     monkeypatch.setattr("ccn.neighbours.REDIAL_DELAY", 60.0)  # no redial but the gets'
     monkeypatch.setattr("ccn.neighbours.HOLD_WAIT", 10.0)
     dials: list[FaceUri] = []
@@ -226,11 +226,12 @@ async def test_with_nothing_listening_a_get_still_fails_at_once(
                 async with trio.open_nursery() as nursery:
                     for i in range(5):
                         nursery.start_soon(get, f"/far/{i}")
-            assert node.links.held == 10 and len(dials) == 3
+            assert node.links.held == 5 and len(dials) == 2  # the gets' dial, one only
+            await trio.sleep(HELD_FAILURE_STANDS)
             monkeypatch.setattr("ccn.neighbours.MAX_HELD", 0)
             with trio.fail_after(1):
                 await get("/far/x")
-            assert node.links.held == 10 and len(dials) == 3
+            assert node.links.held == 5 and len(dials) == 2
             # each Interest counted once: held then Nacked, or Nacked at once (2)
             counters = node.forwarder.counters
             assert counters.no_route == counters.out_nacks == 12
@@ -484,3 +485,41 @@ async def test_a_held_interest_is_counted_once_and_dropped_when_its_lifetime_end
                 }
                 assert moved.get("no_route", 0) == moved.get("out_nacks", 0) == 0
                 assert moved.get("cs_misses", 0) == 2
+
+
+async def test_a_get_dials_a_neighbour_speaking_another_format_once_and_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A neighbour known to speak another packet format accepts each dial, then closes on its
+    # first packet. A get used to dial it twice (its second Interest had a dial of its own),
+    # and each dial "succeeded": the Interest held for it was sent into the connection and
+    # lost, and the get waited out every retry ("no answer", ~25 s). Now the node waits for a
+    # packet of ours (it probes) before the neighbour's routes go in: one dial, "no route".
+    monkeypatch.setattr("ccn.neighbours.REDIAL_DELAY", 60.0)  # no redial but the get's
+    future = msgpack.packb([2, 1, [b"x"], 1, 4000, 32, 0, None])
+    accepted = 0
+
+    async def newer_ccn(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(frame(future))
+            await stream.receive_some()  # until the node closes
+
+    port = free_port()
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), newer_ccn, port)
+            routes = [(Name.parse("/far"), f"tcp://127.0.0.1:{port}")]
+            async with (
+                node_in_process(tmp_path, routes=routes) as (node, uri),
+                connect(uri) as client,
+            ):
+                with trio.fail_after(5):
+                    while not node.unreachable():  # its first packet closed the connection
+                        await trio.sleep(0.01)
+                assert accepted == 1
+                with trio.fail_after(3), pytest.raises(NoRoute, match="no route to /far/x"):
+                    await client.get("/far/x")
+                assert accepted == 2
+            nursery.cancel_scope.cancel()

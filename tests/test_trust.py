@@ -3,6 +3,8 @@ and verified get, a node dropping forgeries."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,11 +15,12 @@ import trio
 from ccn.cli import main
 from ccn.client import connect
 from ccn.errors import NoRoute, VerificationError
+from ccn.fetch import LATEST_FRESHNESS_RETRIES
 from ccn.keys import SigningKey, generate_key, key_path, load_key, short_id
 from ccn.name import Name
-from ccn.packet import Data, Interest
+from ccn.packet import Data, Interest, Nack, NackReason
 from ccn.store.objects import Version, encode
-from ccn.testing import node_in_process
+from ccn.testing import NodeProcess, free_port, node_in_process, stop_all, wait_ready
 from ccn.trust import Anchors, TrustFileError, UntrustedVersion
 
 # -- anchors ---------------------------------------------------------------------------------
@@ -190,9 +193,11 @@ async def test_node_anchor_drops_forged_versions(
             forged = replace(good, size=99)
             unsigned = version("/f/doc", 2)
             pit = node.forwarder.pit
-            for record, ok in ((forged, False), (unsigned, False), (good, True)):
+            for nonce, (record, ok) in enumerate(
+                ((forged, False), (unsigned, False), (good, True))
+            ):
                 name = record.full_name
-                interest = Interest(name, 7 + record.number)
+                interest = Interest(name, nonce)  # a nonce each: a Nacked one is a dead nonce
                 got: list[object] = []
                 untrusted = node.drops["untrusted"]
                 consumer.send(interest, got.append)
@@ -207,8 +212,16 @@ async def test_node_anchor_drops_forged_versions(
                 await _until(forwarded)  # the answer is not unsolicited
                 fake.face.send(Data(name, encode(record), 1000))
                 await _until(handled)  # delivered, or dropped as untrusted
-                assert bool(got) is ok, name
-                consumer.forget(Interest(name, 7 + record.number))
+
+                def answered(got: list[object] = got) -> bool:
+                    return bool(got)
+
+                await _until(answered)  # and then Nacked "refused"
+                (answer,) = got
+                assert (type(answer) is Data) is ok, name
+                if not ok:
+                    assert type(answer) is Nack and answer.reason is NackReason.REFUSED
+                consumer.forget(interest)
             status = node.status()
             assert status["drops"]["untrusted"] == 2
             cs = node.forwarder.cs
@@ -306,3 +319,131 @@ def test_trust_adds_at_the_same_time_keep_every_anchor(
     monkeypatch.undo()
     monkeypatch.setenv("CCN_HOME", str(tmp_path / "home"))
     assert sorted(str(p) for p, _k in Anchors.load()) == ["/p0", "/p1", "/p2", "/p3"]
+
+
+# -- refusals, with real node processes ------------------------------------------------------
+
+
+def _ccn(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ccn", *args]
+
+
+async def _node(label: str, work: Path, *args: str, config: str = "") -> NodeProcess:
+    cmd = _ccn("node", "--no-discovery", "--store", str(work / label))
+    cmd += ["--listen", f"unix://{work}/{label}.sock", *args]
+    if config:
+        (work / f"{label}.toml").write_text(config)
+        cmd += ["--config", str(work / f"{label}.toml")]
+    log = open(work / f"{label}.log", "wb")  # noqa: SIM115 - owned by the child
+    proc = await trio.lowlevel.open_process(cmd, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    node = NodeProcess(label, f"unix://{work}/{label}.sock", proc)
+    await wait_ready(node, work)
+    return node
+
+
+async def _ccn_run(node: NodeProcess, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return await trio.run_process(
+        _ccn("--node", node.uri, *args), capture_stdout=True, capture_stderr=True, check=False
+    )
+
+
+async def test_a_node_that_refuses_an_answer_says_so_downstream(home: Path, tmp_path: Path) -> None:
+    """Node C trusts Alice for /p and its only route for /p is Mallory, who publishes /p/doc
+    under his own key. C refuses Mallory's version record and answers its consumer with a
+    "refused" Nack at once: ``ccn get`` says the answer was refused (one line, exit 1), not
+    "no answer in time" after its retries; nothing is cached or delivered."""
+    alice = generate_key("alice")
+    generate_key("mallory")
+    src = tmp_path / "forged.bin"
+    src.write_bytes(b"mallory's talk\n" * 5000)
+    port = free_port()
+    nodes: list[NodeProcess] = []
+    try:
+        with trio.fail_after(60):
+            m = await _node("M", tmp_path, "--listen", f"tcp://127.0.0.1:{port}")
+            nodes.append(m)
+            c = await _node(
+                "C",
+                tmp_path,
+                "--route",
+                f"/p=tcp://127.0.0.1:{port}",
+                config=f'trust = ["/p={alice.public}"]\n',
+            )
+            nodes.append(c)
+            put = await _ccn_run(m, "put", "--key", "mallory", str(src), "/p/doc")
+            assert put.returncode == 0, put.stderr
+            for name in ("/p/doc", "/p/doc/v1"):
+                # at most one retransmission's wait: the Nack comes at once, a timeout does not
+                with trio.fail_after(LATEST_FRESHNESS_RETRIES * 4 + 2):
+                    got = await _ccn_run(c, "get", name, "-o", str(tmp_path / "out"))
+                err = got.stderr.decode()
+                assert got.returncode == 1, err
+                assert err.count("\n") == 1, err
+                assert err.startswith(f"ccn: error: {name}: the answer was refused by a node"), err
+                assert "trust anchors reject" in err and "no answer" not in err
+                assert not (tmp_path / "out").exists()
+            async with connect(c.uri) as client:
+                status = await client.status()
+            assert status["drops"]["untrusted"] >= 2
+            assert status["forwarder"]["refused"] >= 2
+            assert status["cs"]["entries"] == 0  # nothing of Mallory's was cached
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_refused_latest_falls_back_to_the_trusted_publishers_newest(
+    home: Path, tmp_path: Path
+) -> None:
+    """Only the user's trust file anchors /p (to Alice); node C has no anchors, and its first
+    next hop for /p is Mallory, who publishes /p/doc v1..v3 under his own key (Alice has v1
+    and v2). ``ccn get /p/doc`` used to fail on Mallory's v3 (C answered it again from its
+    CS at every retry); now the client tells C it refused that record, C refuses it from
+    Mallory and asks Alice, and the get takes Alice's v2 with a note naming the refusal."""
+    alice = generate_key("alice")
+    generate_key("mallory")
+    honest, forged = tmp_path / "honest.bin", tmp_path / "forged.bin"
+    honest.write_bytes(b"alice's talk\n" * 5000)
+    forged.write_bytes(b"mallory's talk\n" * 5000)
+    a_port, m_port = free_port(), free_port()
+    nodes: list[NodeProcess] = []
+    try:
+        with trio.fail_after(90):
+            a = await _node("A", tmp_path, "--listen", f"tcp://127.0.0.1:{a_port}")
+            nodes.append(a)
+            m = await _node("M", tmp_path, "--listen", f"tcp://127.0.0.1:{m_port}")
+            nodes.append(m)
+            for node, key, src, times in ((a, "alice", honest, 2), (m, "mallory", forged, 3)):
+                for _ in range(times):
+                    put = await _ccn_run(node, "put", "--key", key, str(src), "/p/doc")
+                    assert put.returncode == 0, put.stderr
+            c = await _node(
+                "C",
+                tmp_path,
+                "--route",
+                f"/p=tcp://127.0.0.1:{m_port}",
+                config='strategy = "best-route"\n',
+            )
+            nodes.append(c)
+            # Alice second: best-route asks Mallory first
+            added = await _ccn_run(
+                c, "route", "add", "/p", f"tcp://127.0.0.1:{a_port}", "--cost", "10"
+            )
+            assert added.returncode == 0, added.stderr
+            assert (await _ccn_run(c, "trust", "add", "/p", str(alice.public))).returncode == 0
+            got = await _ccn_run(c, "get", "/p/doc", "-o", str(tmp_path / "out"))
+            err = got.stderr.decode()
+            assert got.returncode == 0, err
+            assert (tmp_path / "out").read_bytes() == honest.read_bytes()
+            assert "/p/doc/v3 is signed by key" in err and "refused; /p/doc/v2 is the newest" in err
+            async with connect(c.uri) as client:
+                status = await client.status()
+            assert status["refused_versions"] == 1
+            assert status["limits"]["refused_versions"] == 1024
+            assert status["forwarder"]["refused"] >= 1  # Mallory's answer, refused from upstream
+            # and a user without the anchor is not held to it beyond the refused record
+            (home / "trust").unlink()
+            exact = await _ccn_run(c, "get", "/p/doc/v1", "-o", str(tmp_path / "v1"))
+            assert exact.returncode == 0, exact.stderr
+    finally:
+        await stop_all(nodes)

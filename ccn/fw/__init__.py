@@ -6,6 +6,7 @@ Pure: nothing here imports trio, reads a clock, opens a socket or touches the di
 from ccn.fw.actions import (
     Action,
     DataIn,
+    DataRefused,
     Event,
     FaceDown,
     FaceUp,
@@ -27,6 +28,7 @@ __all__ = [
     "BestRoute",
     "Counters",
     "DataIn",
+    "DataRefused",
     "Event",
     "FaceDown",
     "FaceUp",

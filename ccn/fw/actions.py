@@ -63,11 +63,21 @@ class NackIn:
 
 
 @dataclass(frozen=True, slots=True)
+class DataRefused:
+    """``data`` came from upstream ``face_id`` and the node refused it (a version record its
+    trust anchors reject): the entries it would satisfy that were sent to ``face_id`` take it
+    as a ``refused`` Nack from that face. Nothing is cached or forwarded."""
+
+    face_id: int
+    data: Data
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time has passed: handle timers due at ``now`` (the node sends one at ``next_deadline()``)."""
 
 
-Event = FaceUp | FaceDown | InterestIn | DataIn | NackIn | Tick
+Event = FaceUp | FaceDown | InterestIn | DataIn | NackIn | DataRefused | Tick
 
 # -- actions ----------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from ccn.errors import LocalError
 from ccn.fw.actions import (
     Action,
     DataIn,
+    DataRefused,
     Event,
     FaceDown,
     FaceUp,
@@ -46,7 +47,7 @@ from ccn.tables.cs import ContentStore
 from ccn.tables.dnl import DeadNonceList
 from ccn.tables.fib import Fib, NextHop
 from ccn.tables.nametree import NameTree
-from ccn.tables.pit import Pit, PitEntry
+from ccn.tables.pit import OutRecord, Pit, PitEntry
 
 _LOCALHOST = b"localhost"
 _LOCALHOP = b"localhop"
@@ -59,6 +60,9 @@ NACK_SEVERITY: tuple[NackReason, ...] = (
     NackReason.CONGESTION,
     NackReason.DUPLICATE,
     NackReason.HOP_LIMIT,
+    # Above no-route: an upstream that answered with what a node refused says more about the
+    # name (a forgery on the way) than one that had no route.
+    NackReason.REFUSED,
     NackReason.NO_ROUTE,
     NackReason.NOT_FOUND,
     NackReason.TOO_LARGE,
@@ -114,6 +118,8 @@ class Counters:
     scope_violations: int = 0
     expired: int = 0
     satisfied: int = 0
+    #: Answers the node refused (DataRefused) that matched Interests sent to their face
+    refused: int = 0
     nacks_unmatched: int = 0
     unknown_face: int = 0
     #: Interests a strategy re-sent to another upstream after its retry timer fired
@@ -157,6 +163,8 @@ class Forwarder:
             self._incoming_data(event.face_id, event.data, now, out)
         elif type(event) is NackIn:
             self._incoming_nack(event.face_id, event.nack, now, out)
+        elif type(event) is DataRefused:
+            self._data_refused(event.face_id, event.data, now, out)
         elif type(event) is Tick:
             self._on_tick(now, out)
         elif type(event) is FaceUp:
@@ -602,11 +610,39 @@ class Forwarder:
         if entry is None or out_rec is None or out_rec.nonce != nack.interest.nonce:
             counters.nacks_unmatched += 1
             return
-        out_rec.nack_reason = nack.reason
+        self._nacked(entry, face_id, out_rec, nack.reason, now, out)
+
+    def _data_refused(self, face_id: int, data: Data, now: float, out: list[Action]) -> None:
+        """The node refused ``data`` from upstream ``face_id``: every entry it would satisfy
+        that was sent there takes it as that upstream's ``refused`` Nack (another next hop is
+        tried, or downstream hears why). Entries not sent there, or already Nacked by it, are
+        left alone, so a peer's unsolicited forgeries make no Nacks."""
+        if face_id not in self._faces:
+            self.counters.unknown_face += 1
+            return
+        for entry in self.pit.match_data(data):
+            out_rec = entry.out_records.get(face_id)
+            if out_rec is None or out_rec.nack_reason is not None:
+                continue
+            self.counters.refused += 1
+            self._nacked(entry, face_id, out_rec, NackReason.REFUSED, now, out)
+
+    def _nacked(
+        self,
+        entry: PitEntry,
+        face_id: int,
+        out_rec: OutRecord,
+        reason: NackReason,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        """Upstream ``face_id`` Nacked ``entry`` (or its answer was refused): retry elsewhere,
+        or, once every upstream has, Nack downstream with the least severe reason."""
+        out_rec.nack_reason = reason
         interest = entry.interest
         strategy = self._strategy_choice(entry.name)[1]
         nexthops, _ = self._eligible_nexthops(entry, interest, self._ingress_local(entry))
-        retries = strategy.after_receive_nack(entry, face_id, nack.reason, nexthops, now)
+        retries = strategy.after_receive_nack(entry, face_id, reason, nexthops, now)
         for upstream in retries:
             self._outgoing_interest(entry, upstream, interest, now, out, strategy)
         if retries or not entry.all_out_records_nacked():
@@ -616,10 +652,10 @@ class Forwarder:
         # name wins ("not found" from the producer, not "duplicate" from a neighbour that
         # also asked it).
         informative = [r for r in reasons if r is not NackReason.DUPLICATE] or reasons
-        reason = min(informative, key=_SEVERITY.__getitem__)
+        told = min(informative, key=_SEVERITY.__getitem__)
         for f, rec in entry.in_records.items():
             if rec.expiry > now:
-                self._outgoing_nack(f, rec.interest, reason, out)
+                self._outgoing_nack(f, rec.interest, told, out)
         self.pit.remove(entry)
         self._interest_finalize(entry, now, expired=False)
 

@@ -11,6 +11,7 @@ from ccn.errors import LocalError
 from ccn.fw.actions import (
     Action,
     DataIn,
+    DataRefused,
     FaceDown,
     FaceUp,
     InterestIn,
@@ -355,6 +356,36 @@ def test_a_duplicate_nack_gives_way_to_what_another_path_said(other: NackReason 
     assert nack(fw, UPSTREAM, fwd(I1), other or NackReason.DUPLICATE) == []
     assert nack(fw, UPSTREAM2, fwd(I1), NackReason.DUPLICATE) == [
         SendNack(CONSUMER, Nack(I1, other or NackReason.DUPLICATE))
+    ]
+
+
+def test_a_refused_answer_is_that_upstreams_nack() -> None:
+    """Data the node refused (DataRefused) counts as a "refused" Nack from the face it came
+    from: best-route tries the next hop at once; once no hop is left, downstream hears
+    "refused". Nothing is cached. An answer no Interest was sent to that face for (a peer's
+    unsolicited forgery) makes no Nack at all."""
+    fw = make({"/a": [UPSTREAM, UPSTREAM2]})
+    refused = Data(N("/a/b"), b"forged")
+    assert fw.handle(DataRefused(UPSTREAM2, refused), 0.0) == []  # nothing pending: nothing
+    interest(fw, CONSUMER, I1)
+    assert fw.handle(DataRefused(UPSTREAM2, refused), 0.0) == []  # not sent there
+    [retry] = fw.handle(DataRefused(UPSTREAM, refused), 0.0)
+    assert type(retry) is SendInterest and retry.face_id == UPSTREAM2
+    assert fw.handle(DataRefused(UPSTREAM, refused), 0.0) == []  # Nacked by it already
+    assert fw.handle(DataRefused(UPSTREAM2, refused), 0.0) == [
+        SendNack(CONSUMER, Nack(I1, NackReason.REFUSED))
+    ]
+    assert len(fw.pit) == 0 and len(fw.cs) == 0
+    assert fw.counters.refused == 2 and fw.counters.out_data == 0
+
+
+def test_refused_tells_more_than_no_route() -> None:
+    fw = make({"/a": [UPSTREAM, UPSTREAM2]})
+    fw.set_strategy(N("/a"), "multicast")
+    interest(fw, CONSUMER, I1)
+    assert nack(fw, UPSTREAM, fwd(I1), NackReason.NO_ROUTE) == []
+    assert fw.handle(DataRefused(UPSTREAM2, Data(N("/a/b"), b"x")), 0.0) == [
+        SendNack(CONSUMER, Nack(I1, NackReason.REFUSED))
     ]
 
 
