@@ -21,17 +21,18 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import trio
-
-from ccn.client import Client, connect
-from ccn.config import ConfigError, NodeConfig, parse_route
 from ccn.defaults import default_socket, default_store
 from ccn.errors import CcnError, LocalError, Refused, VerificationError, os_error_text
-from ccn.faces.uri import FaceUri
 from ccn.name import Name
-from ccn.ndn.names import is_typed, ndn_uri, shown
 
+# trio, the client, the node, the store, keys (cryptography) and the NDN layer are imported by
+# the commands that use them, not here: every ccn command pays for what this module loads.
+# trio and the client are most of the start-up of a command that talks to a node, and --help,
+# a usage mistake, key and trust need neither. tests/test_cli.py checks what each path loads.
 if TYPE_CHECKING:
+    import trio
+
+    from ccn.client import Client
     from ccn.trust import Anchors
 
 # -- output helpers --------------------------------------------------------------------------
@@ -42,6 +43,8 @@ def _named(text: str) -> str:
     components (a prefix an NDN app registered), else as it came (see ccn.ndn.names.shown)."""
     if "~" not in text:  # every typed component starts with it: the node's text it is
         return text
+    from ccn.ndn.names import shown
+
     try:
         return shown(Name.parse(text))
     except CcnError:
@@ -88,7 +91,9 @@ class _Terminated(BaseException):
     """SIGTERM arrived: the command stops through its cleanup (exit 143)."""
 
 
-async def _on_signals(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def _on_signals(*, task_status: trio.TaskStatus[None]) -> None:
+    import trio
+
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         task_status.started()
         async for sig in signals:
@@ -103,6 +108,8 @@ async def _stopped_by_signals(work: Callable[[], Awaitable[int]]) -> int:
     with them left behind. Both arrive here, in a task of their own, rather than as an
     exception wherever the program happens to be (which could leave a task made and never
     started). Only the main thread may handle signals (tests call main() from others)."""
+    import trio
+
     async with trio.open_nursery() as nursery:
         if threading.current_thread() is threading.main_thread():
             await nursery.start(_on_signals)
@@ -111,7 +118,17 @@ async def _stopped_by_signals(work: Callable[[], Awaitable[int]]) -> int:
         return code
 
 
+def _on_node(args: argparse.Namespace, body: Callable[[Client], Awaitable[int]]) -> int:
+    """Run ``body`` with a client of the node ``--node`` names, until it ends or a signal
+    stops it."""
+    import trio
+
+    return trio.run(_with_client, args, body)
+
+
 async def _with_client(args: argparse.Namespace, body: Callable[[Client], Awaitable[int]]) -> int:
+    from ccn.client import connect
+
     if args.node == "":
         raise LocalError("--node needs an address: tcp://HOST:PORT or unix:///PATH")
 
@@ -161,11 +178,12 @@ def cmd_put(args: argparse.Namespace) -> int:
         print(f"{reply['name']} {reply['id']}")
         return 0
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def cmd_get(args: argparse.Namespace) -> int:
     from ccn.fetch import fetch_to_stream, fetch_version
+    from ccn.ndn.names import is_typed, ndn_uri, shown
 
     name = Name.parse(args.name)
     out = args.output
@@ -189,17 +207,17 @@ def cmd_get(args: argparse.Namespace) -> int:
     anchors = Anchors.load()
 
     async def body(client: Client) -> int:
-        from ccn.ndngw import is_ndn_content
-
         client.trust = anchors
         # An NDN producer answers /n/v=N only with longer names (/n/v=N/seg=0), never the exact
         # Interest a ccn version is asked for by: a version written the NDN way (v=N) is asked
         # the NDN way first. Written vN it is not: that would cost every ccn fetch of a version
         # a round trip more, and one with no answer the probe's timeout more.
         ndn_spelled = any(part.startswith("v=") for part in args.name.split("/"))
-        probe = ndn_spelled and name.version is not None and await is_ndn_content(client, name)
-        if probe and await ndn_body(client):
-            return 0
+        if ndn_spelled and name.version is not None:
+            from ccn.ndngw import is_ndn_content  # the NDN gateway: loaded for NDN names only
+
+            if await is_ndn_content(client, name) and await ndn_body(client):
+                return 0
         try:
             return await ccn_body(client)
         except (UntrustedVersion, Refused):
@@ -246,7 +264,7 @@ def cmd_get(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def _check_output(dest: Path) -> None:
@@ -331,7 +349,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             print(f"... and {total - len(names):,} more names (ccn ls PREFIX lists fewer)")
         return 0
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def _show(args: argparse.Namespace, value: Any, as_text: Callable[[Any], None]) -> int:
@@ -347,14 +365,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     async def body(client: Client) -> int:
         return _show(args, await client.status(), _print_status)
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def cmd_face(args: argparse.Namespace) -> int:
     async def body(client: Client) -> int:
         return _show(args, await client.faces(), _print_faces)
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def _print_faces(faces: list[dict[str, Any]]) -> None:
@@ -473,7 +491,7 @@ def cmd_log(args: argparse.Namespace) -> int:
             print(f"v{v['number']}  {when}Z  {size}  {v['id']}{signed}  previous {prev}{pin}")
         return 0
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def _signers() -> dict[str, str]:
@@ -518,7 +536,7 @@ def cmd_pin(args: argparse.Namespace) -> int:
             print(f"unpinned {name}" + (f" ({n} pins)" if n > 1 else ""))
         return 0
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def cmd_pins(args: argparse.Namespace) -> int:
@@ -529,7 +547,7 @@ def cmd_pins(args: argparse.Namespace) -> int:
             print(f"{_named(p['name'])}  {which}{where}")
         return 0
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -552,7 +570,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
@@ -571,7 +589,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         )
         return 1 if r["unrepaired"] else 0
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def _route_text(entry: dict[str, Any]) -> str:
@@ -623,10 +641,14 @@ def cmd_route(args: argparse.Namespace) -> int:
                 print(f"{_named(d['prefix'])}  {_down_text(d)}")
         return 0
 
-    return trio.run(_with_client, args, body)
+    return _on_node(args, body)
 
 
 def cmd_node(args: argparse.Namespace) -> int:
+    import trio
+
+    from ccn.config import ConfigError, NodeConfig, parse_route
+    from ccn.faces.uri import FaceUri
     from ccn.node import Node
 
     # The cache tier writes on a worker thread; hand the GIL back to the event loop sooner
@@ -679,6 +701,8 @@ def cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import trio
+
     from ccn.demo import run_demo
 
     if args.size_mib < 1:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -119,6 +118,8 @@ class NodeConfig:
 
     @classmethod
     def from_file(cls, path: Path) -> NodeConfig:
+        import tomllib  # only a node given --config reads TOML (every node loads this module)
+
         try:
             raw = tomllib.loads(path.read_text())
         except OSError as e:

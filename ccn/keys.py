@@ -19,16 +19,19 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from blake3 import blake3
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ccn.defaults import ccn_home
 from ccn.errors import LocalError
 from ccn.store.objects import Version
+
+# cryptography is imported where a key is made, read, signs or verifies, not here: parsing a
+# public key and its id need none of it, and ``ccn get`` (the trust file) and the node (its
+# config) parse keys whether or not they verify anything; cryptography takes tens of ms to load.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 PUBLIC_PREFIX: Final = "ed25519:"
 PUBLIC_SIZE: Final = 32
@@ -91,6 +94,9 @@ class PublicKey:
         """True if ``version`` is signed by this key (publisher = this key's id, good signature)."""
         if version.publisher != self.id or version.signature is None:
             return False
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         try:
             Ed25519PublicKey.from_public_bytes(self.raw).verify(
                 version.signature, version.signing_bytes()
@@ -104,6 +110,8 @@ class SigningKey:
     """An Ed25519 private key. :meth:`sign` returns a signed copy of a version."""
 
     def __init__(self, private: Ed25519PrivateKey) -> None:
+        from cryptography.hazmat.primitives import serialization
+
         self._private = private
         self.public = PublicKey(
             private.public_key().public_bytes(
@@ -113,6 +121,8 @@ class SigningKey:
 
     @classmethod
     def generate(cls) -> SigningKey:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         return cls(Ed25519PrivateKey.generate())
 
     @property
@@ -139,6 +149,8 @@ class SigningKey:
         return unsigned.with_signature(self.signature(unsigned.signing_bytes()))
 
     def pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         out: bytes = self._private.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -149,6 +161,10 @@ class SigningKey:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SigningKey:
         """Read a private key file (PKCS#8 PEM, Ed25519)."""
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         try:
             with open(path, "rb") as f:
                 data = f.read(64 * 1024)

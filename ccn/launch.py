@@ -1,6 +1,8 @@
-"""The ``ccn`` command's entry point. Loading the command line takes a few hundred
-milliseconds (trio, the node); Ctrl-C meanwhile ends the program with the same one line and
-exit code as Ctrl-C later, not a traceback from deep inside an import."""
+"""The ``ccn`` command's entry point. Loading the command line takes some tens of
+milliseconds (argparse, names); Ctrl-C meanwhile ends the program with the same one line and
+exit code as Ctrl-C later, not a traceback from deep inside an import. What a command loads
+itself (trio, the client, the node: a few hundred ms) is inside ``ccn.cli.main``, whose
+handling of Ctrl-C covers it."""
 
 from __future__ import annotations
 

@@ -188,6 +188,73 @@ def test_help_states_the_defaults_not_the_environment(
     assert "route a prefix to a neighbour (tcp://, udp://HOST:PORT or unix:///PATH)" in node_help
 
 
+def loaded_by(home: Path, *args: str, node: str | None = None) -> set[str]:
+    """The modules a fresh ``ccn ARGS`` process has loaded when its command has run (its own
+    interpreter, as a user's: what the pytest process has imported does not count)."""
+    out = home / "modules.json"
+    script = (
+        "import json, sys\n"
+        "from ccn.launch import main\n"
+        "out, sys.argv = sys.argv[1], ['ccn', *sys.argv[2:]]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "open(out, 'w').write(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = dict(os.environ, CCN_HOME=str(home))
+    env.pop("CCN_NODE", None)
+    if node:
+        env["CCN_NODE"] = node
+    subprocess.run(
+        [sys.executable, "-c", script, str(out), *args],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    loaded: set[str] = set(json.loads(out.read_text()))
+    return loaded
+
+
+def test_each_command_loads_only_what_it_uses(node: str, tmp_path: Path) -> None:
+    # Every ccn command pays at start-up for each module it imports: trio and the client were
+    # half of it, cryptography and the whole store a fetch's more, for --help too. They are
+    # imported by the commands that use them (ccn/cli.py); this keeps it so.
+    home = tmp_path / "home"
+    home.mkdir()
+    anchor = "ed25519:" + "ab" * 32  # parsing an anchor needs no crypto, verifying one does
+    (home / "trust").write_text(f"/elsewhere {anchor}\n")
+    node_side = {"trio", "ccn.client"}
+    store = {"ccn.store.objstore", "ccn.store.chunker", "ccn.store.files", "pyfastcdc"}
+    never = {"ccn.node", "ccn.ndngw", "ccn.demo", "ccn.netlab", "ccn.discovery", "tomllib"}
+    never |= {"cryptography", *store}
+
+    for args in (["--help"], ["get", "--help"], ["status", "--bogus"], ["trust", "list"]):
+        loaded = loaded_by(home, *args)
+        assert "ccn.cli" in loaded, args
+        assert loaded & (never | node_side | {"ccn.config", "ccn.fetch"}) == set(), args
+
+    assert loaded_by(home, "key", "list") & (never | node_side) == set()  # no key files
+
+    loaded = loaded_by(home, "status", node=node)
+    assert node_side <= loaded
+    assert loaded & (never | {"ccn.fetch", "ccn.trust", "ccn.config"}) == set()
+
+    src = tmp_path / "small.txt"
+    src.write_text("small")
+    assert run("put", str(src), "/cli/light/small", node=node).returncode == 0
+    loaded = loaded_by(home, "get", "/cli/light/small", "-o", "got.txt", node=node)
+    assert (home / "got.txt").read_text() == "small"  # fetched, not failed early
+    assert {"ccn.fetch", "ccn.trust", "ccn.store.objects"} <= loaded
+    assert loaded & never == set()
+
+    # a node loads the store, never the NDN gateway or discovery it is not asked for
+    loaded = loaded_by(home, "node", "--config", "")
+    assert loaded & {"ccn.ndngw", "ccn.discovery", "cryptography", "tomllib"} == set()
+
+
 def test_bad_address_and_route_errors(node: str) -> None:
     one_line_error(run("status", node="http://x"), "scheme")
     one_line_error(
