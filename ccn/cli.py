@@ -564,9 +564,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
                 print(f"... and {r['count'] - len(r['removed'])} more")
         for w in r["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
+        merged = r.get("packs_merged", 0)  # a node from before pack merging has none
         print(
             f"gc: {verb} {r['count']} objects, {_human(r['bytes'])}; {r['live']} live, "
             f"{r['young']} unreachable but younger than the grace period"
+            + (f"; merged {merged} packs into {r['packs_written']}" if merged else "")
         )
         return 0
 
@@ -839,7 +841,9 @@ def build_parser() -> _Parser:
     s = sub.add_parser("pins", help="list the node's pins")
     s.set_defaults(func=cmd_pins)
 
-    s = sub.add_parser("gc", help="remove objects that no published version or pin reaches")
+    s = sub.add_parser(
+        "gc", help="remove objects that no published version or pin reaches; merge small packs"
+    )
     s.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     s.add_argument(
         "--grace",

@@ -273,6 +273,8 @@ class Maintenance:
             "bytes": report.removed_bytes,
             "live": report.live,
             "young": report.young,
+            "packs_merged": report.packs_merged,
+            "packs_written": report.packs_written,
             "warnings": report.warnings[:MAX_LINES],
         }
 

@@ -217,8 +217,9 @@ def _check_dead(root: Path) -> tuple[set[bytes], set[bytes]]:
 
 def _clone(template: Path, label: str, workdir: Path) -> Path:
     """A copy of the (node-less) store ``template`` for node ``label``; return its root. Files
-    under objects/ and packs/ are never changed in place (written once, then only unlinked), so
-    they are hard links; the rest (refs, pins, cache segments, which are appended to) is copied."""
+    under objects/ and packs/ are never changed in place (written once, then only unlinked;
+    a pack over DISCARD_STEP is cut down first, and none here is that large), so they are hard
+    links; the rest (refs, pins, cache segments, which are appended to) is copied."""
     root = workdir / label / "store"
 
     def copy(src: str, dst: str) -> None:
@@ -368,6 +369,98 @@ async def test_sigkill_during_gc(tmp_path: Path) -> None:
     finally:
         await stop_all([n for n in nodes if n.process.returncode is None])
     print(f"crash: gc {span:.2f} s, {cut}/{GC_KILLS} cut short, {middle} with garbage partly gone")
+    assert cut >= GC_KILLS // 2 and middle >= 1, (cut, middle)
+
+
+MERGE_PUBLISHES = 400
+
+
+def _merge_template(root: Path, rng: random.Random, workdir: Path) -> dict[str, bytes]:
+    """A store of MERGE_PUBLISHES small publishes to 8 names (each a pack and a loose version
+    object), with a pack and a loose object of garbage after every 10th; return what each
+    version holds, by name."""
+    contents = {}
+    src = workdir / "small.bin"
+    with DiskObjectStore(root, fsync=False) as store, DiskRefStore(root, fsync=False) as refs:
+        for i in range(MERGE_PUBLISHES):
+            src.write_bytes(rng.randbytes(6000 + i))
+            name = Name.parse(f"/m/{i % 8}")
+            v = publish(store, refs, name, src, chunker=CHUNKS, fanout=FANOUT)
+            contents[f"{name}/v{v.number}"] = src.read_bytes()
+            if i % 10 == 0:
+                import_bytes(store, rng.randbytes(3000), chunker=CHUNKS, fanout=FANOUT)
+                store.put_blob(rng.randbytes(300))
+    return contents
+
+
+def _files(root: Path) -> tuple[set[str], set[str], list[str], int]:
+    """Pack indexes, pack files and set-aside packs of a store, and its loose object count."""
+    names = os.listdir(root / "packs")
+    indexes = {n[:-4] for n in names if n.endswith(".idx")}
+    packs = {n[:-5] for n in names if n.endswith(".pack")}
+    aside = [n for n in os.listdir(root / "tmp") if n.endswith(".aborted")]
+    loose = sum(len(files) for _d, _s, files in os.walk(root / "objects"))
+    return indexes, packs, aside, loose
+
+
+async def test_sigkill_during_pack_merge(tmp_path: Path) -> None:
+    """Kills while gc merges 400 small packs and loose objects into one pack (and leaves out
+    the garbage): every version stays complete and fsck clean whatever the kill left (a pack
+    half written, the merged pack beside the old ones, old packs set aside), and a gc after
+    the restart finishes the merge: one pack, no loose object, every version byte for byte."""
+    rng = random.Random(12)
+    template = tmp_path / "template"
+    contents = _merge_template(template, rng, tmp_path)
+    with _opened(template) as (store, refs, _cache):
+        reachable = _reachable(store, refs)
+        garbage = set(store.ids()) - reachable
+    old_packs = _files(template)[0]
+    nodes: list[NodeProcess] = []
+    start = _starter(tmp_path, nodes, [])
+    cut = middle = 0
+
+    def check(label: str) -> bool:
+        """fsck clean, nothing reachable lost; whether the kill left a merge half done."""
+        root = tmp_path / label / "store"
+        ids, live = _check_dead(root)
+        assert live == reachable and reachable <= ids
+        indexes, packs, aside, _loose = _files(root)
+        new = indexes - old_packs
+        return bool(new and indexes & old_packs) or bool(packs - indexes) or bool(aside)
+
+    try:
+        with trio.fail_after(240):
+            _clone(template, "M0", tmp_path)
+            node = await start("M0")
+            span, report = await _timed(node, _gc)  # the measure: a gc to its end
+            await stop_all([node])
+            assert report["packs_merged"] == len(old_packs) and report["packs_written"] == 1
+            assert report["count"] == len(garbage)
+            check("M0")
+            for i, delay in enumerate(_kill_points(rng, span, GC_KILLS), 1):
+                label = f"M{i}"
+                _clone(template, label, tmp_path)
+                node = await start(label)
+                cut += await _kill_amid(node, _gc, delay)
+                middle += check(label)
+                indexes, packs, _aside, _loose = _files(tmp_path / label / "store")
+                debris = packs - indexes  # a pack cut short: removed once an hour old
+                node = await start(label)
+                async with connect(node.uri) as c:
+                    await c.gc(grace=0)  # finishes the merge, over what the kill left
+                    for name, data in contents.items():
+                        assert await c.get(name) == data
+                await stop_all([node])
+                check(label)
+                indexes, packs, aside, loose = _files(tmp_path / label / "store")
+                assert len(indexes) == 1 and packs - indexes <= debris
+                assert aside == [] and loose == 0
+                with _opened(tmp_path / label / "store") as (store, _refs, _cache):
+                    assert set(store.ids()) == reachable  # no garbage, no object twice
+                    assert sum(len(ids) for _m, ids in store.packs().values()) == len(reachable)
+    finally:
+        await stop_all([n for n in nodes if n.process.returncode is None])
+    print(f"crash: merge gc {span:.2f} s, {cut}/{GC_KILLS} cut short, {middle} half merged")
     assert cut >= GC_KILLS // 2 and middle >= 1, (cut, middle)
 
 

@@ -198,10 +198,13 @@ async def test_concurrent_puts_and_store_commands(tmp_path: Path) -> None:
             )
             assert all(ln.startswith("would remove ") for ln in listed[:-1])
             gc = await _run("gc", "--grace", "0", node=p)
-            # one line: the ids are listed by --dry-run and --verbose only
+            # one line: the ids are listed by --dry-run and --verbose only; the two puts' packs
+            # (and loose version objects) become one pack
             assert gc.stdout.decode().splitlines() == [
-                f"gc: removed {len(listed) - 1} objects, {listed[-1].split(', ', 1)[1]}"
+                f"gc: removed {len(listed) - 1} objects, {listed[-1].split(', ', 1)[1]}; "
+                "merged 2 packs into 1"
             ]
+            assert len(list((tmp_path / "P" / "packs").glob("*.pack"))) == 1
             ok = await _run("fsck", node=p)
             assert ok.returncode == 0 and ok.stdout == b""
             pack = next((tmp_path / "P" / "packs").glob("*.pack"))

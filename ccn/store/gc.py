@@ -7,7 +7,9 @@ costs one read per ~1000 blobs.
 
 A grace period protects objects written recently (a loose file's mtime, or its pack's), as
 ``git gc --prune=<date>`` and dulwich do: a publish in progress has written objects that no ref
-names yet. Packs holding garbage are rewritten without it (:meth:`DiskObjectStore.delete_many`).
+names yet. Packs holding garbage are rewritten without it (:meth:`DiskObjectStore.delete_many`),
+and small packs older than the grace period (one per publish) are merged into large ones
+(:meth:`DiskObjectStore.merge_packs`), leaving their garbage out.
 
 It never touches the cache tier (that has its own budget) and never deletes a live object, even
 if it cannot read part of the graph: a root it cannot walk is reported, and everything else is
@@ -40,6 +42,9 @@ class GcReport:
     young: int = 0
     #: Problems met while marking (one line each).
     warnings: list[str] = field(default_factory=list)
+    #: Small packs merged, and how many packs they became.
+    packs_merged: int = 0
+    packs_written: int = 0
 
     @property
     def removed_bytes(self) -> int:
@@ -101,11 +106,13 @@ def collect(
     now: float | None = None,
     stop: threading.Event | None = None,
 ) -> GcReport:
-    """Remove (or with ``dry_run`` only list) unreachable objects older than ``grace_s``.
+    """Remove (or with ``dry_run`` only list) unreachable objects older than ``grace_s``, and
+    merge the small packs older than that (not in a dry run).
 
     If ``stop`` is set, raise :class:`~ccn.errors.Stopped`: before the removal starts, having
-    removed nothing; during it (it rewrites the packs that hold garbage, seconds on a large
-    store), between objects, with the packs rewritten so far done and the others as they were."""
+    removed nothing; during it (it merges small packs and rewrites the others that hold
+    garbage, seconds on a large store), between objects, with the packs merged or rewritten
+    so far done and the others as they were."""
     now = time.time() if now is None else now
     limit = now - grace_s
     roots, warnings = root_ids(refs)
@@ -134,6 +141,13 @@ def collect(
         doomed.append((oid, size))
     report.removed = sorted(doomed)
     stop_if_asked(stop, _GC_STOPPED)
-    if not dry_run and doomed:
-        store.delete_many((oid for oid, _ in doomed), stop)
+    if not dry_run:
+        # Loose garbage first (an unlink each), then the small packs are merged without
+        # theirs, then the other packs that hold some are rewritten.
+        dropped = {oid for oid, _ in doomed}
+        store.delete_many({oid for oid in dropped if store.is_loose(oid)}, stop)
+        report.packs_merged, report.packs_written = store.merge_packs(
+            dropped, stop, older_than=limit
+        )
+        store.delete_many(dropped, stop)
     return report

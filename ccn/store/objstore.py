@@ -29,6 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Self
@@ -78,6 +79,14 @@ PACK_SYNC_STEP: Final = 16 << 20
 ABORTED_SUFFIX: Final = ".aborted"
 #: Such a pack is removed by cutting it down this much at a time (see _remove_gradually).
 DISCARD_STEP: Final = 64 << 20
+#: :meth:`DiskObjectStore.merge_packs` merges the packs holding less than this (every publish
+#: is a pack: a node that published every minute for a month had 43,000, each an index file
+#: and an index in memory) ...
+MERGE_SMALL: Final = 32 << 20
+#: ... into packs of at most this many bytes; larger packs are only ever rewritten to drop
+#: garbage. A merged pack still under MERGE_SMALL is merged again with newer ones later, so a
+#: gc copies at most that much of what an earlier one already merged.
+MERGE_MAX: Final = 256 << 20
 
 _HEX: Final = frozenset("0123456789abcdef")
 
@@ -570,6 +579,10 @@ class DiskObjectStore(ObjectStore):
             try:
                 return self._read_from(p, oid)
             except CorruptObject:
+                if self._refresh_packs() and self._packed.get(oid, p) is not p:
+                    # Another process merged or rewrote the pack (and set it aside, cut down
+                    # in steps): its objects are in the pack that replaced it.
+                    return self._read_packed(oid, quarantine=quarantine)
                 if quarantine:
                     del self._packed[oid]
                     if self._count is not None and oid not in self._loose:
@@ -579,16 +592,21 @@ class DiskObjectStore(ObjectStore):
 
     def _read_from(self, p: _Pack, oid: bytes) -> bytes:
         """Pack ``p``'s own copy of ``oid``, verified (CorruptObject if it does not match)."""
+        raw = self._span(p, oid)
+        if len(raw) != p.entries[oid][1] or object_id(raw) != oid:
+            raise CorruptObject(f"packed object {oid.hex()} in {p.name} does not match its id")
+        return raw
+
+    def _span(self, p: _Pack, oid: bytes) -> bytes:
+        """The bytes pack ``p``'s index gives for ``oid``, as they are (unverified; fewer if
+        the file is shorter or gone)."""
         with self._lock:
             off, length = p.entries[oid]
             try:
                 fd = self._pack_fd(p)
-                raw = os.pread(fd, length, off) if length <= MAX_OBJECT_SIZE else b""
+                return os.pread(fd, length, off) if length <= MAX_OBJECT_SIZE else b""
             except FileNotFoundError:
-                raw = b""
-            if len(raw) != length or object_id(raw) != oid:
-                raise CorruptObject(f"packed object {oid.hex()} in {p.name} does not match its id")
-            return raw
+                return b""
 
     def _quarantine(self, oid: bytes, path: str) -> None:
         os.makedirs(self._corruptdir, exist_ok=True)
@@ -638,37 +656,154 @@ class DiskObjectStore(ObjectStore):
         """Rewrite pack ``p`` without ``drop`` (its live objects go into a new pack, which is
         committed before the old one is removed); return the ids dropped. ``stop``: see
         :meth:`delete_many` (the new pack is discarded, ``p`` stays)."""
-        keep = [oid for oid in p.entries if oid not in drop]
-        elsewhere = self._intact_elsewhere(p, keep)
-        writer = _PackWriter(self, dedup=False)
+        self._copy_packs([p], drop, stop, "stopped while rewriting a pack (it is left as it was)")
+        return drop & p.entries.keys()
+
+    def merge_packs(
+        self,
+        drop: AbstractSet[bytes] = frozenset(),
+        stop: threading.Event | None = None,
+        *,
+        older_than: float | None = None,
+    ) -> tuple[int, int]:
+        """Merge the small packs (under :data:`MERGE_SMALL` bytes each) and the loose objects,
+        those written before ``older_than`` if given, into as few packs of at most
+        :data:`MERGE_MAX` bytes, oldest first, leaving out the objects in ``drop``; return
+        (packs merged, packs written). Every publish leaves a pack and a loose version object.
+
+        Each new pack is made durable (whatever ``fsync`` says: it replaces files that may
+        have been) before what it replaces is removed, and carries the newest of their mtimes,
+        so that no object looks younger to gc's grace period than it is (young garbage merged
+        at every gc would never get old). A crash in between leaves objects in two places,
+        which the next merge resolves (:meth:`_intact_elsewhere`; a loose copy of an object a
+        pack holds intact is removed). A loose copy whose packed one is damaged (fsck's
+        repair) stays. If ``stop`` is set, raise :class:`~ccn.errors.Stopped` between
+        objects: the merge under way is discarded, those done stay done."""
+        self._check_open()
+        loose: list[LooseEntry] = []
+        for e in self.loose_entries():
+            if e.id in drop or (older_than is not None and e.mtime >= older_than):
+                continue
+            with self._lock:
+                p = self._packed.get(e.id)
+                if p is None:
+                    loose.append(e)
+                    continue
+                try:
+                    self._read_from(p, e.id)
+                except CorruptObject:
+                    continue  # a repair's copy, or the only good one: kept
+                self._drop_loose(e.id)
+        with self._lock:
+            small = [
+                p
+                for p in self._packs.values()
+                if (older_than is None or p.mtime < older_than)
+                and sum(length for _off, length in p.entries.values()) < MERGE_SMALL
+            ]
+        small.sort(key=lambda p: (p.mtime, p.name))
+        groups: list[tuple[list[_Pack], list[LooseEntry]]] = [([], [])]
+        size = 0
+        items: list[_Pack | LooseEntry] = [*small, *sorted(loose, key=lambda e: e.mtime)]
+        for item in items:
+            if isinstance(item, _Pack):
+                n = sum(length for oid, (_off, length) in item.entries.items() if oid not in drop)
+            else:
+                n = item.size
+            packs, objects = groups[-1]
+            if (packs or objects) and size + n > MERGE_MAX:
+                groups.append(([], []))
+                size = 0
+            if isinstance(item, _Pack):
+                groups[-1][0].append(item)
+            else:
+                groups[-1][1].append(item)
+            size += n
+        merged = written = 0
+        for packs, objects in groups:
+            if len(packs) + len(objects) < 2:
+                continue  # a pack alone: nothing to merge (delete_many drops its garbage)
+            if self._copy_packs(packs, drop, stop, "stopped while merging packs", objects):
+                written += 1
+            merged += len(packs)
+        return merged, written
+
+    def _drop_loose(self, oid: bytes) -> None:
+        """Remove the loose file of ``oid``, which a pack holds intact (counts unchanged)."""
+        with self._lock:
+            _unlink_quietly(self._path(oid)[1])
+            self._loose.discard(oid)
+
+    def _copy_packs(
+        self,
+        group: list[_Pack],
+        drop: AbstractSet[bytes],
+        stop: threading.Event | None,
+        stopped: str,
+        loose: Sequence[LooseEntry] = (),
+    ) -> bool:
+        """Copy the objects of the packs ``group`` but ``drop``, and the ``loose`` objects,
+        into one new pack, commit it (durably), then remove the packs and loose files; return
+        whether there was anything to copy. A damaged packed object (no intact copy in the
+        group) is carried over as it is; a damaged loose one stays where it is.
+        If ``stop`` is set before the commit, raise Stopped(``stopped``), everything as it
+        was; after it, the old packs' removal is cut short (:meth:`remove_packs`)."""
+        holders: dict[bytes, list[_Pack]] = {}
+        for p in group:
+            for oid in p.entries:
+                if oid not in drop:
+                    holders.setdefault(oid, []).append(p)
+        elsewhere = self._intact_elsewhere(group, list(holders))
+        packed_loose: list[bytes] = []
+        writer = _PackWriter(self, dedup=False, durable=True)
         try:
-            for oid in keep:
-                stop_if_asked(stop, "stopped while rewriting a pack (it is left as it was)")
+            for oid, packs in holders.items():
+                stop_if_asked(stop, stopped)
                 if oid in elsewhere:
                     continue  # another pack holds it intact: not copied a second time
+                for p in packs:
+                    try:
+                        writer.put(self._read_from(p, oid))
+                        break
+                    except (CorruptObject, InvalidObject):
+                        continue
+                else:
+                    # Damaged, and no intact copy: carried over as it is, so that fsck still
+                    # names it damaged and can restore it (from the cache tier); gc never
+                    # changes published content, even its damage.
+                    raw = self._span(packs[0], oid)
+                    writer._write(oid, (raw,), len(raw))
+            for e in loose:
+                stop_if_asked(stop, stopped)
                 try:
-                    writer.put(self._read_from(p, oid))
-                except (CorruptObject, InvalidObject):
-                    drop.add(oid)  # a damaged object is not carried over
+                    writer.put(self._read(e.id, quarantine=False))
+                except (ObjectNotFound, CorruptObject, InvalidObject):
+                    continue  # gone meanwhile, or damaged: fsck's business
+                packed_loose.append(e.id)
         except BaseException:
             writer.abort()
             raise
-        writer.commit()
+        mtimes = [p.mtime for p in group] + [e.mtime for e in loose]
+        copied = writer.commit(mtime=max(mtimes))
+        members = set(group)
         with self._lock:
             for oid, q in elsewhere.items():
-                if self._packed.get(oid) is p:
+                if self._packed.get(oid) in members:
                     self._packed[oid] = q
-        self.remove_pack(p.name, stop, dead=not keep)
-        return {oid for oid in drop if oid in p.entries}
+        for oid in packed_loose:
+            self._drop_loose(oid)
+        self.remove_packs([p.name for p in group], stop)
+        return copied
 
-    def _intact_elsewhere(self, p: _Pack, oids: list[bytes]) -> dict[bytes, _Pack]:
-        """Of ``oids``, those another pack holds intact, and that pack. A repack cut short (a
-        crash after the new pack was committed, before the old one was deleted) leaves the live
-        objects in two packs; without this, every later repack of the old one copied them
-        again, and the duplicates stayed for good. A copy elsewhere is read and verified
-        first: a damaged duplicate must not cost the only good copy."""
+    def _intact_elsewhere(self, group: list[_Pack], oids: list[bytes]) -> dict[bytes, _Pack]:
+        """Of ``oids``, those a pack outside ``group`` holds intact, and that pack. A repack
+        or merge cut short (a crash after the new pack was committed, before the old ones were
+        deleted) leaves the live objects in two packs; without this, every later repack of an
+        old one copied them again, and the duplicates stayed for good. A copy elsewhere is
+        read and verified first: a damaged duplicate must not cost the only good copy."""
+        members = set(group)
         with self._lock:
-            others = [q for q in self._packs.values() if q is not p]
+            others = [q for q in self._packs.values() if q not in members]
         wanted = set(oids)
         found: dict[bytes, _Pack] = {}
         for q in others:
@@ -682,30 +817,30 @@ class DiskObjectStore(ObjectStore):
                 found[oid] = q
         return found
 
-    def remove_pack(
-        self, name: str, stop: threading.Event | None = None, *, dead: bool = False
-    ) -> None:
-        """Forget and delete one pack (index first, so no reader finds a pack half gone).
-        ``dead``: none of its objects is live (gc found them all garbage), so no reader needs
-        its bytes: the file is moved into ``tmp/`` and cut down step by step until ``stop``
-        (see :func:`_remove_gradually`); what a stop leaves is removed at the next open, or
-        by :meth:`remove_aborted`. A GiB in one unlink kept a stopping node waiting ~1 s."""
-        aside = None
+    def remove_packs(self, names: Iterable[str], stop: threading.Event | None = None) -> None:
+        """Forget and delete packs whose bytes no reader needs any more: gc found all their
+        objects garbage, or a rewrite or merge copied the others into a committed pack (a
+        reader in another process that still indexes one finds the object there:
+        :meth:`_read_packed`). Index first, so no reader finds a pack half gone; then the file
+        is moved into ``tmp/`` and cut down step by step until ``stop`` (see
+        :func:`_remove_gradually`); what a stop leaves is removed at the next open, or by
+        :meth:`remove_aborted`. A GiB in one unlink kept a stopping node waiting ~1 s."""
+        aside: list[str] = []
         with self._lock:
-            p = self._packs.pop(name, None)
-            self.bad_packs.pop(name, None)
-            if p is not None:
-                self._unindex_pack(p)
-            _unlink_quietly(os.path.join(self._packdir, name + _pack.IDX_SUFFIX))
-            path = os.path.join(self._packdir, name + _pack.PACK_SUFFIX)
-            if dead:
-                aside = self._set_aside(path, name)
-            else:
-                _unlink_quietly(path)
+            for name in names:
+                p = self._packs.pop(name, None)
+                self.bad_packs.pop(name, None)
+                if p is not None:
+                    self._unindex_pack(p)
+                _unlink_quietly(os.path.join(self._packdir, name + _pack.IDX_SUFFIX))
+                where = self._set_aside(os.path.join(self._packdir, name + _pack.PACK_SUFFIX), name)
+                if where is not None:
+                    aside.append(where)
         if self.fsync:
             _fsync_dir(self._packdir)
-        if aside is not None:
-            _remove_gradually(aside, stop)
+        for where in aside:
+            if not _remove_gradually(where, stop):
+                break
 
     def _set_aside(self, path: str, name: str) -> str | None:
         """Move pack file ``path`` (pack ``name``; nothing reads it any more) into ``tmp/``, to
@@ -862,9 +997,14 @@ class _PackWriter(ObjectStore):
     temp file, syncs and renames it into ``packs/``; only then do the objects exist for anyone.
     """
 
-    def __init__(self, parent: DiskObjectStore, *, dedup: bool = True) -> None:
+    def __init__(
+        self, parent: DiskObjectStore, *, dedup: bool = True, durable: bool = False
+    ) -> None:
         self._parent = parent
         self._dedup = dedup
+        #: Synced as it goes and at its commit: with the store's ``fsync``, or ``durable``
+        #: (a pack that replaces others, which may have been synced).
+        self._sync = parent.fsync or durable
         self._name = parent._new_pack_name()
         self._path = os.path.join(parent._packdir, self._name + _pack.PACK_SUFFIX)
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
@@ -895,7 +1035,7 @@ class _PackWriter(ObjectStore):
             self._end += size
             self._entries[oid] = (off, size)
         _pack.pwrite_all(self._fd, parts, size, off)
-        if self._parent.fsync:
+        if self._sync:
             with self._lock:
                 self._unsynced += size
                 step = self._unsynced >= PACK_SYNC_STEP
@@ -925,16 +1065,18 @@ class _PackWriter(ObjectStore):
     def stats(self) -> StoreStats:
         return StoreStats(len(self._entries), sum(n for _, n in self._entries.values()))
 
-    def commit(self) -> None:
+    def commit(self, *, mtime: float | None = None) -> bool:
+        """Make the pack visible (see the class); False if it was empty (then it is deleted).
+        ``mtime``: the pack's modification time (gc's grace period reads it)."""
         parent = self._parent
         self._done = True
         if not self._entries:
             os.close(self._fd)
             _unlink_quietly(self._path)
-            return
+            return False
         try:
             try:
-                if parent.fsync:
+                if self._sync:
                     os.fsync(self._fd)
             finally:
                 os.close(self._fd)
@@ -943,7 +1085,7 @@ class _PackWriter(ObjectStore):
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
             try:
                 _write_all(fd, (raw_idx,), len(raw_idx))
-                if parent.fsync:
+                if self._sync:
                     os.fsync(fd)
             except BaseException:
                 _unlink_quietly(tmp)
@@ -954,10 +1096,14 @@ class _PackWriter(ObjectStore):
         except BaseException:
             _unlink_quietly(self._path)
             raise
-        if parent.fsync:
+        if mtime is not None:
+            # Only now: an index-less pack that old is crash debris to a store being opened.
+            os.utime(self._path, (mtime, mtime))
+        if self._sync:
             _fsync_dir(parent._packdir)
-        mtime = os.stat(self._path).st_mtime
-        parent._add_pack(_Pack(self._name, self._path, mtime, dict(self._entries)))
+        found = os.stat(self._path).st_mtime
+        parent._add_pack(_Pack(self._name, self._path, found, dict(self._entries)))
+        return True
 
     def abort(self) -> None:
         """Discard the batch: its pack goes (nothing ever saw it: it has no index). A pack

@@ -11,6 +11,7 @@ import pytest
 
 from ccn.errors import Stopped
 from ccn.name import Name
+from ccn.store import objstore
 from ccn.store.cache import CacheTier
 from ccn.store.files import export, import_bytes, publish
 from ccn.store.fsck import fsck
@@ -178,3 +179,100 @@ def test_a_stopped_fsck_says_so(tmp_path: Path, after: int) -> None:
     with pytest.raises(Stopped, match="fsck stopped before its end"):
         fsck(store, refs, stop=_StopAfter(after))
     assert fsck(store, refs, stop=threading.Event())[0] == []
+
+
+def _small_publishes(
+    store: DiskObjectStore, refs: DiskRefStore, tmp_path: Path, n: int
+) -> dict[bytes, bytes]:
+    """``n`` small publishes (each a pack and a loose version object) to 3 names, with a
+    pack of garbage and a loose garbage object between them; return every object's bytes."""
+    for i in range(n):
+        publish(store, refs, Name.parse(f"/s/{i % 3}"), _file(tmp_path, 3000 + i))
+        if i % 5 == 0:
+            import_bytes(store, os.urandom(5000))  # a pack no version reaches
+            store.put_blob(os.urandom(100))  # a loose one
+    return {oid: store.get(oid) for oid in store.ids()}
+
+
+def _loose_files(root: Path) -> list[str]:
+    return [f for _dir, _subdirs, files in os.walk(root / "objects") for f in files]
+
+
+def test_gc_merges_small_packs_and_loose_objects_into_one_pack(tmp_path: Path) -> None:
+    # Every publish leaves a pack (+ index) and a loose version object: a node publishing every
+    # minute had 43,000 of each after a month, every index in memory and every file opened.
+    store, refs = _setup(tmp_path)
+    before = _small_publishes(store, refs, tmp_path, 40)
+    logs = {name: refs.log(name) for name in refs.names()}
+    packs = len(store.packs())
+    assert packs == 48 and len(_loose_files(tmp_path / "s")) == 48
+    report = collect(store, refs, grace_s=1, now=_later())
+    assert (report.packs_merged, report.packs_written) == (packs, 1)
+    garbage = {oid for oid, _ in report.removed}
+    assert len(garbage) == 16 and garbage <= before.keys()
+    root = tmp_path / "s"
+    assert len(os.listdir(root / "packs")) == 2 and _loose_files(root) == []
+    assert os.listdir(root / "tmp") == []
+    with DiskObjectStore(root, fsync=False) as again, DiskRefStore(root) as refs_again:
+        assert set(again.ids()) == before.keys() - garbage
+        assert all(again.get(oid) == raw for oid, raw in before.items() if oid not in garbage)
+        assert {name: refs_again.log(name) for name in refs_again.names()} == logs
+        assert fsck(again, refs_again) == (
+            [],
+            {"objects": len(before) - len(garbage), "cache_objects": 0, "versions": 40},
+        )
+        assert collect(again, refs_again, grace_s=1, now=_later()).packs_merged == 0
+
+
+def test_a_merge_leaves_young_and_large_packs_and_bounds_what_it_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(objstore, "MERGE_SMALL", 10_000)
+    monkeypatch.setattr(objstore, "MERGE_MAX", 20_000)
+    store, refs = _setup(tmp_path)
+    publish(store, refs, Name.parse("/large"), _file(tmp_path, 30_000))
+    ((large_pack, (_mtime, large)),) = store.packs().items()  # larger than MERGE_SMALL
+    _small_publishes(store, refs, tmp_path, 12)  # 12 packs of ~3 KB, 3 of ~5 KB
+    assert collect(store, refs, grace_s=3600).packs_merged == 0  # all younger than an hour
+    old = time.time() - 7200
+    for i, name in enumerate(sorted(store.packs())):
+        os.utime(tmp_path / "s" / "packs" / f"{name}.pack", (old + i, old + i))
+    for e in store.loose_entries():
+        os.utime(store.locate(e.id)[0], (old, old))  # type: ignore[index]
+    store.close()
+    store = DiskObjectStore(tmp_path / "s", fsync=False)  # packs 2 hours old
+    published = publish(store, refs, Name.parse("/young"), _file(tmp_path, 3000))
+    young = store.locate(published.root)
+    report = collect(store, refs, grace_s=3600)
+    assert report.packs_merged == 15 and report.packs_written >= 2
+    assert store.locate(published.root) == young  # younger than the grace period: as it was
+    assert store.packs()[large_pack][1] == large  # as it was
+    assert [e.id for e in store.loose_entries()] == [object_id(encode(published))]
+    for name, (mtime, ids) in store.packs().items():
+        if name != large_pack and published.root not in ids:
+            assert os.path.getsize(tmp_path / "s" / "packs" / f"{name}.pack") <= 20_000 + 8
+            assert old <= mtime < old + 16  # the newest of the packs it holds, not now
+    assert fsck(store, refs)[0] == []
+
+
+def test_a_merge_carries_a_damaged_object_over_so_fsck_can_still_restore_it(
+    tmp_path: Path,
+) -> None:
+    store, refs = _setup(tmp_path)
+    versions = [
+        publish(store, refs, Name.parse(f"/d/{i}"), _file(tmp_path, 5000)) for i in range(3)
+    ]
+    victim = versions[1].root
+    good = store.get(victim)
+    _flip(store, victim)
+    report = collect(store, refs, grace_s=1, now=_later())
+    assert (report.packs_merged, report.packs_written) == (3, 1)
+    assert report.removed == []  # damaged is not garbage
+    lines = [p.line() for p in fsck(store, refs)[0]]  # damaged, as before; not missing
+    assert len(lines) == 2 and lines[0].startswith(f"damaged object {victim.hex()} in ")
+    assert lines[1].startswith("/d/1/v1") and "1 object(s) damaged" in lines[1]
+    cache = CacheTier(tmp_path / "s" / "cache")
+    cache.add_many([(victim, good)])
+    fsck(store, refs, cache, repair=True)
+    assert fsck(store, refs, cache)[0] == [] and store.get(victim) == good
+    cache.close()

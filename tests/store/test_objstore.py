@@ -366,3 +366,66 @@ def test_a_dead_pack_deleted_by_gc_is_cut_down_in_steps_a_stop_cuts_short(
             gone = b.put_blob(os.urandom(300 << 10))
         assert s.delete_many([gone]) == {gone}  # no stop: all of it, in steps
         assert os.listdir(tmp_path / "tmp") == []
+
+
+def _stop_after_commit(monkeypatch: pytest.MonkeyPatch, stop: threading.Event) -> None:
+    """Set ``stop`` as soon as a pack is committed (a SIGTERM that came just then)."""
+    commit = objstore._PackWriter.commit
+
+    def committed(self: objstore._PackWriter, **kw: float | None) -> bool:
+        done = commit(self, **kw)
+        stop.set()
+        return done
+
+    monkeypatch.setattr(objstore._PackWriter, "commit", committed)
+
+
+def test_a_pack_gc_rewrites_is_cut_down_in_steps_a_stop_cuts_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gc rewriting a pack that holds live objects deleted the old one in one unlink (~0.6 s
+    # a GiB here): a node SIGTERMed then waited for it. It is set aside like a dead pack.
+    monkeypatch.setattr(objstore, "DISCARD_STEP", 100 << 10)
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        with s.batch() as b:
+            live = [b.put_blob(os.urandom(10 << 10)) for _ in range(50)]
+            doomed = b.put_blob(b"garbage beside them")
+        (old,) = s.packs()
+        size = (tmp_path / "packs" / f"{old}.pack").stat().st_size
+        stop = threading.Event()
+        _stop_after_commit(monkeypatch, stop)
+        assert s.delete_many([doomed], stop) == {doomed}  # the rewrite itself was done
+        (aside,) = (tmp_path / "tmp").iterdir()  # and the old pack left whole, for later
+        assert aside.name == old + objstore.ABORTED_SUFFIX and aside.stat().st_size == size
+        assert all(s.get(oid) for oid in live) and not s.known(doomed)
+        assert s.remove_aborted() == 1
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        assert all(s.get(oid) for oid in live) and len(s.packs()) == 1
+
+
+def test_a_merge_told_to_stop_leaves_the_packs_as_they_were_or_sets_them_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(objstore, "DISCARD_STEP", 100 << 10)
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        ids = []
+        for _ in range(3):
+            with s.batch() as b:
+                ids += [b.put_blob(os.urandom(10 << 10)) for _ in range(20)]
+        loose = s.put_blob(b"a loose one")
+        files = sorted(os.listdir(tmp_path / "packs"))
+        stop = threading.Event()
+        stop.set()
+        with pytest.raises(Stopped, match="stopped while merging packs"):
+            s.merge_packs(stop=stop)
+        assert sorted(os.listdir(tmp_path / "packs")) == files  # the new pack was discarded
+        assert os.listdir(tmp_path / "tmp") == [] and s.is_loose(loose)
+        stop = threading.Event()
+        _stop_after_commit(monkeypatch, stop)
+        assert s.merge_packs(stop=stop) == (3, 1)
+        aside = sorted(p.name for p in (tmp_path / "tmp").iterdir())
+        assert aside == sorted(n[:-5] + objstore.ABORTED_SUFFIX for n in files if n[-5:] == ".pack")
+        assert all(s.get(oid) for oid in [*ids, loose]) and not s.is_loose(loose)
+    with DiskObjectStore(tmp_path, fsync=False) as s:  # the next open removes them
+        assert os.listdir(tmp_path / "tmp") == [] and len(s.packs()) == 1
+        assert all(s.get(oid) for oid in [*ids, loose])
