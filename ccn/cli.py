@@ -320,15 +320,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
     prefix = Name.parse(args.prefix)
 
     async def body(client: Client) -> int:
-        names, total = await client.listing(prefix)
-        for entry in names:
-            versions = " ".join(f"v{v}" for v in entry["versions"])
-            earlier = entry.get("versions_total", 0) - len(entry["versions"])
-            if earlier > 0:
-                versions = f"({earlier:,} earlier; ccn log lists them) {versions}"
-            print(f"{_named(entry['name'])}  {versions}")
-        if total > len(names):
-            print(f"... and {total - len(names):,} more names (ccn ls PREFIX lists fewer)")
+        async for names in client.list_pages(prefix):
+            lines = []
+            for entry in names:
+                versions = " ".join(f"v{v}" for v in entry["versions"])
+                earlier = entry.get("versions_total", 0) - len(entry["versions"])
+                if earlier > 0:
+                    versions = f"({earlier:,} earlier; ccn log lists them) {versions}"
+                lines.append(f"{_named(entry['name'])}  {versions}")
+            if lines:  # a page at a time, as route list prints
+                print("\n".join(lines))
         return 0
 
     return trio.run(_with_client, args, body)

@@ -299,17 +299,24 @@ class Client:
         return faces
 
     async def ls(self, prefix: Name | str = "/") -> list[dict[str, Any]]:
-        """Names published on this node under ``prefix``, with their versions:
-        ``{"name", "versions": [N...], "versions_total"}`` each. The node lists at most 2000
-        names and the last 100 versions of each; :meth:`listing` also gives the total."""
-        return (await self.listing(prefix))[0]
+        """Every name published on this node under ``prefix``, in name order, with its
+        versions: ``{"name", "versions": [N...], "versions_total"}`` each (the last 100
+        versions of each; :meth:`history` gives all). Asked a page at a time
+        (:meth:`list_pages`)."""
+        return [entry async for page in self.list_pages(prefix) for entry in page]
 
-    async def listing(self, prefix: Name | str = "/") -> tuple[list[dict[str, Any]], int]:
-        """:meth:`ls`, and how many names there are under ``prefix`` in all."""
+    async def list_pages(self, prefix: Name | str = "/") -> AsyncIterator[list[dict[str, Any]]]:
+        """:meth:`ls`, a page of at most 2000 names at a time, in name order. Names published
+        meanwhile may be missed; none is given twice."""
         p = Name.parse(prefix) if isinstance(prefix, str) else prefix
-        reply = await self.command("list", {"prefix": str(p)})
-        names: list[dict[str, Any]] = reply["names"]
-        return names, int(reply.get("names_total", len(names)))
+        params = {"prefix": str(p)}
+        while True:
+            reply = await self.command("list", params)
+            names: list[dict[str, Any]] = reply["names"]
+            yield names
+            if not reply.get("more") or not names or names[-1]["name"] == params.get("after"):
+                return
+            params["after"] = names[-1]["name"]
 
     async def publish(
         self,
