@@ -373,15 +373,16 @@ class Client:
         """:meth:`route_table`, and the configured routes whose neighbour is down
         (``{"prefix", "uri", "error"}``: not in the FIB until it is up again)."""
         fib, total, down, _more = await self._route_page(_route_params(prefix))
-        return fib, total, down
+        return fib, len(fib) if total is None else total, down
 
     async def _route_page(
         self, params: dict[str, str]
-    ) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]], bool]:
-        """One ``route-list`` reply: ``(fib, total, down, more after it)``."""
+    ) -> tuple[list[dict[str, Any]], int | None, list[dict[str, Any]], bool]:
+        """One ``route-list`` reply: ``(fib, total, down, more after it)``; the total is None
+        on a page after the first (only the first counts the routes)."""
         reply = await self.command("route-list", params or None)
         fib: list[dict[str, Any]] = reply["fib"]
-        total: int = reply.get("fib_total", len(fib))
+        total: int | None = reply.get("fib_total")
         down: list[dict[str, Any]] = reply.get("down", [])
         return fib, total, down, bool(reply.get("more"))
 
@@ -389,12 +390,18 @@ class Client:
         self, prefix: Name | str | None = None
     ) -> AsyncIterator[tuple[list[dict[str, Any]], int, list[dict[str, Any]]]]:
         """Every route (under ``prefix``), a page of at most 2000 at a time, in name order:
-        ``(fib, total, down)`` as :meth:`route_state` gives them, ``down`` with the first page
-        only. A node that does not page (an older one) gives the first page alone. Routes
-        added or removed meanwhile may be missed; none is given twice."""
+        ``(fib, total, down)`` as :meth:`route_state` gives them (the total as of the first
+        page), ``down`` with the first page only. A node that does not page (an older one)
+        gives the first page alone. Routes added or removed meanwhile may be missed; none
+        is given twice."""
         params = _route_params(prefix)
+        total = 0
         while True:
-            fib, total, down, more = await self._route_page(params)
+            fib, page_total, down, more = await self._route_page(params)
+            if page_total is not None:
+                total = page_total
+            elif "after" not in params:
+                total = len(fib)
             yield fib, total, down
             if not more or not fib or fib[-1]["prefix"] == params.get("after"):
                 return

@@ -125,7 +125,9 @@ class Management:
         # entries only; the routes that are down came with the first.
         after = _name(params["after"]) if "after" in params else None
         fib, total, more = self.node.routes(under, after)
-        down = self.node.down_routes(under) if after is None else []
+        if after is not None:  # the first page gave the total, and the routes that are down
+            return {"fib": fib, "down": [], "more": more}
+        down = self.node.down_routes(under)
         return {"fib": fib, "fib_total": total, "down": down, "more": more}
 
     async def cmd_list(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -813,15 +813,17 @@ class Node:
 
     def routes(
         self, under: Name | None = None, after: Name | None = None
-    ) -> tuple[list[dict[str, Any]], int, bool]:
+    ) -> tuple[list[dict[str, Any]], int | None, bool]:
         """FIB entries with the origins of their next hops: those under ``under`` (all if
         None) that come after ``after`` in name order (None: from the first), at most
         STATUS_MAX_ROUTES of them (a reply is one packet); how many are under ``under`` in
-        all; and whether more come after these (ask again after the last one)."""
+        all, on the first page only (None after it: counting them walks the subtree, and
+        did so for every page of ``route list``); and whether more come after these (ask
+        again after the last one)."""
         fib = self.forwarder.routes(under, STATUS_MAX_ROUTES + 1, after)
         more = len(fib) > STATUS_MAX_ROUTES
         fib = self._fib_with_origins(fib[:STATUS_MAX_ROUTES])
-        return fib, self.forwarder.fib.count(under), more
+        return fib, self.forwarder.fib.count(under) if after is None else None, more
 
     def down_routes(self, under: Name | None = None) -> list[dict[str, Any]]:
         """Configured routes (under ``under``) whose neighbour is not connected, so not in the
