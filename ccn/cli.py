@@ -449,7 +449,8 @@ def _print_status(s: dict[str, Any]) -> None:
             f"  faces {lim['faces']}/{lim['max_faces']}, pit {s['pit']['entries']}/"
             f"{lim['pit_max_entries']} ({lim['pit_max_per_face']} per face), "
             f"cs {_human(lim['cs_bytes'])} / {lim['cs_max_entries']} entries, "
-            f"cache tier {_human(lim['cache_bytes'])}, trust anchors {lim['trust_anchors']}"
+            f"cache tier {_human(lim['cache_bytes'])} / {lim.get('cache_max_entries', '?')} "
+            f"entries, trust anchors {lim['trust_anchors']}"
         )
 
 

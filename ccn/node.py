@@ -146,7 +146,9 @@ class Node:
             self.refs = DiskRefStore(config.store)
             #: Objects this node forwarded, on disk within ``cache_bytes`` (ccn/store/cache.py):
             #: a victim cache, written as objects leave the in-memory CS (and at exit).
-            self.cache = CacheTier(config.store / "cache", config.cache_bytes)
+            self.cache = CacheTier(
+                config.store / "cache", config.cache_bytes, max_entries=config.cache_max_entries
+            )
             #: Versions of names published elsewhere that this node fetched for someone, so
             #: that it can answer for them from the cache tier when no producer can
             #: (ccn/store/seen.py).
@@ -905,6 +907,7 @@ class Node:
             "fib_max_entries": fc.fib_max_entries,
             "dnl_max_entries": fc.dnl_max_entries,
             "cache_bytes": c.cache_bytes,
+            "cache_max_entries": c.cache_max_entries,
             "seen_versions": self.seen.max_entries,
             "trust_anchors": len(self.anchors),
             "held_interests_max": MAX_HELD,

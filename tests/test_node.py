@@ -512,3 +512,12 @@ async def test_start_routes_published_names_with_the_collector_paused(
                 pass
         assert failed.value.subgroup(OSError) is not None
         assert gc.isenabled()
+
+
+async def test_the_cache_tier_is_bounded_by_cache_max_entries(tmp_path: Path) -> None:
+    async with node_in_process(tmp_path, cache_max_entries=7) as (node, uri), connect(uri) as c:
+        assert node.cache.max_entries == 7
+        with trio.fail_after(10):
+            status = await c.status()
+        assert status["limits"]["cache_max_entries"] == 7
+        assert status["cache"]["max_entries"] == 7
