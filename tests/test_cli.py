@@ -206,6 +206,36 @@ def _spawn_node(store: Path, *flags: str) -> subprocess.Popen[str]:
     )
 
 
+def test_a_node_refuses_a_store_with_a_pack_index_of_a_newer_format(tmp_path: Path) -> None:
+    # The node started and served the store with that pack's objects missing; only fsck
+    # named the index. Now the start is refused in one line naming it, and nothing goes.
+    from ccn.store import DiskObjectStore
+    from ccn.store.files import import_bytes
+
+    store = tmp_path / "s"
+    with DiskObjectStore(store, fsync=False) as s:
+        import_bytes(s, os.urandom(300_000))
+    [idx] = (store / "packs").glob("*.idx")
+    raw = bytearray(idx.read_bytes())
+    raw[7] = 2
+    idx.write_bytes(bytes(raw))
+    before = sorted(p.relative_to(store) for p in store.rglob("*"))
+    proc = _spawn_node(store, "--listen", f"unix://{tmp_path}/n.sock", "--no-discovery")
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # it started: stop it
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0 and "listening" not in out
+    assert err.splitlines() == [
+        f"ccn: error: {idx} is pack index format 2, written by a newer ccn; this ccn reads "
+        "format 1: run a ccn that reads it (the store is left as it is)"
+    ]
+    assert sorted(p.relative_to(store) for p in store.rglob("*")) == before
+    assert idx.read_bytes() == bytes(raw)
+
+
 def test_a_route_to_a_node_that_is_down_is_reported_at_start(tmp_path: Path) -> None:
     flags = ["--listen", f"unix://{tmp_path}/n.sock", "--no-discovery"]
     proc = _spawn_node(tmp_path / "s", *flags, "--route", "/far=tcp://127.0.0.1:1")
