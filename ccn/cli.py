@@ -338,15 +338,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
     prefix = Name.parse(args.prefix)
 
     async def body(client: Client) -> int:
-        names, total = await client.listing(prefix)
-        for entry in names:
-            versions = " ".join(f"v{v}" for v in entry["versions"])
-            earlier = entry.get("versions_total", 0) - len(entry["versions"])
-            if earlier > 0:
-                versions = f"({earlier:,} earlier; ccn log lists them) {versions}"
-            print(f"{_named(entry['name'])}  {versions}")
-        if total > len(names):
-            print(f"... and {total - len(names):,} more names (ccn ls PREFIX lists fewer)")
+        async for names in client.list_pages(prefix):
+            lines = []
+            for entry in names:
+                versions = " ".join(f"v{v}" for v in entry["versions"])
+                earlier = entry.get("versions_total", 0) - len(entry["versions"])
+                if earlier > 0:
+                    versions = f"({earlier:,} earlier; ccn log lists them) {versions}"
+                lines.append(f"{_named(entry['name'])}  {versions}")
+            if lines:  # a page at a time, as route list prints
+                print("\n".join(lines))
         return 0
 
     return _on_node(args, body)
@@ -466,7 +467,8 @@ def _print_status(s: dict[str, Any]) -> None:
             f"  faces {lim['faces']}/{lim['max_faces']}, pit {s['pit']['entries']}/"
             f"{lim['pit_max_entries']} ({lim['pit_max_per_face']} per face), "
             f"cs {_human(lim['cs_bytes'])} / {lim['cs_max_entries']} entries, "
-            f"cache tier {_human(lim['cache_bytes'])}, trust anchors {lim['trust_anchors']}"
+            f"cache tier {_human(lim['cache_bytes'])} / {lim.get('cache_max_entries', '?')} "
+            f"entries, trust anchors {lim['trust_anchors']}"
         )
 
 

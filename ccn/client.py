@@ -305,17 +305,24 @@ class Client:
         return faces
 
     async def ls(self, prefix: Name | str = "/") -> list[dict[str, Any]]:
-        """Names published on this node under ``prefix``, with their versions:
-        ``{"name", "versions": [N...], "versions_total"}`` each. The node lists at most 2000
-        names and the last 100 versions of each; :meth:`listing` also gives the total."""
-        return (await self.listing(prefix))[0]
+        """Every name published on this node under ``prefix``, in name order, with its
+        versions: ``{"name", "versions": [N...], "versions_total"}`` each (the last 100
+        versions of each; :meth:`history` gives all). Asked a page at a time
+        (:meth:`list_pages`)."""
+        return [entry async for page in self.list_pages(prefix) for entry in page]
 
-    async def listing(self, prefix: Name | str = "/") -> tuple[list[dict[str, Any]], int]:
-        """:meth:`ls`, and how many names there are under ``prefix`` in all."""
+    async def list_pages(self, prefix: Name | str = "/") -> AsyncIterator[list[dict[str, Any]]]:
+        """:meth:`ls`, a page of at most 2000 names at a time, in name order. Names published
+        meanwhile may be missed; none is given twice."""
         p = Name.parse(prefix) if isinstance(prefix, str) else prefix
-        reply = await self.command("list", {"prefix": str(p)})
-        names: list[dict[str, Any]] = reply["names"]
-        return names, int(reply.get("names_total", len(names)))
+        params = {"prefix": str(p)}
+        while True:
+            reply = await self.command("list", params)
+            names: list[dict[str, Any]] = reply["names"]
+            yield names
+            if not reply.get("more") or not names or names[-1]["name"] == params.get("after"):
+                return
+            params["after"] = names[-1]["name"]
 
     async def publish(
         self,
@@ -372,15 +379,16 @@ class Client:
         """:meth:`route_table`, and the configured routes whose neighbour is down
         (``{"prefix", "uri", "error"}``: not in the FIB until it is up again)."""
         fib, total, down, _more = await self._route_page(_route_params(prefix))
-        return fib, total, down
+        return fib, len(fib) if total is None else total, down
 
     async def _route_page(
         self, params: dict[str, str]
-    ) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]], bool]:
-        """One ``route-list`` reply: ``(fib, total, down, more after it)``."""
+    ) -> tuple[list[dict[str, Any]], int | None, list[dict[str, Any]], bool]:
+        """One ``route-list`` reply: ``(fib, total, down, more after it)``; the total is None
+        on a page after the first (only the first counts the routes)."""
         reply = await self.command("route-list", params or None)
         fib: list[dict[str, Any]] = reply["fib"]
-        total: int = reply.get("fib_total", len(fib))
+        total: int | None = reply.get("fib_total")
         down: list[dict[str, Any]] = reply.get("down", [])
         return fib, total, down, bool(reply.get("more"))
 
@@ -388,12 +396,18 @@ class Client:
         self, prefix: Name | str | None = None
     ) -> AsyncIterator[tuple[list[dict[str, Any]], int, list[dict[str, Any]]]]:
         """Every route (under ``prefix``), a page of at most 2000 at a time, in name order:
-        ``(fib, total, down)`` as :meth:`route_state` gives them, ``down`` with the first page
-        only. A node that does not page (an older one) gives the first page alone. Routes
-        added or removed meanwhile may be missed; none is given twice."""
+        ``(fib, total, down)`` as :meth:`route_state` gives them (the total as of the first
+        page), ``down`` with the first page only. A node that does not page (an older one)
+        gives the first page alone. Routes added or removed meanwhile may be missed; none
+        is given twice."""
         params = _route_params(prefix)
+        total = 0
         while True:
-            fib, total, down, more = await self._route_page(params)
+            fib, page_total, down, more = await self._route_page(params)
+            if page_total is not None:
+                total = page_total
+            elif "after" not in params:
+                total = len(fib)
             yield fib, total, down
             if not more or not fib or fib[-1]["prefix"] == params.get("after"):
                 return

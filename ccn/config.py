@@ -41,6 +41,8 @@ class NodeConfig:
     cs_bytes: int = 64 << 20
     #: Budget of the persistent cache tier on disk (objects this node forwarded), LRU-evicted.
     cache_bytes: int = 1 << 30
+    #: Objects the cache tier holds at most: its index costs ≈ 250 B of memory each.
+    cache_max_entries: int = 1 << 18
     cs_max_entries: int = 65536
     pit_max_entries: int = 65536
     pit_max_per_face: int = 16384
@@ -95,8 +97,9 @@ class NodeConfig:
         for key in ("max_faces", "max_faces_per_host"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1")
-        if self.cache_bytes < 0:
-            raise ConfigError("cache_bytes must be at least 0")
+        for key in ("cache_bytes", "cache_max_entries"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be at least 0")
         for f in fields(self):
             value = getattr(self, f.name)
             # status reports every setting as a msgpack integer: a larger one ended the node

@@ -10,6 +10,7 @@ when done; the Interest's lifetime covers the wait.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import sys
 import threading
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
 
 #: Commands stopped when their client goes away (see :func:`~ccn.maintenance.stoppable`).
 _ABANDONED_WITH_THEIR_CLIENT = frozenset({"publish", "pin", "gc", "fsck"})
-#: ``list`` gives at most this many names, and of each its last LIST_MAX_VERSIONS version
-#: numbers (a reply is one packet); the totals are complete.
+#: ``list`` gives at most this many names a page, and of each its last LIST_MAX_VERSIONS
+#: version numbers (a reply is one packet); the totals of versions are complete.
 LIST_MAX_NAMES = 2000
 LIST_MAX_VERSIONS = 100
 #: Write errors that say the store's file system cannot take more (see _os_error_text).
@@ -132,18 +133,23 @@ class Management:
         # entries only; the routes that are down came with the first.
         after = _name(params["after"]) if "after" in params else None
         fib, total, more = self.node.routes(under, after)
-        down = self.node.down_routes(under) if after is None else []
+        if after is not None:  # the first page gave the total, and the routes that are down
+            return {"fib": fib, "down": [], "more": more}
+        down = self.node.down_routes(under)
         return {"fib": fib, "fib_total": total, "down": down, "more": more}
 
     async def cmd_list(self, params: dict[str, Any]) -> dict[str, Any]:
         prefix = _name(params.get("prefix", "/"))
+        # A page after the first: ``after`` is the last name of the one before.
+        after = _name(params["after"]) if "after" in params else None
         # A walk of the refs directory: in a worker thread, so a big store does not hold up
         # every face of the node while it runs.
-        return await trio.to_thread.run_sync(self._list, prefix)
+        return await trio.to_thread.run_sync(self._list, prefix, after)
 
-    def _list(self, prefix: Name) -> dict[str, Any]:
+    def _list(self, prefix: Name, after: Name | None) -> dict[str, Any]:
         refs = self.node.refs
-        found = refs.names(prefix)
+        # One more than a page, to know whether more follow: only these are read.
+        found = list(itertools.islice(refs.iter_names(prefix, after), LIST_MAX_NAMES + 1))
         names = []
         for n in found[:LIST_MAX_NAMES]:
             numbers = [v for v, _id in refs.versions(n)]
@@ -154,7 +160,7 @@ class Management:
                     "versions_total": len(numbers),
                 }
             )
-        return {"names": names, "names_total": len(found)}
+        return {"names": names, "more": len(found) > LIST_MAX_NAMES}
 
     async def cmd_publish(self, params: dict[str, Any], asked: Wanted = None) -> dict[str, Any]:
         name = _name(params.get("name"))

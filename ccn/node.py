@@ -151,7 +151,9 @@ class Node:
             self.refs = DiskRefStore(config.store)
             #: Objects this node forwarded, on disk within ``cache_bytes`` (ccn/store/cache.py):
             #: a victim cache, written as objects leave the in-memory CS (and at exit).
-            self.cache = CacheTier(config.store / "cache", config.cache_bytes)
+            self.cache = CacheTier(
+                config.store / "cache", config.cache_bytes, max_entries=config.cache_max_entries
+            )
             #: Versions of names published elsewhere that this node fetched for someone, so
             #: that it can answer for them from the cache tier when no producer can
             #: (ccn/store/seen.py).
@@ -874,15 +876,17 @@ class Node:
 
     def routes(
         self, under: Name | None = None, after: Name | None = None
-    ) -> tuple[list[dict[str, Any]], int, bool]:
+    ) -> tuple[list[dict[str, Any]], int | None, bool]:
         """FIB entries with the origins of their next hops: those under ``under`` (all if
         None) that come after ``after`` in name order (None: from the first), at most
         STATUS_MAX_ROUTES of them (a reply is one packet); how many are under ``under`` in
-        all; and whether more come after these (ask again after the last one)."""
+        all, on the first page only (None after it: counting them walks the subtree, and
+        did so for every page of ``route list``); and whether more come after these (ask
+        again after the last one)."""
         fib = self.forwarder.routes(under, STATUS_MAX_ROUTES + 1, after)
         more = len(fib) > STATUS_MAX_ROUTES
         fib = self._fib_with_origins(fib[:STATUS_MAX_ROUTES])
-        return fib, self.forwarder.fib.count(under), more
+        return fib, self.forwarder.fib.count(under) if after is None else None, more
 
     def down_routes(self, under: Name | None = None) -> list[dict[str, Any]]:
         """Configured routes (under ``under``) whose neighbour is not connected, so not in the
@@ -966,6 +970,7 @@ class Node:
             "fib_max_entries": fc.fib_max_entries,
             "dnl_max_entries": fc.dnl_max_entries,
             "cache_bytes": c.cache_bytes,
+            "cache_max_entries": c.cache_max_entries,
             "seen_versions": self.seen.max_entries,
             "trust_anchors": len(self.anchors),
             "refused_versions": REFUSED_KEPT,

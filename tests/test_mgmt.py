@@ -124,7 +124,7 @@ async def test_replies_of_the_plain_verbs(tmp_path: Path) -> None:
             await client.publish(tmp_path / "f", "/other")
             listed = await client.command("list", {"prefix": "/m"})
             assert listed["names"] == [{"name": "/m/f", "versions": [1, 2], "versions_total": 2}]
-            assert listed["names_total"] == 1
+            assert listed["more"] is False
             everything = await client.command("list")
             assert [e["name"] for e in everything["names"]] == ["/m/f", "/other"]
             faces = (await client.command("face-list"))["faces"]
@@ -146,20 +146,29 @@ def _publish_many(node: Any, names: int, versions: int) -> None:
         node.refs.compare_and_swap(Name.parse("/b/n0"), v - 1, v, bytes(32))
 
 
-async def test_list_and_log_are_cut_at_their_bounds_and_give_totals(
+async def test_list_pages_and_log_is_cut_at_its_bound_with_a_total(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 30,000 names made a 1.9 MB list reply, more than a packet: the client waited 10 s and
-    # blamed the node ("did not answer"). Now the lists are cut and the totals complete.
+    # blamed the node ("did not answer"). Now a reply holds a page of names, and the client
+    # asks for the next after the last one; the versions of each are cut, with their total.
     monkeypatch.setattr("ccn.mgmt.LIST_MAX_NAMES", 3)
     monkeypatch.setattr("ccn.mgmt.LIST_MAX_VERSIONS", 2)
     monkeypatch.setattr("ccn.maintenance.MAX_LINES", 4)
     async with node_in_process(tmp_path) as (node, uri), connect(uri) as client:
         _publish_many(node, names=5, versions=6)
         with trio.fail_after(10):
-            names, total = await client.listing("/b")
-            assert total == 5 and [e["name"] for e in names] == ["/b/n0", "/b/n1", "/b/n2"]
-            assert names[0]["versions"] == [5, 6] and names[0]["versions_total"] == 6
+            first = await client.command("list", {"prefix": "/b"})
+            assert [e["name"] for e in first["names"]] == ["/b/n0", "/b/n1", "/b/n2"]
+            assert first["more"] is True
+            assert first["names"][0]["versions"] == [5, 6]
+            assert first["names"][0]["versions_total"] == 6
+            rest = await client.command("list", {"prefix": "/b", "after": "/b/n2"})
+            assert [e["name"] for e in rest["names"]] == ["/b/n3", "/b/n4"]
+            assert rest["more"] is False
+            pages = [[e["name"] for e in page] async for page in client.list_pages("/b")]
+            assert pages == [["/b/n0", "/b/n1", "/b/n2"], ["/b/n3", "/b/n4"]]
+            assert [e["name"] for e in await client.ls()] == [f"/b/n{i}" for i in range(5)]
             versions, total = await client.history("/b/n0")
             assert total == 6 and [v["number"] for v in versions] == [3, 4, 5, 6]
 

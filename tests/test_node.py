@@ -261,6 +261,34 @@ async def test_status_fits_one_packet_however_large_the_tables(tmp_path: Path) -
         assert under == [f"/routes/r{k:05d}" for k in range(20_000)]
 
 
+async def test_only_the_first_page_of_route_list_counts_the_routes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every page counted the routes under its prefix again (a walk of the whole subtree):
+    # O(routes) a page, O(routes^2 / 2000) to list them all. The first page gives the total.
+    from ccn.tables.fib import Fib
+
+    counts: list[Name | None] = []
+    count = Fib.count
+
+    def counted(self: Fib, under: Name | None = None) -> int:
+        counts.append(under)
+        return count(self, under)
+
+    monkeypatch.setattr(Fib, "count", counted)
+    async with node_in_process(tmp_path) as (node, uri), connect(uri) as client:
+        for k in range(5000):
+            node.forwarder.add_route(Name.parse(f"/routes/r{k:05d}"), node.producer.face.id, 0)
+        with trio.fail_after(20):
+            pages = [(fib, total) async for fib, total, _down in client.route_pages("/routes")]
+        assert len(pages) == 3 and {total for _fib, total in pages} == {5000}
+        assert counts == [Name.parse("/routes")]
+        second = await client.command(
+            "route-list", {"prefix": "/routes", "after": "/routes/r01999"}
+        )
+        assert "fib_total" not in second and second["fib"][0]["prefix"] == "/routes/r02000"
+
+
 def test_a_node_in_process_refuses_a_directory_that_is_not_a_store(tmp_path: Path) -> None:
     # the check of `ccn node --store` holds for the Python API too
     (tmp_path / "notes.txt").write_text("mine")
@@ -484,3 +512,12 @@ async def test_start_routes_published_names_with_the_collector_paused(
                 pass
         assert failed.value.subgroup(OSError) is not None
         assert gc.isenabled()
+
+
+async def test_the_cache_tier_is_bounded_by_cache_max_entries(tmp_path: Path) -> None:
+    async with node_in_process(tmp_path, cache_max_entries=7) as (node, uri), connect(uri) as c:
+        assert node.cache.max_entries == 7
+        with trio.fail_after(10):
+            status = await c.status()
+        assert status["limits"]["cache_max_entries"] == 7
+        assert status["cache"]["max_entries"] == 7

@@ -74,6 +74,11 @@ from ccn.store.segment import (
 DEFAULT_MAX_BYTES: Final = 1 << 30
 """Default budget of the cache tier (``cache_bytes`` in the node's config)."""
 
+DEFAULT_MAX_ENTRIES: Final = 1 << 18
+"""Default bound on the objects the tier holds (``cache_max_entries``): its index takes about
+250 B of memory per object, so 1 GiB of 100-byte objects would be 10 million entries, 2.5 GB;
+262,144 entries are about 64 MiB (a 1 GiB budget of objects of 4 KiB and more fits)."""
+
 QUEUE_MAX_BYTES: Final = 128 << 20
 """Objects waiting to be written, at most; further offers are dropped."""
 
@@ -162,9 +167,11 @@ class _Entry:
 
 
 class CacheTier:
-    """Objects appended to segment files under ``root``, with an LRU order and a byte budget.
+    """Objects appended to segment files under ``root``, with an LRU order, a byte budget and
+    a bound on their number.
 
-    ``bytes`` is the total size of the live objects and stays within ``max_bytes``; the files
+    ``bytes`` is the total size of the live objects and stays within ``max_bytes``, and
+    there are at most ``max_entries`` of them (each costs memory in the index); the files
     take at most about one segment (``segment_bytes``) more, plus 56 bytes per object.
     Thread-safe: readers (``known``, ``get``, ``verify``, ``locate``, ``ids``) may run on any
     thread while one writer at a time appends or evicts. The owner calls :meth:`close`; one
@@ -176,10 +183,12 @@ class CacheTier:
         root: str | os.PathLike[str],
         max_bytes: int = DEFAULT_MAX_BYTES,
         *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         segment_bytes: int | None = None,
     ) -> None:
         self.root = os.fspath(root)
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
         self.segment_bytes = segment_bytes or default_segment_bytes(max_bytes)
         self.counters = CacheCounters()
         self.bytes = 0
@@ -293,9 +302,10 @@ class CacheTier:
         if old is not None:
             try:
                 entries = sorted(old.loose_entries(), key=lambda e: e.mtime, reverse=True)
-                keep, total = [], 0
+                keep: list[bytes] = []
+                total = 0
                 for e in entries:
-                    if total + e.size > self.max_bytes:
+                    if total + e.size > self.max_bytes or len(keep) >= self.max_entries:
                         break
                     keep.append(e.id)
                     total += e.size
@@ -489,8 +499,8 @@ class CacheTier:
                 self._append((), pending=True)
 
     def evict(self) -> list[bytes]:
-        """Drop least recently used objects until the budget holds, and reclaim the space of
-        old segments; return the ids of the objects dropped."""
+        """Drop least recently used objects until the budget and the bound on their number
+        hold, and reclaim the space of old segments; return the ids of the objects dropped."""
         with self._write_lock:
             self._check_open()
             return self._evict()
@@ -498,7 +508,7 @@ class CacheTier:
     def _evict(self) -> list[bytes]:
         victims: list[bytes] = []
         with self._lock:
-            while self.bytes > self.max_bytes and self._lru:
+            while (self.bytes > self.max_bytes or len(self._lru) > self.max_entries) and self._lru:
                 oid = next(iter(self._lru))
                 self._forget(oid)
                 victims.append(oid)
@@ -614,6 +624,7 @@ class CacheTier:
             "objects": len(self._lru),
             "bytes": self.bytes,
             "max_bytes": self.max_bytes,
+            "max_entries": self.max_entries,
             "disk_bytes": self._disk_bytes,
             **asdict(self.counters),
         }

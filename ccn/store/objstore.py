@@ -39,6 +39,7 @@ from blake3 import blake3
 from ccn.errors import (
     CorruptObject,
     InvalidObject,
+    NewerFormat,
     ObjectNotFound,
     StoreError,
     StoreUsageError,
@@ -378,9 +379,10 @@ class DiskObjectStore(ObjectStore):
         self._open_packs: OrderedDict[_Pack, None] = OrderedDict()
         #: Indexes that failed to load (name → reason), for fsck.
         self.bad_packs: dict[str, str] = {}
+        # Before anything is cleaned up: a store a newer ccn wrote is left as it is.
+        self._refresh_packs(refuse_newer=True)
         self.clean_tmp()
         self._scan_loose()
-        self._refresh_packs()
 
     # -- paths -----------------------------------------------------------------------------
 
@@ -414,8 +416,12 @@ class DiskObjectStore(ObjectStore):
             self._loose = found
             self._count = None
 
-    def _refresh_packs(self) -> bool:
-        """Load indexes that appeared, forget packs that vanished; return whether any did."""
+    def _refresh_packs(self, *, refuse_newer: bool = False) -> bool:
+        """Load indexes that appeared, forget packs that vanished; return whether any did.
+        ``refuse_newer`` (at open): an index of a newer format raises
+        :class:`~ccn.errors.NewerFormat` (the store is refused whole, as for the other store
+        files; its objects would be missing), where later it is only set aside in
+        :attr:`bad_packs` (another process wrote it while this one runs: fsck names it)."""
         idx_names, _ = _pack.pack_names(self._packdir)
         with self._lock:
             current = set(self._packs) | set(self.bad_packs)
@@ -427,10 +433,10 @@ class DiskObjectStore(ObjectStore):
                 if p is not None:
                     self._unindex_pack(p)
             for name in idx_names - current:
-                self._load_pack(name)
+                self._load_pack(name, refuse_newer)
             return True
 
-    def _load_pack(self, name: str) -> None:
+    def _load_pack(self, name: str, refuse_newer: bool = False) -> None:
         idx_path = os.path.join(self._packdir, name + _pack.IDX_SUFFIX)
         pack_path = os.path.join(self._packdir, name + _pack.PACK_SUFFIX)
         try:
@@ -440,6 +446,8 @@ class DiskObjectStore(ObjectStore):
         except FileNotFoundError:
             return  # removed meanwhile by another process's repack
         except (OSError, StoreError) as e:
+            if refuse_newer and isinstance(e, NewerFormat):
+                raise
             self.bad_packs[name] = str(e)
             return
         self._add_pack(_Pack(name, pack_path, mtime, entries))

@@ -16,7 +16,9 @@ pass one contract test. This module stores ids but never reads objects.
 from __future__ import annotations
 
 import abc
+import bisect
 import fcntl
+import itertools
 import os
 import re
 import secrets
@@ -25,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Final
 
@@ -111,6 +114,15 @@ class RefStore(abc.ABC):
     @abc.abstractmethod
     def names(self, prefix: Name | None = None) -> list[Name]:
         """Published names under ``prefix`` (itself included), sorted."""
+
+    def iter_names(self, prefix: Name | None = None, after: Name | None = None) -> Iterator[Name]:
+        """:meth:`names`, in the same order, one at a time: those that come after ``after``
+        (a cursor: the last name of an earlier page; None: from the first). The disk twin
+        reads only what it gives (and the directories on the way), so a page of a big store
+        costs about the page, not the store."""
+        for name in self.names(prefix):
+            if after is None or name > after:
+                yield name
 
     def compare_and_swap(
         self, name: Name, expected: int | None, number: int, version_id: bytes
@@ -272,6 +284,7 @@ class DiskRefStore(RefStore):
         self._refdir = os.path.join(self.root, "refs")
         self._pins_path = os.path.join(self.root, "pins")
         self._token = secrets.token_hex(4)
+        self._listings = _Listings()
         os.makedirs(self._refdir, exist_ok=True)
 
     def _dir(self, name: Name) -> str:
@@ -317,6 +330,27 @@ class DiskRefStore(RefStore):
         if prefix is not None and top:  # a header (of an escaped name) may say otherwise
             found = [n for n in found if prefix.is_prefix_of(n)]
         return sorted(found, key=_components)  # Name's order, compared in C
+
+    def iter_names(self, prefix: Name | None = None, after: Name | None = None) -> Iterator[Name]:
+        top = () if prefix is None else prefix.components
+        cursor = None if after is None else after.components
+        if cursor is not None and cursor[: len(top)] != top:
+            if cursor > top:
+                return  # the whole subtree comes before the cursor
+            cursor = None
+        path = self._dir(prefix) if prefix is not None and top else self._refdir
+        last: Name | None = None
+        for name in _ordered_names(self._listings, path, top, True, cursor):
+            # A header that names something else than its path (damage) could put a name
+            # out of order or outside the prefix: left out, so no cursor goes back.
+            if last is not None and name <= last:
+                continue
+            if (after is not None and name <= after) or (
+                prefix is not None and not prefix.is_prefix_of(name)
+            ):
+                continue
+            last = name
+            yield name
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -457,6 +491,157 @@ def _log_names(top: str, found: list[Name], parent: tuple[bytes, ...] | None = N
                 if parent is not None and _PLAIN_DIR.fullmatch(text):
                     below = (*parent, text.encode("ascii"))
                 _log_names(entry.path, found, below)
+
+
+#: A directory of refs with at least this many entries keeps its sorted listing in memory
+#: between pages (while it does not change): a page of ``ccn ls`` of 66,000 names in one
+#: directory listed and sorted them all again, 0.4 s a page.
+_KEEP_LISTING: Final = 1024
+#: At most this many listings are kept.
+_KEPT_LISTINGS: Final = 16
+#: A listing is kept only if its directory had not changed for this long when it was read: a
+#: change within the file system's timestamp granularity would not change its mtime.
+_SETTLED_NS: Final = 2_000_000_000
+
+#: A directory's children in Name order: the component of a subdirectory, or a name read from
+#: a header (below a directory whose name is a hashed component).
+_Children = list[bytes | Name]
+
+
+class _Listings:
+    """Sorted listings of big ref directories, each valid while its (inode, mtime) holds."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[tuple[int, int], str | None, _Children]] = {}
+        self._lock = threading.Lock()
+
+    def children(self, path: str, comps: tuple[bytes, ...]) -> tuple[str | None, _Children] | None:
+        """The ``.log`` of directory ``path`` (the name ``comps``; None if it has none) and
+        its children in Name order; None if it cannot be read."""
+        with self._lock:
+            kept = self._kept.get(path)
+        if kept is not None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            if kept[0] == (st.st_ino, st.st_mtime_ns):
+                return kept[1], kept[2]
+        began = time.time_ns()
+        read = _read_children(path, comps)
+        if read is None:
+            return None
+        log, children, named = read
+        # Kept only if the directory had not changed for a while when it was read (then it
+        # is a whole listing of that state) and no child is a hashed component (what lies
+        # below one can change without changing this directory).
+        if len(children) >= _KEEP_LISTING and not named:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return log, children
+            if st.st_mtime_ns < began - _SETTLED_NS:
+                with self._lock:
+                    if len(self._kept) >= _KEPT_LISTINGS:
+                        del self._kept[next(iter(self._kept))]
+                    self._kept[path] = ((st.st_ino, st.st_mtime_ns), log, children)
+        return log, children
+
+
+def _read_children(
+    path: str, comps: tuple[bytes, ...]
+) -> tuple[str | None, _Children, bool] | None:
+    """:meth:`_Listings.children`, read from the directory, and whether any child is a name
+    read from a header."""
+    depth = len(comps)
+    try:
+        entries = os.scandir(path)
+    except OSError:
+        return None
+    log = None
+    children: _Children = []
+    named = False
+    with entries:
+        for entry in entries:
+            text = entry.name
+            if text == ".log":
+                log = entry.path
+            elif entry.is_dir(follow_symlinks=False):
+                comp = _unescape_component(text)
+                if comp is not None:
+                    children.append(comp)
+                    continue
+                found: list[Name] = []
+                _log_names(entry.path, found)
+                for name in found:
+                    if len(name) > depth and name.components[:depth] == comps:
+                        children.append(name)
+                        named = True
+    children.sort(key=partial(_child_key, depth))
+    return log, children, named
+
+
+def _child_key(depth: int, child: bytes | Name) -> tuple[bytes, ...]:
+    return (child,) if isinstance(child, bytes) else child.components[depth:]
+
+
+def _ordered_names(
+    listings: _Listings,
+    path: str,
+    comps: tuple[bytes, ...],
+    plain: bool,
+    cursor: tuple[bytes, ...] | None,
+) -> Iterator[Name]:
+    """The names of the logs at and below directory ``path`` (the name ``comps``), in Name
+    order, lazily; with ``cursor`` (components that start with ``comps``), only those after
+    it, and the subdirectories before the cursor's are not read. A directory's component is
+    its name unescaped; a name is read from its log's header unless every directory of its
+    path is plain (``plain``: this one's are), as :func:`_log_names` does. Below a directory
+    whose name cannot be unescaped (``%H``: a hashed long component) the headers are read
+    first, to know where in the order those names go (rare: components over 66 bytes)."""
+    listing = listings.children(path, comps)
+    if listing is None:
+        return
+    log, children = listing
+    if log is not None and cursor is None:  # on the cursor's path, this name is not after it
+        yield (_path_name(comps) if plain else None) or _log_name(log)
+    depth = len(comps)
+    at = cursor[depth] if cursor is not None and len(cursor) > depth else None
+    start = 0
+    if at is not None:
+        first: tuple[bytes, ...] = (at,)
+        start = bisect.bisect_left(children, first, key=partial(_child_key, depth))
+    for child in itertools.islice(children, start, None):
+        if isinstance(child, bytes):
+            below = os.path.join(path, _escape_component(child))
+            below_plain = plain and _PLAIN_COMPONENT.fullmatch(child) is not None
+            below_cursor = cursor if child == at else None
+            yield from _ordered_names(listings, below, (*comps, child), below_plain, below_cursor)
+        elif cursor is None or child.components > cursor:
+            yield child
+
+
+def _unescape_component(text: str) -> bytes | None:
+    """The component :func:`_escape_component` writes as ``text``; None for a hashed one
+    (``%H``) or a text it would not write."""
+    if _PLAIN_DIR.fullmatch(text):  # the common case: nothing escaped
+        return text.encode("ascii")
+    if text.startswith("%H"):
+        return None
+    out = bytearray()
+    i = 0
+    try:
+        while i < len(text):
+            if text[i] == "%":
+                out.append(int(text[i + 1 : i + 3], 16))
+                i += 3
+            else:
+                out.append(ord(text[i]))
+                i += 1
+    except ValueError:  # not two hex digits, or a character that is not a byte
+        return None
+    comp = bytes(out)
+    return comp if comp and _escape_component(comp) == text else None
 
 
 def _path_name(components: tuple[bytes, ...] | None) -> Name | None:

@@ -8,12 +8,17 @@ allocates nothing. Values must not be ``None`` (``None`` marks a node that only 
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from ccn.name import Name
 
 V = TypeVar("V")
+
+#: Sorted children kept for :meth:`NameTree.items` (a cursor's path is a few nodes deep).
+_KEPT_ORDERS = 64
 
 
 class _Node(Generic[V]):
@@ -27,11 +32,15 @@ class _Node(Generic[V]):
 class NameTree(Generic[V]):
     """Maps names to values; nodes that hold neither a value nor children are pruned."""
 
-    __slots__ = ("_len", "_root")
+    __slots__ = ("_len", "_order", "_root")
 
     def __init__(self) -> None:
         self._root: _Node[V] = _Node()
         self._len = 0
+        #: The sorted children of nodes :meth:`items` went down through to a cursor, kept
+        #: until a node is added or pruned anywhere: each page of ``route list`` sorted the
+        #: 66,000 children of one node again.
+        self._order: dict[_Node[V], list[bytes]] = {}
 
     def __len__(self) -> int:
         return self._len
@@ -54,6 +63,8 @@ class NameTree(Generic[V]):
             child = node.children.get(comp)
             if child is None:
                 child = node.children[comp] = _Node()
+                if self._order:
+                    self._order.clear()
             node = child
         if node.value is None:
             self._len += 1
@@ -80,6 +91,8 @@ class NameTree(Generic[V]):
             if n.children or n.value is not None:
                 break
             del path[depth - 1].children[comps[depth - 1]]
+            if self._order:
+                self._order.clear()
         return value
 
     def longest_prefix_match(self, name: Name) -> V | None:
@@ -178,8 +191,15 @@ class NameTree(Generic[V]):
         if reached is not None:
             yield from _walk(comps, reached, False)
         for comps, node, comp in reversed(levels):
-            for later in sorted(c for c in node.children if c > comp):
-                yield from _walk((*comps, later), node.children[later], True)
+            order = self._order.get(node)
+            if order is None:
+                if len(self._order) >= _KEPT_ORDERS:
+                    self._order.clear()
+                order = self._order[node] = sorted(node.children)
+            for later in itertools.islice(order, bisect.bisect_right(order, comp), None):
+                child = node.children.get(later)
+                if child is not None:  # else pruned since (the caller changed the tree)
+                    yield from _walk((*comps, later), child, True)
 
 
 def _walk(top: tuple[bytes, ...], node: _Node[V], with_top: bool) -> Iterator[tuple[Name, V]]:

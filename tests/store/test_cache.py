@@ -74,6 +74,28 @@ def test_budget_evicts_least_recently_used(tmp_path: Path) -> None:
     tier.close()
 
 
+def test_the_number_of_objects_is_bounded_least_recently_used_first(tmp_path: Path) -> None:
+    # The index costs ~250 B of memory per object and only bytes were bounded: 1 GiB of tiny
+    # objects is millions of entries. max_entries bounds them as the byte budget does.
+    tier = CacheTier(tmp_path, max_bytes=1 << 30, max_entries=100)
+    objs = [_obj(10) for _ in range(100)]
+    assert tier.add_many(objs) == 100
+    assert tier.get(objs[0][0]) == objs[0][1]  # a hit: now most recent
+    more = [_obj(10) for _ in range(30)]
+    tier.add_many(more)
+    assert tier.status()["objects"] == 100 and tier.status()["max_entries"] == 100
+    assert tier.known(objs[0][0]) and all(tier.known(oid) for oid, _ in more)
+    assert not any(tier.known(oid) for oid, _ in objs[1:31])  # the least recently used went
+    assert tier.counters.evictions == 30 and tier.bytes == sum(len(r) for _, r in more) + sum(
+        len(r) for _, r in [objs[0], *objs[31:]]
+    )
+    tier.close()
+    fewer = CacheTier(tmp_path, max_entries=10)  # a smaller bound evicts at open, LRU first
+    assert fewer.ids() == [oid for oid, _ in more[-10:]]
+    fewer.close()
+    assert len(CacheTier(tmp_path).ids()) == 10  # and the evictions are remembered
+
+
 def test_objects_and_their_order_survive_a_restart(tmp_path: Path) -> None:
     tier = CacheTier(tmp_path, max_bytes=1 << 20)
     objs = [_obj(1000) for _ in range(3)]

@@ -198,6 +198,40 @@ def test_an_index_of_a_newer_format_is_named_as_such() -> None:
         decode_index(bytes(raw), "x.idx")
 
 
+def test_a_store_with_an_index_of_a_newer_format_is_refused_at_open_and_kept(
+    tmp_path: Path,
+) -> None:
+    # Only fsck named it: the store opened, and the node served it with that pack's objects
+    # missing. It is refused at open now, as a newer ref log or cache segment is, before
+    # anything is cleaned up; one that appears while the store is open is set aside for fsck.
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        import_bytes(s, os.urandom(300_000))
+    [idx] = (tmp_path / "packs").glob("*.idx")
+    raw = bytearray(idx.read_bytes())
+    raw[7] = 2
+    idx.write_bytes(bytes(raw))
+    debris = tmp_path / "tmp" / "old.tmp"  # crash debris, removed by an open that goes on
+    debris.write_bytes(b"x")
+    os.utime(debris, (1, 1))
+    before = {p: p.read_bytes() for p in (tmp_path / "packs").iterdir()}
+    with pytest.raises(
+        NewerFormat, match=rf"{idx.name} is pack index format 2, written by a newer"
+    ):
+        DiskObjectStore(tmp_path, fsync=False)
+    assert {p: p.read_bytes() for p in (tmp_path / "packs").iterdir()} == before
+    assert debris.exists()
+    raw[7] = 1
+    idx.write_bytes(bytes(raw))
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        assert not debris.exists() and len(set(s.ids())) > 1
+        raw[7] = 2
+        newer = idx.with_name("pack-newer.idx")
+        newer.write_bytes(bytes(raw))
+        s.refresh()
+        assert list(s.bad_packs) == ["pack-newer"] and "newer ccn" in s.bad_packs["pack-newer"]
+    assert newer.exists()
+
+
 def _open_pack_fds(store: Path) -> int:
     n = 0
     for fd in os.listdir("/proc/self/fd"):

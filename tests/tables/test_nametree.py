@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -130,3 +132,36 @@ def test_pages_after_a_cursor_cover_a_subtree_once() -> None:
     assert len(pages) == 5 and seen[:3] == [N("/s"), N("/s/i0"), N("/s/i1")]
     assert seen[3] == N("/s/i1/x")  # a name's extensions come before its next sibling
     assert list(t.items(N("/nothing"))) == [] and t.count(N("/nothing")) == 0
+
+
+def test_pages_of_a_wide_node_sort_its_children_once_while_it_does_not_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # route list of 66,000 names in one directory sorted the node's children again for
+    # every page (O(n) a page, O(n^2 / page) in all). They are sorted once, and again only
+    # after the tree changed, and a page still sees the change.
+    from ccn.tables import nametree
+
+    sorted_items = 0
+
+    def counted(items: Iterable[bytes], **kwargs: Any) -> list[bytes]:
+        nonlocal sorted_items
+        out = sorted(items, **kwargs)
+        sorted_items += len(out)
+        return out
+
+    monkeypatch.setattr(nametree, "sorted", counted, raising=False)
+    t: NameTree[int] = NameTree()
+    for k in range(3000):
+        t.set(N(f"/flat/n{k:04d}"), k)
+    pages = []
+    after: Name | None = None
+    while page := [n for n, _ in itertools.islice(t.items(None, after), 100)]:
+        pages.append(page)
+        after = page[-1]
+    assert [n for page in pages for n in page] == [N(f"/flat/n{k:04d}") for k in range(3000)]
+    assert sorted_items < 3 * 3000  # once for the first page's walk, once for the cursor
+    t.set(N("/flat/n1000a"), -1)
+    t.pop(N("/flat/n1001"))
+    page = [n for n, _ in itertools.islice(t.items(None, N("/flat/n1000")), 2)]
+    assert page == [N("/flat/n1000a"), N("/flat/n1002")]
