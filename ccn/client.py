@@ -319,6 +319,13 @@ class Client:
         while True:
             reply = await self.command("list", params)
             names: list[dict[str, Any]] = reply["names"]
+            total = reply.get("names_total")
+            if "more" not in reply and isinstance(total, int) and total > len(names):
+                # a node from before paging: it gives its first page and how many there are
+                self.notes.append(
+                    f"the node listed {len(names):,} of {total:,} names under {p} (it runs an "
+                    "older ccn, which does not page: ccn ls PREFIX lists fewer)"
+                )
             yield names
             if not reply.get("more") or not names or names[-1]["name"] == params.get("after"):
                 return

@@ -269,3 +269,26 @@ async def test_a_pin_that_fails_because_the_cache_tier_cannot_write_says_so(
                     with pytest.raises(CommandError) as e:
                         await client.pin("/far/f/v1")
         assert "objects did not reach the node; its cache tier could not write them" in str(e.value)
+
+
+async def test_listing_a_node_that_does_not_page_notes_the_names_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A node from before paging answers ``list`` with its first 2000 names and their total,
+    # and no ``more``: the client cannot ask for the rest, and says so instead of silently
+    # listing part of them.
+    client = Client(_RecordingFace())
+    asked: list[dict[str, Any]] = []
+
+    async def old_node(verb: str, params: dict[str, Any], **_kw: Any) -> dict[str, Any]:
+        asked.append(dict(params))
+        names = [{"name": f"/a/n{i:04}", "versions": [1]} for i in range(2000)]
+        return {"names": names, "names_total": 2500}
+
+    monkeypatch.setattr(client, "command", old_node)
+    listed = await client.ls("/a")
+    assert len(listed) == 2000 and len(asked) == 1
+    assert list(client.notes) == [
+        "the node listed 2,000 of 2,500 names under /a (it runs an older ccn, which does not "
+        "page: ccn ls PREFIX lists fewer)"
+    ]
