@@ -32,8 +32,11 @@ or it stays silent (a firewall that drops datagrams and sends no ICMP error), or
 is not this ccn (told once, as for TCP). While up it is watched cheaply
 (:meth:`Neighbours._probe_due`): it is probed when it has sent nothing for
 :data:`LIVENESS_INTERVAL` while this node sent it Interests, or for :data:`IDLE_PROBE` at all,
-and an unanswered probe takes it down. While down it is probed at the same intervals as TCP's
-dials, and an Interest held for it has it probed at once (the probe is its dial).
+and an unanswered probe takes it down: its routes leave the FIB, and the Interests sent to it
+that it has not answered are tried elsewhere or Nacked "no route" at once (the forwarder's
+``FaceUnreachable``; a TCP neighbour's closed connection does the same through ``FaceDown``).
+While down it is probed at the same intervals as TCP's dials, and an Interest held for it has
+it probed at once (the probe is its dial).
 
 Discovery's neighbours are ccn/discovery.py's, and Interests are not held for them: there is no
 address to dial (a node that comes back has a new id, often a new port, and announces itself
@@ -56,6 +59,7 @@ from ccn.faces.base import Face
 from ccn.faces.transport import dial
 from ccn.faces.udp import PROBE, PROBE_LIFETIME_MS, UdpFace
 from ccn.faces.uri import FaceUri
+from ccn.fw.actions import FaceUnreachable
 from ccn.mgmt import CommandFailed
 from ccn.name import Name
 from ccn.packet import Interest, Packet
@@ -352,10 +356,13 @@ class Neighbours:
         nb.up(face)
 
     def _down(self, nb: Neighbour) -> None:
-        """``nb``'s face no longer carries its routes (it is kept to probe the peer)."""
+        """``nb``'s face no longer carries its routes (it is kept to probe the peer), and what
+        was sent to it and is still unanswered is taken as its "no route" Nack: tried
+        elsewhere, or Nacked downstream now, not left to wait out its lifetime."""
         if nb.face is not None:
             for prefix in nb.prefixes:
                 self.node.forwarder.remove_route(prefix, nb.face.id)
+            self.node.process(FaceUnreachable(nb.face.id))
             nb.face = None
 
     def _failed(self, nb: Neighbour, error: str) -> None:

@@ -17,7 +17,7 @@ import trio
 
 from ccn.client import connect
 from ccn.errors import CcnError
-from ccn.fetch import fetch_version
+from ccn.fetch import fetch_version, resolve
 from ccn.testing import NodeProcess, free_port, start_node, stop_all
 
 pytestmark = pytest.mark.slow
@@ -120,6 +120,54 @@ async def test_killing_the_producer_mid_fetch_fails_cleanly(
     else:
         assert "no route" in outcome or "not received" in outcome or "not found" in outcome
         assert not (tmp_path / "out").exists()
+
+
+async def test_a_producer_killed_under_pending_interests_is_felt_at_once(
+    chain: dict[str, NodeProcess], tmp_path: Path
+) -> None:
+    """B's connection to the producer C closes with Interests waiting on it: B Nacks them
+    "no route" then, so the consumer fails (or falls back to the newest version seen) well
+    within the Interest lifetime (4 s) it used to wait out."""
+    small = tmp_path / "small.txt"
+    with trio.fail_after(60):
+        async with connect(chain["C"].uri) as c:
+            small.write_bytes(b"one")
+            await c.put(small, "/c/small")
+            async with connect(chain["A"].uri) as a:
+                # A and B have seen v1 (asked for by its version: its record is never fresh, so
+                # the "latest" asked for below is not answered from their caches)
+                assert await a.get("/c/small/v1") == b"one"
+            small.write_bytes(b"two")
+            await c.put(small, "/c/small")  # v2, which nobody has fetched
+        idle = (await _status(chain["B"].uri))["pit"]["entries"]
+    producer = chain["C"].process.pid
+    os.kill(producer, signal.SIGSTOP)  # what reaches it waits there
+    got: dict[str, str] = {}
+    done = trio.Event()
+    async with connect(chain["A"].uri) as a:
+
+        async def ask(label: str, text: str) -> None:
+            try:
+                versioned, _ = await resolve(a, _name(text))
+                got[label] = str(versioned)
+            except CcnError as e:
+                got[label] = str(e)
+            if len(got) == 2:
+                done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, "v2", "/c/small/v2")
+            nursery.start_soon(ask, "latest", "/c/small")
+            with trio.fail_after(20):
+                while (await _status(chain["B"].uri))["pit"]["entries"] < idle + 2:
+                    await trio.sleep(0.02)
+            os.kill(producer, signal.SIGKILL)
+            with trio.fail_after(2.0):  # Interest lifetime: 4 s
+                await done.wait()
+        notes = list(a.notes)
+    assert got == {"v2": "no route to /c/small/v2", "latest": "/c/small/v1"}
+    assert any("no producer of /c/small could be reached (no route" in n for n in notes)
+    assert (await _status(chain["B"].uri))["forwarder"]["upstream_down"] == 2
 
 
 def _name(text: str) -> Any:

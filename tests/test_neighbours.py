@@ -395,6 +395,46 @@ async def test_a_udp_neighbour_that_stops_answering_interests_is_taken_down(
             nursery.cancel_scope.cancel()
 
 
+async def test_interests_pending_on_a_udp_neighbour_taken_down_are_nacked_then(
+    tmp_path: Path,
+) -> None:
+    # The neighbour goes silent with a get's Interest on it: when the liveness probe takes it
+    # down (about 2 s later), that Interest is Nacked "no route" at once, not left to wait out
+    # its lifetime (4 s) and be asked again.
+    answering = {"on": True}
+    peer = UdpPeer(lambda d: answer_probes(d) if answering["on"] else None)
+    far = await peer.bind()
+    outcome: list[BaseException] = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer.run)
+            async with (
+                node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
+                connect(uri) as client,
+            ):
+                nb = node.neighbours[far]
+                assert nb.face is not None
+                answering["on"] = False
+                got = trio.Event()
+
+                async def get() -> None:
+                    try:
+                        await client.get("/far/x/v1")
+                    except NoRoute as e:
+                        outcome.append(e)
+                    got.set()
+
+                async with trio.open_nursery() as gets:
+                    gets.start_soon(get)
+                    with trio.fail_after(3.5):
+                        await failed_dials(nb, 1)
+                    with trio.fail_after(1.0):
+                        await got.wait()
+                assert node.forwarder.counters.upstream_down == 1
+            nursery.cancel_scope.cancel()
+    assert [str(e) for e in outcome] == ["no route to /far/x/v1"]
+
+
 async def test_a_udp_neighbour_speaking_another_packet_format_is_down(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -31,7 +31,18 @@ class FaceUp:
 
 @dataclass(frozen=True, slots=True)
 class FaceDown:
-    """A face is gone: its routes and pending records are dropped."""
+    """A face is gone: its routes and in-records are dropped, and Interests sent to it that it
+    has not answered are taken as Nacked by it ``no route`` (another next hop, or a Nack
+    downstream, at once)."""
+
+    face_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaceUnreachable:
+    """The face stays up, but its peer is taken to be gone (a ``udp://`` neighbour whose
+    liveness probe went unanswered, ccn/neighbours.py): Interests sent to it and not answered
+    are settled as on :class:`FaceDown`. Its routes are the node's to remove first."""
 
     face_id: int
 
@@ -77,7 +88,7 @@ class Tick:
     """Time has passed: handle timers due at ``now`` (the node sends one at ``next_deadline()``)."""
 
 
-Event = FaceUp | FaceDown | InterestIn | DataIn | NackIn | DataRefused | Tick
+Event = FaceUp | FaceDown | FaceUnreachable | InterestIn | DataIn | NackIn | DataRefused | Tick
 
 # -- actions ----------------------------------------------------------------------------------
 

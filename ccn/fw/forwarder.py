@@ -28,6 +28,7 @@ from ccn.fw.actions import (
     DataRefused,
     Event,
     FaceDown,
+    FaceUnreachable,
     FaceUp,
     InterestIn,
     NackIn,
@@ -124,6 +125,9 @@ class Counters:
     unknown_face: int = 0
     #: Interests a strategy re-sent to another upstream after its retry timer fired
     retried: int = 0
+    #: Interests pending on an upstream face when it went down (FaceDown) or was found
+    #: unreachable (FaceUnreachable), taken as its no-route Nack
+    upstream_down: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -170,7 +174,9 @@ class Forwarder:
         elif type(event) is FaceUp:
             self._faces[event.face_id] = event.local
         elif type(event) is FaceDown:
-            self._on_face_down(event.face_id, now)
+            self._on_face_down(event.face_id, now, out)
+        elif type(event) is FaceUnreachable:
+            self._upstream_gone(event.face_id, self.pit.waiting_on(event.face_id), now, out)
         else:
             raise LocalError(f"not a forwarder event: {event!r}")
         return out
@@ -326,11 +332,27 @@ class Forwarder:
         rec = entry.out_records.get(face_id)
         return rec is not None and rec.nonce == nonce and rec.nack_reason is None
 
-    def _on_face_down(self, face_id: int, now: float) -> None:
+    def _on_face_down(self, face_id: int, now: float, out: list[Action]) -> None:
+        """The face is gone: its routes and in-records go, and every Interest it was sent and
+        has not answered is taken as Nacked by it "no route" (it never will answer): another
+        next hop is tried at once, or downstream hears now instead of at the end of its
+        lifetime. The face leaves the FIB and the face table first, so it is not retried."""
         self._faces.pop(face_id, None)
         self.fib.remove_face(face_id)
-        for entry in self.pit.remove_face(face_id):
+        removed, unanswered = self.pit.remove_face(face_id)
+        for entry in removed:
             self._interest_finalize(entry, now, expired=False)
+        self._upstream_gone(face_id, unanswered, now, out)
+
+    def _upstream_gone(
+        self, face_id: int, unanswered: list[PitEntry], now: float, out: list[Action]
+    ) -> None:
+        """Upstream ``face_id`` will not answer the Interests of ``unanswered`` (entries with
+        an out-record to it and no answer): each takes it as that face's ``NO_ROUTE`` Nack."""
+        counters = self.counters
+        for entry in unanswered:
+            counters.upstream_down += 1
+            self._nacked(entry, face_id, entry.out_records[face_id], NackReason.NO_ROUTE, now, out)
 
     # -- Interest pipelines ----------------------------------------------------------------
 

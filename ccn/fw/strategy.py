@@ -11,7 +11,9 @@ at four points, always with ``now``:
 ``after_receive_nack(entry, ingress, reason, nexthops, now) -> faces``
     Upstream ``ingress`` Nacked (its out-record already carries ``reason``). Return faces to try
     next. If the result is empty and every out-record is Nacked, the forwarder Nacks downstream
-    with the least severe reason.
+    with the least severe reason. Also called, with ``NO_ROUTE``, when ``ingress`` went down
+    before it answered (it is then no longer among ``nexthops``), and with ``REFUSED`` when its
+    answer was refused.
 ``after_receive_data(entry, ingress, rtt, now)``
     Data satisfied ``entry`` from ``ingress``; ``rtt`` is ``now`` minus the time the Interest
     was last sent there (``None`` if it was never sent there). A measurement hook.

@@ -8,6 +8,7 @@ import pytest
 from ccn.fw.actions import (
     DataIn,
     FaceDown,
+    FaceUnreachable,
     FaceUp,
     InterestIn,
     NackIn,
@@ -27,6 +28,7 @@ INTEREST = Interest(Name.parse("/a"), 1)
     [
         FaceUp(1, local=True),
         FaceDown(1),
+        FaceUnreachable(1),
         InterestIn(1, INTEREST),
         DataIn(1, Data(Name.parse("/a"), b"")),
         NackIn(1, Nack(INTEREST, NackReason.NO_ROUTE)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from ccn.fw.actions import DataIn, FaceUp, InterestIn, NackIn, SendInterest, Tick
+from ccn.fw.actions import DataIn, FaceDown, FaceUp, InterestIn, NackIn, SendInterest, Tick
 from ccn.fw.adaptive import DEFAULT_RTO, PROBE_INTERVAL, Adaptive
 from ccn.fw.forwarder import Forwarder, ForwarderConfig
 from ccn.name import Name
@@ -92,6 +92,17 @@ def test_timeout_retries_another_hop_before_the_consumer_does() -> None:
     assert fw.counters.retried >= 1
     # UP1 stayed silent: the next Interest goes to UP2 first
     assert sends(fw.handle(InterestIn(CONSUMER, interest(2)), deadline + 0.02))[0].face_id == UP2
+
+
+def test_upstream_down_retries_the_next_hop_before_its_timer() -> None:
+    fw = make(UP1, UP2)
+    strategy(fw)._last_probe = 0.0  # no probe in this test
+    assert [s.face_id for s in sends(fw.handle(InterestIn(CONSUMER, interest(1)), 0.5))] == [UP1]
+    retry = sends(fw.handle(FaceDown(UP1), 0.6))
+    assert [s.face_id for s in retry] == [UP2]
+    assert fw.counters.upstream_down == 1 and fw.counters.retried == 0
+    assert [a.face_id for a in fw.handle(DataIn(UP2, data(1)), 0.7)] == [CONSUMER]
+    assert strategy(fw).srtt(UP2) is not None
 
 
 def test_nack_retries_the_next_hop_at_once() -> None:

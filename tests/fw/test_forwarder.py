@@ -13,6 +13,7 @@ from ccn.fw.actions import (
     DataIn,
     DataRefused,
     FaceDown,
+    FaceUnreachable,
     FaceUp,
     InterestIn,
     NackIn,
@@ -395,18 +396,122 @@ def test_refused_tells_more_than_no_route() -> None:
 def test_face_down_cleans_fib_and_pit() -> None:
     fw = make({"/a": [UPSTREAM], "/b": [UPSTREAM, UPSTREAM2]})
     interest(fw, CONSUMER, I1)
-    interest(fw, CONSUMER2, Interest(N("/b/x"), 5))
-    fw.handle(FaceDown(CONSUMER), 1.0)
+    ib = Interest(N("/b/x"), 5)
+    interest(fw, CONSUMER2, ib)
+    assert fw.handle(FaceDown(CONSUMER), 1.0) == []
     assert [str(e.prefix) for e in fw.fib.entries()] == ["/a", "/b"]
     assert len(fw.pit) == 1
-    fw.handle(FaceDown(UPSTREAM), 1.0)
+    # /b/x was waiting on UPSTREAM: it goes to the other next hop at once
+    assert fw.handle(FaceDown(UPSTREAM), 1.0) == [SendInterest(UPSTREAM2, fwd(ib))]
     assert [(str(e.prefix), [h.face_id for h in e.nexthops]) for e in fw.fib.entries()] == [
         ("/b", [UPSTREAM2])
     ]
-    assert all(UPSTREAM not in e.out_records for e in fw.pit)
+    (entry,) = fw.pit
+    assert entry.out_records[UPSTREAM].nack_reason is NackReason.NO_ROUTE
+    assert entry.out_records[UPSTREAM2].nack_reason is None
     # Packets from a face that is down are ignored.
     assert interest(fw, CONSUMER, Interest(N("/b/y"), 6)) == []
     assert fw.counters.unknown_face == 1
+
+
+@pytest.mark.parametrize("strategy", ["best-route", "multicast", "adaptive"])
+def test_upstream_down_nacks_downstream_at_once(strategy: str) -> None:
+    """Its only upstream gone, a pending Interest is Nacked "no route" now, not left to wait
+    out its lifetime; each downstream hears it with its own Interest."""
+    fw = make({"/a": [UPSTREAM]})
+    fw.set_strategy(N("/a"), strategy)
+    i2 = Interest(N("/a/b"), 2)
+    interest(fw, CONSUMER, I1)
+    assert interest(fw, CONSUMER2, i2, 0.1) == []  # aggregated
+    assert fw.handle(FaceDown(UPSTREAM), 0.5) == [
+        SendNack(CONSUMER, Nack(I1, NackReason.NO_ROUTE)),
+        SendNack(CONSUMER2, Nack(i2, NackReason.NO_ROUTE)),
+    ]
+    assert len(fw.pit) == 0
+    assert fw.next_deadline() is None
+    assert (fw.counters.upstream_down, fw.counters.out_nacks) == (1, 2)
+    # the nonces sent upstream are dead: the same Interest looping back is a duplicate
+    fw.handle(FaceUp(UPSTREAM), 0.6)
+    fw.add_route(N("/a"), UPSTREAM)
+    assert interest(fw, CONSUMER2, I1, 0.7) == [SendNack(CONSUMER2, Nack(I1, NackReason.DUPLICATE))]
+
+
+def test_upstream_down_retries_the_next_hop() -> None:
+    fw = make({"/a": [UPSTREAM, UPSTREAM2]})
+    assert interest(fw, CONSUMER, I1) == [SendInterest(UPSTREAM, fwd(I1))]
+    assert fw.handle(FaceDown(UPSTREAM), 0.1) == [SendInterest(UPSTREAM2, fwd(I1))]
+    assert data(fw, UPSTREAM2, D1, 0.2) == [SendData(CONSUMER, D1)]
+    # and once the second one goes too, there is nothing left to try
+    assert interest(fw, CONSUMER, Interest(N("/a/c"), 3), 0.3) == [
+        SendInterest(UPSTREAM2, fwd(Interest(N("/a/c"), 3)))
+    ]
+    assert fw.handle(FaceDown(UPSTREAM2), 0.4) == [
+        SendNack(CONSUMER, Nack(Interest(N("/a/c"), 3), NackReason.NO_ROUTE))
+    ]
+
+
+def test_upstream_down_waits_for_the_others_under_multicast() -> None:
+    fw = make({"/a": [UPSTREAM, UPSTREAM2]})
+    fw.set_strategy(N("/a"), "multicast")
+    assert len(interest(fw, CONSUMER, I1)) == 2
+    assert fw.handle(FaceDown(UPSTREAM), 0.1) == []  # UPSTREAM2 may still answer
+    assert nack(fw, UPSTREAM2, fwd(I1), NackReason.NOT_FOUND, 0.2) == [
+        SendNack(CONSUMER, Nack(I1, NackReason.NO_ROUTE))  # the least severe of the two
+    ]
+
+
+def test_upstream_down_leaves_answered_and_unrelated_entries_alone() -> None:
+    fw = make({"/a": [UPSTREAM, UPSTREAM2], "/b": [UPSTREAM2]})
+    fw.set_strategy(N("/a"), "multicast")
+    ib = Interest(N("/b/x"), 5)
+    interest(fw, CONSUMER, I1)
+    interest(fw, CONSUMER, ib)
+    nack(fw, UPSTREAM, fwd(I1), NackReason.CONGESTION)  # answered already: no second Nack
+    assert fw.handle(FaceDown(UPSTREAM), 0.1) == []
+    assert fw.counters.upstream_down == 0
+    assert len(fw.pit) == 2
+    assert nack(fw, UPSTREAM2, fwd(I1), NackReason.NOT_FOUND, 0.2) == [
+        SendNack(CONSUMER, Nack(I1, NackReason.CONGESTION))
+    ]
+
+
+def test_a_downstream_that_was_also_an_upstream_goes_down() -> None:
+    """A face both asked for the Interest and was sent it (another nonce): its in-record goes,
+    and its out-record, unanswered, counts as its Nack to the downstreams that are left."""
+    fw = make({"/a": [UPSTREAM, UPSTREAM2]})
+    assert interest(fw, CONSUMER, I1) == [SendInterest(UPSTREAM, fwd(I1))]
+    assert interest(fw, UPSTREAM2, Interest(N("/a/b"), 7)) == []  # aggregated
+    assert fw.handle(FaceDown(UPSTREAM), 0.1) == [
+        SendNack(CONSUMER, Nack(I1, NackReason.NO_ROUTE)),
+        SendNack(UPSTREAM2, Nack(Interest(N("/a/b"), 7), NackReason.NO_ROUTE)),
+    ]
+
+
+def test_unreachable_upstream_is_settled_like_one_that_went_down() -> None:
+    """A face whose peer is taken to be gone (a silent UDP neighbour) stays up: the node
+    removes its routes, the forwarder settles what was sent to it."""
+    fw = make({"/a": [UPSTREAM, UPSTREAM2]})
+    ic = Interest(N("/a/c"), 3)
+    assert interest(fw, CONSUMER, I1) == [SendInterest(UPSTREAM, fwd(I1))]
+    fw.remove_route(N("/a"), UPSTREAM)
+    assert fw.handle(FaceUnreachable(UPSTREAM), 0.1) == [SendInterest(UPSTREAM2, fwd(I1))]
+    assert fw.counters.upstream_down == 1
+    assert UPSTREAM in fw.faces  # still up: it may be probed, and may still ask for things
+    assert interest(fw, UPSTREAM, ic, 0.2) == [SendInterest(UPSTREAM2, fwd(ic))]
+    assert fw.handle(FaceUnreachable(UPSTREAM), 0.3) == []  # nothing left waiting on it
+
+
+def test_face_down_with_a_full_pit() -> None:
+    """A face going down visits the whole PIT once: every entry waiting on it is Nacked, the
+    others are left as they were."""
+    n = 65_536
+    fw = make({"/a": [UPSTREAM], "/b": [UPSTREAM2]}, pit_max_per_face=n)
+    for k in range(n):
+        interest(fw, CONSUMER if k % 2 else CONSUMER2, Interest(N(f"/{'ab'[k % 2]}/{k}"), k))
+    assert len(fw.pit) == n
+    actions = fw.handle(FaceDown(UPSTREAM), 1.0)
+    assert len(actions) == n // 2 and {type(a) for a in actions} == {SendNack}
+    assert len(fw.pit) == n // 2 and fw.counters.upstream_down == n // 2
 
 
 def test_routes_can_point_at_faces_before_they_are_up() -> None:

@@ -152,7 +152,12 @@ def test_remove_face() -> None:
     ei = pit.find(i)
     assert ei is not None
     pit.insert_out_record(ei, 1, 5, 0.0, 4.0)
-    removed = pit.remove_face(1)
+    removed, unanswered = pit.remove_face(1)
     assert [e.name for e in removed] == [N("/b")]
-    assert list(ei.in_records) == [2] and not ei.out_records
+    # /a still has a downstream, and an out-record to face 1 that will never be answered: it
+    # is left for the forwarder to settle
+    assert unanswered == [ei]
+    assert list(ei.in_records) == [2] and list(ei.out_records) == [1]
     assert pit.face_in_records(1) == 0 and pit.face_in_records(2) == 1
+    ei.out_records[1].nack_reason = NackReason.NO_ROUTE
+    assert pit.remove_face(1) == ([], [])  # answered (Nacked): nothing to settle
