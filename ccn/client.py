@@ -280,10 +280,12 @@ class Client:
             why = "is a ccn node listening there?"
             if not self.face.local:
                 # A node drops /localhost Interests from other hosts without a word (as NFD
-                # does), so a command to another host's node ends here.
+                # does), so a command to another host's node ends here -- and one to this
+                # host's node at its LAN address too: only loopback and Unix peers are local.
                 why = (
-                    "a node takes commands only from its own host: run this there; "
-                    "ccn get works from here"
+                    "a node takes commands only from its own host, over its Unix socket or a "
+                    "loopback address (tcp://127.0.0.1:PORT, not its LAN address): run this "
+                    "there; ccn get works from here"
                 )
             raise NoAnswer(
                 f"{self.face.remote} did not answer '{verb}' within {timeout:g} s ({why})"
