@@ -65,7 +65,9 @@ def new_nonce() -> int:
     return _nonces.getrandbits(32)
 
 
-def nack_error(nack: Nack, name: Name) -> CcnError:
+def nack_error(nack: Nack, name: Name, trust: Anchors | None = None) -> CcnError:
+    """The error a Nack for ``name`` means. ``trust``: the user's anchors, which a "refused"
+    may come from too (see below)."""
     what = shown(name)
     reason = nack.reason
     if reason == NackReason.NO_ROUTE:
@@ -73,6 +75,17 @@ def nack_error(nack: Nack, name: Name) -> CcnError:
     if reason == NackReason.NOT_FOUND:
         return NotFound(f"{what} not found")
     if reason == NackReason.REFUSED:
+        anchor = trust.covering(name) if trust is not None else None
+        if anchor is not None:
+            # The user's node refuses, for a while, a record that a fetch with this trust
+            # file refused (Node.refuse): then the refusal is the user's own, and "a node's
+            # anchors" alone would send them looking for anchors that no node has.
+            return Refused(
+                f"{what}: the answer was refused: a version record that your trust file "
+                f"rejects for {anchor[0]} (your node refuses, for a minute, one that a get "
+                "refused with it; see ccn trust list), or that a node on the way rejects by "
+                "its own trust anchors (forged, or signed by a key not trusted for the name)"
+            )
         return Refused(
             f"{what}: the answer was refused by a node on the way: a version record that its "
             "trust anchors reject (forged, or signed by a key not trusted for the name)"
@@ -208,7 +221,7 @@ class Client:
             if result:
                 got = result[0]
                 if type(got) is Nack:
-                    raise nack_error(got, interest.name)
+                    raise nack_error(got, interest.name, self.trust)
                 assert type(got) is Data
                 return got
             interest = Interest(
@@ -267,10 +280,12 @@ class Client:
             why = "is a ccn node listening there?"
             if not self.face.local:
                 # A node drops /localhost Interests from other hosts without a word (as NFD
-                # does), so a command to another host's node ends here.
+                # does), so a command to another host's node ends here -- and one to this
+                # host's node at its LAN address too: only loopback and Unix peers are local.
                 why = (
-                    "a node takes commands only from its own host: run this there; "
-                    "ccn get works from here"
+                    "a node takes commands only from its own host, over its Unix socket or a "
+                    "loopback address (tcp://127.0.0.1:PORT, not its LAN address): run this "
+                    "there; ccn get works from here"
                 )
             raise NoAnswer(
                 f"{self.face.remote} did not answer '{verb}' within {timeout:g} s ({why})"

@@ -93,6 +93,12 @@ MAX_NEIGHBOURS = 1024
 NODE_ID_BYTES = 8
 
 
+def _retry_delay(failed: int) -> float:
+    """How long after a request for a neighbour's table that got none (the ``failed``-th in a
+    row) the next may go out: :data:`FETCH_TIMEOUT`, doubling up to :data:`REFRESH_INTERVAL`."""
+    return min(FETCH_TIMEOUT * (1 << min(failed - 1, 8)), REFRESH_INTERVAL)
+
+
 def link_prefix(node_id: bytes) -> Name:
     """Where a neighbour's route table is asked for: its id in hex, so that the route to it
     reads as text in ``route list`` (as the id does everywhere else), not as escaped bytes."""
@@ -156,8 +162,14 @@ class Neighbour:
     fetching: bool = False
     #: prefix -> cost as installed (the neighbour's cost + LINK_COST)
     routes: dict[Name, int] = field(default_factory=dict)
-    #: Requests for its table in a row that got none (see :data:`UNANSWERED_TOLD`).
+    #: Requests for its table in a row that got no answer at all (see
+    #: :data:`UNANSWERED_TOLD`); a Nack is an answer: the node there is gone or unreachable,
+    #: which an older ccn is not.
     unanswered: int = 0
+    #: Requests for its table in a row that got no table (silence or a Nack), and the time
+    #: before which the next is not sent (:func:`_retry_delay` after the last went out).
+    failed: int = 0
+    retry_at: float = -math.inf
 
 
 class Discovery:
@@ -235,7 +247,8 @@ class Discovery:
             if nb.routes:
                 due.append(nb.fetched_at + ROUTE_LIFETIME)
             if not nb.fetching:
-                due.append(nb.fetched_at + REFRESH_INTERVAL)
+                refresh = nb.fetched_at + REFRESH_INTERVAL if nb.seq == nb.fetched_seq else now
+                due.append(max(refresh, nb.retry_at))
         return min(due)
 
     async def _scan(self) -> None:
@@ -323,7 +336,7 @@ class Discovery:
         # fetch tables that changed or are due for a refresh
         for nb in self.neighbours.values():
             stale = nb.seq != nb.fetched_seq or now - nb.fetched_at > REFRESH_INTERVAL
-            if stale and not nb.fetching and self._nursery is not None:
+            if stale and not nb.fetching and now >= nb.retry_at and self._nursery is not None:
                 nb.fetching = True
                 self._nursery.start_soon(self._fetch, nb)
 
@@ -481,29 +494,38 @@ class Discovery:
 
     async def _fetch(self, nb: Neighbour) -> None:
         seq = nb.seq
+        sent = trio.current_time()
         name = _params_name(link_prefix(nb.id), {"to": self.id, "seq": seq})
         send, receive = trio.open_memory_channel[Packet](1)
         self._pending[name] = send
         try:
             interest = Interest(name, secrets.randbits(32), 1000, 4, False, True)
             self.node.inject(self.face.id, interest)
-            answered = False
+            answered = nacked = False
             with trio.move_on_after(FETCH_TIMEOUT):
                 reply = await receive.receive()
+                nacked = type(reply) is Nack
                 if type(reply) is Data and self.neighbours.get(nb.id) is nb:
                     answered = True
                     self._accept(nb, reply.content, seq)
             if answered:
-                nb.unanswered = 0
+                nb.unanswered = nb.failed = 0
+                nb.retry_at = -math.inf
             elif self.neighbours.get(nb.id) is nb:
-                self._unanswered(nb)
+                # not again at once: a Nack (the port unreachable) comes back at once, and a
+                # neighbour that just stopped would be asked in a loop until it is dropped
+                nb.failed += 1
+                nb.retry_at = sent + _retry_delay(nb.failed)
+                self._unanswered(nb, silent=not nacked)
         finally:
             self._pending.pop(name, None)
             nb.fetching = False
             self.poke()
 
-    def _unanswered(self, nb: Neighbour) -> None:
+    def _unanswered(self, nb: Neighbour, *, silent: bool) -> None:
         self.tables_unanswered += 1
+        if not silent:
+            return
         nb.unanswered += 1
         if nb.unanswered == UNANSWERED_TOLD:
             self._say(

@@ -396,7 +396,7 @@ class _Transfer:
                     f"no route to {pipe.locator} for object {digest.hex()[:16]} of its content "
                     "(no node on the way holds it, and no producer of it can be reached)"
                 )
-            raise nack_error(packet, pipe.locator)
+            raise nack_error(packet, pipe.locator, pipe.client.trust)
         assert type(packet) is Data
         if first.retries == 0:
             pipe._on_rtt(now - first.sent)

@@ -138,10 +138,13 @@ async def test_a_command_nobody_answers_names_the_address(autojump_clock: trio.a
     client = Client(_RecordingFace())
     with pytest.raises(NoAnswer, match=r"^test did not answer 'status' within 10 s \(is a ccn"):
         await client.status()
-    # Another host's node drops commands without a word: say so, not "is a node listening?"
+    # Another host's node drops commands without a word: say so, not "is a node listening?";
+    # so does this host's node reached at its LAN address (said "run this there" to a user
+    # who was there)
     remote = Client(_RecordingFace(local=False))
-    with pytest.raises(NoAnswer, match=r"\(a node takes commands only from its own host: "):
+    with pytest.raises(NoAnswer, match=r"\(a node takes commands only from its own host, ") as e:
         await remote.status()
+    assert "over its Unix socket or a loopback address (tcp://127.0.0.1:PORT" in str(e.value)
 
 
 @pytest.mark.parametrize(

@@ -395,6 +395,31 @@ async def test_a_neighbour_that_never_answers_for_its_table_is_told_once_and_cou
     ) in err
 
 
+async def test_a_neighbour_gone_from_its_port_is_asked_for_its_table_at_a_bounded_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A neighbour that stopped (or restarted on another port) stays in the table until it has
+    # been silent for DEAD_INTERVAL. A request for its table in that time comes back at once as
+    # a "no route" Nack (the kernel's port unreachable), and the next request went out at once
+    # too: a loop of requests and ICMP errors until the neighbour was dropped, and after three
+    # of them each neighbour said the node "may run a ccn whose discovery differs" -- on every
+    # restart of a node on a LAN. A Nack is no sign of an older ccn (that one stays silent), and
+    # a request that got no table waits before the next is sent.
+    gone_id = b"gonenode"
+    with trio.fail_after(20):
+        async with _lan_node_and_peer(tmp_path) as (_a, _a_uri, d, sock):
+            port = sock.getsockname()[1]
+            sock.close()  # nobody listens there any more: every request draws an ICMP error
+            with trio.move_on_after(disc.DEAD_INTERVAL - 0.5):
+                while True:
+                    d._on_hello({"id": gone_id, "uri": f"udp://127.0.0.1:{port}", "seq": 7})
+                    await trio.sleep(0.25)
+            assert 1 <= d.tables_unanswered <= 2, d.tables_unanswered
+            (nb,) = d.status()["neighbours"]
+            assert nb["unanswered"] == 0  # Nacked, not silent
+    assert "has not answered" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("nid", "uri"),
     [

@@ -273,3 +273,45 @@ async def test_ipv6_link_local_only_lan() -> None:
             assert failed.returncode == 1
             (line,) = failed.stderr.decode().splitlines()
             assert line.startswith("ccn: error: ") and elsewhere in line, line
+
+
+_GONE_NEIGHBOUR = """
+import random, socket, sys, time
+from ccn import codec, discovery
+from ccn.packet import Interest
+address, seconds = sys.argv[1], float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(address))
+hello = {"id": b"gonenode", "uri": f"udp://{address}:7777", "seq": 5}
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    name = discovery._params_name(discovery.HELLO, hello)
+    interest = Interest(name, random.getrandbits(32), 200, 1)  # a nonce seen twice is a loop
+    s.sendto(codec.encode(interest), ("224.0.23.170", 56464))
+    time.sleep(0.5)
+"""
+
+
+async def test_a_neighbour_gone_from_its_port_is_not_asked_in_a_loop_nor_called_old() -> None:
+    """a runs a node; on b, hellos name a node at a port where nothing listens -- what a's
+    neighbours hear of a node that has just stopped, until they drop it. Each request for its
+    table came back at once as the kernel's port unreachable ("no route"), and the next went
+    out at once: a loop, and after three a's node said the neighbour "may run a ccn whose
+    discovery differs". Now it asks at most every 2 s and says nothing of the sort."""
+    with trio.fail_after(40):
+        async with lab() as net:
+            net.host("a")
+            net.host("b")
+            net.segment("s1")
+            net.link("a", "s1")
+            net.link("b", "s1")
+            await net.start("a")
+            hellos = ["ip", "netns", "exec", net.ns("b"), sys.executable, "-c", _GONE_NEIGHBOUR]
+            await trio.run_process([*hellos, "10.1.0.2", "5"])
+            d = (await status(net.uri("a")))["discovery"]
+            (gone,) = [nb for nb in d["neighbours"] if nb["id"] == b"gonenode".hex()]
+            assert gone["unanswered"] == 0  # Nacked (unreachable), which an older ccn is not
+            assert 1 <= d["tables_unanswered"] <= 3, d["tables_unanswered"]
+            log = (net.workdir / "a.log").read_text()
+            assert "has not answered" not in log, log

@@ -441,6 +441,13 @@ async def test_a_refused_latest_falls_back_to_the_trusted_publishers_newest(
             assert status["refused_versions"] == 1
             assert status["limits"]["refused_versions"] == 1024
             assert status["forwarder"]["refused"] >= 1  # Mallory's answer, refused from upstream
+            # asked for by its number now, v3 is refused by C, for the user's trust file: the
+            # error used to blame "a node on the way" and "its trust anchors" (C has none)
+            v3 = await _ccn_run(c, "get", "/p/doc/v3", "-o", str(tmp_path / "v3"))
+            assert v3.returncode == 1
+            (line,) = v3.stderr.decode().splitlines()
+            assert line.startswith("ccn: error: /p/doc/v3: the answer was refused: "), line
+            assert "your trust file rejects for /p" in line, line
             # and a user without the anchor is not held to it beyond the refused record
             (home / "trust").unlink()
             exact = await _ccn_run(c, "get", "/p/doc/v1", "-o", str(tmp_path / "v1"))
