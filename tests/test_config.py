@@ -37,6 +37,9 @@ def test_toml_file_sets_everything(tmp_path: Path) -> None:
         ("cs_bytes = 99999999999999999999999\n", "must be at"),
         ("pit_max_entries = 9223372036854775808\n", "must be at"),
         ("cache_bytes = -1\n", "must be at"),
+        ("auto_merge = -1\n", "auto_merge must be at least 0"),
+        ("auto_merge_age = -60\n", "auto_merge_age must be at least 0"),
+        ("auto_merge = true\n", "auto_merge must be int"),
         ("cs_bytes = -5\n", "cs_bytes must be at least 1"),
         ('listen = ["unix:///s", "tcp://127.0.0.1:1", "unix:///s"]\n', "unix:///s is given twice"),
         ('listen = ["tcp://127.0.0.1:1"]\nndn = ["tcp://127.0.0.1:1"]\n', "given twice"),
@@ -69,9 +72,10 @@ def test_parse_route() -> None:
 
 def test_cache_tier_may_be_off_and_numbers_may_be_large(tmp_path: Path) -> None:
     f = tmp_path / "node.toml"
-    f.write_text("cache_bytes = 0\ncs_bytes = 9223372036854775807\n")
+    f.write_text("cache_bytes = 0\ncs_bytes = 9223372036854775807\nauto_merge = 0\n")
     cfg = NodeConfig.from_file(f)
     assert cfg.cache_bytes == 0 and cfg.cs_bytes == (1 << 63) - 1
+    assert cfg.auto_merge == 0 and NodeConfig().auto_merge == 50  # 0: only ccn gc merges
 
 
 def test_port_zero_twice_is_two_listeners() -> None:
