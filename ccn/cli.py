@@ -407,6 +407,35 @@ def _trouble(cache: dict[str, Any]) -> str:
     return f"; {', '.join(parts)}" if parts else ""
 
 
+def _packs(s: dict[str, Any]) -> str:
+    """The store's files and what the node's automatic merge of small packs did (nothing
+    from a node older than that)."""
+    store = s["store"]
+    auto = store.get("auto_merge")
+    if auto is None:
+        return ""
+    text = (
+        f" in {_count(store['packs'], 'pack')} and {_count(store['loose'], 'loose object')}; "
+        "automatic merge "
+    )
+    if not auto["at"]:
+        return text + "off"
+    if auto["running"]:
+        text += "running now"
+    elif auto["last_time"] is None:
+        text += "not run yet"
+    else:
+        ago = max(0.0, time.time() - auto["last_time"])
+        text += (
+            f"{ago:.0f} s ago: {_count(auto['packs_merged'], 'pack')} and "
+            f"{_count(auto['loose_merged'], 'loose object')} into {auto['packs_written']}"
+        )
+    text += f" (at more than {auto['at']} older than {auto['age']} s)"
+    if auto["error"]:
+        text += f"; last one failed: {auto['error']}"
+    return text
+
+
 #: Routes (and routes down) the text of ``ccn status`` shows; ``--json`` has what the node sent.
 STATUS_SHOWN_ROUTES = 20
 
@@ -418,7 +447,7 @@ def _print_status(s: dict[str, Any]) -> None:
     print(f"listening: {', '.join(s.get('listen', []))}")
     if s.get("ndn"):
         print(f"listening for NDN apps: {', '.join(s['ndn'])}")
-    print(f"store: {s['store']['objects']} objects, {_human(s['store']['bytes'])}")
+    print(f"store: {s['store']['objects']} objects, {_human(s['store']['bytes'])}" + _packs(s))
     if "cache" in s:
         c = s["cache"]
         print(
@@ -552,6 +581,26 @@ def cmd_pins(args: argparse.Namespace) -> int:
     return _on_node(args, body)
 
 
+def _count(n: int, thing: str) -> str:
+    """``1 pack``, ``2 packs``."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
+def _merged(r: dict[str, Any], dry_run: bool) -> str:
+    """What gc's reply says it merged (or would), or "" if nothing (or an older node)."""
+    packs, loose = r.get("packs_merged", 0), r.get("loose_merged", 0)
+    if not packs and not loose:
+        return ""
+    what = [_count(packs, "pack")] if packs else []
+    if loose:
+        what.append(_count(loose, "loose object"))
+    size = f" ({_human(r['merge_bytes'])})" if "merge_bytes" in r else ""
+    return (
+        f"; {'would merge' if dry_run else 'merged'} {' and '.join(what)}{size} "
+        f"into {r['packs_written']}"
+    )
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     if args.grace is not None and not args.grace >= 0:  # also refuses nan
         raise LocalError("--grace must be a number of seconds >= 0")
@@ -566,11 +615,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
                 print(f"... and {r['count'] - len(r['removed'])} more")
         for w in r["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
-        merged = r.get("packs_merged", 0)  # a node from before pack merging has none
         print(
             f"gc: {verb} {r['count']} objects, {_human(r['bytes'])}; {r['live']} live, "
-            f"{r['young']} unreachable but younger than the grace period"
-            + (f"; merged {merged} packs into {r['packs_written']}" if merged else "")
+            f"{r['young']} unreachable but younger than the grace period" + _merged(r, args.dry_run)
         )
         return 0
 
@@ -846,7 +893,9 @@ def build_parser() -> _Parser:
     s = sub.add_parser(
         "gc", help="remove objects that no published version or pin reaches; merge small packs"
     )
-    s.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    s.add_argument(
+        "--dry-run", action="store_true", help="only list what would be removed and merged"
+    )
     s.add_argument(
         "--grace",
         type=float,

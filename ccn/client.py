@@ -493,7 +493,8 @@ class Client:
     async def gc(self, *, dry_run: bool = False, grace: float | None = None) -> dict[str, Any]:
         """Remove objects no published version or pin reaches (older than ``grace`` seconds;
         default one hour) and merge small packs. Reply: removed [[hex id, size]...], count, bytes,
-        live, young, packs_merged, packs_written."""
+        live, young, packs_merged, packs_written, loose_merged, merge_bytes (in a dry run:
+        what it would merge)."""
         params: dict[str, Any] = {"dry_run": dry_run}
         if grace is not None:
             params["grace"] = grace

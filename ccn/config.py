@@ -67,6 +67,11 @@ class NodeConfig:
     #: Prefixes that use the multicast strategy with the LAN multicast faces as fallback: an
     #: Interest under one with no learned route goes out once on the group (docs/lan.md).
     multicast_prefixes: list[Name] = field(default_factory=list)
+    #: The node merges its store's small packs and loose objects on its own (as ``ccn gc``
+    #: does, removing nothing) once more than this many of either are older than
+    #: ``auto_merge_age`` seconds (every publish is a pack); 0: only ``ccn gc`` merges.
+    auto_merge: int = 50
+    auto_merge_age: int = 3600
 
     def validate(self) -> None:
         for label, uris in (
@@ -97,7 +102,7 @@ class NodeConfig:
         for key in ("max_faces", "max_faces_per_host"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1")
-        for key in ("cache_bytes", "cache_max_entries"):
+        for key in ("cache_bytes", "cache_max_entries", "auto_merge", "auto_merge_age"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be at least 0")
         for f in fields(self):

@@ -1,4 +1,5 @@
-"""Store maintenance commands of a running node: log, pin, unpin, gc, fsck.
+"""Store maintenance of a running node: the commands log, pin, unpin, gc, fsck, and the
+automatic merge of small packs.
 
 :class:`~ccn.mgmt.Management` parses the command and calls in here; this module turns it into
 store operations (:mod:`ccn.store.gc`, :mod:`ccn.store.fsck`, refs and pins) run on a worker
@@ -10,12 +11,21 @@ it are copied from the cache tier (or the content store) into the main store, wh
 budget never evicts anything and GC keeps it as long as the pin exists. What came from the
 content store is written to the cache tier too, as what came from the tier stays there: after an
 unpin and a GC, the content is where a fetched copy would be, not gone.
+
+Every publish is a pack. :meth:`Maintenance.auto_merge` (a task of the node) merges the small
+packs and loose objects, as ``git gc --auto`` does, once more than ``auto_merge`` of either are
+older than ``auto_merge_age`` (config): on a worker thread, between commands (it takes the same
+lock), removing nothing (deleting garbage is ``ccn gc``'s, asked for by a person), and stopped
+between objects when the node shuts down. It looks after each publish and every
+:data:`AUTO_MERGE_CHECK_S`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -41,6 +51,9 @@ if TYPE_CHECKING:
 MAX_LINES: Final = 2000
 #: How often a long command checks that its client still waits (see :func:`stoppable`).
 CLIENT_CHECK_S: Final = 0.25
+#: How often the node looks whether its store is due an automatic merge (and after each
+#: publish): packs age past ``auto_merge_age`` without anything happening.
+AUTO_MERGE_CHECK_S: Final = 60.0
 
 T = TypeVar("T")
 #: Whether the command's client still waits for it (None: not asked, only a shutdown stops it).
@@ -102,6 +115,69 @@ class Maintenance:
     def __init__(self, node: Node) -> None:
         self.node = node
         self._lock = trio.Lock()
+        self._merge_wake = trio.Event()
+        #: What :meth:`auto_merge` did (``ccn status``: store.auto_merge).
+        self.merges: dict[str, Any] = {
+            "running": False,
+            "runs": 0,
+            "last_time": None,
+            "packs_merged": 0,
+            "packs_written": 0,
+            "loose_merged": 0,
+            "error": None,
+        }
+
+    # -- automatic merge -------------------------------------------------------------------
+
+    def published(self) -> None:
+        """A publish added a pack: look whether a merge is due now."""
+        self._merge_wake.set()
+
+    async def auto_merge(self) -> None:
+        """Merge the store's small packs and loose objects whenever more than ``auto_merge``
+        of either are older than ``auto_merge_age`` (see the module); runs until cancelled."""
+        config = self.node.config
+        if config.auto_merge <= 0:
+            return
+        while True:
+            await self._merge_if_due(config.auto_merge, config.auto_merge_age)
+            with trio.move_on_after(AUTO_MERGE_CHECK_S):
+                await self._merge_wake.wait()
+            self._merge_wake = trio.Event()
+
+    async def _merge_if_due(self, threshold: int, age_s: float) -> None:
+        store = self.node.store
+        older_than = time.time() - age_s
+        try:
+            packs, loose = await trio.to_thread.run_sync(store.merge_candidates, older_than)
+            if packs <= threshold and loose <= threshold:
+                return
+            async with self._lock:
+                self.merges["running"] = True
+                try:
+                    plan, (merged, written) = await stoppable(
+                        lambda stop: (
+                            store.plan_merge(older_than=older_than),
+                            store.merge_packs(stop=stop, older_than=older_than),
+                        ),
+                        cleanup=store.remove_aborted,
+                    )
+                finally:
+                    self.merges["running"] = False
+        except Stopped:
+            return  # the node is shutting down (a cancellation, raised by stoppable)
+        except (OSError, StoreError) as e:  # a full disk: the node goes on, status says so
+            self.merges["error"] = str(e)
+            print(f"ccn node: automatic pack merge failed: {e}", file=sys.stderr, flush=True)
+            return
+        self.merges |= {
+            "runs": self.merges["runs"] + 1,
+            "last_time": time.time(),
+            "packs_merged": merged,
+            "packs_written": written,
+            "loose_merged": plan.loose,
+            "error": None,
+        }
 
     # -- history ---------------------------------------------------------------------------
 
@@ -275,6 +351,8 @@ class Maintenance:
             "young": report.young,
             "packs_merged": report.packs_merged,
             "packs_written": report.packs_written,
+            "loose_merged": report.loose_merged,
+            "merge_bytes": report.merge_bytes,
             "warnings": report.warnings[:MAX_LINES],
         }
 

@@ -272,6 +272,7 @@ class Node:
                     self.links.configure(prefix, route_uri)
                 nursery.start_soon(self._timer_loop)
                 nursery.start_soon(self.cache_feed.run)
+                nursery.start_soon(self.management.maintenance.auto_merge)
                 if self.config.discovery:
                     from ccn.discovery import Discovery
 
@@ -828,6 +829,7 @@ class Node:
 
     def on_published(self, name: Name) -> None:
         self._route_to_producer(name)
+        self.management.maintenance.published()  # one more pack: merge if due
         if self.discovery is not None:
             self.discovery.poke()  # announce the new prefix now
 
@@ -862,6 +864,10 @@ class Node:
                 "objects": stats.objects,
                 "bytes": stats.bytes,
                 "packs": len(self.store.packs()),
+                "loose": self.store.loose_count(),
+                # what the node's own merges of small packs did (ccn/maintenance.py)
+                "auto_merge": self.management.maintenance.merges
+                | {"at": self.config.auto_merge, "age": self.config.auto_merge_age},
                 "served": self.store_served[0],
                 "served_bytes": self.store_served[1],
             },

@@ -70,10 +70,14 @@ async def start_node(
     uri: str,
     *,
     discovery: bool = False,
+    config: Path | None = None,
 ) -> NodeProcess:
     """Start a node process; LAN discovery stays off unless asked for, so nodes of one test
-    topology on this host only know the routes they are given."""
+    topology on this host only know the routes they are given. ``config``: a TOML file of
+    further settings (the flags win)."""
     cmd = [sys.executable, "-m", "ccn", "node", "--store", str(workdir / label / "store")]
+    if config is not None:
+        cmd += ["--config", str(config)]
     if not discovery:
         cmd.append("--no-discovery")
     for item in listen:

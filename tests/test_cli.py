@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -104,6 +105,12 @@ def test_put_get_ls_status(node: str, tmp_path: Path) -> None:
     assert '"cs"' in status.stdout and '"faces"' in status.stdout
     text = run("status", node=node).stdout
     assert "content store" in text
+    assert re.search(  # the store's files, and the node's own merging of them
+        r"^store: \d+ objects, [0-9.]+ KiB in 1 pack and 0 loose objects; automatic merge "
+        r"not run yet \(at more than 50 older than 3600 s\)$",
+        text,
+        re.M,
+    ), text
     assert "listening for NDN apps: tcp://127.0.0.1:" in text  # was only in --json
     faces = json.loads(run("face", "list", "--json", node=node).stdout)
     assert faces and all({"id", "remote", "in_interests", "dropped"} <= f.keys() for f in faces)

@@ -38,6 +38,9 @@ def test_toml_file_sets_everything(tmp_path: Path) -> None:
         ("pit_max_entries = 9223372036854775808\n", "must be at"),
         ("cache_bytes = -1\n", "must be at"),
         ("cache_max_entries = -1\n", "cache_max_entries must be at least 0"),
+        ("auto_merge = -1\n", "auto_merge must be at least 0"),
+        ("auto_merge_age = -60\n", "auto_merge_age must be at least 0"),
+        ("auto_merge = true\n", "auto_merge must be int"),
         ("cs_bytes = -5\n", "cs_bytes must be at least 1"),
         ('listen = ["unix:///s", "tcp://127.0.0.1:1", "unix:///s"]\n', "unix:///s is given twice"),
         ('listen = ["tcp://127.0.0.1:1"]\nndn = ["tcp://127.0.0.1:1"]\n', "given twice"),
@@ -70,10 +73,13 @@ def test_parse_route() -> None:
 
 def test_cache_tier_may_be_off_and_numbers_may_be_large(tmp_path: Path) -> None:
     f = tmp_path / "node.toml"
-    f.write_text("cache_bytes = 0\ncs_bytes = 9223372036854775807\ncache_max_entries = 5\n")
+    f.write_text(
+        "cache_bytes = 0\ncs_bytes = 9223372036854775807\ncache_max_entries = 5\nauto_merge = 0\n"
+    )
     cfg = NodeConfig.from_file(f)
     assert cfg.cache_bytes == 0 and cfg.cs_bytes == (1 << 63) - 1
     assert cfg.cache_max_entries == 5 and NodeConfig().cache_max_entries == 1 << 18
+    assert cfg.auto_merge == 0 and NodeConfig().auto_merge == 50  # 0: only ccn gc merges
 
 
 def test_port_zero_twice_is_two_listeners() -> None:

@@ -376,8 +376,8 @@ MERGE_PUBLISHES = 400
 
 
 def _merge_template(root: Path, rng: random.Random, workdir: Path) -> dict[str, bytes]:
-    """A store of MERGE_PUBLISHES small publishes to 8 names (each a pack and a loose version
-    object), with a pack and a loose object of garbage after every 10th; return what each
+    """A store of MERGE_PUBLISHES small publishes to 8 names (each a pack, its version
+    object in it), with a pack and a loose object of garbage after every 10th; return what each
     version holds, by name."""
     contents = {}
     src = workdir / "small.bin"

@@ -4,6 +4,7 @@ own :class:`~ccn.maintenance.Maintenance` with a real on-disk store and cache ti
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ import pytest
 import trio
 
 from ccn import maintenance
+from ccn.cli import _print_status
 from ccn.client import connect, new_nonce
 from ccn.errors import Stopped
 from ccn.maintenance import Maintenance, MaintenanceError, stoppable
@@ -23,9 +25,9 @@ from ccn.packet import Data, Interest
 from ccn.store import fsck, gc
 from ccn.store.files import publish
 from ccn.store.objects import Version, children, decode, encode, id_of
-from ccn.store.objstore import MemoryObjectStore
-from ccn.store.refs import MemoryRefStore
-from ccn.testing import leave_command, node_in_process
+from ccn.store.objstore import DiskObjectStore, MemoryObjectStore
+from ccn.store.refs import DiskRefStore, MemoryRefStore
+from ccn.testing import NodeProcess, leave_command, node_in_process, start_node, stop_all
 
 F = Name.parse("/m/f")
 
@@ -299,3 +301,126 @@ async def test_a_pin_whose_client_leaves_copies_nothing(tmp_path: Path) -> None:
             await m.pin(Name.parse("/far/f"), far.raw, lambda: False)
         assert node.store.stats().objects == before and m.pins() == []
         assert await m.pin(Name.parse("/far/f"), far.raw) == {"pinned": "/far/f/v1"}
+
+
+async def _publish_files(client: Any, tmp_path: Path, n: int) -> dict[str, bytes]:
+    """Publish ``n`` small files under /auto through ``client``; return them by versioned name."""
+    contents = {}
+    for k in range(n):
+        src = tmp_path / f"auto{k}"
+        src.write_bytes(os.urandom(2000 + k))
+        reply = await client.publish(src, f"/auto/{k % 3}")
+        contents[reply["name"]] = src.read_bytes()
+    return contents
+
+
+async def test_the_node_merges_small_packs_on_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every publish is a pack, and nothing merged them but `ccn gc`: a node publishing every
+    # minute that nobody ran gc on had 43,000 after a month. It merges once more than
+    # auto_merge of them are older than auto_merge_age, removing nothing.
+    async with (
+        node_in_process(tmp_path / "n", auto_merge=5, auto_merge_age=0) as (node, uri),
+        connect(uri) as client,
+    ):
+        with trio.fail_after(30):
+            contents = await _publish_files(client, tmp_path, 9)
+            orphan = node.store.put_blob(b"garbage that only ccn gc removes")
+            while node.management.maintenance.merges["runs"] < 1:
+                await trio.sleep(0.05)
+            status = (await client.status())["store"]
+            auto = status["auto_merge"]
+            assert auto["runs"] == 1 and auto["packs_merged"] >= 6 and auto["packs_written"] == 1
+            assert status["packs"] == 9 - auto["packs_merged"] + 1 and status["loose"] == 1
+            assert not auto["running"] and auto["error"] is None
+            _print_status(await client.status())
+            assert re.search(
+                rf"^store: .* in {status['packs']} packs and 1 loose object; automatic merge "
+                rf"\d+ s ago: {auto['packs_merged']} packs and 0 loose objects into 1 "
+                r"\(at more than 5 older than 0 s\)$",
+                capsys.readouterr().out,
+                re.M,
+            )
+            for name, data in contents.items():
+                assert await client.get(name) == data
+            assert node.store.has(orphan)  # merged, not removed
+            r = await client.fsck()
+            assert (r["count"], r["checked"]["versions"]) == (0, 9)
+    with trio.fail_after(30):
+        async with node_in_process(tmp_path / "n") as (node, uri):  # the default: an hour old
+            async with connect(uri) as client:
+                await _publish_files(client, tmp_path, 2)
+            await trio.sleep(0.2)
+            assert node.management.maintenance.merges["runs"] == 0
+
+
+async def test_packs_younger_than_auto_merge_age_are_not_merged(tmp_path: Path) -> None:
+    async with (
+        node_in_process(tmp_path / "n", auto_merge=2, auto_merge_age=3600) as (node, uri),
+        connect(uri) as client,
+    ):
+        with trio.fail_after(30):
+            await _publish_files(client, tmp_path, 5)
+            await trio.sleep(0.3)
+            assert len(node.store.packs()) == 5
+            assert node.management.maintenance.merges["runs"] == 0
+
+
+def _many_small_packs(root: Path, tmp_path: Path) -> dict[str, bytes]:
+    """A store of 60 packs of 2000 small objects each (a merge of them takes seconds here)
+    and 3 published versions; return their content by versioned name."""
+    contents = {}
+    with DiskObjectStore(root, fsync=False) as store, DiskRefStore(root, fsync=False) as refs:
+        for _ in range(60):
+            with store.batch() as b:
+                for _ in range(2000):
+                    b.put_blob(os.urandom(200))
+        for k in range(3):
+            src = tmp_path / f"v{k}"
+            src.write_bytes(os.urandom(5000))
+            v = publish(store, refs, Name.parse("/big"), src)
+            contents[f"/big/v{v.number}"] = src.read_bytes()
+    return contents
+
+
+def _indexes(root: Path) -> set[str]:
+    return {n for n in os.listdir(root / "packs") if n.endswith(".idx")}
+
+
+async def test_sigterm_stops_a_node_within_a_second_while_it_merges_packs(tmp_path: Path) -> None:
+    """The merge runs on a worker thread that the shutdown waits for: it must stop between
+    objects, not merge 120,000 objects first. What it leaves is the store as it was; the next
+    start merges it all, and every version is still there byte for byte."""
+    root = tmp_path / "N" / "store"
+    contents = _many_small_packs(root, tmp_path)
+    before = _indexes(root)
+    config = tmp_path / "node.toml"
+    config.write_text("auto_merge = 10\nauto_merge_age = 0\n")
+    sock = f"unix://{tmp_path}/N.sock"
+    nodes: list[NodeProcess] = []
+    try:
+        with trio.fail_after(60):
+            node = await start_node("N", tmp_path, [sock], [], sock, config=config)
+            nodes.append(node)
+            async with connect(sock) as client:
+                while not (await client.status())["store"]["auto_merge"]["running"]:
+                    await trio.sleep(0.01)
+            await trio.sleep(0.2)  # well into it
+            node.stop()  # SIGTERM, our child by its pid
+            with trio.fail_after(1.0):
+                await node.process.wait()
+            assert node.process.returncode == 0
+            assert _indexes(root) == before  # cut short: the merge under way was discarded
+            node = await start_node("N", tmp_path, [sock], [], sock, config=config)
+            nodes.append(node)
+            async with connect(sock) as client:
+                while (await client.status())["store"]["auto_merge"]["runs"] < 1:
+                    await trio.sleep(0.05)
+                s = (await client.status())["store"]
+                assert (s["packs"], s["loose"], s["auto_merge"]["packs_merged"]) == (1, 0, 63)
+                for name, data in contents.items():
+                    assert await client.get(name) == data
+                assert (await client.fsck())["count"] == 0
+    finally:
+        await stop_all(nodes)

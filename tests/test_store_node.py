@@ -189,7 +189,7 @@ async def test_log_pin_gc_through_the_node(tmp_path: Path) -> None:
                     await client.pin("/p/f/v9")
                 r = await client.gc(grace=0)
                 assert r["count"] == 0  # everything is published
-                # the two puts' packs (and loose version objects) became one pack
+                # the two puts' packs became one pack
                 assert (r["packs_merged"], r["packs_written"]) == (2, 1)
                 assert len(p.store.packs()) == 1
             async with _consumer(tmp_path, p) as (c, c_uri), connect(c_uri) as client:

@@ -497,10 +497,8 @@ def publish(
     nothing is published: the ref is not moved after ``stop``.
     """
     check_ref_name(name)
-    root = import_path(store, path, chunker=chunker, fanout=fanout, stop=stop)
-    conflict: RefConflict | None = None
-    for _ in range(PUBLISH_ATTEMPTS):
-        latest = refs.latest(name)
+
+    def build(latest: tuple[int, bytes] | None) -> Version:
         number, previous = (1, None) if latest is None else (latest[0] + 1, latest[1])
         version = Version(
             name=name,
@@ -513,12 +511,27 @@ def publish(
             previous=previous,
             publisher=publisher,
         )
-        if sign is not None:
-            version = sign(version)
-        vid = store.put_object(version)
+        return version if sign is None else sign(version)
+
+    # The version object goes into the import's own pack (a loose file per publish was
+    # half of a store's files, and each merge's work): the pack is committed (with fsync:
+    # synced, with its index) when the batch ends, before the ref names the version.
+    with store.batch() as batch:
+        root = import_path(batch, path, chunker=chunker, fanout=fanout, stop=stop)
+        latest = refs.latest(name)
+        version = build(latest)
+        vid = batch.put_object(version)
+    conflict: RefConflict | None = None
+    for attempt in range(PUBLISH_ATTEMPTS):
+        if attempt:
+            # Another publisher took the number: the version is built again on top of theirs
+            # (the one in the pack stays unreferenced, for gc).
+            latest = refs.latest(name)
+            version = build(latest)
+            vid = store.put_object(version)
         _check_stop(stop)
         try:
-            refs.compare_and_swap(name, None if latest is None else latest[0], number, vid)
+            refs.compare_and_swap(name, None if latest is None else latest[0], version.number, vid)
         except RefConflict as e:
             conflict = e
             continue

@@ -42,9 +42,12 @@ class GcReport:
     young: int = 0
     #: Problems met while marking (one line each).
     warnings: list[str] = field(default_factory=list)
-    #: Small packs merged, and how many packs they became.
+    #: Small packs merged, and how many packs they became (in a dry run: would be).
     packs_merged: int = 0
     packs_written: int = 0
+    #: Loose objects moved into those packs, and the bytes the merge copies.
+    loose_merged: int = 0
+    merge_bytes: int = 0
 
     @property
     def removed_bytes(self) -> int:
@@ -107,7 +110,8 @@ def collect(
     stop: threading.Event | None = None,
 ) -> GcReport:
     """Remove (or with ``dry_run`` only list) unreachable objects older than ``grace_s``, and
-    merge the small packs older than that (not in a dry run).
+    merge the small packs and loose objects older than that (a dry run says what it would
+    merge: :meth:`~DiskObjectStore.plan_merge`).
 
     If ``stop`` is set, raise :class:`~ccn.errors.Stopped`: before the removal starts, having
     removed nothing; during it (it merges small packs and rewrites the others that hold
@@ -141,13 +145,18 @@ def collect(
         doomed.append((oid, size))
     report.removed = sorted(doomed)
     stop_if_asked(stop, _GC_STOPPED)
-    if not dry_run:
+    dropped = {oid for oid, _ in doomed}
+    if dry_run:
+        plan = store.plan_merge(dropped, older_than=limit)
+        report.packs_merged, report.packs_written = plan.packs, plan.packs_written
+    else:
         # Loose garbage first (an unlink each), then the small packs are merged without
         # theirs, then the other packs that hold some are rewritten.
-        dropped = {oid for oid, _ in doomed}
         store.delete_many({oid for oid in dropped if store.is_loose(oid)}, stop)
+        plan = store.plan_merge(dropped, older_than=limit)
         report.packs_merged, report.packs_written = store.merge_packs(
             dropped, stop, older_than=limit
         )
         store.delete_many(dropped, stop)
+    report.loose_merged, report.merge_bytes = plan.loose, plan.bytes
     return report

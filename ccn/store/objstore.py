@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Self
 
@@ -330,6 +330,11 @@ class _Pack:
     mtime: float
     entries: dict[bytes, tuple[int, int]]
     fd: int | None = None
+    #: The bytes of its objects (what a merge would copy of it at most).
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = sum(length for _off, length in self.entries.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +344,30 @@ class LooseEntry:
     id: bytes
     size: int
     mtime: float
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """What :meth:`DiskObjectStore.merge_packs` would do: the groups of small packs and loose
+    objects, each to become one pack, and the bytes it would copy."""
+
+    groups: tuple[tuple[tuple[_Pack, ...], tuple[LooseEntry, ...]], ...]
+    bytes: int
+
+    @property
+    def packs(self) -> int:
+        """Packs it would merge."""
+        return sum(len(packs) for packs, _loose in self.groups)
+
+    @property
+    def loose(self) -> int:
+        """Loose objects it would move into packs."""
+        return sum(len(loose) for _packs, loose in self.groups)
+
+    @property
+    def packs_written(self) -> int:
+        """Packs it would write (one per group)."""
+        return len(self.groups)
 
 
 class DiskObjectStore(ObjectStore):
@@ -572,7 +601,12 @@ class DiskObjectStore(ObjectStore):
                 if len(raw) > MAX_OBJECT_SIZE or object_id(raw) != oid:
                     if quarantine:
                         self._quarantine(oid, path)
-                    raise CorruptObject(f"object file for {oid.hex()} does not match its id")
+                    if oid not in self._packed and not (
+                        self._refresh_packs() and oid in self._packed
+                    ):
+                        raise CorruptObject(f"object file for {oid.hex()} does not match its id")
+                    # A pack holds it too (a merge cut short): that copy is read instead.
+                    return self._read_packed(oid, quarantine=quarantine)
                 self._note_loose(oid)
                 return raw
         if oid not in self._packed and not (self._refresh_packs() and oid in self._packed):
@@ -591,6 +625,18 @@ class DiskObjectStore(ObjectStore):
                     # Another process merged or rewrote the pack (and set it aside, cut down
                     # in steps): its objects are in the pack that replaced it.
                     return self._read_packed(oid, quarantine=quarantine)
+                # A merge or rewrite cut short leaves objects in two packs: an intact copy
+                # in another one is served (and, with ``quarantine``, read from now on).
+                for q in list(self._packs.values()):
+                    if q is p or oid not in q.entries:
+                        continue
+                    try:
+                        raw = self._read_from(q, oid)
+                    except CorruptObject:
+                        continue
+                    if quarantine:
+                        self._packed[oid] = q
+                    return raw
                 if quarantine:
                     del self._packed[oid]
                     if self._count is not None and oid not in self._loose:
@@ -677,7 +723,7 @@ class DiskObjectStore(ObjectStore):
         """Merge the small packs (under :data:`MERGE_SMALL` bytes each) and the loose objects,
         those written before ``older_than`` if given, into as few packs of at most
         :data:`MERGE_MAX` bytes, oldest first, leaving out the objects in ``drop``; return
-        (packs merged, packs written). Every publish leaves a pack and a loose version object.
+        (packs merged, packs written). :meth:`plan_merge` says beforehand what it would do.
 
         Each new pack is made durable (whatever ``fsync`` says: it replaces files that may
         have been) before what it replaces is removed, and carries the newest of their mtimes,
@@ -688,34 +734,56 @@ class DiskObjectStore(ObjectStore):
         repair) stays. If ``stop`` is set, raise :class:`~ccn.errors.Stopped` between
         objects: the merge under way is discarded, those done stay done."""
         self._check_open()
-        loose: list[LooseEntry] = []
         for e in self.loose_entries():
             if e.id in drop or (older_than is not None and e.mtime >= older_than):
                 continue
             with self._lock:
                 p = self._packed.get(e.id)
                 if p is None:
-                    loose.append(e)
                     continue
                 try:
                     self._read_from(p, e.id)
                 except CorruptObject:
                     continue  # a repair's copy, or the only good one: kept
                 self._drop_loose(e.id)
+        merged = written = 0
+        for packs, objects in self.plan_merge(drop, older_than=older_than).groups:
+            if self._copy_packs(list(packs), drop, stop, "stopped while merging packs", objects):
+                written += 1
+            merged += len(packs)
+        return merged, written
+
+    def plan_merge(
+        self, drop: AbstractSet[bytes] = frozenset(), *, older_than: float | None = None
+    ) -> MergePlan:
+        """What :meth:`merge_packs` with these arguments would merge (it changes nothing):
+        the small packs and the loose objects no pack holds, older than ``older_than``,
+        oldest first, in groups of at most :data:`MERGE_MAX` bytes; a group of one item is
+        left alone (delete_many drops a lone pack's garbage)."""
+        self._check_open()
+        loose = [
+            e
+            for e in self.loose_entries()
+            if e.id not in drop
+            and (older_than is None or e.mtime < older_than)
+            and e.id not in self._packed
+        ]
         with self._lock:
             small = [
                 p
                 for p in self._packs.values()
-                if (older_than is None or p.mtime < older_than)
-                and sum(length for _off, length in p.entries.values()) < MERGE_SMALL
+                if (older_than is None or p.mtime < older_than) and p.size < MERGE_SMALL
             ]
         small.sort(key=lambda p: (p.mtime, p.name))
         groups: list[tuple[list[_Pack], list[LooseEntry]]] = [([], [])]
         size = 0
+        total = 0
         items: list[_Pack | LooseEntry] = [*small, *sorted(loose, key=lambda e: e.mtime)]
         for item in items:
             if isinstance(item, _Pack):
-                n = sum(length for oid, (_off, length) in item.entries.items() if oid not in drop)
+                n = item.size
+                if drop:
+                    n -= sum(length for oid, (_off, length) in item.entries.items() if oid in drop)
             else:
                 n = item.size
             packs, objects = groups[-1]
@@ -727,14 +795,35 @@ class DiskObjectStore(ObjectStore):
             else:
                 groups[-1][1].append(item)
             size += n
-        merged = written = 0
-        for packs, objects in groups:
-            if len(packs) + len(objects) < 2:
-                continue  # a pack alone: nothing to merge (delete_many drops its garbage)
-            if self._copy_packs(packs, drop, stop, "stopped while merging packs", objects):
-                written += 1
-            merged += len(packs)
-        return merged, written
+        kept = [(tuple(p), tuple(o)) for p, o in groups if len(p) + len(o) >= 2]
+        for group_packs, group_loose in kept:
+            for p in group_packs:
+                total += sum(n for oid, (_off, n) in p.entries.items() if oid not in drop)
+            total += sum(e.size for e in group_loose)
+        return MergePlan(tuple(kept), total)
+
+    def merge_candidates(self, older_than: float | None = None) -> tuple[int, int]:
+        """How many small packs and loose objects (written before ``older_than``, if given)
+        :meth:`merge_packs` would take in: the packs from memory, the loose objects by a scan
+        of ``objects/`` (only if there are any). For a node that decides when to merge."""
+        with self._lock:
+            packs = sum(
+                1
+                for p in self._packs.values()
+                if (older_than is None or p.mtime < older_than) and p.size < MERGE_SMALL
+            )
+            if not self._loose:
+                return packs, 0
+        loose = sum(
+            1
+            for e in self.loose_entries()
+            if (older_than is None or e.mtime < older_than) and e.id not in self._packed
+        )
+        return packs, loose
+
+    def loose_count(self) -> int:
+        """Loose object files (from memory)."""
+        return len(self._loose)
 
     def _drop_loose(self, oid: bytes) -> None:
         """Remove the loose file of ``oid``, which a pack holds intact (counts unchanged)."""

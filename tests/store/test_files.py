@@ -15,6 +15,7 @@ from blake3 import blake3
 from ccn.errors import CorruptObject, ImportStopped, InvalidName, StoreUsageError
 from ccn.name import Name
 from ccn.store import files as files_module
+from ccn.store import objstore as objstore_module
 from ccn.store.chunker import Chunker
 from ccn.store.files import (
     MAX_TREE_DEPTH,
@@ -467,3 +468,62 @@ def test_concurrent_publishers_get_distinct_versions(tmp_path: Path) -> None:
         t.join()
     assert errors == []
     _check_chain(store, refs, name, 12)
+
+
+def test_publish_puts_the_version_into_its_own_pack_durably_before_the_ref(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each publish wrote its version object as a loose file: half of a store's files (and of
+    # what every pack merge had to take in). It now goes into the import's pack, and the ref
+    # still names it only once that pack is committed (synced, with fsync) and visible.
+    root = tmp_path / "s"
+    store, refs = DiskObjectStore(root), DiskRefStore(root)
+    events: list[str] = []
+    sync_dir = objstore_module._fsync_dir
+    cas = refs.compare_and_swap
+
+    def synced(path: str) -> None:
+        events.append(f"sync {os.path.basename(path)}")
+        sync_dir(path)
+
+    def swap(name: Name, expected: int | None, number: int, vid: bytes) -> None:
+        with DiskObjectStore(root, fsync=False) as other:  # what another process sees
+            where = other.locate(vid)
+            assert where is not None and where[0].endswith(".pack")
+        events.append("ref")
+        cas(name, expected, number, vid)
+
+    monkeypatch.setattr(objstore_module, "_fsync_dir", synced)
+    monkeypatch.setattr(refs, "compare_and_swap", swap)
+    f = tmp_path / "f"
+    f.write_bytes(_data(100_000))
+    with store:
+        v = publish(store, refs, Name.parse("/p"), f, chunker=SMALL)
+        assert events[-2:] == ["sync packs", "ref"]
+        assert list(store.loose_entries()) == [] and len(store.packs()) == 1
+        ((_mtime, ids),) = store.packs().values()
+        assert id_of(v) in ids and _all_reachable(store, id_of(v)) <= ids
+
+
+def test_a_publish_that_loses_its_number_rebuilds_the_version_loose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, refs = DiskObjectStore(tmp_path / "s", fsync=False), MemoryRefStore()
+    name = Name.parse("/race")
+    (tmp_path / "mine").write_bytes(b"mine")
+    (tmp_path / "theirs").write_bytes(b"theirs")
+    cas = refs.compare_and_swap
+    theirs: list[Version] = []
+
+    def swap(n: Name, expected: int | None, number: int, vid: bytes) -> None:
+        if not theirs:  # another publisher takes v1 between our import and our ref update
+            monkeypatch.setattr(refs, "compare_and_swap", cas)
+            theirs.append(publish(MemoryObjectStore(), refs, name, tmp_path / "theirs"))
+        cas(n, expected, number, vid)
+
+    monkeypatch.setattr(refs, "compare_and_swap", swap)
+    with store:
+        v = publish(store, refs, name, tmp_path / "mine")
+        assert v.number == 2 and v.previous == id_of(theirs[0])
+        assert [e.id for e in store.loose_entries()] == [id_of(v)]  # built again, after the pack
+        assert b"".join(iter_content(store, v.root, v.root_kind)) == b"mine"

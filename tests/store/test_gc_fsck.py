@@ -17,7 +17,7 @@ from ccn.store.files import export, import_bytes, publish
 from ccn.store.fsck import fsck
 from ccn.store.gc import collect
 from ccn.store.objects import Blob, Kind, Version, encode, id_of, object_id
-from ccn.store.objstore import DiskObjectStore
+from ccn.store.objstore import DiskObjectStore, MemoryObjectStore
 from ccn.store.refs import DiskRefStore
 
 
@@ -184,7 +184,7 @@ def test_a_stopped_fsck_says_so(tmp_path: Path, after: int) -> None:
 def _small_publishes(
     store: DiskObjectStore, refs: DiskRefStore, tmp_path: Path, n: int
 ) -> dict[bytes, bytes]:
-    """``n`` small publishes (each a pack and a loose version object) to 3 names, with a
+    """``n`` small publishes (each a pack, the version object in it) to 3 names, with a
     pack of garbage and a loose garbage object between them; return every object's bytes."""
     for i in range(n):
         publish(store, refs, Name.parse(f"/s/{i % 3}"), _file(tmp_path, 3000 + i))
@@ -199,13 +199,13 @@ def _loose_files(root: Path) -> list[str]:
 
 
 def test_gc_merges_small_packs_and_loose_objects_into_one_pack(tmp_path: Path) -> None:
-    # Every publish leaves a pack (+ index) and a loose version object: a node publishing every
-    # minute had 43,000 of each after a month, every index in memory and every file opened.
+    # Every publish leaves a pack (+ index): a node publishing every minute had 43,000 after
+    # a month, every index in memory and every file opened.
     store, refs = _setup(tmp_path)
     before = _small_publishes(store, refs, tmp_path, 40)
     logs = {name: refs.log(name) for name in refs.names()}
     packs = len(store.packs())
-    assert packs == 48 and len(_loose_files(tmp_path / "s")) == 48
+    assert packs == 48 and len(_loose_files(tmp_path / "s")) == 8
     report = collect(store, refs, grace_s=1, now=_later())
     assert (report.packs_merged, report.packs_written) == (packs, 1)
     garbage = {oid for oid, _ in report.removed}
@@ -247,7 +247,9 @@ def test_a_merge_leaves_young_and_large_packs_and_bounds_what_it_writes(
     assert report.packs_merged == 15 and report.packs_written >= 2
     assert store.locate(published.root) == young  # younger than the grace period: as it was
     assert store.packs()[large_pack][1] == large  # as it was
-    assert [e.id for e in store.loose_entries()] == [object_id(encode(published))]
+    assert list(store.loose_entries()) == []  # the young version is in its own pack
+    where = store.locate(object_id(encode(published)))
+    assert young is not None and where is not None and where[0] == young[0]
     for name, (mtime, ids) in store.packs().items():
         if name != large_pack and published.root not in ids:
             assert os.path.getsize(tmp_path / "s" / "packs" / f"{name}.pack") <= 20_000 + 8
@@ -276,3 +278,33 @@ def test_a_merge_carries_a_damaged_object_over_so_fsck_can_still_restore_it(
     fsck(store, refs, cache, repair=True)
     assert fsck(store, refs, cache)[0] == [] and store.get(victim) == good
     cache.close()
+
+
+def test_a_dry_run_says_what_it_would_merge_and_merges_nothing(tmp_path: Path) -> None:
+    # `ccn gc --dry-run` listed what it would remove but said nothing of the merge.
+    store, refs = _setup(tmp_path)
+    _small_publishes(store, refs, tmp_path, 10)  # 12 packs, 2 loose garbage objects
+    elsewhere = MemoryObjectStore()  # and a version whose objects are loose (a single blob)
+    publish(elsewhere, refs, Name.parse("/loose"), _file(tmp_path, 2000))
+    for oid in elsewhere.ids():
+        store.put(elsewhere.get(oid))
+    before = {oid: store.get(oid) for oid in store.ids()}
+
+    def files() -> tuple[list[str], list[str]]:
+        return sorted(os.listdir(tmp_path / "s" / "packs")), sorted(_loose_files(tmp_path / "s"))
+
+    was = files()
+    dry = collect(store, refs, grace_s=1, now=_later(), dry_run=True)
+    assert files() == was
+    garbage = {oid for oid, _ in dry.removed}
+    assert len(garbage) == 4 and len(was[1]) == 4  # 2 loose, 2 in packs; 2 loose live
+    assert (dry.packs_merged, dry.loose_merged, dry.packs_written) == (12, 2, 1)
+    assert dry.merge_bytes == sum(len(raw) for oid, raw in before.items() if oid not in garbage)
+    real = collect(store, refs, grace_s=1, now=_later())
+    assert (real.packs_merged, real.loose_merged, real.packs_written, real.merge_bytes) == (
+        dry.packs_merged,
+        dry.loose_merged,
+        dry.packs_written,
+        dry.merge_bytes,
+    )
+    assert len(store.packs()) == 1 and _loose_files(tmp_path / "s") == []

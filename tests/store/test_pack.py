@@ -278,3 +278,52 @@ def test_a_reader_finds_objects_another_store_merged_away(
             assert gc.merge_packs() == (3, 1)
         assert all(reader.get(oid) for oid in ids)
         assert len(reader.packs()) == 1
+
+
+def _damage(path: str, off: int, length: int) -> None:
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(off + length // 2)
+        byte = f.read(1)
+        f.seek(off + length // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_damaged_copy_is_not_served_when_another_pack_holds_it_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A merge or rewrite cut short leaves objects in two packs; a read of one whose copy in
+    # the pack it reads from was damaged failed, though the other pack held it intact.
+    ids = _repack_cut_short(tmp_path, monkeypatch)
+    live = ids[:6]
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        assert _copies(s) == 18  # the 6 live objects (and 2 of the garbage) twice
+        victim = live[2]
+        good = s.get(victim)
+        where = s.locate(victim)
+        assert where is not None
+        _damage(*where)
+        assert s.verify(victim) == good  # fsck's read: nothing moved
+        assert s.locate(victim) == where
+        assert s.get(victim) == good
+        after = s.locate(victim)  # the damaged copy is not read again
+        assert after is not None and after[0] != where[0]
+        assert s.stats().objects == 10  # as many as before
+        _damage(*after)  # no intact copy left: the read fails, as before
+        with pytest.raises(CorruptObject):
+            s.get(victim)
+        assert not s.known(victim) and s.stats().objects == 9
+
+
+def test_a_damaged_loose_copy_is_not_served_when_a_pack_holds_it_intact(tmp_path: Path) -> None:
+    with DiskObjectStore(tmp_path, fsync=False) as s:
+        with s.batch() as b:
+            oid = b.put_blob(b"packed and loose")
+        s.rewrite(encode(Blob(b"packed and loose")))  # a loose copy too (a merge cut short)
+        where = s.locate(oid)
+        assert where is not None and where[0].startswith(str(tmp_path / "objects"))
+        _damage(*where)
+        assert s.verify(oid) == encode(Blob(b"packed and loose"))
+        assert s.get(oid) == encode(Blob(b"packed and loose"))
+        assert not s.is_loose(oid) and len(os.listdir(tmp_path / "corrupt")) == 1
+        assert s.stats().objects == 1
