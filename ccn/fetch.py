@@ -4,7 +4,9 @@ A fetch resolves the name to a version record, walks the hash tree below it (man
 first, level by level), then fetches the leaf blobs in content order through a window of
 Interests with congestion control as in NDN's ndncatchunks: slow start, additive increase,
 multiplicative decrease on a timeout or congestion Nack (at most once per RTT), retransmission
-after an RTO computed from measured RTTs (RFC 6298, Karn's rule). Every object is checked
+after an RTO computed from measured RTTs (RFC 6298, Karn's rule); an object Nacked "no route"
+is asked again at its retransmission timer, twice, before the fetch fails (a route lost
+mid-fetch is often found again within a second). Every object is checked
 against its id as it arrives (the client matches Data to Interests by blake3 digest), blobs are
 written to disk in order through a bounded reorder buffer, by a writer thread that also hashes
 each file (:mod:`ccn.filewriter`: the disk and the hash no longer hold up the packets), and the
@@ -62,6 +64,12 @@ MIN_RTO = 0.5  # faces are mostly reliable streams: loss is rare, queueing delay
 MAX_RTO = 8.0
 INITIAL_RTO = 1.0
 MAX_RETRIES = 8
+#: An object of the content Nacked "no route" is asked again this many times, each when its
+#: retransmission timer fires, before the fetch fails: mid-fetch, a "no route" is often
+#: passing (a router on the way went down and its Interests came back Nacked before the routes
+#: moved to another; a neighbour is being redialled). A producer that is gone for good still
+#: fails the fetch within about 1.5 s (RTO 0.5, doubled at each retransmission).
+NO_ROUTE_RETRIES = 2
 LATEST_FRESHNESS_RETRIES = 2
 #: A latest version the client's anchors refuse: how many times, and for how long (s) in all,
 #: it is asked for again past what was refused (see _past_refusals); how long the node is
@@ -191,6 +199,10 @@ class _Outstanding:
     interest: Interest
     sent: float
     retries: int = 0
+    #: Of the answers to this object so far, "no route" Nacks (see NO_ROUTE_RETRIES)
+    no_route: int = 0
+    #: This Interest was Nacked "no route": its timer asks again, and is no timeout
+    nacked: bool = False
 
 
 @dataclass
@@ -209,6 +221,8 @@ class Stats:
     #: Times it woke for timers whose Interests had been answered meanwhile (about one per RTO
     #: at most: an Interest is answered or times out within an RTO of being sent).
     idle_wakeups: int = 0
+    #: "No route" Nacks for objects of the content that were asked again (NO_ROUTE_RETRIES)
+    no_route_nacks: int = 0
 
 
 @dataclass
@@ -242,14 +256,16 @@ class Pipeline:
         self.cwnd = min(self.cwnd, float(self.max_window))
         self.stats.max_window = max(self.stats.max_window, self.cwnd)
 
-    def _decrease(self, now: float) -> None:
-        # At most one decrease per RTT, like ndncatchunks' conservative window adaptation.
+    def _decrease(self, now: float) -> bool:
+        """Halve the window; whether it did (at most once per RTT, like ndncatchunks'
+        conservative window adaptation)."""
         if now - self._last_decrease < (self.srtt or self.rto):
-            return
+            return False
         self._last_decrease = now
         self.ssthresh = max(2.0, self.cwnd / 2)
         self.cwnd = self.ssthresh
         self.stats.congestion_marks += 1
+        return True
 
     async def fetch_ordered(self, ids: Sequence[bytes], sink: Callable[[int, bytes], None]) -> None:
         """Fetch every id; call ``sink(index, raw)`` in index order. Each raw is verified.
@@ -338,9 +354,11 @@ class _Transfer:
         interest = Interest(self.pipe.locator, new_nonce(), digest=digest)
         now = trio.current_time()
         old = self.outstanding.get(index)
+        no_route = 0
         if old is not None:
             self.client.forget(old.interest)
-        self.outstanding[index] = _Outstanding(index, interest, now, retries)
+            no_route = old.no_route
+        self.outstanding[index] = _Outstanding(index, interest, now, retries, no_route)
         self.client.send(interest, lambda packet: self._on_answer(digest, packet))
         deadline = now + self.pipe.rto
         heapq.heappush(self.timers, (deadline, index, interest.nonce))
@@ -381,6 +399,12 @@ class _Transfer:
         now = trio.current_time()
         if type(packet) is Nack:
             if packet.reason in (NackReason.CONGESTION, NackReason.DUPLICATE):
+                if first.retries >= MAX_RETRIES:
+                    raise NotFound(
+                        f"{pipe.locator}: object {digest.hex()[:16]} not received after "
+                        f"{MAX_RETRIES + 1} tries (the network answered "
+                        f"{packet.reason.name.lower()})"
+                    )
                 pipe._decrease(now)
                 self._issue(first.index, first.retries + 1)
                 return
@@ -390,6 +414,17 @@ class _Transfer:
                     f"{pipe.locator}: object {digest.hex()[:16]} of its content not found "
                     "(missing or damaged where it is stored)"
                 )
+            if packet.reason == NackReason.NO_ROUTE and first.no_route < NO_ROUTE_RETRIES:
+                # Asked again after an RTO, then two (it stays outstanding, under a timer of its
+                # own): no congestion, so the window and the RTO are left as they are.
+                first.nacked = True
+                first.no_route += 1
+                pipe.stats.no_route_nacks += 1
+                again = now + pipe.rto * (1 << (first.no_route - 1))
+                heapq.heappush(self.timers, (again, first.index, first.interest.nonce))
+                if again < self._sleep_until and self._sleep is not None:
+                    self._sleep_until = self._sleep.deadline = again
+                return
             if packet.reason == NackReason.NO_ROUTE:
                 # the version was found: say that part of its content was not
                 raise NoRoute(
@@ -427,14 +462,19 @@ class _Transfer:
             entry = self.outstanding.get(index)
             if entry is None or entry.interest.nonce != nonce:
                 continue
+            if entry.nacked:  # Nacked "no route": asked again, no loss
+                self._issue(index, entry.retries)
+                continue
             pipe.stats.timeouts += 1
             if entry.retries >= MAX_RETRIES:
                 raise NotFound(
                     f"{pipe.locator}: object {self.ids[index].hex()[:16]} not received "
                     f"after {MAX_RETRIES + 1} tries"
                 )
-            pipe._decrease(now)
-            pipe.rto = min(MAX_RTO, pipe.rto * 2)
+            if pipe._decrease(now):
+                # Backed off once per decrease (once an RTT), as ndncatchunks does: a window
+                # of Interests lost together doubled the RTO once each (16x for four).
+                pipe.rto = min(MAX_RTO, pipe.rto * 2)
             pipe.stats.retransmissions += 1
             self._issue(index, entry.retries + 1)
 

@@ -300,3 +300,102 @@ async def test_a_version_of_a_longer_name_is_not_the_latest(
                 await resolve(client, Name.parse("/doc"))
         assert not client.notes
         nursery.cancel_scope.cancel()
+
+
+async def _fetch_with_nacks(
+    nacks: Callable[[bytes, int], NackReason | None],
+) -> tuple[Pipeline, dict[bytes, int], list[int], BaseException | None]:
+    """Fetch 6 small objects from a producer over memory faces that answers the ``n``-th
+    Interest for an object (from 1) with a Nack ``nacks(digest, n)``, or, if None, its Data.
+    Returns the pipeline, the Interests each object took, what was written, and the error."""
+    contents = [bytes([i]) * 100 for i in range(6)]
+    ids = [blake3(c).digest() for c in contents]
+    by_id = dict(zip(ids, contents, strict=True))
+    near, far = memory_face_pair()
+    asked: dict[bytes, int] = {}
+
+    def producer_gets(_face: Face, packet: Packet) -> None:
+        assert type(packet) is Interest and packet.digest is not None
+        n = asked[packet.digest] = asked.get(packet.digest, 0) + 1
+        assert n <= 50, "asked without end"  # ends a fetch that loops (no time passes)
+        reason = nacks(packet.digest, n)
+        far.send(Data(Name(()), by_id[packet.digest]) if reason is None else Nack(packet, reason))
+
+    got: list[int] = []
+    client = Client(near)
+    pipe = Pipeline(client, Name.parse("/f"))
+    error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(near.run, client._deliver)
+        nursery.start_soon(far.run, producer_gets)
+        try:
+            await pipe.fetch_ordered(ids, lambda i, _raw: got.append(i))
+        except (NoRoute, NotFound) as e:
+            error = e
+        nursery.cancel_scope.cancel()
+    return pipe, asked, got, error
+
+
+async def test_an_object_nacked_no_route_mid_fetch_is_asked_again(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # A router on the way went down: what it had pending came back "no route" before the
+    # routes moved to another (or a neighbour was being redialled). One such Nack used to end
+    # the whole fetch; the object is asked again at its retransmission timer.
+    start = trio.current_time()
+    pipe, asked, got, error = await _fetch_with_nacks(
+        lambda _d, n: NackReason.NO_ROUTE if n <= 2 else None
+    )
+    assert error is None and got == list(range(6))
+    assert set(asked.values()) == {3}
+    assert pipe.stats.no_route_nacks == 12
+    assert trio.current_time() - start < 2 * INITIAL_RTO + 4 * INITIAL_RTO
+
+
+async def test_a_producer_gone_for_good_still_fails_the_fetch_with_no_route(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    start = trio.current_time()
+    _pipe, asked, got, error = await _fetch_with_nacks(lambda _d, _n: NackReason.NO_ROUTE)
+    assert isinstance(error, NoRoute) and "of its content" in str(error)
+    assert got == [] and max(asked.values()) == fetch_module.NO_ROUTE_RETRIES + 1
+    assert trio.current_time() - start < 8  # RTO, then twice that: seconds, not the lifetime
+
+
+async def test_congestion_nacks_without_end_fail_the_fetch_after_its_retries(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Each congestion (or duplicate) Nack was answered by asking again at once, without bound:
+    # a node that Nacks every Interest had the fetch loop for good.
+    _pipe, asked, _got, error = await _fetch_with_nacks(lambda _d, _n: NackReason.CONGESTION)
+    assert isinstance(error, NotFound) and "the network answered congestion" in str(error)
+    assert max(asked.values()) == fetch_module.MAX_RETRIES + 1
+
+
+async def test_a_window_lost_at_once_backs_the_rto_off_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Every first Interest is lost. The RTO used to double once per Interest timed out: a
+    # window of four lost together put it at 16x (8 s, the cap); once per loss event (at most
+    # once an RTT, with the window's decrease), as ndncatchunks does, it is 2x.
+    contents = [bytes([i]) * 100 for i in range(INITIAL_WINDOW)]
+    ids = [blake3(c).digest() for c in contents]
+    by_id = dict(zip(ids, contents, strict=True))
+    near, far = memory_face_pair()
+    seen: set[bytes] = set()
+
+    def producer_gets(_face: Face, packet: Packet) -> None:
+        assert type(packet) is Interest and packet.digest is not None
+        if packet.digest in seen:
+            far.send(Data(Name(()), by_id[packet.digest]))
+        seen.add(packet.digest)
+
+    client = Client(near)
+    pipe = Pipeline(client, Name.parse("/f"))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(near.run, client._deliver)
+        nursery.start_soon(far.run, producer_gets)
+        await pipe.fetch_ordered(ids, lambda _i, _raw: None)
+        nursery.cancel_scope.cancel()
+    assert pipe.stats.timeouts == INITIAL_WINDOW
+    assert pipe.rto == 2 * INITIAL_RTO
