@@ -75,6 +75,10 @@ async def stoppable(
     :class:`~ccn.errors.Stopped`) while the node goes on, to remove what a shutdown would
     leave to the next start (the store's set-aside packs: DiskObjectStore.remove_aborted)."""
     stop = threading.Event()
+    if wanted is not None and not wanted():
+        # already gone: said now, not when the task below first runs (the thread may have
+        # done a small job by then)
+        stop.set()
 
     async def stop_when_cancelled() -> None:
         try:
