@@ -10,13 +10,18 @@ it are copied from the cache tier (or the content store) into the main store, wh
 budget never evicts anything and GC keeps it as long as the pin exists. What came from the
 content store is written to the cache tier too, as what came from the tier stays there: after an
 unpin and a GC, the content is where a fetched copy would be, not gone.
+
+GC never runs while a publish is in progress (:meth:`Maintenance.publishing`): a publish
+stores its objects, and last its version object, before it moves the ref that makes them
+reachable, so a GC in between (the grace period set to 0, or objects the import found already
+stored, unreachable and old) removed what the new ref then named.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
@@ -102,6 +107,51 @@ class Maintenance:
     def __init__(self, node: Node) -> None:
         self.node = node
         self._lock = trio.Lock()
+        #: Publishes in progress, and whether a GC waits for them to end or runs: see
+        #: :meth:`publishing`.
+        self._publishes = 0
+        self._collecting = False
+        self._changed = trio.Condition()
+
+    # -- publishes against gc --------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def publishing(self) -> AsyncIterator[None]:
+        """Hold off GC while a publish runs: it waits here while a GC runs or waits to run
+        (a stream of publishes cannot keep a GC out), and a GC waits for every publish
+        inside to end. Publishes run side by side."""
+        async with self._changed:
+            while self._collecting:
+                await self._changed.wait()
+            self._publishes += 1
+        try:
+            yield
+        finally:
+            self._publishes -= 1
+            await self._notify()
+
+    @contextlib.asynccontextmanager
+    async def _collecting_alone(self) -> AsyncIterator[None]:
+        """No publish in progress from entry to exit (see :meth:`publishing`)."""
+        async with self._changed:
+            self._collecting = True
+            try:
+                while self._publishes:
+                    await self._changed.wait()
+            except BaseException:
+                self._collecting = False
+                self._changed.notify_all()
+                raise
+        try:
+            yield
+        finally:
+            self._collecting = False
+            await self._notify()
+
+    async def _notify(self) -> None:
+        with trio.CancelScope(shield=True):  # also when leaving cancelled: others still wait
+            async with self._changed:
+                self._changed.notify_all()
 
     # -- history ---------------------------------------------------------------------------
 
@@ -265,7 +315,9 @@ class Maintenance:
             return collect(node.store, node.refs, grace_s=grace_s, dry_run=dry_run, stop=stop)
 
         async with self._lock:
-            report = await stoppable(work, wanted, cleanup=node.store.remove_aborted)
+            alone = contextlib.nullcontext() if dry_run else self._collecting_alone()
+            async with alone:
+                report = await stoppable(work, wanted, cleanup=node.store.remove_aborted)
         return {
             "dry_run": dry_run,
             "removed": [[oid.hex(), size] for oid, size in report.removed[:MAX_LINES]],
