@@ -1,4 +1,4 @@
-"""Fixtures shared by the tests of keys and trust."""
+"""Fixtures shared by the tests of keys and trust, and a small disk to fill."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def full_home(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
-    """A ccn home on a tmpfs of 64 KiB mounted for the test (skipped unless root):
-    ``fill(pages)`` fills it so that only ``pages`` pages of 4 KiB are left, and returns it;
-    removing its ``filler`` file frees it again."""
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """A tmpfs of 64 KiB mounted for the test (skipped unless root): ``fill(pages)`` fills it
+    (more) so that only ``pages`` pages of 4 KiB are left, and returns it; removing its
+    ``filler`` file frees it again."""
     if os.geteuid() != 0:
         pytest.skip("needs root, to mount a small tmpfs")
     mnt = tmp_path / "full"
@@ -38,7 +38,7 @@ def full_home(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
         for fd in kept:
             os.write(fd, bytes(4096))
             os.close(fd)
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
+        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
             for _ in range(17):  # 64 KiB and one page more: it fails before
                 os.write(fd, bytes(4096))

@@ -142,12 +142,12 @@ def test_a_key_cut_short_by_a_full_disk_leaves_no_file_behind(
 
 
 def test_key_gen_on_a_full_disk_is_one_line_and_leaves_no_half_key(
-    full_home: Callable[[int], Path],
+    small_disk: Callable[[int], Path],
 ) -> None:
     # Room for the private key but not for its .pub: NAME.key stayed without NAME.pub (and
     # 'ccn key gen NAME' again said it exists), and the error was a bare "No space left on
     # device", naming no file.
-    home = full_home(1)
+    home = small_disk(1)
     env = {**os.environ, "CCN_HOME": str(home)}
     gen = [sys.executable, "-m", "ccn", "key", "gen", "k"]
     failed = subprocess.run(gen, capture_output=True, text=True, env=env, timeout=30)

@@ -451,17 +451,17 @@ async def test_a_refused_latest_falls_back_to_the_trusted_publishers_newest(
 
 
 def test_trust_add_on_a_full_disk_is_one_line_and_leaves_the_file_as_it_was(
-    full_home: Callable[[int], Path],
+    small_disk: Callable[[int], Path],
 ) -> None:
     # The temporary file the new trust file is written to stayed behind, and the error named
     # no file ("No space left on device").
-    home = full_home(12)  # room to set up
+    home = small_disk(12)  # room to set up
     env = {**os.environ, "CCN_HOME": str(home)}
     first = generate_key("a", home).public
     Anchors([(Name.parse("/a"), first)]).save(home / "trust")
     before = (home / "trust").read_bytes()
     (home / "filler").unlink()
-    full_home(0)
+    small_disk(0)
     add = [sys.executable, "-m", "ccn", "trust", "add", "/b", str(SigningKey.generate().public)]
     failed = subprocess.run(add, capture_output=True, text=True, env=env, timeout=30)
     assert failed.returncode == 1
