@@ -700,7 +700,7 @@ def cmd_node(args: argparse.Namespace) -> int:
 
     from ccn.config import ConfigError, NodeConfig, parse_route
     from ccn.faces.uri import FaceUri
-    from ccn.node import Node
+    from ccn.node import Node, raise_descriptor_limit
 
     # The cache tier writes on a worker thread; hand the GIL back to the event loop sooner
     # than the default 5 ms so forwarding latency does not wait on disk writes.
@@ -723,6 +723,8 @@ def cmd_node(args: argparse.Namespace) -> int:
     for uri in config.ndn:
         if FaceUri.parse(uri).scheme not in ("tcp", "unix"):
             raise ConfigError(f"ndn: {uri}: NDN apps connect over tcp:// or unix://")
+
+    raise_descriptor_limit(config)
 
     async def main() -> int:
         node = Node(config)

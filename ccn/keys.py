@@ -211,18 +211,23 @@ def generate_key(name: str, home: Path | None = None) -> SigningKey:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise KeyFileError(f"key {name!r} already exists ({path})") from None
+    public = d / f"{name}.pub"
     try:
         pem = key.pem()
         if os.write(fd, pem) != len(pem):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         os.fsync(fd)
-    except BaseException:
-        # a key file cut short (a full disk) must not stay: it would block making it again
+        public.write_text(f"{key.public}\n")
+    except BaseException as e:
+        # a key cut short or without its .pub (a full disk) must not stay: it would block
+        # making it again
         os.close(fd)
         path.unlink(missing_ok=True)
+        public.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise KeyFileError(f"cannot write key {path}: {e.strerror or e}") from None
         raise
     os.close(fd)
-    (d / f"{name}.pub").write_text(f"{key.public}\n")
     return key
 
 

@@ -18,6 +18,11 @@ older than ``auto_merge_age`` (config): on a worker thread, between commands (it
 lock), removing nothing (deleting garbage is ``ccn gc``'s, asked for by a person), and stopped
 between objects when the node shuts down. It looks after each publish and every
 :data:`AUTO_MERGE_CHECK_S`.
+
+GC never runs while a publish is in progress (:meth:`Maintenance.publishing`): a publish
+stores its objects, and last its version object, before it moves the ref that makes them
+reachable, so a GC in between (the grace period set to 0, or objects the import found already
+stored, unreachable and old) removed what the new ref then named.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
@@ -130,6 +135,51 @@ class Maintenance:
             "loose_merged": 0,
             "error": None,
         }
+        #: Publishes in progress, and whether a GC waits for them to end or runs: see
+        #: :meth:`publishing`.
+        self._publishes = 0
+        self._collecting = False
+        self._changed = trio.Condition()
+
+    # -- publishes against gc --------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def publishing(self) -> AsyncIterator[None]:
+        """Hold off GC while a publish runs: it waits here while a GC runs or waits to run
+        (a stream of publishes cannot keep a GC out), and a GC waits for every publish
+        inside to end. Publishes run side by side."""
+        async with self._changed:
+            while self._collecting:
+                await self._changed.wait()
+            self._publishes += 1
+        try:
+            yield
+        finally:
+            self._publishes -= 1
+            await self._notify()
+
+    @contextlib.asynccontextmanager
+    async def _collecting_alone(self) -> AsyncIterator[None]:
+        """No publish in progress from entry to exit (see :meth:`publishing`)."""
+        async with self._changed:
+            self._collecting = True
+            try:
+                while self._publishes:
+                    await self._changed.wait()
+            except BaseException:
+                self._collecting = False
+                self._changed.notify_all()
+                raise
+        try:
+            yield
+        finally:
+            self._collecting = False
+            await self._notify()
+
+    async def _notify(self) -> None:
+        with trio.CancelScope(shield=True):  # also when leaving cancelled: others still wait
+            async with self._changed:
+                self._changed.notify_all()
 
     # -- automatic merge -------------------------------------------------------------------
 
@@ -345,7 +395,9 @@ class Maintenance:
             return collect(node.store, node.refs, grace_s=grace_s, dry_run=dry_run, stop=stop)
 
         async with self._lock:
-            report = await stoppable(work, wanted, cleanup=node.store.remove_aborted)
+            alone = contextlib.nullcontext() if dry_run else self._collecting_alone()
+            async with alone:
+                report = await stoppable(work, wanted, cleanup=node.store.remove_aborted)
         return {
             "dry_run": dry_run,
             "removed": [[oid.hex(), size] for oid, size in report.removed[:MAX_LINES]],

@@ -191,7 +191,8 @@ class Management:
             sign = None if signer is None else signer.sign
             return publish(node.store, node.refs, name, Path(path), sign=sign, stop=stop)
 
-        version = await stoppable(work, asked, cleanup=node.store.remove_aborted)
+        async with self.maintenance.publishing():  # no GC meanwhile: see ccn.maintenance
+            version = await stoppable(work, asked, cleanup=node.store.remove_aborted)
         node.on_published(name)
         full = name.with_version(version.number)
         from ccn.store.objects import id_of

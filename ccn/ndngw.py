@@ -36,7 +36,7 @@ from ccn.errors import CcnError, FetchError, InvalidObject, VerificationError
 from ccn.faces.base import Deliver, Face
 from ccn.faces.internal import InternalFace
 from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
-from ccn.faces.transport import accepted_peer, open_listener
+from ccn.faces.transport import Say, accept_forever, accepted_peer, open_listener
 from ccn.faces.uri import FaceUri
 from ccn.fetch import Pipeline, partial_path, resolve, stream_errors
 from ccn.name import Name
@@ -122,8 +122,10 @@ class _AppSide(Face):
 class NdnGateway:
     """The NDN side of one node. Start it with ``await nursery.start(gateway.run, uris)``."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, say: Say | None = None) -> None:
         self.node = node
+        #: Where a line for the node's operator goes (listeners that cannot accept).
+        self.say = say
         self.wires = InterestWires()
         self.bound: list[FaceUri] = []
         self._layouts: OrderedDict[Name, Layout] = OrderedDict()
@@ -170,7 +172,7 @@ class NdnGateway:
             await self.node._serve_face(face)
 
         try:
-            await trio.serve_listeners(handle, [listener])
+            await accept_forever(listener, bound, handle, self.say)
         finally:
             if bound.scheme == "unix":
                 with contextlib.suppress(OSError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import resource
 import socket
 import sys
 import time
@@ -138,6 +139,26 @@ def _say(line: str) -> None:
     print(f"ccn node: {line}", file=sys.stderr, flush=True)
 
 
+#: Descriptors a node needs besides its faces': listeners, UDP sockets, store packs
+#: (MAX_OPEN_PACKS), cache segments, files being published, worker threads' files.
+DESCRIPTORS_BESIDES_FACES = 256
+
+
+def raise_descriptor_limit(config: NodeConfig) -> None:
+    """Raise this process's soft limit of open files as far as the faces allowed
+    (``max_faces`` for apps and as many for peers) need, within the hard limit. The usual
+    soft limit of 1024 let a node reach neither: at the limit, accept fails and new
+    connections wait (see :func:`ccn.faces.transport.accept_forever`). Go's runtime raises
+    it for every program the same way."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 2 * config.max_faces + DESCRIPTORS_BESIDES_FACES
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 class Node:
     def __init__(self, config: NodeConfig) -> None:
         config.validate()
@@ -257,7 +278,7 @@ class Node:
                     listener, bound = await open_listener(uri)
                     self.bound.append(bound)
                     nursery.start_soon(
-                        partial(serve, max_frame=self.config.max_frame),
+                        partial(serve, max_frame=self.config.max_frame, say=_say),
                         listener,
                         bound,
                         self._serve_face,
@@ -265,7 +286,7 @@ class Node:
                 if self.config.ndn:
                     from ccn.ndngw import NdnGateway
 
-                    self.ndn = NdnGateway(self)
+                    self.ndn = NdnGateway(self, say=_say)
                     uris = [FaceUri.parse(u) for u in self.config.ndn]
                     self.bound_ndn = await nursery.start(self.ndn.run, uris)
                 for prefix, route_uri in self.config.routes:

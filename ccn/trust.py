@@ -161,8 +161,17 @@ class Anchors:
         lines = ["# ccn trust anchors: <prefix> <public key>; see SECURITY.md"]
         lines += [f"{prefix} {key}" for prefix, key in self]
         tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as f:
+                f.write("\n".join(lines) + "\n")
+                f.flush()
+                # renamed over the old file, unwritten bytes would empty it in a power loss
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            # a full disk: the old file stays as it was, and no temporary file beside it
+            tmp.unlink(missing_ok=True)
+            raise TrustFileError(f"cannot write trust file {path}: {e.strerror or e}") from None
 
 
 @contextlib.contextmanager

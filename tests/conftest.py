@@ -1,8 +1,10 @@
-"""Fixtures shared by the tests of keys and trust."""
+"""Fixtures shared by the tests of keys and trust, and a small disk to fill."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,40 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``$CCN_HOME`` (keys, trust file) in the test's directory."""
     monkeypatch.setenv("CCN_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """A tmpfs of 64 KiB mounted for the test (skipped unless root): ``fill(pages)`` fills it
+    (more) so that only ``pages`` pages of 4 KiB are left, and returns it; removing its
+    ``filler`` file frees it again."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to mount a small tmpfs")
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], check=True)
+
+    def fill(pages: int) -> Path:
+        kept = [os.open(mnt / f"page{i}", os.O_WRONLY | os.O_CREAT) for i in range(pages)]
+        for fd in kept:
+            os.write(fd, bytes(4096))
+            os.close(fd)
+        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            for _ in range(17):  # 64 KiB and one page more: it fails before
+                os.write(fd, bytes(4096))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        for i in range(pages):
+            os.unlink(mnt / f"page{i}")
+        return mnt
+
+    try:
+        yield fill
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@ and what a signature covers."""
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -130,9 +133,30 @@ def test_a_key_cut_short_by_a_full_disk_leaves_no_file_behind(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("ccn.keys.os.fsync", full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(KeyFileError, match=r"cannot write key .*alice\.key: No space left"):
         generate_key("alice", tmp_path)
     assert not key_path("alice", tmp_path).exists()
     monkeypatch.undo()
     key = generate_key("alice", tmp_path)
     assert load_key("alice", tmp_path).public == key.public
+
+
+def test_key_gen_on_a_full_disk_is_one_line_and_leaves_no_half_key(
+    small_disk: Callable[[int], Path],
+) -> None:
+    # Room for the private key but not for its .pub: NAME.key stayed without NAME.pub (and
+    # 'ccn key gen NAME' again said it exists), and the error was a bare "No space left on
+    # device", naming no file.
+    home = small_disk(1)
+    env = {**os.environ, "CCN_HOME": str(home)}
+    gen = [sys.executable, "-m", "ccn", "key", "gen", "k"]
+    failed = subprocess.run(gen, capture_output=True, text=True, env=env, timeout=30)
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        f"ccn: error: cannot write key {home}/keys/k.key: No space left on device\n"
+    )
+    assert list((home / "keys").iterdir()) == []
+    (home / "filler").unlink()
+    made = subprocess.run(gen, capture_output=True, text=True, env=env, timeout=30)
+    assert made.returncode == 0, made.stderr
+    assert load_key("k", home).public.id.hex() in made.stdout

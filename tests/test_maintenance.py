@@ -424,3 +424,52 @@ async def test_sigterm_stops_a_node_within_a_second_while_it_merges_packs(tmp_pa
                 assert (await client.fsck())["count"] == 0
     finally:
         await stop_all(nodes)
+
+
+async def test_gc_waits_for_a_publish_in_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A publish stores its version object, then moves the ref. A GC in between (here with no
+    # grace period: ccn gc --grace 0 beside ccn put) removed the object, and the ref then named
+    # a version that was not there (fsck: "version object missing"). The publish is held
+    # between the two; the GC must wait for it, and a publish asked for meanwhile for the GC.
+    held, release = threading.Event(), threading.Event()
+    src = tmp_path / "f"
+    src.write_bytes(os.urandom(5000))
+    async with node_in_process(tmp_path / "n") as (node, uri):
+        m = node.management.maintenance
+        real = node.refs.compare_and_swap
+
+        def slow_cas(*args: Any) -> None:
+            held.set()
+            release.wait(10)
+            real(*args)
+
+        monkeypatch.setattr(node.refs, "compare_and_swap", slow_cas)
+        collected = trio.Event()
+        replies: list[dict[str, Any]] = []
+
+        async def gc_now() -> None:
+            await m.gc(False, grace_s=0)
+            collected.set()
+
+        async def put(name: str) -> None:
+            async with connect(uri) as client:
+                replies.append(await client.publish(src, name))
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(put, "/m/held")
+                assert await trio.to_thread.run_sync(held.wait, 10)
+                nursery.start_soon(gc_now)
+                await trio.sleep(0.5)  # far longer than a GC of a few objects takes
+                assert not collected.is_set()
+                monkeypatch.setattr(node.refs, "compare_and_swap", real)
+                nursery.start_soon(put, "/m/after")
+                await trio.sleep(0.2)
+                assert replies == []  # it waits behind the GC, which waits for the first
+                release.set()
+            assert [r["name"] for r in replies] == ["/m/held/v1", "/m/after/v1"]
+            checked = await m.fsck(False)
+        assert checked["count"] == 0, checked["problems"]
+        assert checked["checked"]["versions"] == 2

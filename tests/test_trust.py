@@ -3,6 +3,7 @@ and verified get, a node dropping forgeries."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -454,3 +455,25 @@ async def test_a_refused_latest_falls_back_to_the_trusted_publishers_newest(
             assert exact.returncode == 0, exact.stderr
     finally:
         await stop_all(nodes)
+
+
+def test_trust_add_on_a_full_disk_is_one_line_and_leaves_the_file_as_it_was(
+    small_disk: Callable[[int], Path],
+) -> None:
+    # The temporary file the new trust file is written to stayed behind, and the error named
+    # no file ("No space left on device").
+    home = small_disk(12)  # room to set up
+    env = {**os.environ, "CCN_HOME": str(home)}
+    first = generate_key("a", home).public
+    Anchors([(Name.parse("/a"), first)]).save(home / "trust")
+    before = (home / "trust").read_bytes()
+    (home / "filler").unlink()
+    small_disk(0)
+    add = [sys.executable, "-m", "ccn", "trust", "add", "/b", str(SigningKey.generate().public)]
+    failed = subprocess.run(add, capture_output=True, text=True, env=env, timeout=30)
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        f"ccn: error: cannot write trust file {home}/trust: No space left on device\n"
+    )
+    assert (home / "trust").read_bytes() == before
+    assert sorted(p.name for p in home.iterdir()) == [".trust.lock", "filler", "keys", "trust"]

@@ -6,10 +6,13 @@ Peers on loopback or a Unix socket are *local* (they may use ``/localhost`` name
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import resource
 import socket
 import stat
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 import trio
 
@@ -20,6 +23,13 @@ from ccn.faces.uri import FaceUri, unknown_zone
 from ccn.framing import DEFAULT_MAX_FRAME
 
 OnFace = Callable[[StreamFace], Awaitable[None]]
+Say = Callable[[str], None]
+
+#: What accept() fails with when this process (or the system) is out of descriptors, memory
+#: or socket buffers: the listener is fine, the connection waits in its backlog.
+ACCEPT_CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+#: How long the accept loop waits before trying again after one of those.
+ACCEPT_RETRY_S: Final = 0.1
 
 #: How long a dial waits for the peer to answer. Without it a dial to a host that is off (its
 #: SYNs dropped, not refused) waited out the kernel's retries, about two minutes, and so did a
@@ -135,9 +145,10 @@ async def serve(
     on_face: OnFace,
     *,
     max_frame: int = DEFAULT_MAX_FRAME,
+    say: Say | None = None,
 ) -> None:
     """Accept connections forever, running ``on_face`` for each in its own task. Faces accept
-    frames of at most ``max_frame`` bytes."""
+    frames of at most ``max_frame`` bytes. ``say``: see :func:`accept_forever`."""
 
     async def handle(stream: trio.SocketStream) -> None:
         if bound.scheme == "tcp":
@@ -153,8 +164,53 @@ async def serve(
         await on_face(face)
 
     try:
-        await trio.serve_listeners(handle, [listener])
+        await accept_forever(listener, bound, handle, say)
     finally:
         if bound.scheme == "unix":
             with contextlib.suppress(OSError):
                 os.unlink(bound.path)
+
+
+async def accept_forever(
+    listener: trio.SocketListener,
+    bound: FaceUri,
+    handle: Callable[[trio.SocketStream], Awaitable[None]],
+    say: Say | None = None,
+) -> None:
+    """Accept connections on ``listener`` forever, each handled in a task of its own and
+    closed after. Out of descriptors (or memory), accept waits :data:`ACCEPT_RETRY_S` and tries
+    again, and ``say`` is told once when that starts and once when connections are taken
+    again: ``trio.serve_listeners`` logged a traceback of nine lines at every retry, ten a
+    second per listener, for as long as the limit was reached."""
+
+    async def run(stream: trio.SocketStream) -> None:
+        async with stream:
+            await handle(stream)
+
+    failing = False
+    async with listener, trio.open_nursery() as nursery:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as e:
+                if e.errno not in ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                if not failing and say is not None:
+                    say(f"cannot accept connections on {bound}: {_capacity_text(e)}")
+                failing = True
+                await trio.sleep(ACCEPT_RETRY_S)
+                continue
+            if failing and say is not None:
+                say(f"accepting connections on {bound} again")
+            failing = False
+            nursery.start_soon(run, stream)
+
+
+def _capacity_text(e: OSError) -> str:
+    if e.errno == errno.EMFILE:
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return (
+            f"{e.strerror} (this process may open {limit}: ulimit -n); new connections wait "
+            "until some close"
+        )
+    return f"{e.strerror}; new connections wait"

@@ -630,12 +630,17 @@ class CacheTier:
         }
 
     def close(self) -> None:
-        """Write back pending hits and evictions and close the segment files."""
+        """Write back pending hits and evictions and close the segment files. A disk that
+        cannot take them (full, read-only) costs only what they say: order of use, and
+        objects forgotten since, which come back at open (see docs/store.md, "Why a record
+        only ever needs older ones"); counted as a write error, not raised."""
         with self._write_lock:
             if self._closed:
                 return
             try:
                 self._append((), pending=True)
+            except OSError:
+                self.counters.write_errors += 1
             finally:
                 with self._lock:
                     self._closed = True

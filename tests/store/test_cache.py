@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -388,4 +388,30 @@ def test_a_segment_of_a_newer_format_is_refused_and_kept(tmp_path: Path) -> None
         f.write(b"\x01")
     again = CacheTier(tmp_path)  # the lock and descriptors of the refused open were let go
     assert again.bytes > 100 and _segments(tmp_path) == [seg]
+    again.close()
+
+
+def test_closing_on_a_full_disk_loses_only_what_it_could_not_write_back(
+    small_disk: Callable[[int], Path],
+) -> None:
+    # A node stopped on a full disk exited 1 with "ccn: error: No space left on device" after
+    # it had stopped: close() raised writing back the hits it had counted. What it cannot
+    # write is order of use (and forgets, whose objects come back at open): not worth an error.
+    root = small_disk(4) / "cache"
+    tier = CacheTier(root, max_bytes=1 << 20)
+    objs = [_obj(1000), _obj(1000)]
+    tier.add_many(objs)
+    rest = -_disk_bytes(root) % 4096 or 4096  # one more object to end the file on a page
+    if rest < HEADER_SIZE + 5 + 256:
+        rest += 4096
+    tier.add_many([_obj(rest - HEADER_SIZE - 5)])
+    assert _disk_bytes(root) % 4096 == 0
+    assert tier.get(objs[0][0]) == objs[0][1]  # a hit, to be written back at close
+    small_disk(0)
+    tier.close()
+    assert tier.counters.write_errors == 1
+    (root.parent / "filler").unlink()
+    again = CacheTier(root, max_bytes=1 << 20)
+    assert set(again.ids()) >= {oid for oid, _raw in objs}
+    assert again.get(objs[0][0]) == objs[0][1]
     again.close()
