@@ -187,3 +187,64 @@ async def leave_command(
     # the client's face closed: its Interest's PIT entry went, and with it the command
     assert await trio.to_thread.run_sync(stopped.wait, 10)
     assert node.forwarder.pit.find(interest) is None
+
+
+class CrowdedNode:
+    """A ``ccn node`` process on a Unix socket alone (no discovery) started under an open-file
+    limit of (``soft``, ``hard``), and ``clients`` plain connections to it held open (those the
+    node cannot accept wait in the backlog). ``with`` it: on the way out the connections close,
+    the node is stopped (SIGTERM), and :attr:`err` is what it said on stderr."""
+
+    def __init__(self, tmp_path: Path, soft: int, hard: int, clients: int) -> None:
+        import resource
+
+        def limit() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+        self.sock = tmp_path / "n.sock"
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "ccn", "node", "--no-discovery"),
+                *("--store", str(tmp_path / "store"), "--listen", f"unix://{self.sock}"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=limit,
+        )
+        self.clients = clients
+        self.held: list[socket.socket] = []
+        self.err = ""
+
+    def __enter__(self) -> CrowdedNode:
+        try:
+            assert self.process.stdout is not None
+            assert "listening on" in self.process.stdout.readline()
+            for _ in range(self.clients):
+                s = socket.socket(socket.AF_UNIX)
+                self.held.append(s)
+                s.settimeout(5)
+                s.connect(str(self.sock))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def release(self) -> None:
+        """Close the held connections."""
+        for s in self.held:
+            s.close()
+
+    def status(self) -> subprocess.CompletedProcess[str]:
+        """``ccn status`` against the node, as a separate process."""
+        return subprocess.run(
+            [sys.executable, "-m", "ccn", "--node", f"unix://{self.sock}", "status"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+        self.process.terminate()
+        _out, self.err = self.process.communicate(timeout=10)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import msgpack
 import pytest
 import trio
 
-from ccn.client import CommandError, connect
+from ccn.client import Client, CommandError, connect
 from ccn.codec import decode, encode
 from ccn.errors import NoAnswer, NoRoute
 from ccn.faces.stream import StreamFace
@@ -24,6 +24,7 @@ from ccn.faces.uri import FaceUri
 from ccn.framing import frame
 from ccn.name import Name
 from ccn.neighbours import HELD_FAILURE_STANDS, Neighbour
+from ccn.node import Node
 from ccn.packet import Interest, Nack, NackReason
 from ccn.testing import free_port, node_in_process
 
@@ -314,6 +315,31 @@ def answer_probes(data: bytes) -> bytes | None:
     return None
 
 
+class Probes:
+    """Answers probes as a ccn node does while :attr:`on`; silent (a firewall) once off."""
+
+    def __init__(self) -> None:
+        self.on = True
+
+    def __call__(self, data: bytes) -> bytes | None:
+        return answer_probes(data) if self.on else None
+
+
+@contextlib.asynccontextmanager
+async def routed_to(tmp_path: Path, peer: UdpPeer) -> AsyncIterator[tuple[Node, Client, str]]:
+    """A node in process whose route /far goes to ``peer`` (run meanwhile), a client of it,
+    and the peer's URI."""
+    far = await peer.bind()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(peer.run)
+        async with (
+            node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
+            connect(uri) as client,
+        ):
+            yield node, client, far
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_udp_neighbour_behind_a_firewall_is_down_and_a_get_fails_fast(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -322,23 +348,16 @@ async def test_a_udp_neighbour_behind_a_firewall_is_down_and_a_get_fails_fast(
     # under it waited out every Interest lifetime (12 s). Nothing came back from it, so it is
     # down, said so, and a get is held for a probe (at most 1 s), then Nacked "no route".
     peer = UdpPeer(drop)
-    far = await peer.bind()
-    silent = f"cannot reach a ccn node at {far}: no answer within 1 s"
     with trio.fail_after(15):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(peer.run)
-            async with (
-                node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
-                connect(uri) as client,
-            ):
-                assert node.unreachable() == [f"{silent} (is a firewall dropping its datagrams?)"]
-                assert f"ccn node: {silent}" in capsys.readouterr().err
-                assert "/far" not in {e["prefix"] for e in await client.routes()}
-                probes = peer.received
-                with trio.fail_after(2.5), pytest.raises(NoRoute):
-                    await client.get("/far/x")
-                assert peer.received > probes  # the get had it probed at once
-            nursery.cancel_scope.cancel()
+        async with routed_to(tmp_path, peer) as (node, client, far):
+            silent = f"cannot reach a ccn node at {far}: no answer within 1 s"
+            assert node.unreachable() == [f"{silent} (is a firewall dropping its datagrams?)"]
+            assert f"ccn node: {silent}" in capsys.readouterr().err
+            assert "/far" not in {e["prefix"] for e in await client.routes()}
+            probes = peer.received
+            with trio.fail_after(2.5), pytest.raises(NoRoute):
+                await client.get("/far/x")
+            assert peer.received > probes  # the get had it probed at once
 
 
 async def test_a_udp_neighbour_that_falls_silent_is_taken_down(
@@ -348,22 +367,18 @@ async def test_a_udp_neighbour_that_falls_silent_is_taken_down(
     # stays up); once it goes silent without an ICMP error (a firewall), the next idle probe
     # takes it down, with no request needed.
     monkeypatch.setattr("ccn.neighbours.IDLE_PROBE", 0.5, raising=False)
-    answering = {"on": True}
-    peer = UdpPeer(lambda d: answer_probes(d) if answering["on"] else None)
-    far = await peer.bind()
+    probes = Probes()
+    peer = UdpPeer(probes)
     with trio.fail_after(15):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(peer.run)
-            async with node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, _):
-                nb = node.neighbours[far]
-                assert nb.face is not None and node.unreachable() == []
-                await trio.sleep(2.5)
-                assert nb.face is not None and peer.received >= 3  # the first, then idle ones
-                answering["on"] = False
-                with trio.fail_after(4):  # ≤ LIVENESS_INTERVAL + PROBE_WAIT after the next one
-                    await failed_dials(nb, 1)
-                assert node.unreachable()[0].startswith(f"cannot reach a ccn node at {far}")
-            nursery.cancel_scope.cancel()
+        async with routed_to(tmp_path, peer) as (node, _client, far):
+            nb = node.neighbours[far]
+            assert nb.face is not None and node.unreachable() == []
+            await trio.sleep(2.5)
+            assert nb.face is not None and peer.received >= 3  # the first, then idle ones
+            probes.on = False
+            with trio.fail_after(4):  # ≤ LIVENESS_INTERVAL + PROBE_WAIT after the next one
+                await failed_dials(nb, 1)
+            assert node.unreachable()[0].startswith(f"cannot reach a ccn node at {far}")
 
 
 async def test_a_udp_neighbour_that_stops_answering_interests_is_taken_down(
@@ -372,27 +387,19 @@ async def test_a_udp_neighbour_that_stops_answering_interests_is_taken_down(
     # An Interest sent to an up neighbour that then says nothing (no Data, no Nack, no ICMP
     # error) has it probed within a second; unanswered, it is down within about 2 s — not at
     # the next idle probe (10 s) — and the next get is Nacked "no route" within HOLD_WAIT.
-    answering = {"on": True}
-    peer = UdpPeer(lambda d: answer_probes(d) if answering["on"] else None)
-    far = await peer.bind()
+    probes = Probes()
     with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(peer.run)
-            async with (
-                node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
-                connect(uri) as client,
-            ):
-                nb = node.neighbours[far]
-                assert nb.face is not None
-                answering["on"] = False
-                async with trio.open_nursery() as gets:
-                    gets.start_soon(client.get, "/far/x")  # into the void
-                    with trio.fail_after(3.5):
-                        await failed_dials(nb, 1)
-                    gets.cancel_scope.cancel()
-                with trio.fail_after(1.5), pytest.raises(NoRoute):
-                    await client.get("/far/y")
-            nursery.cancel_scope.cancel()
+        async with routed_to(tmp_path, UdpPeer(probes)) as (node, client, far):
+            nb = node.neighbours[far]
+            assert nb.face is not None
+            probes.on = False
+            async with trio.open_nursery() as gets:
+                gets.start_soon(client.get, "/far/x")  # into the void
+                with trio.fail_after(3.5):
+                    await failed_dials(nb, 1)
+                gets.cancel_scope.cancel()
+            with trio.fail_after(1.5), pytest.raises(NoRoute):
+                await client.get("/far/y")
 
 
 async def test_interests_pending_on_a_udp_neighbour_taken_down_are_nacked_then(
@@ -401,37 +408,29 @@ async def test_interests_pending_on_a_udp_neighbour_taken_down_are_nacked_then(
     # The neighbour goes silent with a get's Interest on it: when the liveness probe takes it
     # down (about 2 s later), that Interest is Nacked "no route" at once, not left to wait out
     # its lifetime (4 s) and be asked again.
-    answering = {"on": True}
-    peer = UdpPeer(lambda d: answer_probes(d) if answering["on"] else None)
-    far = await peer.bind()
+    probes = Probes()
     outcome: list[BaseException] = []
     with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(peer.run)
-            async with (
-                node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
-                connect(uri) as client,
-            ):
-                nb = node.neighbours[far]
-                assert nb.face is not None
-                answering["on"] = False
-                got = trio.Event()
+        async with routed_to(tmp_path, UdpPeer(probes)) as (node, client, far):
+            nb = node.neighbours[far]
+            assert nb.face is not None
+            probes.on = False
+            got = trio.Event()
 
-                async def get() -> None:
-                    try:
-                        await client.get("/far/x/v1")
-                    except NoRoute as e:
-                        outcome.append(e)
-                    got.set()
+            async def get() -> None:
+                try:
+                    await client.get("/far/x/v1")
+                except NoRoute as e:
+                    outcome.append(e)
+                got.set()
 
-                async with trio.open_nursery() as gets:
-                    gets.start_soon(get)
-                    with trio.fail_after(3.5):
-                        await failed_dials(nb, 1)
-                    with trio.fail_after(1.0):
-                        await got.wait()
-                assert node.forwarder.counters.upstream_down == 1
-            nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as gets:
+                gets.start_soon(get)
+                with trio.fail_after(3.5):
+                    await failed_dials(nb, 1)
+                with trio.fail_after(1.0):
+                    await got.wait()
+            assert node.forwarder.counters.upstream_down == 1
     assert [str(e) for e in outcome] == ["no route to /far/x/v1"]
 
 
@@ -442,25 +441,18 @@ async def test_a_udp_neighbour_speaking_another_packet_format_is_down(
     # format version 2. Its datagrams used to count as signs of life, so its route stayed up
     # and Interests went there for nothing; it is down now, said once, with the reason.
     peer = UdpPeer(lambda _d: msgpack.packb([2, 1, [b"x"], 1, 4000, 32, 0, None]))
-    far = await peer.bind()
-    error = (
-        f"{far} does not speak this ccn's protocol (unsupported format version 2 "
-        "(this node speaks 1)): it may run an older or newer ccn (docs/protocol.md §2), "
-        "or not be ccn"
-    )
     with trio.fail_after(15):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(peer.run)
-            async with (
-                node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri),
-                connect(uri) as client,
-            ):
-                assert node.unreachable() == [error]
-                await failed_dials(node.neighbours[far], 2)  # probed again: still not ccn
-                assert node.unreachable() == [error]
-                assert "/far" not in {e["prefix"] for e in await client.routes()}
-                assert node.status()["drops"]["malformed"] >= 3
-            nursery.cancel_scope.cancel()
+        async with routed_to(tmp_path, peer) as (node, client, far):
+            error = (
+                f"{far} does not speak this ccn's protocol (unsupported format version 2 "
+                "(this node speaks 1)): it may run an older or newer ccn (docs/protocol.md §2), "
+                "or not be ccn"
+            )
+            assert node.unreachable() == [error]
+            await failed_dials(node.neighbours[far], 2)  # probed again: still not ccn
+            assert node.unreachable() == [error]
+            assert "/far" not in {e["prefix"] for e in await client.routes()}
+            assert node.status()["drops"]["malformed"] >= 3
     err = capsys.readouterr().err
     assert err.count("does not speak") == 1
     assert f"ccn node: {error}; retrying in the background" in err

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
-import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,7 @@ from ccn.store.objects import Blob, Version, object_id
 from ccn.store.objects import encode as encode_object
 from ccn.store.objstore import DiskObjectStore, MemoryObjectStore
 from ccn.store.refs import MemoryRefStore
-from ccn.testing import node_in_process
+from ccn.testing import CrowdedNode, node_in_process
 
 FACE_KEYS = {
     "id",
@@ -527,46 +523,14 @@ async def test_the_cache_tier_is_bounded_by_cache_max_entries(tmp_path: Path) ->
         assert status["cache"]["max_entries"] == 7
 
 
-NODE = [sys.executable, "-m", "ccn", "node", "--no-discovery"]
-
-
-def _soft_descriptor_limit_64() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 4096))
-
-
 def test_a_node_raises_its_soft_descriptor_limit_to_fit_its_faces(tmp_path: Path) -> None:
     # Started under a soft limit of 64 (the usual 1024 is as short of 2 x max_faces), the node
     # took no 65th connection: 100 clients at once left the next one waiting. It raises the
     # soft limit (within the hard one) to what its faces need, and serves them all.
-    sock = tmp_path / "n.sock"
-    node = subprocess.Popen(
-        [*NODE, "--store", str(tmp_path / "store"), "--listen", f"unix://{sock}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_soft_descriptor_limit_64,
-    )
-    held: list[socket.socket] = []
-    try:
-        assert node.stdout is not None and "listening on" in node.stdout.readline()
-        limits = Path(f"/proc/{node.pid}/limits").read_text()
+    with CrowdedNode(tmp_path, 64, 4096, clients=100) as node:
+        limits = Path(f"/proc/{node.process.pid}/limits").read_text()
         row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
         assert row.split()[3:5] == [str(2 * 1024 + DESCRIPTORS_BESIDES_FACES), "4096"]
-        for _ in range(100):
-            s = socket.socket(socket.AF_UNIX)
-            held.append(s)
-            s.settimeout(5)
-            s.connect(str(sock))
-        status = subprocess.run(  # while the hundred are connected
-            [sys.executable, "-m", "ccn", "--node", f"unix://{sock}", "status"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        status = node.status()  # while the hundred are connected
         assert status.returncode == 0, status.stderr
-    finally:
-        for s in held:
-            s.close()
-        node.terminate()
-        _out, err = node.communicate(timeout=10)
-    assert node.returncode == 0 and err == ""
+    assert node.process.returncode == 0 and node.err == ""

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import resource
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from ccn.errors import ConnectError
 from ccn.faces import transport
 from ccn.faces.transport import dial, open_listener
 from ccn.faces.uri import FaceUri
+from ccn.testing import CrowdedNode
 
 
 async def test_a_unix_listener_replaces_a_dead_socket_but_no_other_file(tmp_path: Path) -> None:
@@ -71,49 +69,17 @@ async def test_a_dial_that_gets_no_answer_gives_up_with_one_line(
                 c.close()
 
 
-NODE = [sys.executable, "-m", "ccn", "node", "--no-discovery"]
-
-
-def _few_descriptors() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-
-
 def test_a_node_out_of_descriptors_says_so_in_a_line_and_serves_again(tmp_path: Path) -> None:
     # Under ulimit -n 64 with 100 clients connected, accept fails with EMFILE. trio's
     # serve_listeners logged a nine-line traceback at every retry, ten a second per listener,
     # for as long as it lasted; now the node says so once, and once when it accepts again.
-    sock = tmp_path / "n.sock"
-    node = subprocess.Popen(
-        [*NODE, "--store", str(tmp_path / "store"), "--listen", f"unix://{sock}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_few_descriptors,
-    )
-    held: list[socket.socket] = []
-    try:
-        assert node.stdout is not None and "listening on" in node.stdout.readline()
-        for _ in range(100):  # more than the node may open; the rest wait in the backlog
-            s = socket.socket(socket.AF_UNIX)
-            held.append(s)
-            s.settimeout(5)
-            s.connect(str(sock))
+    with CrowdedNode(tmp_path, 64, 64, clients=100) as node:
         time.sleep(1.5)  # fifteen retries
-        for s in held:
-            s.close()
-        status = subprocess.run(
-            [sys.executable, "-m", "ccn", "--node", f"unix://{sock}", "status"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        node.release()
+        status = node.status()
         assert status.returncode == 0, status.stderr
-    finally:
-        for s in held:
-            s.close()
-        node.terminate()
-        _out, err = node.communicate(timeout=10)
-    assert node.returncode == 0
+    err, sock = node.err, node.sock
+    assert node.process.returncode == 0
     assert "Traceback" not in err
     lines = err.splitlines()
     assert lines[0] == (
