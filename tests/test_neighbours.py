@@ -239,6 +239,23 @@ async def test_with_nothing_listening_a_get_still_fails_at_once(
             assert (await client.status())["drops"]["held_overflow"] == 2
 
 
+FUTURE_PACKET = msgpack.packb([2, 1, [b"x"], 1, 4000, 32, 0, None])
+
+
+class NewerCcn:
+    """A TCP handler playing a newer ccn: it sends a packet of format version 2 on each
+    connection and waits until the node closes it; :attr:`accepted` counts connections."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        self.accepted += 1
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(frame(FUTURE_PACKET))
+            await stream.receive_some()  # until the node closes
+
+
 async def test_a_neighbour_speaking_another_packet_format_is_told_once_and_backed_off(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -246,15 +263,7 @@ async def test_a_neighbour_speaking_another_packet_format_is_told_once_and_backe
     # 2 (a newer ccn): each connection is closed at its first packet, as before, but the node
     # used to say nothing and redial every 0.5 s for good; now it says why, once, counts the
     # packets as malformed, shows the route as down with that reason, and backs off.
-    future = msgpack.packb([2, 1, [b"x"], 1, 4000, 32, 0, None])
-    accepted = 0
-
-    async def newer_ccn(stream: trio.SocketStream) -> None:
-        nonlocal accepted
-        accepted += 1
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await stream.send_all(frame(future))
-            await stream.receive_some()  # until the node closes
+    newer_ccn = NewerCcn()
 
     port = free_port()
     far = f"tcp://127.0.0.1:{port}"
@@ -270,8 +279,8 @@ async def test_a_neighbour_speaking_another_packet_format_is_told_once_and_backe
                     "(docs/protocol.md §2), or not be ccn"
                 )
                 assert node.unreachable() == [error]
-                assert 2 <= accepted <= 4  # redialled every 0.5 s, 7 in 3.2 s
-                assert node.status()["drops"]["malformed"] == accepted
+                assert 2 <= newer_ccn.accepted <= 4  # redialled every 0.5 s, 7 in 3.2 s
+                assert node.status()["drops"]["malformed"] == newer_ccn.accepted
             nursery.cancel_scope.cancel()
     err = capsys.readouterr().err
     assert err.count("does not speak") == 1
@@ -440,7 +449,7 @@ async def test_a_udp_neighbour_speaking_another_packet_format_is_down(
     # The UDP twin of the test above: a peer that answers every datagram with a packet of
     # format version 2. Its datagrams used to count as signs of life, so its route stayed up
     # and Interests went there for nothing; it is down now, said once, with the reason.
-    peer = UdpPeer(lambda _d: msgpack.packb([2, 1, [b"x"], 1, 4000, 32, 0, None]))
+    peer = UdpPeer(lambda _d: FUTURE_PACKET)
     with trio.fail_after(15):
         async with routed_to(tmp_path, peer) as (node, client, far):
             error = (
@@ -528,15 +537,7 @@ async def test_a_get_dials_a_neighbour_speaking_another_format_once_and_fails_at
     # lost, and the get waited out every retry ("no answer", ~25 s). Now the node waits for a
     # packet of ours (it probes) before the neighbour's routes go in: one dial, "no route".
     monkeypatch.setattr("ccn.neighbours.REDIAL_DELAY", 60.0)  # no redial but the get's
-    future = msgpack.packb([2, 1, [b"x"], 1, 4000, 32, 0, None])
-    accepted = 0
-
-    async def newer_ccn(stream: trio.SocketStream) -> None:
-        nonlocal accepted
-        accepted += 1
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await stream.send_all(frame(future))
-            await stream.receive_some()  # until the node closes
+    newer_ccn = NewerCcn()
 
     port = free_port()
     with trio.fail_after(20):
@@ -550,8 +551,8 @@ async def test_a_get_dials_a_neighbour_speaking_another_format_once_and_fails_at
                 with trio.fail_after(5):
                     while not node.unreachable():  # its first packet closed the connection
                         await trio.sleep(0.01)
-                assert accepted == 1
+                assert newer_ccn.accepted == 1
                 with trio.fail_after(3), pytest.raises(NoRoute, match="no route to /far/x"):
                     await client.get("/far/x")
-                assert accepted == 2
+                assert newer_ccn.accepted == 2
             nursery.cancel_scope.cancel()
