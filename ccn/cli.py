@@ -258,8 +258,9 @@ def cmd_get(args: argparse.Namespace) -> int:
                 print(f"{versioned} -> {out}", file=sys.stderr)
         if anchors.covering(versioned) is None:
             print(
-                f"ccn: note: publisher of {versioned} not verified (no trust anchor covers it); "
-                "content checked against its hashes",
+                f"ccn: note: publisher of {versioned} not verified here (no trust anchor in "
+                "your trust file covers it; a node on the way with trust anchors of its own "
+                "checks them itself); content checked against its hashes",
                 file=sys.stderr,
             )
         return 0
