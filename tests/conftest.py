@@ -14,6 +14,12 @@ from ccn.store.objects import Kind, Version
 
 ROOT_ID = bytes(range(32))
 
+# The tests start hundreds of ccn processes (nodes, the CLI). Where the environment says not to
+# write bytecode (this machine's does), each of them compiled every ccn module afresh: about
+# 85 s of a CI run's CPU. The tests' children may cache it (in the checkout's __pycache__,
+# which git ignores); the pytest process itself is unchanged.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
