@@ -46,7 +46,6 @@ without a hello, so a second more would rarely bring it back (docs/lan.md).
 
 from __future__ import annotations
 
-import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ import trio
 from ccn.errors import ConnectError
 from ccn.faces.base import Face
 from ccn.faces.transport import dial
-from ccn.faces.udp import PROBE, PROBE_LIFETIME_MS, UdpFace
+from ccn.faces.udp import UdpFace, probe_interest
 from ccn.faces.uri import FaceUri
 from ccn.fw.actions import FaceUnreachable
 from ccn.mgmt import CommandFailed
@@ -256,7 +255,7 @@ class Neighbours:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(carry)
-            face.send(Interest(PROBE, secrets.randbits(32), PROBE_LIFETIME_MS, hop_limit=0))
+            face.send(probe_interest())
             with trio.move_on_after(PROBE_WAIT):
                 await heard.wait()
             if not face.closed:

@@ -76,6 +76,13 @@ MAX_ERRORS_PER_TURN = 256
 PROBE = Name.parse("/localhop/ccn/probe")
 PROBE_LIFETIME_MS = 1000
 
+
+def probe_interest() -> Interest:
+    """An Interest for :data:`PROBE` with hop limit 0, which a ccn node answers at once (with
+    a ``hop-limit`` Nack): a sign of life asked for, over UDP or a new connection."""
+    return Interest(PROBE, secrets.randbits(32), PROBE_LIFETIME_MS, hop_limit=0)
+
+
 SockAddr = tuple[Any, ...]
 OnUdpFace = Callable[["UdpFace"], Awaitable[None]]
 
@@ -305,7 +312,7 @@ class UdpFace(Face):
         heard, refused = self.heard(), self.unreachable
         self._news = news = trio.Event()
         try:
-            self.send(Interest(PROBE, secrets.randbits(32), PROBE_LIFETIME_MS, hop_limit=0))
+            self.send(probe_interest())
             with trio.move_on_after(timeout):
                 while not self.closed:
                     await news.wait()
