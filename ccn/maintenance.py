@@ -49,6 +49,7 @@ from ccn.name import Name
 from ccn.store.fsck import Problem, fsck
 from ccn.store.gc import GRACE_S, GcReport, collect
 from ccn.store.objects import Kind, Manifest, Tree, Version, children, decode, object_id
+from ccn.store.objstore import MergePlan
 
 if TYPE_CHECKING:
     from ccn.node import Node
@@ -202,6 +203,11 @@ class Maintenance:
     async def _merge_if_due(self, threshold: int, age_s: float) -> None:
         store = self.node.store
         older_than = time.time() - age_s
+
+        def merge(stop: threading.Event) -> tuple[MergePlan, tuple[int, int]]:
+            plan = store.plan_merge(older_than=older_than)
+            return plan, store.merge_packs(stop=stop, older_than=older_than, plan=plan)
+
         try:
             packs, loose = await trio.to_thread.run_sync(store.merge_candidates, older_than)
             if packs <= threshold and loose <= threshold:
@@ -209,13 +215,7 @@ class Maintenance:
             async with self._lock:
                 self.merges["running"] = True
                 try:
-                    plan, (merged, written) = await stoppable(
-                        lambda stop: (
-                            store.plan_merge(older_than=older_than),
-                            store.merge_packs(stop=stop, older_than=older_than),
-                        ),
-                        cleanup=store.remove_aborted,
-                    )
+                    plan, (merged, written) = await stoppable(merge, cleanup=store.remove_aborted)
                 finally:
                     self.merges["running"] = False
         except Stopped:

@@ -155,7 +155,7 @@ def collect(
         store.delete_many({oid for oid in dropped if store.is_loose(oid)}, stop)
         plan = store.plan_merge(dropped, older_than=limit)
         report.packs_merged, report.packs_written = store.merge_packs(
-            dropped, stop, older_than=limit
+            dropped, stop, older_than=limit, plan=plan
         )
         store.delete_many(dropped, stop)
     report.loose_merged, report.merge_bytes = plan.loose, plan.bytes

@@ -719,11 +719,13 @@ class DiskObjectStore(ObjectStore):
         stop: threading.Event | None = None,
         *,
         older_than: float | None = None,
+        plan: MergePlan | None = None,
     ) -> tuple[int, int]:
         """Merge the small packs (under :data:`MERGE_SMALL` bytes each) and the loose objects,
         those written before ``older_than`` if given, into as few packs of at most
         :data:`MERGE_MAX` bytes, oldest first, leaving out the objects in ``drop``; return
-        (packs merged, packs written). :meth:`plan_merge` says beforehand what it would do.
+        (packs merged, packs written). :meth:`plan_merge` says beforehand what it would do;
+        ``plan``: what it said for these arguments (not worked out again).
 
         Each new pack is made durable (whatever ``fsync`` says: it replaces files that may
         have been) before what it replaces is removed, and carries the newest of their mtimes,
@@ -746,8 +748,10 @@ class DiskObjectStore(ObjectStore):
                 except CorruptObject:
                     continue  # a repair's copy, or the only good one: kept
                 self._drop_loose(e.id)
+        if plan is None:
+            plan = self.plan_merge(drop, older_than=older_than)
         merged = written = 0
-        for packs, objects in self.plan_merge(drop, older_than=older_than).groups:
+        for packs, objects in plan.groups:
             if self._copy_packs(list(packs), drop, stop, "stopped while merging packs", objects):
                 written += 1
             merged += len(packs)
@@ -768,13 +772,7 @@ class DiskObjectStore(ObjectStore):
             and (older_than is None or e.mtime < older_than)
             and e.id not in self._packed
         ]
-        with self._lock:
-            small = [
-                p
-                for p in self._packs.values()
-                if (older_than is None or p.mtime < older_than) and p.size < MERGE_SMALL
-            ]
-        small.sort(key=lambda p: (p.mtime, p.name))
+        small = sorted(self._small_packs(older_than), key=lambda p: (p.mtime, p.name))
         groups: list[tuple[list[_Pack], list[LooseEntry]]] = [([], [])]
         size = 0
         total = 0
@@ -806,20 +804,24 @@ class DiskObjectStore(ObjectStore):
         """How many small packs and loose objects (written before ``older_than``, if given)
         :meth:`merge_packs` would take in: the packs from memory, the loose objects by a scan
         of ``objects/`` (only if there are any). For a node that decides when to merge."""
-        with self._lock:
-            packs = sum(
-                1
-                for p in self._packs.values()
-                if (older_than is None or p.mtime < older_than) and p.size < MERGE_SMALL
-            )
-            if not self._loose:
-                return packs, 0
+        packs = len(self._small_packs(older_than))
+        if not self._loose:
+            return packs, 0
         loose = sum(
             1
             for e in self.loose_entries()
             if (older_than is None or e.mtime < older_than) and e.id not in self._packed
         )
         return packs, loose
+
+    def _small_packs(self, older_than: float | None) -> list[_Pack]:
+        """The packs under :data:`MERGE_SMALL` (written before ``older_than``, if given)."""
+        with self._lock:
+            return [
+                p
+                for p in self._packs.values()
+                if (older_than is None or p.mtime < older_than) and p.size < MERGE_SMALL
+            ]
 
     def loose_count(self) -> int:
         """Loose object files (from memory)."""
