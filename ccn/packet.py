@@ -192,6 +192,9 @@ Packet = Interest | Data | Nack
 # them to the field lists and to the public constructors.
 
 _new = object.__new__
+#: Whether this module runs compiled (mypyc, see setup.py): then a constructor call is as cheap
+#: as the slot setters below, and ``object.__new__`` refuses the compiled classes.
+_NATIVE = not __file__.endswith(".py")
 
 
 def _slot_setter(cls: type, field_name: str) -> Callable[[Any, Any], None]:
@@ -224,6 +227,8 @@ def _prechecked_interest(
     digest: bytes | None,
 ) -> Interest:
     """``Interest(...)`` for fields the caller has already checked: no validation."""
+    if _NATIVE:
+        return Interest(name, nonce, lifetime_ms, hop_limit, can_be_prefix, must_be_fresh, digest)
     i: Interest = _new(Interest)
     _i_name(i, name)
     _i_nonce(i, nonce)
@@ -237,6 +242,8 @@ def _prechecked_interest(
 
 def _prechecked_data(name: Name, content: bytes, freshness_ms: int) -> Data:
     """``Data(name, content, freshness_ms)`` for fields the caller has already checked."""
+    if _NATIVE:
+        return Data(name, content, freshness_ms)
     d: Data = _new(Data)
     _d_name(d, name)
     _d_content(d, content)
