@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import runpy
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import CCompilerError, CompileError, ExecError, PlatformError
 
@@ -21,23 +22,55 @@ _COMPILER_ERRORS = (CCompilerError, CompileError, ExecError, PlatformError)
 
 
 class _BuildOrStayPure(build_ext):
-    """build_ext that leaves the modules pure Python when the C compiler fails."""
+    """build_ext that leaves the modules pure Python when the C compiler fails, and compiles
+    the C files of one extension side by side, one per core."""
+
+    def build_extension(self, ext: Any) -> None:
+        compiler = self.compiler
+        serial = compiler.compile
+
+        def compile_all(sources: list[str], *args: Any, **kwargs: Any) -> list[str]:
+            with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                parts = pool.map(lambda src: serial([src], *args, **kwargs), sources)
+                return [obj for objs in parts for obj in objs]
+
+        compiler.compile = compile_all
+        try:
+            super().build_extension(ext)
+        finally:
+            compiler.compile = serial
+
+    def finalize_options(self) -> None:
+        dist = self.distribution
+        if any(isinstance(ext, _Mypyc) for ext in dist.ext_modules or ()):
+            dist.ext_modules = _compiled_extensions()
+        super().finalize_options()
 
     def run(self) -> None:
         try:
             super().run()
         except _COMPILER_ERRORS as exc:
-            print(f"warning: ccn: no compiled modules ({exc}); installing pure Python")
+            failed = type(exc).__name__
+            print(f"warning: ccn: the C compiler failed ({failed}); installing pure Python")
 
 
-def _extensions() -> list[Any]:
-    if os.environ.get("CCN_PURE"):
-        return []
+def _compiled_extensions() -> list[Any]:
     from mypyc.build import mypycify
 
     modules = runpy.run_path("ccn/_compiled.py")["MODULES"]
     paths = [m.replace(".", "/") + ".py" for m in modules]
-    return list(mypycify(paths, opt_level="3", debug_level="0"))
+    return list(mypycify(paths, opt_level="3", debug_level="0", multi_file=True))
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": _BuildOrStayPure})
+class _Mypyc(Extension):
+    """Stands for the compiled modules until build_ext runs: mypyc type-checks and generates
+    C only then, not each time pip asks setup.py about the project."""
+
+    def __init__(self) -> None:
+        super().__init__("ccn._mypyc_placeholder", sources=[])
+
+
+setup(
+    ext_modules=[] if os.environ.get("CCN_PURE") else [_Mypyc()],
+    cmdclass={"build_ext": _BuildOrStayPure},
+)
