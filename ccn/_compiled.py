@@ -11,8 +11,8 @@ import importlib.util
 from pathlib import Path
 
 #: The per-packet paths: names and packets, the codec and framing, the tables and forwarder,
-#: the stream faces, the node's loop, the producer and the fetch pipeline. Each is plain,
-#: strictly typed Python that also runs as it is.
+#: the stream faces, the node's loop, the producer, the client's pending Interests and the
+#: fetch pipeline. Each is plain, strictly typed Python that also runs as it is.
 MODULES = (
     "ccn.name",
     "ccn.packet",
@@ -30,6 +30,7 @@ MODULES = (
     "ccn.faces.base",
     "ccn.faces.stream",
     "ccn.node",
+    "ccn.pending",
     "ccn.fetch",
     "ccn.filewriter",
     "ccn.producer",
