@@ -47,8 +47,11 @@ class Pending:
         else:
             table = self.by_prefix if interest.can_be_prefix else self.by_name
             key = interest.name
-        reg = table.setdefault(key, entry)
-        if reg is not entry:  # another Interest under this key is outstanding
+        # (Not setdefault and an identity test: compiled, a tuple is a value, boxed afresh.)
+        reg = table.get(key)
+        if reg is None:
+            table[key] = entry
+        else:  # another Interest under this key is outstanding
             table[key] = [*reg, entry] if isinstance(reg, list) else [reg, entry]
         self.by_nonce[nonce] = answer
         face.send(interest)
