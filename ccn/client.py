@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,15 +36,12 @@ from ccn.faces.uri import FaceUri
 from ccn.mgmt_proto import command_name, decode_reply
 from ccn.name import Name
 from ccn.ndn.names import shown
-from ccn.packet import Data, Interest, Nack, NackReason, Packet
+from ccn.packet import Data, Interest, Nack, NackReason
+from ccn.pending import Answer, Pending
 
 if TYPE_CHECKING:
     from ccn.trust import Anchors
 
-#: Called with the Data or the Nack that answers an Interest.
-Answer = Callable[[Data | Nack], None]
-#: A registration: (answer, nonce), or a list of them for Interests that share one key.
-_Reg = tuple[Answer, int] | list[tuple[Answer, int]]
 
 DEFAULT_TIMEOUT = 4.0
 COMMAND_TIMEOUT = 10.0
@@ -103,15 +100,10 @@ class Client:
         #: Things a person should know about what was fetched (e.g. a version that came from a
         #: cache because no producer answered); the CLI prints them. The last few are kept.
         self.notes: deque[str] = deque(maxlen=NOTES_KEPT)
-        # Registrations by key, each (answer, nonce), or a list of them when several
-        # Interests share the key (tasks fetching the same name or object): the node's PIT
-        # aggregates those and sends one Data, which answers them all. The nonce lets Data
-        # (which carries none) clear the Interest's entry in ``_by_nonce``. One is a tuple,
-        # not a collection: the cost of the common case stays one dict write (see send).
-        self._by_digest: dict[bytes, _Reg] = {}
-        self._by_name: dict[Name, _Reg] = {}
-        self._by_prefix: dict[Name, _Reg] = {}
-        self._by_nonce: dict[int, Answer] = {}
+        #: The Interests sent and not yet answered (compiled: ccn/pending.py).
+        self._pending = Pending(face)
+        #: Hands each packet from the node to what awaits it (the face's deliver callback).
+        self._deliver = self._pending.deliver
         self._closed = trio.Event()
         self._waiters: set[trio.Event] = set()
         self._woken_by_close: set[trio.Event] = set()
@@ -125,71 +117,11 @@ class Client:
         for a key answers every Interest outstanding under it (several tasks may fetch the
         same name at once). :meth:`forget` removes the registration.
         """
-        face = self.face
-        if face.closed:
-            raise ConnectError("the connection to the node is closed")
-        nonce = interest.nonce
-        entry = (answer, nonce)
-        digest = interest.digest  # _table() and _key(), inline: this is per Interest sent
-        table: dict[Any, _Reg]
-        key: Any
-        if digest is not None:
-            table, key = self._by_digest, digest
-        else:
-            table = self._by_prefix if interest.can_be_prefix else self._by_name
-            key = interest.name
-        reg = table.setdefault(key, entry)
-        if reg is not entry:  # another Interest under this key is outstanding
-            table[key] = [*reg, entry] if isinstance(reg, list) else [reg, entry]
-        self._by_nonce[nonce] = answer
-        face.send(interest)
+        self._pending.send(interest, answer)
 
     def forget(self, interest: Interest) -> None:
-        nonce = interest.nonce
-        self._by_nonce.pop(nonce, None)
-        table = self._table(interest)
-        key = _key(interest)
-        reg = table.get(key)
-        if reg is None:
-            return
-        left = [e for e in (reg if isinstance(reg, list) else [reg]) if e[1] != nonce]
-        if not left:
-            del table[key]
-        else:
-            table[key] = left[0] if len(left) == 1 else left
-
-    def _table(self, interest: Interest) -> dict[Any, _Reg]:
-        if interest.digest is not None:
-            return self._by_digest
-        return self._by_prefix if interest.can_be_prefix else self._by_name
-
-    def _deliver(self, face: Face, packet: Packet) -> None:
-        if type(packet) is Data:
-            reg = None
-            if not packet.name.components:  # nameless: found by its id only
-                reg = self._by_digest.pop(packet.digest, None)
-            else:
-                reg = self._by_name.pop(packet.name, None)
-                if reg is None and self._by_prefix:
-                    for prefix in packet.name.prefixes():
-                        reg = self._by_prefix.pop(prefix, None)
-                        if reg is not None:
-                            break
-                if reg is None and self._by_digest:
-                    reg = self._by_digest.pop(packet.digest, None)
-            if isinstance(reg, tuple):
-                answer, nonce = reg
-                self._by_nonce.pop(nonce, None)
-                answer(packet)
-            elif reg is not None:
-                for answer, nonce in reg:
-                    self._by_nonce.pop(nonce, None)
-                    answer(packet)
-        elif type(packet) is Nack:
-            on_nack = self._by_nonce.pop(packet.interest.nonce, None)
-            if on_nack is not None:
-                self.forget(packet.interest)
-                on_nack(packet)
+        """Remove the registration of ``interest`` (its answer will not be called)."""
+        self._pending.forget(interest)
 
     async def express(
         self, interest: Interest, *, timeout: float | None = None, retries: int = 2
@@ -526,11 +458,6 @@ class Client:
         from ccn.fetch import fetch_to_path
 
         return await fetch_to_path(self, _name(name), Path(path))
-
-
-def _key(interest: Interest) -> bytes | Name:
-    """What an Interest is registered under in its table (see :meth:`Client._table`)."""
-    return interest.digest if interest.digest is not None else interest.name
 
 
 def _route_params(prefix: Name | str | None) -> dict[str, str]:

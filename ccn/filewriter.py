@@ -40,8 +40,8 @@ class FileWriter:
         self._blocked = False
         self._stop = False
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="ccn-file-writer", daemon=True)
-        self._thread.start()
+        self._worker = threading.Thread(target=self._run, name="ccn-file-writer", daemon=True)
+        self._worker.start()
 
     def open(self, path: Path) -> None:
         """The next :meth:`write` calls go to ``path`` (created or truncated)."""
@@ -58,7 +58,7 @@ class FileWriter:
     def finish(self) -> dict[Path, bytes]:
         """Wait until everything is written; return the hashes. Raises the thread's error."""
         self._put(_END, None, 0)
-        self._thread.join()
+        self._worker.join()
         self._raise()
         return self.hashes
 
@@ -70,7 +70,7 @@ class FileWriter:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        self._thread.join(wait)
+        self._worker.join(wait)
 
     # -- the loop's side -------------------------------------------------------------------
 

@@ -141,6 +141,10 @@ def _explain_component(c: object) -> None:
 
 
 _set = object.__setattr__
+#: Whether this module runs compiled (mypyc, see setup.py). Compiled, ``self.x = ...`` in
+#: ``__init__`` is a native store that does not consult ``__setattr__``, and ``object.__setattr__``
+#: refuses a class that defines its own; interpreted, it is the other way round.
+_NATIVE = not __file__.endswith(".py")
 
 
 class Name:
@@ -167,8 +171,12 @@ class Name:
             raise InvalidName(
                 f"name too long: at most {MAX_COMPONENTS} components, {MAX_NAME_BYTES} bytes"
             )
-        _set(self, "_comps", comps)
-        _set(self, "_hash", hash(comps))
+        if _NATIVE:
+            self._comps = comps
+            self._hash = hash(comps)
+        else:
+            _set(self, "_comps", comps)
+            _set(self, "_hash", hash(comps))
 
     @classmethod
     def parse(cls, text: str) -> Name:

@@ -88,6 +88,15 @@ class Interest:
             and (digest is None or (type(digest) is bytes and len(digest) == DIGEST_SIZE))
         ):
             _explain_interest(name, nonce, lifetime_ms, hop_limit, can_be_prefix, must_be_fresh)
+        if _NATIVE:  # compiled: native stores, which the frozen check does not see
+            self.name = name  # type: ignore[misc]
+            self.nonce = nonce  # type: ignore[misc]
+            self.lifetime_ms = lifetime_ms  # type: ignore[misc]
+            self.hop_limit = hop_limit  # type: ignore[misc]
+            self.can_be_prefix = can_be_prefix  # type: ignore[misc]
+            self.must_be_fresh = must_be_fresh  # type: ignore[misc]
+            self.digest = digest  # type: ignore[misc]
+            return
         _i_name(self, name)
         _i_nonce(self, nonce)
         _i_lifetime(self, lifetime_ms)
@@ -123,7 +132,7 @@ def _explain_interest(
     raise InvalidPacket(f"digest must be {DIGEST_SIZE} bytes")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Data:
     """Content, named or nameless.
 
@@ -139,19 +148,38 @@ class Data:
     #: times is packed once.
     _wire: bytes | None = field(default=None, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        f = self.freshness_ms
+    # Written by hand, as Interest's is; the node builds one Data per packet it decodes.
+    def __init__(
+        self,
+        name: Name,
+        content: bytes,
+        freshness_ms: int = 0,
+        _digest: bytes | None = None,
+        _wire: bytes | None = None,
+    ) -> None:
         if not (
-            type(self.name) is Name
-            and type(self.content) is bytes
-            and type(f) is int
-            and 0 <= f <= MAX_FRESHNESS_MS
+            type(name) is Name
+            and type(content) is bytes
+            and type(freshness_ms) is int
+            and 0 <= freshness_ms <= MAX_FRESHNESS_MS
         ):
-            if type(self.name) is not Name:
+            if type(name) is not Name:
                 raise InvalidPacket("Data name must be a Name")
-            if type(self.content) is not bytes:
+            if type(content) is not bytes:
                 raise InvalidPacket("Data content must be bytes")
-            _check_uint("freshness_ms", f, MAX_FRESHNESS_MS)
+            _check_uint("freshness_ms", freshness_ms, MAX_FRESHNESS_MS)
+        if _NATIVE:  # compiled: native stores, which the frozen check does not see
+            self.name = name  # type: ignore[misc]
+            self.content = content  # type: ignore[misc]
+            self.freshness_ms = freshness_ms  # type: ignore[misc]
+            self._digest = _digest  # type: ignore[misc]
+            self._wire = _wire  # type: ignore[misc]
+            return
+        _d_name(self, name)
+        _d_content(self, content)
+        _d_fresh(self, freshness_ms)
+        _d_digest(self, _digest)
+        _d_wire(self, _wire)
 
     @property
     def digest(self) -> bytes:
@@ -159,7 +187,10 @@ class Data:
         d = self._digest
         if d is None:
             d = blake3(self.content).digest()
-            object.__setattr__(self, "_digest", d)
+            if _NATIVE:
+                self._digest = d  # type: ignore[misc]
+            else:
+                _d_digest(self, d)
         return d
 
     @property
@@ -192,6 +223,9 @@ Packet = Interest | Data | Nack
 # them to the field lists and to the public constructors.
 
 _new = object.__new__
+#: Whether this module runs compiled (mypyc, see setup.py): then a constructor call is as cheap
+#: as the slot setters below, and ``object.__new__`` refuses the compiled classes.
+_NATIVE = not __file__.endswith(".py")
 
 
 def _slot_setter(cls: type, field_name: str) -> Callable[[Any, Any], None]:
@@ -224,6 +258,8 @@ def _prechecked_interest(
     digest: bytes | None,
 ) -> Interest:
     """``Interest(...)`` for fields the caller has already checked: no validation."""
+    if _NATIVE:
+        return Interest(name, nonce, lifetime_ms, hop_limit, can_be_prefix, must_be_fresh, digest)
     i: Interest = _new(Interest)
     _i_name(i, name)
     _i_nonce(i, nonce)
@@ -237,6 +273,8 @@ def _prechecked_interest(
 
 def _prechecked_data(name: Name, content: bytes, freshness_ms: int) -> Data:
     """``Data(name, content, freshness_ms)`` for fields the caller has already checked."""
+    if _NATIVE:
+        return Data(name, content, freshness_ms)
     d: Data = _new(Data)
     _d_name(d, name)
     _d_content(d, content)

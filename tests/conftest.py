@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ccn import _compiled
 from ccn.name import Name
 from ccn.store.objects import Kind, Version
 
@@ -19,6 +20,18 @@ ROOT_ID = bytes(range(32))
 # 85 s of a CI run's CPU. The tests' children may cache it (in the checkout's __pycache__,
 # which git ignores); the pytest process itself is unchanged.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a compiled module whose source changed after the install compiled it:
+    Python would import the old extension and the change would go untested."""
+    stale = _compiled.stale()
+    if stale:
+        pytest.exit(
+            f"{', '.join(stale)} changed after the install compiled it: install again "
+            "(pip install -e .), or install with CCN_PURE=1 while editing (docs/compiled.md)",
+            returncode=4,
+        )
 
 
 @pytest.fixture

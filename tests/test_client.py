@@ -52,9 +52,9 @@ def test_answered_interests_leave_no_registration_behind() -> None:
     client._deliver(face, named)
     client._deliver(face, Nack(nacked, NackReason.NO_ROUTE))
     assert len(got) == 5
-    assert not client._by_digest
-    assert not client._by_name
-    assert not client._by_nonce
+    assert not client._pending.by_digest
+    assert not client._pending.by_name
+    assert not client._pending.by_nonce
 
 
 def test_one_data_answers_every_interest_outstanding_under_its_key() -> None:
@@ -87,8 +87,9 @@ def test_one_data_answers_every_interest_outstanding_under_its_key() -> None:
         [(task, d.name) for task in ("one", "two") for d in (blob, named, latest)]
         + [("kept", Name.parse("/gone"))]
     )
-    assert not client._by_digest and not client._by_name and not client._by_prefix
-    assert not client._by_nonce
+    pending = client._pending
+    assert not pending.by_digest and not pending.by_name and not pending.by_prefix
+    assert not pending.by_nonce
 
 
 async def test_calls_cancelled_by_the_caller_leave_no_registration_behind(
@@ -102,15 +103,16 @@ async def test_calls_cancelled_by_the_caller_leave_no_registration_behind(
     for i in range(50):
         with trio.move_on_after(0.5):
             if i % 3 == 0:
-                await client.get(f"/latest/{i}")  # can-be-prefix: _by_prefix
+                await client.get(f"/latest/{i}")  # can-be-prefix: by_prefix
             elif i % 3 == 1:
                 await client.express(Interest(Name.parse(f"/exact/{i}"), i), retries=2)
             else:
                 digest = os.urandom(32)
                 await client.express(Interest(Name.parse("/loc"), i, digest=digest))
     assert len(face.sent) == 50  # each call was cut while its first Interest was out
-    assert not client._by_name and not client._by_prefix and not client._by_digest
-    assert not client._by_nonce
+    pending = client._pending
+    assert not pending.by_name and not pending.by_prefix and not pending.by_digest
+    assert not pending.by_nonce
 
 
 async def test_tasks_fetching_the_same_name_on_one_connection_all_get_it(tmp_path: Path) -> None:

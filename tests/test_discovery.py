@@ -66,9 +66,14 @@ async def test_static_udp_route_fetch_is_byte_identical(tmp_path: Path) -> None:
                 assert faces[hops[0]["face"]]["persistent"]
 
 
+#: Whether the nodes of each :func:`lan_pair` hear each other's hellos, by the first node's id.
+HEARING: dict[int, dict[str, bool]] = {}
+
+
 @asynccontextmanager
 async def lan_pair(tmp_path: Path) -> AsyncIterator[tuple[Any, str, Any, str]]:
-    """Two discovery nodes whose hellos are handed to each other while ``hearing`` is set."""
+    """Two discovery nodes whose hellos are handed to each other while ``HEARING[id(a)]`` is
+    set."""
     async with (
         node_in_process(tmp_path, "a", **LAN) as (a, a_uri),
         node_in_process(tmp_path, "b", **LAN) as (b, b_uri),
@@ -86,9 +91,12 @@ async def lan_pair(tmp_path: Path) -> AsyncIterator[tuple[Any, str, Any, str]]:
                 await trio.sleep(0.1)
 
         nursery.start_soon(hellos)
-        a.hearing = hearing
-        yield a, a_uri, b, b_uri
-        nursery.cancel_scope.cancel()
+        HEARING[id(a)] = hearing
+        try:
+            yield a, a_uri, b, b_uri
+        finally:
+            del HEARING[id(a)]
+            nursery.cancel_scope.cancel()
 
 
 async def ccn(*args: str) -> str:
@@ -203,7 +211,7 @@ async def test_silent_neighbour_is_removed_with_its_routes(
     with trio.fail_after(30):
         async with lan_pair(tmp_path) as (a, a_uri, b, _b_uri):
             face_id = (await published_and_learned(tmp_path, a_uri, b, "/lan/x"))["face"]
-            a.hearing["on"] = False
+            HEARING[id(a)]["on"] = False
             await wait_until(lambda: not b.discovery.neighbours)
             assert routes_to(b, "/lan/x") == []
             await wait_until(lambda: face_id not in b.faces)

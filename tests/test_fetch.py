@@ -127,13 +127,15 @@ async def test_a_content_hash_mismatch_leaves_no_partial_output(
 ) -> None:
     # A version record whose content hash does not match what its objects add up to: the fetch
     # fails, and neither the output nor its partial file is left.
-    real_resolve = fetch_module.resolve
+    # (The record is doctored as the fetch decodes it: the module's functions call each other
+    # directly when compiled, so the decoder, from an uncompiled module, is where to step in.)
+    real_decode = fetch_module.decode  # type: ignore[attr-defined]
 
-    async def wrong_hash(client: Client, name: Name) -> tuple[Name, Version]:
-        versioned, version = await real_resolve(client, name)
-        return versioned, dataclasses.replace(version, content_hash=bytes(32))
+    def wrong_hash(raw: bytes) -> object:
+        obj = real_decode(raw)
+        return dataclasses.replace(obj, content_hash=bytes(32)) if type(obj) is Version else obj
 
-    monkeypatch.setattr(fetch_module, "resolve", wrong_hash)
+    monkeypatch.setattr(fetch_module, "decode", wrong_hash)
     out = tmp_path / "out"
     out.mkdir()
     with trio.fail_after(60):

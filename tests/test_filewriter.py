@@ -92,7 +92,7 @@ def test_abort_stops_the_thread_and_closes_the_file(tmp_path: Path) -> None:
         w.write(memoryview(os.urandom(64 * 1024)))
     w.abort()
     w.abort()  # idempotent
-    assert not w._thread.is_alive()
+    assert not w._worker.is_alive()
     with pytest.raises(RuntimeError, match="aborted"):
         w.write(memoryview(b"late"))
     open_files = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
@@ -115,10 +115,10 @@ def test_abort_does_not_wait_for_ever_on_a_thread_stuck_in_a_system_call(
     start = time.monotonic()
     w.abort(wait=0.2)
     assert time.monotonic() - start < 2
-    assert w._thread.is_alive()
+    assert w._worker.is_alive()
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # unblock it, so the test ends clean
     try:
-        w._thread.join(5)
-        assert not w._thread.is_alive()
+        w._worker.join(5)
+        assert not w._worker.is_alive()
     finally:
         os.close(reader)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ccn.errors import LocalError
 from ccn.faces.uri import FaceUri
 from ccn.packet import Data, Interest, Packet
@@ -71,6 +73,7 @@ class FaceCounters:
         return asdict(self)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # other faces and strategies: setup.py
 class Face(ABC):
     """One link to one peer. Subclasses provide the transport."""
 

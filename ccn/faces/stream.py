@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from time import perf_counter
 
 import trio
+from mypy_extensions import mypyc_attr
 
 from ccn.codec import decode, encode_parts
 from ccn.errors import DecodeError, FrameError, InvalidPacket
@@ -30,6 +31,9 @@ from ccn.packet import Packet
 RECEIVE_SIZE = 1 << 20
 DEFAULT_QUEUE_PACKETS = 8192
 DEFAULT_QUEUE_BYTES = 64 << 20
+
+#: What ends a face as a transport error rather than a fault of ours.
+_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 class _Burst:
@@ -55,6 +59,7 @@ class _Burst:
 _burst = _Burst()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # other faces and strategies: setup.py
 class ByteStreamFace(Face):
     """What every face over a byte stream shares: the bounded send queue, writing it (at the end
     of a burst; at once when sent outside a burst on a socket; otherwise, or what the socket did
@@ -154,8 +159,15 @@ class ByteStreamFace(Face):
                     nursery.start_soon(self._write_loop)
                     await self._read_loop(deliver)
                     nursery.cancel_scope.cancel()
-        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
-            self.close_reason = f"transport error: {group.exceptions[0]}"
+        # (``except*`` written out: mypyc, setup.py, does not compile it yet)
+        except BaseExceptionGroup as group:
+            lost, rest = group.split(_TRANSPORT_ERRORS)
+            if lost is not None:
+                self.close_reason = f"transport error: {lost.exceptions[0]}"
+            if rest is not None:
+                raise rest from None
+        except _TRANSPORT_ERRORS as exc:
+            self.close_reason = f"transport error: {exc}"
         finally:
             self.closed = True
             with trio.CancelScope(shield=True):

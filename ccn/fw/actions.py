@@ -17,6 +17,9 @@ from ccn.packet import Data, Interest, Nack, _slot_setter
 # frozen dataclass goes through ``object.__setattr__`` for every field (twice the cost).
 # The slot setters they use are defined below the classes.
 
+#: Whether this module runs compiled (mypyc; docs/compiled.md).
+_NATIVE = not __file__.endswith(".py")
+
 # -- events -----------------------------------------------------------------------------------
 
 
@@ -53,8 +56,12 @@ class InterestIn:
     interest: Interest
 
     def __init__(self, face_id: int, interest: Interest) -> None:
-        _ii_face(self, face_id)
-        _ii_packet(self, interest)
+        if _NATIVE:  # compiled: native stores (docs/compiled.md)
+            self.face_id = face_id  # type: ignore[misc]
+            self.interest = interest  # type: ignore[misc]
+        else:
+            _ii_face(self, face_id)
+            _ii_packet(self, interest)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -63,8 +70,12 @@ class DataIn:
     data: Data
 
     def __init__(self, face_id: int, data: Data) -> None:
-        _di_face(self, face_id)
-        _di_packet(self, data)
+        if _NATIVE:  # compiled: native stores (docs/compiled.md)
+            self.face_id = face_id  # type: ignore[misc]
+            self.data = data  # type: ignore[misc]
+        else:
+            _di_face(self, face_id)
+            _di_packet(self, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +110,12 @@ class SendInterest:
     interest: Interest
 
     def __init__(self, face_id: int, interest: Interest) -> None:
-        _si_face(self, face_id)
-        _si_packet(self, interest)
+        if _NATIVE:  # compiled: native stores (docs/compiled.md)
+            self.face_id = face_id  # type: ignore[misc]
+            self.interest = interest  # type: ignore[misc]
+        else:
+            _si_face(self, face_id)
+            _si_packet(self, interest)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -109,8 +124,12 @@ class SendData:
     data: Data
 
     def __init__(self, face_id: int, data: Data) -> None:
-        _sd_face(self, face_id)
-        _sd_packet(self, data)
+        if _NATIVE:  # compiled: native stores (docs/compiled.md)
+            self.face_id = face_id  # type: ignore[misc]
+            self.data = data  # type: ignore[misc]
+        else:
+            _sd_face(self, face_id)
+            _sd_packet(self, data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -725,6 +725,7 @@ def _next_nonce(nonce: int) -> int:
 
 _new = object.__new__
 _set = object.__setattr__
+_NATIVE = not __file__.endswith(".py")  # compiled by mypyc (setup.py)
 
 
 def _with_hop_limit(interest: Interest, hop_limit: int, nonce: int | None = None) -> Interest:
@@ -734,6 +735,16 @@ def _with_hop_limit(interest: Interest, hop_limit: int, nonce: int | None = None
     Equal to ``dataclasses.replace(interest, hop_limit=hop_limit)`` (a test holds it to that and
     to Interest's field list) at half the cost; it runs once per forwarded Interest.
     """
+    if _NATIVE:  # compiled: the constructor is cheap, and object.__new__ refuses the class
+        return Interest(
+            interest.name,
+            interest.nonce if nonce is None else nonce,
+            interest.lifetime_ms,
+            hop_limit,
+            interest.can_be_prefix,
+            interest.must_be_fresh,
+            interest.digest,
+        )
     fwd: Interest = _new(Interest)
     _set(fwd, "name", interest.name)
     _set(fwd, "nonce", interest.nonce if nonce is None else nonce)

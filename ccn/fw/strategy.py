@@ -41,12 +41,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from ccn.errors import LocalError
 from ccn.packet import NackReason
 from ccn.tables.fib import NextHop
 from ccn.tables.pit import PitEntry
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # other faces and strategies: setup.py
 class Strategy:
     """Base of every strategy: the two hooks default to doing nothing, retries to none."""
 

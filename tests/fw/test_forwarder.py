@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ccn._compiled import wrong_type_error
 from ccn.errors import LocalError
 from ccn.fw.actions import (
     Action,
@@ -560,7 +561,7 @@ def test_status_shape() -> None:
 
 def test_bad_events_config_and_strategy_names_are_local_errors() -> None:
     fw = Forwarder()
-    with pytest.raises(LocalError):
+    with pytest.raises(wrong_type_error("ccn.fw.forwarder", LocalError)):
         fw.handle(object(), 0.0)  # type: ignore[arg-type]
     with pytest.raises(LocalError):
         fw.set_strategy(N("/a"), "no-such-strategy")

@@ -156,7 +156,8 @@ def test_make_strategy() -> None:
     with pytest.raises(LocalError):
         make_strategy("nope")
     with pytest.raises(NotImplementedError):
-        Strategy().after_receive_interest(None, 1, [], 0.0)  # type: ignore[arg-type]
+        i = Interest(Name.parse("/a"), 1)
+        Strategy().after_receive_interest(PitEntry(i, ((b"a",), False, False, None)), 1, [], 0.0)
 
 
 def test_multicast_uses_fallback_hops_only_without_a_cheaper_one() -> None:
