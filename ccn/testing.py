@@ -26,8 +26,9 @@ import trio
 from ccn.client import connect
 from ccn.config import NodeConfig
 from ccn.errors import CcnError, ConnectError
+from ccn.faces.base import Deliver, Face
 from ccn.name import Name
-from ccn.packet import Interest
+from ccn.packet import Interest, Packet
 
 
 def free_port() -> int:
@@ -47,6 +48,23 @@ def no_ipv6_loopback() -> str | None:
     except OSError as e:
         return f"no IPv6 loopback address ::1 here: {e.strerror or e}"
     return None
+
+
+class RecordingFace(Face):
+    """A face that keeps what is sent on it; the test plays the node."""
+
+    def __init__(self, *, local: bool = True) -> None:
+        super().__init__("test", local=local)
+        self.sent: list[Packet] = []
+
+    def send(self, packet: Packet) -> None:
+        self.sent.append(packet)
+
+    async def run(self, deliver: Deliver) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.closed = True
 
 
 @dataclass

@@ -11,32 +11,14 @@ import trio
 
 from ccn.client import Client, CommandError, connect
 from ccn.errors import ConnectError, NoAnswer, NoRoute
-from ccn.faces.base import Deliver, Face
 from ccn.mgmt_proto import parse_command
 from ccn.name import ROOT, Name
-from ccn.packet import Data, Interest, Nack, NackReason, Packet
-from ccn.testing import node_in_process
-
-
-class _RecordingFace(Face):
-    """Keeps what the client sends; the test plays the node."""
-
-    def __init__(self, *, local: bool = True) -> None:
-        super().__init__("test", local=local)
-        self.sent: list[Packet] = []
-
-    def send(self, packet: Packet) -> None:
-        self.sent.append(packet)
-
-    async def run(self, deliver: Deliver) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self.closed = True
+from ccn.packet import Data, Interest, Nack, NackReason
+from ccn.testing import RecordingFace, node_in_process
 
 
 def test_answered_interests_leave_no_registration_behind() -> None:
-    face = _RecordingFace()
+    face = RecordingFace()
     client = Client(face)
     got: list[Data | Nack] = []
     contents = [os.urandom(64) for _ in range(3)]
@@ -61,7 +43,7 @@ def test_one_data_answers_every_interest_outstanding_under_its_key() -> None:
     # The node's PIT aggregates Interests with the same name (or digest) from one face and
     # sends one Data; the client kept one registration per key, so of two tasks fetching the
     # same name only the last was answered and the other timed out.
-    face = _RecordingFace()
+    face = RecordingFace()
     client = Client(face)
     got: list[tuple[str, Name]] = []
 
@@ -98,7 +80,7 @@ async def test_calls_cancelled_by_the_caller_leave_no_registration_behind(
     # A get or express under the caller's move_on_after, cancelled while its Interest was out,
     # left its registration (and the answer closure) in the client's tables: one more for every
     # cancelled call, for as long as the connection lived (a soak run of a long-lived client).
-    face = _RecordingFace()
+    face = RecordingFace()
     client = Client(face)
     for i in range(50):
         with trio.move_on_after(0.5):
@@ -137,13 +119,13 @@ async def test_tasks_fetching_the_same_name_on_one_connection_all_get_it(tmp_pat
 
 async def test_a_command_nobody_answers_names_the_address(autojump_clock: trio.abc.Clock) -> None:
     # '--node tcp://<an HTTP server> status' said '/localhost/ccn/status: no answer (timed out)'
-    client = Client(_RecordingFace())
+    client = Client(RecordingFace())
     with pytest.raises(NoAnswer, match=r"^test did not answer 'status' within 10 s \(is a ccn"):
         await client.status()
     # Another host's node drops commands without a word: say so, not "is a node listening?";
     # so does this host's node reached at its LAN address (said "run this there" to a user
     # who was there)
-    remote = Client(_RecordingFace(local=False))
+    remote = Client(RecordingFace(local=False))
     with pytest.raises(NoAnswer, match=r"\(a node takes commands only from its own host, ") as e:
         await remote.status()
     assert "over its Unix socket or a loopback address (tcp://127.0.0.1:PORT" in str(e.value)
@@ -163,7 +145,7 @@ async def test_a_long_command_to_a_silent_peer_fails_in_seconds_not_minutes(
 ) -> None:
     # 'ccn --node tcp://<an HTTP server> put f /x' waited for the 600 s publish timeout
     (tmp_path / "f").write_bytes(b"x")
-    client = Client(_RecordingFace())
+    client = Client(RecordingFace())
     start = trio.current_time()
     with pytest.raises(NoAnswer, match=r"^test did not answer 'ping' within 10 s"):
         await call(client, tmp_path / "f")
@@ -282,7 +264,7 @@ async def test_listing_a_node_that_does_not_page_notes_the_names_left_out(
     # A node from before paging answers ``list`` with its first 2000 names and their total,
     # and no ``more``: the client cannot ask for the rest, and says so instead of silently
     # listing part of them.
-    client = Client(_RecordingFace())
+    client = Client(RecordingFace())
     asked: list[dict[str, Any]] = []
 
     async def old_node(verb: str, params: dict[str, Any], **_kw: Any) -> dict[str, Any]:
