@@ -141,7 +141,7 @@ def _explain_component(c: object) -> None:
 
 
 _set = object.__setattr__
-#: Whether this module runs compiled (mypyc, see setup.py). Compiled, ``self.x = ...`` in
+#: Whether this module runs compiled (mypyc, docs/compiled.md). Compiled, ``self.x = ...`` in
 #: ``__init__`` is a native store that does not consult ``__setattr__``, and ``object.__setattr__``
 #: refuses a class that defines its own; interpreted, it is the other way round.
 _NATIVE = not __file__.endswith(".py")

@@ -223,8 +223,9 @@ Packet = Interest | Data | Nack
 # them to the field lists and to the public constructors.
 
 _new = object.__new__
-#: Whether this module runs compiled (mypyc, see setup.py): then a constructor call is as cheap
-#: as the slot setters below, and ``object.__new__`` refuses the compiled classes.
+#: Whether this module runs compiled (mypyc, docs/compiled.md): then the constructors store
+#: natively, a constructor call is as cheap as the slot setters below, and ``object.__new__``
+#: refuses the compiled classes.
 _NATIVE = not __file__.endswith(".py")
 
 

@@ -73,7 +73,7 @@ class FaceCounters:
         return asdict(self)
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # other faces and strategies: setup.py
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by uncompiled code (docs/compiled.md)
 class Face(ABC):
     """One link to one peer. Subclasses provide the transport."""
 

@@ -59,7 +59,7 @@ class _Burst:
 _burst = _Burst()
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # other faces and strategies: setup.py
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by uncompiled code (docs/compiled.md)
 class ByteStreamFace(Face):
     """What every face over a byte stream shares: the bounded send queue, writing it (at the end
     of a burst; at once when sent outside a burst on a socket; otherwise, or what the socket did

@@ -725,7 +725,7 @@ def _next_nonce(nonce: int) -> int:
 
 _new = object.__new__
 _set = object.__setattr__
-_NATIVE = not __file__.endswith(".py")  # compiled by mypyc (setup.py)
+_NATIVE = not __file__.endswith(".py")  # compiled by mypyc (docs/compiled.md)
 
 
 def _with_hop_limit(interest: Interest, hop_limit: int, nonce: int | None = None) -> Interest:

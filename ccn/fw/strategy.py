@@ -49,7 +49,7 @@ from ccn.tables.fib import NextHop
 from ccn.tables.pit import PitEntry
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)  # other faces and strategies: setup.py
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by uncompiled code (docs/compiled.md)
 class Strategy:
     """Base of every strategy: the two hooks default to doing nothing, retries to none."""
 
