@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import subprocess
@@ -48,6 +49,44 @@ def no_ipv6_loopback() -> str | None:
     except OSError as e:
         return f"no IPv6 loopback address ::1 here: {e.strerror or e}"
     return None
+
+
+def flip_byte(path: str | Path, offset: int) -> None:
+    """Damage the byte at ``offset`` of a file in place (of a read-only file too; its mode is
+    kept): what a bad disk does to a stored object."""
+    file = Path(path)
+    mode = file.stat().st_mode
+    file.chmod(mode | 0o200)
+    try:
+        with open(file, "r+b") as f:
+            f.seek(offset)
+            byte = f.read(1)[0]
+            f.seek(offset)
+            f.write(bytes([byte ^ 0xFF]))
+    finally:
+        file.chmod(mode)
+
+
+def damage_object(where: tuple[str, int, int]) -> None:
+    """Flip the middle byte of the stored object at ``where`` (``locate``'s path, offset and
+    length)."""
+    path, offset, length = where
+    flip_byte(path, offset + length // 2)
+
+
+def store_with_a_newer_index(root: Path) -> Path:
+    """A store at ``root`` with one pack whose index says it was written in a newer format
+    (format 2); returns the index's path."""
+    from ccn.store import DiskObjectStore
+    from ccn.store.files import import_bytes
+
+    with DiskObjectStore(root, fsync=False) as s:
+        import_bytes(s, os.urandom(300_000))
+    [idx] = (root / "packs").glob("*.idx")
+    raw = bytearray(idx.read_bytes())
+    raw[7] = 2
+    idx.write_bytes(bytes(raw))
+    return idx
 
 
 class RecordingFace(Face):

@@ -22,7 +22,7 @@ import trio
 from ccn.cli import _stopped, build_parser, main
 from ccn.config import check_store_dir
 from ccn.name import Name
-from ccn.testing import free_port, no_ipv6_loopback, node_in_process
+from ccn.testing import free_port, no_ipv6_loopback, node_in_process, store_with_a_newer_index
 
 CCN = [sys.executable, "-m", "ccn"]
 #: The NDN listener port of each node the ``node`` fixture runs, by its socket URI.
@@ -283,16 +283,9 @@ def _spawn_node(store: Path, *flags: str) -> subprocess.Popen[str]:
 def test_a_node_refuses_a_store_with_a_pack_index_of_a_newer_format(tmp_path: Path) -> None:
     # The node started and served the store with that pack's objects missing; only fsck
     # named the index. Now the start is refused in one line naming it, and nothing goes.
-    from ccn.store import DiskObjectStore
-    from ccn.store.files import import_bytes
-
     store = tmp_path / "s"
-    with DiskObjectStore(store, fsync=False) as s:
-        import_bytes(s, os.urandom(300_000))
-    [idx] = (store / "packs").glob("*.idx")
-    raw = bytearray(idx.read_bytes())
-    raw[7] = 2
-    idx.write_bytes(bytes(raw))
+    idx = store_with_a_newer_index(store)
+    raw = idx.read_bytes()
     before = sorted(p.relative_to(store) for p in store.rglob("*"))
     proc = _spawn_node(store, "--listen", f"unix://{tmp_path}/n.sock", "--no-discovery")
     try:

@@ -43,7 +43,7 @@ from ccn.store.fsck import fsck
 from ccn.store.objects import children
 from ccn.store.objstore import DiskObjectStore, ObjectStore
 from ccn.store.refs import DiskRefStore, MemoryRefStore, RefStore
-from ccn.testing import NodeProcess, free_port, start_node, stop_all
+from ccn.testing import NodeProcess, damage_object, free_port, start_node, stop_all
 
 pytestmark = pytest.mark.slow
 
@@ -576,18 +576,6 @@ async def test_sigkill_during_promoting_pin(tmp_path: Path) -> None:
     assert cut >= PIN_KILLS // 2 and "pack half written" in outcomes, outcomes
 
 
-def _flip(path: Path, offset: int, length: int) -> None:
-    """Damage the middle byte of the ``length`` bytes at ``offset`` (of a read-only file too)."""
-    mode = path.stat().st_mode
-    path.chmod(mode | 0o200)
-    with open(path, "r+b") as f:
-        f.seek(offset + length // 2)
-        byte = f.read(1)[0]
-        f.seek(offset + length // 2)
-        f.write(bytes([byte ^ 0xFF]))
-    path.chmod(mode)
-
-
 async def _check(client: Client) -> Any:
     return await client.fsck()
 
@@ -615,7 +603,7 @@ async def test_sigkill_during_fsck_repair(tmp_path: Path) -> None:
         spots = [store.locate(oid) for oid in in_store] + [cache.locate(oid) for oid in in_tier]
     for spot in spots:
         assert spot is not None
-        _flip(Path(spot[0]), spot[1], spot[2])
+        damage_object(spot)
     planted = len(in_store) + len(in_tier)
     pin_line = (
         rf"pin /c/pin/v1 \({ids[1].hex()}\): incomplete: \d+ object\(s\) damaged \(first \w+\)"

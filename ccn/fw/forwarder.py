@@ -39,7 +39,7 @@ from ccn.fw.actions import (
 )
 from ccn.fw.strategy import DEFAULT_STRATEGY, Strategy, make_strategy
 from ccn.name import Name
-from ccn.packet import DEFAULT_HOP_LIMIT, Data, Interest, Nack, NackReason
+from ccn.packet import DEFAULT_HOP_LIMIT, Data, Interest, Nack, NackReason, _prechecked_interest
 from ccn.tables import cs as _cs
 from ccn.tables import dnl as _dnl
 from ccn.tables import fib as _fib
@@ -723,11 +723,6 @@ def _next_nonce(nonce: int) -> int:
     return (nonce * 0x9E3779B1 + 0x7F4A7C15) & 0xFFFFFFFF
 
 
-_new = object.__new__
-_set = object.__setattr__
-_NATIVE = not __file__.endswith(".py")  # compiled by mypyc (docs/compiled.md)
-
-
 def _with_hop_limit(interest: Interest, hop_limit: int, nonce: int | None = None) -> Interest:
     """``interest`` with another hop limit (and nonce), without re-validating the fields of a
     valid Interest.
@@ -735,22 +730,12 @@ def _with_hop_limit(interest: Interest, hop_limit: int, nonce: int | None = None
     Equal to ``dataclasses.replace(interest, hop_limit=hop_limit)`` (a test holds it to that and
     to Interest's field list) at half the cost; it runs once per forwarded Interest.
     """
-    if _NATIVE:  # compiled: the constructor is cheap, and object.__new__ refuses the class
-        return Interest(
-            interest.name,
-            interest.nonce if nonce is None else nonce,
-            interest.lifetime_ms,
-            hop_limit,
-            interest.can_be_prefix,
-            interest.must_be_fresh,
-            interest.digest,
-        )
-    fwd: Interest = _new(Interest)
-    _set(fwd, "name", interest.name)
-    _set(fwd, "nonce", interest.nonce if nonce is None else nonce)
-    _set(fwd, "lifetime_ms", interest.lifetime_ms)
-    _set(fwd, "hop_limit", hop_limit)
-    _set(fwd, "can_be_prefix", interest.can_be_prefix)
-    _set(fwd, "must_be_fresh", interest.must_be_fresh)
-    _set(fwd, "digest", interest.digest)
-    return fwd
+    return _prechecked_interest(
+        interest.name,
+        interest.nonce if nonce is None else nonce,
+        interest.lifetime_ms,
+        hop_limit,
+        interest.can_be_prefix,
+        interest.must_be_fresh,
+        interest.digest,
+    )

@@ -17,6 +17,7 @@ from ccn.store.cache import BATCH_MAX_BYTES, CacheFeeder, CacheInUse, CacheTier
 from ccn.store.objects import Blob, encode, object_id
 from ccn.store.objstore import DiskObjectStore
 from ccn.store.segment import HEADER_SIZE
+from ccn.testing import flip_byte
 
 
 def _obj(size: int) -> tuple[bytes, bytes]:
@@ -30,14 +31,6 @@ def _segments(root: Path) -> list[Path]:
 
 def _disk_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.iterdir())
-
-
-def _flip(path: str, offset: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)
-        f.seek(offset)
-        f.write(bytes([byte[0] ^ 0xFF]))
 
 
 def test_objects_are_appended_to_a_segment_and_read_back(tmp_path: Path) -> None:
@@ -134,7 +127,7 @@ def test_damaged_cache_object_is_not_served(tmp_path: Path) -> None:
     tier.add_many([(oid, raw), other])
     where = tier.locate(oid)
     assert where is not None
-    _flip(where[0], where[1] + where[2] - 1)
+    flip_byte(where[0], where[1] + where[2] - 1)
     with pytest.raises(CorruptObject):
         tier.verify(oid)
     assert tier.known(oid)  # verify changes nothing
@@ -210,7 +203,7 @@ def test_a_torn_final_record_is_cut_off(tmp_path: Path) -> None:
 
 def test_a_damaged_record_header_is_skipped(tmp_path: Path) -> None:
     objs, where = _three_written(tmp_path, 1)
-    _flip(where[0], where[1] - HEADER_SIZE + 12)  # the length field of the middle record
+    flip_byte(where[0], where[1] - HEADER_SIZE + 12)  # the length field of the middle record
     again = CacheTier(tmp_path)
     assert again.ids() == [objs[0][0], objs[2][0]]
     assert again.get(objs[2][0]) == objs[2][1]

@@ -19,6 +19,7 @@ from ccn.store.gc import collect
 from ccn.store.objects import Blob, Kind, Version, encode, id_of, object_id
 from ccn.store.objstore import DiskObjectStore, MemoryObjectStore
 from ccn.store.refs import DiskRefStore
+from ccn.testing import damage_object
 
 
 def _later() -> float:
@@ -39,13 +40,7 @@ def _file(tmp_path: Path, size: int, name: str = "f.bin") -> Path:
 def _flip(store: DiskObjectStore, oid: bytes) -> None:
     where = store.locate(oid)
     assert where is not None
-    path, off, length = where
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        f.seek(off + length // 2)
-        byte = f.read(1)
-        f.seek(off + length // 2)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    damage_object(where)
 
 
 def test_gc_keeps_published_and_pinned_removes_the_rest(tmp_path: Path) -> None:

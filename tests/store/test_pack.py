@@ -14,6 +14,7 @@ from ccn.store.files import import_bytes
 from ccn.store.objects import Blob, encode
 from ccn.store.objstore import DiskObjectStore, MemoryObjectStore, ObjectStore, StoreStats
 from ccn.store.pack import decode_index, encode_index
+from ccn.testing import damage_object, store_with_a_newer_index
 
 
 def _blobs(n: int, tag: bytes = b"") -> list[bytes]:
@@ -204,12 +205,7 @@ def test_a_store_with_an_index_of_a_newer_format_is_refused_at_open_and_kept(
     # Only fsck named it: the store opened, and the node served it with that pack's objects
     # missing. It is refused at open now, as a newer ref log or cache segment is, before
     # anything is cleaned up; one that appears while the store is open is set aside for fsck.
-    with DiskObjectStore(tmp_path, fsync=False) as s:
-        import_bytes(s, os.urandom(300_000))
-    [idx] = (tmp_path / "packs").glob("*.idx")
-    raw = bytearray(idx.read_bytes())
-    raw[7] = 2
-    idx.write_bytes(bytes(raw))
+    idx = store_with_a_newer_index(tmp_path)
     debris = tmp_path / "tmp" / "old.tmp"  # crash debris, removed by an open that goes on
     debris.write_bytes(b"x")
     os.utime(debris, (1, 1))
@@ -220,6 +216,7 @@ def test_a_store_with_an_index_of_a_newer_format_is_refused_at_open_and_kept(
         DiskObjectStore(tmp_path, fsync=False)
     assert {p: p.read_bytes() for p in (tmp_path / "packs").iterdir()} == before
     assert debris.exists()
+    raw = bytearray(idx.read_bytes())
     raw[7] = 1
     idx.write_bytes(bytes(raw))
     with DiskObjectStore(tmp_path, fsync=False) as s:
@@ -280,15 +277,6 @@ def test_a_reader_finds_objects_another_store_merged_away(
         assert len(reader.packs()) == 1
 
 
-def _damage(path: str, off: int, length: int) -> None:
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        f.seek(off + length // 2)
-        byte = f.read(1)
-        f.seek(off + length // 2)
-        f.write(bytes([byte[0] ^ 0xFF]))
-
-
 def test_a_damaged_copy_is_not_served_when_another_pack_holds_it_intact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -302,14 +290,14 @@ def test_a_damaged_copy_is_not_served_when_another_pack_holds_it_intact(
         good = s.get(victim)
         where = s.locate(victim)
         assert where is not None
-        _damage(*where)
+        damage_object(where)
         assert s.verify(victim) == good  # fsck's read: nothing moved
         assert s.locate(victim) == where
         assert s.get(victim) == good
         after = s.locate(victim)  # the damaged copy is not read again
         assert after is not None and after[0] != where[0]
         assert s.stats().objects == 10  # as many as before
-        _damage(*after)  # no intact copy left: the read fails, as before
+        damage_object(after)  # no intact copy left: the read fails, as before
         with pytest.raises(CorruptObject):
             s.get(victim)
         assert not s.known(victim) and s.stats().objects == 9
@@ -322,7 +310,7 @@ def test_a_damaged_loose_copy_is_not_served_when_a_pack_holds_it_intact(tmp_path
         s.rewrite(encode(Blob(b"packed and loose")))  # a loose copy too (a merge cut short)
         where = s.locate(oid)
         assert where is not None and where[0].startswith(str(tmp_path / "objects"))
-        _damage(*where)
+        damage_object(where)
         assert s.verify(oid) == encode(Blob(b"packed and loose"))
         assert s.get(oid) == encode(Blob(b"packed and loose"))
         assert not s.is_loose(oid) and len(os.listdir(tmp_path / "corrupt")) == 1
