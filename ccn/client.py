@@ -9,7 +9,6 @@ Fetching whole objects lives in :mod:`ccn.fetch`; this module owns the connectio
 from __future__ import annotations
 
 import os
-import random
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +37,7 @@ from ccn.name import Name
 from ccn.ndn.names import shown
 from ccn.packet import Data, Interest, Nack, NackReason
 from ccn.pending import Answer, Pending
+from ccn.pending import new_nonce as new_nonce  # re-exported: part of the client API
 
 if TYPE_CHECKING:
     from ccn.trust import Anchors
@@ -52,14 +52,6 @@ NOTES_KEPT = 16
 
 class CommandError(CcnError):
     """The node refused a management command; the message is the node's one-line reason."""
-
-
-_nonces = random.Random()
-
-
-def new_nonce() -> int:
-    """A random 32-bit nonce. Nonces detect loops, they are not secrets: a fast PRNG will do."""
-    return _nonces.getrandbits(32)
 
 
 def nack_error(nack: Nack, name: Name, trust: Anchors | None = None) -> CcnError:
@@ -100,10 +92,11 @@ class Client:
         #: Things a person should know about what was fetched (e.g. a version that came from a
         #: cache because no producer answered); the CLI prints them. The last few are kept.
         self.notes: deque[str] = deque(maxlen=NOTES_KEPT)
-        #: The Interests sent and not yet answered (compiled: ccn/pending.py).
-        self._pending = Pending(face)
+        #: The Interests sent and not yet answered (compiled: ccn/pending.py). Code that sends
+        #: an Interest per packet may call its ``send``/``forget`` straight, as ccn.fetch does.
+        self.pending = Pending(face)
         #: Hands each packet from the node to what awaits it (the face's deliver callback).
-        self._deliver = self._pending.deliver
+        self._deliver = self.pending.deliver
         self._closed = trio.Event()
         self._waiters: set[trio.Event] = set()
         self._woken_by_close: set[trio.Event] = set()
@@ -117,11 +110,11 @@ class Client:
         for a key answers every Interest outstanding under it (several tasks may fetch the
         same name at once). :meth:`forget` removes the registration.
         """
-        self._pending.send(interest, answer)
+        self.pending.send(interest, answer)
 
     def forget(self, interest: Interest) -> None:
         """Remove the registration of ``interest`` (its answer will not be called)."""
-        self._pending.forget(interest)
+        self.pending.forget(interest)
 
     async def express(
         self, interest: Interest, *, timeout: float | None = None, retries: int = 2

@@ -8,7 +8,7 @@ Every packet is one msgpack array whose first element is the format version
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 
@@ -29,23 +29,24 @@ from ccn.packet import (
     _prechecked_interest,
 )
 
-FORMAT_VERSION = 1
-T_INTEREST = 1
-T_DATA = 2
-T_NACK = 3
+FORMAT_VERSION: Final = 1
+T_INTEREST: Final = 1
+T_DATA: Final = 2
+T_NACK: Final = 3
 
-FLAG_CAN_BE_PREFIX = 0x01
-FLAG_MUST_BE_FRESH = 0x02
-_KNOWN_FLAGS = FLAG_CAN_BE_PREFIX | FLAG_MUST_BE_FRESH
+FLAG_CAN_BE_PREFIX: Final = 0x01
+FLAG_MUST_BE_FRESH: Final = 0x02
+_KNOWN_FLAGS: Final = FLAG_CAN_BE_PREFIX | FLAG_MUST_BE_FRESH
 
 #: Largest encoded packet accepted by :func:`decode` (and produced by :func:`encode`).
-MAX_PACKET_SIZE = 1024 * 1024
+MAX_PACKET_SIZE: Final = 1024 * 1024
 
 #: Data up to this size keeps its encoding (small packets are where packing costs most; large
 #: ones would double the content store's memory).
-WIRE_CACHE_MAX = 16 * 1024
+WIRE_CACHE_MAX: Final = 16 * 1024
 
-_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+_packer: Final = msgpack.Packer(use_bin_type=True, autoreset=True)
+_unpackb: Final = msgpack.unpackb
 
 
 def _packb(value: list[Any]) -> bytes:
@@ -146,8 +147,8 @@ def encode_parts(packet: Packet) -> list[bytes]:
 
 #: Recently decoded names by components: most packets repeat a few names (locators), and
 #: building and checking a Name is a good part of decoding one. Bounded; cleared when full.
-_NAME_CACHE: dict[tuple[bytes, ...], Name] = {}
-_NAME_CACHE_MAX = 4096
+_NAME_CACHE: Final[dict[tuple[bytes, ...], Name]] = {}
+_NAME_CACHE_MAX: Final = 4096
 
 
 def _name(value: object) -> Name:
@@ -222,7 +223,7 @@ def decode(raw: bytes | bytearray | memoryview) -> Packet:
     if len(raw) > MAX_PACKET_SIZE:
         raise DecodeError(f"packet of {len(raw)} bytes exceeds {MAX_PACKET_SIZE}")
     try:
-        obj = msgpack.unpackb(raw, raw=False, use_list=True, strict_map_key=True)
+        obj = _unpackb(raw, raw=False, use_list=True, strict_map_key=True)
     except Exception as e:  # msgpack raises a zoo of types: one DecodeError out
         raise DecodeError(f"not a msgpack value: {type(e).__name__}") from None
     if type(obj) is not list or len(obj) < 2:
@@ -254,4 +255,4 @@ def decode(raw: bytes | bytearray | memoryview) -> Packet:
     raise DecodeError(f"unknown packet type {kind!r} or wrong field count {len(obj)}")
 
 
-_REASONS = {int(r): r for r in NackReason}
+_REASONS: Final = {int(r): r for r in NackReason}

@@ -14,15 +14,18 @@ import contextlib
 import threading
 from collections import deque
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from blake3 import blake3
 
-MAX_BACKLOG = 8 << 20
+MAX_BACKLOG: Final = 8 << 20
 #: How long :meth:`FileWriter.abort` waits for the thread to stop.
-ABORT_WAIT = 2.0
+ABORT_WAIT: Final = 2.0
 
-_OPEN, _DATA, _CLOSE, _END = range(4)
+_OPEN: Final = 0
+_DATA: Final = 1
+_CLOSE: Final = 2
+_END: Final = 3
 
 
 class FileWriter:

@@ -8,12 +8,13 @@ the splits and coalescing of the stream. A length above the maximum raises
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from ccn.errors import FrameError
 
-HEADER_SIZE = 4
+HEADER_SIZE: Final = 4
 #: Default largest frame payload; a packet is at most this big (see ccn.codec.MAX_PACKET_SIZE).
-DEFAULT_MAX_FRAME = 1024 * 1024 + 64
+DEFAULT_MAX_FRAME: Final = 1024 * 1024 + 64
 
 
 def frame(payload: bytes) -> bytes:

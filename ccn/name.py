@@ -17,24 +17,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import NoReturn, overload
+from typing import Final, NoReturn, overload
 
 from ccn.errors import InvalidName
 from ccn.ndn.tlv import encode_nonneg
 
-MAX_COMPONENTS = 64
-MAX_COMPONENT_BYTES = 255
-MAX_NAME_BYTES = 2048
+MAX_COMPONENTS: Final = 64
+MAX_COMPONENT_BYTES: Final = 255
+MAX_NAME_BYTES: Final = 2048
 
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_UNRESERVED_RUN = re.compile(rb"[A-Za-z0-9\-._~]*")
-_VERSION_RE = re.compile(rb"v(0|[1-9][0-9]{0,17})")
-_PLAIN = re.compile(r"[\x21-\x24\x26-\x7e]*")  # printable ASCII but '%': taken as it is
-_LOCALHOST = b"localhost"
+_UNRESERVED: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)
+_UNRESERVED_RUN: Final = re.compile(rb"[A-Za-z0-9\-._~]*")
+_VERSION_RE: Final = re.compile(rb"v(0|[1-9][0-9]{0,17})")
+_PLAIN: Final = re.compile(r"[\x21-\x24\x26-\x7e]*")  # printable ASCII but '%': taken as it is
+_LOCALHOST: Final = b"localhost"
 # NDN typed components (docs/ndn.md §2): the spellings of NDN URIs (ndn-cxx, python-ndn).
-NDN_GENERIC = 8
-NDN_VERSION = 54
-NDN_KEYWORDS = {
+NDN_GENERIC: Final = 8
+NDN_VERSION: Final = 54
+NDN_KEYWORDS: Final = {
     "sha256digest": 1,
     "params-sha256": 2,
     "seg": 50,
@@ -43,11 +45,11 @@ NDN_KEYWORDS = {
     "t": 56,
     "seq": 58,
 }
-_NDN_DIGESTS = frozenset((1, 2))
-_NDN_FORM = re.compile(r"([0-9]+|[a-z][a-z0-9-]*)=(.*)", re.DOTALL)
-_DECIMAL = re.compile(r"0|[1-9][0-9]*")
-_MAX_VERSION = 10**18
-_LOCALHOP = b"localhop"
+_NDN_DIGESTS: Final = frozenset((1, 2))
+_NDN_FORM: Final = re.compile(r"([0-9]+|[a-z][a-z0-9-]*)=(.*)", re.DOTALL)
+_DECIMAL: Final = re.compile(r"0|[1-9][0-9]*")
+_MAX_VERSION: Final = 10**18
+_LOCALHOP: Final = b"localhop"
 
 
 def _escape(component: bytes) -> str:
@@ -140,11 +142,11 @@ def _explain_component(c: object) -> None:
     raise InvalidName(f"name component longer than {MAX_COMPONENT_BYTES} bytes")
 
 
-_set = object.__setattr__
+_set: Final = object.__setattr__
 #: Whether this module runs compiled (mypyc, docs/compiled.md). Compiled, ``self.x = ...`` in
 #: ``__init__`` is a native store that does not consult ``__setattr__``, and ``object.__setattr__``
 #: refuses a class that defines its own; interpreted, it is the other way round.
-_NATIVE = not __file__.endswith(".py")
+_NATIVE: Final = not __file__.endswith(".py")
 
 
 class Name:
@@ -305,6 +307,6 @@ def version_component(version: int) -> bytes:
     return b"v%d" % version
 
 
-ROOT = Name()
-LOCALHOST = Name((_LOCALHOST,))
-LOCALHOP = Name((_LOCALHOP,))
+ROOT: Final = Name()
+LOCALHOST: Final = Name((_LOCALHOST,))
+LOCALHOP: Final = Name((_LOCALHOP,))

@@ -20,7 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -78,27 +78,27 @@ if TYPE_CHECKING:
     from ccn.discovery import Discovery
     from ccn.ndngw import NdnGateway
 
-MAX_TICK_INTERVAL = 0.5
+MAX_TICK_INTERVAL: Final = 0.5
 #: Faces and routes ``status`` lists (its reply must fit one packet); it also gives totals.
-STATUS_MAX_FACES = 1000
-STATUS_MAX_ROUTES = 2000
+STATUS_MAX_FACES: Final = 1000
+STATUS_MAX_ROUTES: Final = 2000
 #: When a pool of faces is full, a face its peer opened that has sent no valid packet for
 #: this long gives its place to the newcomer (see Node._evict_silent).
-SILENT_GRACE = 2.0
+SILENT_GRACE: Final = 2.0
 #: How many digests forwarded upstream the node remembers (see ``Node._asked``).
-ASKED_MAX = 65536
+ASKED_MAX: Final = 65536
 #: At exit, the CS's nameless objects are written to the cache tier for at most this long,
 #: in batches of SAVE_BATCH_BYTES (shutdown must stay well within a second).
 SAVE_AT_EXIT_S = 0.4
 SAVE_BATCH_BYTES = 8 << 20
 #: A "newest version seen" answer needs every object of the version on this node: the check
 #: walks at most this many objects (more: not answered so), and this many verdicts are kept.
-WHOLE_CHECK_MAX_OBJECTS = 100_000
-WHOLE_VERDICTS_KEPT = 1024
+WHOLE_CHECK_MAX_OBJECTS: Final = 100_000
+WHOLE_VERDICTS_KEPT: Final = 1024
 #: Version records a local client refused (the ``refuse`` command): how many are kept, and for
 #: how long (s) this node refuses them too.
-REFUSED_KEPT = 1024
-REFUSED_FOR = 60.0
+REFUSED_KEPT: Final = 1024
+REFUSED_FOR: Final = 60.0
 
 
 def _children_of(raw: bytes) -> list[tuple[bytes, Kind]]:
@@ -141,7 +141,7 @@ def _say(line: str) -> None:
 
 #: Descriptors a node needs besides its faces': listeners, UDP sockets, store packs
 #: (MAX_OPEN_PACKS), cache segments, files being published, worker threads' files.
-DESCRIPTORS_BESIDES_FACES = 256
+DESCRIPTORS_BESIDES_FACES: Final = 256
 
 
 def raise_descriptor_limit(config: NodeConfig) -> None:

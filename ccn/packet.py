@@ -9,20 +9,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from blake3 import blake3
 
 from ccn.errors import InvalidPacket
 from ccn.name import ROOT, Name
 
-DIGEST_SIZE = 32
-DEFAULT_LIFETIME_MS = 4000
-MAX_LIFETIME_MS = 600_000
-DEFAULT_HOP_LIMIT = 32
-MAX_HOP_LIMIT = 255
-MAX_FRESHNESS_MS = 2**32 - 1
-MAX_NONCE = 2**32 - 1
+DIGEST_SIZE: Final = 32
+DEFAULT_LIFETIME_MS: Final = 4000
+MAX_LIFETIME_MS: Final = 600_000
+DEFAULT_HOP_LIMIT: Final = 32
+MAX_HOP_LIMIT: Final = 255
+MAX_FRESHNESS_MS: Final = 2**32 - 1
+MAX_NONCE: Final = 2**32 - 1
 
 
 class NackReason(enum.IntEnum):
@@ -222,11 +222,11 @@ Packet = Interest | Data | Nack
 # set the slots directly. Only callers that have checked every field may use them; a test holds
 # them to the field lists and to the public constructors.
 
-_new = object.__new__
+_new: Final = object.__new__
 #: Whether this module runs compiled (mypyc, docs/compiled.md): then the constructors store
 #: natively, a constructor call is as cheap as the slot setters below, and ``object.__new__``
 #: refuses the compiled classes.
-_NATIVE = not __file__.endswith(".py")
+_NATIVE: Final = not __file__.endswith(".py")
 
 
 def _slot_setter(cls: type, field_name: str) -> Callable[[Any, Any], None]:
@@ -235,18 +235,18 @@ def _slot_setter(cls: type, field_name: str) -> Callable[[Any, Any], None]:
     return setter
 
 
-_i_name = _slot_setter(Interest, "name")
-_i_nonce = _slot_setter(Interest, "nonce")
-_i_lifetime = _slot_setter(Interest, "lifetime_ms")
-_i_hop = _slot_setter(Interest, "hop_limit")
-_i_cbp = _slot_setter(Interest, "can_be_prefix")
-_i_mbf = _slot_setter(Interest, "must_be_fresh")
-_i_digest = _slot_setter(Interest, "digest")
-_d_name = _slot_setter(Data, "name")
-_d_content = _slot_setter(Data, "content")
-_d_fresh = _slot_setter(Data, "freshness_ms")
-_d_digest = _slot_setter(Data, "_digest")
-_d_wire = _slot_setter(Data, "_wire")
+_i_name: Final = _slot_setter(Interest, "name")
+_i_nonce: Final = _slot_setter(Interest, "nonce")
+_i_lifetime: Final = _slot_setter(Interest, "lifetime_ms")
+_i_hop: Final = _slot_setter(Interest, "hop_limit")
+_i_cbp: Final = _slot_setter(Interest, "can_be_prefix")
+_i_mbf: Final = _slot_setter(Interest, "must_be_fresh")
+_i_digest: Final = _slot_setter(Interest, "digest")
+_d_name: Final = _slot_setter(Data, "name")
+_d_content: Final = _slot_setter(Data, "content")
+_d_fresh: Final = _slot_setter(Data, "freshness_ms")
+_d_digest: Final = _slot_setter(Data, "_digest")
+_d_wire: Final = _slot_setter(Data, "_wire")
 
 
 def _prechecked_interest(

@@ -5,8 +5,9 @@ answer registered for it: the per-packet part of :class:`ccn.client.Client`, com
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ccn.errors import ConnectError
 from ccn.faces.base import Face
@@ -16,6 +17,13 @@ from ccn.packet import Data, Interest, Nack, Packet
 Answer = Callable[[Data | Nack], None]
 #: A registration: (answer, nonce), or a list of them for Interests that share one key.
 Reg = tuple[Answer, int] | list[tuple[Answer, int]]
+
+_nonces: Final = random.Random()
+
+
+def new_nonce() -> int:
+    """A random 32-bit nonce. Nonces detect loops, they are not secrets: a fast PRNG will do."""
+    return _nonces.getrandbits(32)
 
 
 class Pending:

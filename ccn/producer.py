@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from ccn.errors import InvalidName, StoreError
 from ccn.faces.internal import InternalFace
@@ -24,8 +25,8 @@ from ccn.packet import Data, Interest, Nack, NackReason, Packet
 from ccn.store.objstore import ObjectStore
 from ccn.store.refs import RefStore
 
-LATEST_FRESHNESS_MS = 1000
-VERSION_FRESHNESS_MS = 0
+LATEST_FRESHNESS_MS: Final = 1000
+VERSION_FRESHNESS_MS: Final = 0
 
 
 @dataclass

@@ -34,9 +34,9 @@ def test_answered_interests_leave_no_registration_behind() -> None:
     client._deliver(face, named)
     client._deliver(face, Nack(nacked, NackReason.NO_ROUTE))
     assert len(got) == 5
-    assert not client._pending.by_digest
-    assert not client._pending.by_name
-    assert not client._pending.by_nonce
+    assert not client.pending.by_digest
+    assert not client.pending.by_name
+    assert not client.pending.by_nonce
 
 
 def test_one_data_answers_every_interest_outstanding_under_its_key() -> None:
@@ -69,7 +69,7 @@ def test_one_data_answers_every_interest_outstanding_under_its_key() -> None:
         [(task, d.name) for task in ("one", "two") for d in (blob, named, latest)]
         + [("kept", Name.parse("/gone"))]
     )
-    pending = client._pending
+    pending = client.pending
     assert not pending.by_digest and not pending.by_name and not pending.by_prefix
     assert not pending.by_nonce
 
@@ -92,7 +92,7 @@ async def test_calls_cancelled_by_the_caller_leave_no_registration_behind(
                 digest = os.urandom(32)
                 await client.express(Interest(Name.parse("/loc"), i, digest=digest))
     assert len(face.sent) == 50  # each call was cut while its first Interest was out
-    pending = client._pending
+    pending = client.pending
     assert not pending.by_name and not pending.by_prefix and not pending.by_digest
     assert not pending.by_nonce
 

@@ -12,7 +12,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -28,7 +28,7 @@ Deliver = Callable[["Face", Packet], None]
 #: are cheap (cache hits), and cheap packets are handed over in larger batches.
 READ_QUANTUM = 0.0005
 
-_ids = itertools.count(1)
+_ids: Final = itertools.count(1)
 
 
 def next_face_id() -> int:

@@ -15,9 +15,10 @@ is closed. The face owns and closes its stream.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Sequence
-from time import perf_counter
+from typing import Final
 
 import trio
 from mypy_extensions import mypyc_attr
@@ -28,12 +29,12 @@ from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.framing import DEFAULT_MAX_FRAME, HEADER_SIZE, Deframer
 from ccn.packet import Packet
 
-RECEIVE_SIZE = 1 << 20
-DEFAULT_QUEUE_PACKETS = 8192
-DEFAULT_QUEUE_BYTES = 64 << 20
+RECEIVE_SIZE: Final = 1 << 20
+DEFAULT_QUEUE_PACKETS: Final = 8192
+DEFAULT_QUEUE_BYTES: Final = 64 << 20
 
 #: What ends a face as a transport error rather than a fault of ours.
-_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+_TRANSPORT_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 class _Burst:
@@ -56,7 +57,9 @@ class _Burst:
                 face._write_now()
 
 
-_burst = _Burst()
+_burst: Final = _Burst()
+#: (A module constant, not ``from time import``: compiled, that is a dictionary lookup per use.)
+_clock: Final = time.perf_counter
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by uncompiled code (docs/compiled.md)
@@ -183,7 +186,7 @@ class ByteStreamFace(Face):
                 self.close_reason = "peer closed"
                 return
             counters.in_bytes += len(chunk)
-            turn_ends = perf_counter() + READ_QUANTUM  # _receive yielded
+            turn_ends = _clock() + READ_QUANTUM  # _receive yielded
             units = self._split(chunk)
             i, n = 0, len(units)
             while i < n:
@@ -193,13 +196,13 @@ class ByteStreamFace(Face):
                         i += 1
                         if self.closed:
                             return
-                        if perf_counter() >= turn_ends:
+                        if _clock() >= turn_ends:
                             break
                 if i < n:
                     await trio.lowlevel.checkpoint()
                     if self.closed:
                         return
-                    turn_ends = perf_counter() + READ_QUANTUM
+                    turn_ends = _clock() + READ_QUANTUM
 
     def _split(self, chunk: bytes | bytearray) -> Sequence[bytes | memoryview]:
         """The whole units (frames) completed by ``chunk``; on broken framing, count it, close
@@ -316,8 +319,8 @@ class StreamFace(ByteStreamFace):
 
 #: Writes at least this large go out as one vectored write of the queued pieces (large Data
 #: content is its own piece), sparing a copy of every byte into one buffer.
-VECTORED_MIN = 32 * 1024
-_IOV_MAX = 512
+VECTORED_MIN: Final = 32 * 1024
+_IOV_MAX: Final = 512
 
 
 def _views(parts: list[bytes | memoryview], total: int) -> list[memoryview]:

@@ -9,6 +9,7 @@ they were built, and face ids are the node's own, so building one checks nothing
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from ccn.packet import Data, Interest, Nack, _slot_setter
 
@@ -18,7 +19,7 @@ from ccn.packet import Data, Interest, Nack, _slot_setter
 # The slot setters they use are defined below the classes.
 
 #: Whether this module runs compiled (mypyc; docs/compiled.md).
-_NATIVE = not __file__.endswith(".py")
+_NATIVE: Final = not __file__.endswith(".py")
 
 # -- events -----------------------------------------------------------------------------------
 
@@ -140,11 +141,11 @@ class SendNack:
 
 Action = SendInterest | SendData | SendNack
 
-_ii_face = _slot_setter(InterestIn, "face_id")
-_ii_packet = _slot_setter(InterestIn, "interest")
-_di_face = _slot_setter(DataIn, "face_id")
-_di_packet = _slot_setter(DataIn, "data")
-_si_face = _slot_setter(SendInterest, "face_id")
-_si_packet = _slot_setter(SendInterest, "interest")
-_sd_face = _slot_setter(SendData, "face_id")
-_sd_packet = _slot_setter(SendData, "data")
+_ii_face: Final = _slot_setter(InterestIn, "face_id")
+_ii_packet: Final = _slot_setter(InterestIn, "interest")
+_di_face: Final = _slot_setter(DataIn, "face_id")
+_di_packet: Final = _slot_setter(DataIn, "data")
+_si_face: Final = _slot_setter(SendInterest, "face_id")
+_si_packet: Final = _slot_setter(SendInterest, "interest")
+_sd_face: Final = _slot_setter(SendData, "face_id")
+_sd_packet: Final = _slot_setter(SendData, "data")

@@ -21,21 +21,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Final
 
 from ccn.fw.strategy import Strategy, register_strategy
 from ccn.packet import NackReason
 from ccn.tables.fib import NextHop
 from ccn.tables.pit import PitEntry
 
-PROBE_INTERVAL = 1.0
-DEFAULT_RTO = 1.0
-MIN_RTO = 0.2
-MAX_RTO = 4.0
+PROBE_INTERVAL: Final = 1.0
+DEFAULT_RTO: Final = 1.0
+MIN_RTO: Final = 0.2
+MAX_RTO: Final = 4.0
 #: How long a face that stayed silent ranks below faces never measured.
-SILENCE_PENALTY = 10.0
+SILENCE_PENALTY: Final = 10.0
 #: Retry timers end at this fraction of the Interest lifetime at the latest: a retry must leave
 #: the next hop time to answer before the downstream gives up.
-MAX_RTO_OF_LIFETIME = 0.5
+MAX_RTO_OF_LIFETIME: Final = 0.5
 
 _HEALTHY, _UNKNOWN, _SILENT = 0, 1, 2
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Final
 
 from ccn.errors import LocalError
 from ccn.fw.actions import (
@@ -50,14 +50,14 @@ from ccn.tables.fib import Fib, NextHop
 from ccn.tables.nametree import NameTree
 from ccn.tables.pit import OutRecord, Pit, PitEntry
 
-_LOCALHOST = b"localhost"
-_LOCALHOP = b"localhop"
+_LOCALHOST: Final = b"localhost"
+_LOCALHOP: Final = b"localhop"
 #: Scoped names: control traffic (commands, discovery's hellos and route tables). It is never
 #: worth caching: it bypasses the CS, so it neither fills it nor shows in its hit ratio.
-_SCOPED = frozenset((_LOCALHOST, _LOCALHOP))
+_SCOPED: Final = frozenset((_LOCALHOST, _LOCALHOP))
 
 # Least severe first: when every upstream Nacked, downstream hears the most hopeful reason.
-NACK_SEVERITY: tuple[NackReason, ...] = (
+NACK_SEVERITY: Final[tuple[NackReason, ...]] = (
     NackReason.CONGESTION,
     NackReason.DUPLICATE,
     NackReason.HOP_LIMIT,
@@ -69,7 +69,7 @@ NACK_SEVERITY: tuple[NackReason, ...] = (
     NackReason.TOO_LARGE,
     NackReason.MALFORMED,
 )
-_SEVERITY = {reason: rank for rank, reason in enumerate(NACK_SEVERITY)}
+_SEVERITY: Final = {reason: rank for rank, reason in enumerate(NACK_SEVERITY)}
 
 
 @dataclass(frozen=True, slots=True)

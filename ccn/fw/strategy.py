@@ -39,7 +39,7 @@ estimates) can live on the instance.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -127,7 +127,7 @@ class BestRoute(Strategy):
 #: Next hops at this cost or above are *fallbacks* (the node routes ``multicast_prefixes`` to its
 #: LAN multicast faces at this cost, docs/lan.md): the multicast strategy uses them only when no
 #: cheaper next hop is eligible, or once every cheaper one has Nacked.
-FALLBACK_COST = 1000
+FALLBACK_COST: Final = 1000
 
 
 class Multicast(Strategy):
