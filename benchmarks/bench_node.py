@@ -56,7 +56,7 @@ from blake3 import blake3
 from ccn.client import Client, connect
 from ccn.fetch import fetch_version, resolve
 from ccn.name import Name
-from ccn.packet import Data, Interest, Nack
+from ccn.packet import DEFAULT_HOP_LIMIT, DEFAULT_LIFETIME_MS, Data, Interest, Nack
 from ccn.store.objects import Kind, Tree, decode
 from ccn.testing import free_port, memory_status
 
@@ -64,6 +64,8 @@ WINDOW = 64
 BULK_RESPONSE = 64 * 1024
 HEADER = 4
 NONCE_MASK = (1 << 32) - 1
+LIFETIME = DEFAULT_LIFETIME_MS
+HOP_LIMIT = DEFAULT_HOP_LIMIT
 
 
 @dataclass
@@ -298,33 +300,44 @@ async def ccn_exchanges(
     once: bool = False,
 ) -> ExchangeResult:
     """Keep ``WINDOW`` digest Interests outstanding, cycling over ``ids``; the next Interest is
-    sent from the answer callback. ``once``: every id exactly once (the CS fill)."""
+    sent from the answer callback. ``once``: every id exactly once (the CS fill).
+
+    Written as an application after many small objects would write it: Interests built with
+    positional arguments (a compiled constructor parses keywords slowly when called from
+    Python) and handed to the client's compiled registry (``client.pending.send``)."""
     nonces = itertools.count(int.from_bytes(os.urandom(4), "big"))
     nids = len(ids)
-    state = {"next": 0, "count": 0, "outstanding": 0, "nacks": 0, "bytes": 0}
+    send = client.pending.send
+    next_id = count = outstanding = nacks = content_bytes = 0
     stopping = False
     drained = trio.Event()
 
     def issue() -> None:
-        i = state["next"]
-        state["next"] = i + 1
-        client.send(Interest(locator, next(nonces) & NONCE_MASK, digest=ids[i % nids]), answer)
-        state["outstanding"] += 1
+        nonlocal next_id, outstanding
+        i = next_id
+        next_id = i + 1
+        digest = ids[i % nids]
+        send(
+            Interest(locator, next(nonces) & NONCE_MASK, LIFETIME, HOP_LIMIT, False, False, digest),
+            answer,
+        )
+        outstanding += 1
 
     def answer(packet: Data | Nack) -> None:
-        state["outstanding"] -= 1
+        nonlocal outstanding, count, nacks, content_bytes
+        outstanding -= 1
         if stopping:
-            if state["outstanding"] == 0:
+            if outstanding == 0:
                 drained.set()
             return
-        state["count"] += 1
+        count += 1
         if type(packet) is Nack:
-            state["nacks"] += 1
+            nacks += 1
         else:
             assert type(packet) is Data
-            state["bytes"] += len(packet.content)
-        if once and state["next"] >= nids:
-            if state["outstanding"] == 0:
+            content_bytes += len(packet.content)
+        if once and next_id >= nids:
+            if outstanding == 0:
                 drained.set()
             return
         issue()
@@ -341,15 +354,15 @@ async def ccn_exchanges(
             if elapsed >= max_seconds:
                 break
             continue
-        if (elapsed >= duration and state["count"] >= min_count) or elapsed >= max_seconds:
+        if (elapsed >= duration and count >= min_count) or elapsed >= max_seconds:
             break
     elapsed = time.perf_counter() - start
-    count = state["count"]
+    counted = count
     stopping = True
-    if state["outstanding"]:
+    if outstanding:
         with trio.move_on_after(5):
             await drained.wait()
-    return ExchangeResult(count, elapsed, state["nacks"], state["outstanding"], state["bytes"])
+    return ExchangeResult(counted, elapsed, nacks, outstanding, content_bytes)
 
 
 def make_small_files(root: Path, count: int, size: int) -> None:

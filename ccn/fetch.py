@@ -194,16 +194,23 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
 # -- the window ------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class _Outstanding:
-    index: int
-    interest: Interest
-    sent: float
-    retries: int = 0
-    #: Of the answers to this object so far, "no route" Nacks (see NO_ROUTE_RETRIES)
-    no_route: int = 0
-    #: This Interest was Nacked "no route": its timer asks again, and is no timeout
-    nacked: bool = False
+    """An Interest of the window awaiting its answer. A plain class, one per Interest sent:
+    compiled, a dataclass's generated ``__init__`` runs as Python (docs/compiled.md)."""
+
+    __slots__ = ("index", "interest", "nacked", "no_route", "retries", "sent")
+
+    def __init__(
+        self, index: int, interest: Interest, sent: float, retries: int = 0, no_route: int = 0
+    ) -> None:
+        self.index = index
+        self.interest = interest
+        self.sent = sent
+        self.retries = retries
+        #: Of the answers to this object so far, "no route" Nacks (see NO_ROUTE_RETRIES)
+        self.no_route = no_route
+        #: This Interest was Nacked "no route": its timer asks again, and is no timeout
+        self.nacked = False
 
 
 @dataclass

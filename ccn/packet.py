@@ -198,18 +198,25 @@ class Data:
         return self.name is ROOT or not self.name.components
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Nack:
     """An Interest returned one hop with a reason."""
 
     interest: Interest
     reason: NackReason
 
-    def __post_init__(self) -> None:
-        if type(self.interest) is not Interest:
+    # Written by hand, as Interest's is (compiled, a generated __init__ would run as Python).
+    def __init__(self, interest: Interest, reason: NackReason) -> None:
+        if type(interest) is not Interest:
             raise InvalidPacket("Nack must carry an Interest")
-        if not isinstance(self.reason, NackReason):
+        if not isinstance(reason, NackReason):
             raise InvalidPacket("Nack reason must be a NackReason")
+        if _NATIVE:  # compiled: native stores, which the frozen check does not see
+            self.interest = interest  # type: ignore[misc]
+            self.reason = reason  # type: ignore[misc]
+            return
+        _n_interest(self, interest)
+        _n_reason(self, reason)
 
 
 Packet = Interest | Data | Nack
@@ -247,6 +254,8 @@ _d_content: Final = _slot_setter(Data, "content")
 _d_fresh: Final = _slot_setter(Data, "freshness_ms")
 _d_digest: Final = _slot_setter(Data, "_digest")
 _d_wire: Final = _slot_setter(Data, "_wire")
+_n_interest: Final = _slot_setter(Nack, "interest")
+_n_reason: Final = _slot_setter(Nack, "reason")
 
 
 def _prechecked_interest(

@@ -79,10 +79,18 @@ class DataIn:
             _di_packet(self, data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class NackIn:
     face_id: int
     nack: Nack
+
+    def __init__(self, face_id: int, nack: Nack) -> None:
+        if _NATIVE:  # compiled: native stores (docs/compiled.md)
+            self.face_id = face_id  # type: ignore[misc]
+            self.nack = nack  # type: ignore[misc]
+        else:
+            _ni_face(self, face_id)
+            _ni_packet(self, nack)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +141,18 @@ class SendData:
             _sd_packet(self, data)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SendNack:
     face_id: int
     nack: Nack
+
+    def __init__(self, face_id: int, nack: Nack) -> None:
+        if _NATIVE:  # compiled: native stores (docs/compiled.md)
+            self.face_id = face_id  # type: ignore[misc]
+            self.nack = nack  # type: ignore[misc]
+        else:
+            _sn_face(self, face_id)
+            _sn_packet(self, nack)
 
 
 Action = SendInterest | SendData | SendNack
@@ -149,3 +165,7 @@ _si_face: Final = _slot_setter(SendInterest, "face_id")
 _si_packet: Final = _slot_setter(SendInterest, "interest")
 _sd_face: Final = _slot_setter(SendData, "face_id")
 _sd_packet: Final = _slot_setter(SendData, "data")
+_ni_face: Final = _slot_setter(NackIn, "face_id")
+_ni_packet: Final = _slot_setter(NackIn, "nack")
+_sn_face: Final = _slot_setter(SendNack, "face_id")
+_sn_packet: Final = _slot_setter(SendNack, "nack")
