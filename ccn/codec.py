@@ -54,6 +54,59 @@ def _packb(value: list[Any]) -> bytes:
     return out
 
 
+#: msgpack's encoding of each integer below 128 (a positive fixint: the byte itself).
+_FIXINTS: Final = tuple(bytes((n,)) for n in range(128))
+#: An Interest's first bytes: an array of 8, the format version, the packet type.
+_INTEREST_HEAD: Final = bytes((0x98, FORMAT_VERSION, T_INTEREST))
+#: What precedes a digest: bin 8 of DIGEST_SIZE bytes. ``_NIL``: no digest.
+_DIGEST_HEAD: Final = bytes((0xC4, DIGEST_SIZE))
+_NIL: Final = b"\xc0"
+#: The packed components of the names of Interests encoded lately: a client or a node sends
+#: many Interests under a few names (locators). Bounded; cleared when full.
+_NAME_WIRES: Final[dict[Name, bytes]] = {}
+_NAME_WIRES_MAX: Final = 4096
+
+
+def _packed_uint(n: int) -> bytes:
+    """msgpack's encoding of ``0 <= n < 2**32``: the shortest, as msgpack itself packs it."""
+    if n < 0x80:
+        return _FIXINTS[n]
+    if n < 0x100:
+        return b"\xcc" + n.to_bytes(1, "big")
+    if n < 0x10000:
+        return b"\xcd" + n.to_bytes(2, "big")
+    return b"\xce" + n.to_bytes(4, "big")
+
+
+def _encode_interest(i: Interest) -> bytes:
+    """What ``_packer.pack([FORMAT_VERSION, T_INTEREST, components, nonce, lifetime, hop limit,
+    flags, digest])`` gives, byte for byte (a test holds it to that), put together from pieces:
+    the name's packed once per name, the rest by hand. Once per Interest sent or forwarded,
+    at half the cost of packing the list."""
+    name = i.name
+    packed = _NAME_WIRES.get(name)
+    if packed is None:
+        packed = _packb(list(name.components))
+        if len(_NAME_WIRES) >= _NAME_WIRES_MAX:
+            _NAME_WIRES.clear()
+        _NAME_WIRES[name] = packed
+    flags = (FLAG_CAN_BE_PREFIX if i.can_be_prefix else 0) | (
+        FLAG_MUST_BE_FRESH if i.must_be_fresh else 0
+    )
+    digest = i.digest
+    return b"".join(
+        (
+            _INTEREST_HEAD,
+            packed,
+            _packed_uint(i.nonce),
+            _packed_uint(i.lifetime_ms),
+            _packed_uint(i.hop_limit),
+            _FIXINTS[flags],
+            _NIL if digest is None else _DIGEST_HEAD + digest,
+        )
+    )
+
+
 def _interest_fields(i: Interest) -> list[Any]:
     flags = (FLAG_CAN_BE_PREFIX if i.can_be_prefix else 0) | (
         FLAG_MUST_BE_FRESH if i.must_be_fresh else 0
@@ -72,21 +125,7 @@ def encode(packet: Packet) -> bytes:
     """Encode one packet. Raises :class:`InvalidPacket` if the result would exceed the limit."""
     out: bytes
     if type(packet) is Interest:
-        # Inline, one list: this runs once per Interest a client sends. msgpack packs the
-        # components tuple as the same array a list would give.
-        out = _packer.pack(
-            [
-                FORMAT_VERSION,
-                T_INTEREST,
-                packet.name.components,
-                packet.nonce,
-                packet.lifetime_ms,
-                packet.hop_limit,
-                (FLAG_CAN_BE_PREFIX if packet.can_be_prefix else 0)
-                | (FLAG_MUST_BE_FRESH if packet.must_be_fresh else 0),
-                packet.digest,
-            ]
-        )
+        out = _encode_interest(packet)
     elif type(packet) is Data:
         if packet._wire is not None:
             return packet._wire
