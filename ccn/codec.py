@@ -56,8 +56,10 @@ def _packb(value: list[Any]) -> bytes:
 
 #: msgpack's encoding of each integer below 128 (a positive fixint: the byte itself).
 _FIXINTS: Final = tuple(bytes((n,)) for n in range(128))
-#: An Interest's first bytes: an array of 8, the format version, the packet type.
+#: An Interest's first bytes: an array of 8, the format version, the packet type; a Nack's: an
+#: array of 9, the version, the type (then its reason, then the Interest's fields).
 _INTEREST_HEAD: Final = bytes((0x98, FORMAT_VERSION, T_INTEREST))
+_NACK_HEAD: Final = bytes((0x99, FORMAT_VERSION, T_NACK))
 #: What precedes a digest: bin 8 of DIGEST_SIZE bytes. ``_NIL``: no digest.
 _DIGEST_HEAD: Final = bytes((0xC4, DIGEST_SIZE))
 _NIL: Final = b"\xc0"
@@ -78,11 +80,12 @@ def _packed_uint(n: int) -> bytes:
     return b"\xce" + n.to_bytes(4, "big")
 
 
-def _encode_interest(i: Interest) -> bytes:
-    """What ``_packer.pack([FORMAT_VERSION, T_INTEREST, components, nonce, lifetime, hop limit,
-    flags, digest])`` gives, byte for byte (a test holds it to that), put together from pieces:
-    the name's packed once per name, the rest by hand. Once per Interest sent or forwarded,
-    at half the cost of packing the list."""
+def _encode_interest(head: bytes, i: Interest) -> bytes:
+    """``head``, then the Interest's fields as ``_packer.pack`` packs ``[components, nonce,
+    lifetime, hop limit, flags, digest]`` inside an array, byte for byte (a test holds an
+    Interest to that; the golden vectors a Nack), put together from pieces: the name's packed
+    once per name, the rest by hand. Once per Interest sent or forwarded, at half the cost of
+    packing the list."""
     name = i.name
     packed = _NAME_WIRES.get(name)
     if packed is None:
@@ -96,7 +99,7 @@ def _encode_interest(i: Interest) -> bytes:
     digest = i.digest
     return b"".join(
         (
-            _INTEREST_HEAD,
+            head,
             packed,
             _packed_uint(i.nonce),
             _packed_uint(i.lifetime_ms),
@@ -107,25 +110,11 @@ def _encode_interest(i: Interest) -> bytes:
     )
 
 
-def _interest_fields(i: Interest) -> list[Any]:
-    flags = (FLAG_CAN_BE_PREFIX if i.can_be_prefix else 0) | (
-        FLAG_MUST_BE_FRESH if i.must_be_fresh else 0
-    )
-    return [
-        list(i.name.components),
-        i.nonce,
-        i.lifetime_ms,
-        i.hop_limit,
-        flags,
-        i.digest,
-    ]
-
-
 def encode(packet: Packet) -> bytes:
     """Encode one packet. Raises :class:`InvalidPacket` if the result would exceed the limit."""
     out: bytes
     if type(packet) is Interest:
-        out = _encode_interest(packet)
+        out = _encode_interest(_INTEREST_HEAD, packet)
     elif type(packet) is Data:
         if packet._wire is not None:
             return packet._wire
@@ -139,9 +128,7 @@ def encode(packet: Packet) -> bytes:
             ]
         )
     elif type(packet) is Nack:
-        out = _packb(
-            [FORMAT_VERSION, T_NACK, int(packet.reason), *_interest_fields(packet.interest)]
-        )
+        out = _encode_interest(_NACK_HEAD + _packed_uint(int(packet.reason)), packet.interest)
     else:
         raise InvalidPacket(f"cannot encode {type(packet).__name__}")
     if len(out) > MAX_PACKET_SIZE:

@@ -47,14 +47,8 @@ class Pending:
             raise ConnectError("the connection to the node is closed")
         nonce = interest.nonce
         entry = (answer, nonce)
-        digest = interest.digest  # table() and key, inline: this is per Interest sent
-        table: dict[Any, Reg]
-        key: Any
-        if digest is not None:
-            table, key = self.by_digest, digest
-        else:
-            table = self.by_prefix if interest.can_be_prefix else self.by_name
-            key = interest.name
+        table = self.table(interest)
+        key = _key(interest)
         # (Not setdefault and an identity test: compiled, a tuple is a value, boxed afresh.)
         reg = table.get(key)
         if reg is None:
@@ -68,7 +62,7 @@ class Pending:
         nonce = interest.nonce
         self.by_nonce.pop(nonce, None)
         table = self.table(interest)
-        key = interest.digest if interest.digest is not None else interest.name
+        key = _key(interest)
         reg = table.get(key)
         if reg is None:
             return
@@ -113,3 +107,8 @@ class Pending:
             if on_nack is not None:
                 self.forget(packet.interest)
                 on_nack(packet)
+
+
+def _key(interest: Interest) -> Any:
+    """What ``interest`` is registered under in its :meth:`Pending.table`."""
+    return interest.digest if interest.digest is not None else interest.name
