@@ -19,6 +19,8 @@ from typing import BinaryIO, Final
 from blake3 import blake3
 
 MAX_BACKLOG: Final = 8 << 20
+#: The most data the thread takes from the queue at once, joined into one write and one hash.
+BATCH_BYTES: Final = 1 << 20
 #: How long :meth:`FileWriter.abort` waits for the thread to stop.
 ABORT_WAIT: Final = 2.0
 
@@ -109,29 +111,35 @@ class FileWriter:
                         self._cond.wait()
                     if self._stop:
                         return
-                    kind, value, size = self._items.popleft()
-                if kind == _DATA:
-                    assert fh is not None and isinstance(value, memoryview)
-                    fh.write(value)
-                    hasher.update(value)
-                    with self._cond:
-                        self._backlog -= size
-                        if self._blocked and self._backlog <= self.max_backlog // 2:
-                            self._blocked = False
-                            self._cond.notify_all()
-                elif kind == _OPEN:
-                    assert isinstance(value, Path)
-                    fh = open(value, "wb")  # noqa: SIM115 - closed by _CLOSE or finally
-                    hasher = blake3()
-                elif kind == _CLOSE:
-                    assert fh is not None and isinstance(value, Path)
-                    fh.close()
-                    fh = None
-                    self.hashes[value] = hasher.digest()
-                    if size:
-                        value.chmod(0o755)
-                else:
-                    return
+                    batch = self._take()
+                run: list[memoryview] = []
+                size = 0
+                for kind, value, n in batch:
+                    if kind == _DATA:
+                        assert isinstance(value, memoryview)
+                        run.append(value)
+                        size += n
+                        continue
+                    if run:
+                        assert fh is not None
+                        self._write(fh, hasher, run, size)
+                        run, size = [], 0
+                    if kind == _OPEN:
+                        assert isinstance(value, Path)
+                        fh = open(value, "wb")  # noqa: SIM115 - closed by _CLOSE or finally
+                        hasher = blake3()
+                    elif kind == _CLOSE:
+                        assert fh is not None and isinstance(value, Path)
+                        fh.close()
+                        fh = None
+                        self.hashes[value] = hasher.digest()
+                        if n:
+                            value.chmod(0o755)
+                    else:
+                        return
+                if run:
+                    assert fh is not None
+                    self._write(fh, hasher, run, size)
         except BaseException as e:
             with self._cond:
                 self._error = e
@@ -140,3 +148,29 @@ class FileWriter:
             if fh is not None:
                 with contextlib.suppress(OSError):
                     fh.close()
+
+    def _take(self) -> list[tuple[int, Path | memoryview | None, int]]:
+        """The queue's head, up to :data:`BATCH_BYTES` of data (at least one item). Called
+        holding the lock."""
+        items = self._items
+        batch = [items.popleft()]
+        size = batch[0][2] if batch[0][0] == _DATA else 0
+        while items and size < BATCH_BYTES:
+            item = items.popleft()
+            batch.append(item)
+            if item[0] == _DATA:
+                size += item[2]
+        return batch
+
+    def _write(self, fh: BinaryIO, hasher: blake3, run: list[memoryview], size: int) -> None:
+        """Write and hash a run of data in one piece: one write and one hash per batch, not per
+        blob. Each of those releases the GIL and takes it back, and taking it back from the busy
+        packet loop is a wait and a thread switch (docs/compiled.md)."""
+        buf = run[0] if len(run) == 1 else b"".join(run)
+        fh.write(buf)
+        hasher.update(buf)
+        with self._cond:
+            self._backlog -= size
+            if self._blocked and self._backlog <= self.max_backlog // 2:
+                self._blocked = False
+                self._cond.notify_all()

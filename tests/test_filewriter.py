@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
-from ccn.filewriter import FileWriter
+from ccn.filewriter import BATCH_BYTES, FileWriter
 
 
 def test_files_are_written_in_order_and_hashed(tmp_path: Path) -> None:
@@ -32,6 +32,33 @@ def test_files_are_written_in_order_and_hashed(tmp_path: Path) -> None:
         assert hashes[path] == blake3(b"".join(chunks)).digest()
     assert os.stat(tmp_path / "b").st_mode & stat.S_IXUSR
     assert not os.stat(tmp_path / "a").st_mode & stat.S_IXUSR
+
+
+def test_a_queue_taken_in_batches_keeps_files_apart_and_in_order(tmp_path: Path) -> None:
+    # Everything is queued while the thread is kept from the queue (the lock is reentrant for
+    # this thread), so it takes batches that mix opens, data and closes, and cuts the data at
+    # BATCH_BYTES.
+    pieces = {
+        tmp_path / "a": [os.urandom(n) for n in (3, 200_000, 1, 90_000)],
+        tmp_path / "empty": [],
+        tmp_path / "b": [os.urandom(150_000) for _ in range(20)],
+        tmp_path / "c": [os.urandom(7)],
+    }
+    assert sum(map(len, pieces[tmp_path / "b"])) > 2 * BATCH_BYTES
+    w = FileWriter()
+    try:
+        with w._cond:
+            for path, chunks in pieces.items():
+                w.open(path)
+                for c in chunks:
+                    w.write(memoryview(c))
+                w.close(path)
+        hashes = w.finish()
+    finally:
+        w.abort()
+    for path, chunks in pieces.items():
+        assert path.read_bytes() == b"".join(chunks)
+        assert hashes[path] == blake3(b"".join(chunks)).digest()
 
 
 def test_write_blocks_when_the_backlog_is_full_until_the_thread_catches_up(
