@@ -195,7 +195,7 @@ class Forwarder:
             if interest.hop_limit == 0 or (comps and comps[0] == _LOCALHOST):
                 return None
         if self.cs.get_by_digest(digest) is None or self.dnl.has(
-            interest.name, interest.nonce, now
+            interest.name, digest, interest.nonce, now
         ):
             return None
         if self.pit.find(interest) is not None:
@@ -374,7 +374,7 @@ class Forwarder:
             counters.hop_limit += 1
             self._outgoing_nack(face_id, interest, NackReason.HOP_LIMIT, out)
             return
-        if self.dnl.has(name, interest.nonce, now):
+        if self.dnl.has(name, interest.digest, interest.nonce, now):
             self._interest_loop(face_id, interest, out)
             return
         entry = self.pit.find(interest)
@@ -557,9 +557,10 @@ class Forwarder:
         """
         dnl = self.dnl
         name = entry.name
+        digest = entry.digest
         silent: list[int] = []
         for rec in entry.out_records.values():
-            dnl.add(name, rec.nonce, now)
+            dnl.add(name, digest, rec.nonce, now)
             if rec.nack_reason is None:
                 silent.append(rec.face_id)
         if expired and silent:
@@ -597,8 +598,9 @@ class Forwarder:
                 if f != face_id and in_rec.expiry > now:
                     downstream[f] = None
             name = entry.name
+            digest = entry.digest
             for out_rec in entry.out_records.values():
-                dnl.add(name, out_rec.nonce, now)
+                dnl.add(name, digest, out_rec.nonce, now)
             pit.remove(entry)
             counters.satisfied += 1
         for f in downstream:

@@ -1,9 +1,14 @@
-"""The dead-nonce list: (name, nonce) pairs remembered after their PIT entry is gone.
+"""The dead-nonce list: (name, digest, nonce) remembered after their PIT entry is gone.
 
 A looping Interest can come back after the PIT entry that would have caught it was satisfied or
 expired; this list catches it. Entries live ``lifetime`` seconds and at most ``max_entries`` are
 kept (the oldest go first). Unlike NFD's hash-based list it is exact: no false positives. Time
 is passed in; every entry gets the same lifetime, so insertion order is expiry order.
+
+An Interest is its name *and* its digest (NFD's names carry the digest as their last
+component): the Interests of one fetch share a locator and differ only in the digest, and
+keyed by name alone two of them that drew the same random nonce looked like a loop (a few
+percent of the fetches of a large file met one at some node, answered "duplicate").
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ class DeadNonceList:
     ) -> None:
         self.max_entries = max_entries
         self.lifetime = lifetime
-        # Keyed by (name components, nonce): tuples hash and compare in C, Names do not.
-        self._entries: OrderedDict[tuple[tuple[bytes, ...], int], float] = OrderedDict()
+        # Keyed by (name components, digest, nonce): tuples hash and compare in C, Names do not.
+        self._entries: OrderedDict[tuple[tuple[bytes, ...], bytes | None, int], float] = (
+            OrderedDict()
+        )
         # nonce -> number of entries with it: a cheap int lookup rules out almost every Interest
         # before a (name, nonce) key has to be hashed.
         self._nonces: dict[int, int] = {}
@@ -36,11 +43,11 @@ class DeadNonceList:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, name: Name, nonce: int, now: float) -> None:
-        """Remember (name, nonce) until ``now + lifetime``."""
+    def add(self, name: Name, digest: bytes | None, nonce: int, now: float) -> None:
+        """Remember the Interest (name, digest, nonce) until ``now + lifetime``."""
         if self.max_entries <= 0:
             return
-        key = (name.components, nonce)
+        key = (name.components, digest, nonce)
         entries = self._entries
         if entries.pop(key, None) is None:
             nonces = self._nonces
@@ -52,10 +59,10 @@ class DeadNonceList:
             self._pop_oldest()
             self.evictions += 1
 
-    def has(self, name: Name, nonce: int, now: float) -> bool:
+    def has(self, name: Name, digest: bytes | None, nonce: int, now: float) -> bool:
         if nonce not in self._nonces:
             return False
-        expiry = self._entries.get((name.components, nonce))
+        expiry = self._entries.get((name.components, digest, nonce))
         if expiry is None or expiry <= now:
             return False
         self.hits += 1
@@ -71,7 +78,7 @@ class DeadNonceList:
             self._pop_oldest()
 
     def _pop_oldest(self) -> None:
-        (_, nonce), _ = self._entries.popitem(last=False)
+        (_, _, nonce), _ = self._entries.popitem(last=False)
         left = self._nonces[nonce] - 1
         if left:
             self._nonces[nonce] = left

@@ -145,6 +145,22 @@ def test_dead_nonce_list_catches_a_loop_after_satisfaction() -> None:
     assert interest(fw, CONSUMER2, looped, now=later) == [SendData(CONSUMER2, D1)]
 
 
+def test_objects_under_one_locator_that_drew_the_same_nonce_are_no_loop() -> None:
+    # A fetch asks for many objects under one locator, each with a random nonce; the dead
+    # nonce list must tell them apart by digest, or a repeated nonce is answered "duplicate".
+    fw = make()
+    one, two = Data(ROOT, b"object one"), Data(ROOT, b"object two")
+    first = Interest(N("/a/v1"), 77, digest=one.digest)
+    interest(fw, CONSUMER, first, now=0.0)
+    assert data(fw, UPSTREAM, one, now=0.1) == [SendData(CONSUMER, one)]
+    second = Interest(N("/a/v1"), 77, digest=two.digest)
+    assert interest(fw, CONSUMER, second, now=0.2) == [SendInterest(UPSTREAM, fwd(second))]
+    # The same object with the same nonce again is still caught as a loop.
+    assert interest(fw, CONSUMER2, first, now=0.3) == [
+        SendNack(CONSUMER2, Nack(first, NackReason.DUPLICATE))
+    ]
+
+
 def test_dead_nonce_list_after_expiry() -> None:
     fw = make()
     interest(fw, CONSUMER, I1, now=0.0)
@@ -614,7 +630,7 @@ def test_retransmission_after_route_removal_gets_no_route() -> None:
     ]
     assert len(fw.pit) == 0
     # The nonce that went upstream is remembered: if it loops back, it is caught.
-    assert fw.dnl.has(N("/a/b"), I1.nonce, 1.0)
+    assert fw.dnl.has(N("/a/b"), None, I1.nonce, 1.0)
 
 
 # -- the CS-hit fast path ---------------------------------------------------------------------
