@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -15,29 +16,38 @@ from blake3 import blake3
 from ccn.filewriter import BATCH_BYTES, FileWriter
 
 
-def test_files_are_written_in_order_and_hashed(tmp_path: Path) -> None:
-    pieces = {tmp_path / "a": [os.urandom(n) for n in (1, 70_000, 5)], tmp_path / "b": []}
+def _write_and_check(
+    pieces: dict[Path, list[bytes]], *, hold_queue: bool = False, executable: str = ""
+) -> None:
+    """Write ``pieces`` (file -> its chunks) through one writer; check contents and hashes.
+    ``hold_queue``: everything is queued before the thread may take any of it (the lock is
+    reentrant for this thread), so it takes batches."""
     w = FileWriter()
     try:
-        for path, chunks in pieces.items():
-            w.open(path)
-            for c in chunks:
-                w.write(memoryview(c))
-            w.close(path, executable=path.name == "b")
+        with w._cond if hold_queue else contextlib.nullcontext():
+            for path, chunks in pieces.items():
+                w.open(path)
+                for c in chunks:
+                    w.write(memoryview(c))
+                w.close(path, executable=path.name == executable)
         hashes = w.finish()
     finally:
         w.abort()
     for path, chunks in pieces.items():
         assert path.read_bytes() == b"".join(chunks)
         assert hashes[path] == blake3(b"".join(chunks)).digest()
+
+
+def test_files_are_written_in_order_and_hashed(tmp_path: Path) -> None:
+    pieces = {tmp_path / "a": [os.urandom(n) for n in (1, 70_000, 5)], tmp_path / "b": []}
+    _write_and_check(pieces, executable="b")
     assert os.stat(tmp_path / "b").st_mode & stat.S_IXUSR
     assert not os.stat(tmp_path / "a").st_mode & stat.S_IXUSR
 
 
 def test_a_queue_taken_in_batches_keeps_files_apart_and_in_order(tmp_path: Path) -> None:
-    # Everything is queued while the thread is kept from the queue (the lock is reentrant for
-    # this thread), so it takes batches that mix opens, data and closes, and cuts the data at
-    # BATCH_BYTES.
+    # Queued whole before the thread takes any: batches that mix opens, data and closes, the
+    # data cut at BATCH_BYTES.
     pieces = {
         tmp_path / "a": [os.urandom(n) for n in (3, 200_000, 1, 90_000)],
         tmp_path / "empty": [],
@@ -45,20 +55,7 @@ def test_a_queue_taken_in_batches_keeps_files_apart_and_in_order(tmp_path: Path)
         tmp_path / "c": [os.urandom(7)],
     }
     assert sum(map(len, pieces[tmp_path / "b"])) > 2 * BATCH_BYTES
-    w = FileWriter()
-    try:
-        with w._cond:
-            for path, chunks in pieces.items():
-                w.open(path)
-                for c in chunks:
-                    w.write(memoryview(c))
-                w.close(path)
-        hashes = w.finish()
-    finally:
-        w.abort()
-    for path, chunks in pieces.items():
-        assert path.read_bytes() == b"".join(chunks)
-        assert hashes[path] == blake3(b"".join(chunks)).digest()
+    _write_and_check(pieces, hold_queue=True)
 
 
 def test_write_blocks_when_the_backlog_is_full_until_the_thread_catches_up(
