@@ -64,8 +64,6 @@ WINDOW = 64
 BULK_RESPONSE = 64 * 1024
 HEADER = 4
 NONCE_MASK = (1 << 32) - 1
-LIFETIME = DEFAULT_LIFETIME_MS
-HOP_LIMIT = DEFAULT_HOP_LIMIT
 
 
 @dataclass
@@ -317,8 +315,9 @@ async def ccn_exchanges(
         i = next_id
         next_id = i + 1
         digest = ids[i % nids]
+        nonce = next(nonces) & NONCE_MASK
         send(
-            Interest(locator, next(nonces) & NONCE_MASK, LIFETIME, HOP_LIMIT, False, False, digest),
+            Interest(locator, nonce, DEFAULT_LIFETIME_MS, DEFAULT_HOP_LIMIT, False, False, digest),
             answer,
         )
         outstanding += 1
@@ -357,12 +356,11 @@ async def ccn_exchanges(
         if (elapsed >= duration and count >= min_count) or elapsed >= max_seconds:
             break
     elapsed = time.perf_counter() - start
-    counted = count
-    stopping = True
+    stopping = True  # answers after this are not counted
     if outstanding:
         with trio.move_on_after(5):
             await drained.wait()
-    return ExchangeResult(counted, elapsed, nacks, outstanding, content_bytes)
+    return ExchangeResult(count, elapsed, nacks, outstanding, content_bytes)
 
 
 def make_small_files(root: Path, count: int, size: int) -> None:

@@ -153,9 +153,9 @@ class FileWriter:
         """The queue's head, up to :data:`BATCH_BYTES` of data (at least one item). Called
         holding the lock."""
         items = self._items
-        batch = [items.popleft()]
-        size = batch[0][2] if batch[0][0] == _DATA else 0
-        while items and size < BATCH_BYTES:
+        batch: list[tuple[int, Path | memoryview | None, int]] = []
+        size = 0
+        while items and (not batch or size < BATCH_BYTES):
             item = items.popleft()
             batch.append(item)
             if item[0] == _DATA:
