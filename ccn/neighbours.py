@@ -164,6 +164,8 @@ class Neighbours:
         self._held: list[_Held] = []
         #: URIs of the neighbours whose dial waiting Interests are waiting for.
         self._dialling: set[str] = set()
+        #: ... of those, the ones dialled again and again (see ``orphan`` in :meth:`hold`).
+        self._redialling: set[str] = set()
         #: Interests held so far, those Nacked at once because MAX_HELD were waiting, and
         #: those dropped when their dial was over because their own lifetime had ended.
         self.held = 0
@@ -420,12 +422,16 @@ class Neighbours:
 
     # -- Interests waiting for a dial ------------------------------------------------------
 
-    def hold(self, face_id: int, interest: Interest) -> bool:
+    def hold(self, face_id: int, interest: Interest, *, orphan: bool = False) -> bool:
         """The forwarder found no route for ``interest`` from ``face_id``. If a neighbour that
         is down has a route for its name, dial it now and keep the Interest until that dial has
         succeeded or failed (at most :data:`HOLD_WAIT`), then hand it back to the node
         (:meth:`Node.retry_held <ccn.node.Node.retry_held>`); True. False: no such neighbour,
-        or :data:`MAX_HELD` Interests are waiting already (counted): Nack it now."""
+        or :data:`MAX_HELD` Interests are waiting already (counted): Nack it now.
+
+        ``orphan``: the Interest had gone to that neighbour, whose connection has just closed
+        under it: its dial is tried again (every :data:`DIAL_NOW_SPACING`) until it succeeds or
+        :data:`HOLD_WAIT` is over, since what closed is most likely a producer restarting."""
         name = interest.name
         if name.is_localhost:
             return False
@@ -449,8 +455,11 @@ class Neighbours:
         self._held.append(_Held(face_id, interest, expires, {str(nb.uri) for nb in down}))
         self.held += 1
         for nb in down:
-            if str(nb.uri) not in self._dialling:
-                self._dialling.add(str(nb.uri))
+            key = str(nb.uri)
+            if orphan:
+                self._redialling.add(key)
+            if key not in self._dialling:
+                self._dialling.add(key)
                 self.node.nursery.start_soon(self._dial_for_held, nb)
         return True
 
@@ -460,13 +469,17 @@ class Neighbours:
         key = str(nb.uri)
         try:
             with trio.move_on_after(HOLD_WAIT):
-                wait = nb.attempted_at + DIAL_NOW_SPACING - trio.current_time()
-                if wait > 0:
-                    await trio.sleep(wait)
-                if nb.face is None:  # (its own redial may have brought it back meanwhile)
-                    await nb.dial_now().wait()
+                while nb.face is None:
+                    wait = nb.attempted_at + DIAL_NOW_SPACING - trio.current_time()
+                    if wait > 0:
+                        await trio.sleep(wait)
+                    if nb.face is None:  # (its own redial may have brought it back meanwhile)
+                        await nb.dial_now().wait()
+                    if key not in self._redialling:  # one dial answers an Interest with no route
+                        break
         finally:
             self._dialling.discard(key)
+            self._redialling.discard(key)
         if nb.face is None:
             nb.held_failed_at = trio.current_time()
         self._release(key, up=nb.face is not None)

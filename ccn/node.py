@@ -531,7 +531,10 @@ class Node:
                         self._remember_version(event.face_id, data)
                     self._send(actions)
                     continue
-                self._send(handle(event, now))
+                actions = handle(event, now)
+                if type(event) is FaceDown and actions:
+                    actions = self._hold_orphans(actions)
+                self._send(actions)
             evicted = forwarder.cs.evicted
             if evicted:
                 self._spill(evicted)
@@ -556,6 +559,29 @@ class Node:
         return [
             a for a in actions if not (type(a) is SendNack and a.nack.reason is NackReason.NO_ROUTE)
         ]
+
+    def _hold_orphans(self, actions: list[Action]) -> list[Action]:
+        """A connection closed under Interests forwarded on it and unanswered, and no other next
+        hop was left: the forwarder Nacks them "no route" downstream. If it was a configured
+        neighbour's, which this node dials again, each waits for that instead (at most
+        :data:`ccn.neighbours.HOLD_WAIT`, dialling it again and again: most likely a producer
+        restarting), as an Interest that finds no route does (:meth:`_hold_no_route`). (A UDP
+        neighbour found unreachable has been probed in vain for a second already: not held.)"""
+        if not self.links.table:
+            return actions
+        kept: list[Action] = []
+        forwarder = self.forwarder
+        for action in actions:
+            if type(action) is SendNack and action.nack.reason is NackReason.NO_ROUTE:
+                interest = action.nack.interest
+                if self.links.hold(action.face_id, interest, orphan=True):
+                    forwarder.counters.out_nacks -= 1
+                    # It went upstream, so its nonce is in the dead-nonce list: sent again by
+                    # this node, it is no loop.
+                    forwarder.dnl.discard(interest.name, interest.digest, interest.nonce)
+                    continue
+            kept.append(action)
+        return kept
 
     def retry_held(self, face_id: int, interest: Interest) -> None:
         """An Interest held by :meth:`_hold_no_route` goes to the forwarder again, now that the

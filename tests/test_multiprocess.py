@@ -125,9 +125,10 @@ async def test_killing_the_producer_mid_fetch_fails_cleanly(
 async def test_a_producer_killed_under_pending_interests_is_felt_at_once(
     chain: dict[str, NodeProcess], tmp_path: Path
 ) -> None:
-    """B's connection to the producer C closes with Interests waiting on it: B Nacks them
-    "no route" then, so the consumer fails (or falls back to the newest version seen) well
-    within the Interest lifetime (4 s) it used to wait out."""
+    """B's connection to the producer C closes with Interests waiting on it: B dials C again
+    for HOLD_WAIT (1 s: a restart), then Nacks them "no route", so the consumer fails (or falls
+    back to the newest version seen) well within the Interest lifetime (4 s) it used to wait
+    out."""
     small = tmp_path / "small.txt"
     with trio.fail_after(60):
         async with connect(chain["C"].uri) as c:

@@ -21,7 +21,7 @@ from ccn.faces.stream import StreamFace
 from ccn.faces.transport import dial
 from ccn.faces.udp import PROBE
 from ccn.faces.uri import FaceUri
-from ccn.framing import frame
+from ccn.framing import Deframer, frame
 from ccn.name import Name
 from ccn.neighbours import HELD_FAILURE_STANDS, Neighbour
 from ccn.node import Node
@@ -166,6 +166,83 @@ async def test_a_get_right_after_a_producer_restart_dials_it_at_once(tmp_path: P
                 with trio.fail_after(2):  # the next redial is 4 s away
                     assert await client.get("/far/b") == b"b" * 100
             assert node.links.held >= 1
+
+
+class CrashingProducer:
+    """A TCP listener playing a producer that crashes under a request: it accepts, and on the
+    first Interest it reads it closes the connection and stops listening (:attr:`crashed`)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.crashed = trio.Event()
+        self.asked: list[Name] = []
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, self._handle, listeners)
+            task_status.started()
+            await self.crashed.wait()
+            nursery.cancel_scope.cancel()  # the listener closes with it
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        deframer = Deframer(1 << 20)
+        async with stream:
+            while not self.crashed.is_set():
+                chunk = await stream.receive_some()
+                if not chunk:
+                    return
+                for unit in deframer.feed(chunk):
+                    packet = decode(unit)
+                    if isinstance(packet, Interest):
+                        self.asked.append(packet.name)
+                        self.crashed.set()
+
+
+async def test_a_request_in_flight_when_its_producer_restarts_is_answered(tmp_path: Path) -> None:
+    # The producer's connection closes under a version lookup it was sent (a crash), and the
+    # producer listens again 0.3 s later (a restart: a `ccn node` listens ≈ 0.4 s after it is
+    # started). The consumer's node keeps the Interest and dials the producer again and again
+    # meanwhile (up to HOLD_WAIT), then sends it again: the get succeeds. It used to fail at
+    # once, "no route", when the connection closed.
+    port = free_port()
+    far = f"tcp://127.0.0.1:{port}"
+    (tmp_path / "a").write_bytes(b"a" * 100)
+    with trio.fail_after(30):
+        # (its store keeps /far/a for the restart)
+        async with (
+            node_in_process(tmp_path, "far", tcp=True) as (_, far_uri),
+            connect(far_uri) as producer,
+        ):
+            await producer.put(tmp_path / "a", "/far/a")
+        crashing = CrashingProducer(port)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(crashing.run)
+            async with node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (
+                node,
+                uri,
+            ):
+                nb = node.neighbours[far]
+                assert nb.face is not None  # dialled at start: the crashing one accepted
+                got: list[bytes] = []
+                async with connect(uri) as client, trio.open_nursery() as gets:
+
+                    async def get() -> None:
+                        got.append(await client.get("/far/a"))
+
+                    gets.start_soon(get)
+                    await crashing.crashed.wait()
+                    assert crashing.asked == [Name.parse("/far/a")]
+                    await trio.sleep(0.3)
+                    async with node_in_process(tmp_path, "far", tcp=True, tcp_port=port):
+                        with trio.fail_after(2):
+                            while not got:
+                                await trio.sleep(0.02)
+                assert got == [b"a" * 100]
+                assert node.links.held == 1
+                # the Interest counted in once, and not Nacked
+                assert node.forwarder.counters.out_nacks == 0
+                assert node.forwarder.counters.upstream_down == 1
 
 
 async def test_a_udp_neighbour_is_probed_at_once_for_a_get(

@@ -68,6 +68,14 @@ class DeadNonceList:
         self.hits += 1
         return True
 
+    def discard(self, name: Name, digest: bytes | None, nonce: int) -> None:
+        """Forget (name, digest, nonce): the node itself sends that Interest again (one it held
+        for a neighbour's redial when the face it had gone out on closed), which is no loop."""
+        key = (name.components, digest, nonce)
+        if key in self._entries:
+            del self._entries[key]
+            self._uncount(nonce)
+
     def purge(self, now: float) -> None:
         """Forget entries whose lifetime is over."""
         entries = self._entries
@@ -79,6 +87,10 @@ class DeadNonceList:
 
     def _pop_oldest(self) -> None:
         (_, _, nonce), _ = self._entries.popitem(last=False)
+        self._uncount(nonce)
+
+    def _uncount(self, nonce: int) -> None:
+        """One entry with ``nonce`` is gone."""
         left = self._nonces[nonce] - 1
         if left:
             self._nonces[nonce] = left

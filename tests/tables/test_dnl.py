@@ -67,3 +67,18 @@ def test_zero_size_remembers_nothing() -> None:
     dnl = DeadNonceList(max_entries=0)
     dnl.add(A, None, 1, 0.0)
     assert not dnl.has(A, None, 1, 0.0)
+
+
+def test_discard_forgets_one_interest_and_keeps_the_others() -> None:
+    dnl = DeadNonceList()
+    a, b = A, B
+    dnl.add(a, None, 7, now=0.0)
+    dnl.add(b, None, 7, now=0.0)
+    dnl.discard(a, None, 7)
+    assert not dnl.has(a, None, 7, now=1.0)
+    assert dnl.has(b, None, 7, now=1.0)  # the same nonce under another name stays
+    dnl.discard(a, None, 7)  # not there: nothing happens
+    dnl.discard(b, None, 7)
+    assert not dnl.has(b, None, 7, now=1.0) and len(dnl) == 0
+    dnl.add(a, None, 7, now=2.0)  # and it can come back
+    assert dnl.has(a, None, 7, now=3.0)
