@@ -538,6 +538,14 @@ async def bench_bulk(node: NodeProcess, workdir: Path, base_port: int, s: Settin
                 ok = dest.stat().st_size == size
                 dest.unlink()
                 _say(f"  ccn from the CS: {rates[-1] / MB:,.0f} MB/s, size ok {ok}")
+        uds: list[float] = []
+        async with connect(node.unix_uri) as client:
+            for _ in range(s.runs):
+                t0 = time.perf_counter()
+                await fetch_version(client, name, dest)
+                uds.append(size / (time.perf_counter() - t0))
+                dest.unlink()
+                _say(f"  ccn from the CS over the unix socket: {uds[-1] / MB:,.0f} MB/s")
         base: list[float] = []
         for _ in range(s.runs):
             base.append(await baseline_bulk(base_port, size, out / "base.out"))
@@ -563,6 +571,15 @@ async def bench_bulk(node: NodeProcess, workdir: Path, base_port: int, s: Settin
                 "cold_fetch_mb_s": round(cold / MB, 1),
                 "sink": str(s.sink),
             },
+        ),
+        Row(
+            "  same over the unix socket (info)",
+            statistics.median(uds) / MB,
+            statistics.median(base) / MB,
+            "MB/s",
+            "",
+            None,
+            {"runs_mb_s": [round(r / MB, 1) for r in uds]},
         ),
         Row(
             "  same, first fetch from the store (info)",
