@@ -54,7 +54,7 @@ from _common import (
 from blake3 import blake3
 
 from ccn.client import Client, connect
-from ccn.fetch import fetch_version, resolve
+from ccn.fetch import Stats, fetch_version, resolve
 from ccn.name import Name
 from ccn.packet import DEFAULT_HOP_LIMIT, DEFAULT_LIFETIME_MS, Data, Interest, Nack
 from ccn.store.objects import Kind, Tree, decode
@@ -509,6 +509,17 @@ async def bench_exchanges(
     return rows
 
 
+async def timed_fetch(client: Client, name: Name, dest: Path) -> tuple[float, Stats, int]:
+    """Fetch ``name`` into ``dest``: the seconds it took, the fetch's stats and the size of the
+    file, which is then removed."""
+    t0 = time.perf_counter()
+    _name, _version, stats = await fetch_version(client, name, dest)
+    seconds = time.perf_counter() - t0
+    got = dest.stat().st_size
+    dest.unlink()
+    return seconds, stats, got
+
+
 async def bench_bulk(node: NodeProcess, workdir: Path, base_port: int, s: Settings) -> list[Row]:
     size = s.bulk_mib * MIB
     src = workdir / "bulk.bin"
@@ -520,31 +531,24 @@ async def bench_bulk(node: NodeProcess, workdir: Path, base_port: int, s: Settin
             name = Name.parse(reply["name"])
             src.unlink()
             dest = out / "bulk.out"
-            t0 = time.perf_counter()
-            await fetch_version(client, name, dest)
-            cold = size / (time.perf_counter() - t0)
-            dest.unlink()
+            seconds, _st, _got = await timed_fetch(client, name, dest)
+            cold = size / seconds
             _say(f"  ccn {s.bulk_mib} MiB cold (from the store): {cold / MB:,.0f} MB/s")
             rates: list[float] = []
             hit_deltas: list[int] = []
             stats_objects = 0
             for _ in range(s.runs):
                 before = await cs_hits(client)
-                t0 = time.perf_counter()
-                _n, _v, st = await fetch_version(client, name, dest)
-                rates.append(size / (time.perf_counter() - t0))
+                seconds, st, got = await timed_fetch(client, name, dest)
+                rates.append(size / seconds)
                 hit_deltas.append(await cs_hits(client) - before)
                 stats_objects = st.objects
-                ok = dest.stat().st_size == size
-                dest.unlink()
-                _say(f"  ccn from the CS: {rates[-1] / MB:,.0f} MB/s, size ok {ok}")
+                _say(f"  ccn from the CS: {rates[-1] / MB:,.0f} MB/s, size ok {got == size}")
         uds: list[float] = []
         async with connect(node.unix_uri) as client:
             for _ in range(s.runs):
-                t0 = time.perf_counter()
-                await fetch_version(client, name, dest)
-                uds.append(size / (time.perf_counter() - t0))
-                dest.unlink()
+                seconds, _st, _got = await timed_fetch(client, name, dest)
+                uds.append(size / seconds)
                 _say(f"  ccn from the CS over the unix socket: {uds[-1] / MB:,.0f} MB/s")
         base: list[float] = []
         for _ in range(s.runs):

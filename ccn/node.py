@@ -517,7 +517,10 @@ class Node:
                     no_route = fw_counters.no_route
                     actions = handle(event, now)
                     if fw_counters.no_route != no_route and event is not self._retrying:
-                        actions = self._hold_no_route(event, actions)
+                        # A configured neighbour that is down may have a route: the Interest
+                        # waits for its dial instead (and is not counted as "no route" now).
+                        actions, held = self._hold_nacks(actions, orphans=False)
+                        fw_counters.no_route -= held
                     self._send(actions)
                     continue
                 if type(event) is DataIn:
@@ -533,7 +536,7 @@ class Node:
                     continue
                 actions = handle(event, now)
                 if type(event) is FaceDown and actions:
-                    actions = self._hold_orphans(actions)
+                    actions = self._hold_nacks(actions, orphans=True)[0]
                 self._send(actions)
             evicted = forwarder.cs.evicted
             if evicted:
@@ -545,46 +548,37 @@ class Node:
             if deadline is not None and deadline < self._sleeping_until:
                 self._timer_wake.set()
 
-    def _hold_no_route(self, event: InterestIn, actions: list[Action]) -> list[Action]:
-        """The forwarder found no route for ``event``'s Interest. If a configured neighbour
-        that is down has a route for it, its "no route" Nack is not sent: the Interest waits
-        for that neighbour's dial instead, and comes back through :meth:`retry_held`."""
-        if not self.links.table or not self.links.hold(event.face_id, event.interest):
-            return actions
-        # The forwarder counted the Nack it asked for: it is not sent, and the Interest is
-        # counted by what happens to it when it comes back (see retry_held).
-        counters = self.forwarder.counters
-        counters.no_route -= 1
-        counters.out_nacks -= 1
-        return [
-            a for a in actions if not (type(a) is SendNack and a.nack.reason is NackReason.NO_ROUTE)
-        ]
+    def _hold_nacks(self, actions: list[Action], *, orphans: bool) -> tuple[list[Action], int]:
+        """``actions`` without the "no route" Nacks whose Interests a down neighbour's dial now
+        waits for (:meth:`Neighbours.hold <ccn.neighbours.Neighbours.hold>`), and how many
+        those were. The forwarder counted each Nack: it is not sent, and its Interest is counted
+        by what happens to it when it comes back (:meth:`retry_held`).
 
-    def _hold_orphans(self, actions: list[Action]) -> list[Action]:
-        """A connection closed under Interests forwarded on it and unanswered, and no other next
-        hop was left: the forwarder Nacks them "no route" downstream. If it was a configured
-        neighbour's, which this node dials again, each waits for that instead (at most
-        :data:`ccn.neighbours.HOLD_WAIT`, dialling it again and again: most likely a producer
-        restarting), as an Interest that finds no route does (:meth:`_hold_no_route`). (A UDP
-        neighbour found unreachable has been probed in vain for a second already: not held.)"""
+        ``orphans``: a connection closed under these Interests, forwarded on it and unanswered,
+        with no other next hop left (``FaceDown``). If it was a configured neighbour's, the dial
+        is tried again and again for :data:`ccn.neighbours.HOLD_WAIT` (most likely a producer
+        restarting). Their nonces went into the dead-nonce list with their PIT entries: sent
+        again by this node, they are no loop. (A UDP neighbour found unreachable has been probed
+        in vain for a second already: its Interests are not held.)"""
         if not self.links.table:
-            return actions
+            return actions, 0
         kept: list[Action] = []
         forwarder = self.forwarder
+        held = 0
         for action in actions:
             if type(action) is SendNack and action.nack.reason is NackReason.NO_ROUTE:
                 interest = action.nack.interest
-                if self.links.hold(action.face_id, interest, orphan=True):
-                    forwarder.counters.out_nacks -= 1
-                    # It went upstream, so its nonce is in the dead-nonce list: sent again by
-                    # this node, it is no loop.
-                    forwarder.dnl.discard(interest.name, interest.digest, interest.nonce)
+                if self.links.hold(action.face_id, interest, orphan=orphans):
+                    held += 1
+                    if orphans:
+                        forwarder.dnl.discard(interest.name, interest.digest, interest.nonce)
                     continue
             kept.append(action)
-        return kept
+        forwarder.counters.out_nacks -= held
+        return kept, held
 
     def retry_held(self, face_id: int, interest: Interest) -> None:
-        """An Interest held by :meth:`_hold_no_route` goes to the forwarder again, now that the
+        """An Interest held by :meth:`_hold_nacks` goes to the forwarder again, now that the
         dial it waited for is over: forwarded if the neighbour is back, else Nacked "no route"
         (it is not held twice)."""
         if face_id not in self.faces:

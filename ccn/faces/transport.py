@@ -44,8 +44,9 @@ def _tune(stream: trio.SocketStream) -> None:
 
 #: The send buffer asked for on each end of a Unix-socket connection (the kernel grants at
 #: most ``net.core.wmem_max``, doubled). A Unix stream socket has no autotuning: its default,
-#: 208 KiB, holds under three 80 KiB objects on their way to a fetching client, and a 256 MiB
-#: fetch from the node's cache ran at 0.75x its rate with 4 MiB (benchmarks/README.md).
+#: 208 KiB, holds under three 80 KiB objects on their way to a fetching client: a 256 MiB
+#: fetch from the node's cache ran at about 0.75x the rate it has with 4 MiB
+#: (benchmarks/README.md, "The Unix socket's send buffer").
 UNIX_SNDBUF: Final = 4 << 20
 
 
