@@ -518,9 +518,8 @@ class Node:
                     actions = handle(event, now)
                     if fw_counters.no_route != no_route and event is not self._retrying:
                         # A configured neighbour that is down may have a route: the Interest
-                        # waits for its dial instead (and is not counted as "no route" now).
-                        actions, held = self._hold_nacks(actions, orphans=False)
-                        fw_counters.no_route -= held
+                        # waits for its dial instead.
+                        actions = self._hold_nacks(actions, orphans=False)
                     self._send(actions)
                     continue
                 if type(event) is DataIn:
@@ -536,7 +535,7 @@ class Node:
                     continue
                 actions = handle(event, now)
                 if type(event) is FaceDown and actions:
-                    actions = self._hold_nacks(actions, orphans=True)[0]
+                    actions = self._hold_nacks(actions, orphans=True)
                 self._send(actions)
             evicted = forwarder.cs.evicted
             if evicted:
@@ -548,11 +547,12 @@ class Node:
             if deadline is not None and deadline < self._sleeping_until:
                 self._timer_wake.set()
 
-    def _hold_nacks(self, actions: list[Action], *, orphans: bool) -> tuple[list[Action], int]:
+    def _hold_nacks(self, actions: list[Action], *, orphans: bool) -> list[Action]:
         """``actions`` without the "no route" Nacks whose Interests a down neighbour's dial now
-        waits for (:meth:`Neighbours.hold <ccn.neighbours.Neighbours.hold>`), and how many
-        those were. The forwarder counted each Nack: it is not sent, and its Interest is counted
-        by what happens to it when it comes back (:meth:`retry_held`).
+        waits for (:meth:`Neighbours.hold <ccn.neighbours.Neighbours.hold>`). The forwarder
+        counted each Nack (and, for an Interest that had just arrived, its "no route"): that is
+        taken back here, and the Interest is counted by what happens to it when it comes back
+        (:meth:`retry_held`).
 
         ``orphans``: a connection closed under these Interests, forwarded on it and unanswered,
         with no other next hop left (``FaceDown``). If it was a configured neighbour's, the dial
@@ -561,7 +561,7 @@ class Node:
         again by this node, they are no loop. (A UDP neighbour found unreachable has been probed
         in vain for a second already: its Interests are not held.)"""
         if not self.links.table:
-            return actions, 0
+            return actions
         kept: list[Action] = []
         forwarder = self.forwarder
         held = 0
@@ -574,8 +574,11 @@ class Node:
                         forwarder.dnl.discard(interest.name, interest.digest, interest.nonce)
                     continue
             kept.append(action)
-        forwarder.counters.out_nacks -= held
-        return kept, held
+        counters = forwarder.counters
+        counters.out_nacks -= held
+        if not orphans:  # (a closed upstream's Nacks count as upstream_down, which stays)
+            counters.no_route -= held
+        return kept
 
     def retry_held(self, face_id: int, interest: Interest) -> None:
         """An Interest held by :meth:`_hold_nacks` goes to the forwarder again, now that the
