@@ -30,6 +30,7 @@ from ccn.client import connect
 from ccn.errors import CcnError
 from ccn.framing import frame
 from ccn.keys import SigningKey, generate_key, key_path
+from ccn.mgmt_proto import command_name
 from ccn.name import ROOT, Name
 from ccn.packet import Data, Interest, Nack, NackReason
 from ccn.store.objects import Blob, Kind, Version, decode, encode, id_of
@@ -554,3 +555,85 @@ async def test_a_loopback_peer_of_another_user_is_not_local(tmp_path: Path) -> N
         assert await trio.to_thread.run_sync(as_user, 65534) == "no answer"
         assert node.forwarder.counters.scope_violations == violations + 1
         assert await trio.to_thread.run_sync(as_user, 0) == "answered"  # the node's own user
+
+
+_SEND_AND_CLOSE = """
+import socket, sys
+port, frames = int(sys.argv[1]), sys.stdin.read().split()
+for f in frames:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(bytes.fromhex(f))
+    s.close()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run a client as another user")
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
+async def test_a_command_whose_sender_closes_at_once_is_not_taken_for_roots(
+    tmp_path: Path,
+) -> None:
+    """A socket closed since lingers in the kernel's tables as root's (FIN_WAIT, TIME_WAIT): a
+    user who sends a command and closes at once must not pass for root, however late the node
+    looks (it looks up the very connection, and a socket no process holds is no one's)."""
+    frames = [
+        frame(
+            codec.encode(
+                Interest(
+                    command_name(
+                        "route-add", {"prefix": f"/pwned/{i}", "uri": "tcp://192.0.2.1:1"}
+                    ),
+                    1000 + i,
+                    must_be_fresh=True,
+                )
+            )
+        ).hex()
+        for i in range(30)
+    ]
+    async with node_in_process(tmp_path, tcp=True) as (node, uri):
+        port = next(b.port for b in node.bound if b.scheme == "tcp")
+        violations = node.forwarder.counters.scope_violations
+        # Run while this trio loop, the node's, is blocked: the connections wait in the
+        # listener's backlog, so the node looks them up only after their senders closed them.
+        subprocess.run(
+            ["/usr/bin/python3", "-c", _SEND_AND_CLOSE, str(port)],
+            input="\n".join(frames),
+            user=65534,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        # still blocked: a closed socket turns from its user's into a TIME_WAIT or FIN_WAIT2
+        # entry, root's, within ~0.2 s
+        time.sleep(1)
+        await trio.sleep(1)  # the node accepts them and reads what they sent
+        # each command read, and dropped as from a face that is not local
+        assert node.forwarder.counters.scope_violations == violations + len(frames)
+        assert node.forwarder.fib.count(Name.parse("/pwned")) == 0
+        async with connect(uri) as app:  # the node's user, over its Unix socket: still served
+            assert (await app.status())["faces"]
+
+
+async def test_udp_peers_never_manage_the_node(tmp_path: Path) -> None:
+    """A datagram's address names a port whose owner may change while its face lives: a UDP
+    peer is never local, even of the node's own user on loopback. Its /localhost Interests are
+    dropped and counted; its other Interests are served."""
+    async with node_in_process(tmp_path, udp=True) as (node, _uri):
+        port = next(b.port for b in node.bound if b.scheme == "udp")
+        violations = node.forwarder.counters.scope_violations
+        command = Interest(
+            command_name("route-add", {"prefix": "/via/udp", "uri": "tcp://192.0.2.1:1"}),
+            7,
+            must_be_fresh=True,
+        )
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.connect(("127.0.0.1", port))
+            u.send(codec.encode(command))
+            u.send(codec.encode(Interest(Name.parse("/nothing/here"), 8)))
+            u.settimeout(5)
+            answer = await trio.to_thread.run_sync(u.recv, 1 << 16)
+        nack = codec.decode(answer)  # the plain Interest is answered (no route), not the command
+        assert type(nack) is Nack and nack.interest.nonce == 8
+        assert node.forwarder.counters.scope_violations == violations + 1
+        assert node.forwarder.fib.count(Name.parse("/via")) == 0
+        assert not [f for f in node.faces.values() if f.remote.startswith("udp") and f.local]

@@ -1,6 +1,7 @@
 """Open and accept stream transports (TCP, Unix sockets) and wrap them in stream faces.
 
-Peers on loopback or a Unix socket are *local* (they may use ``/localhost`` names).
+Peers on a Unix socket, and loopback TCP peers that run as the node's user or root
+(:mod:`ccn.faces.peers`), are *local* (they may use ``/localhost`` names).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Final
 import trio
 
 from ccn.errors import ConnectError, os_error_text
-from ccn.faces.peers import is_local_peer, is_loopback
+from ccn.faces.peers import is_local_peer
 from ccn.faces.stream import StreamFace
 from ccn.faces.uri import FaceUri, unknown_zone
 from ccn.framing import DEFAULT_MAX_FRAME
@@ -67,7 +68,8 @@ async def dial(uri: FaceUri) -> StreamFace:
             if uri.scheme == "tcp":
                 tcp = await trio.open_tcp_stream(uri.host, uri.port)
                 _tune(tcp)
-                return StreamFace(tcp, str(uri), local=is_loopback(uri.host))
+                local = is_local_peer(tcp.socket.getsockname(), tcp.socket.getpeername())
+                return StreamFace(tcp, str(uri), local=local)
             unix = await trio.open_unix_socket(uri.path)
             _tune_unix(unix)
             return StreamFace(unix, str(uri), local=True)
@@ -146,11 +148,12 @@ async def accepted_peer(stream: trio.SocketStream) -> tuple[FaceUri, bool] | Non
     we looked: ``getpeername`` fails, and must not take the listener, and with it the node,
     down)."""
     try:
-        host, port = stream.socket.getpeername()[:2]
+        peer = stream.socket.getpeername()
+        ours = stream.socket.getsockname()
     except OSError:
         await trio.aclose_forcefully(stream)
         return None
-    return FaceUri("tcp", host=host, port=port), is_local_peer("tcp", host, port)
+    return FaceUri("tcp", host=peer[0], port=peer[1]), is_local_peer(ours, peer)
 
 
 async def serve(

@@ -47,7 +47,6 @@ import trio
 from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
-from ccn.faces.peers import is_local_peer, is_loopback
 from ccn.faces.uri import FaceUri, unknown_zone
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, parse_header
 from ccn.name import Name
@@ -203,11 +202,9 @@ class UdpFace(Face):
         idle_timeout: float,
         max_datagram: int,
     ) -> None:
-        # A peer we chose (a route, discovery) is local if on this host; one that spoke first
-        # must also run as our user (see ccn.faces.peers).
-        host, port = addr[0], addr[1]
-        local = is_loopback(host) if persistent else is_local_peer("udp", host, port)
-        super().__init__(_uri_text(addr), local=local)
+        # Never local: a datagram's address is a port whose owner may change while the face
+        # lives, so /localhost (management) is for stream peers only (see ccn.faces.peers).
+        super().__init__(_uri_text(addr), local=False)
         self.opened_by_peer = not persistent
         self.channel = channel
         self.addr = addr

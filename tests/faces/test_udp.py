@@ -73,12 +73,13 @@ async def channel(host: str = "127.0.0.1", **kwargs: Any) -> AsyncIterator[tuple
 async def test_peers_get_one_face_each_both_ways() -> None:
     async with channel() as (a, ha), channel() as (b, hb):
         fa = a.face_for(await a.resolve(b.bound))
-        assert fa.persistent and fa.local and str(fa.remote) == str(b.bound)
+        # never local, even on loopback: /localhost is for stream peers (ccn.faces.peers)
+        assert fa.persistent and not fa.local and str(fa.remote) == str(b.bound)
         fa.send(Interest(N, 1))
         await hb.wait(lambda: len(hb.packets) == 1)
         fb, got = hb.packets[0]
         assert got == Interest(N, 1)
-        assert isinstance(fb, UdpFace) and not fb.persistent  # made on demand
+        assert isinstance(fb, UdpFace) and not fb.persistent and not fb.local  # on demand
         fb.send(Data(N, b"x"))
         await ha.wait(lambda: len(ha.packets) == 1)
         assert ha.packets[0] == (fa, Data(N, b"x"))
@@ -91,12 +92,12 @@ async def test_ipv6_loopback_peers_get_one_face_each_both_ways() -> None:
     async with channel("::1") as (a, ha), channel("::1", max_datagram=1400) as (b, hb):
         assert a.family == socket.AF_INET6 and str(b.bound) == f"udp://[::1]:{b.bound.port}"
         fa = a.face_for(await a.resolve(FaceUri.parse(str(b.bound))))
-        assert fa.persistent and fa.local and fa.remote == str(b.bound)
+        assert fa.persistent and not fa.local and fa.remote == str(b.bound)
         fa.send(Interest(N, 1))
         await hb.wait(lambda: len(hb.packets) == 1)
         fb, got = hb.packets[0]
         assert got == Interest(N, 1) and isinstance(fb, UdpFace)
-        assert fb.remote == str(a.bound) and fb.local  # a peer on [::1], as our user
+        assert fb.remote == str(a.bound) and not fb.local
         big = Data(N, os.urandom(100_000))  # fragmented (1400-byte datagrams), reassembled
         fb.send(big)
         await ha.wait(lambda: len(ha.packets) == 1)
