@@ -241,7 +241,9 @@ class Management:
 
     async def cmd_gc(self, params: dict[str, Any], asked: Wanted = None) -> dict[str, Any]:
         grace = params.get("grace")
-        if grace is not None and (type(grace) not in (int, float) or grace < 0):
+        if grace is not None and (
+            type(grace) not in (int, float) or not grace >= 0  # (NaN is not)
+        ):
             raise CommandFailed("grace must be a number of seconds >= 0")
         dry_run = params.get("dry_run", False) is True
         grace_s = GRACE_S if grace is None else float(grace)

@@ -24,7 +24,7 @@ import contextlib
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -73,6 +73,10 @@ MAX_LAYOUT_LEAVES = 1 << 20
 MAX_CACHED_LEAVES = 4 << 20
 #: Prefixes one NDN app (face) may register.
 MAX_REGISTERED = 1024
+#: Segment and metadata requests one NDN face may have the gateway working on at once (each
+#: is a task until answered or its lifetime ends); past it, an Interest is Nacked "congestion":
+#: a flood must not grow the node's tasks and memory without bound.
+MAX_SERVING_PER_FACE = 256
 BLOB_CACHE_BYTES = 32 << 20
 #: The NFD management commands the node answers; anything else gets 501.
 _RIB_COMMANDS = {(b"rib", b"register"), (b"rib", b"unregister")}
@@ -138,6 +142,9 @@ class NdnGateway:
         self._app_side = _AppSide(lambda p: node.inject(node_side.id, p))
         self.client = Client(self._app_side)
         self.served_segments = 0
+        #: Requests Nacked "congestion" because their face had MAX_SERVING_PER_FACE in hand.
+        self.refused_busy = 0
+        self._serving: dict[int, int] = {}
 
     def _to_app(self, packet: Packet) -> None:
         self.client._deliver(self._app_side, packet)
@@ -178,9 +185,39 @@ class NdnGateway:
                 with contextlib.suppress(OSError):
                     os.unlink(bound.path)
 
-    def _spawn(self, fn: Callable[..., object], *args: object) -> None:
+    def _spawn(
+        self,
+        fn: Callable[..., Awaitable[None]],
+        face: NdnFace,
+        pending: PendingInterest,
+        *args: object,
+    ) -> None:
+        """Serve ``pending`` in a task of its own (``fn(face, pending, *args)``), unless its face
+        has MAX_SERVING_PER_FACE of them already: then Nack it "congestion"."""
         assert self._nursery is not None
-        self._nursery.start_soon(fn, *args)  # type: ignore[arg-type]
+        busy = self._serving.get(face.id, 0)
+        if busy >= MAX_SERVING_PER_FACE:
+            self.refused_busy += 1
+            face.nack(pending, lp.NACK_CONGESTION)
+            return
+        self._serving[face.id] = busy + 1
+        self._nursery.start_soon(self._serve_one, fn, face, pending, *args)
+
+    async def _serve_one(
+        self,
+        fn: Callable[..., Awaitable[None]],
+        face: NdnFace,
+        pending: PendingInterest,
+        *args: object,
+    ) -> None:
+        try:
+            await fn(face, pending, *args)
+        finally:
+            left = self._serving[face.id] - 1
+            if left:
+                self._serving[face.id] = left
+            else:
+                del self._serving[face.id]
 
     # -- NdnHost ------------------------------------------------------------------------------
 
@@ -284,7 +321,7 @@ class NdnGateway:
         seg: int,
         record: Version | None,
     ) -> None:
-        with trio.move_on_after(pending.ndn.lifetime / 1000):
+        with trio.move_on_after(pending.ccn.lifetime_ms / 1000):  # capped
             try:
                 layout = await self._layout(versioned, record)
                 if layout is None or seg >= layout.segments:
@@ -389,7 +426,7 @@ class NdnGateway:
 
     async def _serve_metadata(self, face: NdnFace, pending: PendingInterest) -> None:
         prefix_ndn = pending.ndn.name[:-1]
-        with trio.move_on_after(pending.ndn.lifetime / 1000):
+        with trio.move_on_after(pending.ccn.lifetime_ms / 1000):  # capped
             try:
                 # NDN's MustBeFresh: "latest" is what the producer says, never an older copy
                 versioned, record = await resolve(

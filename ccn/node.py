@@ -1003,6 +1003,8 @@ class Node:
         out["held_overflow"] = self.links.held_overflow
         # Interests held for a dial whose own lifetime ended before it was over: not forwarded
         out["held_expired"] = self.links.held_expired
+        # NDN segment requests Nacked "congestion": their face had the most the gateway serves
+        out["ndn_busy"] = 0 if self.ndn is None else self.ndn.refused_busy
         return out
 
     def limits(self) -> dict[str, int]:

@@ -90,6 +90,7 @@ async def test_parameter_errors_name_the_parameter(tmp_path: Path) -> None:
         ("pin", {"name": "/p", "version": "text"}, "version must be the version record's bytes"),
         ("pin", {"name": "/"}, "cannot pin the root name"),
         ("gc", {"grace": -1}, "grace must be a number of seconds >= 0"),
+        ("gc", {"grace": float("nan")}, "grace must be a number of seconds >= 0"),
         ("gc", {"grace": "1h"}, "grace must be a number of seconds >= 0"),
         ("unpin", {"name": "/never/pinned"}, "/never/pinned is not pinned"),
         ("refuse", {"name": "/p/v1"}, "refuse needs a version's name (/n/vN) and its record's id"),

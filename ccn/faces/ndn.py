@@ -295,6 +295,9 @@ class NdnFace(ByteStreamFace):
             self.close(f"not an NDN stream: {e}")
             return ()
 
+    def _held(self) -> int:
+        return self._framer.buffered
+
     def _take(self, unit: bytes | memoryview, deliver: Deliver) -> None:
         try:
             self._on_element(bytes(unit), deliver)

@@ -183,7 +183,11 @@ class ByteStreamFace(Face):
         while not self.closed:
             chunk = await self._receive()
             if not chunk:
-                self.close_reason = "peer closed"
+                if self._held():  # a packet cut short: malformed, as a broken one is
+                    counters.malformed += 1
+                    self.close_reason = f"peer closed {self._held()} bytes into a packet"
+                else:
+                    self.close_reason = "peer closed"
                 return
             counters.in_bytes += len(chunk)
             turn_ends = _clock() + READ_QUANTUM  # _receive yielded
@@ -211,6 +215,10 @@ class ByteStreamFace(Face):
 
     def _take(self, unit: bytes | memoryview, deliver: Deliver) -> None:
         """Decode one unit and deliver what it carries (counting what is malformed)."""
+        raise NotImplementedError
+
+    def _held(self) -> int:
+        """Bytes received of a unit not complete yet."""
         raise NotImplementedError
 
     async def _receive(self) -> bytes | bytearray:
@@ -303,6 +311,9 @@ class StreamFace(ByteStreamFace):
             self.counters.malformed += 1
             self.close(f"not a ccn stream: {e}")
             return ()
+
+    def _held(self) -> int:
+        return self._deframer.buffered
 
     def _take(self, unit: bytes | memoryview, deliver: Deliver) -> None:
         try:

@@ -130,6 +130,11 @@ class TlvFramer:
         self._buf = bytearray()
         self._error: NdnFrameError | None = None
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the rest of an element."""
+        return len(self._buf)
+
     def feed(self, data: Buffer) -> list[bytes]:
         if self._error is not None:
             raise self._error

@@ -297,3 +297,56 @@ async def test_answers_for_interests_no_longer_pending_are_counted_as_late() -> 
     face.send(Data(Name.parse("/gone"), b"late"))
     face.send(Nack(Interest(Name.parse("/gone"), 7), NackReason.NO_ROUTE))
     assert (face.counters.late, face.counters.dropped) == (2, 0)
+
+
+async def test_segment_requests_in_hand_per_face_are_bounded(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Each segment request is a task of the gateway until answered or its lifetime ends: past
+    MAX_SERVING_PER_FACE of one face's, the next are Nacked "congestion" (a flood towards an
+    upstream that does not answer grew them without bound: 100k Interests, 20 s of CPU)."""
+    from ccn import ndngw
+    from ccn.client import connect
+
+    monkeypatch.setattr(ndngw, "MAX_SERVING_PER_FACE", 2)
+    (tmp_path / "f").write_bytes(bytes(range(256)) * 100)
+    async with ndn_node(tmp_path) as (node, port):
+        async with connect(f"unix://{tmp_path}/node.sock") as client:
+            await client.put(tmp_path / "f", "/demo/f")
+        app = await peer(port)
+        gateway = node.ndn
+        real = gateway._serve_segment
+
+        async def slow(*_args: Any) -> None:  # an upstream that does not answer
+            await trio.sleep(0.5)
+
+        monkeypatch.setattr(gateway, "_serve_segment", slow)
+
+        def seg(k: int, nonce: int) -> bytes:
+            return p.encode_interest(
+                ((8, b"demo"), (8, b"f"), p.version(1), p.segment(k)), nonce=nonce
+            ).wire
+
+        for k in range(3):
+            await app.send(seg(k, 10 + k))
+        refused = lp.decode_lp(await app.receive())  # the third, at once
+        assert refused.nack and refused.nack_reason == lp.NACK_CONGESTION
+        assert node.status()["drops"]["ndn_busy"] == 1 and gateway._serving
+        with trio.fail_after(5):
+            while gateway._serving:  # the two end; nothing is left counted
+                await trio.sleep(0.05)
+        monkeypatch.setattr(gateway, "_serve_segment", real)
+        await app.send(seg(0, 20))
+        answer = p.decode_data(await app.receive())
+        assert answer.name[-1] == p.segment(0)
+
+
+async def test_a_stream_cut_short_inside_an_element_counts_as_malformed(tmp_path: Path) -> None:
+    async with ndn_node(tmp_path) as (node, port):
+        app = await peer(port)
+        wire = p.encode_interest(((8, b"x"),), nonce=1).wire
+        await app.send(wire[:-2])
+        await app.stream.send_eof()
+        with trio.fail_after(5):
+            while node.status()["drops"]["malformed"] < 1:
+                await trio.sleep(0.02)

@@ -56,6 +56,21 @@ async def test_malformed_frame_is_dropped_and_counted_after_a_valid_one() -> Non
         nursery.cancel_scope.cancel()
 
 
+async def test_a_stream_that_ends_inside_a_frame_counts_it_as_malformed() -> None:
+    left, right = trio.testing.memory_stream_pair()
+    face = StreamFace(right, "memory://peer", local=False)
+    inbox = Inbox()
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(face.run, inbox)
+            whole = frame(encode(Interest(N, 1)))
+            await left.send_all(whole + whole[:-3])  # the second cut short, then the end
+            await left.send_eof()
+            await inbox.wait_for(1)
+    assert face.counters.malformed == 1 and face.closed
+    assert face.close_reason is not None and "into a packet" in face.close_reason
+
+
 async def test_a_stream_that_is_not_ccn_is_closed_without_harm_to_others() -> None:
     a, b = memory_face_pair()
     left, right = trio.testing.memory_stream_pair()
