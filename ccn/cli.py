@@ -9,6 +9,8 @@ a program ended by SIGPIPE) the reader of stdout went away (``ccn get NAME -o - 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -19,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 from ccn.defaults import default_socket, default_store
 from ccn.errors import CcnError, LocalError, Refused, VerificationError, os_error_text
@@ -199,8 +201,13 @@ def cmd_get(args: argparse.Namespace) -> int:
         out = os.fsdecode(last)
     if out == "":
         raise LocalError("-o needs a path ('-' for stdout)")
+    stdout: BinaryIO | None = None
     if out != "-":
         _check_output(Path(out))
+    elif sys.stdout is None:  # started with stdout closed (ccn get -o - >&-)
+        raise LocalError("stdout is closed; give -o OUT, or open it (-o - > FILE)")
+    else:
+        stdout = sys.stdout.buffer
 
     from ccn.trust import Anchors, UntrustedVersion
 
@@ -248,11 +255,13 @@ def cmd_get(args: argparse.Namespace) -> int:
         return True
 
     async def ccn_body(client: Client) -> int:
-        if out == "-":
-            versioned = await fetch_to_stream(client, name, sys.stdout.buffer)
+        if stdout is not None:
+            versioned = await fetch_to_stream(client, name, _Interruptible(stdout))
         else:
             bar = ProgressBar() if sys.stderr.isatty() else None
-            versioned, _v, _stats = await fetch_version(client, name, Path(out), progress=bar)
+            versioned, _v, _stats = await fetch_version(
+                client, name, Path(out), progress=bar, into_directory=out.endswith(("/", os.sep))
+            )
             if bar is not None:
                 bar.finish()
                 print(f"{versioned} -> {out}", file=sys.stderr)
@@ -266,6 +275,41 @@ def cmd_get(args: argparse.Namespace) -> int:
         return 0
 
     return _on_node(args, body)
+
+
+class _Interruptible:
+    """Stdout for a fetch, whose writes Ctrl-C and SIGTERM interrupt. trio handles both by a
+    task of its own (:func:`_stopped_by_signals`), which cannot run while a write blocks on a
+    pipe whose reader has stopped reading (``ccn get -o - | less``, paused): the signal's
+    handler would only queue it, and the write be resumed. While writing, the handlers raise
+    at once instead (``KeyboardInterrupt``, :class:`_Terminated`); the fetch stops through its
+    cleanup as it does for a signal at any other moment."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.main = threading.current_thread() is threading.main_thread()
+
+    def write(self, data: bytes | memoryview) -> int:
+        if not self.main:
+            return self.out.write(data)
+        before = signal.signal(signal.SIGINT, _raise_interrupted)
+        also = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            return self.out.write(data)
+        finally:
+            signal.signal(signal.SIGINT, before)
+            signal.signal(signal.SIGTERM, also)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _raise_interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise _Terminated
 
 
 def _check_output(dest: Path) -> None:
@@ -943,6 +987,15 @@ def build_parser() -> _Parser:
     return p
 
 
+def _tolerant_output() -> None:
+    """A path that is not valid in the locale's encoding (a non-UTF-8 ``$CCN_HOME``) is
+    printed escaped, not a traceback after the command has done its work."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError):  # (closed)
+                stream.reconfigure(errors="backslashreplace")
+
+
 def _stopped(args: argparse.Namespace, how: str) -> str:
     """The line for a command stopped by a signal. The node stops a put whose client left,
     unless the import had already ended, so whether it was published is for ``ls`` to say."""
@@ -952,8 +1005,11 @@ def _stopped(args: argparse.Namespace, how: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args_one_line(argv)
+    _tolerant_output()
+    args = argparse.Namespace()
     try:
+        # (inside: Ctrl-C while the parser is built is no traceback either)
+        args = build_parser().parse_args_one_line(argv)
         code: int = args.func(args)
         return code
     except BrokenPipeError:

@@ -444,7 +444,8 @@ class Client:
     async def fetch(self, name: Name | str, path: str | os.PathLike[str]) -> Name:
         """Fetch a file or directory version to ``path``; return the versioned name.
 
-        It is written beside ``path`` (``<path>.ccn-partial``) and renamed when every byte is
+        It is written beside ``path`` (``<path>.ccn-partial-<pid>-<n>``, this fetch's own)
+        and renamed when every byte is
         verified: a fetch that fails or is cancelled leaves nothing. A file replaces an existing
         file at ``path``; a directory is never merged into an existing path
         (:class:`LocalError`)."""

@@ -18,6 +18,7 @@ from ccn.errors import LocalError
 from ccn.faces.uri import FaceUri
 from ccn.framing import DEFAULT_MAX_FRAME
 from ccn.name import Name
+from ccn.regular import read_regular
 
 #: Smallest ``max_frame``: a Data packet carrying the largest object (512 KiB) must fit.
 MIN_FRAME = 520 * 1024
@@ -129,7 +130,7 @@ class NodeConfig:
         import tomllib  # only a node given --config reads TOML (every node loads this module)
 
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(read_regular(path).decode())
         except OSError as e:
             raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
         except tomllib.TOMLDecodeError as e:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import math
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final, Protocol
 
 import trio
 from blake3 import blake3
@@ -656,13 +657,61 @@ PARTIAL_SUFFIX: Final = ".ccn-partial"
 NAME_MAX: Final = 255
 
 
+class Output(Protocol):
+    """Where :func:`fetch_to_stream` writes: a binary file, or what stands for one."""
+
+    def write(self, data: bytes | memoryview, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
+#: Partial outputs made by this process so far (their names must differ: tasks of one program
+#: may fetch to the same path at once).
+_partials = itertools.count(1)
+
+
 def partial_path(dest: Path) -> Path:
     """Where a fetch to ``dest`` writes before it renames: beside it (the rename is atomic),
-    ``<name>.ccn-partial``; for a name too long to take the suffix, a hidden name made from
-    its hash instead."""
-    if len(os.fsencode(dest.name)) + len(PARTIAL_SUFFIX) <= NAME_MAX:
-        return dest.with_name(dest.name + PARTIAL_SUFFIX)
-    return dest.with_name(f".{blake3(os.fsencode(dest.name)).hexdigest()[:32]}{PARTIAL_SUFFIX}")
+    ``<name>.ccn-partial-<pid>-<n>``, a name of this fetch's own: two fetches to one output
+    never write into each other's, and a path that is not a fetch's (a user's
+    ``<name>.ccn-partial``) is never touched. For a name too long to take the suffix, a hidden
+    name made from its hash instead."""
+    return dest.with_name(f"{_partial_base(dest)}-{os.getpid()}-{next(_partials)}")
+
+
+def _partial_base(dest: Path) -> str:
+    tag = len(PARTIAL_SUFFIX) + 24  # "-<pid>-<n>"
+    if len(os.fsencode(dest.name)) + tag <= NAME_MAX:
+        return dest.name + PARTIAL_SUFFIX
+    return f".{blake3(os.fsencode(dest.name)).hexdigest()[:32]}{PARTIAL_SUFFIX}"
+
+
+def stale_partials(dest: Path) -> list[Path]:
+    """The partial outputs for ``dest`` that fetches killed before they could clean up left
+    (SIGKILL, a crash): named as :func:`partial_path` names them, by a process that is gone."""
+    base = _partial_base(dest) + "-"
+    found = []
+    try:
+        entries = os.listdir(dest.parent)
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.startswith(base):
+            continue
+        pid, _, n = entry[len(base) :].partition("-")
+        if pid.isdigit() and n.isdigit() and not _alive(int(pid)):
+            found.append(dest.parent / entry)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: alive
+        return True
+    return True
 
 
 async def fetch_version(
@@ -672,20 +721,33 @@ async def fetch_version(
     *,
     progress: Progress | None = None,
     max_window: int = MAX_WINDOW,
+    into_directory: bool = False,
 ) -> tuple[Name, Version, Stats]:
-    """Fetch ``name`` to ``dest`` (a file or a directory), atomically and verified."""
+    """Fetch ``name`` to ``dest`` (a file or a directory), atomically and verified.
+    ``into_directory``: ``dest`` was written with a trailing slash, so a file version is an
+    error (as ``cp`` has it), not a file written at ``dest``."""
     versioned, version = await resolve(client, name)
     pipe = Pipeline(client, versioned, max_window=max_window)
-    partial = partial_path(dest)
-    if dest.is_dir() and version.root_kind != Kind.TREE:
-        raise LocalError(f"{dest} is a directory; give a file path to write to")
+    if version.root_kind != Kind.TREE:
+        if dest.is_dir():
+            raise LocalError(f"{dest} is a directory; give a file path to write to")
+        if into_directory:
+            raise LocalError(
+                f"{dest}{os.sep} names a directory, and {versioned} is a file; give a file path"
+            )
     if version.root_kind == Kind.TREE and os.path.lexists(dest):  # a dangling link too
         raise LocalError(f"{dest} already exists")
     interior = await _fetch_interior(pipe, version.root, version.root_kind)
+    for stale in stale_partials(dest):  # what fetches killed to this path left
+        with contextlib.suppress(OSError):
+            _remove(stale)
+    partial = partial_path(dest)
     plan = _plan(version, interior, partial)
-    # What a killed fetch left must not become part of this one (a stray file in a partial
-    # directory is covered by no hash).
-    _remove(partial)
+    if version.root_kind == Kind.TREE:
+        try:
+            partial.mkdir()  # its own (never one that was there: that is not removed below)
+        except OSError as e:
+            raise LocalError(f"cannot write {dest}: {e.strerror}") from None
     try:
         for d in plan.dirs:
             d.mkdir(parents=True, exist_ok=True)
@@ -780,7 +842,7 @@ async def fetch_to_path(client: Client, name: Name, dest: Path) -> Name:
 
 
 async def fetch_to_stream(
-    client: Client, name: Name, out: BinaryIO, *, shown_as: str = "stdout"
+    client: Client, name: Name, out: Output, *, shown_as: str = "stdout"
 ) -> Name:
     """Fetch a file version and write it to ``out`` in order (e.g. stdout). An error writing
     ``out`` raises :class:`LocalError` naming it ``shown_as`` (a full disk under a redirected

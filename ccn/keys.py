@@ -25,6 +25,7 @@ from blake3 import blake3
 
 from ccn.defaults import ccn_home
 from ccn.errors import LocalError
+from ccn.regular import read_regular
 from ccn.store.objects import Version
 
 # cryptography is imported where a key is made, read, signs or verifies, not here: parsing a
@@ -166,8 +167,7 @@ class SigningKey:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         try:
-            with open(path, "rb") as f:
-                data = f.read(64 * 1024)
+            data = read_regular(path, 64 * 1024)
         except OSError as e:
             raise KeyFileError(f"cannot read key {path}: {e.strerror or e}") from None
         try:

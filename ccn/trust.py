@@ -30,6 +30,7 @@ from ccn.defaults import ccn_home
 from ccn.errors import CcnError, LocalError, VerificationError
 from ccn.keys import PublicKey, short_id
 from ccn.name import Name
+from ccn.regular import read_regular
 from ccn.store.objects import Version
 
 
@@ -138,7 +139,7 @@ class Anchors:
         """Read a trust file; a missing file is no anchors."""
         path = path or default_trust_file()
         try:
-            text = path.read_text()
+            text = read_regular(path).decode()
         except FileNotFoundError:
             return cls()
         except OSError as e:

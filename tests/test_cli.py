@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import trio
@@ -477,7 +478,7 @@ def test_get_checks_the_output_path_first(node: str, tmp_path: Path) -> None:
     long_name = "n" * 250  # a valid name, too long to take ".ccn-partial": fetched all the same
     assert run("get", "/cli/out", "-o", str(tmp_path / long_name), node=node).returncode == 0
     assert (tmp_path / long_name).read_bytes() == src.read_bytes()
-    assert not list(tmp_path.glob("*.ccn-partial"))
+    assert not list(tmp_path.glob("*.ccn-partial*"))
     one_line_error(  # an OSError inside trio: "path: reason", no "[Errno 36]"
         run("get", "/cli/out", "-o", str(tmp_path / ("n" * 256)), node=node),
         "File name too long",
@@ -729,7 +730,6 @@ def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
         assert "listening on" in node_proc.stdout.readline()
         assert run("put", str(src), "/cli/term", node=sock).returncode == 0
         out = tmp_path / "out.bin"
-        partial = tmp_path / "out.bin.ccn-partial"
         get = subprocess.Popen(
             [*CCN, "--node", sock, "get", "/cli/term", "-o", str(out)],
             stdout=subprocess.PIPE,
@@ -737,9 +737,13 @@ def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
             text=True,
         )
         deadline = time.monotonic() + 30
-        while not partial.exists() and get.poll() is None and time.monotonic() < deadline:
+        while (
+            not list(tmp_path.glob("out.bin.ccn-partial-*"))
+            and get.poll() is None
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.002)
-        assert partial.exists(), "the fetch never started writing"
+        assert list(tmp_path.glob("out.bin.ccn-partial-*")), "the fetch never started writing"
         node_proc.send_signal(signal.SIGSTOP)  # hold the fetch half way
         try:
             get.send_signal(signal.SIGTERM)
@@ -749,7 +753,7 @@ def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
         assert get.returncode == 128 + signal.SIGTERM
         assert err.strip().splitlines()[-1] == "ccn: terminated"
         assert "Traceback" not in err
-        assert not partial.exists()
+        assert not list(tmp_path.glob("out.bin.ccn-partial*"))
         assert not out.exists()
     finally:
         if get is not None and get.poll() is None:
@@ -1321,3 +1325,163 @@ def test_ipv6_addresses_in_listen_route_ccn_node_and_status(tmp_path: Path) -> N
             proc.wait(timeout=5)
             assert proc.stdout is not None
             proc.stdout.close()
+
+
+# -- what an exploratory hunt found (stop 27) ------------------------------------------------
+
+
+def test_two_gets_to_one_output_do_not_spoil_each_other(node: str, tmp_path: Path) -> None:
+    """Both wrote <out>.ccn-partial: the first to finish renamed the other's half file into
+    place and said it had succeeded; each fetch now writes a partial output of its own."""
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(24 << 20))
+    assert run("put", str(src), "/cli/twice", node=node).returncode == 0
+    out = tmp_path / "out.bin"
+    gets = [
+        subprocess.Popen(
+            [*CCN, "--node", node, "get", "/cli/twice", "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for g in gets:
+        _o, err = g.communicate(timeout=60)
+        assert g.returncode == 0, err
+        assert out.read_bytes() == src.read_bytes()  # whole, whichever renamed last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin", "src.bin"]
+
+
+def test_a_path_named_like_a_partial_output_is_not_touched(node: str, tmp_path: Path) -> None:
+    """`ccn get -o precious` removed a directory tree `precious.ccn-partial` of the user's."""
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"hello\n")
+    assert run("put", str(src), "/cli/precious", node=node).returncode == 0
+    keep = tmp_path / "precious.ccn-partial" / "deep" / "thesis.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_bytes(b"IMPORTANT")
+    assert run("get", "/cli/precious", "-o", str(tmp_path / "precious"), node=node).returncode == 0
+    assert keep.read_bytes() == b"IMPORTANT"
+    assert (tmp_path / "precious").read_bytes() == b"hello\n"
+
+
+def test_a_trailing_slash_asks_for_a_directory(node: str, tmp_path: Path) -> None:
+    """As cp has it: a file version is not written over a file named `file1/`, nor as a file
+    `nodir` for `nodir/`."""
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"hello\n")
+    assert run("put", str(src), "/cli/slash", node=node).returncode == 0
+    (tmp_path / "file1").write_bytes(b"keep")
+    one_line_error(run("get", "/cli/slash", "-o", f"{tmp_path}/file1/", node=node))
+    one_line_error(
+        run("get", "/cli/slash", "-o", f"{tmp_path}/nodir/", node=node), "names a directory"
+    )
+    assert (tmp_path / "file1").read_bytes() == b"keep"
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_get_to_a_closed_stdout_is_one_line(node: str) -> None:
+    result = subprocess.run(
+        [*CCN, "--node", node, "get", "/cli/anything", "-o", "-"],
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == "ccn: error: stdout is closed; give -o OUT, or open it (-o - > FILE)"
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_get_blocked_on_a_reader_that_does_not_read(
+    node: str, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """`ccn get -o - | less`, paused: the write blocked, and Ctrl-C or SIGTERM were only
+    queued for a loop that could not run; only SIGKILL ended it."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(4 << 20))  # far more than a pipe holds
+    assert run("put", str(src), "/cli/stuck", node=node).returncode == 0
+    proc = subprocess.Popen(
+        [*CCN, "--node", node, "get", "/cli/stuck/v1", "-o", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        assert proc.stdout.read(1)  # it writes; then nobody reads: the pipe fills
+        time.sleep(2)
+        assert proc.poll() is None
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == 128 + sig
+        err = proc.stderr.read().decode()
+        assert "Traceback" not in err, err
+        assert err.strip().splitlines()[-1] in ("ccn: interrupted", "ccn: terminated")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_a_fifo_for_a_key_trust_file_or_config_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a FIFO waits for a writer: these commands hung for ever."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    home = tmp_path / "home"
+    home.mkdir()
+    os.mkfifo(home / "trust")
+    env = {**os.environ, "CCN_HOME": str(home)}
+
+    def ccn(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CCN, *args], capture_output=True, text=True, timeout=30, env=env)
+
+    one_line_error(ccn("trust", "list"), "not a regular file")
+    one_line_error(ccn("node", "--config", str(fifo)), "not a regular file")
+    content = tmp_path / "a.txt"
+    content.write_bytes(b"a")
+    one_line_error(
+        ccn("--node", f"unix://{tmp_path}/none.sock", "put", "--key", str(fifo), str(content), "/k")
+    )
+    (home / "trust").unlink()
+    (home / "keys").mkdir()
+    os.mkfifo(home / "keys" / "x.key")
+    one_line_error(ccn("key", "show", "x"), "not a regular file")
+
+
+def test_a_home_whose_path_is_not_utf8_is_printed_escaped(tmp_path: Path) -> None:
+    """Under a strict UTF-8 stdout, printing such a path was a traceback after the key had
+    been written (so a retry said it existed)."""
+    home = os.fsencode(tmp_path) + b"/h\xffome"
+    env: dict[bytes, bytes] = {
+        **os.environb,
+        b"CCN_HOME": home,
+        b"PYTHONIOENCODING": b"utf-8:strict",
+    }
+    result = subprocess.run(
+        [*CCN, "key", "gen", "k"],
+        capture_output=True,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"Traceback" not in result.stderr
+    assert b"h\\udcffome" in result.stdout or b"h\\xffome" in result.stdout
+
+
+def test_ctrl_c_while_the_parser_is_built_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ccn import cli
+
+    def interrupted() -> NoReturn:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["status"]) == 130
+    assert capsys.readouterr().err == "ccn: interrupted\n"
