@@ -588,16 +588,22 @@ def test_interrupt_while_the_command_is_still_loading_is_one_line(tmp_path: Path
     assert proc.returncode in (1, 130)
 
 
-def test_stdout_closed_by_its_reader_is_not_an_error(node: str, tmp_path: Path) -> None:
-    # 'ccn get NAME -o - | head -c 10' printed 'ccn: error: Broken pipe' and exited 1
+def _get_to_a_pipe(node: str, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+    """Publish 4 MiB, far more than a pipe holds, as ``name``; start ``ccn get NAME/v1 -o -``
+    with its stdout and stderr on pipes."""
     src = tmp_path / "big.bin"
-    src.write_bytes(os.urandom(4 << 20))  # far more than a pipe holds
-    assert run("put", str(src), "/cli/pipe", node=node).returncode == 0
-    proc = subprocess.Popen(
-        [*CCN, "--node", node, "get", "/cli/pipe/v1", "-o", "-"],
+    src.write_bytes(os.urandom(4 << 20))
+    assert run("put", str(src), name, node=node).returncode == 0
+    return subprocess.Popen(
+        [*CCN, "--node", node, "get", f"{name}/v1", "-o", "-"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def test_stdout_closed_by_its_reader_is_not_an_error(node: str, tmp_path: Path) -> None:
+    # 'ccn get NAME -o - | head -c 10' printed 'ccn: error: Broken pipe' and exited 1
+    proc = _get_to_a_pipe(node, tmp_path, "/cli/pipe")
     assert proc.stdout is not None and proc.stderr is not None
     assert proc.stdout.read(10)
     proc.stdout.close()
@@ -1403,14 +1409,7 @@ def test_a_signal_stops_a_get_blocked_on_a_reader_that_does_not_read(
 ) -> None:
     """`ccn get -o - | less`, paused: the write blocked, and Ctrl-C or SIGTERM were only
     queued for a loop that could not run; only SIGKILL ended it."""
-    src = tmp_path / "big.bin"
-    src.write_bytes(os.urandom(4 << 20))  # far more than a pipe holds
-    assert run("put", str(src), "/cli/stuck", node=node).returncode == 0
-    proc = subprocess.Popen(
-        [*CCN, "--node", node, "get", "/cli/stuck/v1", "-o", "-"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = _get_to_a_pipe(node, tmp_path, "/cli/stuck")
     assert proc.stdout is not None and proc.stderr is not None
     try:
         assert proc.stdout.read(1)  # it writes; then nobody reads: the pipe fills
