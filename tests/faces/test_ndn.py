@@ -346,6 +346,7 @@ async def test_a_stream_cut_short_inside_an_element_counts_as_malformed(tmp_path
         app = await peer(port)
         wire = p.encode_interest(((8, b"x"),), nonce=1).wire
         await app.send(wire[:-2])
+        assert isinstance(app.stream, trio.abc.HalfCloseableStream)
         await app.stream.send_eof()
         with trio.fail_after(5):
             while node.status()["drops"]["malformed"] < 1:
