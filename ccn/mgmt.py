@@ -23,6 +23,7 @@ import trio
 from ccn.config import check_routable
 from ccn.errors import CcnError, DecodeError, os_error_text
 from ccn.faces.internal import InternalFace
+from ccn.faces.peers import is_loopback
 from ccn.faces.uri import FaceUri
 from ccn.keys import SigningKey
 from ccn.maintenance import Maintenance, Wanted, stoppable
@@ -205,9 +206,11 @@ class Management:
         if not isinstance(uri, str):
             raise CommandFailed("route-add needs a uri")
         try:
-            FaceUri.parse(uri)
+            target = FaceUri.parse(uri)
         except CcnError as e:
             raise CommandFailed(str(e)) from None
+        if _is_own_address(target, self.node.bound):
+            raise CommandFailed(f"{uri} is this node's own address: a route to it would loop")
         cost = params.get("cost", 0)
         if type(cost) is not int or cost < 0:
             raise CommandFailed("cost must be a non-negative integer")
@@ -219,6 +222,12 @@ class Management:
         face = params.get("face")
         if not isinstance(face, str):
             raise CommandFailed("route-remove needs a face id or uri")
+        own = {self.node.producer.face.id, self.face.id}
+        if face.isdigit() and int(face) in own:
+            raise CommandFailed(
+                f"face {face} is the node's own (its producer or management): its routes follow "
+                "what is published and cannot be removed"
+            )
         removed = self.node.remove_route(prefix, face)
         if not removed:
             raise CommandFailed(f"no route for {prefix} via {face}")
@@ -260,6 +269,22 @@ def _name(value: object) -> Name:
         return Name.parse(value)
     except CcnError as e:
         raise CommandFailed(str(e)) from None
+
+
+def _is_own_address(target: FaceUri, bound: list[FaceUri]) -> bool:
+    """``target`` is one of the node's own listeners: the same Unix socket, or the same port
+    of the same transport on the same address (or on this host, for a wildcard listener)."""
+    for b in bound:
+        if b.scheme != target.scheme:
+            continue
+        if b.scheme == "unix":
+            if os.path.realpath(b.path) == os.path.realpath(target.path):
+                return True
+        elif b.port == target.port and (
+            b.host == target.host or (b.host in ("0.0.0.0", "::") and is_loopback(target.host))
+        ):
+            return True
+    return False
 
 
 def _routable(value: object) -> Name:

@@ -1484,3 +1484,22 @@ def test_ctrl_c_while_the_parser_is_built_is_one_line(
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["status"]) == 130
     assert capsys.readouterr().err == "ccn: interrupted\n"
+
+
+def test_a_route_to_the_node_itself_or_off_its_own_faces_is_refused(
+    node: str, tmp_path: Path
+) -> None:
+    """A route to the node's own socket was taken, and every fetch under it then failed with
+    "the network answered duplicate"; removing the producer's route to a published name (by
+    its face id) left the name listed and unreachable until it was published again."""
+    one_line_error(run("route", "add", "/self", node, node=node), "own address", "loop")
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"a")
+    assert run("put", str(src), "/cli/own", node=node).returncode == 0
+    status = json.loads(run("status", "--json", node=node).stdout)
+    producer = next(
+        h["face"] for e in status["fib"] if e["prefix"] == "/cli/own" for h in e["nexthops"]
+    )
+    one_line_error(run("route", "remove", "/cli/own", str(producer), node=node), "own")
+    assert run("get", "/cli/own", "-o", "-", node=node).stdout == "a"
+    one_line_error(run("--node", "tcp://127.0.0.1:-1", "status"), "port must be a number")

@@ -299,14 +299,17 @@ async def test_published_names_beyond_the_fib_bound_are_served(tmp_path: Path) -
     config = NodeConfig(store=store, listen=[f"unix://{tmp_path}/m.sock"], discovery=False)
     node = Node(config)
     node.forwarder.fib.max_entries = 2  # the management prefix, and one more
-    async with trio.open_nursery() as nursery:
+    async with (
+        node_in_process(tmp_path, "neighbour") as (_other, neighbour),
+        trio.open_nursery() as nursery,
+    ):
         with trio.fail_after(20):
             (bound,) = await nursery.start(node.run)
             async with connect(str(bound)) as client:
                 assert await client.get("/own/3") == b"x"
-                await client.route_add(Name.parse("/far"), str(bound))  # to itself: up
+                await client.route_add(Name.parse("/far"), neighbour)  # up
                 with pytest.raises(CommandError, match="FIB is full"):
-                    await client.route_add(Name.parse("/farther"), str(bound))
+                    await client.route_add(Name.parse("/farther"), neighbour)
                 await client.put(src, "/own/4")
                 assert await client.get("/own/4") == b"x"
         nursery.cancel_scope.cancel()

@@ -64,6 +64,8 @@ def _why(text: str, error: ValueError) -> str:
     netloc = text.partition("://")[2].partition("/")[0]
     if netloc.count(":") > 1 and "[" not in netloc:
         return "an IPv6 address goes in brackets, as in tcp://[::1]:6464"
+    if "Port" in str(error):  # urllib's "Port could not be cast to integer value as '-1'"
+        return "the port must be a number from 0 to 65535"
     return str(error)
 
 
