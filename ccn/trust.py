@@ -42,6 +42,12 @@ class TrustFileError(LocalError):
     """The trust file or an anchor given by the user is malformed."""
 
 
+def _anchor_of(line: str) -> tuple[Name, PublicKey] | None:
+    """The anchor a line of the trust file gives, if any (None for a comment or blank)."""
+    body = line.split("#", 1)[0].strip()
+    return Anchors.parse_line(body) if body else None
+
+
 def default_trust_file() -> Path:
     return ccn_home() / "trust"
 
@@ -51,6 +57,8 @@ class Anchors:
 
     def __init__(self, anchors: Iterable[tuple[Name, PublicKey]] = ()) -> None:
         self._by_prefix: dict[Name, list[PublicKey]] = {}
+        #: The lines of the file this was loaded from, kept by :meth:`save` (comments too)
+        self._lines: list[str] = []
         for prefix, key in anchors:
             self.add(prefix, key)
 
@@ -147,7 +155,8 @@ class Anchors:
         except UnicodeDecodeError:
             raise TrustFileError(f"trust file {path} is not UTF-8 text") from None
         anchors = cls()
-        for number, line in enumerate(text.splitlines(), 1):
+        anchors._lines = text.splitlines()
+        for number, line in enumerate(anchors._lines, 1):
             body = line.split("#", 1)[0].strip()
             if body:
                 try:
@@ -156,11 +165,24 @@ class Anchors:
                     raise TrustFileError(f"{path}:{number}: {e}") from None
         return anchors
 
+    def _kept_lines(self) -> list[str]:
+        """The loaded file's lines, comments and blank lines too, but for the anchors removed
+        since (the user's notes survive ``ccn trust add`` and ``remove``)."""
+        kept = []
+        for line in self._lines:
+            anchor = _anchor_of(line)
+            if anchor is None or anchor[1] in self._by_prefix.get(anchor[0], []):
+                kept.append(line)
+        return kept
+
     def save(self, path: Path | None = None) -> None:
         path = path or default_trust_file()
         path.parent.mkdir(parents=True, exist_ok=True)
-        lines = ["# ccn trust anchors: <prefix> <public key>; see SECURITY.md"]
-        lines += [f"{prefix} {key}" for prefix, key in self]
+        lines = self._kept_lines()
+        if not lines:
+            lines = ["# ccn trust anchors: <prefix> <public key>; see SECURITY.md"]
+        written = {anchor for line in lines if (anchor := _anchor_of(line)) is not None}
+        lines += [f"{prefix} {key}" for prefix, key in self if (prefix, key) not in written]
         tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
         try:
             with open(tmp, "w") as f:

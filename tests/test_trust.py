@@ -62,6 +62,22 @@ def test_trust_file_round_trip(tmp_path: Path) -> None:
     assert len(Anchors.load(tmp_path / "missing")) == 0
 
 
+def test_saving_keeps_the_users_comments_and_drops_only_removed_anchors(tmp_path: Path) -> None:
+    """`ccn trust add` and `remove` rewrote the file from the anchors alone: the user's notes
+    went."""
+    a, b, c = (SigningKey.generate().public for _ in range(3))
+    path = tmp_path / "trust"
+    path.write_text(f"# my anchors\n\n/a {a}  # the lab's key\n# b is the old one\n/b {b}\n")
+    anchors = Anchors.load(path)
+    assert anchors.remove(Name.parse("/b")) == 1
+    assert anchors.add(Name.parse("/c"), c)
+    anchors.save(path)
+    assert path.read_text() == (
+        f"# my anchors\n\n/a {a}  # the lab's key\n# b is the old one\n/c {c}\n"
+    )
+    assert list(Anchors.load(path)) == [(Name.parse("/a"), a), (Name.parse("/c"), c)]
+
+
 # -- end to end through a node ---------------------------------------------------------------
 
 
