@@ -159,8 +159,10 @@ def cmd_put(args: argparse.Namespace) -> int:
     if not args.path:
         raise LocalError("give the path of a file or directory to publish")
     path = Path(args.path)
-    if not path.exists():
-        raise LocalError(f"{args.path}: no such file or directory")
+    try:
+        path.stat()
+    except OSError as e:  # missing, a loop of symbolic links, a directory we may not enter
+        raise LocalError(f"{args.path}: {(e.strerror or str(e)).lower()}") from None
     if not (path.is_file() or path.is_dir()):
         # the node would block on a fifo, read a device forever, fail on a socket
         raise LocalError(f"{args.path}: not a regular file or directory")

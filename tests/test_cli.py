@@ -148,8 +148,11 @@ def test_unwritable_output(node: str, tmp_path: Path) -> None:
     one_line_error(run("get", "/cli/uw", "-o", "/proc/version/nope", node=node))
 
 
-def test_put_missing_file(node: str) -> None:
+def test_put_missing_file(node: str, tmp_path: Path) -> None:
     one_line_error(run("put", "/no/such/file", "/cli/x", node=node), "no such file")
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)  # said "no such file or directory"
+    one_line_error(run("put", str(loop), "/cli/x", node=node), "too many levels of symbolic")
 
 
 @pytest.mark.parametrize(
