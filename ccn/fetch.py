@@ -187,7 +187,7 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
             why = str(unreachable)
         client.notes.append(
             f"no producer of {shown(name)} could be reached ({why}); {data.name} is the "
-            "newest version a node on the way holds in full"
+            "newest version the nearest node that has one holds in full"
         )
         return data
 

@@ -819,7 +819,7 @@ def test_get_with_the_producer_gone_says_the_version_came_from_a_cache(tmp_path:
         assert (tmp_path / "2").read_bytes() == b"first"
         assert (
             "ccn: note: no producer of /doc could be reached (no route to /doc); /doc/v1 is the "
-            "newest version a node on the way holds in full\n"
+            "newest version the nearest node that has one holds in full\n"
         ) in got.stderr
     finally:
         for proc in procs:

@@ -70,7 +70,7 @@ async def test_a_tiny_demo_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r[3] for label, r in rows.items() if label.startswith(("C", "host"))] == ["yes"] * 5
     assert (
         "C2 was told: no producer of /demo/sample could be reached (no route to /demo/sample); "
-        "/demo/sample/v1 is the newest version a node on the way holds in full"
+        "/demo/sample/v1 is the newest version the nearest node that has one holds in full"
     ) in out
     assert "x the time of the host-to-host fetch" in out
     found = re.search(r"starting 4 node processes in (\S+)", out)

@@ -263,7 +263,7 @@ async def test_latest_falls_back_to_the_newest_seen_only_when_no_producer_is_rea
             why = "no route to /doc" if reason else "no answer in time"
             assert list(client.notes) == [
                 f"no producer of /doc could be reached ({why}); /doc/v2 is the newest version "
-                "a node on the way holds in full"
+                "the nearest node that has one holds in full"
             ]
         else:
             with pytest.raises(outcome):

@@ -377,7 +377,7 @@ async def test_a_node_answers_for_versions_it_fetched_when_no_producer_can(
                 assert got == [v2, v1]
                 assert notes == [
                     "no producer of /c/doc could be reached (no route to /c/doc); /c/doc/v2 is "
-                    "the newest version a node on the way holds in full"
+                    "the newest version the nearest node that has one holds in full"
                 ]
             async with node_in_process(tmp_path, "A", **a) as (a_node, a_uri):
                 assert a_node.status()["cache"]["versions"] == 3
@@ -412,7 +412,7 @@ async def test_a_store_from_before_seen_versions_answers_for_its_pinned_versions
             assert got == [content, content]
             assert notes == [
                 "no producer of /c/doc could be reached (no route to /c/doc); /c/doc/v1 is "
-                "the newest version a node on the way holds in full"
+                "the newest version the nearest node that has one holds in full"
             ]
 
 
@@ -527,3 +527,21 @@ def test_a_node_raises_its_soft_descriptor_limit_to_fit_its_faces(tmp_path: Path
         status = node.status()  # while the hundred are connected
         assert status.returncode == 0, status.stderr
     assert node.process.returncode == 0 and node.err == ""
+
+
+async def test_fetching_a_longer_name_does_not_hide_the_latest_of_a_shorter_one(
+    tmp_path: Path,
+) -> None:
+    """The version record of /n/sub, cached as it passed, answered "latest of /n" for its
+    second of freshness: `ccn get /n` right after `ccn get /n/sub` failed ("/n not found (only
+    names under it...)"), on the producer's own node too."""
+    short = tmp_path / "short"
+    short.write_bytes(b"the /n file")
+    deep = tmp_path / "deep"
+    deep.write_bytes(b"the /n/sub file")
+    async with node_in_process(tmp_path) as (_node, uri), connect(uri) as client:
+        with trio.fail_after(20):
+            await client.put(short, "/n")
+            await client.put(deep, "/n/sub")
+            assert await client.get("/n/sub") == b"the /n/sub file"
+            assert await client.get("/n") == b"the /n file"

@@ -170,23 +170,26 @@ class ContentStore:
 
     def _latest_under(self, prefix: Name, must_be_fresh: bool, now: float) -> CsEntry | None:
         """The most recently inserted entry under ``prefix`` that passes the freshness check,
-        a version of ``prefix`` itself (``prefix/v<N>``) before any deeper name: a "latest"
-        Interest for ``/videos`` must not get ``/videos/talk/v1`` while ``/videos/v3`` is here."""
+        a version of ``prefix`` itself (``prefix/v<N>``) before any deeper name. A version of a
+        deeper name never answers an unversioned ``prefix``: a "latest" Interest for
+        ``/videos`` asks for a version of ``/videos``, and ``/videos/talk/v1`` (cached when
+        someone fetched that) is none; the Interest goes on to a node that has one, or to the
+        producer. (Other deeper names, an NDN version's segments, still answer.)"""
         best: CsEntry | None = None
         best_version: CsEntry | None = None
         depth = len(prefix) + 1
+        unversioned = prefix.version is None
         for entry in self._names.descendant_values(prefix):
             if must_be_fresh and entry.fresh_until <= now:
                 continue
-            if best is None or entry.seq > best.seq:
-                best = entry
             name = entry.data.name
-            if (
-                len(name) == depth
-                and name.version is not None
-                and (best_version is None or entry.seq > best_version.seq)
-            ):
-                best_version = entry
+            if name.version is not None and len(name) == depth:
+                if best_version is None or entry.seq > best_version.seq:
+                    best_version = entry
+            elif unversioned and name.version is not None and len(name) > depth:
+                continue  # a version of a deeper name
+            elif best is None or entry.seq > best.seq:
+                best = entry
         return best_version if best_version is not None else best
 
     def hit_by_digest(self, digest: bytes) -> Data | None:

@@ -77,6 +77,25 @@ def test_prefix_lookup_returns_most_recent_fresh_match() -> None:
     assert cs.lookup(Interest(N("/a"), 1, can_be_prefix=True), 2.0) is v2
 
 
+def test_a_version_of_a_deeper_name_never_answers_the_latest_of_a_prefix() -> None:
+    """With only /n/sub/v1 cached, "latest of /n" was answered with it, and the client could do
+    nothing with it: `ccn get /n` failed for a second after someone fetched /n/sub, and with
+    the producer gone for as long as the record stayed cached (a hunt across three nodes)."""
+    cs = ContentStore()
+    cs.insert(Data(N("/n/sub/v1"), b"deeper", 1000), 0.0)
+    cs.insert(Data(N("/n/sub/seg"), b"other", 1000), 0.5)
+    latest = Interest(N("/n"), 1, can_be_prefix=True)
+    fresh = Interest(N("/n"), 2, can_be_prefix=True, must_be_fresh=True)
+    got = cs.lookup(latest, 1.0)  # a deeper name that is no version still answers
+    assert got is not None and got.name == N("/n/sub/seg")
+    cs.erase(N("/n/sub/seg"))
+    assert cs.lookup(latest, 1.0) is None and cs.lookup(fresh, 0.5) is None
+    assert cs.lookup(Interest(N("/n/sub"), 3, can_be_prefix=True), 1.0) is not None
+    own = Data(N("/n/v2"), b"own", 1000)
+    cs.insert(own, 2.0)
+    assert cs.lookup(latest, 2.0) is own
+
+
 def test_a_version_of_the_prefix_itself_goes_before_deeper_names() -> None:
     # "latest" for /videos got /videos/talk/v1 (inserted later) instead of /videos/v3
     cs = ContentStore()
