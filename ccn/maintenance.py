@@ -78,8 +78,9 @@ async def stoppable(
     within a block instead of running to its end, and is not published after the client was
     told the node went away, or left. The thread is never abandoned while it writes.
     ``cleanup(stop)``: run the same way after ``work`` stopped (raised
-    :class:`~ccn.errors.Stopped`) while the node goes on, to remove what a shutdown would
-    leave to the next start (the store's set-aside packs: DiskObjectStore.remove_aborted)."""
+    :class:`~ccn.errors.Stopped`) or failed (a full disk) while the node goes on, to remove
+    what a shutdown would leave to the next start (the store's set-aside packs:
+    DiskObjectStore.remove_aborted): a put that filled the disk must not keep it full."""
     stop = threading.Event()
     if wanted is not None and not wanted():
         # already gone: said now, not when the task below first runs (the thread may have
@@ -105,7 +106,7 @@ async def stoppable(
         nursery.cancel_scope.cancel()
     # Cancelled (the node shutting down) left the nursery already, whatever work raised.
     if failure is not None:
-        if cleanup is not None and isinstance(failure, Stopped):
+        if cleanup is not None:
             with contextlib.suppress(OSError):  # what it leaves goes at the next start
                 await stoppable(cleanup)
         raise failure
