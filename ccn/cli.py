@@ -392,6 +392,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 earlier = entry.get("versions_total", 0) - len(entry["versions"])
                 if earlier > 0:
                     versions = f"({earlier:,} earlier; ccn log lists them) {versions}"
+                if "error" in entry:
+                    versions = f"(its versions cannot be read: {entry['error']}; see ccn fsck)"
                 lines.append(f"{_named(entry['name'])}  {versions}")
             if lines:  # a page at a time, as route list prints
                 print("\n".join(lines))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ccn.config import check_routable
-from ccn.errors import CcnError, DecodeError, os_error_text
+from ccn.errors import CcnError, DecodeError, StoreError, os_error_text
 from ccn.faces.internal import InternalFace
 from ccn.faces.peers import is_loopback
 from ccn.faces.uri import FaceUri
@@ -153,14 +153,15 @@ class Management:
         found = list(itertools.islice(refs.iter_names(prefix, after), LIST_MAX_NAMES + 1))
         names = []
         for n in found[:LIST_MAX_NAMES]:
-            numbers = [v for v, _id in refs.versions(n)]
-            names.append(
-                {
-                    "name": str(n),
-                    "versions": numbers[-LIST_MAX_VERSIONS:],
-                    "versions_total": len(numbers),
-                }
-            )
+            entry: dict[str, Any] = {"name": str(n)}
+            try:
+                numbers = [v for v, _id in refs.versions(n)]
+            except StoreError as e:  # one damaged ref file: this name says so, the rest list
+                numbers = []
+                entry["error"] = str(e)
+            entry["versions"] = numbers[-LIST_MAX_VERSIONS:]
+            entry["versions_total"] = len(numbers)
+            names.append(entry)
         return {"names": names, "more": len(found) > LIST_MAX_NAMES}
 
     async def cmd_publish(self, params: dict[str, Any], asked: Wanted = None) -> dict[str, Any]:

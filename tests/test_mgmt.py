@@ -369,3 +369,17 @@ async def test_a_publish_that_fills_the_disk_gives_the_space_back_at_once(
                 await client.publish(tmp_path / "f", "/full")
         assert os.listdir(node.config.store / "tmp") == []
         assert os.listdir(node.config.store / "packs") == []
+
+
+async def test_ls_lists_every_name_and_says_which_ref_file_is_damaged(tmp_path: Path) -> None:
+    """One garbled ref log made `ccn ls` fail as a whole: no name was listed."""
+    (tmp_path / "f").write_bytes(b"x")
+    async with node_in_process(tmp_path / "n") as (node, uri), connect(uri) as client:
+        with trio.fail_after(10):
+            await client.publish(tmp_path / "f", "/a")
+            await client.publish(tmp_path / "f", "/b")
+            (node.config.store / "refs" / "a" / ".log").write_bytes(b"garbage\n")
+            names = [e async for page in client.list_pages(Name.parse("/")) for e in page]
+    assert [e["name"] for e in names] == ["/a", "/b"]
+    assert "header" in names[0]["error"] and names[0]["versions"] == []
+    assert "error" not in names[1] and names[1]["versions"] == [1]

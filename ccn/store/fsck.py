@@ -71,14 +71,24 @@ def fsck(
                 damaged.add(oid)
             problems.append(Problem(f"damaged object {oid.hex()}{place}", repaired))
     for name in refs.names():
-        for entry in refs.log(name):
+        try:
+            log = refs.log(name)
+        except StoreError as e:  # one damaged ref file is one problem: the rest is checked
+            problems.append(Problem(f"damaged ref file of {name}: {e}"))
+            continue
+        for entry in log:
             checked["versions"] += 1
             stop_if_asked(stop, _STOPPED)
             label = f"{name}/v{entry.number}"
             problem = _check_version(store, entry.id, name, entry.number, damaged)
             if problem is not None:
                 problems.append(Problem(f"{label} ({entry.id.hex()}): {problem}"))
-    for pin in refs.pins():
+    try:
+        pins = refs.pins()
+    except StoreError as e:
+        problems.append(Problem(f"damaged pins file: {e}"))
+        pins = []
+    for pin in pins:
         if pin.id is not None:
             label = f"pin {pin.name}/v{pin.number}"
             problem = _check_version(store, pin.id, pin.name, pin.number, damaged)

@@ -305,10 +305,10 @@ class DiskRefStore(RefStore):
             return []
         except (OSError, UnicodeDecodeError) as e:
             raise StoreError(f"cannot read ref file {path}: {e}") from None
+        if not lines:
+            raise StoreError(f"ref file {path} is empty")
         # the header as this module writes it, else whatever spelling of the name it holds
-        if not lines or (
-            lines[0] != f"{_LOG_MAGIC} {name}" and _header_name(lines[0], _LOG_MAGIC, path) != name
-        ):
+        if lines[0] != f"{_LOG_MAGIC} {name}" and _header_name(lines[0], _LOG_MAGIC, path) != name:
             raise StoreError(f"ref file {path} does not belong to {name}")
         entries = []
         for line in lines[1:]:

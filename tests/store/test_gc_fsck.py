@@ -303,3 +303,27 @@ def test_a_dry_run_says_what_it_would_merge_and_merges_nothing(tmp_path: Path) -
         dry.merge_bytes,
     )
     assert len(store.packs()) == 1 and _loose_files(tmp_path / "s") == []
+
+
+@pytest.mark.parametrize("damage", [b"garbage\n", b""])
+def test_one_damaged_ref_file_is_one_problem_and_the_rest_is_checked(
+    tmp_path: Path, damage: bytes
+) -> None:
+    """A garbled (or empty: a torn write) ref log of one name stopped fsck at it: nothing else
+    was checked or reported. A garbled pins file did the same."""
+    store, refs = _setup(tmp_path)
+    publish(store, refs, Name.parse("/a"), _file(tmp_path, 1000, "a"))
+    publish(store, refs, Name.parse("/b"), _file(tmp_path, 1000, "b"))
+    publish(store, refs, Name.parse("/b"), _file(tmp_path, 1000, "b2"))
+    log = tmp_path / "s" / "refs" / "a" / ".log"
+    assert log.exists()
+    log.write_bytes(damage)
+    with open(tmp_path / "s" / "pins", "ab") as f:
+        f.write(b"junk\n")
+    problems, checked = fsck(store, refs)
+    lines = [p.line() for p in problems]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("damaged ref file of /a: ")
+    assert ("is empty" if not damage else "header") in lines[0]
+    assert lines[1].startswith("damaged pins file: ")
+    assert checked["versions"] == 2  # /b's
