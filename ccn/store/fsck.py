@@ -70,6 +70,18 @@ def fsck(
             if repaired != RESTORED:  # a restored object makes its versions whole again
                 damaged.add(oid)
             problems.append(Problem(f"damaged object {oid.hex()}{place}", repaired))
+    for oid, aside_from in sorted(store.damaged_on_read.items()):
+        if store.has(oid):  # stored again since (fetched, restored, published)
+            store.damaged_on_read.pop(oid, None)
+            continue
+        repaired = _mend(store, cache, oid, repair)
+        if repaired == RESTORED:
+            store.damaged_on_read.pop(oid, None)
+        else:
+            damaged.add(oid)
+        problems.append(
+            Problem(f"damaged object {oid.hex()} in {aside_from} (set aside when read)", repaired)
+        )
     for name in refs.names():
         try:
             log = refs.log(name)

@@ -408,6 +408,9 @@ class DiskObjectStore(ObjectStore):
         self._open_packs: OrderedDict[_Pack, None] = OrderedDict()
         #: Indexes that failed to load (name → reason), for fsck.
         self.bad_packs: dict[str, str] = {}
+        #: Objects found damaged when read and set aside since (id → where they were), so
+        #: that fsck still reports them as damaged, not missing, until one is stored again.
+        self.damaged_on_read: dict[bytes, str] = {}
         # Before anything is cleaned up: a store a newer ccn wrote is left as it is.
         self._refresh_packs(refuse_newer=True)
         self.clean_tmp()
@@ -639,6 +642,9 @@ class DiskObjectStore(ObjectStore):
                     return raw
                 if quarantine:
                     del self._packed[oid]
+                    self.damaged_on_read[oid] = os.path.join(
+                        self._packdir, p.name + _pack.PACK_SUFFIX
+                    )
                     if self._count is not None and oid not in self._loose:
                         self._count -= 1
                         self._bytes -= p.entries[oid][1]
@@ -671,6 +677,7 @@ class DiskObjectStore(ObjectStore):
                 os.replace(path, dest)
             except FileNotFoundError:
                 return
+            self.damaged_on_read[oid] = path
             self._loose.discard(oid)
             if self._count is not None and oid not in self._packed:
                 self._count -= 1

@@ -327,3 +327,32 @@ def test_one_damaged_ref_file_is_one_problem_and_the_rest_is_checked(
     assert ("is empty" if not damage else "header") in lines[0]
     assert lines[1].startswith("damaged pins file: ")
     assert checked["versions"] == 2  # /b's
+
+
+def test_an_object_found_damaged_by_a_read_is_still_reported_as_damaged(tmp_path: Path) -> None:
+    """A read that finds a packed object damaged sets it aside (it is then missing, to be
+    fetched again); fsck after such a read called it missing, no longer named its pack, and
+    --repair did not restore it from the cache tier."""
+    from ccn.errors import CorruptObject
+
+    store, refs = _setup(tmp_path)
+    publish(store, refs, Name.parse("/p"), _file(tmp_path, 300_000))
+    blob = next(oid for oid in store.ids() if store.get_object(oid).kind is Kind.BLOB)
+    good = store.get(blob)
+    pack = store.locate(blob)[0]  # type: ignore[index]
+    _flip(store, blob)
+    with pytest.raises(CorruptObject):
+        store.get(blob)  # what serving it does
+    assert blob not in set(store.ids())
+    problems, _ = fsck(store, refs)
+    lines = [p.line() for p in problems]
+    assert lines[0] == f"damaged object {blob.hex()} in {pack} (set aside when read)"
+    assert lines[1].startswith("/p/v1") and "1 object(s) damaged" in lines[1]
+    cache = CacheTier(tmp_path / "s" / "cache")
+    cache.add_many([(blob, good)])
+    problems, _ = fsck(store, refs, cache, repair=True)
+    assert [p.line() for p in problems] == [
+        f"damaged object {blob.hex()} in {pack} (set aside when read) (restored from an intact"
+        " copy in the cache)"
+    ]
+    assert store.get(blob) == good and fsck(store, refs)[0] == []
