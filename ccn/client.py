@@ -79,6 +79,14 @@ def nack_error(nack: Nack, name: Name, trust: Anchors | None = None) -> CcnError
             f"{what}: the answer was refused by a node on the way: a version record that its "
             "trust anchors reject (forged, or signed by a key not trusted for the name)"
         )
+    if reason == NackReason.DUPLICATE:
+        # what the user sees of a routing loop over streams (over UDP the loop ends in a
+        # "no route" first): "network answered duplicate" said nothing they could act on
+        return NackError(
+            f"{what}: the request came back to a node it had passed (a routing loop? see "
+            "ccn route list on the nodes on the way)",
+            reason,
+        )
     return NackError(f"{what}: network answered {reason.name.lower().replace('_', '-')}", reason)
 
 

@@ -279,3 +279,15 @@ async def test_listing_a_node_that_does_not_page_notes_the_names_left_out(
         "the node listed 2,000 of 2,500 names under /a (it runs an older ccn, which does not "
         "page: ccn ls PREFIX lists fewer)"
     ]
+
+
+def test_a_duplicate_nack_is_told_as_a_likely_routing_loop() -> None:
+    """A TCP loop of routes (A -> B -> A) ended a get with "network answered duplicate"."""
+    from ccn.client import nack_error
+
+    name = Name.parse("/x/nothing")
+    error = nack_error(Nack(Interest(name, 1), NackReason.DUPLICATE), name)
+    assert str(error).startswith("/x/nothing: the request came back to a node it had passed")
+    assert "routing loop" in str(error)
+    other = nack_error(Nack(Interest(name, 1), NackReason.CONGESTION), name)
+    assert str(other) == "/x/nothing: network answered congestion"
