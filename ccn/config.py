@@ -160,6 +160,11 @@ class NodeConfig:
                 cfg.store = Path(_typed(key, value, str)).expanduser()
             elif key == "listen":
                 cfg.listen = [_typed(key, v, str) for v in _typed(key, value, list)]
+                if not cfg.listen:  # a node nobody could reach, not even its own apps
+                    raise ConfigError(
+                        "listen is empty; give at least one address (or leave it out for the "
+                        "defaults)"
+                    )
             elif key == "ndn":
                 cfg.ndn = [_typed(key, v, str) for v in _typed(key, value, list)]
             elif key == "trust":

@@ -44,6 +44,8 @@ def test_toml_file_sets_everything(tmp_path: Path) -> None:
         ("cs_bytes = -5\n", "cs_bytes must be at least 1"),
         ('listen = ["unix:///s", "tcp://127.0.0.1:1", "unix:///s"]\n', "unix:///s is given twice"),
         ('listen = ["tcp://127.0.0.1:1"]\nndn = ["tcp://127.0.0.1:1"]\n', "given twice"),
+        # a node that printed "listening on " and nothing, reachable by nobody
+        ("listen = []\n", "listen is empty"),
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str, message: str | None) -> None:
