@@ -55,6 +55,15 @@ def fsck(
     for stem, reason in sorted(store.bad_packs.items()):
         problems.append(Problem(f"damaged pack index {stem}: {reason}"))
     damaged: set[bytes] = set()
+
+    def damaged_object(oid: bytes, place: str) -> bool:
+        """Report ``oid`` damaged (restored, with ``repair``, if it can be); whether it was."""
+        repaired = _mend(store, cache, oid, repair)
+        if repaired != RESTORED:  # a restored object makes its versions whole again
+            damaged.add(oid)
+        problems.append(Problem(f"damaged object {oid.hex()}{place}", repaired))
+        return repaired == RESTORED
+
     for oid in sorted(store.ids()):
         checked["objects"] += 1
         stop_if_asked(stop, _STOPPED)
@@ -65,23 +74,11 @@ def fsck(
             continue  # removed meanwhile
         except (CorruptObject, InvalidObject):
             where = store.locate(oid)
-            place = "" if where is None else f" in {where[0]}"
-            repaired = _mend(store, cache, oid, repair)
-            if repaired != RESTORED:  # a restored object makes its versions whole again
-                damaged.add(oid)
-            problems.append(Problem(f"damaged object {oid.hex()}{place}", repaired))
+            damaged_object(oid, "" if where is None else f" in {where[0]}")
     for oid, aside_from in sorted(store.damaged_on_read.items()):
-        if store.has(oid):  # stored again since (fetched, restored, published)
+        # stored again since (fetched, restored, published), or restored now
+        if store.has(oid) or damaged_object(oid, f" in {aside_from} (set aside when read)"):
             store.damaged_on_read.pop(oid, None)
-            continue
-        repaired = _mend(store, cache, oid, repair)
-        if repaired == RESTORED:
-            store.damaged_on_read.pop(oid, None)
-        else:
-            damaged.add(oid)
-        problems.append(
-            Problem(f"damaged object {oid.hex()} in {aside_from} (set aside when read)", repaired)
-        )
     for name in refs.names():
         try:
             log = refs.log(name)
