@@ -88,6 +88,11 @@ class ForwarderConfig:
     # make an Interest travel further than this node's policy allows.
     max_hop_limit: int = DEFAULT_HOP_LIMIT
     default_strategy: str = DEFAULT_STRATEGY
+    # A consumer's retransmission of an Interest still pending upstream is forwarded only if
+    # the last copy went out at least this long ago; each one forwarded doubles the wait for
+    # the entry, up to the maximum (NFD's exponential retransmission suppression).
+    retx_suppression_initial: float = 0.010
+    retx_suppression_max: float = 0.250
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -128,6 +133,8 @@ class Counters:
     #: Interests pending on an upstream face when it went down (FaceDown) or was found
     #: unreachable (FaceUnreachable), taken as its no-route Nack
     upstream_down: int = 0
+    #: Consumer retransmissions held back: a copy went upstream too recently (retx suppression)
+    suppressed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -435,9 +442,13 @@ class Forwarder:
             if created:
                 pit.remove(entry)
             return
-        if pending and not retransmission:
-            self.counters.aggregated += 1
-            return
+        if pending:
+            if not retransmission:
+                self.counters.aggregated += 1
+                return
+            if self._suppress_retransmission(entry, now):
+                self.counters.suppressed += 1
+                return
         nexthops, reason = self._eligible_nexthops(entry, interest, local)
         if not nexthops:
             self._reject(entry, face_id, interest, reason, now, out)
@@ -445,6 +456,26 @@ class Forwarder:
         strategy = self._strategy_choice(entry.name)[1]
         for upstream in strategy.after_receive_interest(entry, face_id, nexthops, now):
             self._outgoing_interest(entry, upstream, interest, now, out, strategy)
+
+    def _suppress_retransmission(self, entry: PitEntry, now: float) -> bool:
+        """Whether a consumer's retransmission for ``entry``, pending upstream, is held back: a
+        copy went upstream less than the entry's suppression interval ago. Consumers that share
+        an entry each retransmit on their own timer; without this, every one of their
+        retransmissions went upstream again. A retransmission let through doubles the interval
+        (``retx_suppression_initial`` up to ``retx_suppression_max``)."""
+        last = 0.0
+        for rec in entry.out_records.values():
+            if rec.sent_at > last:
+                last = rec.sent_at
+        interval = entry.retx_interval
+        if interval <= 0.0:
+            interval = self.config.retx_suppression_initial
+        if now - last < interval:
+            return True
+        interval *= 2
+        cap = self.config.retx_suppression_max
+        entry.retx_interval = interval if interval < cap else cap
+        return False
 
     def _reject(
         self,

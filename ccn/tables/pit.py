@@ -77,6 +77,7 @@ class PitEntry:
         "must_be_fresh",
         "name",
         "out_records",
+        "retx_interval",
         "strategy_info",
     )
 
@@ -91,6 +92,8 @@ class PitEntry:
         self.out_records: dict[int, OutRecord] = {}
         self.expiry = 0.0
         self.strategy_info: object | None = None
+        #: The forwarder's retransmission-suppression interval (0: not started)
+        self.retx_interval = 0.0
         self._heap_at = -1.0
         self._live = True
 

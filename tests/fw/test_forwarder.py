@@ -90,6 +90,53 @@ def test_aggregation_of_two_consumers() -> None:
     assert len(fw.pit) == 0
 
 
+def test_retransmissions_of_a_pending_interest_are_suppressed_exponentially() -> None:
+    """Consumers sharing an entry each retransmit on their own timer; a retransmission goes
+    upstream only once the last copy is older than the entry's interval (10 ms, doubling to
+    250 ms), as NFD's exponential suppression does."""
+    fw = make()
+    assert interest(fw, CONSUMER, I1, 0.0) == [SendInterest(UPSTREAM, fwd(I1))]
+    assert interest(fw, CONSUMER2, Interest(N("/a/b"), 2), 0.001) == []  # aggregated
+    nonces = iter(range(100, 200))
+
+    def retx(face: int, now: float) -> list[int]:
+        out = interest(fw, face, Interest(N("/a/b"), next(nonces)), now)
+        return [a.face_id for a in out if isinstance(a, SendInterest)]
+
+    assert retx(CONSUMER, 0.005) == []  # 5 ms after the copy upstream: held
+    assert retx(CONSUMER2, 0.009) == []
+    assert retx(CONSUMER2, 0.011) == [UPSTREAM]  # 10 ms passed; the interval becomes 20 ms
+    assert retx(CONSUMER, 0.030) == []  # 19 ms after
+    assert retx(CONSUMER, 0.032) == [UPSTREAM]  # now 40 ms
+    assert retx(CONSUMER2, 0.070) == []
+    assert retx(CONSUMER2, 0.073) == [UPSTREAM]  # now 80 ms
+    for now in (0.2, 0.4, 0.7, 1.0):  # 160, 250 (the cap), 250, ...
+        assert retx(CONSUMER, now) == [UPSTREAM]
+    assert retx(CONSUMER, 1.2) == []  # 200 ms < the 250 ms cap
+    assert fw.counters.suppressed == 5 and fw.counters.aggregated == 1
+    # Held retransmissions still refreshed their in-records: the Data reaches both.
+    assert data(fw, UPSTREAM, D1, 1.3) == [SendData(CONSUMER, D1), SendData(CONSUMER2, D1)]
+
+
+def test_retransmission_is_not_suppressed_once_nothing_is_pending_upstream() -> None:
+    fw = make()
+    interest(fw, CONSUMER, I1, 0.0)
+    nack(fw, UPSTREAM, fwd(I1), NackReason.CONGESTION, 0.001)
+    # The upstream Nacked (and the consumer was Nacked): its retransmission 1 ms later goes out.
+    out = interest(fw, CONSUMER, Interest(N("/a/b"), 5), 0.002)
+    assert [a.face_id for a in out if isinstance(a, SendInterest)] == [UPSTREAM]
+    assert fw.counters.suppressed == 0
+
+
+def test_retransmission_suppression_is_configurable() -> None:
+    fw = make(retx_suppression_initial=0, retx_suppression_max=0)  # off
+    interest(fw, CONSUMER, I1, 0.0)
+    out = interest(fw, CONSUMER, Interest(N("/a/b"), 5), 0.0001)
+    assert [a.face_id for a in out if isinstance(a, SendInterest)] == [UPSTREAM]
+    with pytest.raises(LocalError, match="retx_suppression_max"):
+        ForwarderConfig(retx_suppression_max=-1.0)
+
+
 def test_data_is_not_sent_back_to_the_face_it_came_from() -> None:
     fw = make({"/a": [UPSTREAM, CONSUMER2]})
     interest(fw, CONSUMER, I1)
