@@ -562,9 +562,12 @@ def cmd_log(args: argparse.Namespace) -> int:
         signers = _signers() if any(v.get("publisher") for v in versions) else {}
         for v in versions:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v["time_ns"] / 1e9))
-            size = f"{v['size']} bytes" if "size" in v else v.get("error", "?")
-            prev = v.get("previous") or "-"
             pin = "  pinned" if v.get("pinned") else ""
+            if "error" in v:  # the ref names it, its record cannot be read: say so, last
+                print(f"v{v['number']}  {when}Z  {v['id']}{pin}  (record unreadable: {v['error']})")
+                continue
+            size = f"{v['size']} bytes" if "size" in v else "?"
+            prev = v.get("previous") or "-"
             signed = ""
             if "publisher" in v:  # a record that could be read
                 signed = "  " + _signed_by(v["publisher"], signers)

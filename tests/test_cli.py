@@ -719,6 +719,10 @@ async def test_ls_lists_every_name_and_log_says_what_it_leaves_out(
             out = capsys.readouterr().out.splitlines()
             assert out[0] == "(1 earlier versions; ccn log NAME/vN shows one)"
             assert [line.split()[0] for line in out[1:]] == ["v2", "v3"]
+            # Their records are not in the store: each line says so at its end, after the id,
+            # not in the size column.
+            assert out[1].split()[3] == bytes(32).hex()
+            assert out[1].endswith(")") and "  (record unreadable: " in out[1]
 
 
 def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from blake3 import blake3
 
@@ -38,6 +38,9 @@ from ccn.errors import (
 )
 from ccn.name import Name
 from ccn.store.chunker import BLOCK_SIZE, DEFAULT_CHUNKER, Chunker, Readable
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 from ccn.store.objects import (
     CONTENT_KINDS,
     MAX_ENTRY_NAME,
@@ -197,6 +200,29 @@ def _import_buffer(
     return Root(root.id, root.kind, root.size, blake3(data).digest())
 
 
+class _SourceFile(io.FileIO):
+    """A file being imported, whose read errors name it: a failed ``read`` names no file, and
+    "Invalid argument" alone (``ccn put /proc``) does not say which of thousands it was."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        try:
+            return super().read(size)
+        except OSError as e:
+            raise _named(e, self.name) from None
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        try:
+            return super().readinto(buffer)
+        except OSError as e:
+            raise _named(e, self.name) from None
+
+
+def _named(e: OSError, name: object) -> OSError:
+    if e.filename is not None or not isinstance(name, (str, bytes)):
+        return e
+    return type(e)(e.errno, e.strerror, os.fsdecode(name))
+
+
 def _read_at_most(f: io.FileIO, limit: int) -> bytes | None:
     """All of ``f`` if it holds at most ``limit`` bytes, else None (having read ``limit + 1``)."""
     parts: list[bytes] = []
@@ -226,7 +252,7 @@ def import_file(
     _check_fanout(fanout)
     with store.batch() as batch:
         if isinstance(src, (str, os.PathLike)):
-            with open(src, "rb", buffering=0) as f:
+            with _SourceFile(src, "rb") as f:
                 # A small regular file is stored in this thread: the pipeline of
                 # _import_stream starts threads, which costs more than the whole import of a
                 # file of a few KiB. (A pipe or device streams, whatever its size.)

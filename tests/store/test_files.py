@@ -121,6 +121,20 @@ def test_a_fifo_longer_than_the_small_file_limit_streams(
     assert root == import_bytes(store, data, chunker=SMALL, fanout=4)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("small_max", [files_module.SMALL_FILE_MAX, -1])
+def test_a_read_error_names_the_file(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch, small_max: int
+) -> None:
+    # `ccn put /proc` said "Invalid argument" and nothing else: a failed read names no file.
+    # (clear_refs can be opened but not read; -1 sends it down the streaming path.)
+    monkeypatch.setattr(files_module, "SMALL_FILE_MAX", small_max)
+    with pytest.raises(OSError) as caught:
+        import_path(store, "/proc/self/clear_refs")
+    assert caught.value.filename == "/proc/self/clear_refs"
+    assert "clear_refs" in str(caught.value)
+
+
 def test_small_files_are_imported_without_starting_threads(
     store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
