@@ -38,6 +38,11 @@ that it has not answered are tried elsewhere or Nacked "no route" at once (the f
 While down it is probed at the same intervals as TCP's dials, and an Interest held for it has
 it probed at once (the probe is its dial).
 
+A ``tcp://`` or ``unix://`` neighbour is up once connected, and watched the same way over its
+connection (:meth:`Neighbours._carry`): a probe it leaves unanswered closes the connection
+(a stopped process or a host gone keeps it open for many minutes), and after that a new
+connection carries its routes only once a probe on it has been answered.
+
 Discovery's neighbours are ccn/discovery.py's, and Interests are not held for them: there is no
 address to dial (a node that comes back has a new id, often a new port, and announces itself
 by hello at start, faster than a dial could find it), and one is dropped only after 3.5 s
@@ -47,21 +52,23 @@ without a hello, so a second more would rarely bring it back (docs/lan.md).
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ccn.errors import ConnectError
 from ccn.faces.base import Face
+from ccn.faces.stream import StreamFace
 from ccn.faces.transport import dial
 from ccn.faces.udp import UdpFace, probe_interest
 from ccn.faces.uri import FaceUri
 from ccn.fw.actions import FaceUnreachable
 from ccn.mgmt import CommandFailed
 from ccn.name import Name
-from ccn.packet import Interest, Packet
+from ccn.packet import Interest
 
 if TYPE_CHECKING:
     from ccn.node import Node
@@ -73,6 +80,10 @@ REDIAL_DELAY = 0.5
 MAX_REDIAL_DELAY = 5.0
 #: How a stream face's close reason starts when the peer sent what is not ccn (ccn/faces/stream.py).
 NOT_CCN = "not a ccn stream: "
+#: How it starts when this node closed it because the peer left a probe unanswered.
+SILENT = "silent: "
+#: How often a probe's answer is looked for on a stream face (its counters; no per-packet cost).
+PROBE_POLL = 0.02
 #: How long ``route add`` waits for the dial it starts.
 ROUTE_ADD_WAIT = 3.0
 #: How long a ``udp://`` neighbour's probe waits for an answer or an ICMP error.
@@ -113,6 +124,9 @@ class Neighbour:
     #: Set while the peer closes every connection by sending what is not ccn (another packet
     #: format version: an older or newer ccn, or not ccn): told once, not at every redial.
     incompatible: bool = False
+    #: Set once a ``tcp://`` peer left a probe unanswered (a stopped process, a host gone, a
+    #: listener that is not ccn): its routes go back in only once a connection is answered.
+    silent: bool = False
     #: Whether its going down and coming back are told on stderr: a configured neighbour, or
     #: one a ``route add`` succeeded for (a failed ``route add`` is told to its client).
     reported: bool = False
@@ -221,11 +235,7 @@ class Neighbours:
             return False
         node._attach(face)
         try:
-            if nb.incompatible:
-                await self._run_once_heard(nb, face)
-            else:
-                self._up(nb, face)
-                await face.run(node.receive)
+            await self._carry(nb, face)
         finally:
             nb.face = None
             node._detach(face)
@@ -233,35 +243,50 @@ class Neighbours:
         if reason.startswith(NOT_CCN):
             self._incompatible(nb, reason.removeprefix(NOT_CCN))
             return False
+        if reason.startswith(SILENT):
+            nb.silent = True
+            self._failed(nb, f"cannot reach a ccn node at {nb.uri}: {reason.removeprefix(SILENT)}")
+            return False
         nb.incompatible = False
         return True
 
-    async def _run_once_heard(self, nb: Neighbour, face: Face) -> None:
-        """Carry ``face`` to a neighbour whose last connection closed on what was not ccn: its
-        routes go in only once it has sent a packet of ours (it is asked with a probe, which a
-        ccn node answers at once, docs/protocol.md §7) or stayed silent for
-        :data:`PROBE_WAIT`, not as soon as it accepts the connection. Else an Interest held for
-        its dial was sent to it and lost with the connection, and waited out its lifetime."""
-        node = self.node
-        heard = trio.Event()
+    async def _carry(self, nb: Neighbour, face: StreamFace) -> None:
+        """Carry ``nb``'s connection ``face`` until it closes, its routes in the FIB while the
+        peer shows signs of life.
 
-        def deliver(f: Face, packet: Packet) -> None:
-            heard.set()
-            node.receive(f, packet)
-
-        async def carry() -> None:
-            try:
-                await face.run(deliver)
-            finally:
-                heard.set()
-
+        After a connection that closed on what was not ccn, or on silence, the routes go in
+        only once the peer has answered a probe (which a ccn node does at once,
+        docs/protocol.md §7), not as soon as it accepts the connection: else an Interest held
+        for its dial was sent to it and lost with the connection, and waited out its lifetime.
+        (A peer that was incompatible and stays silent for :data:`PROBE_WAIT` goes up anyway,
+        as before; one that was silent is closed again.) While up it is watched as a UDP
+        neighbour is (:meth:`_probe_due`): a connection whose peer leaves a probe unanswered is
+        closed, so a stopped process or a host gone without a word (whose connection TCP
+        keeps for many minutes) is down within about two seconds of the first Interest it
+        leaves unanswered, and what was sent to it is tried elsewhere or Nacked then."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(carry)
-            face.send(probe_interest())
-            with trio.move_on_after(PROBE_WAIT):
-                await heard.wait()
-            if not face.closed:
-                self._up(nb, face)
+
+            async def run() -> None:
+                try:
+                    await face.run(self.node.receive)
+                finally:
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(run)
+            if nb.incompatible or nb.silent:
+                answered = await _probe_stream(face, PROBE_WAIT)
+                if not answered and nb.silent:
+                    face.close(f"{SILENT}no answer within {PROBE_WAIT:g} s")
+                    return
+                nb.silent = False
+            if face.closed:
+                return
+            self._up(nb, face)
+            heard = partial(_heard, face)
+            while await self._probe_due(face, heard, None):
+                if not await _probe_stream(face, PROBE_WAIT):
+                    face.close(f"{SILENT}a probe went unanswered for {PROBE_WAIT:g} s")
+                    return
 
     def _incompatible(self, nb: Neighbour, why: str) -> None:
         """``nb`` accepted the connection, then sent what this node cannot decode: said once on
@@ -323,24 +348,32 @@ class Neighbours:
             nb.incompatible = False
             self._up(nb, face)
             while answered is True:  # up: until a probe it needs goes unanswered
-                if not await self._probe_due(face):
+                if not await self._probe_due(face, face.heard, face.wait_unreachable):
                     answered = False
                     break
                 junk = face.counters.malformed
                 answered = await face.probe(PROBE_WAIT)
 
-    async def _probe_due(self, face: UdpFace) -> bool:
-        """Return True when the peer of ``face`` (up) has sent nothing for
-        :data:`LIVENESS_INTERVAL` while this node sent it Interests, or for :data:`IDLE_PROBE`
-        at all: it is time to probe it. False at an ICMP error for it, or when the face closes.
-        Costs a wake-up per interval and neighbour, no datagram."""
+    async def _probe_due(
+        self,
+        face: Face,
+        heard_from: Callable[[], int],
+        alarm: Callable[[], Awaitable[None]] | None,
+    ) -> bool:
+        """Return True when the peer of ``face`` (up) has sent nothing (``heard_from``: a count
+        of its packets) for :data:`LIVENESS_INTERVAL` while this node sent it Interests, or for
+        :data:`IDLE_PROBE` at all: it is time to probe it. False when ``alarm`` returns (a UDP
+        peer's ICMP error), or when the face closes. Costs a wake-up per interval and
+        neighbour, no packet."""
         quiet = 0.0
         while not face.closed:
-            heard, asked = face.heard(), face.counters.out_interests
+            heard, asked = heard_from(), face.counters.out_interests
             with trio.move_on_after(LIVENESS_INTERVAL):
-                await face.wait_unreachable()
+                if alarm is None:
+                    await trio.sleep_forever()
+                await alarm()
                 return False
-            if face.heard() != heard:
+            if heard_from() != heard:
                 quiet = 0.0
                 continue
             quiet += LIVENESS_INTERVAL
@@ -542,3 +575,23 @@ class _Held:
     #: When (trio time) the Interest's own lifetime ends: not forwarded after that.
     expires: float
     waiting: set[str]
+
+
+def _heard(face: Face) -> int:
+    """Packets received from the peer of ``face`` that decoded: signs of a ccn node there."""
+    c = face.counters
+    return c.in_interests + c.in_data + c.in_nacks
+
+
+async def _probe_stream(face: Face, timeout: float) -> bool:
+    """Ask the peer of stream ``face`` for a sign of life (a probe, as over UDP); True when a
+    packet comes from it within ``timeout``. Its counters are looked at every
+    :data:`PROBE_POLL`: nothing is added to the path of each packet."""
+    before = _heard(face)
+    face.send(probe_interest())
+    with trio.move_on_after(timeout):
+        while not face.closed:
+            await trio.sleep(PROBE_POLL)
+            if _heard(face) != before:
+                return True
+    return False

@@ -633,3 +633,102 @@ async def test_a_get_dials_a_neighbour_speaking_another_format_once_and_fails_at
                     await client.get("/far/x")
                 assert newer_ccn.accepted == 2
             nursery.cancel_scope.cancel()
+
+
+class CcnListener:
+    """A TCP handler playing a ccn node that answers probes (as one does, with a hop-limit
+    Nack) while :attr:`on`, and reads everything and answers nothing once it is off: a
+    stopped process, or a host gone, whose connection TCP keeps."""
+
+    def __init__(self) -> None:
+        self.on = True
+        self.accepted = 0
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        self.accepted += 1
+        deframer = Deframer(1 << 20)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            while chunk := await stream.receive_some():
+                for unit in deframer.feed(chunk):
+                    packet = decode(unit)
+                    if self.on and isinstance(packet, Interest) and packet.name == PROBE:
+                        await stream.send_all(frame(encode(Nack(packet, NackReason.HOP_LIMIT))))
+
+
+async def test_a_tcp_neighbour_that_stops_answering_is_taken_down_and_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A neighbour whose connection stays open but which answers nothing (a stopped process, a
+    # host gone without a word) stayed up: every fetch through it waited out all its retries
+    # (about 54 s). Now an Interest it leaves unanswered has it probed within a second, and
+    # the unanswered probe closes the connection: down within about 2 s, the pending get is
+    # Nacked "no route" then, and the next get fails within a few seconds. Its redials are
+    # accepted (by the kernel) but routes go back in only once a probe is answered.
+    peer = CcnListener()
+    port = free_port()
+    far = f"tcp://127.0.0.1:{port}"
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), peer, port)
+            routes = [(Name.parse("/far"), far)]
+            async with (
+                node_in_process(tmp_path, routes=routes) as (node, uri),
+                connect(uri) as client,
+            ):
+                nb = node.neighbours[far]
+                assert nb.face is not None
+                peer.on = False
+                outcome: list[BaseException] = []
+
+                async def get() -> None:
+                    with contextlib.suppress(NoRoute):
+                        await client.get("/far/x/v1")
+                        return
+                    outcome.append(NoRoute())
+
+                async with trio.open_nursery() as gets:
+                    gets.start_soon(get)
+                    with trio.fail_after(3.5):
+                        await failed_dials(nb, 1)
+                assert outcome and node.forwarder.counters.upstream_down == 1
+                silent = f"cannot reach a ccn node at {far}: a probe went unanswered for 1 s"
+                assert f"ccn node: {silent}; retrying in the background" in capsys.readouterr().err
+                with trio.fail_after(4), pytest.raises(NoRoute):
+                    await client.get("/far/y/v1")
+                assert "/far" not in {e["prefix"] for e in await client.routes()}
+                with trio.fail_after(10):  # redials are accepted, answered by no one
+                    await failed_dials(nb, 1)
+                assert peer.accepted >= 2
+                assert node.unreachable() == [
+                    f"cannot reach a ccn node at {far}: no answer within 1 s"
+                ]
+                peer.on = True  # it wakes up: the next redial (≤ 5 s of back-off) has it up
+                with trio.fail_after(8):
+                    while nb.face is None:
+                        await nb.attempt.wait()
+                assert "/far" in {e["prefix"] for e in await client.routes()}
+                assert f"ccn node: {far} is reachable again" in capsys.readouterr().err
+            nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_tcp_neighbour_that_answers_probes_stays_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Idle, it is probed every IDLE_PROBE (here 0.3 s) and stays up on the same connection.
+    monkeypatch.setattr("ccn.neighbours.IDLE_PROBE", 0.3, raising=False)
+    monkeypatch.setattr("ccn.neighbours.LIVENESS_INTERVAL", 0.1, raising=False)
+    peer = CcnListener()
+    port = free_port()
+    far = f"tcp://127.0.0.1:{port}"
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), peer, port)
+            routes = [(Name.parse("/far"), far)]
+            async with node_in_process(tmp_path, routes=routes) as (node, _uri):
+                nb = node.neighbours[far]
+                face = nb.face
+                assert face is not None
+                await trio.sleep(1.5)
+                assert nb.face is face and not face.closed and peer.accepted == 1
+                assert face.counters.out_interests >= 3 and face.counters.in_nacks >= 3
+            nursery.cancel_scope.cancel()
