@@ -3,8 +3,9 @@ served to NDN consumers as segments; plus reassembly of NDN segmented content fo
 
 What NDN consumers see of a ccn file version ``/a/b/vN`` (docs/ndn.md):
 
-* ``/a/b/v=N/seg=K`` — fixed slices of :data:`SEGMENT_SIZE` bytes of the file content, the last
-  one carrying ``FinalBlockId``; an Interest for ``/a/b`` (CanBePrefix) gets segment 0 of the
+* ``/a/b/v=N/seg=K`` — fixed slices of :data:`SEGMENT_SIZE` bytes of the file content (fewer
+  under a name so long that a segment would pass NDN's packet limit), the last one carrying
+  ``FinalBlockId``; an Interest for ``/a/b`` (CanBePrefix) gets segment 0 of the
   latest version;
 * ``/a/b/32=metadata`` (CanBePrefix, MustBeFresh) — RDR metadata whose content is the Name
   ``/a/b/v=N``;
@@ -53,15 +54,18 @@ from ccn.ndn.packets import (
     segment,
     version,
 )
-from ccn.ndn.tlv import NdnDecodeError
+from ccn.ndn.tlv import MAX_PACKET_SIZE, NdnDecodeError
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
 from ccn.store.objects import Kind, Manifest, Version, blob_payload, decode
 
 if TYPE_CHECKING:
     from ccn.node import Node
 
-#: Bytes of file content per NDN segment: a segment Data stays under NDN's 8800-byte limit.
+#: Bytes of file content per NDN segment: a segment Data stays under NDN's 8800-byte limit
+#: (:func:`segment_size`: fewer under a long name).
 SEGMENT_SIZE = 8000
+#: Under a name too long for segments of at least this many bytes, a version is not served.
+MIN_SEGMENT_SIZE = 1024
 SEGMENT_FRESHNESS_MS = 10_000
 METADATA_FRESHNESS_MS = 1000
 COMMAND_FRESHNESS_MS = 1000
@@ -90,15 +94,17 @@ class Layout:
     size: int
     leaves: tuple[bytes, ...]
     offsets: tuple[int, ...]
+    #: Bytes of content per segment (:func:`segment_size`)
+    segment_size: int = SEGMENT_SIZE
 
     @property
     def segments(self) -> int:
-        return max(1, -(-self.size // SEGMENT_SIZE))
+        return max(1, -(-self.size // self.segment_size))
 
     def leaves_for(self, seg: int) -> tuple[int, int, range]:
         """Byte range of segment ``seg`` and the indexes of the leaves it overlaps."""
-        start = seg * SEGMENT_SIZE
-        stop = min(start + SEGMENT_SIZE, self.size)
+        start = seg * self.segment_size
+        stop = min(start + self.segment_size, self.size)
         if stop <= start:
             return start, start, range(0)
         first = bisect.bisect_right(self.offsets, start) - 1
@@ -253,6 +259,8 @@ class NdnGateway:
             return False
         name = pending.ndn.name
         if len(name) >= 2 and name[-1] == METADATA:
+            if not pending.ndn.can_be_prefix:  # the answer, …/32=metadata/v=…, would not match
+                return False
             self._spawn(self._serve_metadata, face, pending)
             return True
         shape = _segment_shape(pending)
@@ -351,6 +359,9 @@ class NdnGateway:
                 return None
         if record.root_kind == Kind.TREE:
             return None
+        seg_size = segment_size(versioned, record.size)
+        if seg_size < MIN_SEGMENT_SIZE:
+            return None
         leaves: list[tuple[bytes, int]] = []
         if record.root_kind == Kind.BLOB:
             leaves.append((record.root, record.size))
@@ -379,7 +390,7 @@ class NdnGateway:
             at += size
         if at != record.size:
             raise VerificationError(f"{versioned}: manifest sizes do not add up")
-        layout = Layout(versioned, at, tuple(i for i, _ in leaves), tuple(offsets))
+        layout = Layout(versioned, at, tuple(i for i, _ in leaves), tuple(offsets), seg_size)
         replaced = self._layouts.pop(versioned, None)  # expanded twice at once
         if replaced is not None:
             self._cached_leaves -= len(replaced.leaves)
@@ -432,8 +443,10 @@ class NdnGateway:
                 versioned, record = await resolve(
                     self.client, to_ccn(prefix_ndn), newest_seen=False
                 )
-                await self._layout(versioned, record)
+                layout = await self._layout(versioned, record)
             except CcnError:
+                layout = None
+            if layout is None:  # not served as segments (a directory version): no metadata
                 face.nack(pending, lp.NACK_NO_ROUTE)
                 return
             name = (*pending.ndn.name, version(time.time_ns() // 1000), segment(0))
@@ -444,6 +457,18 @@ class NdnGateway:
                 final_block_id=segment(0),
             )
             face.reply(pending, wire)
+
+
+def segment_size(versioned: Name, size: int) -> int:
+    """Bytes of content per segment of the file version ``versioned`` (``size`` bytes): at most
+    :data:`SEGMENT_SIZE`, and few enough that its largest segment Data, name and all, stays
+    within NDN's packet limit."""
+    last = segment(max(size, 1))  # a number no segment of it exceeds
+    empty = encode_data(
+        (*to_ndn(versioned), last), b"", freshness_ms=SEGMENT_FRESHNESS_MS, final_block_id=last
+    )
+    # Content adds its bytes, and at most 2 more to its own length field and 2 to the Data's.
+    return min(SEGMENT_SIZE, MAX_PACKET_SIZE - len(empty) - 4)
 
 
 def _segment_shape(pending: PendingInterest) -> tuple[Name, int] | None:

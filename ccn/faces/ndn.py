@@ -32,7 +32,14 @@ from ccn.faces.stream import ByteStreamFace
 from ccn.name import Name
 from ccn.ndn import lp
 from ccn.ndn.names import to_ccn, to_ndn
-from ccn.ndn.packets import NdnData, NdnInterest, decode_data, decode_interest, encode_interest
+from ccn.ndn.packets import (
+    C_PARAMS_DIGEST,
+    NdnData,
+    NdnInterest,
+    decode_data,
+    decode_interest,
+    encode_interest,
+)
 from ccn.ndn.tlv import T_DATA, T_INTEREST, T_LP_PACKET, NdnDecodeError, NdnFrameError, TlvFramer
 from ccn.packet import (
     DEFAULT_HOP_LIMIT,
@@ -49,6 +56,9 @@ MAX_QUEUE_BYTES = 32 << 20
 MAX_QUEUE_PACKETS = 1 << 20  # bounded by bytes; one write may carry several packets
 MAX_PENDING = 65536
 MAX_WIRES = 65536
+#: ... and their bytes: an NDN Interest may be 8800 bytes, so the count alone let a peer park
+#: over half a GB of wires.
+MAX_WIRE_BYTES = 16 << 20
 
 _TO_NDN_REASON = {
     NackReason.CONGESTION: lp.NACK_CONGESTION,
@@ -78,16 +88,28 @@ class PendingInterest:
 class InterestWires:
     """Exact wires of NDN Interests in flight, by nonce: what lets NDN faces relay byte for byte."""
 
-    def __init__(self, max_entries: int = MAX_WIRES) -> None:
+    def __init__(self, max_entries: int = MAX_WIRES, max_bytes: int = MAX_WIRE_BYTES) -> None:
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self.bytes = 0
         self._by_nonce: OrderedDict[int, tuple[Name, bytes, float]] = OrderedDict()
 
-    def put(self, interest: Interest, wire: bytes, expiry: float) -> None:
+    def put(self, interest: Interest, wire: bytes, expiry: float, now: float) -> None:
+        """Keep ``wire`` until ``expiry``; the oldest wires go first when there are too many
+        (or too many bytes), and expired ones at the front go as new ones come. A wire let go
+        early only means its Interest is re-encoded if it is relayed to an NDN face."""
         table = self._by_nonce
+        old = table.pop(interest.nonce, None)
+        if old is not None:
+            self.bytes -= len(old[1])
         table[interest.nonce] = (interest.name, wire, expiry)
-        table.move_to_end(interest.nonce)
-        while len(table) > self._max:
-            table.popitem(last=False)
+        self.bytes += len(wire)
+        while table and (
+            len(table) > self._max
+            or self.bytes > self._max_bytes
+            or next(iter(table.values()))[2] < now
+        ):
+            self.bytes -= len(table.popitem(last=False)[1][1])
 
     def get(self, interest: Interest, now: float) -> bytes | None:
         entry = self._by_nonce.get(interest.nonce)
@@ -192,8 +214,14 @@ class NdnFace(ByteStreamFace):
             return
         wire = self._host.wires.get(interest, trio.current_time())
         if wire is None:
+            ndn_name = to_ndn(interest.name)
+            if any(c[0] == C_PARAMS_DIGEST for c in ndn_name):
+                # Its ApplicationParameters did not come along (it crossed a ccn link, or its
+                # wire was let go): re-encoded without them it is not a valid NDN Interest.
+                self._local_nack(interest, NackReason.NO_ROUTE)
+                return
             wire = encode_interest(
-                to_ndn(interest.name),
+                ndn_name,
                 nonce=interest.nonce,
                 can_be_prefix=interest.can_be_prefix,
                 must_be_fresh=interest.must_be_fresh,
@@ -350,7 +378,7 @@ class NdnFace(ByteStreamFace):
         if self._host.on_interest(self, pending):
             return
         self._remember(pending, now)
-        self._host.wires.put(interest, ndn.wire, pending.expiry)
+        self._host.wires.put(interest, ndn.wire, pending.expiry, now)
         deliver(self, interest)
 
     def _on_data(self, ndn: NdnData, deliver: Deliver) -> None:
