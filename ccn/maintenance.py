@@ -249,7 +249,8 @@ class Maintenance:
                     "(see ccn pins)"
                 )
             raise MaintenanceError(f"{n} is not published on this node")
-        pinned = {p.number for p in node.refs.pins() if p.name == n}
+        # number -> the pinned version's id (None: the one published here, or the latest)
+        pinned = {p.number: p.id for p in node.refs.pins() if p.name == n}
         latest = entries[-1]
         if name.version is not None:  # /name/vN: that version only
             entries = [e for e in entries if e.number == name.version]
@@ -273,7 +274,9 @@ class Maintenance:
                         if v.signature is None or v.publisher is None
                         else v.publisher.hex(),
                     }
-            row["pinned"] = e.number in pinned or (None in pinned and e is latest)
+            row["pinned"] = (e.number in pinned and pinned[e.number] in (None, e.id)) or (
+                None in pinned and e is latest
+            )
             out.append(row)
         return {"name": str(n), "versions": out, "versions_total": len(entries)}
 
@@ -290,8 +293,10 @@ class Maintenance:
         if not len(n):
             raise MaintenanceError("cannot pin the root name")
         if node.refs.latest(n) is not None:
-            if number is not None and node.refs.get(n, number) is None:
+            local = None if number is None else node.refs.get(n, number)
+            if number is not None and local is None:
                 raise MaintenanceError(f"{name}: no such version on this node")
+            self._check_pin_free(n, number, local)
             node.refs.pin(n, number)
             return {"pinned": str(name)}
         if version_raw is None:
@@ -318,8 +323,27 @@ class Maintenance:
                 if errors:  # a full disk: what passes cannot be kept for the copy
                     need["cache_write_errors"] = errors
                 return need
-        node.refs.pin(n, version.number, object_id(version_raw))
+        version_id = object_id(version_raw)
+        self._check_pin_free(n, version.number, version_id)
+        if wanted is not None and not wanted():
+            # Its client left (Ctrl-C) while the copy ended: it was told "interrupted", so
+            # nothing is pinned; the copied objects are left to gc.
+            raise Stopped("pin stopped before its end: nothing was pinned")
+        node.refs.pin(n, version.number, version_id)
         return {"pinned": str(n.with_version(version.number))}
+
+    def _check_pin_free(self, n: Name, number: int | None, version_id: bytes | None) -> None:
+        """Refuse to pin version ``number`` of ``n`` (id ``version_id``) over a pin of another
+        version of the same number: one from another node's publisher (a pin keeps one version
+        per number), which the new pin would silently drop and gc then delete."""
+        if number is None:
+            return
+        for p in self.node.refs.pins():
+            if p.name == n and p.number == number and p.id is not None and p.id != version_id:
+                raise MaintenanceError(
+                    f"{n.with_version(number)} is already pinned as another node's version "
+                    f"{p.id.hex()[:16]}; ccn unpin {n.with_version(number)} first to replace it"
+                )
 
     def _promote(self, version_raw: bytes, version: Version, stop: threading.Event) -> None:
         """Copy the version and everything below it into the main store (worker thread); if

@@ -303,6 +303,53 @@ async def test_a_pin_whose_client_leaves_copies_nothing(tmp_path: Path) -> None:
         assert await m.pin(Name.parse("/far/f"), far.raw) == {"pinned": "/far/f/v1"}
 
 
+async def test_a_pin_never_replaces_another_nodes_version_of_the_same_number(
+    tmp_path: Path,
+) -> None:
+    # A node that pinned /far/f/v1 from its publisher, then published its own /far/f (its own
+    # v1): `pin /far/f/v1` replaced the pin of the other node's record without a word, and gc
+    # deleted that version; `log` already showed the local v1 as pinned.
+    far = Elsewhere(tmp_path)
+    async with _node(tmp_path, versions=0) as (node, m):
+        node.cache.add_many(far.objects.items())
+        assert await m.pin(Name.parse("/far/f"), far.raw) == {"pinned": "/far/f/v1"}
+        publish(node.store, node.refs, Name.parse("/far/f"), tmp_path / "far.bin")
+        src = tmp_path / "own"
+        src.write_bytes(b"our own v1")
+        publish(node.store, node.refs, Name.parse("/far/f"), src)  # v2 here
+        assert [v["pinned"] for v in (await m.log(Name.parse("/far/f")))["versions"]] == [
+            False,  # the pin is of the other node's v1, not of this v1
+            False,
+        ]
+        with pytest.raises(MaintenanceError, match=r"^/far/f/v1 is already pinned as another "):
+            await m.pin(Name.parse("/far/f/v1"), None)
+        assert m.pins() == [{"name": "/far/f", "number": 1, "id": id_of(far.version).hex()}]
+        await m.gc(False, 0.0)
+        assert node.store.get(id_of(far.version)) == far.raw  # still kept
+        assert await m.pin(Name.parse("/far/f/v2"), None) == {"pinned": "/far/f/v2"}
+
+
+async def test_a_pin_whose_client_leaves_as_it_ends_pins_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C in the last moments of a pin: the client said "interrupted", and the pin was
+    # recorded all the same (the client was looked for only while the copy ran).
+    far = Elsewhere(tmp_path)
+    here = {"client": True}
+    promote = Maintenance._promote
+
+    def promote_then_leave(self: Maintenance, *args: Any) -> None:
+        promote(self, *args)
+        here["client"] = False  # gone just as the copy ended
+
+    monkeypatch.setattr(Maintenance, "_promote", promote_then_leave)
+    async with _node(tmp_path) as (node, m):
+        node.cache.add_many(far.objects.items())
+        with pytest.raises(Stopped, match="nothing was pinned"):
+            await m.pin(Name.parse("/far/f"), far.raw, lambda: here["client"])
+        assert m.pins() == []
+
+
 async def _publish_files(client: Any, tmp_path: Path, n: int) -> dict[str, bytes]:
     """Publish ``n`` small files under /auto through ``client``; return them by versioned name."""
     contents = {}
