@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import trio
 
     from ccn.client import Client
+    from ccn.keys import PublicKey
     from ccn.trust import Anchors
 
 # -- output helpers --------------------------------------------------------------------------
@@ -560,6 +561,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         if total > len(versions):
             print(f"({total - len(versions):,} earlier versions; ccn log NAME/vN shows one)")
         signers = _signers() if any(v.get("publisher") for v in versions) else {}
+        versioned = name.unversioned()
         for v in versions:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v["time_ns"] / 1e9))
             pin = "  pinned" if v.get("pinned") else ""
@@ -570,27 +572,56 @@ def cmd_log(args: argparse.Namespace) -> int:
             prev = v.get("previous") or "-"
             signed = ""
             if "publisher" in v:  # a record that could be read
-                signed = "  " + _signed_by(v["publisher"], signers)
+                key = signers.get(v["publisher"])
+                good = None
+                if key is not None:  # one of this user's keys: check that it signed it
+                    good = await _signature_good(
+                        client, versioned.with_version(v["number"]), v, key[1]
+                    )
+                signed = "  " + _signed_by(v["publisher"], signers, good)
             print(f"v{v['number']}  {when}Z  {size}  {v['id']}{signed}  previous {prev}{pin}")
         return 0
 
     return _on_node(args, body)
 
 
-def _signers() -> dict[str, str]:
-    """Key id (hex) -> name, for this user's keys (``ccn key list``); unreadable ones are left
-    out (``ccn key list`` reports them)."""
+def _signers() -> dict[str, tuple[str, PublicKey]]:
+    """Key id (hex) -> (name, key), for this user's keys (``ccn key list``); unreadable ones
+    are left out (``ccn key list`` reports them)."""
     from ccn.keys import list_keys
 
     try:
         keys, _errors = list_keys()
     except OSError:
         return {}
-    return {public.id.hex(): name for name, public in keys}
+    return {public.id.hex(): (name, public) for name, public in keys}
 
 
-def _signed_by(publisher: object, signers: dict[str, str]) -> str:
-    """``ccn log``'s signer column: who signed a version, as far as this user's keys tell."""
+async def _signature_good(
+    client: Client, versioned: Name, row: dict[str, Any], key: PublicKey
+) -> bool | None:
+    """Whether the record of ``versioned`` (the ``ccn log`` row ``row``) carries a good
+    signature by ``key``: the log only says which key a record names. None: the record could
+    not be had to check."""
+    from ccn.client import new_nonce
+    from ccn.packet import Interest
+    from ccn.store.objects import Version, decode, object_id
+
+    try:
+        data = await client.express(Interest(versioned, new_nonce()), retries=0)
+        if object_id(data.content).hex() != row["id"]:
+            return None
+        version = decode(data.content)
+    except CcnError:
+        return None
+    return type(version) is Version and key.verify(version)
+
+
+def _signed_by(
+    publisher: object, signers: dict[str, tuple[str, PublicKey]], good: bool | None = None
+) -> str:
+    """``ccn log``'s signer column: who signed a version, as far as this user's keys tell
+    (``good``: whether its signature was checked against one of them, and held)."""
     from ccn.keys import short_id
 
     if not isinstance(publisher, str):
@@ -600,7 +631,12 @@ def _signed_by(publisher: object, signers: dict[str, str]) -> str:
     except ValueError:
         return "signed by key ?"
     mine = signers.get(publisher)
-    return f"signed by {mine} (key {shown_id})" if mine else f"signed by key {shown_id}"
+    if mine is None:
+        return f"signed by key {shown_id}"
+    if good is False:
+        return f"BAD SIGNATURE (names {mine[0]}'s key {shown_id}: forged or altered)"
+    checked = "" if good else ", not checked"
+    return f"signed by {mine[0]} (key {shown_id}{checked})"
 
 
 def cmd_pin(args: argparse.Namespace) -> int:

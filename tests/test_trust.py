@@ -20,7 +20,7 @@ from ccn.fetch import LATEST_FRESHNESS_RETRIES
 from ccn.keys import SigningKey, generate_key, key_path, load_key, short_id
 from ccn.name import Name
 from ccn.packet import Data, Interest, Nack, NackReason
-from ccn.store.objects import Version, encode
+from ccn.store.objects import Version, decode, encode
 from ccn.testing import NodeProcess, free_port, node_in_process, stop_all, wait_ready
 from ccn.trust import Anchors, TrustFileError, UntrustedVersion
 
@@ -115,7 +115,7 @@ async def test_cli_key_trust_put_get(
     assert main(["key", "gen", "me"]) == 0
     public = capsys.readouterr().out.splitlines()[0]
     assert public.startswith("ed25519:")
-    async with node_in_process(tmp_path) as (_node, uri):
+    async with node_in_process(tmp_path) as (node, uri):
 
         def run(*args: str) -> tuple[int, str, str]:
             code = _cli(uri, *args)
@@ -133,6 +133,18 @@ async def test_cli_key_trust_put_get(
         # ccn log says who signed each version, by the name of this user's key if it is one
         code, out, _err = await trio.to_thread.run_sync(run, "log", "/m/s")
         assert code == 0 and f"  signed by me (key {me})  previous -" in out
+        # A record that names my key but whose signature does not hold (a store written to
+        # behind the node's back) said "signed by me" all the same: log now checks it.
+        s = Name.parse("/m/s")
+        v1_id = node.refs.get(s, 1)
+        assert v1_id is not None
+        v1 = decode(node.store.get(v1_id))
+        assert isinstance(v1, Version)
+        forged = replace(v1, name=Name.parse("/m/forged"))  # the signature is /m/s's
+        node.refs.compare_and_swap(forged.name, None, 1, node.store.put_object(forged))
+        node.on_published(forged.name)
+        code, out, _err = await trio.to_thread.run_sync(run, "log", "/m/forged")
+        assert code == 0 and f"  BAD SIGNATURE (names me's key {me}: forged or altered)" in out
         assert "  unsigned  previous -" in (await trio.to_thread.run_sync(run, "log", "/m/u"))[1]
         assert run("trust", "add", "/m", public)[0] == 0
         assert run("trust", "list")[1] == f"/m  {public}  id {me}\n"
