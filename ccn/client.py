@@ -21,6 +21,7 @@ from ccn.defaults import default_node_uri
 from ccn.errors import (
     CcnError,
     ConnectError,
+    InvalidName,
     LocalError,
     NackError,
     NoAnswer,
@@ -236,10 +237,21 @@ class Client:
         so that a peer that is no ccn node (it never answers) fails in seconds, not after
         :data:`LONG_COMMAND_TIMEOUT`. It carries a random ``req`` parameter, so that it is a
         command of its own: the same one sent by another client, or again after a Ctrl-C, is
-        not aggregated with it in the node's PIT (and answered with its reply)."""
+        not aggregated with it in the node's PIT (and answered with its reply).
+
+        Cancelled while it waits (a ``move_on_after``, a nursery closing), it tells the node to
+        stop the command (``abandon``), as the node does when its client's connection closes:
+        a put stopped before the node has published publishes nothing."""
         await self.command("ping")
-        unique = {**params, "req": new_nonce()}
-        return await self.command(verb, unique, timeout=LONG_COMMAND_TIMEOUT)
+        req = new_nonce()
+        unique = {**params, "req": req}
+        try:
+            return await self.command(verb, unique, timeout=LONG_COMMAND_TIMEOUT)
+        except trio.Cancelled:
+            if not self.face.closed:  # (nobody waits for its answer)
+                abandon = Interest(command_name("abandon", {"req": req}), new_nonce())
+                self.send(abandon, _ignore)
+            raise
 
     async def status(self) -> dict[str, Any]:
         reply = await self.command("status")
@@ -293,7 +305,7 @@ class Client:
         is the path of a private key file (:mod:`ccn.keys`) the node signs the version with; it
         travels as a path, never as key bytes.
         """
-        n = Name.parse(name) if isinstance(name, str) else name
+        n = _name(name)
         if n.version is not None:
             raise LocalError(f"publish to a name without a version, not {n}")
         full = Path(path).resolve()
@@ -456,18 +468,29 @@ class Client:
         and renamed when every byte is
         verified: a fetch that fails or is cancelled leaves nothing. A file replaces an existing
         file at ``path``; a directory is never merged into an existing path
-        (:class:`LocalError`)."""
+        (:class:`LocalError`). A ``path`` that ends with a slash names a directory, as ``cp``
+        has it: a file version is then an error (:class:`LocalError`), never written there."""
         from ccn.fetch import fetch_to_path
 
-        return await fetch_to_path(self, _name(name), Path(path))
+        text = os.fspath(path)
+        into = (text.endswith(os.sep) or text.endswith("/")) if isinstance(text, str) else False
+        return await fetch_to_path(self, _name(name), Path(text), into_directory=into)
 
 
 def _route_params(prefix: Name | str | None) -> dict[str, str]:
     return {} if prefix is None else {"prefix": str(_name(prefix))}
 
 
+def _ignore(_packet: Data | Nack) -> None:
+    return None
+
+
 def _name(name: Name | str) -> Name:
-    return Name.parse(name) if isinstance(name, str) else name
+    if isinstance(name, str):
+        return Name.parse(name)
+    if not isinstance(name, Name):
+        raise InvalidName(f"a name is a str or a ccn.Name, not {type(name).__name__}")
+    return name
 
 
 @asynccontextmanager

@@ -704,6 +704,14 @@ def stale_partials(dest: Path) -> list[Path]:
     return found
 
 
+def remove_stale_partials(dest: Path) -> None:
+    """Remove what fetches killed before they could clean up left for ``dest``
+    (:func:`stale_partials`): files, or a directory version's trees."""
+    for stale in stale_partials(dest):
+        with contextlib.suppress(OSError):
+            _remove(stale)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -738,9 +746,7 @@ async def fetch_version(
     if version.root_kind == Kind.TREE and os.path.lexists(dest):  # a dangling link too
         raise LocalError(f"{dest} already exists")
     interior = await _fetch_interior(pipe, version.root, version.root_kind)
-    for stale in stale_partials(dest):  # what fetches killed to this path left
-        with contextlib.suppress(OSError):
-            _remove(stale)
+    remove_stale_partials(dest)
     partial = partial_path(dest)
     plan = _plan(version, interior, partial)
     if version.root_kind == Kind.TREE:
@@ -836,8 +842,12 @@ async def _write_files(
         writer.files.abort()
 
 
-async def fetch_to_path(client: Client, name: Name, dest: Path) -> Name:
-    versioned, _version, _stats = await fetch_version(client, name, dest)
+async def fetch_to_path(
+    client: Client, name: Name, dest: Path, *, into_directory: bool = False
+) -> Name:
+    versioned, _version, _stats = await fetch_version(
+        client, name, dest, into_directory=into_directory
+    )
     return versioned
 
 

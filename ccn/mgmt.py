@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import traceback
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 #: Commands stopped when their client goes away (see :func:`~ccn.maintenance.stoppable`).
 _ABANDONED_WITH_THEIR_CLIENT = frozenset({"publish", "pin", "gc", "fsck"})
+#: How many abandoned commands are remembered (see Management.cmd_abandon).
+MAX_ABANDONED = 1024
 #: ``list`` gives at most this many names a page, and of each its last LIST_MAX_VERSIONS
 #: version numbers (a reply is one packet); the totals of versions are complete.
 LIST_MAX_NAMES = 2000
@@ -57,6 +60,8 @@ class Management:
         self.node = node
         self.face = InternalFace("internal://management", self._on_packet)
         self.maintenance = Maintenance(node)
+        #: ``req`` of long commands their clients abandoned (Client.long_command), newest last
+        self._abandoned: OrderedDict[object, None] = OrderedDict()
 
     def _on_packet(self, packet: Packet) -> None:
         if type(packet) is Interest:
@@ -72,8 +77,9 @@ class Management:
                 raise CommandFailed(f"unknown command {verb!r}")
             if verb in _ABANDONED_WITH_THEIR_CLIENT:
                 # the Interest's PIT entry goes when the client's face closes (a Ctrl-C'd put)
-                pit = self.node.forwarder.pit
-                asked = lambda: pit.find(interest) is not None  # noqa: E731
+                # ... or when the client abandons it (cmd_abandon: a cancelled long command)
+                pit, abandoned, req = self.node.forwarder.pit, self._abandoned, params.get("req")
+                asked = lambda: pit.find(interest) is not None and req not in abandoned  # noqa: E731
                 result = await handler(params, asked)
             else:
                 result = await handler(params)
@@ -112,6 +118,17 @@ class Management:
     # -- commands --------------------------------------------------------------------------
 
     async def cmd_ping(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    async def cmd_abandon(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The client of the long command ``req`` (publish, pin, gc, fsck) no longer waits for
+        it (cancelled): it stops as if the client had closed its connection."""
+        req = params.get("req")
+        if not isinstance(req, int):
+            raise CommandFailed("abandon needs the req of a command")
+        self._abandoned[req] = None
+        while len(self._abandoned) > MAX_ABANDONED:
+            self._abandoned.popitem(last=False)
         return {}
 
     async def cmd_status(self, params: dict[str, Any]) -> dict[str, Any]:

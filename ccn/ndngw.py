@@ -39,7 +39,7 @@ from ccn.faces.internal import InternalFace
 from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
 from ccn.faces.transport import Say, accept_forever, accepted_peer, open_listener
 from ccn.faces.uri import FaceUri
-from ccn.fetch import Pipeline, partial_path, resolve, stale_partials, stream_errors
+from ccn.fetch import Pipeline, partial_path, remove_stale_partials, resolve, stream_errors
 from ccn.name import Name
 from ccn.ndn import lp, mgmt
 from ccn.ndn.names import component_to_ccn, ndn_uri, to_ccn, to_ndn
@@ -620,9 +620,7 @@ async def get_ndn(client: Client, name: Name, out: str) -> bool:
             with stream_errors("stdout"):
                 stdout.close()
     dest = Path(out)
-    for stale in stale_partials(dest):  # what fetches killed to this path left
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    remove_stale_partials(dest)
     partial = partial_path(dest)
     try:
         with open(partial, "wb") as fh:

@@ -291,3 +291,63 @@ def test_a_duplicate_nack_is_told_as_a_likely_routing_loop() -> None:
     assert "routing loop" in str(error)
     other = nack_error(Nack(Interest(name, 1), NackReason.CONGESTION), name)
     assert str(other) == "/x/nothing: network answered congestion"
+
+
+async def test_a_put_cancelled_by_its_caller_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # move_on_after around put reported the cancellation, and the node published the version
+    # a moment later all the same (it stopped a put only when its client's connection closed):
+    # a caller who retried got v1 and v2 of one file. Each block of the import is slowed here,
+    # so that the cancellation comes while the node imports.
+    import time
+
+    from ccn.store import files
+
+    check = files._check_stop
+
+    def slow_check(stop: Any) -> None:
+        time.sleep(0.05)
+        check(stop)
+
+    monkeypatch.setattr(files, "_check_stop", slow_check)
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(24 << 20))
+    async with node_in_process(tmp_path / "n") as (node, uri), connect(uri) as client:
+        with trio.fail_after(30):
+            with trio.move_on_after(0.2) as scope:
+                await client.put(big, "/t/cancelled")
+            assert scope.cancelled_caught
+            await trio.sleep(1.5)  # the import notices at its next block
+            assert node.refs.latest(Name.parse("/t/cancelled")) is None
+            monkeypatch.setattr(files, "_check_stop", check)
+            assert await client.put(big, "/t/cancelled") == Name.parse("/t/cancelled/v1")
+
+
+async def test_fetch_to_a_path_ending_in_a_slash_wants_a_directory(tmp_path: Path) -> None:
+    # Client.fetch dropped the slash: a file version replaced the file `hello.txt` named by
+    # 'hello.txt/', and 'newdir/' became a file (the CLI's -o refused both).
+    from ccn.errors import LocalError
+
+    (tmp_path / "f").write_bytes(b"content")
+    (tmp_path / "hello.txt").write_bytes(b"mine")
+    async with node_in_process(tmp_path / "n") as (_node, uri), connect(uri) as client:
+        await client.put(tmp_path / "f", "/t/f")
+        for target in ("hello.txt/", "newdir/"):
+            with pytest.raises(LocalError, match="names a directory"):
+                await client.fetch("/t/f", f"{tmp_path}/{target}")
+        assert (tmp_path / "hello.txt").read_bytes() == b"mine"
+        assert not (tmp_path / "newdir").exists()
+        assert await client.fetch("/t/f", tmp_path / "out") == Name.parse("/t/f/v1")
+
+
+async def test_a_name_of_the_wrong_type_is_an_invalid_name(tmp_path: Path) -> None:
+    # put("f", 5) raised AttributeError ('int' object has no attribute 'version').
+    from ccn.errors import InvalidName
+
+    (tmp_path / "f").write_bytes(b"x")
+    async with node_in_process(tmp_path / "n") as (_node, uri), connect(uri) as client:
+        wrong: Any = 5
+        for call in (partial(client.put, tmp_path / "f", wrong), partial(client.get, wrong)):
+            with pytest.raises(InvalidName, match=r"a name is a str or a ccn\.Name, not int"):
+                await call()
