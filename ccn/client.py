@@ -48,6 +48,10 @@ DEFAULT_TIMEOUT = 4.0
 COMMAND_TIMEOUT = 10.0
 #: How long a command that may take minutes (publish, pin, gc, fsck) is waited for.
 LONG_COMMAND_TIMEOUT = 600.0
+#: While a long command runs, the node is pinged this often: one that stopped answering (a
+#: stopped or frozen process keeps its connection open) fails the command within about this
+#: plus COMMAND_TIMEOUT, not after LONG_COMMAND_TIMEOUT.
+LONG_COMMAND_PING = 15.0
 NOTES_KEPT = 16
 
 
@@ -241,17 +245,48 @@ class Client:
 
         Cancelled while it waits (a ``move_on_after``, a nursery closing), it tells the node to
         stop the command (``abandon``), as the node does when its client's connection closes:
-        a put stopped before the node has published publishes nothing."""
+        a put stopped before the node has published publishes nothing. Meanwhile the node is
+        pinged every :data:`LONG_COMMAND_PING`: a node that stopped answering fails the command
+        with :class:`NoAnswer` (and it is abandoned) instead of after
+        :data:`LONG_COMMAND_TIMEOUT`."""
         await self.command("ping")
         req = new_nonce()
         unique = {**params, "req": req}
         try:
-            return await self.command(verb, unique, timeout=LONG_COMMAND_TIMEOUT)
-        except trio.Cancelled:
-            if not self.face.closed:  # (nobody waits for its answer)
+            return await self._watched(verb, unique)
+        except BaseException:
+            # Cancelled, the node stopped answering, ...: nobody waits for the answer any more.
+            if not self.face.closed:
                 abandon = Interest(command_name("abandon", {"req": req}), new_nonce())
                 self.send(abandon, _ignore)
             raise
+
+    async def _watched(self, verb: str, params: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`command` ``verb``, pinging the node every :data:`LONG_COMMAND_PING` while it
+        runs (see :meth:`long_command`)."""
+        result: list[dict[str, Any]] = []
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def run() -> None:
+                    result.append(await self.command(verb, params, timeout=LONG_COMMAND_TIMEOUT))
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(run)
+                while True:
+                    await trio.sleep(LONG_COMMAND_PING)
+                    try:
+                        await self.command("ping")
+                    except NoAnswer:
+                        raise NoAnswer(
+                            f"{self.face.remote} stopped answering while it ran '{verb}' "
+                            f"(no answer to a ping within {COMMAND_TIMEOUT:g} s: is the node "
+                            "stopped or frozen?)"
+                        ) from None
+        except BaseExceptionGroup as group:
+            _raise_alone(group)
+            raise
+        return result[0]
 
     async def status(self) -> dict[str, Any]:
         reply = await self.command("status")

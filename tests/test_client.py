@@ -11,7 +11,7 @@ import trio
 
 from ccn.client import Client, CommandError, connect
 from ccn.errors import ConnectError, NoAnswer, NoRoute
-from ccn.mgmt_proto import parse_command
+from ccn.mgmt_proto import encode_reply, parse_command
 from ccn.name import ROOT, Name
 from ccn.packet import Data, Interest, Nack, NackReason
 from ccn.testing import RecordingFace, node_in_process
@@ -351,3 +351,41 @@ async def test_a_name_of_the_wrong_type_is_an_invalid_name(tmp_path: Path) -> No
         for call in (partial(client.put, tmp_path / "f", wrong), partial(client.get, wrong)):
             with pytest.raises(InvalidName, match=r"a name is a str or a ccn\.Name, not int"):
                 await call()
+
+
+class FreezingNode(RecordingFace):
+    """Plays a node that answers the first ``answers`` pings, and then nothing (stopped)."""
+
+    def __init__(self, answers: int) -> None:
+        super().__init__()
+        self.answers = answers
+        self.deliver: Any = None
+
+    def send(self, packet: Any) -> None:
+        super().send(packet)
+        if isinstance(packet, Interest) and self.answers > 0:
+            verb, _params = parse_command(packet.name)
+            if verb == "ping":
+                self.answers -= 1
+                self.deliver(self, Data(packet.name, encode_reply({"ok": True})))
+
+
+async def test_a_long_command_to_a_node_that_stops_answering_fails_in_seconds(
+    autojump_clock: trio.abc.Clock, tmp_path: Path
+) -> None:
+    # A put to a node that was stopped (kill -STOP) once the command had begun waited for
+    # LONG_COMMAND_TIMEOUT, 10 minutes. The node is pinged while the command runs; unanswered,
+    # the command fails with NoAnswer and is abandoned.
+    from ccn.client import COMMAND_TIMEOUT, LONG_COMMAND_PING
+
+    (tmp_path / "f").write_bytes(b"x")
+    face = FreezingNode(answers=3)  # the check before the command, then two while it runs
+    client = Client(face)
+    face.deliver = client._deliver
+    start = trio.current_time()
+    with pytest.raises(NoAnswer, match=r"^test stopped answering while it ran 'publish'"):
+        await client.put(tmp_path / "f", "/x")
+    took = trio.current_time() - start
+    assert 3 * LONG_COMMAND_PING + COMMAND_TIMEOUT <= took < 3 * LONG_COMMAND_PING + 11
+    verbs = [parse_command(p.name)[0] for p in face.sent if isinstance(p, Interest)]
+    assert verbs == ["ping", "publish", "ping", "ping", "ping", "abandon"]
