@@ -508,7 +508,7 @@ class Client:
         from ccn.fetch import fetch_to_path
 
         text = os.fspath(path)
-        into = (text.endswith(os.sep) or text.endswith("/")) if isinstance(text, str) else False
+        into = isinstance(text, str) and text.endswith(("/", os.sep))
         return await fetch_to_path(self, _name(name), Path(text), into_directory=into)
 
 

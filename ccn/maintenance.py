@@ -309,6 +309,8 @@ class Maintenance:
             raise MaintenanceError(f"the record sent is not a version of {n}")
         if number is not None and version.number != number:
             raise MaintenanceError(f"the record sent is v{version.number}, not v{number}")
+        version_id = object_id(version_raw)
+        self._check_pin_free(n, version.number, version_id)  # before copying anything
         async with self._lock:
             await node.cache_feed.flush()
             try:
@@ -323,8 +325,6 @@ class Maintenance:
                 if errors:  # a full disk: what passes cannot be kept for the copy
                     need["cache_write_errors"] = errors
                 return need
-        version_id = object_id(version_raw)
-        self._check_pin_free(n, version.number, version_id)
         if wanted is not None and not wanted():
             # Its client left (Ctrl-C) while the copy ended: it was told "interrupted", so
             # nothing is pinned; the copied objects are left to gc.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -333,6 +333,21 @@ class NewerCcn:
             await stream.receive_some()  # until the node closes
 
 
+@contextlib.asynccontextmanager
+async def tcp_routed(
+    tmp_path: Path, handler: Callable[[trio.SocketStream], Awaitable[None]]
+) -> AsyncIterator[tuple[Node, str, str]]:
+    """A node in process whose route /far goes to a TCP listener on loopback that runs
+    ``handler`` for each connection; yields the node, its URI and the listener's."""
+    port = free_port()
+    far = f"tcp://127.0.0.1:{port}"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), handler, port)
+        async with node_in_process(tmp_path, routes=[(Name.parse("/far"), far)]) as (node, uri):
+            yield node, uri, far
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_neighbour_speaking_another_packet_format_is_told_once_and_backed_off(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -341,24 +356,17 @@ async def test_a_neighbour_speaking_another_packet_format_is_told_once_and_backe
     # used to say nothing and redial every 0.5 s for good; now it says why, once, counts the
     # packets as malformed, shows the route as down with that reason, and backs off.
     newer_ccn = NewerCcn()
-
-    port = free_port()
-    far = f"tcp://127.0.0.1:{port}"
     with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), newer_ccn, port)
-            routes = [(Name.parse("/far"), far)]
-            async with node_in_process(tmp_path, routes=routes) as (node, _uri):
-                await trio.sleep(3.2)  # dials at 0, then after 0.5, 1 and 2 s of back-off
-                error = (
-                    f"{far} does not speak this ccn's protocol (unsupported format version 2 "
-                    "(this node speaks 1)): it may run an older or newer ccn "
-                    "(docs/protocol.md §2), or not be ccn"
-                )
-                assert node.unreachable() == [error]
-                assert 2 <= newer_ccn.accepted <= 4  # redialled every 0.5 s, 7 in 3.2 s
-                assert node.status()["drops"]["malformed"] == newer_ccn.accepted
-            nursery.cancel_scope.cancel()
+        async with tcp_routed(tmp_path, newer_ccn) as (node, _uri, far):
+            await trio.sleep(3.2)  # dials at 0, then after 0.5, 1 and 2 s of back-off
+            error = (
+                f"{far} does not speak this ccn's protocol (unsupported format version 2 "
+                "(this node speaks 1)): it may run an older or newer ccn "
+                "(docs/protocol.md §2), or not be ccn"
+            )
+            assert node.unreachable() == [error]
+            assert 2 <= newer_ccn.accepted <= 4  # redialled every 0.5 s, 7 in 3.2 s
+            assert node.status()["drops"]["malformed"] == newer_ccn.accepted
     err = capsys.readouterr().err
     assert err.count("does not speak") == 1
     assert f"ccn node: {error}; retrying in the background" in err
@@ -665,50 +673,39 @@ async def test_a_tcp_neighbour_that_stops_answering_is_taken_down_and_back(
     # Nacked "no route" then, and the next get fails within a few seconds. Its redials are
     # accepted (by the kernel) but routes go back in only once a probe is answered.
     peer = CcnListener()
-    port = free_port()
-    far = f"tcp://127.0.0.1:{port}"
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), peer, port)
-            routes = [(Name.parse("/far"), far)]
-            async with (
-                node_in_process(tmp_path, routes=routes) as (node, uri),
-                connect(uri) as client,
-            ):
-                nb = node.neighbours[far]
-                assert nb.face is not None
-                peer.on = False
-                outcome: list[BaseException] = []
+        async with tcp_routed(tmp_path, peer) as (node, uri, far), connect(uri) as client:
+            nb = node.neighbours[far]
+            assert nb.face is not None
+            peer.on = False
+            outcome: list[BaseException] = []
 
-                async def get() -> None:
-                    with contextlib.suppress(NoRoute):
-                        await client.get("/far/x/v1")
-                        return
-                    outcome.append(NoRoute())
+            async def get() -> None:
+                with contextlib.suppress(NoRoute):
+                    await client.get("/far/x/v1")
+                    return
+                outcome.append(NoRoute())
 
-                async with trio.open_nursery() as gets:
-                    gets.start_soon(get)
-                    with trio.fail_after(3.5):
-                        await failed_dials(nb, 1)
-                assert outcome and node.forwarder.counters.upstream_down == 1
-                silent = f"cannot reach a ccn node at {far}: a probe went unanswered for 1 s"
-                assert f"ccn node: {silent}; retrying in the background" in capsys.readouterr().err
-                with trio.fail_after(4), pytest.raises(NoRoute):
-                    await client.get("/far/y/v1")
-                assert "/far" not in {e["prefix"] for e in await client.routes()}
-                with trio.fail_after(10):  # redials are accepted, answered by no one
+            async with trio.open_nursery() as gets:
+                gets.start_soon(get)
+                with trio.fail_after(3.5):
                     await failed_dials(nb, 1)
-                assert peer.accepted >= 2
-                assert node.unreachable() == [
-                    f"cannot reach a ccn node at {far}: no answer within 1 s"
-                ]
-                peer.on = True  # it wakes up: the next redial (≤ 5 s of back-off) has it up
-                with trio.fail_after(8):
-                    while nb.face is None:
-                        await nb.attempt.wait()
-                assert "/far" in {e["prefix"] for e in await client.routes()}
-                assert f"ccn node: {far} is reachable again" in capsys.readouterr().err
-            nursery.cancel_scope.cancel()
+            assert outcome and node.forwarder.counters.upstream_down == 1
+            silent = f"cannot reach a ccn node at {far}: a probe went unanswered for 1 s"
+            assert f"ccn node: {silent}; retrying in the background" in capsys.readouterr().err
+            with trio.fail_after(4), pytest.raises(NoRoute):
+                await client.get("/far/y/v1")
+            assert "/far" not in {e["prefix"] for e in await client.routes()}
+            with trio.fail_after(10):  # redials are accepted, answered by no one
+                await failed_dials(nb, 1)
+            assert peer.accepted >= 2
+            assert node.unreachable() == [f"cannot reach a ccn node at {far}: no answer within 1 s"]
+            peer.on = True  # it wakes up: the next redial (≤ 5 s of back-off) has it up
+            with trio.fail_after(8):
+                while nb.face is None:
+                    await nb.attempt.wait()
+            assert "/far" in {e["prefix"] for e in await client.routes()}
+            assert f"ccn node: {far} is reachable again" in capsys.readouterr().err
 
 
 async def test_an_idle_tcp_neighbour_that_answers_probes_stays_up(
@@ -718,17 +715,11 @@ async def test_an_idle_tcp_neighbour_that_answers_probes_stays_up(
     monkeypatch.setattr("ccn.neighbours.IDLE_PROBE", 0.3, raising=False)
     monkeypatch.setattr("ccn.neighbours.LIVENESS_INTERVAL", 0.1, raising=False)
     peer = CcnListener()
-    port = free_port()
-    far = f"tcp://127.0.0.1:{port}"
     with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            await nursery.start(partial(trio.serve_tcp, host="127.0.0.1"), peer, port)
-            routes = [(Name.parse("/far"), far)]
-            async with node_in_process(tmp_path, routes=routes) as (node, _uri):
-                nb = node.neighbours[far]
-                face = nb.face
-                assert face is not None
-                await trio.sleep(1.5)
-                assert nb.face is face and not face.closed and peer.accepted == 1
-                assert face.counters.out_interests >= 3 and face.counters.in_nacks >= 3
-            nursery.cancel_scope.cancel()
+        async with tcp_routed(tmp_path, peer) as (node, _uri, far):
+            nb = node.neighbours[far]
+            face = nb.face
+            assert face is not None
+            await trio.sleep(1.5)
+            assert nb.face is face and not face.closed and peer.accepted == 1
+            assert face.counters.out_interests >= 3 and face.counters.in_nacks >= 3

@@ -38,9 +38,6 @@ from ccn.errors import (
 )
 from ccn.name import Name
 from ccn.store.chunker import BLOCK_SIZE, DEFAULT_CHUNKER, Chunker, Readable
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
 from ccn.store.objects import (
     CONTENT_KINDS,
     MAX_ENTRY_NAME,
@@ -60,6 +57,9 @@ from ccn.store.objects import (
 )
 from ccn.store.objstore import ObjectStore, check_id
 from ccn.store.refs import RefStore, check_ref_name
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 _WRITERS: Final = 4
 #: Files up to one chunker block are imported in the calling thread, read whole (see
