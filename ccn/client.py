@@ -31,6 +31,7 @@ from ccn.errors import (
     RemoteError,
 )
 from ccn.faces.base import Face
+from ccn.faces.liveness import heard, probe_stream
 from ccn.faces.transport import dial
 from ccn.faces.uri import FaceUri
 from ccn.mgmt_proto import command_name, decode_reply
@@ -48,10 +49,13 @@ DEFAULT_TIMEOUT = 4.0
 COMMAND_TIMEOUT = 10.0
 #: How long a command that may take minutes (publish, pin, gc, fsck) is waited for.
 LONG_COMMAND_TIMEOUT = 600.0
-#: While a long command runs, the node is pinged this often: one that stopped answering (a
-#: stopped or frozen process keeps its connection open) fails the command within about this
-#: plus COMMAND_TIMEOUT, not after LONG_COMMAND_TIMEOUT.
-LONG_COMMAND_PING = 15.0
+#: A connection that has Interests outstanding and has brought nothing for this long is probed
+#: (docs/protocol.md §7); a probe unanswered for as long closes it. A stopped or frozen node
+#: keeps its connection open: a get or a put waiting on it fails in seconds, not when its
+#: retries or LONG_COMMAND_TIMEOUT run out.
+QUIET = 3.0
+#: How often the connection's counters are looked at for that (nothing on each packet's path).
+WATCH_TICK = 1.0
 NOTES_KEPT = 16
 
 
@@ -113,6 +117,8 @@ class Client:
         self._closed = trio.Event()
         self._waiters: set[trio.Event] = set()
         self._woken_by_close: set[trio.Event] = set()
+        #: Why :meth:`watch` closed the connection (the node stopped answering), if it did.
+        self._silent: str | None = None
 
     # -- low level: express Interests ------------------------------------------------------
 
@@ -186,6 +192,8 @@ class Client:
             raise self._closed_error()
 
     def _closed_error(self) -> ConnectError:
+        if self._silent is not None:
+            return ConnectError(self._silent)
         reason = getattr(self.face, "close_reason", None) or ""
         if reason.startswith("not a ccn stream"):  # what it sent was not ccn frames
             return ConnectError(f"{self.face.remote} is not a ccn node ({reason})")
@@ -193,6 +201,37 @@ class Client:
 
     def _answered(self, done: trio.Event) -> bool:
         return done not in self._woken_by_close
+
+    async def watch(self) -> None:
+        """Watch the connection while it is open (:func:`connect` runs this): when Interests
+        are outstanding and nothing has come from the node for :data:`QUIET`, probe it; a
+        probe unanswered for as long closes the connection, and what waits on it fails with
+        a :class:`ConnectError` that says so. A node answers a probe at once, however busy its
+        routes, so a node only waiting on the network upstream is not taken for a stopped one."""
+        face = self.face
+        signs = heard(face)
+        quiet_since = trio.current_time()
+        while not face.closed:
+            await trio.sleep(WATCH_TICK)
+            now = trio.current_time()
+            if heard(face) != signs or not self.pending.by_nonce:
+                signs, quiet_since = heard(face), now
+                continue
+            if now - quiet_since < QUIET:
+                continue
+            if await probe_stream(face, QUIET):
+                signs, quiet_since = heard(face), trio.current_time()
+                continue
+            if face.closed:
+                return
+            probe = f"no answer to a probe within {QUIET:g} s"
+            if signs:
+                why = f"stopped answering ({probe}: is it stopped or frozen?)"
+            else:
+                why = f"does not answer ({probe}: is a ccn node listening there, and not stopped?)"
+            self._silent = f"{face.remote} {why}"
+            face.close()
+            return
 
     def _on_closed(self) -> None:
         self._closed.set()
@@ -245,48 +284,20 @@ class Client:
 
         Cancelled while it waits (a ``move_on_after``, a nursery closing), it tells the node to
         stop the command (``abandon``), as the node does when its client's connection closes:
-        a put stopped before the node has published publishes nothing. Meanwhile the node is
-        pinged every :data:`LONG_COMMAND_PING`: a node that stopped answering fails the command
-        with :class:`NoAnswer` (and it is abandoned) instead of after
-        :data:`LONG_COMMAND_TIMEOUT`."""
+        a put stopped before the node has published publishes nothing. A node that stops
+        answering meanwhile (stopped, frozen) is found out by the connection's :meth:`watch`
+        within seconds, not after :data:`LONG_COMMAND_TIMEOUT`."""
         await self.command("ping")
         req = new_nonce()
         unique = {**params, "req": req}
         try:
-            return await self._watched(verb, unique)
+            return await self.command(verb, unique, timeout=LONG_COMMAND_TIMEOUT)
         except BaseException:
             # Cancelled, the node stopped answering, ...: nobody waits for the answer any more.
             if not self.face.closed:
                 abandon = Interest(command_name("abandon", {"req": req}), new_nonce())
                 self.send(abandon, _ignore)
             raise
-
-    async def _watched(self, verb: str, params: dict[str, Any]) -> dict[str, Any]:
-        """:meth:`command` ``verb``, pinging the node every :data:`LONG_COMMAND_PING` while it
-        runs (see :meth:`long_command`)."""
-        result: list[dict[str, Any]] = []
-        try:
-            async with trio.open_nursery() as nursery:
-
-                async def run() -> None:
-                    result.append(await self.command(verb, params, timeout=LONG_COMMAND_TIMEOUT))
-                    nursery.cancel_scope.cancel()
-
-                nursery.start_soon(run)
-                while True:
-                    await trio.sleep(LONG_COMMAND_PING)
-                    try:
-                        await self.command("ping")
-                    except NoAnswer:
-                        raise NoAnswer(
-                            f"{self.face.remote} stopped answering while it ran '{verb}' "
-                            f"(no answer to a ping within {COMMAND_TIMEOUT:g} s: is the node "
-                            "stopped or frozen?)"
-                        ) from None
-        except BaseExceptionGroup as group:
-            _raise_alone(group)
-            raise
-        return result[0]
 
     async def status(self) -> dict[str, Any]:
         reply = await self.command("status")
@@ -549,6 +560,7 @@ async def connect(uri: str | None = None, *, trust: Anchors | None = None) -> As
                     client._on_closed()
 
             nursery.start_soon(run)
+            nursery.start_soon(client.watch)
             try:
                 yield client
             finally:

@@ -61,9 +61,10 @@ import trio
 
 from ccn.errors import ConnectError
 from ccn.faces.base import Face
+from ccn.faces.liveness import heard, probe_stream
 from ccn.faces.stream import StreamFace
 from ccn.faces.transport import dial
-from ccn.faces.udp import UdpFace, probe_interest
+from ccn.faces.udp import UdpFace
 from ccn.faces.uri import FaceUri
 from ccn.fw.actions import FaceUnreachable
 from ccn.mgmt import CommandFailed
@@ -82,8 +83,6 @@ MAX_REDIAL_DELAY = 5.0
 NOT_CCN = "not a ccn stream: "
 #: How it starts when this node closed it because the peer left a probe unanswered.
 SILENT = "silent: "
-#: How often a probe's answer is looked for on a stream face (its counters; no per-packet cost).
-PROBE_POLL = 0.02
 #: How long ``route add`` waits for the dial it starts.
 ROUTE_ADD_WAIT = 3.0
 #: How long a ``udp://`` neighbour's probe waits for an answer or an ICMP error.
@@ -274,7 +273,7 @@ class Neighbours:
 
             nursery.start_soon(run)
             if nb.incompatible or nb.silent:
-                answered = await _probe_stream(face, PROBE_WAIT)
+                answered = await probe_stream(face, PROBE_WAIT)
                 if not answered and nb.silent:
                     face.close(f"{SILENT}no answer within {PROBE_WAIT:g} s")
                     return
@@ -282,9 +281,9 @@ class Neighbours:
             if face.closed:
                 return
             self._up(nb, face)
-            heard = partial(_heard, face)
-            while await self._probe_due(face, heard, None):
-                if not await _probe_stream(face, PROBE_WAIT):
+            signs = partial(heard, face)
+            while await self._probe_due(face, signs, None):
+                if not await probe_stream(face, PROBE_WAIT):
                     face.close(f"{SILENT}a probe went unanswered for {PROBE_WAIT:g} s")
                     return
 
@@ -575,23 +574,3 @@ class _Held:
     #: When (trio time) the Interest's own lifetime ends: not forwarded after that.
     expires: float
     waiting: set[str]
-
-
-def _heard(face: Face) -> int:
-    """Packets received from the peer of ``face`` that decoded: signs of a ccn node there."""
-    c = face.counters
-    return c.in_interests + c.in_data + c.in_nacks
-
-
-async def _probe_stream(face: Face, timeout: float) -> bool:
-    """Ask the peer of stream ``face`` for a sign of life (a probe, as over UDP); True when a
-    packet comes from it within ``timeout``. Its counters are looked at every
-    :data:`PROBE_POLL`: nothing is added to the path of each packet."""
-    before = _heard(face)
-    face.send(probe_interest())
-    with trio.move_on_after(timeout):
-        while not face.closed:
-            await trio.sleep(PROBE_POLL)
-            if _heard(face) != before:
-                return True
-    return False

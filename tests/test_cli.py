@@ -778,6 +778,57 @@ def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
         node_proc.stdout.close()
 
 
+def test_a_get_from_a_node_that_stops_answering_fails_in_seconds(tmp_path: Path) -> None:
+    # A node under kill -STOP keeps its connections open: a get waiting on it failed only
+    # when its retries ran out (24-48 s), with "not received after 9 tries", as if the
+    # content were missing. The client probes a quiet connection and says what happened.
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(64 * 1024 * 1024))
+    sock = f"unix://{tmp_path}/n.sock"
+    node_proc = _node_process(tmp_path / "store", "--listen", sock)
+    get = None
+    try:
+        assert run("put", str(src), "/cli/frozen", node=sock).returncode == 0
+        out = tmp_path / "out.bin"
+        get = subprocess.Popen(
+            [*CCN, "--node", sock, "get", "/cli/frozen", "-o", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while (
+            not list(tmp_path.glob("out.bin.ccn-partial-*"))
+            and get.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.002)
+        assert list(tmp_path.glob("out.bin.ccn-partial-*")), "the fetch never started writing"
+        node_proc.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            _out, err = get.communicate(timeout=30)
+        finally:
+            node_proc.send_signal(signal.SIGCONT)
+        took = time.monotonic() - stopped
+        assert get.returncode != 0
+        assert err.strip().splitlines() == [
+            f"ccn: error: {sock} stopped answering (no answer to a probe within 3 s: is it stopped "
+            "or frozen?)"
+        ]
+        assert took < 12, took  # quiet 3 s (looked at every second), then the probe's 3 s
+        assert not list(tmp_path.glob("out.bin.ccn-partial*"))
+        assert not out.exists()
+    finally:
+        if get is not None and get.poll() is None:
+            get.kill()
+            get.wait(timeout=5)
+        node_proc.terminate()
+        node_proc.wait(timeout=10)
+        assert node_proc.stdout is not None
+        node_proc.stdout.close()
+
+
 def test_a_stopped_put_says_the_node_may_still_publish_it() -> None:
     # The node stops the import, unless it had ended just before (helper-19's walkthrough).
     put = build_parser().parse_args(["put", "f.bin", "/n/f"])

@@ -11,6 +11,7 @@ import trio
 
 from ccn.client import Client, CommandError, connect
 from ccn.errors import ConnectError, NoAnswer, NoRoute
+from ccn.faces.liveness import PROBE
 from ccn.mgmt_proto import encode_reply, parse_command
 from ccn.name import ROOT, Name
 from ccn.packet import Data, Interest, Nack, NackReason
@@ -354,38 +355,83 @@ async def test_a_name_of_the_wrong_type_is_an_invalid_name(tmp_path: Path) -> No
 
 
 class FreezingNode(RecordingFace):
-    """Plays a node that answers the first ``answers`` pings, and then nothing (stopped)."""
+    """Plays a node that answers pings and the first ``probes`` probes, and then nothing
+    (stopped: its connection stays open). What it sends counts as heard, as a real face's
+    decoded packets do."""
 
-    def __init__(self, answers: int) -> None:
+    def __init__(self, probes: int) -> None:
         super().__init__()
-        self.answers = answers
+        self.probes = probes
         self.deliver: Any = None
+        self._gone = trio.Event()
 
     def send(self, packet: Any) -> None:
         super().send(packet)
-        if isinstance(packet, Interest) and self.answers > 0:
-            verb, _params = parse_command(packet.name)
-            if verb == "ping":
-                self.answers -= 1
-                self.deliver(self, Data(packet.name, encode_reply({"ok": True})))
+        if not isinstance(packet, Interest) or self.probes < 0:
+            return
+        if packet.name == PROBE:
+            self.probes -= 1
+            if self.probes >= 0:
+                self.counters.in_nacks += 1
+                self.deliver(self, Nack(packet, NackReason.NO_ROUTE))
+        elif parse_command(packet.name)[0] == "ping":
+            self.counters.in_data += 1
+            self.deliver(self, Data(packet.name, encode_reply({"ok": True})))
+
+    async def run(self, deliver: Any) -> None:
+        await self._gone.wait()
+
+    def close(self) -> None:
+        super().close()
+        self._gone.set()
 
 
 async def test_a_long_command_to_a_node_that_stops_answering_fails_in_seconds(
     autojump_clock: trio.abc.Clock, tmp_path: Path
 ) -> None:
     # A put to a node that was stopped (kill -STOP) once the command had begun waited for
-    # LONG_COMMAND_TIMEOUT, 10 minutes. The node is pinged while the command runs; unanswered,
-    # the command fails with NoAnswer and is abandoned.
-    from ccn.client import COMMAND_TIMEOUT, LONG_COMMAND_PING
+    # LONG_COMMAND_TIMEOUT, 10 minutes. The connection is probed once it has been quiet for
+    # QUIET with the command outstanding; a probe unanswered for QUIET closes it.
+    from ccn.client import QUIET
 
     (tmp_path / "f").write_bytes(b"x")
-    face = FreezingNode(answers=3)  # the check before the command, then two while it runs
+    face = FreezingNode(probes=2)
     client = Client(face)
     face.deliver = client._deliver
-    start = trio.current_time()
-    with pytest.raises(NoAnswer, match=r"^test stopped answering while it ran 'publish'"):
-        await client.put(tmp_path / "f", "/x")
-    took = trio.current_time() - start
-    assert 3 * LONG_COMMAND_PING + COMMAND_TIMEOUT <= took < 3 * LONG_COMMAND_PING + 11
-    verbs = [parse_command(p.name)[0] for p in face.sent if isinstance(p, Interest)]
-    assert verbs == ["ping", "publish", "ping", "ping", "ping", "abandon"]
+    async with trio.open_nursery() as nursery:
+
+        async def run() -> None:
+            try:
+                await face.run(client._deliver)
+            finally:
+                client._on_closed()
+
+        nursery.start_soon(run)
+        nursery.start_soon(client.watch)
+        start = trio.current_time()
+        with pytest.raises(
+            ConnectError, match=r"^test stopped answering \(no answer to a probe within 3 s"
+        ):
+            await client.put(tmp_path / "f", "/x")
+        took = trio.current_time() - start
+    # quiet, probe (answered), quiet, probe (answered), quiet, probe left unanswered
+    assert 4 * QUIET <= took < 5 * QUIET
+    probes = [p for p in face.sent if isinstance(p, Interest) and p.name == PROBE]
+    assert len(probes) == 3
+    verbs = [
+        parse_command(p.name)[0] for p in face.sent if isinstance(p, Interest) and p not in probes
+    ]
+    assert verbs == ["ping", "publish"]  # no abandon on a closed connection
+
+
+async def test_a_quiet_connection_with_nothing_outstanding_is_not_probed(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    face = FreezingNode(probes=0)
+    client = Client(face)
+    face.deliver = client._deliver
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.watch)
+        await trio.sleep(60)
+        assert face.sent == [] and not face.closed
+        nursery.cancel_scope.cancel()

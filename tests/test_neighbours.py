@@ -17,9 +17,9 @@ import trio
 from ccn.client import Client, CommandError, connect
 from ccn.codec import decode, encode
 from ccn.errors import NoAnswer, NoRoute
+from ccn.faces.liveness import PROBE
 from ccn.faces.stream import StreamFace
 from ccn.faces.transport import dial
-from ccn.faces.udp import PROBE
 from ccn.faces.uri import FaceUri
 from ccn.framing import Deframer, frame
 from ccn.name import Name

@@ -47,9 +47,9 @@ import trio
 from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
+from ccn.faces.liveness import PROBE, heard, probe_interest
 from ccn.faces.uri import FaceUri, unknown_zone
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, parse_header
-from ccn.name import Name
 from ccn.packet import Interest, Nack, NackReason, Packet
 
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -70,18 +70,6 @@ _IP_RECVERR = 11
 _IPV6_RECVERR = 25
 #: ICMP errors taken from a socket's error queue per wake-up (the rest wait for the next).
 MAX_ERRORS_PER_TURN = 256
-#: What a probe asks for (:meth:`UdpFace.probe`): sent with hop limit 0, which a ccn node
-#: answers at once with a hop-limit Nack, whatever its routes.
-PROBE = Name.parse("/localhop/ccn/probe")
-PROBE_LIFETIME_MS = 1000
-
-
-def probe_interest() -> Interest:
-    """An Interest for :data:`PROBE` with hop limit 0, which a ccn node answers at once (with
-    a ``hop-limit`` Nack): a sign of life asked for, over UDP or a new connection."""
-    return Interest(PROBE, secrets.randbits(32), PROBE_LIFETIME_MS, hop_limit=0)
-
-
 SockAddr = tuple[Any, ...]
 OnUdpFace = Callable[["UdpFace"], Awaitable[None]]
 
@@ -297,8 +285,7 @@ class UdpFace(Face):
     def heard(self) -> int:
         """Packets received from the peer that decoded (whatever they were): signs of a ccn
         node there. Datagrams that are not packets (another format version) are no sign."""
-        c = self.counters
-        return c.in_interests + c.in_data + c.in_nacks
+        return heard(self)
 
     async def probe(self, timeout: float) -> bool | None:
         """Ask the peer for a sign of life: an Interest for :data:`PROBE` with hop limit 0,

@@ -14,9 +14,9 @@ import trio
 
 from ccn.codec import encode
 from ccn.faces.base import Face
+from ccn.faces.liveness import PROBE
 from ccn.faces.udp import (
     EARLY_MAX,
-    PROBE,
     UdpChannel,
     UdpFace,
     path_datagram_size,
