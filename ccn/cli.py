@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
-from ccn.defaults import default_socket, default_store
+from ccn.defaults import ccn_home, default_listen, default_socket, default_store
 from ccn.errors import CcnError, LocalError, Refused, VerificationError, os_error_text
 from ccn.name import Name
 
@@ -900,8 +900,8 @@ def build_parser() -> _Parser:
         action="append",
         metavar="URI",
         help="tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH (in a directory that exists; "
-        "~/.ccn is made if need be); may be repeated (default ~/.ccn/node.sock and "
-        "tcp://0.0.0.0:6464)",
+        f"{ccn_home()} is made if need be); may be repeated; given, it replaces the defaults "
+        f"({' and '.join(default_listen())})",
     )
     s.add_argument(
         "--route",

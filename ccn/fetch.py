@@ -179,16 +179,16 @@ async def _latest(client: Client, name: Name, newest_seen: bool) -> Data:
             raise unreachable from None
         if data.name.unversioned() != name or data.name.version is None:
             raise unreachable from None  # a longer name's version is not one of this name
-        if isinstance(unreachable, NoAnswer):
-            why = "no answer in time"
-        elif isinstance(unreachable, Refused):
-            why = "a node on the way refused the answer: its trust anchors reject it"
-        else:
-            why = str(unreachable)
-        client.notes.append(
-            f"no producer of {shown(name)} could be reached ({why}); {data.name} is the "
-            "newest version the nearest node that has one holds in full"
-        )
+        newest = f"{data.name} is the newest version the nearest node that has one holds in full"
+        if isinstance(unreachable, Refused):
+            # the producer did answer: what came back was refused on the way (helper-53)
+            client.notes.append(
+                f"the latest version of {shown(name)} was refused by a node on the way (its "
+                f"trust anchors reject it: forged, or signed by a key not trusted); {newest}"
+            )
+            return data
+        why = "no answer in time" if isinstance(unreachable, NoAnswer) else str(unreachable)
+        client.notes.append(f"no producer of {shown(name)} could be reached ({why}); {newest}")
         return data
 
 

@@ -232,6 +232,7 @@ def test_write_errors_name_the_output_not_the_partial(tmp_path: Path) -> None:
         (NackReason.CONGESTION, True, NackError),
         (NackReason.NO_ROUTE, False, NoRoute),
         (None, True, "v2 from a cache"),  # no answer at all
+        (NackReason.REFUSED, True, "v2 from a cache"),  # the latest refused on the way
     ],
 )
 async def test_latest_falls_back_to_the_newest_seen_only_when_no_producer_is_reached(
@@ -260,11 +261,18 @@ async def test_latest_falls_back_to_the_newest_seen_only_when_no_producer_is_rea
         if isinstance(outcome, str):
             got, _v = await resolve(client, Name.parse("/doc"), newest_seen=newest_seen)
             assert got == Name.parse("/doc/v2")
-            why = "no route to /doc" if reason else "no answer in time"
-            assert list(client.notes) == [
-                f"no producer of /doc could be reached ({why}); /doc/v2 is the newest version "
-                "the nearest node that has one holds in full"
-            ]
+            newest = "/doc/v2 is the newest version the nearest node that has one holds in full"
+            if reason == NackReason.REFUSED:
+                # the producer answered: "no producer could be reached" was not so (helper-53)
+                assert list(client.notes) == [
+                    "the latest version of /doc was refused by a node on the way (its trust "
+                    f"anchors reject it: forged, or signed by a key not trusted); {newest}"
+                ]
+            else:
+                why = "no route to /doc" if reason else "no answer in time"
+                assert list(client.notes) == [
+                    f"no producer of /doc could be reached ({why}); {newest}"
+                ]
         else:
             with pytest.raises(outcome):
                 await resolve(client, Name.parse("/doc"), newest_seen=newest_seen)

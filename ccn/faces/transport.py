@@ -20,7 +20,7 @@ import trio
 from ccn.errors import ConnectError, os_error_text
 from ccn.faces.peers import is_local_peer
 from ccn.faces.stream import StreamFace
-from ccn.faces.uri import FaceUri, unknown_zone
+from ccn.faces.uri import FaceUri, sockaddr_host, unknown_zone
 from ccn.framing import DEFAULT_MAX_FRAME
 
 OnFace = Callable[[StreamFace], Awaitable[None]]
@@ -110,8 +110,8 @@ async def _open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
         listener = listeners[0]
         for extra in listeners[1:]:
             await extra.aclose()
-        host, port = listener.socket.getsockname()[:2]
-        return listener, FaceUri("tcp", host=host, port=port)
+        addr = listener.socket.getsockname()
+        return listener, FaceUri("tcp", host=sockaddr_host(addr), port=addr[1])
     path = uri.path
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if os.path.exists(path):

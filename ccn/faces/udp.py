@@ -48,7 +48,7 @@ from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.faces.liveness import PROBE, heard, probe_interest
-from ccn.faces.uri import FaceUri, unknown_zone
+from ccn.faces.uri import FaceUri, sockaddr_host, unknown_zone
 from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, parse_header
 from ccn.packet import Interest, Nack, NackReason, Packet
 
@@ -79,11 +79,7 @@ def _key(addr: SockAddr) -> tuple[str, int, int]:
 
 
 def _uri_text(addr: SockAddr) -> str:
-    host = addr[0]
-    if len(addr) > 3 and addr[3] and "%" not in host:
-        with contextlib.suppress(OSError):
-            host = f"{host}%{socket.if_indextoname(addr[3])}"
-    return str(FaceUri("udp", host=host, port=addr[1]))
+    return str(FaceUri("udp", host=sockaddr_host(addr), port=addr[1]))
 
 
 def path_datagram_size(family: int, addr: SockAddr) -> int:

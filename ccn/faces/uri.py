@@ -8,6 +8,7 @@ RFC 6874's ``%25`` is accepted for the ``%`` too. Printed, a URI always takes th
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -37,6 +38,12 @@ class FaceUri:
         if parts.scheme in ("tcp", "udp"):
             if not parts.hostname or port is None:
                 raise InvalidUri(f"bad address {text!r}: expected {parts.scheme}://HOST:PORT")
+            if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+                # accepted, it named the same face as without it, yet removing the route by the
+                # text it was added with said "no route" (helper-53)
+                raise InvalidUri(
+                    f"bad address {text!r}: expected {parts.scheme}://HOST:PORT, nothing more"
+                )
             host = parts.hostname
             if "%" in host:
                 address, _, zone = host.partition("%")
@@ -80,3 +87,14 @@ def unknown_zone(host: str) -> str | None:
     except OSError:
         return f"this host has no network interface {zone!r}"
     return None
+
+
+def sockaddr_host(addr: tuple[object, ...]) -> str:
+    """The host of a socket address as a URI gives it: an IPv6 link-local address with its zone
+    (``fe80::1%eth0``; the kernel gives the zone as a scope id), else as it is."""
+    host = str(addr[0])
+    scope = addr[3] if len(addr) > 3 else 0
+    if isinstance(scope, int) and scope and "%" not in host:
+        with contextlib.suppress(OSError):
+            host = f"{host}%{socket.if_indextoname(scope)}"
+    return host

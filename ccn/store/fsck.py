@@ -4,8 +4,9 @@ It reports one :class:`Problem` per damaged or missing thing, and with ``repair`
 
 * a damaged **cache** object is dropped (the node fetches it again when asked);
 * a damaged object of the **main store** (published or pinned content) is repaired only from an
-  intact copy of the same id in the cache tier, and says so; otherwise it is reported and left
-  exactly as it is — fsck never silently touches published content.
+  intact copy of the same id in the cache tier, and says so; otherwise it is reported as not
+  repaired and set aside (its bytes moved to ``corrupt/``), so that publishing the content
+  again or fetching it stores a good copy — fsck never silently replaces published content.
 
 Reading moves nothing aside (:meth:`~ccn.store.objstore.ObjectStore.verify`), so what fsck reports
 is what is on disk.
@@ -57,7 +58,8 @@ def fsck(
     damaged: set[bytes] = set()
 
     def damaged_object(oid: bytes, place: str) -> bool:
-        """Report ``oid`` damaged (restored, with ``repair``, if it can be); whether it was."""
+        """Report ``oid`` damaged (restored, with ``repair``, if it can be; else set aside);
+        whether it was restored."""
         repaired = _mend(store, cache, oid, repair)
         if repaired != RESTORED:  # a restored object makes its versions whole again
             damaged.add(oid)
@@ -76,6 +78,8 @@ def fsck(
             where = store.locate(oid)
             damaged_object(oid, "" if where is None else f" in {where[0]}")
     for oid, aside_from in sorted(store.damaged_on_read.items()):
+        if oid in damaged:
+            continue  # reported above, and set aside just now
         # stored again since (fetched, restored, published), or restored now
         if store.has(oid) or damaged_object(oid, f" in {aside_from} (set aside when read)"):
             store.damaged_on_read.pop(oid, None)
@@ -132,7 +136,11 @@ def _mend(store: DiskObjectStore, cache: CacheTier | None, oid: bytes, repair: b
         else:
             store.rewrite(raw)
             return RESTORED
-    return "not repaired: published content; publish it again or fetch it from a peer"
+    store.set_aside(oid)
+    return (
+        "not repaired: published content; set aside in corrupt/: publish it again or fetch it "
+        "from a peer"
+    )
 
 
 def _check_version(

@@ -668,6 +668,30 @@ class DiskObjectStore(ObjectStore):
             except FileNotFoundError:
                 return b""
 
+    def set_aside(self, oid: bytes) -> None:
+        """Take the damaged copies of ``oid`` out of the store for good (fsck ``--repair``
+        when no intact copy is left): a loose file moves to ``corrupt/``; a packed copy is
+        written there and its pack rewritten without it. The id is then missing, so publishing
+        the content again, or fetching it, stores a good copy (a copy only dropped from the
+        in-memory index, as a read does, was back after a restart, and a publish took it for
+        present). Until then it is reported as set aside (:attr:`damaged_on_read`)."""
+        self._check_open()
+        oid = check_id(oid)
+        _, path = self._path(oid)
+        if os.path.exists(path):
+            self._quarantine(oid, path)
+        with self._lock:
+            packs = [q for q in self._packs.values() if oid in q.entries]
+        if not packs:
+            return
+        os.makedirs(self._corruptdir, exist_ok=True)
+        for q in packs:
+            dest = os.path.join(self._corruptdir, f"{oid.hex()}.{q.name}.{time.time_ns()}")
+            with open(dest, "wb") as f:
+                f.write(self._span(q, oid))
+        self.delete_many([oid])
+        self.damaged_on_read[oid] = packs[0].path
+
     def _quarantine(self, oid: bytes, path: str) -> None:
         os.makedirs(self._corruptdir, exist_ok=True)
         dest = os.path.join(self._corruptdir, f"{oid.hex()}.{os.getpid()}.{time.time_ns()}")

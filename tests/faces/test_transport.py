@@ -115,3 +115,29 @@ def test_a_node_out_of_descriptors_says_so_in_a_line_and_serves_again(tmp_path: 
     )
     assert f"ccn node: accepting connections on unix://{sock} again" in lines
     assert len(lines) <= 6, err  # a second episode while the backlog drains, at most
+
+
+def _link_local() -> tuple[str, str] | None:
+    """An IPv6 link-local address of this host and its interface, if it has one."""
+    try:
+        lines = Path("/proc/net/if_inet6").read_text().split()
+    except OSError:
+        return None
+    for i in range(0, len(lines) - 5, 6):
+        hexaddr, _index, _plen, scope, _flags, name = lines[i : i + 6]
+        if scope == "20":  # link
+            return socket.inet_ntop(socket.AF_INET6, bytes.fromhex(hexaddr)), name
+    return None
+
+
+async def test_a_link_local_listener_keeps_its_zone() -> None:
+    # It printed as tcp://[fe80::…]:PORT (at start and in status), which is no address to
+    # reach it by, and a route to it with its zone was not taken for the node's own.
+    found = _link_local()
+    if found is None:
+        pytest.skip("this host has no IPv6 link-local address")
+    address, iface = found
+    listener, bound = await open_listener(FaceUri.parse(f"tcp://[{address}%{iface}]:0"))
+    async with listener:
+        assert bound.host == f"{address}%{iface}"
+        assert str(bound) == f"tcp://[{address}%{iface}]:{bound.port}"

@@ -47,6 +47,9 @@ def test_rejects(text: str) -> None:
         ("tcp://[fe80::1%]:6464", "does not appear to be an IPv4 or IPv6 address"),
         ("tcp://[::1]", "expected tcp://HOST:PORT"),
         ("tcp://[nope]:1", "does not appear to be an IPv4 or IPv6 address"),
+        ("tcp://10.0.0.1:6464/x", "expected tcp://HOST:PORT, nothing more"),
+        ("udp://h:1?x=1", "expected udp://HOST:PORT, nothing more"),
+        ("tcp://me@h:1", "expected tcp://HOST:PORT, nothing more"),
     ],
 )
 def test_bad_ipv6_addresses_are_one_clear_error(text: str, why: str) -> None:

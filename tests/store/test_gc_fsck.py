@@ -95,16 +95,9 @@ def test_fsck_reports_and_never_silently_repairs_published_objects(tmp_path: Pat
     blob = next(oid for oid in store.ids() if store.get_object(oid).kind is Kind.BLOB)
     good = store.get(blob)
     _flip(store, blob)
-    problems, _ = fsck(store, refs, repair=True)
-    lines = [p.line() for p in problems]
-    assert len(lines) == 2
-    assert lines[0].startswith(f"damaged object {blob.hex()}") and "not repaired" in lines[0]
-    assert lines[1].startswith("/p/v1") and "1 object(s) damaged" in lines[1]
-    with open(store.locate(blob)[0], "rb") as f:  # type: ignore[index]
-        assert good not in f.read()  # left as it was
+    pack = store.locate(blob)[0]  # type: ignore[index]
     cache = CacheTier(tmp_path / "s" / "cache")
     cache.add_many([(blob, good)])
-    pack = store.locate(blob)[0]  # type: ignore[index]
     problems, _ = fsck(store, refs, cache, repair=True)
     # restored: the version is whole again, and the report says so (no "/p/v1 incomplete")
     assert [p.line() for p in problems] == [
@@ -116,6 +109,38 @@ def test_fsck_reports_and_never_silently_repairs_published_objects(tmp_path: Pat
     )
     assert store.get(blob) == good
     assert v.number == 1
+
+
+def test_fsck_sets_aside_what_it_cannot_repair_so_publishing_again_stores_it(
+    tmp_path: Path,
+) -> None:
+    # fsck --repair said "publish it again", but the damaged copy stayed in its pack's index:
+    # after a restart, the new publish took the object for present, and made a version as
+    # damaged as the first (helper-53).
+    store, refs = _setup(tmp_path)
+    src = _file(tmp_path, 300_000)
+    publish(store, refs, Name.parse("/p"), src)
+    blob = next(oid for oid in store.ids() if store.get_object(oid).kind is Kind.BLOB)
+    good = store.get(blob)
+    pack = store.locate(blob)[0]  # type: ignore[index]
+    _flip(store, blob)
+    problems, _ = fsck(store, refs, repair=True)
+    lines = [p.line() for p in problems]
+    assert lines[0] == (
+        f"damaged object {blob.hex()} in {pack} (not repaired: published content; set aside in "
+        "corrupt/: publish it again or fetch it from a peer)"
+    )
+    assert len(lines) == 2 and lines[1].startswith("/p/v1") and "1 object(s) damaged" in lines[1]
+    assert blob not in set(store.ids())
+    (aside,) = Path(store.root, "corrupt").iterdir()
+    assert aside.name.startswith(blob.hex())  # the damaged bytes, kept to look at
+    store.close()
+    store, refs = _setup(tmp_path)  # a restart: the pack's index no longer lists it
+    assert not store.has(blob)
+    v2 = publish(store, refs, Name.parse("/p"), src)
+    assert store.get(blob) == good and v2.number == 2
+    problems, _ = fsck(store, refs)
+    assert [p.line() for p in problems if "/p/v2" in p.line()] == []
 
 
 def test_fsck_finds_missing_objects_and_damaged_cache(tmp_path: Path) -> None:
