@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import io
 import itertools
 import math
 import os
@@ -908,9 +909,16 @@ async def fetch_bytes(client: Client, name: Name) -> bytes:
     pipe = Pipeline(client, versioned)
     interior = await _fetch_interior(pipe, version.root, version.root_kind)
     leaves = _leaves(version.root, version.root_kind, interior)
-    buf = bytearray()
+    # A BytesIO, not a bytearray: its getvalue() hands over the bytes it grew, where bytes()
+    # of a bytearray copied them (the caller's peak was twice the content; helper-51).
+    out = io.BytesIO()
 
-    await pipe.fetch_ordered(leaves, lambda _i, raw: buf.extend(_blob_data(raw)))
-    if blake3(buf).digest() != version.content_hash:
+    def append(_index: int, raw: bytes) -> None:
+        out.write(_blob_data(raw))
+
+    await pipe.fetch_ordered(leaves, append)
+    content = out.getvalue()
+    out.close()
+    if blake3(content).digest() != version.content_hash:
         raise VerificationError(f"{versioned}: content hash mismatch")
-    return bytes(buf)
+    return content

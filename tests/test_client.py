@@ -435,3 +435,33 @@ async def test_a_quiet_connection_with_nothing_outstanding_is_not_probed(
         await trio.sleep(60)
         assert face.sent == [] and not face.closed
         nursery.cancel_scope.cancel()
+
+
+_GET_PEAK = """
+import resource, sys, trio, ccn
+async def main():
+    async with ccn.connect(sys.argv[1]) as node:
+        data = await node.get("/big/f")
+    assert len(data) == int(sys.argv[2])
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+trio.run(main)
+"""
+
+
+async def test_get_holds_the_content_once(tmp_path: Path) -> None:
+    # get() built the content in a bytearray and returned bytes() of it: at the end the caller
+    # held it twice (a peak of 2x the content; helper-51).
+    import sys
+
+    size = 96 << 20
+    (tmp_path / "f").write_bytes(os.urandom(size))
+    async with node_in_process(tmp_path / "n") as (_node, uri), connect(uri) as client:
+        await client.put(tmp_path / "f", "/big/f")
+        (tmp_path / "f").unlink()
+        done = await trio.run_process(
+            [sys.executable, "-c", _GET_PEAK, uri, str(size)], capture_stdout=True
+        )
+    peak = int(done.stdout)
+    # the interpreter, trio, ccn and the fetch's buffers take about 40 MB here; a second copy
+    # would be 100 MB more
+    assert peak < size + (70 << 20), peak
