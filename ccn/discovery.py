@@ -555,7 +555,14 @@ class Discovery:
     def _install(self, nb: Neighbour, routes: dict[Name, int]) -> None:
         fw = self.node.forwarder
         for prefix in nb.routes.keys() - routes.keys():
-            fw.remove_route(prefix, nb.face.id)
+            other = self._sharing(nb, prefix)
+            if other is None:
+                fw.remove_route(prefix, nb.face.id)
+            else:
+                # A node restarted on its port is a new id on the face the old id shares:
+                # the route is the new one's too (at its cost), not the old one's to take.
+                with contextlib.suppress(CcnError):
+                    fw.add_route(prefix, nb.face.id, other.routes[prefix])
         for prefix, cost in routes.items():
             # Added (or its cost set) at every table, not only when it changed: a discovered
             # route removed by hand comes back, as a routing protocol's would (it was gone for
@@ -567,6 +574,13 @@ class Discovery:
         if routes != nb.routes:
             self._learned += 1
         nb.routes = routes
+
+    def _sharing(self, nb: Neighbour, prefix: Name) -> Neighbour | None:
+        """Another neighbour on ``nb``'s face that has a route to ``prefix``, if any."""
+        for other in self.neighbours.values():
+            if other is not nb and other.face is nb.face and prefix in other.routes:
+                return other
+        return None
 
     def _remove(self, nb: Neighbour) -> None:
         if self.neighbours.get(nb.id) is nb:

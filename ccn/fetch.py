@@ -49,6 +49,7 @@ from ccn.ndn.names import shown
 from ccn.packet import Data, Interest, Nack, NackReason
 from ccn.pending import new_nonce
 from ccn.store.objects import (
+    MAX_BLOB_SIZE,
     MODE_EXECUTABLE,
     Blob,
     Kind,
@@ -909,14 +910,26 @@ async def fetch_bytes(client: Client, name: Name) -> bytes:
     pipe = Pipeline(client, versioned)
     interior = await _fetch_interior(pipe, version.root, version.root_kind)
     leaves = _leaves(version.root, version.root_kind, interior)
-    # A BytesIO, not a bytearray: its getvalue() hands over the bytes it grew, where bytes()
-    # of a bytearray copied them (the caller's peak was twice the content; helper-51).
-    out = io.BytesIO()
+    size = version.size
+    if size > len(leaves) * MAX_BLOB_SIZE:
+        raise VerificationError(
+            f"{versioned}: its record claims {size} bytes, more than its {len(leaves)} "
+            "chunk(s) can hold"
+        )
+    # The content is written into one bytes object of its size, which getvalue() hands over:
+    # bytes() of a growing bytearray copied it, a peak of twice the content (helper-51).
+    # (bytes(size) is calloc'd: its pages cost nothing until written.)
+    out = io.BytesIO(bytes(size))
 
     def append(_index: int, raw: bytes) -> None:
-        out.write(_blob_data(raw))
+        data = _blob_data(raw)
+        if out.tell() + len(data) > size:
+            raise VerificationError(f"{versioned}: more content than its record says")
+        out.write(data)
 
     await pipe.fetch_ordered(leaves, append)
+    if out.tell() != size:
+        raise VerificationError(f"{versioned}: less content than its record says")
     content = out.getvalue()
     out.close()
     if blake3(content).digest() != version.content_hash:

@@ -28,7 +28,6 @@ stored, unreachable and old) removed what the new ref then named.
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +44,7 @@ from ccn.errors import (
     StoreError,
     stop_if_asked,
 )
+from ccn.logline import say
 from ccn.name import Name
 from ccn.store.fsck import Problem, fsck
 from ccn.store.gc import GRACE_S, GcReport, collect
@@ -223,7 +223,7 @@ class Maintenance:
             return  # the node is shutting down (a cancellation, raised by stoppable)
         except (OSError, StoreError) as e:  # a full disk: the node goes on, status says so
             self.merges["error"] = str(e)
-            print(f"ccn node: automatic pack merge failed: {e}", file=sys.stderr, flush=True)
+            say(f"ccn node: automatic pack merge failed: {e}")
             return
         self.merges |= {
             "runs": self.merges["runs"] + 1,

@@ -12,9 +12,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import sys
 import threading
-import traceback
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +25,7 @@ from ccn.faces.internal import InternalFace
 from ccn.faces.peers import is_loopback
 from ccn.faces.uri import FaceUri
 from ccn.keys import SigningKey
+from ccn.logline import say_traceback
 from ccn.maintenance import Maintenance, Wanted, stoppable
 from ccn.mgmt_proto import MAX_REPLY_BYTES, encode_reply, parse_command
 from ccn.name import Name
@@ -91,8 +90,7 @@ class Management:
         except Exception as e:
             # A bug in a command must not take down the node and every face on it: the
             # client is told, and the traceback goes to the node's stderr to be reported.
-            print(f"ccn node: internal error in {interest.name}:", file=sys.stderr)
-            traceback.print_exc()
+            say_traceback(f"ccn node: internal error in {interest.name}:")
             reply = {"ok": False, "error": f"internal error in the node: {type(e).__name__}: {e}"}
         if asked is not None and not asked():
             return  # its client left: nobody waits for the answer

@@ -14,7 +14,6 @@ import gc
 import itertools
 import resource
 import socket
-import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -59,6 +58,7 @@ from ccn.fw.actions import (
     Tick,
 )
 from ccn.fw.forwarder import Forwarder, ForwarderConfig
+from ccn.logline import say
 from ccn.mgmt import Management
 from ccn.mgmt_proto import PREFIX as MGMT_PREFIX
 from ccn.name import ROOT, Name
@@ -136,7 +136,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _say(line: str) -> None:
-    print(f"ccn node: {line}", file=sys.stderr, flush=True)
+    say(f"ccn node: {line}")
 
 
 #: Descriptors a node needs besides its faces': listeners, UDP sockets, store packs

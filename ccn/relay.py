@@ -223,7 +223,8 @@ def _raise_descriptor_limit() -> None:
 
 
 def _log(text: str) -> None:
-    print(f"ccn relay: {text}", file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError, ValueError):  # a stderr gone loses the line, not the relay
+        print(f"ccn relay: {text}", file=sys.stderr, flush=True)
 
 
 async def run_relay(

@@ -829,6 +829,46 @@ def test_a_get_from_a_node_that_stops_answering_fails_in_seconds(tmp_path: Path)
         node_proc.stdout.close()
 
 
+def test_a_node_whose_stderr_is_gone_keeps_running(tmp_path: Path) -> None:
+    # 'ccn node 2>&1 | tee log' whose reader stopped: the node's next line on stderr (here:
+    # its route's neighbour is reachable again) raised BrokenPipeError and ended the node
+    # without a word (helper-54).
+    sock = f"unix://{tmp_path}/n.sock"
+    port = free_port()
+    read_end, write_end = os.pipe()
+    flags = ["--store", str(tmp_path / "s"), "--route", f"/far=tcp://127.0.0.1:{port}"]
+    node_proc = subprocess.Popen(
+        [*CCN, "node", "--no-discovery", "--listen", sock, *flags],
+        stdout=subprocess.PIPE,
+        stderr=write_end,
+        text=True,
+    )
+    os.close(write_end)
+    neighbour = None
+    try:
+        assert node_proc.stdout is not None
+        assert "listening on" in node_proc.stdout.readline()
+        os.close(read_end)  # the reader is gone
+        far = (f"unix://{tmp_path}/far.sock", f"tcp://127.0.0.1:{port}")
+        neighbour = _node_process(tmp_path / "far", "--listen", far[0], "--listen", far[1])
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and node_proc.poll() is None:
+            listed = run("route", "list", node=sock)
+            if listed.returncode == 0 and "down" not in listed.stdout:
+                break
+            time.sleep(0.3)
+        time.sleep(0.5)  # what it says on stderr about it, said
+        assert node_proc.poll() is None, "the node ended"
+        assert run("status", node=sock).returncode == 0
+    finally:
+        for proc in (node_proc, neighbour):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)
+                assert proc.stdout is not None
+                proc.stdout.close()
+
+
 def test_a_stopped_put_says_the_node_may_still_publish_it() -> None:
     # The node stops the import, unless it had ended just before (helper-19's walkthrough).
     put = build_parser().parse_args(["put", "f.bin", "/n/f"])

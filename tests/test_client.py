@@ -453,7 +453,7 @@ async def test_get_holds_the_content_once(tmp_path: Path) -> None:
     # held it twice (a peak of 2x the content; helper-51).
     import sys
 
-    size = 96 << 20
+    size = 192 << 20
     (tmp_path / "f").write_bytes(os.urandom(size))
     async with node_in_process(tmp_path / "n") as (_node, uri), connect(uri) as client:
         await client.put(tmp_path / "f", "/big/f")
@@ -462,6 +462,7 @@ async def test_get_holds_the_content_once(tmp_path: Path) -> None:
             [sys.executable, "-c", _GET_PEAK, uri, str(size)], capture_stdout=True
         )
     peak = int(done.stdout)
-    # the interpreter, trio, ccn and the fetch's buffers take about 40 MB here; a second copy
-    # would be 100 MB more
-    assert peak < size + (70 << 20), peak
+    # The interpreter, trio and ccn take about 30 MB, the fetch's window (up to 128 objects
+    # in flight, each held as read and as decoded, and those that came out of order) up to
+    # 90 MB more on a busy machine; a second copy of the content would be 200 MB more.
+    assert peak < size + (120 << 20), peak

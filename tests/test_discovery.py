@@ -217,6 +217,30 @@ async def test_silent_neighbour_is_removed_with_its_routes(
             await wait_until(lambda: face_id not in b.faces)
 
 
+async def test_a_neighbour_restarted_on_its_port_keeps_its_routes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A node restarted on the same UDP port comes back with a new id, on the face the old id
+    # shares; when the old id timed out, removing its routes removed the new id's as well
+    # (same prefix, same face), and every get failed "no route" until the next table: 7-10 s
+    # (helper-55).
+    monkeypatch.setattr(disc, "DEAD_INTERVAL", 1.0)
+    with trio.fail_after(30):
+        async with lan_pair(tmp_path) as (a, a_uri, b, _b_uri):
+            face_id = (await published_and_learned(tmp_path, a_uri, b, "/lan/r"))["face"]
+            old_id = a.discovery.id
+            a.discovery.id = os.urandom(len(old_id))  # the restart, as b hears it
+            await wait_until(lambda: a.discovery.id in b.discovery.neighbours)
+            new = b.discovery.neighbours[a.discovery.id]
+            await wait_until(lambda: Name.parse("/lan/r") in new.routes)
+            assert new.face.id == face_id  # one face, shared by both ids
+            await wait_until(lambda: old_id not in b.discovery.neighbours)
+            assert [h["face"] for h in routes_to(b, "/lan/r")] == [face_id]
+            assert routes_to(b, "/lan/r")[0]["origin"].startswith(
+                f"discovery: neighbour {a.discovery.id.hex()}"
+            )
+
+
 async def test_withdrawn_prefix_disappears(tmp_path: Path) -> None:
     with trio.fail_after(30):
         async with lan_pair(tmp_path) as (a, a_uri, b, _b_uri):
