@@ -187,6 +187,7 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    from ccn.client import output_path
     from ccn.fetch import fetch_to_stream, fetch_version
     from ccn.ndn.names import is_typed, ndn_uri, shown
 
@@ -262,8 +263,10 @@ def cmd_get(args: argparse.Namespace) -> int:
             versioned = await fetch_to_stream(client, name, _Interruptible(stdout))
         else:
             bar = ProgressBar() if sys.stderr.isatty() else None
+            into = out.endswith(("/", os.sep))
+            dest = Path(out) if into else output_path(Path(out))
             versioned, _v, _stats = await fetch_version(
-                client, name, Path(out), progress=bar, into_directory=out.endswith(("/", os.sep))
+                client, name, dest, progress=bar, into_directory=into
             )
             if bar is not None:
                 bar.finish()

@@ -520,7 +520,20 @@ class Client:
 
         text = os.fspath(path)
         into = isinstance(text, str) and text.endswith(("/", os.sep))
-        return await fetch_to_path(self, _name(name), Path(text), into_directory=into)
+        dest = Path(text) if into else output_path(Path(text))
+        return await fetch_to_path(self, _name(name), dest, into_directory=into)
+
+
+def output_path(path: Path) -> Path:
+    """Where a fetch to the file ``path`` writes: through a symbolic link, to the file it
+    points at, as ``cp`` does (the link itself was replaced by a file: a link into a
+    dotfiles repository stopped being one; helper-54). An existing file its user may not
+    write is refused, as ``cp`` refuses it, not replaced."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise LocalError(f"{path}: permission denied (the file is not writable)")
+    return path
 
 
 def _route_params(prefix: Name | str | None) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -240,13 +241,24 @@ _STORE_ENTRIES = frozenset(
 )
 
 
+def _socket(path: Path) -> bool:
+    """A Unix socket: a node's own, listening in its store (``--listen unix://STORE/n.sock``),
+    left behind when it was killed; refused, the node could not start again (helper-54)."""
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def check_store_dir(store: Path) -> None:
     """Refuse a store path that is a file, or a directory that holds anything else than a ccn
     store: opening it as a store deletes old files in its ``tmp/`` and index-less
     ``packs/*.pack`` as crash debris, and adds the store's own directories among the user's
     (``--store ~`` or ``--store .``)."""
+    if "\0" in str(store):
+        raise ConfigError(f"store {str(store)!r}: a path cannot hold a NUL character")
     try:
-        entries = set(os.listdir(store)) - {"lost+found"}
+        entries = {e for e in os.listdir(store) if e != "lost+found" and not _socket(store / e)}
     except FileNotFoundError:
         return
     except NotADirectoryError:

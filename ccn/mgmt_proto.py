@@ -14,8 +14,8 @@ from typing import Any
 import msgpack
 
 from ccn.codec import MAX_PACKET_SIZE
-from ccn.errors import DecodeError
-from ccn.name import Name
+from ccn.errors import DecodeError, InvalidName
+from ccn.name import MAX_NAME_BYTES, Name
 
 PREFIX = Name.parse("/localhost/ccn")
 PARAM_COMPONENT_BYTES = 200
@@ -27,12 +27,21 @@ def command_name(verb: str, params: dict[str, Any] | None = None) -> Name:
     name = PREFIX / verb
     if params:
         blob: bytes = msgpack.packb(params, use_bin_type=True)
-        name = name.append(
-            *(
-                blob[i : i + PARAM_COMPONENT_BYTES]
-                for i in range(0, len(blob), PARAM_COMPONENT_BYTES)
+        try:
+            name = name.append(
+                *(
+                    blob[i : i + PARAM_COMPONENT_BYTES]
+                    for i in range(0, len(blob), PARAM_COMPONENT_BYTES)
+                )
             )
-        )
+        except InvalidName:
+            # A command carries its arguments (a file's path, a name) in its name: a long
+            # path was refused as "name too long" about a short name (helper-54).
+            raise InvalidName(
+                f"the arguments of '{verb}' take {len(blob)} bytes, more than a command to "
+                f"the node carries (its name holds at most {MAX_NAME_BYTES} bytes): give a "
+                "shorter path or name"
+            ) from None
     return name
 
 

@@ -37,7 +37,13 @@ from ccn.errors import CcnError, FetchError, InvalidObject, VerificationError
 from ccn.faces.base import Deliver, Face
 from ccn.faces.internal import InternalFace
 from ccn.faces.ndn import InterestWires, NdnFace, PendingInterest, unwrap_ndn_data
-from ccn.faces.transport import Say, accept_forever, accepted_peer, open_listener
+from ccn.faces.transport import (
+    Say,
+    accept_forever,
+    accepted_peer,
+    open_listener,
+    remove_socket,
+)
 from ccn.faces.uri import FaceUri
 from ccn.fetch import Pipeline, partial_path, remove_stale_partials, resolve, stream_errors
 from ccn.name import Name
@@ -187,9 +193,7 @@ class NdnGateway:
         try:
             await accept_forever(listener, bound, handle, self.say)
         finally:
-            if bound.scheme == "unix":
-                with contextlib.suppress(OSError):
-                    os.unlink(bound.path)
+            remove_socket(bound)
 
     def _spawn(
         self,

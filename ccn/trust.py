@@ -177,6 +177,10 @@ class Anchors:
 
     def save(self, path: Path | None = None) -> None:
         path = path or default_trust_file()
+        if path.is_symlink():
+            # written through, as an editor does: a trust file kept in a dotfiles repository
+            # and linked into ~/.ccn stayed behind while a file replaced the link (helper-54)
+            path = Path(os.path.realpath(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = self._kept_lines()
         if not lines:

@@ -84,6 +84,29 @@ def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) ->
         assert fragment in lines[0]
 
 
+def test_get_writes_through_a_symbolic_link(tmp_path: Path) -> None:
+    # -o a link into a dotfiles repository replaced the link with a file, and the file it
+    # pointed at kept its old content; cp writes through (helper-54).
+    sock = f"unix://{tmp_path}/n.sock"
+    node_proc = _node_process(tmp_path / "store", "--listen", sock)
+    try:
+        src = tmp_path / "in.bin"
+        src.write_bytes(b"new content")
+        assert run("put", str(src), "/symlinked/rc", node=sock).returncode == 0
+        (tmp_path / "dotfiles").mkdir()
+        target = tmp_path / "dotfiles" / "rc"
+        target.write_bytes(b"old")
+        (tmp_path / "rc").symlink_to(target)
+        got = run("get", "/symlinked/rc", "-o", str(tmp_path / "rc"), node=sock)
+        assert got.returncode == 0, got.stderr
+        assert (tmp_path / "rc").is_symlink() and target.read_bytes() == b"new content"
+    finally:
+        node_proc.terminate()
+        node_proc.wait(timeout=10)
+        assert node_proc.stdout is not None
+        node_proc.stdout.close()
+
+
 def test_put_get_ls_status(node: str, tmp_path: Path) -> None:
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(100_000))
@@ -552,6 +575,11 @@ def test_node_refuses_a_directory_that_is_not_a_store(node: str, tmp_path: Path)
     # a running node's own store, and a new file system's lost+found, are fine
     check_store_dir(Path(node.removeprefix("unix://")).parent / "store")
     (tmp_path / "fs" / "lost+found").mkdir(parents=True)
+    check_store_dir(tmp_path / "fs")
+    # and so is a socket in it: the node's own, left there by a kill (it could not start
+    # again: "not a ccn store (it holds 'node.sock')"; helper-54)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(tmp_path / "fs" / "node.sock"))
     check_store_dir(tmp_path / "fs")
 
 

@@ -34,3 +34,12 @@ def test_replies() -> None:
     for bad in (b"\xc1", encode_reply({"x": 1}), b"\x01"):
         with pytest.raises(DecodeError):
             decode_reply(bad)
+
+
+def test_arguments_too_long_for_a_command_are_named_as_such() -> None:
+    # 'ccn put <a 2 KB path> /short' said "name too long" of the name /short (helper-54).
+    from ccn.errors import InvalidName
+
+    with pytest.raises(InvalidName, match=r"^the arguments of 'publish' take \d+ bytes"):
+        command_name("publish", {"path": "/d" * 1100, "name": "/short"})
+    assert parse_command(command_name("publish", {"path": "/d" * 500}))[1] == {"path": "/d" * 500}

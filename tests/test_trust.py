@@ -47,6 +47,20 @@ def test_anchors_longest_prefix_decides(version: Callable[..., Version]) -> None
     assert issubclass(UntrustedVersion, VerificationError)
 
 
+def test_a_linked_trust_file_is_written_through(tmp_path: Path) -> None:
+    # A trust file kept in a dotfiles repository, linked into ~/.ccn: 'ccn trust add'
+    # replaced the link with a file (helper-54).
+    (tmp_path / "dotfiles").mkdir()
+    (tmp_path / "dotfiles" / "trust").write_text("# mine\n")
+    (tmp_path / "trust").symlink_to(tmp_path / "dotfiles" / "trust")
+    key = SigningKey.generate()
+    anchors = Anchors.load(tmp_path / "trust")
+    anchors.add(Name.parse("/a"), key.public)
+    anchors.save(tmp_path / "trust")
+    assert (tmp_path / "trust").is_symlink()
+    assert list(Anchors.load(tmp_path / "dotfiles" / "trust")) == [(Name.parse("/a"), key.public)]
+
+
 def test_trust_file_round_trip(tmp_path: Path) -> None:
     key = SigningKey.generate()
     anchors = Anchors()

@@ -130,7 +130,22 @@ async def _open_listener(uri: FaceUri) -> tuple[trio.SocketListener, FaceUri]:
         raise ConnectError(f"cannot listen on {uri}: directory {directory} does not exist")
     await sock.bind(path)
     sock.listen(128)
+    _BOUND[path] = _identity(path)
     return trio.SocketListener(sock), uri
+
+
+#: The file each Unix listener bound, by path: what it may remove when it stops.
+_BOUND: dict[str, tuple[int, int, int] | None] = {}
+
+
+def _identity(path: str) -> tuple[int, int, int] | None:
+    """Which file is at ``path``: an inode number freed is soon given again, so with the
+    time it was made."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_ctime_ns
 
 
 async def _unix_alive(path: str) -> bool:
@@ -184,9 +199,16 @@ async def serve(
     try:
         await accept_forever(listener, bound, handle, say)
     finally:
-        if bound.scheme == "unix":
-            with contextlib.suppress(OSError):
-                os.unlink(bound.path)
+        remove_socket(bound)
+
+
+def remove_socket(bound: FaceUri) -> None:
+    """A stopped Unix listener removes its socket file: only the one it made. One removed
+    meanwhile (a tmp cleaner) may be another node's now, which listens there (helper-54:
+    stopping removed it)."""
+    if bound.scheme == "unix" and _BOUND.pop(bound.path, None) == _identity(bound.path):
+        with contextlib.suppress(OSError):
+            os.unlink(bound.path)
 
 
 async def accept_forever(

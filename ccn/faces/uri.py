@@ -30,6 +30,8 @@ class FaceUri:
 
     @classmethod
     def parse(cls, text: str) -> FaceUri:
+        if "\0" in text:  # the kernel's paths end at one: a socket was bound cut short
+            raise InvalidUri(f"bad address {text!r}: it holds a NUL character")
         try:
             parts = urlsplit(text)
             port = parts.port
@@ -53,7 +55,9 @@ class FaceUri:
                 host = f"{address}%{zone}"
             return cls(parts.scheme, host=host, port=port)
         if parts.scheme == "unix":
-            path = (parts.netloc + parts.path) if parts.netloc else parts.path
+            # as written: a "?" or "#" is part of a file name, not a query (helper-54: one
+            # listened on ".../sock" for ".../sock?v=2.sock")
+            path = text.partition("://")[2] if "://" in text else parts.path
             if not path:
                 raise InvalidUri(f"bad address {text!r}: expected unix:///PATH")
             return cls("unix", path=path)

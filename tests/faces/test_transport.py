@@ -141,3 +141,22 @@ async def test_a_link_local_listener_keeps_its_zone() -> None:
     async with listener:
         assert bound.host == f"{address}%{iface}"
         assert str(bound) == f"tcp://[{address}%{iface}]:{bound.port}"
+
+
+async def test_a_stopped_unix_listener_removes_only_its_own_socket(tmp_path: Path) -> None:
+    # Its file removed meanwhile (a tmp cleaner) and another node listening there now: the
+    # first node's stop removed the second's socket (helper-54).
+    path = tmp_path / "n.sock"
+    listener, bound = await open_listener(FaceUri("unix", path=str(path)))
+    await listener.aclose()
+    path.unlink()
+    await trio.sleep(0.02)  # later, as a cleaner and a new node would be (coarse ctime)
+    with socket.socket(socket.AF_UNIX) as other:
+        other.bind(str(path))
+        transport.remove_socket(bound)
+        assert path.exists()
+    path.unlink()
+    listener, bound = await open_listener(FaceUri("unix", path=str(path)))
+    await listener.aclose()
+    transport.remove_socket(bound)
+    assert not path.exists()

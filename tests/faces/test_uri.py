@@ -50,6 +50,7 @@ def test_rejects(text: str) -> None:
         ("tcp://10.0.0.1:6464/x", "expected tcp://HOST:PORT, nothing more"),
         ("udp://h:1?x=1", "expected udp://HOST:PORT, nothing more"),
         ("tcp://me@h:1", "expected tcp://HOST:PORT, nothing more"),
+        ("unix:///tmp/n\0c.sock", "it holds a NUL character"),
     ],
 )
 def test_bad_ipv6_addresses_are_one_clear_error(text: str, why: str) -> None:
@@ -57,3 +58,10 @@ def test_bad_ipv6_addresses_are_one_clear_error(text: str, why: str) -> None:
         FaceUri.parse(text)
     assert str(caught.value).startswith(f"bad address {text!r}: ")
     assert why in str(caught.value)
+
+
+def test_a_unix_path_is_taken_as_written() -> None:
+    # urlsplit took "?v=2.sock" for a query and "#1.sock" for a fragment: the node listened
+    # on a path cut short (helper-54)
+    for path in ("/tmp/sock?v=2.sock", "/tmp/my#1.sock", "/tmp/a b.sock"):
+        assert FaceUri.parse(f"unix://{path}") == FaceUri("unix", path=path)
