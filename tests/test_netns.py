@@ -8,6 +8,7 @@ passed or not. Needs root and ``ip``; skipped otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -128,29 +129,33 @@ async def _fetch_breaking_busiest(
     net: Lab, out: Path, breaking: Callable[[str], None]
 ) -> tuple[str | None, dict[str, int]]:
     """Fetch /far/big on c into ``out``; once a fifth has arrived, ``breaking`` the router that
-    carried the most Data by a twentieth. Return that router and both routers' Data counts
-    then. It is broken from the fetch's progress callback, at once: from a task of its own, a
-    busy machine let the fetch run to its end first (and the other router carried nothing)."""
-    twentieth = trio.Event()
+    carried the most Data so far. Return that router and both routers' Data counts then.
+    All of it runs in the fetch's progress callback, which holds the fetch meanwhile (the
+    routers are asked by ``ccn status`` processes): from a task of its own, a busy machine
+    let the fetch run to its end first, and no router was broken."""
     victims: list[str] = []
     before: dict[str, int] = {}
-    chosen: list[str] = []
+
+    def out_data(router: str) -> int:
+        asked = subprocess.run(
+            [sys.executable, "-m", "ccn", "--node", net.uri(router), "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        count: int = json.loads(asked.stdout)["forwarder"]["out_data"]
+        return count
 
     def progress(done: int, total: int) -> None:
-        if done > total // 20:
-            twentieth.set()
-        if done > total // 5 and chosen and not victims:
-            breaking(chosen[0])
-            victims.append(chosen[0])
+        if done > total // 5 and not victims:
+            for r in ("r1", "r2"):
+                before[r] = out_data(r)
+            victim = max(before, key=before.__getitem__)
+            breaking(victim)
+            victims.append(victim)
 
-    async def choose_busiest() -> None:
-        await twentieth.wait()
-        for r in ("r1", "r2"):
-            before[r] = (await status(net.uri(r)))["forwarder"]["out_data"]
-        chosen.append(max(before, key=before.__getitem__))
-
-    async with connect(net.uri("c")) as client, trio.open_nursery() as nursery:
-        nursery.start_soon(choose_busiest)
+    async with connect(net.uri("c")) as client:
         await fetch_version(client, Name.parse("/far/big"), out, progress=progress)
     return (victims[0] if victims else None), before
 
