@@ -202,8 +202,19 @@ class Client:
     def _answered(self, done: trio.Event) -> bool:
         return done not in self._woken_by_close
 
+    async def serve(self) -> None:
+        """Run the connection until it closes: hand what the node sends to what awaits it,
+        and :meth:`watch` it (:func:`connect` runs this)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.watch)
+            try:
+                await self.face.run(self._deliver)
+            finally:
+                self._on_closed()
+                nursery.cancel_scope.cancel()
+
     async def watch(self) -> None:
-        """Watch the connection while it is open (:func:`connect` runs this): when Interests
+        """Watch the connection while it is open (:meth:`serve` runs this): when Interests
         are outstanding and nothing has come from the node for :data:`QUIET`, probe it; a
         probe unanswered for as long closes the connection, and what waits on it fails with
         a :class:`ConnectError` that says so. A node answers a probe at once, however busy its
@@ -565,15 +576,7 @@ async def connect(uri: str | None = None, *, trust: Anchors | None = None) -> As
     client = Client(face, trust)
     try:
         async with trio.open_nursery() as nursery:
-
-            async def run() -> None:
-                try:
-                    await face.run(client._deliver)
-                finally:
-                    client._on_closed()
-
-            nursery.start_soon(run)
-            nursery.start_soon(client.watch)
+            nursery.start_soon(client.serve)
             try:
                 yield client
             finally:

@@ -753,6 +753,27 @@ async def test_ls_lists_every_name_and_log_says_what_it_leaves_out(
             assert out[1].endswith(")") and "  (record unreadable: " in out[1]
 
 
+def _get_under_way(node: str, name: str, out: Path) -> subprocess.Popen[str]:
+    """A ``ccn get NAME -o OUT`` process, once it has begun writing its partial file."""
+    get = subprocess.Popen(
+        [*CCN, "--node", node, "get", name, "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    partials = f"{out.name}.ccn-partial-*"
+    deadline = time.monotonic() + 30
+    while (
+        not list(out.parent.glob(partials)) and get.poll() is None and time.monotonic() < deadline
+    ):
+        time.sleep(0.002)
+    if not list(out.parent.glob(partials)):
+        get.kill()
+        get.communicate(timeout=5)
+        raise AssertionError("the fetch never started writing")
+    return get
+
+
 def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
     # 'timeout 60 ccn get /big -o out' (SIGTERM) used to leave out.ccn-partial behind, as big
     # as what had arrived: only Ctrl-C went through the fetch's cleanup.
@@ -771,20 +792,7 @@ def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
         assert "listening on" in node_proc.stdout.readline()
         assert run("put", str(src), "/cli/term", node=sock).returncode == 0
         out = tmp_path / "out.bin"
-        get = subprocess.Popen(
-            [*CCN, "--node", sock, "get", "/cli/term", "-o", str(out)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while (
-            not list(tmp_path.glob("out.bin.ccn-partial-*"))
-            and get.poll() is None
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.002)
-        assert list(tmp_path.glob("out.bin.ccn-partial-*")), "the fetch never started writing"
+        get = _get_under_way(sock, "/cli/term", out)
         node_proc.send_signal(signal.SIGSTOP)  # hold the fetch half way
         try:
             get.send_signal(signal.SIGTERM)
@@ -818,20 +826,7 @@ def test_a_get_from_a_node_that_stops_answering_fails_in_seconds(tmp_path: Path)
     try:
         assert run("put", str(src), "/cli/frozen", node=sock).returncode == 0
         out = tmp_path / "out.bin"
-        get = subprocess.Popen(
-            [*CCN, "--node", sock, "get", "/cli/frozen", "-o", str(out)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while (
-            not list(tmp_path.glob("out.bin.ccn-partial-*"))
-            and get.poll() is None
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.002)
-        assert list(tmp_path.glob("out.bin.ccn-partial-*")), "the fetch never started writing"
+        get = _get_under_way(sock, "/cli/frozen", out)
         node_proc.send_signal(signal.SIGSTOP)
         stopped = time.monotonic()
         try:

@@ -399,15 +399,7 @@ async def test_a_long_command_to_a_node_that_stops_answering_fails_in_seconds(
     client = Client(face)
     face.deliver = client._deliver
     async with trio.open_nursery() as nursery:
-
-        async def run() -> None:
-            try:
-                await face.run(client._deliver)
-            finally:
-                client._on_closed()
-
-        nursery.start_soon(run)
-        nursery.start_soon(client.watch)
+        nursery.start_soon(client.serve)
         start = trio.current_time()
         with pytest.raises(
             ConnectError, match=r"^test stopped answering \(no answer to a probe within 3 s"
