@@ -123,6 +123,80 @@ async def test_a_timer_earlier_than_the_sleep_is_not_late(autojump_clock: trio.a
     assert seen[ids[1]][1] == pytest.approx(start + INITIAL_RTO)
 
 
+async def _fetch_held(
+    contents: list[bytes], sizes: list[int] | None, hold_first: float
+) -> tuple[Pipeline, list[int], dict[bytes, float]]:
+    """Fetch ``contents`` by id from a producer on a memory face that answers every Interest at
+    once but the first object's, which it answers ``hold_first`` seconds late; return the
+    pipeline, the order the sink saw, and when each object was first asked for."""
+    ids = [blake3(c).digest() for c in contents]
+    by_id = dict(zip(ids, contents, strict=True))
+    near, far = memory_face_pair()
+    asked: dict[bytes, float] = {}
+    got: list[int] = []
+
+    async def answer_later(digest: bytes) -> None:
+        await trio.sleep(hold_first)
+        far.send(Data(Name(()), by_id[digest]))
+
+    async with trio.open_nursery() as nursery:
+
+        def producer_gets(_face: Face, packet: Packet) -> None:
+            assert type(packet) is Interest and packet.digest is not None
+            asked.setdefault(packet.digest, trio.current_time())
+            if packet.digest == ids[0]:
+                nursery.start_soon(answer_later, packet.digest)
+            else:
+                far.send(Data(Name(()), by_id[packet.digest]))
+
+        client = Client(near)
+        nursery.start_soon(near.run, client._deliver)
+        nursery.start_soon(far.run, producer_gets)
+        pipe = Pipeline(client, Name.parse("/f"))
+        await pipe.fetch_ordered(ids, lambda i, _raw: got.append(i), sizes)
+        nursery.cancel_scope.cancel()
+    return pipe, got, asked
+
+
+async def test_the_window_reaches_past_a_missing_leaf_by_at_most_reorder_bytes(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Leaves whose manifest says 4 MiB each: while the first is missing, the window may run
+    # ahead of it by REORDER_BYTES of content, however large the window has grown.
+    contents = [bytes([i]) * 64 for i in range(40)]
+    size = 4 << 20
+    per_bound = fetch_module.REORDER_BYTES // size
+    pipe, got, asked = await _fetch_held(contents, [size] * len(contents), 0.3)
+    assert got == list(range(len(contents)))
+    assert pipe.stats.timeouts == 0
+    start = min(asked.values())
+    early = [d for d, t in asked.items() if t < start + 0.3]
+    assert len(early) == per_bound
+
+
+async def test_without_sizes_the_window_reaches_max_window_objects_past_a_missing_one(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    contents = [i.to_bytes(4, "big") for i in range(fetch_module.MAX_WINDOW + 50)]
+    pipe, got, asked = await _fetch_held(contents, None, 0.3)
+    assert got == list(range(len(contents)))
+    assert pipe.stats.timeouts == 0
+    start = min(asked.values())
+    assert len([t for t in asked.values() if t < start + 0.3]) == fetch_module.MAX_WINDOW
+
+
+async def test_a_leaf_larger_than_its_manifest_says_fails_as_it_arrives(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    contents = [bytes([i]) * 1000 for i in range(8)]
+    sizes = [1000] * 8
+    sizes[5] = 100  # the manifest understates one leaf: the reorder bound would not hold
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(VerificationError, match="more than the 100 its manifest says")
+    ):
+        await _fetch_held(contents, sizes, 0.3)
+
+
 async def test_a_content_hash_mismatch_leaves_no_partial_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
