@@ -22,8 +22,7 @@ import trio
 from ccn.config import check_routable
 from ccn.errors import CcnError, DecodeError, StoreError, os_error_text
 from ccn.faces.internal import InternalFace
-from ccn.faces.peers import is_loopback
-from ccn.faces.uri import FaceUri
+from ccn.faces.uri import FaceUri, is_own_address
 from ccn.keys import SigningKey
 from ccn.logline import say_traceback
 from ccn.maintenance import Maintenance, Wanted, stoppable
@@ -225,7 +224,7 @@ class Management:
             target = FaceUri.parse(uri)
         except CcnError as e:
             raise CommandFailed(str(e)) from None
-        if _is_own_address(target, self.node.bound):
+        if is_own_address(target, self.node.bound):
             raise CommandFailed(f"{uri} is this node's own address: a route to it would loop")
         cost = params.get("cost", 0)
         if type(cost) is not int or cost < 0:
@@ -285,22 +284,6 @@ def _name(value: object) -> Name:
         return Name.parse(value)
     except CcnError as e:
         raise CommandFailed(str(e)) from None
-
-
-def _is_own_address(target: FaceUri, bound: list[FaceUri]) -> bool:
-    """``target`` is one of the node's own listeners: the same Unix socket, or the same port
-    of the same transport on the same address (or on this host, for a wildcard listener)."""
-    for b in bound:
-        if b.scheme != target.scheme:
-            continue
-        if b.scheme == "unix":
-            if os.path.realpath(b.path) == os.path.realpath(target.path):
-                return True
-        elif b.port == target.port and (
-            b.host == target.host or (b.host in ("0.0.0.0", "::") and is_loopback(target.host))
-        ):
-            return True
-    return False
 
 
 def _routable(value: object) -> Name:

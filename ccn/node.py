@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from ccn.codec import MAX_PACKET_SIZE
-from ccn.config import NodeConfig, check_store_dir
+from ccn.config import ConfigError, NodeConfig, check_store_dir
 from ccn.defaults import ccn_home
 from ccn.errors import (
     CorruptObject,
@@ -41,7 +41,7 @@ from ccn.faces.stream import (
 )
 from ccn.faces.transport import open_listener, serve
 from ccn.faces.udp import UdpChannel
-from ccn.faces.uri import FaceUri
+from ccn.faces.uri import FaceUri, is_own_address
 from ccn.framing import HEADER_SIZE
 from ccn.fw.actions import (
     Action,
@@ -293,6 +293,11 @@ class Node:
                     uris = [FaceUri.parse(u) for u in self.config.ndn]
                     self.bound_ndn = await nursery.start(self.ndn.run, uris)
                 for prefix, route_uri in self.config.routes:
+                    if is_own_address(FaceUri.parse(route_uri), self.bound):
+                        raise ConfigError(
+                            f"route {prefix}={route_uri}: that is this node's own address "
+                            "(a route to it would loop)"
+                        )
                     self.links.configure(prefix, route_uri)
                 nursery.start_soon(self._timer_loop)
                 nursery.start_soon(self.cache_feed.run)

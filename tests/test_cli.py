@@ -443,6 +443,28 @@ def test_node_config_errors(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    ("listen", "route"),
+    [
+        ("tcp://127.0.0.1:{port}", "tcp://localhost:{port}"),
+        ("tcp://0.0.0.0:{port}", "tcp://127.0.0.1:{port}"),
+        ("unix://{tmp}/n.sock", "unix://{tmp}/./n.sock"),
+    ],
+)
+def test_a_node_started_with_a_route_to_itself_says_so(
+    tmp_path: Path, listen: str, route: str
+) -> None:
+    # It started, and every fetch under the prefix failed with "the network answered
+    # duplicate": its Interests came back to it.
+    port = free_port()
+    listen, route = (u.format(port=port, tmp=tmp_path) for u in (listen, route))
+    started = run(
+        "node", "--store", str(tmp_path / "s"), "--listen", listen, "--route", f"/x={route}"
+    )
+    one_line_error(started, f"route /x={route}", "own address", "loop")
+    assert not (tmp_path / "s").exists()  # a start that failed leaves no new store
+
+
 def test_progress_bar_shows_bytes_rate_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
     from ccn.cli import ProgressBar
 

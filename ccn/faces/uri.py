@@ -9,7 +9,10 @@ RFC 6874's ``%25`` is accepted for the ``%`` too. Printed, a URI always takes th
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -102,3 +105,69 @@ def sockaddr_host(addr: tuple[object, ...]) -> str:
         with contextlib.suppress(OSError):
             host = f"{host}%{socket.if_indextoname(scope)}"
     return host
+
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_WILDCARDS = ("0.0.0.0", "::")
+
+
+def is_own_address(target: FaceUri, bound: Iterable[FaceUri]) -> bool:
+    """``target`` reaches one of the listeners ``bound`` (a node's own: a route to it would
+    loop): the same Unix socket, or the same port of the same transport at the listener's
+    address, or at any address of this host for a listener on all of them (``0.0.0.0``,
+    ``::``). ``localhost`` counts as loopback; other names are not looked up."""
+    for b in bound:
+        if b.scheme != target.scheme:
+            continue
+        if b.scheme == "unix":
+            if os.path.realpath(b.path) == os.path.realpath(target.path):
+                return True
+        elif b.port == target.port and _reaches(target.host, b.host):
+            return True
+    return False
+
+
+def _reaches(target: str, listener: str) -> bool:
+    """A connection to host ``target`` reaches a listener on host ``listener`` (same port)."""
+    if target == listener:
+        return True
+    to = _ip(target)
+    if to is None:
+        return False
+    if listener in _WILDCARDS:
+        if listener == "0.0.0.0" and to.version != 4:
+            return False
+        return _of_this_host(target, to)
+    at = _ip(listener)
+    if at is None:
+        return False
+    if to.is_unspecified:  # connecting to 0.0.0.0 (or ::) reaches this host's loopback
+        return at.is_loopback
+    return to == at
+
+
+def _ip(host: str) -> IpAddress | None:
+    """``host`` as an address (``localhost`` as 127.0.0.1; an IPv4-mapped one as IPv4), or None
+    for a name."""
+    if host == "localhost":
+        return ipaddress.IPv4Address("127.0.0.1")
+    try:
+        addr = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def _of_this_host(host: str, addr: IpAddress) -> bool:
+    """``addr`` is this host's: unspecified, loopback, or one a socket can be bound to."""
+    if addr.is_unspecified or addr.is_loopback:
+        return True
+    family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host if addr.version == 6 else str(addr), 0))
+        except OSError:
+            return False
+    return True

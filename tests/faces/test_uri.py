@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 
-from ccn.faces.uri import FaceUri, InvalidUri
+from ccn.faces.uri import FaceUri, InvalidUri, is_own_address
 
 
 @pytest.mark.parametrize(
@@ -65,3 +68,50 @@ def test_a_unix_path_is_taken_as_written() -> None:
     # on a path cut short (helper-54)
     for path in ("/tmp/sock?v=2.sock", "/tmp/my#1.sock", "/tmp/a b.sock"):
         assert FaceUri.parse(f"unix://{path}") == FaceUri("unix", path=path)
+
+
+@pytest.mark.parametrize(
+    ("target", "listener", "own"),
+    [
+        ("tcp://127.0.0.1:6464", "tcp://0.0.0.0:6464", True),
+        ("tcp://127.0.0.2:6464", "tcp://0.0.0.0:6464", True),  # all of 127/8 is this host
+        ("tcp://localhost:6464", "tcp://127.0.0.1:6464", True),
+        ("tcp://0.0.0.0:6464", "tcp://127.0.0.1:6464", True),  # 0.0.0.0 reaches loopback
+        ("tcp://0.0.0.0:6464", "tcp://0.0.0.0:6464", True),
+        ("tcp://[::ffff:127.0.0.1]:6464", "tcp://127.0.0.1:6464", True),
+        ("tcp://[::1]:6464", "tcp://[::]:6464", True),
+        ("udp://127.0.0.1:6464", "udp://0.0.0.0:6464", True),
+        ("unix:///tmp/x/../n.sock", "unix:///tmp/n.sock", True),
+        ("tcp://[::1]:6464", "tcp://0.0.0.0:6464", False),  # an IPv4 listener
+        ("tcp://127.0.0.1:6465", "tcp://0.0.0.0:6464", False),
+        ("udp://127.0.0.1:6464", "tcp://0.0.0.0:6464", False),
+        ("tcp://127.0.0.2:6464", "tcp://127.0.0.1:6464", False),
+        ("tcp://192.0.2.1:6464", "tcp://0.0.0.0:6464", False),  # TEST-NET-1: no one's
+        ("tcp://node.invalid:6464", "tcp://0.0.0.0:6464", False),  # names are not looked up
+        ("unix:///tmp/m.sock", "unix:///tmp/n.sock", False),
+    ],
+)
+def test_is_own_address(target: str, listener: str, own: bool) -> None:
+    assert is_own_address(FaceUri.parse(target), [FaceUri.parse(listener)]) is own
+
+
+def _global_addresses() -> list[str]:
+    try:
+        out = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return []
+    return [
+        a["local"]
+        for link in json.loads(out.stdout)
+        for a in link.get("addr_info", [])
+        if a.get("family") == "inet" and a.get("scope") == "global"
+    ]
+
+
+def test_an_address_of_this_host_reaches_a_listener_on_all_addresses() -> None:
+    found = _global_addresses()
+    if not found:
+        pytest.skip("this host has no global IPv4 address")
+    target = FaceUri("tcp", host=found[0], port=6464)
+    assert is_own_address(target, [FaceUri.parse("tcp://0.0.0.0:6464")])
+    assert not is_own_address(target, [FaceUri.parse("tcp://127.0.0.1:6464")])
