@@ -77,7 +77,7 @@ from _study_net import (
 )
 from bench_node import WINDOW, blob_ids, ccn_exchanges, make_small_files, write_random
 
-from ccn.client import connect, new_nonce
+from ccn.client import Client, connect, new_nonce
 from ccn.config import NodeConfig
 from ccn.fetch import fetch_version
 from ccn.name import Name
@@ -88,6 +88,7 @@ SETS = ("local", "neighbour", "twohop", "cold")
 LABEL = {
     "local": "ccn local CS hit",
     "neighbour": "ccn neighbour CS hit",
+    "direct": "ccn neighbour CS hit, app straight to M (no node on c)",
     "twohop": "ccn two-hop CS hit",
     "cold": "ccn cold, origin store via chain",
     "http": "host-to-host HTTP",
@@ -98,6 +99,7 @@ LABEL = {
 ANSWERED = {
     "local": "C (CS)",
     "neighbour": "M (CS)",
+    "direct": "M (CS)",
     "twohop": "O (CS)",
     "cold": "O (store)",
     "http": "origin host",
@@ -296,10 +298,14 @@ def answered_as_intended(case: str, d: dict[str, Any], n: int, slack: int = 0) -
     return hits("C") + hits("M") <= slack and served >= n
 
 
-async def ccn_latency(uri: str, locator: Name, ids: list[bytes]) -> list[float]:
+async def ccn_latency(
+    uri: str, locator: Name, ids: list[bytes], *, local: bool = True
+) -> list[float]:
+    """One exchange at a time for each of ``ids``. ``local``: the node is the app's own (it
+    answers management); else the connection is warmed with the first id, asked twice."""
     out: list[float] = []
     async with connect(uri) as client:
-        await client.status()  # the connection is up and warm
+        await _warm_connection(client, locator, ids, local)
         for digest in ids:
             interest = Interest(locator, new_nonce(), digest=digest)
             t0 = time.perf_counter()
@@ -310,9 +316,20 @@ async def ccn_latency(uri: str, locator: Name, ids: list[bytes]) -> list[float]:
     return out
 
 
-async def ccn_window(uri: str, locator: Name, ids: list[bytes]) -> tuple[float, int]:
-    async with connect(uri) as client:
+async def _warm_connection(client: Client, locator: Name, ids: list[bytes], local: bool) -> None:
+    """The connection is up and warm: a status command to the app's own node, else an
+    Interest (for ``ids[0]``: a node on the network refuses management)."""
+    if local:
         await client.status()
+    else:
+        await client.express(Interest(locator, new_nonce(), digest=ids[0]), retries=0)
+
+
+async def ccn_window(
+    uri: str, locator: Name, ids: list[bytes], *, local: bool = True
+) -> tuple[float, int]:
+    async with connect(uri) as client:
+        await _warm_connection(client, locator, ids, local)
         r = await ccn_exchanges(
             client, locator, ids, duration=0, min_count=0, max_seconds=300, once=True
         )
@@ -542,6 +559,27 @@ async def study_delay(topo: Topology, c: Content, s: Settings, delay: float) -> 
                 f"  {LABEL[case]}: p50 {pct(lat, 0.5) * 1e3:.3f} ms, {rate:,.0f}/s w64, "
                 f"answered as intended: {ok}"
             )
+        # The neighbour's cache once more, by an app on c with no node of its own, connected to
+        # M as its node: what ccn costs over the hop without the consumer's forwarder.
+        case = "neighbour"
+        before = await counters(topo)
+        lat = await ccn_latency(topo.m_tcp, c.locators[case], c.lat_ids[case], local=False)
+        rate, lost = await ccn_window(topo.m_tcp, c.locators[case], c.win_ids[case], local=False)
+        d = delta(before, await counters(topo))
+        n = len(c.lat_ids[case]) + len(c.win_ids[case]) + 2  # and the two warming Interests
+        hits = {k: d[k]["cs_hits"] for k in "CMO"}
+        ok = hits == {"C": 0, "M": n, "O": 0} and d["O"]["store_served"] == 0 and lost == 0
+        res["cases"]["direct"] = {
+            "latency_s": lat,
+            "window_rate": rate,
+            "lost": lost,
+            "counters": d,
+            "verified": ok,
+        }
+        say(
+            f"  {LABEL['direct']}: p50 {pct(lat, 0.5) * 1e3:.3f} ms, {rate:,.0f}/s w64, "
+            f"answered as intended: {ok}"
+        )
         a, p = topo.net, topo.ports
         for case, host, port in (
             ("raw_hop", a.nearby_addr, p["raw_m"]),
@@ -618,7 +656,17 @@ async def study_bulk(topo: Topology, c: Content, s: Settings) -> dict[str, Any]:
 
 # -- output ----------------------------------------------------------------------------------
 
-ORDER = ("local", "neighbour", "twohop", "cold", "http", "raw_relay", "raw_hop", "raw_fwd")
+ORDER = (
+    "local",
+    "neighbour",
+    "direct",
+    "twohop",
+    "cold",
+    "http",
+    "raw_relay",
+    "raw_hop",
+    "raw_fwd",
+)
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -644,6 +692,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "target": "(floor, not a target) raw TCP via a byte forwarder on c ÷ raw "
                     "TCP c→m: what one forwarding process on the consumer's host costs",
                     "value": p50["raw_fwd"] / p50["raw_hop"],
+                    "limit": None,
+                    "met": None,
+                }
+            )
+        if "direct" in p50:
+            out.append(
+                {
+                    "delay_ms": d,
+                    "target": "(not a target) the same hit by an app on c straight to M, with "
+                    "no node on c ÷ raw TCP c→m: what ccn costs over the hop itself",
+                    "value": p50["direct"] / p50["raw_hop"],
                     "limit": None,
                     "met": None,
                 }

@@ -18,7 +18,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "cache_study.py"
-CASES = {"local", "neighbour", "twohop", "cold", "http", "raw_relay", "raw_hop", "raw_fwd"}
+CASES = {
+    "local",
+    "neighbour",
+    "direct",
+    "twohop",
+    "cold",
+    "http",
+    "raw_relay",
+    "raw_hop",
+    "raw_fwd",
+}
 
 
 @pytest.mark.slow
@@ -37,13 +47,14 @@ def test_cache_study_smoke(tmp_path: Path) -> None:
     assert "http.server" in data["http_server"]["http_server"]
     result = data["results"]["5"]
     assert set(result["cases"]) == CASES
+    assert result["cases"]["direct"]["verified"], result["cases"]["direct"]["counters"]
     for case in ("local", "neighbour", "twohop", "cold"):
         assert result["cases"][case]["verified"], (case, result["cases"][case]["counters"])
         assert result["bulk"]["verified"][case], case
     for case in CASES:
         assert len(result["cases"][case]["latency_s"]) == 20
         assert result["cases"][case]["window_rate"] > 0
-    assert set(result["bulk"]["median"]) == CASES - {"raw_hop", "raw_fwd"}
+    assert set(result["bulk"]["median"]) == CASES - {"raw_hop", "raw_fwd", "direct"}
     assert {t["target"] for t in data["targets"]}
     md = (out / "cache_study.md").read_text()
     assert "| 5 ms | ccn neighbour CS hit | M (CS) |" in md
