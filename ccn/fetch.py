@@ -491,10 +491,15 @@ class _Transfer:
         if type(packet) is Nack:
             if packet.reason in (NackReason.CONGESTION, NackReason.DUPLICATE):
                 if first.retries >= MAX_RETRIES:
+                    why = (
+                        "the network answered congestion"
+                        if packet.reason == NackReason.CONGESTION
+                        else "each came back to a node it had passed: a routing loop? see "
+                        "ccn route list on the nodes on the way"
+                    )
                     raise NotFound(
                         f"{pipe.locator}: object {digest.hex()[:16]} not received after "
-                        f"{MAX_RETRIES + 1} tries (the network answered "
-                        f"{packet.reason.name.lower()})"
+                        f"{MAX_RETRIES + 1} tries ({why})"
                     )
                 pipe._decrease(now)
                 self._issue(first.index, first.retries + 1)

@@ -458,6 +458,16 @@ async def test_congestion_nacks_without_end_fail_the_fetch_after_its_retries(
     assert max(asked.values()) == fetch_module.MAX_RETRIES + 1
 
 
+async def test_duplicate_nacks_without_end_say_the_requests_came_back(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # "the network answered duplicate" said nothing a user could act on: it is a routing loop.
+    _pipe, asked, _got, error = await _fetch_with_nacks(lambda _d, _n: NackReason.DUPLICATE)
+    assert isinstance(error, NotFound)
+    assert "came back to a node it had passed: a routing loop?" in str(error)
+    assert max(asked.values()) == fetch_module.MAX_RETRIES + 1
+
+
 async def test_a_window_lost_at_once_backs_the_rto_off_once(
     autojump_clock: trio.abc.Clock,
 ) -> None:
