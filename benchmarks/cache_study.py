@@ -548,17 +548,7 @@ async def study_delay(topo: Topology, c: Content, s: Settings, delay: float) -> 
             d = delta(before, await counters(topo))
             n = len(c.lat_ids[case]) + len(c.win_ids[case])
             ok = answered_as_intended(case, d, n) and lost == 0
-            res["cases"][case] = {
-                "latency_s": lat,
-                "window_rate": rate,
-                "lost": lost,
-                "counters": d,
-                "verified": ok,
-            }
-            say(
-                f"  {LABEL[case]}: p50 {pct(lat, 0.5) * 1e3:.3f} ms, {rate:,.0f}/s w64, "
-                f"answered as intended: {ok}"
-            )
+            _record(res, case, lat, rate, lost, d, ok)
         # The neighbour's cache once more, by an app on c with no node of its own, connected to
         # M as its node: what ccn costs over the hop without the consumer's forwarder.
         case = "neighbour"
@@ -569,17 +559,7 @@ async def study_delay(topo: Topology, c: Content, s: Settings, delay: float) -> 
         n = len(c.lat_ids[case]) + len(c.win_ids[case]) + 2  # and the two warming Interests
         hits = {k: d[k]["cs_hits"] for k in "CMO"}
         ok = hits == {"C": 0, "M": n, "O": 0} and d["O"]["store_served"] == 0 and lost == 0
-        res["cases"]["direct"] = {
-            "latency_s": lat,
-            "window_rate": rate,
-            "lost": lost,
-            "counters": d,
-            "verified": ok,
-        }
-        say(
-            f"  {LABEL['direct']}: p50 {pct(lat, 0.5) * 1e3:.3f} ms, {rate:,.0f}/s w64, "
-            f"answered as intended: {ok}"
-        )
+        _record(res, "direct", lat, rate, lost, d, ok)
         a, p = topo.net, topo.ports
         for case, host, port in (
             ("raw_hop", a.nearby_addr, p["raw_m"]),
@@ -600,6 +580,29 @@ async def study_delay(topo: Topology, c: Content, s: Settings, delay: float) -> 
     finally:
         await topo.stop_relay()
     return res
+
+
+def _record(
+    res: dict[str, Any],
+    case: str,
+    lat: list[float],
+    rate: float,
+    lost: int,
+    counted: dict[str, Any],
+    ok: bool,
+) -> None:
+    """Keep a ccn case's latencies, window rate and counter deltas, and say how it went."""
+    res["cases"][case] = {
+        "latency_s": lat,
+        "window_rate": rate,
+        "lost": lost,
+        "counters": counted,
+        "verified": ok,
+    }
+    say(
+        f"  {LABEL[case]}: p50 {pct(lat, 0.5) * 1e3:.3f} ms, {rate:,.0f}/s w64, "
+        f"answered as intended: {ok}"
+    )
 
 
 async def study_bulk(topo: Topology, c: Content, s: Settings) -> dict[str, Any]:

@@ -54,7 +54,6 @@ from __future__ import annotations
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -281,8 +280,7 @@ class Neighbours:
             if face.closed:
                 return
             self._up(nb, face)
-            signs = partial(heard, face)
-            while await self._probe_due(face, signs, None):
+            while await self._probe_due(face, None):
                 if not await probe_stream(face, PROBE_WAIT):
                     face.close(f"{SILENT}a probe went unanswered for {PROBE_WAIT:g} s")
                     return
@@ -347,7 +345,7 @@ class Neighbours:
             nb.incompatible = False
             self._up(nb, face)
             while answered is True:  # up: until a probe it needs goes unanswered
-                if not await self._probe_due(face, face.heard, face.wait_unreachable):
+                if not await self._probe_due(face, face.wait_unreachable):
                     answered = False
                     break
                 junk = face.counters.malformed
@@ -356,23 +354,22 @@ class Neighbours:
     async def _probe_due(
         self,
         face: Face,
-        heard_from: Callable[[], int],
         alarm: Callable[[], Awaitable[None]] | None,
     ) -> bool:
-        """Return True when the peer of ``face`` (up) has sent nothing (``heard_from``: a count
-        of its packets) for :data:`LIVENESS_INTERVAL` while this node sent it Interests, or for
-        :data:`IDLE_PROBE` at all: it is time to probe it. False when ``alarm`` returns (a UDP
-        peer's ICMP error), or when the face closes. Costs a wake-up per interval and
-        neighbour, no packet."""
+        """Return True when the peer of ``face`` (up) has sent nothing (no packet that decoded:
+        :func:`~ccn.faces.liveness.heard`) for :data:`LIVENESS_INTERVAL` while this node sent
+        it Interests, or for :data:`IDLE_PROBE` at all: it is time to probe it. False when
+        ``alarm`` returns (a UDP peer's ICMP error), or when the face closes. Costs a wake-up
+        per interval and neighbour, no packet."""
         quiet = 0.0
         while not face.closed:
-            heard, asked = heard_from(), face.counters.out_interests
+            signs, asked = heard(face), face.counters.out_interests
             with trio.move_on_after(LIVENESS_INTERVAL):
                 if alarm is None:
                     await trio.sleep_forever()
                 await alarm()
                 return False
-            if heard_from() != heard:
+            if heard(face) != signs:
                 quiet = 0.0
                 continue
             quiet += LIVENESS_INTERVAL

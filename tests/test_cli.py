@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -796,74 +797,27 @@ def _get_under_way(node: str, name: str, out: Path) -> subprocess.Popen[str]:
     return get
 
 
-def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
-    # 'timeout 60 ccn get /big -o out' (SIGTERM) used to leave out.ccn-partial behind, as big
-    # as what had arrived: only Ctrl-C went through the fetch's cleanup.
-    src = tmp_path / "big.bin"
-    src.write_bytes(os.urandom(64 * 1024 * 1024))
-    sock = f"unix://{tmp_path}/n.sock"
-    node_proc = subprocess.Popen(
-        [*CCN, "node", "--store", str(tmp_path / "store"), "--listen", sock, "--no-discovery"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    get = None
-    try:
-        assert node_proc.stdout is not None
-        assert "listening on" in node_proc.stdout.readline()
-        assert run("put", str(src), "/cli/term", node=sock).returncode == 0
-        out = tmp_path / "out.bin"
-        get = _get_under_way(sock, "/cli/term", out)
-        node_proc.send_signal(signal.SIGSTOP)  # hold the fetch half way
-        try:
-            get.send_signal(signal.SIGTERM)
-            _out, err = get.communicate(timeout=30)
-        finally:
-            node_proc.send_signal(signal.SIGCONT)
-        assert get.returncode == 128 + signal.SIGTERM
-        assert err.strip().splitlines()[-1] == "ccn: terminated"
-        assert "Traceback" not in err
-        assert not list(tmp_path.glob("out.bin.ccn-partial*"))
-        assert not out.exists()
-    finally:
-        if get is not None and get.poll() is None:
-            get.kill()
-            get.wait(timeout=5)
-        node_proc.terminate()
-        node_proc.wait(timeout=10)
-        assert node_proc.stdout is not None
-        node_proc.stdout.close()
-
-
-def test_a_get_from_a_node_that_stops_answering_fails_in_seconds(tmp_path: Path) -> None:
-    # A node under kill -STOP keeps its connections open: a get waiting on it failed only
-    # when its retries ran out (24-48 s), with "not received after 9 tries", as if the
-    # content were missing. The client probes a quiet connection and says what happened.
+@contextlib.contextmanager
+def _get_from_a_stopped_node(
+    tmp_path: Path, name: str
+) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
+    """A node holding 64 MiB as ``name``, a ``ccn get`` of it under way into ``out.bin``, and
+    the node then stopped (SIGSTOP) until the block ends: yields the node's address, the get
+    and its output path. Both processes are ended afterwards."""
     src = tmp_path / "big.bin"
     src.write_bytes(os.urandom(64 * 1024 * 1024))
     sock = f"unix://{tmp_path}/n.sock"
     node_proc = _node_process(tmp_path / "store", "--listen", sock)
     get = None
     try:
-        assert run("put", str(src), "/cli/frozen", node=sock).returncode == 0
+        assert run("put", str(src), name, node=sock).returncode == 0
         out = tmp_path / "out.bin"
-        get = _get_under_way(sock, "/cli/frozen", out)
-        node_proc.send_signal(signal.SIGSTOP)
-        stopped = time.monotonic()
+        get = _get_under_way(sock, name, out)
+        node_proc.send_signal(signal.SIGSTOP)  # hold the fetch half way
         try:
-            _out, err = get.communicate(timeout=30)
+            yield sock, get, out
         finally:
             node_proc.send_signal(signal.SIGCONT)
-        took = time.monotonic() - stopped
-        assert get.returncode != 0
-        assert err.strip().splitlines() == [
-            f"ccn: error: {sock} stopped answering (no answer to a probe within 3 s: is it stopped "
-            "or frozen?)"
-        ]
-        assert took < 12, took  # quiet 3 s (looked at every second), then the probe's 3 s
-        assert not list(tmp_path.glob("out.bin.ccn-partial*"))
-        assert not out.exists()
     finally:
         if get is not None and get.poll() is None:
             get.kill()
@@ -872,6 +826,37 @@ def test_a_get_from_a_node_that_stops_answering_fails_in_seconds(tmp_path: Path)
         node_proc.wait(timeout=10)
         assert node_proc.stdout is not None
         node_proc.stdout.close()
+
+
+def test_sigterm_during_get_removes_the_partial_output(tmp_path: Path) -> None:
+    # 'timeout 60 ccn get /big -o out' (SIGTERM) used to leave out.ccn-partial behind, as big
+    # as what had arrived: only Ctrl-C went through the fetch's cleanup.
+    with _get_from_a_stopped_node(tmp_path, "/cli/term") as (_sock, get, out):
+        get.send_signal(signal.SIGTERM)
+        _out, err = get.communicate(timeout=30)
+    assert get.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines()[-1] == "ccn: terminated"
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob("out.bin.ccn-partial*"))
+    assert not out.exists()
+
+
+def test_a_get_from_a_node_that_stops_answering_fails_in_seconds(tmp_path: Path) -> None:
+    # A node under kill -STOP keeps its connections open: a get waiting on it failed only
+    # when its retries ran out (24-48 s), with "not received after 9 tries", as if the
+    # content were missing. The client probes a quiet connection and says what happened.
+    with _get_from_a_stopped_node(tmp_path, "/cli/frozen") as (sock, get, out):
+        stopped = time.monotonic()
+        _out, err = get.communicate(timeout=30)
+        took = time.monotonic() - stopped
+    assert get.returncode != 0
+    assert err.strip().splitlines() == [
+        f"ccn: error: {sock} stopped answering (no answer to a probe within 3 s: is it stopped "
+        "or frozen?)"
+    ]
+    assert took < 12, took  # quiet 3 s (looked at every second), then the probe's 3 s
+    assert not list(tmp_path.glob("out.bin.ccn-partial*"))
+    assert not out.exists()
 
 
 def test_a_node_whose_stderr_is_gone_keeps_running(tmp_path: Path) -> None:

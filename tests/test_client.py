@@ -457,6 +457,7 @@ async def test_get_holds_the_content_once(tmp_path: Path) -> None:
     peak = int(done.stdout)  # bytes
     # Python's allocations at their peak (tracemalloc: the process's RSS also counts memory
     # freed and not given back, which a busy machine made vary by 100 MB): the content once,
-    # and the fetch's window (at most 128 objects of 256 KiB in flight, each held as read and
-    # as decoded: 64 MiB); a second copy of the content would be 192 MiB more.
+    # and the fetch's window (at most REORDER_BYTES, 32 MiB of content, ahead of what was
+    # written, each object held as read and as decoded: 64 MiB); a second copy of the content
+    # would be 192 MiB more.
     assert peak < size + (80 << 20), peak

@@ -123,39 +123,78 @@ async def test_a_timer_earlier_than_the_sleep_is_not_late(autojump_clock: trio.a
     assert seen[ids[1]][1] == pytest.approx(start + INITIAL_RTO)
 
 
-async def _fetch_held(
-    contents: list[bytes], sizes: list[int] | None, hold_first: float
-) -> tuple[Pipeline, list[int], dict[bytes, float]]:
-    """Fetch ``contents`` by id from a producer on a memory face that answers every Interest at
-    once but the first object's, which it answers ``hold_first`` seconds late; return the
-    pipeline, the order the sink saw, and when each object was first asked for."""
+#: How a test producer answers the ``n``-th Interest (from 1) for an object: a Nack, its Data
+#: that many seconds later, or (None) its Data at once.
+Answer = Callable[[bytes, int], NackReason | float | None]
+
+
+@dataclasses.dataclass
+class _Fetched:
+    pipe: Pipeline
+    #: Interests each object took, and when it was first asked for.
+    asked: dict[bytes, int]
+    first_asked: dict[bytes, float]
+    #: The indexes the sink saw, in order.
+    got: list[int]
+    #: A "no route" or "not found" that ended the fetch (others propagate).
+    error: BaseException | None
+
+
+async def _fetch_from_producer(
+    contents: list[bytes], answer: Answer, sizes: list[int] | None = None
+) -> _Fetched:
+    """Fetch ``contents`` by id through a pipeline from a producer on a memory face that
+    answers as ``answer`` says."""
     ids = [blake3(c).digest() for c in contents]
     by_id = dict(zip(ids, contents, strict=True))
     near, far = memory_face_pair()
-    asked: dict[bytes, float] = {}
+    asked: dict[bytes, int] = {}
+    first_asked: dict[bytes, float] = {}
     got: list[int] = []
+    error: BaseException | None = None
 
-    async def answer_later(digest: bytes) -> None:
-        await trio.sleep(hold_first)
+    async def answer_later(digest: bytes, delay: float) -> None:
+        await trio.sleep(delay)
         far.send(Data(Name(()), by_id[digest]))
 
+    client = Client(near)
+    pipe = Pipeline(client, Name.parse("/f"))
     async with trio.open_nursery() as nursery:
 
         def producer_gets(_face: Face, packet: Packet) -> None:
             assert type(packet) is Interest and packet.digest is not None
-            asked.setdefault(packet.digest, trio.current_time())
-            if packet.digest == ids[0]:
-                nursery.start_soon(answer_later, packet.digest)
-            else:
+            n = asked[packet.digest] = asked.get(packet.digest, 0) + 1
+            assert n <= 50, "asked without end"  # ends a fetch that loops (no time passes)
+            first_asked.setdefault(packet.digest, trio.current_time())
+            reason = answer(packet.digest, n)
+            if isinstance(reason, NackReason):
+                far.send(Nack(packet, reason))
+            elif reason is None:
                 far.send(Data(Name(()), by_id[packet.digest]))
+            else:
+                nursery.start_soon(answer_later, packet.digest, reason)
 
-        client = Client(near)
         nursery.start_soon(near.run, client._deliver)
         nursery.start_soon(far.run, producer_gets)
-        pipe = Pipeline(client, Name.parse("/f"))
-        await pipe.fetch_ordered(ids, lambda i, _raw: got.append(i), sizes)
+        try:
+            await pipe.fetch_ordered(ids, lambda i, _raw: got.append(i), sizes)
+        except (NoRoute, NotFound) as e:
+            error = e
         nursery.cancel_scope.cancel()
-    return pipe, got, asked
+    return _Fetched(pipe, asked, first_asked, got, error)
+
+
+async def _fetch_held(
+    contents: list[bytes], sizes: list[int] | None, hold_first: float
+) -> tuple[Pipeline, list[int], dict[bytes, float]]:
+    """Fetch ``contents`` from a producer that answers every Interest at once but the first
+    object's, which it answers ``hold_first`` seconds late; return the pipeline, the order the
+    sink saw, and when each object was first asked for."""
+    first = blake3(contents[0]).digest()
+    f = await _fetch_from_producer(
+        contents, lambda d, _n: hold_first if d == first else None, sizes
+    )
+    return f.pipe, f.got, f.first_asked
 
 
 async def test_the_window_reaches_past_a_missing_leaf_by_at_most_reorder_bytes(
@@ -391,35 +430,11 @@ async def test_a_version_of_a_longer_name_is_not_the_latest(
 async def _fetch_with_nacks(
     nacks: Callable[[bytes, int], NackReason | None],
 ) -> tuple[Pipeline, dict[bytes, int], list[int], BaseException | None]:
-    """Fetch 6 small objects from a producer over memory faces that answers the ``n``-th
-    Interest for an object (from 1) with a Nack ``nacks(digest, n)``, or, if None, its Data.
-    Returns the pipeline, the Interests each object took, what was written, and the error."""
-    contents = [bytes([i]) * 100 for i in range(6)]
-    ids = [blake3(c).digest() for c in contents]
-    by_id = dict(zip(ids, contents, strict=True))
-    near, far = memory_face_pair()
-    asked: dict[bytes, int] = {}
-
-    def producer_gets(_face: Face, packet: Packet) -> None:
-        assert type(packet) is Interest and packet.digest is not None
-        n = asked[packet.digest] = asked.get(packet.digest, 0) + 1
-        assert n <= 50, "asked without end"  # ends a fetch that loops (no time passes)
-        reason = nacks(packet.digest, n)
-        far.send(Data(Name(()), by_id[packet.digest]) if reason is None else Nack(packet, reason))
-
-    got: list[int] = []
-    client = Client(near)
-    pipe = Pipeline(client, Name.parse("/f"))
-    error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(near.run, client._deliver)
-        nursery.start_soon(far.run, producer_gets)
-        try:
-            await pipe.fetch_ordered(ids, lambda i, _raw: got.append(i))
-        except (NoRoute, NotFound) as e:
-            error = e
-        nursery.cancel_scope.cancel()
-    return pipe, asked, got, error
+    """Fetch 6 small objects from a producer that answers the ``n``-th Interest for an object
+    (from 1) with a Nack ``nacks(digest, n)``, or, if None, its Data. Returns the pipeline,
+    the Interests each object took, what was written, and the error."""
+    f = await _fetch_from_producer([bytes([i]) * 100 for i in range(6)], nacks)
+    return f.pipe, f.asked, f.got, f.error
 
 
 async def test_an_object_nacked_no_route_mid_fetch_is_asked_again(

@@ -26,6 +26,8 @@ import struct
 import sys
 from typing import Any, Final
 
+from ccn.faces.uri import host_address
+
 __all__ = ["is_local_peer", "is_loopback", "tcp_peer_owner"]
 
 SockAddr = tuple[Any, ...]
@@ -45,13 +47,8 @@ _UID_AT: Final = 16 + 4 + 48 + 12
 def is_loopback(host: str) -> bool:
     """``host`` is a loopback address (an IPv4-mapped one too, as a dual-stack socket sees an
     IPv4 peer), or ``localhost``."""
-    try:
-        addr = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return host == "localhost"
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped.is_loopback
-    return addr.is_loopback
+    addr = host_address(host)
+    return addr is not None and addr.is_loopback
 
 
 def is_local_peer(local: SockAddr, peer: SockAddr) -> bool:

@@ -278,25 +278,21 @@ class UdpFace(Face):
         if type(packet) is Interest and packet.name != PROBE:
             self._deliver(self, Nack(packet, NackReason.NO_ROUTE))
 
-    def heard(self) -> int:
-        """Packets received from the peer that decoded (whatever they were): signs of a ccn
-        node there. Datagrams that are not packets (another format version) are no sign."""
-        return heard(self)
-
     async def probe(self, timeout: float) -> bool | None:
         """Ask the peer for a sign of life: an Interest for :data:`PROBE` with hop limit 0,
-        which a ccn node answers at once. True when a packet (:meth:`heard`) comes from the
+        which a ccn node answers at once. True when a packet (:func:`~ccn.faces.liveness.heard`:
+        one that decoded; a datagram of another format version is no sign) comes from the
         peer within ``timeout``, False when the kernel reports it unreachable (or the face
         closes) first, None when neither happens (a peer behind a firewall that drops both, or
         one whose datagrams this node cannot decode: see :attr:`decode_error`)."""
-        heard, refused = self.heard(), self.unreachable
+        before, refused = heard(self), self.unreachable
         self._news = news = trio.Event()
         try:
             self.send(probe_interest())
             with trio.move_on_after(timeout):
                 while not self.closed:
                     await news.wait()
-                    if self.heard() != heard:
+                    if heard(self) != before:
                         return True
                     if self.unreachable != refused:
                         return False

@@ -131,14 +131,14 @@ def _reaches(target: str, listener: str) -> bool:
     """A connection to host ``target`` reaches a listener on host ``listener`` (same port)."""
     if target == listener:
         return True
-    to = _ip(target)
+    to = host_address(target)
     if to is None:
         return False
     if listener in _WILDCARDS:
         if listener == "0.0.0.0" and to.version != 4:
             return False
         return _of_this_host(target, to)
-    at = _ip(listener)
+    at = host_address(listener)
     if at is None:
         return False
     if to.is_unspecified:  # connecting to 0.0.0.0 (or ::) reaches this host's loopback
@@ -146,7 +146,7 @@ def _reaches(target: str, listener: str) -> bool:
     return to == at
 
 
-def _ip(host: str) -> IpAddress | None:
+def host_address(host: str) -> IpAddress | None:
     """``host`` as an address (``localhost`` as 127.0.0.1; an IPv4-mapped one as IPv4), or None
     for a name."""
     if host == "localhost":
