@@ -146,7 +146,11 @@ def _mend(store: DiskObjectStore, cache: CacheTier | None, oid: bytes, repair: b
 def _check_version(
     store: DiskObjectStore, vid: bytes, name: object, number: int | None, damaged: set[bytes]
 ) -> str | None:
-    """Why the version ``vid`` is not complete and intact, or None."""
+    """Why the version ``vid`` is not complete and intact, or None. An object in ``damaged``
+    was found damaged in this run (and, repairing, set aside): it is reported so, not as
+    missing."""
+    if vid in damaged:
+        return "version object damaged"
     try:
         version = decode(store.verify(vid))
     except ObjectNotFound:

@@ -111,6 +111,25 @@ def test_fsck_reports_and_never_silently_repairs_published_objects(tmp_path: Pat
     assert v.number == 1
 
 
+def test_a_damaged_version_object_set_aside_is_reported_damaged_not_missing(
+    tmp_path: Path,
+) -> None:
+    # fsck --repair set the version object aside, then checked the version and found its
+    # object gone: "version object missing" (test_versions_multiprocess failed whenever the
+    # damage it made fell on a version object).
+    store, refs = _setup(tmp_path)
+    v = publish(store, refs, Name.parse("/p"), _file(tmp_path, 1000))
+    vid = id_of(v)
+    pack = store.locate(vid)[0]  # type: ignore[index]
+    _flip(store, vid)
+    problems, _ = fsck(store, refs, repair=True)
+    assert [p.line() for p in problems] == [
+        f"damaged object {vid.hex()} in {pack} (not repaired: published content; set aside in "
+        "corrupt/: publish it again or fetch it from a peer)",
+        f"/p/v1 ({vid.hex()}): version object damaged",
+    ]
+
+
 def test_fsck_sets_aside_what_it_cannot_repair_so_publishing_again_stores_it(
     tmp_path: Path,
 ) -> None:
