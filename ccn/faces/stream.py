@@ -98,6 +98,10 @@ class ByteStreamFace(Face):
         # a read or write that can proceed costs one system call, with no trip through the
         # scheduler; only one that would block waits for the descriptor.
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        # The last read took less than it asked for: the socket is most likely empty, so the
+        # next read waits for it first rather than trying (and failing: a system call and an
+        # exception per packet when packets come one at a time).
+        self._drained = False
 
     def _enqueue(self, parts: list[bytes], size: int) -> bool:
         """Queue the pieces of one packet (``size`` bytes in all); drop and count if full."""
@@ -228,19 +232,23 @@ class ByteStreamFace(Face):
         size = self.receive_size
         if fd < 0:
             return await self._stream.receive_some(size)
-        try:
-            chunk = os.read(fd, size)
-        except BlockingIOError:
-            pass
-        else:
-            await trio.lowlevel.checkpoint()
-            return chunk
+        if not self._drained:
+            try:
+                chunk = os.read(fd, size)
+            except BlockingIOError:
+                pass
+            else:
+                await trio.lowlevel.checkpoint()
+                self._drained = len(chunk) < size
+                return chunk
         while True:
             await trio.lowlevel.wait_readable(fd)
             try:
-                return os.read(fd, size)
+                chunk = os.read(fd, size)
             except BlockingIOError:
                 continue
+            self._drained = len(chunk) < size
+            return chunk
 
     async def _send(self, parts: list[bytes | memoryview], total: int) -> None:
         fd = self._fd

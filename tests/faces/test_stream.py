@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import socket
 from pathlib import Path
@@ -187,6 +188,33 @@ async def test_replies_to_a_burst_leave_in_one_write_when_it_ends(monkeypatch: A
         nursery.cancel_scope.cancel()
     assert got == expected
     assert woken == [] and face.counters.out_bytes == len(expected)
+    await peer.aclose()
+
+
+async def test_packets_coming_one_at_a_time_cost_one_read_each(monkeypatch: Any) -> None:
+    """A read that took less than it asked for emptied the socket: the face then waits for the
+    next packet before reading, rather than trying a read that fails (a system call and an
+    exception per packet when a peer sends one and waits for the answer)."""
+    a, b = socket.socketpair()
+    face = StreamFace(trio.SocketStream(trio.socket.from_stdlib_socket(a)), "pair", local=True)
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(b))
+    fd, reads, real_read = a.fileno(), [0], os.read
+
+    def counting_read(at: int, size: int) -> bytes:
+        reads[0] += at == fd
+        return real_read(at, size)
+
+    monkeypatch.setattr(os, "read", counting_read)
+    inbox = Inbox()
+    count = 20
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(face.run, inbox)
+        for i in range(count):
+            await peer.send_all(frame(encode(Interest(N, i))))
+            await inbox.wait_for(i + 1)
+        nursery.cancel_scope.cancel()
+    # One read per packet, and one that found the socket empty before the first arrived.
+    assert len(inbox.packets) == count and reads[0] <= count + 1
     await peer.aclose()
 
 
