@@ -672,6 +672,15 @@ ORDER = (
 )
 
 
+#: Rows of the targets table that are no targets: a case's p50 over the raw TCP c→m p50.
+_BESIDE_RAW_HOP = {
+    "raw_fwd": "(floor, not a target) raw TCP via a byte forwarder on c ÷ raw TCP c→m: what one "
+    "forwarding process on the consumer's host costs",
+    "direct": "(not a target) the same hit by an app on c straight to M, with no node on c ÷ "
+    "raw TCP c→m: what ccn costs over the hop itself",
+}
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for key, r in results.items():
@@ -688,28 +697,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": ratio <= 1.5,
             }
         )
-        if "raw_fwd" in p50:
-            out.append(
-                {
-                    "delay_ms": d,
-                    "target": "(floor, not a target) raw TCP via a byte forwarder on c ÷ raw "
-                    "TCP c→m: what one forwarding process on the consumer's host costs",
-                    "value": p50["raw_fwd"] / p50["raw_hop"],
-                    "limit": None,
-                    "met": None,
-                }
-            )
-        if "direct" in p50:
-            out.append(
-                {
-                    "delay_ms": d,
-                    "target": "(not a target) the same hit by an app on c straight to M, with "
-                    "no node on c ÷ raw TCP c→m: what ccn costs over the hop itself",
-                    "value": p50["direct"] / p50["raw_hop"],
-                    "limit": None,
-                    "met": None,
-                }
-            )
+        for case, what in _BESIDE_RAW_HOP.items():
+            if case in p50:
+                out.append(
+                    {
+                        "delay_ms": d,
+                        "target": what,
+                        "value": p50[case] / p50["raw_hop"],
+                        "limit": None,
+                        "met": None,
+                    }
+                )
         if d == 20:
             ratio = p50["neighbour"] / p50["http"]
             out.append(

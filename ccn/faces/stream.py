@@ -232,6 +232,7 @@ class ByteStreamFace(Face):
         size = self.receive_size
         if fd < 0:
             return await self._stream.receive_some(size)
+        chunk: bytes | None = None
         if not self._drained:
             try:
                 chunk = os.read(fd, size)
@@ -239,16 +240,14 @@ class ByteStreamFace(Face):
                 pass
             else:
                 await trio.lowlevel.checkpoint()
-                self._drained = len(chunk) < size
-                return chunk
-        while True:
+        while chunk is None:
             await trio.lowlevel.wait_readable(fd)
             try:
                 chunk = os.read(fd, size)
-            except BlockingIOError:
+            except BlockingIOError:  # woken with nothing to read: wait again
                 continue
-            self._drained = len(chunk) < size
-            return chunk
+        self._drained = len(chunk) < size
+        return chunk
 
     async def _send(self, parts: list[bytes | memoryview], total: int) -> None:
         fd = self._fd
