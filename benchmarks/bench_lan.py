@@ -13,6 +13,12 @@ Run: ``python benchmarks/bench_lan.py`` (``--quick`` for a smoke run). Two hosts
    ``p`` over ``udp://`` (fragmented at the 1500-byte path MTU) or ``tcp://``; each run fetches
    a distinct random file with ``ccn.fetch.fetch_version`` through ``c`` (so neither node's
    cache helps). MB/s = 10^6 bytes/s, medians, and the UDP/TCP ratio from the same run.
+3. **Through a slow link with a shallow queue**: as 2, with the switch's port towards ``c``
+   limited by a token bucket (``tc qdisc … tbf``: 20 Mbit/s with a 64 KiB queue, and 100 Mbit/s
+   with 32 KiB), so the fragments of a window of chunks overflow the queue. UDP relies on ``c``
+   asking ``p`` for the fragments it lacks (docs/protocol.md §7); TCP over the same link, in
+   the same run, is the baseline. Reported: MB/s (median), the share of the link's rate, and
+   the fragments asked for and sent again.
 
 Writes ``benchmarks/results/lan.{json,md}``. Never asserts a timing. Only namespaces and
 processes it made are removed / ended.
@@ -24,6 +30,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
@@ -85,6 +92,73 @@ async def time_to_first_fetch(runs: int) -> dict[str, Any]:
         "median_s": statistics.median(results),
         "node_ready_median_s": statistics.median(ready),
     }
+
+
+#: (rate as tc says it, bits/s, queue as tc says it) of the slow links of part 3
+BOTTLENECKS = [("20mbit", 20e6, "64kb"), ("100mbit", 100e6, "32kb")]
+
+
+async def bottleneck_rates(size: int, runs: int) -> list[dict[str, Any]]:
+    out = []
+    for rate, bits, queue in BOTTLENECKS:
+        rates: dict[str, list[float]] = {"udp": [], "tcp": []}
+        asked = resent = 0
+        async with lab() as net:
+            await _two_hosts(net)
+            subprocess.run(
+                ["tc", "-n", net.switch, "qdisc", "add", "dev", "s2", "root", "tbf",
+                 "rate", rate, "burst", "16kb", "limit", queue],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            await net.start("p", args=("--no-discovery",))
+            for i in range(2 * runs):
+                src = net.workdir / f"f{i}.bin"
+                src.write_bytes(os.urandom(size))
+                async with connect(net.uri("p")) as client:
+                    await client.put(src, f"/bench/f{i}")
+            i = 0
+            for run in range(runs):
+                for kind in ("tcp", "udp") if run % 2 else ("udp", "tcp"):
+                    route = f"/bench={kind}://10.1.0.1:6464"
+                    await net.start("c", args=("--no-discovery", "--route", route))
+                    await _wait_connected(net.uri("c"))
+                    out_file = net.workdir / "out.bin"
+                    t0 = time.monotonic()
+                    with trio.fail_after(300):
+                        async with connect(net.uri("c")) as client:
+                            await fetch_version(client, Name.parse(f"/bench/f{i}"), out_file)
+                    rates[kind].append(size / (time.monotonic() - t0) / MB)
+                    assert out_file.read_bytes() == (net.workdir / f"f{i}.bin").read_bytes()
+                    if kind == "udp":
+                        async with connect(net.uri("c")) as client:
+                            faces = (await client.status())["faces"]
+                        asked += sum(f["reassembly"]["asked"] for f in faces if "resend" in f)
+                        async with connect(net.uri("p")) as client:
+                            faces = (await client.status())["faces"]
+                        resent += sum(f["resend"]["resent"] for f in faces if "resend" in f)
+                    out_file.unlink()
+                    await net.stop("c")
+                    i += 1
+            await stop_all(list(net.nodes.values()))
+        udp, tcp = statistics.median(rates["udp"]), statistics.median(rates["tcp"])
+        link = bits / 8 / MB
+        out.append(
+            {
+                "rate": rate,
+                "queue": queue,
+                "link_mb_s": link,
+                "size_bytes": size,
+                "runs": runs,
+                "udp_mb_s": rates["udp"],
+                "tcp_mb_s": rates["tcp"],
+                "udp_median_mb_s": udp,
+                "tcp_median_mb_s": tcp,
+                "udp_over_tcp": udp / tcp,
+                "fragments_asked_requests": asked,
+                "fragments_resent": resent,
+            }
+        )
+    return out
 
 
 async def _wait_connected(uri: str) -> None:
@@ -167,7 +241,25 @@ Two hosts in network namespaces on one bridged segment (veth, MTU 1500), one `cc
 Runs: first fetch {", ".join(f"{s:.2f}" for s in f["seconds"])} s; UDP
 {", ".join(f"{x:.0f}" for x in r["udp_mb_s"])} MB/s; TCP
 {", ".join(f"{x:.0f}" for x in r["tcp_mb_s"])} MB/s.
+
+Through a slow link with a shallow queue (a token bucket on the switch's port towards `c`);
+TCP over the same link is the baseline:
+
+| link, queue | UDP MB/s | TCP MB/s | UDP / TCP | UDP, share of the link \
+| requests for fragments / fragments sent again (all UDP runs) |
+|---|---:|---:|---:|---:|---:|
+{"".join(_bottleneck_row(b) for b in data["bottlenecks"])}
 """
+
+
+def _bottleneck_row(b: dict[str, Any]) -> str:
+    runs = f"{b['size_bytes'] / MB:.0f} MB, median of {b['runs']}"
+    return (
+        f"| {b['rate']}, {b['queue']} ({runs}) | {b['udp_median_mb_s']:.2f} "
+        f"| {b['tcp_median_mb_s']:.2f} | **{b['udp_over_tcp']:.2f}** "
+        f"| {b['udp_median_mb_s'] / b['link_mb_s']:.2f} "
+        f"| {b['fragments_asked_requests']} / {b['fragments_resent']} |\n"
+    )
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -180,6 +272,7 @@ async def main(args: argparse.Namespace) -> int:
     data: dict[str, Any] = {"machine": machine_info(), "command": command_line()}
     data["first_fetch"] = await time_to_first_fetch(2 if args.quick else args.runs)
     data["rates"] = await fetch_rates(size, runs)
+    data["bottlenecks"] = await bottleneck_rates((2 if args.quick else 8) * 1024 * 1024, runs)
     md = markdown(data)
     print(md)
     write_results("lan-quick" if args.quick else "lan", data, md)

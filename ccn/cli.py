@@ -436,11 +436,15 @@ def _print_faces(faces: list[dict[str, Any]]) -> None:
 
 def _face_text(f: dict[str, Any]) -> str:
     unreachable = f.get("unreachable")  # UDP: ICMP errors for what was sent to the peer
+    # UDP: requests for lost fragments this face sent its peer, and fragments it sent again
+    asked = f.get("reassembly", {}).get("asked", 0)
+    resent = f.get("resend", {}).get("resent", 0)
     return (
         f"{f['id']:>4} {f['remote']:<36} in {f['in_interests']}i/{f['in_data']}d/"
         f"{f['in_nacks']}n out {f['out_interests']}i/{f['out_data']}d/{f['out_nacks']}n "
         f"dropped {f['dropped']}"
         + (f" unreachable {unreachable} ({f['unreachable_error']})" if unreachable else "")
+        + (f" fragments asked {asked} resent {resent}" if asked or resent else "")
     )
 
 

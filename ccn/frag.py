@@ -16,20 +16,35 @@ Rules this module keeps:
 - Reassembly is bounded: at most ``max_packets`` packets and ``max_bytes`` payload bytes pending
   (the oldest is dropped to make room), each pending at most ``timeout`` seconds, and no packet
   beyond ``max_packet_size``. Time is passed in as ``now``; there is no clock and no I/O here.
+- Lost fragments can be asked for again (unicast): a receiver made with ``ask_after`` asks the
+  sender for the fragments of a packet still missing once that packet's fragments have stopped
+  coming for a while (:meth:`Reassembler.asks`); a sender made with ``keep_bytes`` keeps what it
+  fragmented for ``keep_for`` seconds and answers such a request with the fragments named
+  (:meth:`Fragmenter.resend`). So a packet larger than a shallow queue on the path still gets
+  through, a part per round, where sending it whole again would lose the same part each time. A
+  request is one datagram (docs/protocol.md §7)::
+
+      0xC1 | kind 2 (1) | packet id (u32) | (first index (u16), last index (u16)) ...
 """
 
 from __future__ import annotations
 
 import struct
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from ccn.codec import MAX_PACKET_SIZE
 
 MARKER = 0xC1
+#: The second byte of a fragment (its format version) ...
 VERSION = 1
+#: ... and of a request for missing fragments.
+ASK = 2
 _HEADER = struct.Struct(">BBIHH")
 HEADER_SIZE = _HEADER.size  # 10
+_ASK_HEADER = struct.Struct(">BBI")
+_RANGE = struct.Struct(">HH")
 MAX_FRAGMENTS = 0xFFFF
 #: Smallest payload a fragment may carry (an MTU below this is a configuration error).
 MIN_PAYLOAD = 64
@@ -37,6 +52,11 @@ MIN_PAYLOAD = 64
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_MAX_PACKETS = 256
 DEFAULT_MAX_BYTES = 16 << 20
+#: A receiver asks for a packet's missing fragments when none of its fragments came for this
+#: long (or four times the packet's mean gap between fragments, if longer: a slow link).
+ASK_AFTER = 0.02
+#: Requests a receiver makes per packet, and that a sender answers per packet it keeps.
+MAX_ASKS = 8
 
 
 class FragmentError(ValueError):
@@ -58,44 +78,179 @@ def parse_header(datagram: bytes | memoryview) -> tuple[int, int, int] | None:
     return pid, index, count
 
 
-def fragment(packet: bytes, max_datagram: int, packet_id: int) -> list[bytes]:
-    """Cut ``packet`` into datagrams of at most ``max_datagram`` bytes.
+def is_request(datagram: bytes | memoryview) -> bool:
+    """Whether ``datagram`` (one for which :func:`is_fragment` holds) asks for fragments."""
+    return len(datagram) > 1 and datagram[1] == ASK
+
+
+def _parts(packet_size: int, max_datagram: int) -> tuple[int, int]:
+    """``(payload per fragment, fragment count)`` for a packet that does not fit whole."""
+    payload = max_datagram - HEADER_SIZE
+    if payload < MIN_PAYLOAD:
+        raise FragmentError(f"datagram size {max_datagram} is too small to fragment into")
+    count = -(-packet_size // payload)
+    if count > MAX_FRAGMENTS:
+        raise FragmentError(f"packet of {packet_size} bytes needs more than {MAX_FRAGMENTS} parts")
+    return payload, count
+
+
+def fragment(
+    packet: bytes, max_datagram: int, packet_id: int, indexes: Iterable[int] | None = None
+) -> list[bytes]:
+    """Cut ``packet`` into datagrams of at most ``max_datagram`` bytes (only the fragments at
+    ``indexes``, if given; those beyond the last are left out).
 
     A packet that fits is returned whole (one datagram, no header).
     """
     if len(packet) <= max_datagram:
         return [packet]
-    payload = max_datagram - HEADER_SIZE
-    if payload < MIN_PAYLOAD:
-        raise FragmentError(f"datagram size {max_datagram} is too small to fragment into")
-    count = -(-len(packet) // payload)
-    if count > MAX_FRAGMENTS:
-        raise FragmentError(f"packet of {len(packet)} bytes needs more than {MAX_FRAGMENTS} parts")
+    payload, count = _parts(len(packet), max_datagram)
     pid = packet_id & 0xFFFFFFFF
     view = memoryview(packet)
     pack = _HEADER.pack
     return [
         pack(MARKER, VERSION, pid, i, count) + view[i * payload : (i + 1) * payload]
-        for i in range(count)
+        for i in (range(count) if indexes is None else indexes)
+        if i < count
     ]
+
+
+def ask(packet_id: int, missing: list[int], max_datagram: int) -> bytes:
+    """A request for the fragments ``missing`` (ascending) of packet ``packet_id``, as runs of
+    consecutive indexes; as many runs as fit in ``max_datagram`` bytes (the rest are asked for
+    in a later round)."""
+    runs: list[bytes] = []
+    room = (max_datagram - _ASK_HEADER.size) // _RANGE.size
+    first = last = missing[0]
+    for i in missing[1:]:
+        if i == last + 1:
+            last = i
+            continue
+        runs.append(_RANGE.pack(first, last))
+        first = last = i
+    runs.append(_RANGE.pack(first, last))
+    return _ASK_HEADER.pack(MARKER, ASK, packet_id & 0xFFFFFFFF) + b"".join(runs[:room])
+
+
+def parse_ask(datagram: bytes | memoryview) -> tuple[int, list[int]] | None:
+    """``(packet id, indexes asked for)`` of a well-formed request; None for anything else."""
+    size = len(datagram) - _ASK_HEADER.size
+    if size < _RANGE.size or size % _RANGE.size:
+        return None
+    marker, kind, pid = _ASK_HEADER.unpack_from(datagram)
+    if marker != MARKER or kind != ASK:
+        return None
+    indexes: list[int] = []
+    for first, last in _RANGE.iter_unpack(datagram[_ASK_HEADER.size :]):
+        if last < first or (indexes and first <= indexes[-1]):
+            return None  # runs ascend and do not overlap
+        indexes.extend(range(first, last + 1))
+    return pid, indexes
+
+
+@dataclass(slots=True)
+class ResendCounters:
+    #: requests answered, and the fragments sent again for them
+    asked: int = 0
+    resent: int = 0
+    #: requests not answered: malformed, for a packet no longer kept, or past MAX_ASKS
+    invalid: int = 0
+    unknown: int = 0
+    refused: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class _Kept:
+    __slots__ = ("asks", "packet", "until")
+
+    def __init__(self, packet: bytes, until: float) -> None:
+        self.packet = packet
+        self.until = until
+        self.asks = 0
 
 
 class Fragmenter:
     """Numbers the packets of one sender; ids start at ``first_id`` (pass a random one, so a
-    restarted sender does not reuse the ids of pending packets)."""
+    restarted sender does not reuse the ids of pending packets). With ``keep_bytes``, it keeps
+    the packets it fragmented (at most that many bytes, each at most ``keep_for`` seconds) to
+    answer requests for their fragments (:meth:`resend`)."""
 
-    __slots__ = ("_next", "max_datagram")
+    __slots__ = (
+        "_kept",
+        "_kept_bytes",
+        "_next",
+        "counters",
+        "keep_bytes",
+        "keep_for",
+        "max_datagram",
+    )
 
-    def __init__(self, max_datagram: int, first_id: int = 0) -> None:
+    def __init__(
+        self,
+        max_datagram: int,
+        first_id: int = 0,
+        *,
+        keep_bytes: int = 0,
+        keep_for: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self.max_datagram = max_datagram
         self._next = first_id & 0xFFFFFFFF
+        self.keep_bytes = keep_bytes
+        self.keep_for = keep_for
+        self.counters = ResendCounters()
+        self._kept: OrderedDict[int, _Kept] = OrderedDict()  # oldest first
+        self._kept_bytes = 0
 
-    def fragment(self, packet: bytes) -> list[bytes]:
+    @property
+    def kept_bytes(self) -> int:
+        return self._kept_bytes
+
+    def fragment(self, packet: bytes, now: float = 0.0) -> list[bytes]:
         if len(packet) <= self.max_datagram:
             return [packet]
         pid = self._next
         self._next = (pid + 1) & 0xFFFFFFFF
-        return fragment(packet, self.max_datagram, pid)
+        datagrams = fragment(packet, self.max_datagram, pid)
+        if len(packet) <= self.keep_bytes:
+            self._forget(now, room=len(packet))
+            self._kept[pid] = _Kept(packet, now + self.keep_for)
+            self._kept_bytes += len(packet)
+        return datagrams
+
+    def resend(self, request: bytes | memoryview, now: float) -> list[bytes]:
+        """The fragments a receiver's ``request`` asks for, if this sender still keeps their
+        packet and has not answered :data:`MAX_ASKS` requests for it yet."""
+        c = self.counters
+        parsed = parse_ask(request)
+        if parsed is None:
+            c.invalid += 1
+            return []
+        pid, indexes = parsed
+        self._forget(now)
+        kept = self._kept.get(pid)
+        if kept is None:
+            c.unknown += 1
+            return []
+        if kept.asks >= MAX_ASKS:
+            c.refused += 1
+            return []
+        kept.asks += 1
+        datagrams = fragment(kept.packet, self.max_datagram, pid, indexes)
+        c.asked += 1
+        c.resent += len(datagrams)
+        return datagrams
+
+    def _forget(self, now: float, room: int = 0) -> None:
+        """Drop kept packets past their time, and the oldest until ``room`` more bytes fit."""
+        kept = self._kept
+        while kept:
+            pid, oldest = next(iter(kept.items()))
+            if oldest.until > now and self._kept_bytes + room <= self.keep_bytes:
+                break
+            del kept[pid]
+            self._kept_bytes -= len(oldest.packet)
 
 
 @dataclass(slots=True)
@@ -108,23 +263,40 @@ class ReassemblyCounters:
     #: packets given up: timed out, or evicted to stay within the bounds
     timed_out: int = 0
     evicted: int = 0
+    #: requests for missing fragments sent (receivers made with ``ask_after``)
+    asked: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 class _Pending:
-    __slots__ = ("bytes", "count", "deadline", "parts")
+    __slots__ = ("asked", "asks", "burst", "bytes", "count", "deadline", "got", "idle", "parts")
 
-    def __init__(self, count: int, deadline: float) -> None:
+    def __init__(self, count: int, deadline: float, now: float) -> None:
         self.count = count
         self.deadline = deadline
         self.parts: dict[int, bytes] = {}
         self.bytes = 0
+        self.got = self.asked = now  # when the latest fragment came; when it was last asked for
+        self.burst = 0.0  # the mean gap between its fragments before the first ask
+        self.asks = 0
+        self.idle = 0  # asks since the latest fragment came
+
+    def ask_at(self, ask_after: float) -> float:
+        """When to ask for the fragments still missing: ``ask_after`` (or four mean gaps
+        between the fragments that came before the first ask, if longer: a slow link) after the
+        latest fragment came or the last ask; twice that after an ask that brought nothing, four
+        times after two or more (so the :data:`MAX_ASKS` asks of a packet that gets nothing more
+        span about 0.5 s, the consumer's shortest retransmission timeout)."""
+        wait = max(ask_after, 4 * self.burst) * (1 << min(self.idle, 2))
+        return max(self.got, self.asked) + wait
 
 
 class Reassembler:
-    """Puts fragments from one sender back together. ``feed`` returns a whole packet or ``None``."""
+    """Puts fragments from one sender back together. ``feed`` returns a whole packet or ``None``.
+    With ``ask_after`` (seconds), :meth:`asks` gives the requests for missing fragments to send
+    back to the sender."""
 
     def __init__(
         self,
@@ -133,8 +305,10 @@ class Reassembler:
         max_packets: int = DEFAULT_MAX_PACKETS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_packet_size: int = MAX_PACKET_SIZE,
+        ask_after: float | None = None,
     ) -> None:
         self.timeout = timeout
+        self.ask_after = ask_after
         self.max_packets = max_packets
         self.max_bytes = max_bytes
         self.max_packet_size = max_packet_size
@@ -171,7 +345,7 @@ class Reassembler:
         payload = bytes(datagram[HEADER_SIZE:])
         entry = self._pending.get(pid)
         if entry is None:
-            entry = _Pending(count, now + self.timeout)
+            entry = _Pending(count, now + self.timeout, now)
             self._pending[pid] = entry
         elif entry.count != count:
             self._give_up(pid, now)
@@ -191,6 +365,10 @@ class Reassembler:
             c.invalid += 1
             return None
         entry.parts[index] = payload
+        if not entry.asks and len(entry.parts) > 1:
+            entry.burst = (now - entry.asked) / (len(entry.parts) - 1)  # asked: when it began
+        entry.got = now
+        entry.idle = 0
         entry.bytes += size
         self._bytes += size
         if len(entry.parts) == count:
@@ -220,9 +398,35 @@ class Reassembler:
             del dead[pid]
 
     def next_deadline(self) -> float | None:
-        for entry in self._pending.values():
-            return entry.deadline
-        return None
+        """When :meth:`expire` (or, asking, :meth:`asks`) next has something to do."""
+        pending = self._pending
+        if not pending:
+            return None
+        first = next(iter(pending.values())).deadline
+        ask_after = self.ask_after
+        if ask_after is None:
+            return first
+        asks = (e.ask_at(ask_after) for e in pending.values() if e.asks < MAX_ASKS)
+        return min(first, min(asks, default=first))
+
+    def asks(self, now: float, max_datagram: int) -> list[bytes]:
+        """Requests (datagrams of at most ``max_datagram`` bytes) for the fragments missing from
+        each pending packet whose fragments stopped coming (see :data:`ASK_AFTER`), at most
+        :data:`MAX_ASKS` per packet. None without ``ask_after``."""
+        ask_after = self.ask_after
+        if ask_after is None:
+            return []
+        out: list[bytes] = []
+        for pid, entry in self._pending.items():
+            if entry.asks >= MAX_ASKS or entry.ask_at(ask_after) > now:
+                continue
+            parts = entry.parts
+            out.append(ask(pid, [i for i in range(entry.count) if i not in parts], max_datagram))
+            entry.asks += 1
+            entry.idle += 1
+            entry.asked = now
+        self.counters.asked += len(out)
+        return out
 
     def _enforce_bounds(self, keep: int, now: float) -> None:
         """Drop the oldest other packets until the bounds hold (``keep`` last of all)."""

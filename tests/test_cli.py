@@ -21,7 +21,7 @@ from typing import NoReturn
 import pytest
 import trio
 
-from ccn.cli import _stopped, build_parser, main
+from ccn.cli import _face_text, _stopped, build_parser, main
 from ccn.config import check_store_dir
 from ccn.name import Name
 from ccn.testing import free_port, no_ipv6_loopback, node_in_process, store_with_a_newer_index
@@ -1631,3 +1631,17 @@ def test_a_route_to_the_node_itself_or_off_its_own_faces_is_refused(
     one_line_error(run("route", "remove", "/cli/own", str(producer), node=node), "own")
     assert run("get", "/cli/own", "-o", "-", node=node).stdout == "a"
     one_line_error(run("--node", "tcp://127.0.0.1:-1", "status"), "port must be a number")
+
+
+def test_face_list_shows_a_udp_face_s_fragment_requests_only_when_there_were_some() -> None:
+    face = {
+        "id": 7, "remote": "udp://10.0.0.2:6464", "in_interests": 1, "in_data": 2,
+        "in_nacks": 0, "out_interests": 3, "out_data": 4, "out_nacks": 0, "dropped": 0,
+        "unreachable": 0, "reassembly": {"asked": 0}, "resend": {"resent": 0},
+    }  # fmt: skip
+    assert "fragments" not in _face_text(face)
+    face["reassembly"] = {"asked": 3}
+    face["resend"] = {"resent": 40}
+    assert _face_text(face).endswith("dropped 0 fragments asked 3 resent 40")
+    del face["reassembly"], face["resend"], face["unreachable"]  # a stream face
+    assert _face_text(face).endswith("dropped 0")

@@ -8,13 +8,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccn.frag import (
+    ASK,
+    ASK_AFTER,
     HEADER_SIZE,
     MARKER,
+    MAX_ASKS,
     Fragmenter,
     FragmentError,
     Reassembler,
+    ask,
     fragment,
     is_fragment,
+    is_request,
+    parse_ask,
+    parse_header,
 )
 
 
@@ -160,3 +167,175 @@ def test_reassembly_under_loss_reorder_duplication(
     assert sorted(out) == sorted(expected)
     # packets with some but not all fragments are still pending (nothing timed out at t=0)
     assert r.pending == partial
+
+
+# -- asking for missing fragments ---------------------------------------------------------------
+
+
+def test_a_request_names_runs_of_indexes_and_parses_back() -> None:
+    req = ask(0xDEADBEEF, [0, 1, 2, 5, 9, 10], 1400)
+    assert is_fragment(req) and is_request(req) and req[1] == ASK
+    assert len(req) == 6 + 3 * 4  # three runs: 0-2, 5-5, 9-10
+    assert parse_ask(req) == (0xDEADBEEF, [0, 1, 2, 5, 9, 10])
+    assert parse_header(req) is None  # never taken for a fragment
+    frag = fragment(b"x" * 3000, 1400, 1)[0]
+    assert not is_request(frag) and parse_ask(frag) is None
+
+
+def test_a_request_holds_as_many_runs_as_fit_in_a_datagram() -> None:
+    every_other = list(range(0, 2000, 2))
+    req = ask(1, every_other, 100)
+    assert len(req) <= 100
+    parsed = parse_ask(req)
+    assert parsed is not None and parsed[1] == every_other[: (100 - 6) // 4]
+
+
+def test_malformed_requests_are_refused() -> None:
+    good = ask(7, [3, 4], 1400)
+    for bad in (
+        good[:-1],  # cut inside a run
+        good[:6],  # no run at all
+        bytes([MARKER, ASK + 1]) + good[2:],  # another kind
+        good[:6] + bytes([0, 5, 0, 4]),  # a run that ends before it starts
+        good[:6] + bytes([0, 1, 0, 4, 0, 3, 0, 6]),  # runs that overlap
+    ):
+        assert parse_ask(bad) is None
+    fr = Fragmenter(1000, keep_bytes=1 << 20)
+    assert fr.resend(good[:-1], 0.0) == [] and fr.counters.invalid == 1
+
+
+def test_a_receiver_asks_for_what_is_missing_once_fragments_stop_coming() -> None:
+    frags = fragment(b"p" * 10_000, 1000, 42)
+    assert len(frags) == 11
+    r = Reassembler(ask_after=ASK_AFTER)
+    for k, f in enumerate(frags):
+        if k not in (3, 4, 10):  # two in the middle and the last one lost
+            r.feed(f, 0.001 * k)
+    last = 0.001 * 9
+    assert r.next_deadline() == last + ASK_AFTER
+    assert r.asks(last + ASK_AFTER / 2, 1400) == []  # not yet: they may still be coming
+    (req,) = r.asks(last + ASK_AFTER, 1400)
+    assert parse_ask(req) == (42, [3, 4, 10])
+    assert r.counters.asked == 1
+    assert r.asks(last + ASK_AFTER, 1400) == []  # one request per round
+
+
+def test_a_slow_link_waits_longer_before_asking() -> None:
+    frags = fragment(b"s" * 5000, 1000, 5)
+    r = Reassembler(ask_after=ASK_AFTER)
+    for k in range(3):  # 30 ms between fragments: four gaps is 120 ms
+        r.feed(frags[k], 0.03 * k)
+    assert r.asks(0.06 + ASK_AFTER, 1400) == []
+    assert len(r.asks(0.06 + 0.12, 1400)) == 1
+
+
+def test_asks_back_off_and_stop_after_max_asks() -> None:
+    frags = fragment(b"b" * 5000, 1000, 9)
+    r = Reassembler(ask_after=ASK_AFTER, timeout=10.0)
+    r.feed(frags[0], 0.0)
+    times: list[float] = []
+    now = 0.0
+    while (due := r.next_deadline()) is not None and due < 10.0:
+        now = due
+        if r.asks(now, 1400):
+            times.append(round(now, 6))
+    gaps = [round(b - a, 6) for a, b in zip([0.0, *times], times, strict=False)]
+    assert len(times) == MAX_ASKS
+    assert gaps == [ASK_AFTER, 2 * ASK_AFTER] + [4 * ASK_AFTER] * (MAX_ASKS - 2)
+    assert r.next_deadline() == 10.0  # only the packet's expiry is left
+
+
+def test_a_fragment_that_comes_resets_the_back_off() -> None:
+    frags = fragment(b"r" * 5000, 1000, 9)
+    r = Reassembler(ask_after=ASK_AFTER)
+    r.feed(frags[0], 0.0)
+    assert r.asks(0.02, 1400) and r.asks(0.06, 1400)  # 20 ms, then 40 ms
+    r.feed(frags[1], 0.07)
+    assert r.next_deadline() == 0.07 + ASK_AFTER  # no more doubling
+
+
+def test_the_gap_between_fragments_is_measured_before_the_first_ask() -> None:
+    frags = fragment(b"g" * 9000, 1000, 9)
+    r = Reassembler(ask_after=ASK_AFTER)
+    r.feed(frags[0], 0.0)
+    r.feed(frags[1], 0.01)  # 10 ms apart: four gaps, 40 ms
+    assert r.next_deadline() == 0.01 + 0.04
+    assert r.asks(0.05, 1400)
+    r.feed(frags[2], 0.5)  # an answer long after: the link is not that slow
+    assert r.next_deadline() == 0.5 + 0.04
+
+
+def test_a_receiver_without_ask_after_never_asks() -> None:
+    r = Reassembler()
+    r.feed(fragment(b"n" * 5000, 1000, 1)[0], 0.0)
+    assert r.asks(1.0, 1400) == [] and r.next_deadline() == r.timeout
+
+
+def test_a_sender_resends_exactly_the_fragments_asked_for() -> None:
+    fr = Fragmenter(1000, first_id=70, keep_bytes=1 << 20)
+    packet = bytes(range(256)) * 20
+    frags = fr.fragment(packet, 0.0)
+    again = fr.resend(ask(70, [1, 2, 4, 500], 1400), 0.5)  # 500: no such fragment
+    assert again == [frags[1], frags[2], frags[4]]
+    assert fr.counters.asked == 1 and fr.counters.resent == 3
+    assert fr.resend(ask(71, [0], 1400), 0.5) == [] and fr.counters.unknown == 1
+
+
+def test_a_sender_answers_at_most_max_asks_per_packet() -> None:
+    fr = Fragmenter(1000, keep_bytes=1 << 20)
+    fr.fragment(b"m" * 5000, 0.0)
+    for _ in range(MAX_ASKS):
+        assert len(fr.resend(ask(0, [0], 1400), 0.1)) == 1
+    assert fr.resend(ask(0, [0], 1400), 0.1) == [] and fr.counters.refused == 1
+
+
+def test_what_a_sender_keeps_is_bounded_in_bytes_and_time() -> None:
+    fr = Fragmenter(1000, keep_bytes=12_000, keep_for=2.0)
+    for k in range(3):
+        fr.fragment(b"k" * 5000, 0.1 * k)  # ids 0, 1, 2: the first goes to make room
+    assert fr.kept_bytes == 10_000
+    assert fr.resend(ask(0, [0], 1400), 0.3) == []
+    assert len(fr.resend(ask(1, [0], 1400), 0.3)) == 1
+    assert fr.resend(ask(2, [0], 1400), 2.3) == []  # kept 2 s, from 0.2
+    assert fr.kept_bytes == 0
+    big = Fragmenter(1000, keep_bytes=4000)
+    big.fragment(b"b" * 5000, 0.0)  # larger than all it may keep: not kept
+    assert big.kept_bytes == 0
+    assert Fragmenter(1000).fragment(b"n" * 5000) and Fragmenter(1000).kept_bytes == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(2_000, 300_000),
+    queue=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_packet_larger_than_the_queue_gets_through_by_asking(
+    size: int, queue: int, seed: int
+) -> None:
+    """A path that passes at most ``queue`` datagrams of each burst (a shallow queue behind a
+    slower link: the rest of the burst is dropped) never delivers a packet of more fragments
+    sent whole, however often. Asking for the missing ones, every round gets ``queue`` more
+    through, in any order."""
+    rng = random.Random(seed)
+    packet = rng.randbytes(size)
+    sender = Fragmenter(1400, first_id=rng.getrandbits(32), keep_bytes=1 << 20)
+    receiver = Reassembler(ask_after=ASK_AFTER, timeout=60.0)
+    burst = sender.fragment(packet, 0.0)
+    now, got = 0.0, None
+    for round_ in range(MAX_ASKS + 1):
+        passed = burst[:queue]
+        rng.shuffle(passed)
+        for d in passed:
+            got = receiver.feed(d, now) or got
+        if got is not None or round_ == MAX_ASKS:
+            break
+        now = receiver.next_deadline() or now
+        requests = receiver.asks(now, 1400)
+        assert len(requests) == 1
+        burst = sender.resend(requests[0], now)
+    rounds_needed = -(-len(sender.fragment(packet)) // queue)  # (a second id: not kept again)
+    if rounds_needed <= MAX_ASKS + 1:
+        assert got == packet
+    else:
+        assert got is None and receiver.pending == 1

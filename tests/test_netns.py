@@ -323,3 +323,59 @@ async def test_a_neighbour_gone_from_its_port_is_not_asked_in_a_loop_nor_called_
             assert 1 <= d["tables_unanswered"] <= 3, d["tables_unanswered"]
             log = (net.workdir / "a.log").read_text()
             assert "has not answered" not in log, log
+
+
+def _tbf(ns: str, dev: str) -> str | None:
+    """A slow link with a shallow queue on ``dev``'s way out: 20 Mbit/s, a 64 KiB queue (a
+    64 KiB chunk's fragments, sent back to back, nearly fill it). Why not, if it cannot."""
+    made = subprocess.run(
+        ["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf",
+         "rate", "20mbit", "burst", "16kb", "limit", "64kb"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return None if made.returncode == 0 else made.stderr.strip() or "tc failed"
+
+
+def _tbf_dropped(ns: str, dev: str) -> int:
+    shown = subprocess.run(
+        ["tc", "-n", ns, "-s", "qdisc", "show", "dev", dev],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return int(shown.split("dropped ")[1].split(",")[0])
+
+
+@pytest.mark.parametrize("where", ["switch", "sender"])
+async def test_udp_through_a_slow_link_with_a_shallow_queue(where: str) -> None:
+    """p serves 4 MiB over UDP to c through a 20 Mbit/s link whose queue holds about one
+    chunk: many of the fragments of a window of chunks are dropped. Sending a chunk whole again
+    loses the same fragments again (the fetch failed after 54 s). Now, where the queue is in
+    the switch, c asks p for the fragments it lacks; where it is p's own interface, the kernel
+    says it has no buffer (ENOBUFS) and p waits, where it used to drop the rest of the chunk."""
+    data = os.urandom(4 << 20)
+    with trio.fail_after(90):
+        async with lab() as net:
+            net.host("p")
+            net.host("c")
+            net.segment("lan")
+            net.link("p", "lan")
+            net.link("c", "lan")
+            ns, dev = (net.switch, "s2") if where == "switch" else (net.ns("p"), "e1")
+            why = _tbf(ns, dev)
+            if why is not None:
+                pytest.skip(f"no tbf queue discipline here: {why}")
+            await net.start("p", args=("--no-discovery",))
+            src = net.workdir / "src.bin"
+            src.write_bytes(data)
+            async with connect(net.uri("p")) as client:
+                await client.put(src, "/slow/f")
+            await net.start("c", args=("--no-discovery", "--route", "/slow=udp://10.1.0.1:6464"))
+            out = net.workdir / "out.bin"
+            async with connect(net.uri("c")) as client:
+                await fetch_version(client, Name.parse("/slow/f"), out)
+            assert out.read_bytes() == data
+            assert _tbf_dropped(ns, dev) > 0  # the queue did overflow
+            (p_face,) = [f for f in (await status(net.uri("p")))["faces"] if "resend" in f]
+            (c_face,) = [f for f in (await status(net.uri("c")))["faces"] if "resend" in f]
+            assert p_face["dropped"] == 0
+            if where == "switch":
+                assert c_face["reassembly"]["asked"] > 0 and p_face["resend"]["resent"] > 0

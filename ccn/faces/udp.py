@@ -49,7 +49,15 @@ from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
 from ccn.faces.liveness import PROBE, heard, probe_interest
 from ccn.faces.uri import FaceUri, sockaddr_host, unknown_zone
-from ccn.frag import Fragmenter, FragmentError, Reassembler, is_fragment, parse_header
+from ccn.frag import (
+    ASK_AFTER,
+    Fragmenter,
+    FragmentError,
+    Reassembler,
+    is_fragment,
+    is_request,
+    parse_header,
+)
 from ccn.packet import Interest, Nack, NackReason, Packet
 
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -61,6 +69,11 @@ SOCKET_BUFFER = 8 << 20
 MAX_DATAGRAM = 65507  # largest UDP payload over IPv4
 FALLBACK_MTU = 1500
 MAX_QUEUE_DATAGRAMS = 65536
+#: Bytes of fragmented packets a face keeps (each for 2 s) to send missing fragments again.
+KEEP_SENT_BYTES = 4 << 20
+#: How long the channel waits before sending again when the kernel has no buffer for a
+#: datagram (ENOBUFS: the interface's queue is full, as behind a slow link).
+NOBUFS_WAIT = 0.001
 # Linux constants the socket module does not export.
 _IP_MTU = 14
 _IPV6_MTU = 24
@@ -194,8 +207,10 @@ class UdpFace(Face):
         self.addr = addr
         self.persistent = persistent
         self.idle_timeout = idle_timeout
-        self.fragmenter = Fragmenter(max_datagram, first_id=secrets.randbits(32))
-        self.reassembler = Reassembler()
+        self.fragmenter = Fragmenter(
+            max_datagram, first_id=secrets.randbits(32), keep_bytes=KEEP_SENT_BYTES
+        )
+        self.reassembler = Reassembler(ask_after=ASK_AFTER)
         self.close_reason: str | None = None
         self.last_received = trio.current_time()
         #: ICMP errors for datagrams sent to the peer, and the last one's text ("" if none)
@@ -218,7 +233,7 @@ class UdpFace(Face):
             return
         try:
             wire = encode(packet)
-            datagrams = self.fragmenter.fragment(wire)
+            datagrams = self.fragmenter.fragment(wire, trio.current_time())
         except (InvalidPacket, FragmentError):
             self.counters.dropped += 1
             return
@@ -236,10 +251,16 @@ class UdpFace(Face):
             self._news.set()
         raw = data
         if is_fragment(data):
-            waiting = self.reassembler.pending
-            whole = self.reassembler.feed(data, now)
-            if not waiting and self.reassembler.pending:
-                self._wake.set()  # run() sleeps until this first incomplete packet expires
+            if is_request(data):
+                again = self.fragmenter.resend(data, now)
+                if again:
+                    self.channel.send_datagrams(again, self.addr)
+                return
+            reassembler = self.reassembler
+            waiting = reassembler.pending
+            whole = reassembler.feed(data, now)
+            if reassembler.pending > waiting:
+                self._wake.set()  # run() sleeps until it asks for its missing fragments
             if whole is None:
                 return
             raw = whole
@@ -344,6 +365,8 @@ class UdpFace(Face):
                 self._wake = trio.Event()
                 now = trio.current_time()
                 self.reassembler.expire(now)
+                for request in self.reassembler.asks(now, self.fragmenter.max_datagram):
+                    self.channel.send_datagrams([request], self.addr)
                 if not self.persistent and now >= self.last_received + self.idle_timeout:
                     self.close("idle")
         finally:
@@ -356,6 +379,7 @@ class UdpFace(Face):
         out["unreachable"] = self.unreachable
         out["unreachable_error"] = self.unreachable_error
         out["reassembly"] = self.reassembler.counters.as_dict()
+        out["resend"] = self.fragmenter.counters.as_dict()
         return out
 
 
@@ -379,6 +403,8 @@ class UdpChannel:
         self.max_datagram = max_datagram
         self.faces: dict[tuple[str, int, int], UdpFace] = {}
         self.dropped = 0
+        #: times a send waited because the kernel had no buffer (the device queue was full)
+        self.nobufs = 0
         #: ICMP errors for datagrams this socket sent (to a face's peer or to one since gone)
         self.unreachable = 0
         #: The error queue may hold something (see :meth:`_read_loop`).
@@ -498,6 +524,11 @@ class UdpChannel:
                 self._wake.set()
                 return True
             except OSError as e:
+                if e.errno == errno.ENOBUFS:  # the interface's queue is full: wait for it
+                    self.nobufs += 1
+                    queue.extend((rest, addr) for rest in datagrams[i:])
+                    self._wake.set()
+                    return True
                 if not self._resent(e, d, addr):
                     # unreachable network, link down, no route: lost, as on a wire
                     self.dropped += 1
@@ -540,6 +571,11 @@ class UdpChannel:
                     await trio.lowlevel.wait_writable(sock)
                     continue
                 except OSError as e:
+                    if e.errno == errno.ENOBUFS:
+                        # Nothing to wait on: the socket is writable, the device queue full.
+                        self.nobufs += 1
+                        await trio.sleep(NOBUFS_WAIT)
+                        continue
                     if not self._resent(e, data, addr):
                         self.dropped += 1
                 queue.popleft()

@@ -23,7 +23,7 @@ from ccn.faces.udp import (
     receive_errors,
 )
 from ccn.faces.uri import FaceUri
-from ccn.frag import Reassembler, fragment
+from ccn.frag import ASK_AFTER, Reassembler, ask, fragment, is_request, parse_ask, parse_header
 from ccn.name import Name
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
 from ccn.testing import no_ipv6_loopback
@@ -132,6 +132,49 @@ async def test_a_lost_fragment_loses_only_its_packet() -> None:
             await trio.sleep(0.05)
         assert [p for _f, p in hb.packets] == [Data(N, b"after")]
         assert hb.faces[0].reassembler.pending == 1
+
+
+async def test_a_face_asks_its_peer_for_the_fragments_it_lost() -> None:
+    async with channel() as (b, hb):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.bind(("127.0.0.1", 0))
+            big = Data(Name(), os.urandom(8000))
+            frags = fragment(encode(big), 1000, 77)
+            t0 = trio.current_time()
+            for k, f in enumerate(frags):
+                if k not in (2, 3, len(frags) - 1):  # two in the middle and the last one lost
+                    raw.sendto(f, ("127.0.0.1", b.bound.port))
+            with trio.fail_after(5):
+                request = await trio.socket.from_stdlib_socket(raw).recv(2048)
+            assert trio.current_time() - t0 >= ASK_AFTER
+            assert is_request(request)
+            assert parse_ask(request) == (77, [2, 3, len(frags) - 1])
+            for k in (2, 3, len(frags) - 1):
+                raw.sendto(frags[k], ("127.0.0.1", b.bound.port))
+            await hb.wait(lambda: len(hb.packets) == 1)
+        assert hb.packets[0][1] == big
+        assert hb.faces[0].info()["reassembly"]["asked"] == 1
+
+
+async def test_a_face_sends_again_the_fragments_its_peer_asks_for() -> None:
+    async with channel(max_datagram=1000) as (a, _ha):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.bind(("127.0.0.1", 0))
+            face = a.face_for(raw.getsockname())
+            big = Data(Name(), os.urandom(8000))
+            face.send(big)
+            peer = trio.socket.from_stdlib_socket(raw)
+            with trio.fail_after(5):
+                sent = [await peer.recv(2048) for _ in range(9)]
+                header = parse_header(sent[0])
+                assert header is not None and header[2] == 9
+                raw.sendto(ask(header[0], [1, 5], 1000), ("127.0.0.1", a.bound.port))
+                again = [await peer.recv(2048) for _ in range(2)]
+        assert again == [sent[1], sent[5]]
+        assert face.info()["resend"] == {
+            "asked": 1, "resent": 2, "invalid": 0, "unknown": 0, "refused": 0
+        }  # fmt: skip
+        assert not face.closed and len(a.faces) == 1  # the request opened no face of its own
 
 
 async def test_junk_from_a_stranger_opens_no_face() -> None:
