@@ -129,13 +129,9 @@ async def bottleneck_rates(size: int, runs: int) -> list[dict[str, Any]]:
                             await fetch_version(client, Name.parse(f"/bench/f{i}"), out_file)
                     rates[kind].append(size / (time.monotonic() - t0) / MB)
                     assert out_file.read_bytes() == (net.workdir / f"f{i}.bin").read_bytes()
-                    if kind == "udp":
-                        async with connect(net.uri("c")) as client:
-                            faces = (await client.status())["faces"]
-                        asked += sum(f["reassembly"]["asked"] for f in faces if "resend" in f)
-                        async with connect(net.uri("p")) as client:
-                            faces = (await client.status())["faces"]
-                        resent += sum(f["resend"]["resent"] for f in faces if "resend" in f)
+                    if kind == "udp":  # c's face is new each run, p's is not (p runs on)
+                        asked += await _udp_counter(net.uri("c"), "reassembly", "asked")
+                        resent = await _udp_counter(net.uri("p"), "resend", "resent")
                     out_file.unlink()
                     await net.stop("c")
                     i += 1
@@ -159,6 +155,13 @@ async def bottleneck_rates(size: int, runs: int) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+async def _udp_counter(uri: str, group: str, name: str) -> int:
+    """A counter of the UDP faces of the node at ``uri``, summed."""
+    async with connect(uri) as client:
+        faces = (await client.status())["faces"]
+    return sum(f[group][name] for f in faces if "resend" in f)
 
 
 async def _wait_connected(uri: str) -> None:

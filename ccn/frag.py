@@ -57,6 +57,8 @@ DEFAULT_MAX_BYTES = 16 << 20
 ASK_AFTER = 0.02
 #: Requests a receiver makes per packet, and that a sender answers per packet it keeps.
 MAX_ASKS = 8
+#: The fewest fragments one round of requests asks for (see :meth:`Reassembler.asks`).
+MIN_ROUND = 16
 
 
 class FragmentError(ValueError):
@@ -319,6 +321,9 @@ class Reassembler:
         # ids finished or given up recently: their stragglers (duplicates, late fragments) are
         # ignored rather than starting a packet that can never complete.
         self._dead: OrderedDict[int, float] = OrderedDict()
+        # fragments that came since the last round of requests, and when that was
+        self._since = 0
+        self._round: float | None = None
 
     @property
     def pending(self) -> int:
@@ -365,6 +370,7 @@ class Reassembler:
             c.invalid += 1
             return None
         entry.parts[index] = payload
+        self._since += 1
         if not entry.asks and len(entry.parts) > 1:
             entry.burst = (now - entry.asked) / (len(entry.parts) - 1)  # asked: when it began
         entry.got = now
@@ -412,19 +418,38 @@ class Reassembler:
     def asks(self, now: float, max_datagram: int) -> list[bytes]:
         """Requests (datagrams of at most ``max_datagram`` bytes) for the fragments missing from
         each pending packet whose fragments stopped coming (see :data:`ASK_AFTER`), at most
-        :data:`MAX_ASKS` per packet. None without ``ask_after``."""
+        :data:`MAX_ASKS` per packet. None without ``ask_after``.
+
+        A round asks for no more fragments in all than came in an ``ask_after`` before it (at
+        the rate they came since the last round; at least :data:`MIN_ROUND`), the oldest packets
+        first: what the path delivered is what it can take again, where asking for every
+        fragment missing would overflow the queue that lost them once more. A packet left out
+        waits ``ask_after`` for the next round."""
         ask_after = self.ask_after
         if ask_after is None:
             return []
+        due = [
+            (pid, e)
+            for pid, e in self._pending.items()
+            if e.asks < MAX_ASKS and e.ask_at(ask_after) <= now
+        ]
+        if not due:
+            return []
+        elapsed = None if self._round is None else now - self._round
+        came = self._since if not elapsed else int(self._since * ask_after / elapsed)
+        budget = max(MIN_ROUND, came)
+        self._since, self._round = 0, now
         out: list[bytes] = []
-        for pid, entry in self._pending.items():
-            if entry.asks >= MAX_ASKS or entry.ask_at(ask_after) > now:
+        for pid, entry in due:
+            entry.asked = now
+            if budget <= 0:
                 continue
             parts = entry.parts
-            out.append(ask(pid, [i for i in range(entry.count) if i not in parts], max_datagram))
+            missing = [i for i in range(entry.count) if i not in parts][:budget]
+            budget -= len(missing)
+            out.append(ask(pid, missing, max_datagram))
             entry.asks += 1
             entry.idle += 1
-            entry.asked = now
         self.counters.asked += len(out)
         return out
 

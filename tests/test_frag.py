@@ -13,6 +13,7 @@ from ccn.frag import (
     HEADER_SIZE,
     MARKER,
     MAX_ASKS,
+    MIN_ROUND,
     Fragmenter,
     FragmentError,
     Reassembler,
@@ -263,6 +264,23 @@ def test_the_gap_between_fragments_is_measured_before_the_first_ask() -> None:
     assert r.asks(0.05, 1400)
     r.feed(frags[2], 0.5)  # an answer long after: the link is not that slow
     assert r.next_deadline() == 0.5 + 0.04
+
+
+def test_a_round_asks_for_no_more_than_the_path_delivered() -> None:
+    """Four packets of 20 fragments lose 15 each; 20 fragments came in the round's time, so
+    the round asks for 20: all that the oldest lacks and 5 of the next. The other two wait
+    for the next round, which asks for at least MIN_ROUND (nothing came meanwhile)."""
+    assert MIN_ROUND == 16
+    r = Reassembler(ask_after=ASK_AFTER)
+    for pid in (1, 2, 3, 4):
+        for f in fragment(bytes([pid]) * 20 * 990, 1000, pid)[:5]:
+            r.feed(f, 0.0)
+    first = [parse_ask(q) for q in r.asks(ASK_AFTER, 1400)]
+    assert first == [(1, list(range(5, 20))), (2, list(range(5, 10)))]
+    assert r.next_deadline() == 2 * ASK_AFTER  # 3 and 4: the next round, not backed off
+    second = [parse_ask(q) for q in r.asks(2 * ASK_AFTER, 1400)]
+    assert second == [(3, list(range(5, 20))), (4, [5])]
+    assert r.counters.asked == 4
 
 
 def test_a_receiver_without_ask_after_never_asks() -> None:
