@@ -24,7 +24,10 @@ Rules this module keeps:
   through, a part per round, where sending it whole again would lose the same part each time. A
   request is one datagram (docs/protocol.md §7)::
 
-      0xC1 | kind 2 (1) | packet id (u32) | (first index (u16), last index (u16)) ...
+      0xC1 | kind 2 (1) | packet id (u32) | rate (u32) | (first index (u16), last index (u16)) ...
+
+  ``rate`` is the bytes per second the receiver got from this sender lately (0: unknown), which
+  the sender paces its packets to (:mod:`ccn.pacing`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from ccn.codec import MAX_PACKET_SIZE
 
@@ -43,7 +47,7 @@ VERSION = 1
 ASK = 2
 _HEADER = struct.Struct(">BBIHH")
 HEADER_SIZE = _HEADER.size  # 10
-_ASK_HEADER = struct.Struct(">BBI")
+_ASK_HEADER = struct.Struct(">BBII")
 _RANGE = struct.Struct(">HH")
 MAX_FRAGMENTS = 0xFFFF
 #: Smallest payload a fragment may carry (an MTU below this is a configuration error).
@@ -117,10 +121,19 @@ def fragment(
     ]
 
 
-def ask(packet_id: int, missing: list[int], max_datagram: int) -> bytes:
+class Ask(NamedTuple):
+    """A parsed request for missing fragments."""
+
+    packet_id: int
+    indexes: list[int]
+    #: bytes/s the receiver got from the sender lately (0: unknown)
+    rate: int
+
+
+def ask(packet_id: int, missing: list[int], max_datagram: int, rate: int = 0) -> bytes:
     """A request for the fragments ``missing`` (ascending) of packet ``packet_id``, as runs of
     consecutive indexes; as many runs as fit in ``max_datagram`` bytes (the rest are asked for
-    in a later round)."""
+    in a later round). ``rate``: bytes/s received from the sender lately (0: unknown)."""
     runs: list[bytes] = []
     room = (max_datagram - _ASK_HEADER.size) // _RANGE.size
     first = last = missing[0]
@@ -131,15 +144,16 @@ def ask(packet_id: int, missing: list[int], max_datagram: int) -> bytes:
         runs.append(_RANGE.pack(first, last))
         first = last = i
     runs.append(_RANGE.pack(first, last))
-    return _ASK_HEADER.pack(MARKER, ASK, packet_id & 0xFFFFFFFF) + b"".join(runs[:room])
+    header = _ASK_HEADER.pack(MARKER, ASK, packet_id & 0xFFFFFFFF, min(rate, 0xFFFFFFFF))
+    return header + b"".join(runs[:room])
 
 
-def parse_ask(datagram: bytes | memoryview) -> tuple[int, list[int]] | None:
-    """``(packet id, indexes asked for)`` of a well-formed request; None for anything else."""
+def parse_ask(datagram: bytes | memoryview) -> Ask | None:
+    """The request ``datagram`` holds, if well-formed; None for anything else."""
     size = len(datagram) - _ASK_HEADER.size
     if size < _RANGE.size or size % _RANGE.size:
         return None
-    marker, kind, pid = _ASK_HEADER.unpack_from(datagram)
+    marker, kind, pid, rate = _ASK_HEADER.unpack_from(datagram)
     if marker != MARKER or kind != ASK:
         return None
     indexes: list[int] = []
@@ -147,7 +161,7 @@ def parse_ask(datagram: bytes | memoryview) -> tuple[int, list[int]] | None:
         if last < first or (indexes and first <= indexes[-1]):
             return None  # runs ascend and do not overlap
         indexes.extend(range(first, last + 1))
-    return pid, indexes
+    return Ask(pid, indexes, rate)
 
 
 @dataclass(slots=True)
@@ -221,15 +235,15 @@ class Fragmenter:
             self._kept_bytes += len(packet)
         return datagrams
 
-    def resend(self, request: bytes | memoryview, now: float) -> list[bytes]:
-        """The fragments a receiver's ``request`` asks for, if this sender still keeps their
-        packet and has not answered :data:`MAX_ASKS` requests for it yet."""
+    def resend(self, request: Ask | None, now: float) -> list[bytes]:
+        """The fragments a receiver's ``request`` (:func:`parse_ask`; None: malformed) asks
+        for, if this sender still keeps their packet and has not answered :data:`MAX_ASKS`
+        requests for it yet."""
         c = self.counters
-        parsed = parse_ask(request)
-        if parsed is None:
+        if request is None:
             c.invalid += 1
             return []
-        pid, indexes = parsed
+        pid, indexes, _rate = request
         self._forget(now)
         kept = self._kept.get(pid)
         if kept is None:
@@ -415,10 +429,11 @@ class Reassembler:
         asks = (e.ask_at(ask_after) for e in pending.values() if e.asks < MAX_ASKS)
         return min(first, min(asks, default=first))
 
-    def asks(self, now: float, max_datagram: int) -> list[bytes]:
-        """Requests (datagrams of at most ``max_datagram`` bytes) for the fragments missing from
-        each pending packet whose fragments stopped coming (see :data:`ASK_AFTER`), at most
-        :data:`MAX_ASKS` per packet. None without ``ask_after``.
+    def asks(self, now: float, max_datagram: int, rate: int = 0) -> list[bytes]:
+        """Requests (datagrams of at most ``max_datagram`` bytes, reporting ``rate``: see
+        :func:`ask`) for the fragments missing from each pending packet whose fragments stopped
+        coming (see :data:`ASK_AFTER`), at most :data:`MAX_ASKS` per packet. None without
+        ``ask_after``.
 
         A round asks for no more fragments in all than came in an ``ask_after`` before it (at
         the rate they came since the last round; at least :data:`MIN_ROUND`), the oldest packets
@@ -436,7 +451,7 @@ class Reassembler:
         if not due:
             return []
         elapsed = None if self._round is None else now - self._round
-        came = self._since if not elapsed else int(self._since * ask_after / elapsed)
+        came = self._since if not elapsed else round(self._since * ask_after / elapsed)
         budget = max(MIN_ROUND, came)
         self._since, self._round = 0, now
         out: list[bytes] = []
@@ -447,7 +462,7 @@ class Reassembler:
             parts = entry.parts
             missing = [i for i in range(entry.count) if i not in parts][:budget]
             budget -= len(missing)
-            out.append(ask(pid, missing, max_datagram))
+            out.append(ask(pid, missing, max_datagram, rate))
             entry.asks += 1
             entry.idle += 1
         self.counters.asked += len(out)

@@ -14,6 +14,7 @@ from ccn.frag import (
     MARKER,
     MAX_ASKS,
     MIN_ROUND,
+    Ask,
     Fragmenter,
     FragmentError,
     Reassembler,
@@ -174,10 +175,11 @@ def test_reassembly_under_loss_reorder_duplication(
 
 
 def test_a_request_names_runs_of_indexes_and_parses_back() -> None:
-    req = ask(0xDEADBEEF, [0, 1, 2, 5, 9, 10], 1400)
+    req = ask(0xDEADBEEF, [0, 1, 2, 5, 9, 10], 1400, rate=2_500_000)
     assert is_fragment(req) and is_request(req) and req[1] == ASK
-    assert len(req) == 6 + 3 * 4  # three runs: 0-2, 5-5, 9-10
-    assert parse_ask(req) == (0xDEADBEEF, [0, 1, 2, 5, 9, 10])
+    assert len(req) == 10 + 3 * 4  # three runs: 0-2, 5-5, 9-10
+    assert parse_ask(req) == Ask(0xDEADBEEF, [0, 1, 2, 5, 9, 10], 2_500_000)
+    assert parse_ask(ask(1, [0], 1400, rate=1 << 40)) == Ask(1, [0], 0xFFFFFFFF)  # saturates
     assert parse_header(req) is None  # never taken for a fragment
     frag = fragment(b"x" * 3000, 1400, 1)[0]
     assert not is_request(frag) and parse_ask(frag) is None
@@ -188,21 +190,21 @@ def test_a_request_holds_as_many_runs_as_fit_in_a_datagram() -> None:
     req = ask(1, every_other, 100)
     assert len(req) <= 100
     parsed = parse_ask(req)
-    assert parsed is not None and parsed[1] == every_other[: (100 - 6) // 4]
+    assert parsed is not None and parsed[1] == every_other[: (100 - 10) // 4]
 
 
 def test_malformed_requests_are_refused() -> None:
     good = ask(7, [3, 4], 1400)
     for bad in (
         good[:-1],  # cut inside a run
-        good[:6],  # no run at all
+        good[:10],  # no run at all
         bytes([MARKER, ASK + 1]) + good[2:],  # another kind
-        good[:6] + bytes([0, 5, 0, 4]),  # a run that ends before it starts
-        good[:6] + bytes([0, 1, 0, 4, 0, 3, 0, 6]),  # runs that overlap
+        good[:10] + bytes([0, 5, 0, 4]),  # a run that ends before it starts
+        good[:10] + bytes([0, 1, 0, 4, 0, 3, 0, 6]),  # runs that overlap
     ):
         assert parse_ask(bad) is None
     fr = Fragmenter(1000, keep_bytes=1 << 20)
-    assert fr.resend(good[:-1], 0.0) == [] and fr.counters.invalid == 1
+    assert fr.resend(parse_ask(good[:-1]), 0.0) == [] and fr.counters.invalid == 1
 
 
 def test_a_receiver_asks_for_what_is_missing_once_fragments_stop_coming() -> None:
@@ -216,7 +218,7 @@ def test_a_receiver_asks_for_what_is_missing_once_fragments_stop_coming() -> Non
     assert r.next_deadline() == last + ASK_AFTER
     assert r.asks(last + ASK_AFTER / 2, 1400) == []  # not yet: they may still be coming
     (req,) = r.asks(last + ASK_AFTER, 1400)
-    assert parse_ask(req) == (42, [3, 4, 10])
+    assert parse_ask(req) == Ask(42, [3, 4, 10], 0)
     assert r.counters.asked == 1
     assert r.asks(last + ASK_AFTER, 1400) == []  # one request per round
 
@@ -276,10 +278,10 @@ def test_a_round_asks_for_no_more_than_the_path_delivered() -> None:
         for f in fragment(bytes([pid]) * 20 * 990, 1000, pid)[:5]:
             r.feed(f, 0.0)
     first = [parse_ask(q) for q in r.asks(ASK_AFTER, 1400)]
-    assert first == [(1, list(range(5, 20))), (2, list(range(5, 10)))]
+    assert first == [Ask(1, list(range(5, 20)), 0), Ask(2, list(range(5, 10)), 0)]
     assert r.next_deadline() == 2 * ASK_AFTER  # 3 and 4: the next round, not backed off
     second = [parse_ask(q) for q in r.asks(2 * ASK_AFTER, 1400)]
-    assert second == [(3, list(range(5, 20))), (4, [5])]
+    assert second == [Ask(3, list(range(5, 20)), 0), Ask(4, [5], 0)]
     assert r.counters.asked == 4
 
 
@@ -293,18 +295,18 @@ def test_a_sender_resends_exactly_the_fragments_asked_for() -> None:
     fr = Fragmenter(1000, first_id=70, keep_bytes=1 << 20)
     packet = bytes(range(256)) * 20
     frags = fr.fragment(packet, 0.0)
-    again = fr.resend(ask(70, [1, 2, 4, 500], 1400), 0.5)  # 500: no such fragment
+    again = fr.resend(parse_ask(ask(70, [1, 2, 4, 500], 1400)), 0.5)  # 500: no such fragment
     assert again == [frags[1], frags[2], frags[4]]
     assert fr.counters.asked == 1 and fr.counters.resent == 3
-    assert fr.resend(ask(71, [0], 1400), 0.5) == [] and fr.counters.unknown == 1
+    assert fr.resend(parse_ask(ask(71, [0], 1400)), 0.5) == [] and fr.counters.unknown == 1
 
 
 def test_a_sender_answers_at_most_max_asks_per_packet() -> None:
     fr = Fragmenter(1000, keep_bytes=1 << 20)
     fr.fragment(b"m" * 5000, 0.0)
     for _ in range(MAX_ASKS):
-        assert len(fr.resend(ask(0, [0], 1400), 0.1)) == 1
-    assert fr.resend(ask(0, [0], 1400), 0.1) == [] and fr.counters.refused == 1
+        assert len(fr.resend(parse_ask(ask(0, [0], 1400)), 0.1)) == 1
+    assert fr.resend(parse_ask(ask(0, [0], 1400)), 0.1) == [] and fr.counters.refused == 1
 
 
 def test_what_a_sender_keeps_is_bounded_in_bytes_and_time() -> None:
@@ -312,9 +314,9 @@ def test_what_a_sender_keeps_is_bounded_in_bytes_and_time() -> None:
     for k in range(3):
         fr.fragment(b"k" * 5000, 0.1 * k)  # ids 0, 1, 2: the first goes to make room
     assert fr.kept_bytes == 10_000
-    assert fr.resend(ask(0, [0], 1400), 0.3) == []
-    assert len(fr.resend(ask(1, [0], 1400), 0.3)) == 1
-    assert fr.resend(ask(2, [0], 1400), 2.3) == []  # kept 2 s, from 0.2
+    assert fr.resend(parse_ask(ask(0, [0], 1400)), 0.3) == []
+    assert len(fr.resend(parse_ask(ask(1, [0], 1400)), 0.3)) == 1
+    assert fr.resend(parse_ask(ask(2, [0], 1400)), 2.3) == []  # kept 2 s, from 0.2
     assert fr.kept_bytes == 0
     big = Fragmenter(1000, keep_bytes=4000)
     big.fragment(b"b" * 5000, 0.0)  # larger than all it may keep: not kept
@@ -351,7 +353,7 @@ def test_a_packet_larger_than_the_queue_gets_through_by_asking(
         now = receiver.next_deadline() or now
         requests = receiver.asks(now, 1400)
         assert len(requests) == 1
-        burst = sender.resend(requests[0], now)
+        burst = sender.resend(parse_ask(requests[0]), now)
     rounds_needed = -(-len(sender.fragment(packet)) // queue)  # (a second id: not kept again)
     if rounds_needed <= MAX_ASKS + 1:
         assert got == packet

@@ -56,9 +56,11 @@ from ccn.frag import (
     Reassembler,
     is_fragment,
     is_request,
+    parse_ask,
     parse_header,
 )
-from ccn.packet import Interest, Nack, NackReason, Packet
+from ccn.pacing import Pacer, RateMeter
+from ccn.packet import Data, Interest, Nack, NackReason, Packet
 
 DEFAULT_IDLE_TIMEOUT = 60.0
 #: Packets a new face keeps that arrive before the node starts running it; the rest are
@@ -211,6 +213,11 @@ class UdpFace(Face):
             max_datagram, first_id=secrets.randbits(32), keep_bytes=KEEP_SENT_BYTES
         )
         self.reassembler = Reassembler(ask_after=ASK_AFTER)
+        #: Data to the peer, paced once the peer has reported the rate it gets (ccn.pacing)
+        self.pacer = Pacer()
+        self._pace_wake = trio.Event()
+        #: what comes from the peer, whose rate goes with each request for lost fragments
+        self.receiving = RateMeter()
         self.close_reason: str | None = None
         self.last_received = trio.current_time()
         #: ICMP errors for datagrams sent to the peer, and the last one's text ("" if none)
@@ -237,7 +244,12 @@ class UdpFace(Face):
         except (InvalidPacket, FragmentError):
             self.counters.dropped += 1
             return
-        if not self.channel.send_datagrams(datagrams, self.addr):
+        if self.pacer.active and type(packet) is Data:
+            if not self.pacer.offer(datagrams, trio.current_time()):
+                self.counters.dropped += 1
+                return
+            self._pace_wake.set()
+        elif not self.channel.send_datagrams(datagrams, self.addr):
             self.counters.dropped += 1
             return
         self.counters.count_out(packet)
@@ -247,14 +259,22 @@ class UdpFace(Face):
         """The channel hands over one datagram from this face's peer."""
         self.last_received = now
         self.counters.in_bytes += len(data)
+        self.receiving.add(len(data), now)
         if self._news is not None:
             self._news.set()
         raw = data
         if is_fragment(data):
             if is_request(data):
-                again = self.fragmenter.resend(data, now)
+                request = parse_ask(data)
+                again = self.fragmenter.resend(request, now)
+                if request is not None:
+                    self.pacer.feedback(request.rate, now)
                 if again:
-                    self.channel.send_datagrams(again, self.addr)
+                    if self.pacer.active:
+                        self.pacer.offer(again, now, first=True)
+                        self._pace_wake.set()
+                    else:
+                        self.channel.send_datagrams(again, self.addr)
                 return
             reassembler = self.reassembler
             waiting = reassembler.pending
@@ -355,22 +375,45 @@ class UdpFace(Face):
         for packet in early:
             deliver(self, packet)
         try:
-            while not self.closed:
-                # Wake for the idle timeout (faces made on demand) and for the reassembler's
-                # next expiry: a peer that stops sending must not pin its incomplete packets.
-                wake = math.inf if self.persistent else self.last_received + self.idle_timeout
-                expiry = self.reassembler.next_deadline()
-                with trio.move_on_at(wake if expiry is None else min(wake, expiry)):
-                    await self._wake.wait()
-                self._wake = trio.Event()
-                now = trio.current_time()
-                self.reassembler.expire(now)
-                for request in self.reassembler.asks(now, self.fragmenter.max_datagram):
-                    self.channel.send_datagrams([request], self.addr)
-                if not self.persistent and now >= self.last_received + self.idle_timeout:
-                    self.close("idle")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pace_loop)
+                await self._timer_loop()
+                nursery.cancel_scope.cancel()
         finally:
             self.close(self.close_reason or "closed")
+
+    async def _timer_loop(self) -> None:
+        while not self.closed:
+            # Wake for the idle timeout (faces made on demand) and for the reassembler's next
+            # expiry or request: a peer that stops sending must not pin its incomplete packets.
+            wake = math.inf if self.persistent else self.last_received + self.idle_timeout
+            expiry = self.reassembler.next_deadline()
+            with trio.move_on_at(wake if expiry is None else min(wake, expiry)):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            now = trio.current_time()
+            self.reassembler.expire(now)
+            rate = self.receiving.rate()
+            for request in self.reassembler.asks(now, self.fragmenter.max_datagram, rate):
+                self.channel.send_datagrams([request], self.addr)
+            if not self.persistent and now >= self.last_received + self.idle_timeout:
+                self.close("idle")
+
+    async def _pace_loop(self) -> None:
+        """Send the Data the pacer holds as it lets it go."""
+        pacer = self.pacer
+        while True:
+            await self._pace_wake.wait()
+            self._pace_wake = trio.Event()
+            while pacer.queued:
+                now = trio.current_time()
+                ready = pacer.take(now)
+                if ready:
+                    self.channel.send_datagrams(ready, self.addr)
+                    continue
+                at = pacer.next_time(now)
+                assert at is not None  # something is queued
+                await trio.sleep_until(at)
 
     def info(self) -> dict[str, Any]:
         out = super().info()
@@ -380,6 +423,12 @@ class UdpFace(Face):
         out["unreachable_error"] = self.unreachable_error
         out["reassembly"] = self.reassembler.counters.as_dict()
         out["resend"] = self.fragmenter.counters.as_dict()
+        pacer = self.pacer
+        out["pacing"] = {
+            "rate": None if pacer.rate is None else round(pacer.rate),
+            "queued_bytes": pacer.queued_bytes,
+            "dropped": pacer.dropped,
+        }
         return out
 
 

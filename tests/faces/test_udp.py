@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import trio
 
+from ccn.codec import decode as decode_packet
 from ccn.codec import encode
 from ccn.faces.base import Face
 from ccn.faces.liveness import PROBE
@@ -144,11 +145,14 @@ async def test_a_face_asks_its_peer_for_the_fragments_it_lost() -> None:
             for k, f in enumerate(frags):
                 if k not in (2, 3, len(frags) - 1):  # two in the middle and the last one lost
                     raw.sendto(f, ("127.0.0.1", b.bound.port))
+                await trio.sleep(0.005)  # a slow link: the request says at what rate they came
             with trio.fail_after(5):
                 request = await trio.socket.from_stdlib_socket(raw).recv(2048)
             assert trio.current_time() - t0 >= ASK_AFTER
             assert is_request(request)
-            assert parse_ask(request) == (77, [2, 3, len(frags) - 1])
+            parsed = parse_ask(request)
+            assert parsed is not None and parsed[:2] == (77, [2, 3, len(frags) - 1])
+            assert 10_000 < parsed.rate < 1_000_000  # about 1000 bytes every 5 ms
             for k in (2, 3, len(frags) - 1):
                 raw.sendto(frags[k], ("127.0.0.1", b.bound.port))
             await hb.wait(lambda: len(hb.packets) == 1)
@@ -175,6 +179,37 @@ async def test_a_face_sends_again_the_fragments_its_peer_asks_for() -> None:
             "asked": 1, "resent": 2, "invalid": 0, "unknown": 0, "refused": 0
         }  # fmt: skip
         assert not face.closed and len(a.faces) == 1  # the request opened no face of its own
+
+
+async def test_a_face_paces_its_data_at_the_rate_its_peer_reports() -> None:
+    """A request for lost fragments says at what rate its sender gets this face's datagrams:
+    the Data that follows goes no faster (a burst of 8 KiB, then 200 KB/s); Interests are not
+    held back."""
+    async with channel(max_datagram=1400) as (a, _ha):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.bind(("127.0.0.1", 0))
+            face = a.face_for(raw.getsockname())
+            peer = trio.socket.from_stdlib_socket(raw)
+            raw.sendto(ask(12345, [0], 1400, rate=200_000), ("127.0.0.1", a.bound.port))
+            with trio.fail_after(5):
+                while face.pacer.rate is None:
+                    await trio.sleep(0.001)
+            assert face.info()["pacing"]["rate"] == 200_000
+            assert face.info()["resend"]["unknown"] == 1  # no such packet: nothing sent again
+            t0 = trio.current_time()
+            for k in range(10):
+                face.send(Data(Name.parse(f"/d/{k}"), os.urandom(7000)))  # 6 datagrams each
+            face.send(Interest(N, 99))
+            with trio.fail_after(5):
+                first = decode_packet(await peer.recv(2048))
+                assert first == Interest(N, 99)  # ahead of the Data that waits
+                got = [await peer.recv(2048) for _ in range(60)]
+            elapsed = trio.current_time() - t0
+        sent = sum(len(d) for d in got)
+        # At 200 KB/s after the burst: 0.31 s. The rate grows a quarter every 0.1 s without
+        # a new report (ccn.pacing), which makes it about 0.23 s; sent at once, about 1 ms.
+        assert (sent - 8 * 1024) / 200_000 > 0.3
+        assert elapsed > 0.15, elapsed
 
 
 async def test_junk_from_a_stranger_opens_no_face() -> None:
