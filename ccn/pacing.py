@@ -13,9 +13,15 @@ it received from this sender (``protocol.md`` §7). The sender then paces its Da
 - Without feedback the rate grows by a quarter every :data:`PROBE_EVERY` (the path may carry
   more: another flow ended); after :data:`RELEASE_AFTER` without feedback the pacer is idle
   again and sends what it holds.
-- What waits is bounded: :data:`QUEUE_TIME` of the rate (at least :data:`MIN_QUEUE` bytes).
-  :meth:`Pacer.offer` refuses a packet that would not fit; it is lost, as on a wire, and the
-  consumer's window learns of it from its timeout.
+- What waits is bounded: :data:`QUEUE_TIME` of the rate, at least :data:`MIN_QUEUE` and at
+  most :data:`MAX_QUEUE` bytes. :meth:`Pacer.offer` refuses a packet that would not fit; it is
+  lost, as on a wire, and the consumer's window learns of it from its timeout. The bound is
+  generous on purpose: a consumer that meets delay adapts its timer to it, where each loss costs
+  it a retransmission timeout (a stream face holds up to 64 MiB for the same reason).
+- Fragments sent again (``offer(..., again=True)``) go after the packet being sent and ahead of
+  the rest, in the order asked for, and one that waits already is not queued twice. They are
+  never refused: a receiver is waiting for them, and they are bounded already (each at most
+  once, of what the sender keeps: :mod:`ccn.frag`).
 
 The receiver's side is a :class:`RateMeter`: the rate at which datagrams came over the last
 :data:`HORIZON`, up to the latest one (a request goes out a while after the fragments stopped
@@ -31,9 +37,10 @@ from collections import deque
 #: The largest burst, in seconds of the paced rate (and the smallest, in bytes).
 BURST_TIME = 0.002
 MIN_BURST = 8 * 1024
-#: Bytes that may wait, in seconds of the paced rate (and at least this many bytes).
-QUEUE_TIME = 0.25
-MIN_QUEUE = 256 * 1024
+#: Bytes that may wait, in seconds of the paced rate (and at least, at most, this many bytes).
+QUEUE_TIME = 2.0
+MIN_QUEUE = 1024 * 1024
+MAX_QUEUE = 16 * 1024 * 1024
 #: Without feedback, the rate grows by a quarter this often ...
 PROBE_EVERY = 0.1
 PROBE_GROWTH = 1.25
@@ -47,6 +54,9 @@ class Pacer:
     """The datagrams of one peer, paced once its receiver has reported a rate."""
 
     __slots__ = (
+        "_again",
+        "_again_set",
+        "_current",
         "_feedback",
         "_grown",
         "_queue",
@@ -63,7 +73,12 @@ class Pacer:
         #: packets refused because what waits would exceed the bound
         self.dropped = 0
         self.queued_bytes = 0
-        self._queue: deque[bytes] = deque()
+        # Packets waiting, each as its datagrams: the one begun, fragments sent again (in the
+        # order asked for), then the rest.
+        self._current: deque[bytes] = deque()
+        self._again: deque[deque[bytes]] = deque()
+        self._again_set: set[bytes] = set()  # the datagrams in _again
+        self._queue: deque[deque[bytes]] = deque()
         self._tokens = 0.0
         self._t = 0.0  # when the tokens were last counted
         self._feedback = 0.0  # when the last report came
@@ -75,7 +90,8 @@ class Pacer:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        """Packets waiting (in part, for the one begun)."""
+        return bool(self._current) + len(self._again) + len(self._queue)
 
     def feedback(self, rate: int, now: float) -> None:
         """The receiver reports getting ``rate`` bytes/s (0: it could not tell; ignored)."""
@@ -89,52 +105,69 @@ class Pacer:
         self.rate = float(max(rate, MIN_RATE))
         self._feedback = self._grown = now
 
-    def offer(self, datagrams: list[bytes], now: float, *, first: bool = False) -> bool:
-        """Queue one packet's ``datagrams`` (at the head with ``first``: fragments sent again,
-        which a receiver is waiting for). False if it does not fit: dropped and counted."""
+    def offer(self, datagrams: list[bytes], now: float, *, again: bool = False) -> bool:
+        """Queue one packet's ``datagrams``; with ``again`` (fragments sent again, which a
+        receiver is waiting for), after the packet begun and those sent again before, ahead of
+        the rest: cutting into a packet would stop its fragments for a while, and its receiver
+        would ask for the rest of it, which is on its way. A datagram to send again that is
+        already waiting is not queued twice (a receiver asks again when the fragments it asked
+        for are slow to come). False if it does not fit: dropped and counted."""
+        if again:
+            waiting = self._again_set
+            datagrams = [d for d in datagrams if d not in waiting]
+            waiting.update(datagrams)
+            if not datagrams:
+                return True
         size = sum(len(d) for d in datagrams)
         self._adapt(now)
         rate = self.rate
-        bound = MIN_QUEUE if rate is None else max(MIN_QUEUE, rate * QUEUE_TIME)
-        if self.queued_bytes and self.queued_bytes + size > bound:
+        bound = MIN_QUEUE if rate is None else min(MAX_QUEUE, max(MIN_QUEUE, rate * QUEUE_TIME))
+        if not again and self.queued_bytes and self.queued_bytes + size > bound:
             self.dropped += 1
             return False
-        if first:
-            self._queue.extendleft(reversed(datagrams))
-        else:
-            self._queue.extend(datagrams)
+        (self._again if again else self._queue).append(deque(datagrams))
         self.queued_bytes += size
         return True
 
     def take(self, now: float) -> list[bytes]:
         """The datagrams that may go now, in order (all of them while idle)."""
         self._adapt(now)
-        queue = self._queue
-        if self.rate is None:
-            out = list(queue)
-            queue.clear()
-            self.queued_bytes = 0
-            return out
-        self._count(now)
-        out = []
-        # (a hair of slack: the tokens counted at the time next_time gave may fall short of
-        # the datagram by a rounding error, and nothing would ever go)
-        while queue and len(queue[0]) <= self._tokens + 1e-6:
-            d = queue.popleft()
-            self._tokens -= len(d)
-            self.queued_bytes -= len(d)
-            out.append(d)
+        paced = self.rate is not None
+        if paced:
+            self._count(now)
+        out: list[bytes] = []
+        current = self._current
+        while True:
+            if not current:
+                if self._again:
+                    current = self._current = self._again.popleft()
+                    self._again_set.difference_update(current)
+                elif self._queue:
+                    current = self._current = self._queue.popleft()
+                else:
+                    break
+            size = len(current[0])
+            # (a hair of slack: the tokens counted at the time next_time gave may fall short
+            # of the datagram by a rounding error, and nothing would ever go)
+            if paced and size > self._tokens + 1e-6:
+                break
+            out.append(current.popleft())
+            self._tokens -= size
+            self.queued_bytes -= size
+        if not paced:
+            self._tokens = 0.0
         return out
 
     def next_time(self, now: float) -> float | None:
         """When the first datagram waiting may go (None if none waits)."""
-        if not self._queue:
+        head = self._current or (self._again or self._queue or [None])[0]
+        if not head:
             return None
         rate = self.rate
         if rate is None:
             return now
         self._count(now)
-        missing = len(self._queue[0]) - self._tokens
+        missing = len(head[0]) - self._tokens
         return now if missing <= 0 else now + missing / rate
 
     def _burst(self, rate: float) -> float:

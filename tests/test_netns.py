@@ -380,6 +380,6 @@ async def test_udp_through_a_slow_link_with_a_shallow_queue(where: str) -> None:
             if where == "switch":
                 assert c_face["reassembly"]["asked"] > 0 and p_face["resend"]["resent"] > 0
                 # (p then paces its Data at the rate c reports, and drops what would wait
-                # longer than a quarter of a second: the consumer's window shrinks)
+                # longer than 2 s: the consumer's window shrinks)
             else:
                 assert p_face["dropped"] == 0 and p_face["resend"]["asked"] == 0

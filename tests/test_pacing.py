@@ -82,9 +82,10 @@ def test_what_waits_is_bounded_and_the_excess_is_dropped() -> None:
 def test_fragments_sent_again_go_first() -> None:
     p = Pacer()
     p.feedback(1_000_000, 0.0)
-    p.take(0.0)  # spend the burst
+    p.offer([b"f" * MIN_BURST], 0.0)
+    assert len(p.take(0.0)) == 1  # the burst is spent
     p.offer([b"a" * 1000, b"b" * 1000], 0.0)
-    p.offer([b"x" * 1000, b"y" * 1000], 0.0, first=True)
+    p.offer([b"x" * 1000, b"y" * 1000], 0.0, again=True)
     out: list[bytes] = []
     t = 0.0
     while p.queued:
@@ -114,3 +115,41 @@ def test_a_rate_meter_forgets_what_came_before_a_pause() -> None:
     burst.add(1000, 0.0)
     burst.add(1000, 0.001)  # too short a span to tell
     assert burst.rate() == 0
+
+
+def test_fragments_sent_again_do_not_cut_into_a_packet_begun() -> None:
+    p = Pacer()
+    p.feedback(1_000_000, 0.0)
+    p.offer([b"f" * MIN_BURST], 0.0)
+    assert len(p.take(0.0)) == 1  # the burst is spent
+    p.offer([b"a" * 1000, b"b" * 1000, b"c" * 1000], 0.0)
+    p.offer([b"n" * 1000], 0.0)
+    assert p.take(0.001) == [b"a" * 1000]  # begun
+    p.offer([b"x" * 1000], 0.001, again=True)
+    p.offer([b"y" * 1000], 0.001, again=True)
+    out: list[bytes] = []
+    t = 0.001
+    while p.queued:
+        t = p.next_time(t) or t
+        out += p.take(t)
+    assert [d[:1] for d in out] == [b"b", b"c", b"x", b"y", b"n"]  # sent again: in order
+    assert p.queued_bytes == 0
+
+
+def test_a_datagram_to_send_again_is_not_queued_twice() -> None:
+    p = Pacer()
+    p.feedback(1_000_000, 0.0)
+    p.offer([b"f" * MIN_BURST], 0.0)
+    p.take(0.0)  # the burst is spent
+    p.offer([b"x" * 1000, b"y" * 1000], 0.0, again=True)
+    p.offer([b"y" * 1000, b"z" * 1000], 0.0, again=True)  # asked again: y waits already
+    p.offer([b"x" * 1000], 0.0, again=True)
+    assert p.queued_bytes == 3000
+    out: list[bytes] = []
+    t = 0.0
+    while p.queued:
+        t = p.next_time(t) or t
+        out += p.take(t)
+    assert [d[:1] for d in out] == [b"x", b"y", b"z"]
+    p.offer([b"x" * 1000], t, again=True)  # sent: it may be asked for again
+    assert p.queued_bytes == 1000

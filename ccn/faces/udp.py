@@ -271,7 +271,7 @@ class UdpFace(Face):
                     self.pacer.feedback(request.rate, now)
                 if again:
                     if self.pacer.active:
-                        self.pacer.offer(again, now, first=True)
+                        self.pacer.offer(again, now, again=True)
                         self._pace_wake.set()
                     else:
                         self.channel.send_datagrams(again, self.addr)
