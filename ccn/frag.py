@@ -179,10 +179,11 @@ class ResendCounters:
 
 
 class _Kept:
-    __slots__ = ("asks", "packet", "until")
+    __slots__ = ("asks", "packet", "size", "until")
 
-    def __init__(self, packet: bytes, until: float) -> None:
+    def __init__(self, packet: bytes, size: int, until: float) -> None:
         self.packet = packet
+        self.size = size  # the datagram size it was cut at (max_datagram may change since)
         self.until = until
         self.asks = 0
 
@@ -231,7 +232,7 @@ class Fragmenter:
         datagrams = fragment(packet, self.max_datagram, pid)
         if len(packet) <= self.keep_bytes:
             self._forget(now, room=len(packet))
-            self._kept[pid] = _Kept(packet, now + self.keep_for)
+            self._kept[pid] = _Kept(packet, self.max_datagram, now + self.keep_for)
             self._kept_bytes += len(packet)
         return datagrams
 
@@ -253,7 +254,7 @@ class Fragmenter:
             c.refused += 1
             return []
         kept.asks += 1
-        datagrams = fragment(kept.packet, self.max_datagram, pid, indexes)
+        datagrams = fragment(kept.packet, kept.size, pid, indexes)
         c.asked += 1
         c.resent += len(datagrams)
         return datagrams

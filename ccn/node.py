@@ -844,6 +844,7 @@ class Node:
 
     async def _open_udp(self, uri: FaceUri) -> UdpChannel:
         channel = await UdpChannel.open(uri)
+        channel.say = _say
         await self.nursery.start(channel.run, self._serve_face)
         self.udp_channels.append(channel)
         return channel

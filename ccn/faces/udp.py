@@ -47,7 +47,8 @@ import trio
 from ccn.codec import decode, encode
 from ccn.errors import ConnectError, DecodeError, InvalidPacket
 from ccn.faces.base import READ_QUANTUM, Deliver, Face
-from ccn.faces.liveness import PROBE, heard, probe_interest
+from ccn.faces.liveness import PROBE, PROBE_LIFETIME_MS, heard, probe_interest
+from ccn.faces.peers import is_loopback
 from ccn.faces.uri import FaceUri, sockaddr_host, unknown_zone
 from ccn.frag import (
     ASK_AFTER,
@@ -59,6 +60,7 @@ from ccn.frag import (
     parse_ask,
     parse_header,
 )
+from ccn.name import MAX_COMPONENT_BYTES, MAX_NAME_BYTES, Name
 from ccn.pacing import Pacer, RateMeter
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
 
@@ -73,6 +75,13 @@ FALLBACK_MTU = 1500
 MAX_QUEUE_DATAGRAMS = 65536
 #: Bytes of fragmented packets a face keeps (each for 2 s) to send missing fragments again.
 KEEP_SENT_BYTES = 4 << 20
+#: Datagram sizes a face falls back to, largest first, when its peer answers small packets but
+#: not one of the size its path's MTU allows (a link on the way with a smaller MTU that says
+#: nothing: a bridge port, a tunnel): Ethernet's, and the least every IPv4 and IPv6 host takes.
+FALLBACK_SIZES = {socket.AF_INET: (1472, 548), socket.AF_INET6: (1452, 1232)}
+#: How long a face waits for the answer to a probe of its datagram size, and how many it sends.
+SIZE_PROBE_WAIT = 0.5
+SIZE_PROBE_TRIES = 2
 #: How long the channel waits before sending again when the kernel has no buffer for a
 #: datagram (ENOBUFS: the interface's queue is full, as behind a slow link).
 NOBUFS_WAIT = 0.001
@@ -87,6 +96,43 @@ _IPV6_RECVERR = 25
 MAX_ERRORS_PER_TURN = 256
 SockAddr = tuple[Any, ...]
 OnUdpFace = Callable[["UdpFace"], Awaitable[None]]
+
+
+def _silent(_line: str) -> None:
+    pass
+
+
+def _padding(size: int) -> tuple[bytes, ...]:
+    """Name components of ``size`` bytes in all (at most a name's worth)."""
+    size = min(size, MAX_NAME_BYTES - 64)
+    whole, rest = divmod(size, MAX_COMPONENT_BYTES)
+    return (b"\0" * MAX_COMPONENT_BYTES,) * whole + ((b"\0" * rest,) if rest else ())
+
+
+def _padded_probe(nonce: int, size: int) -> bytes:
+    """A probe Interest (hop limit 0) for :data:`PROBE` plus padding, encoded in ``size`` bytes
+    or a few less (one datagram), or in :data:`MAX_SIZE_PROBE` if ``size`` is larger."""
+
+    def probe(pad: int) -> bytes:
+        name = PROBE.append(*_padding(pad))
+        return encode(Interest(name, nonce, PROBE_LIFETIME_MS, hop_limit=0))
+
+    pad = max(0, size - len(probe(0)))
+    wire = probe(pad)
+    while len(wire) > size and pad > 0:  # the padding's own headers
+        pad = max(0, pad - (len(wire) - size))
+        wire = probe(pad)
+    return wire
+
+
+def _is_size_probe(name: Name) -> bool:
+    return len(name) > len(PROBE) and name.components[: len(PROBE)] == PROBE.components
+
+
+#: The largest probe :func:`_padded_probe` makes (a name holds at most 2048 bytes): a path
+#: that drops datagrams only above this size (jumbo frames on the way, but smaller than this
+#: host's) is not found out.
+MAX_SIZE_PROBE = len(_padded_probe(0, 1 << 16))
 
 
 def _key(addr: SockAddr) -> tuple[str, int, int]:
@@ -228,6 +274,10 @@ class UdpFace(Face):
         self.decode_error = ""
         #: Who asked for this face as persistent and has not released it (:meth:`release`)
         self.holders = 0
+        #: (size before, size after) once the peer did not answer datagrams of the path's size
+        #: and the face fell back to smaller ones (:meth:`check_size`)
+        self.size_fallback: tuple[int, int] | None = None
+        self._size_probe: tuple[int, trio.Event] | None = None  # (nonce, answered)
         self._deliver: Deliver | None = None
         self._early: list[Packet] = []
         self._closed_event = trio.Event()
@@ -291,6 +341,16 @@ class UdpFace(Face):
             self.decode_error = str(e)
             return
         self.counters.count_in(packet)
+        probe = self._size_probe
+        if probe is not None and type(packet) is Nack and packet.interest.nonce == probe[0]:
+            probe[1].set()  # the answer to check_size's probe: for nobody else
+            return
+        if type(packet) is Interest and packet.hop_limit == 0 and _is_size_probe(packet.name):
+            # A peer's check_size: answered here, with the probe's name alone, so that the
+            # answer is small (what is checked is the size of the datagrams it sends us).
+            small = Interest(PROBE, packet.nonce, PROBE_LIFETIME_MS, hop_limit=0)
+            self.channel.send_datagrams([encode(Nack(small, NackReason.HOP_LIMIT))], self.addr)
+            return
         if self._deliver is None:
             if len(self._early) < EARLY_MAX:
                 self._early.append(packet)
@@ -377,10 +437,56 @@ class UdpFace(Face):
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pace_loop)
+                if self.channel.max_datagram is None and not is_loopback(self.addr[0]):
+                    nursery.start_soon(self.check_size)
                 await self._timer_loop()
                 nursery.cancel_scope.cancel()
         finally:
             self.close(self.close_reason or "closed")
+
+    async def check_size(self) -> None:
+        """Find out whether datagrams of this face's size reach the peer: a probe Interest
+        padded to that size (hop limit 0, which a ccn node answers at once, with a Nack that
+        carries the Interest back). If it goes unanswered while a small one is answered, a
+        link on the way has a smaller MTU and drops what is larger without a word (no ICMP on
+        a bridge): every fragment of every large packet would be lost, the fetch would fail
+        after its retries, and nothing would say why. The face then falls back to smaller
+        datagrams (:data:`FALLBACK_SIZES`), which it checks the same way, and the channel
+        says so once. A peer that answers nothing is left to the liveness probes."""
+        first = size = self.fragmenter.max_datagram
+        smaller = [n for n in FALLBACK_SIZES.get(self.channel.family, ()) if n < size]
+        while not await self._answers(size):
+            if self.closed or not smaller or not await self._answers(smaller[-1]):
+                return  # closed, nothing smaller to try, or silent whatever the size
+            size = smaller.pop(0)
+        if size != first:
+            self.fragmenter.max_datagram = size
+            self.size_fallback = (first, size)
+            self.channel.say(
+                f"{self.remote} does not receive {first}-byte datagrams (a link on the way has "
+                f"a smaller MTU than this host's, and drops them without a word): sending it "
+                f"{size}-byte ones"
+            )
+
+    async def _answers(self, size: int) -> bool:
+        """Whether the peer answers a probe padded to one datagram of ``size`` bytes (at most
+        :data:`MAX_SIZE_PROBE`), of :data:`SIZE_PROBE_TRIES` sent :data:`SIZE_PROBE_WAIT`
+        apart."""
+        for _ in range(SIZE_PROBE_TRIES):
+            if self.closed:
+                return False
+            nonce = secrets.randbits(32)
+            answered = trio.Event()
+            self._size_probe = (nonce, answered)
+            try:
+                probe = _padded_probe(nonce, min(size, MAX_SIZE_PROBE))
+                self.channel.send_datagrams([probe], self.addr)
+                with trio.move_on_after(SIZE_PROBE_WAIT):
+                    await answered.wait()
+                    return True
+            finally:
+                self._size_probe = None
+        return False
 
     async def _timer_loop(self) -> None:
         while not self.closed:
@@ -419,6 +525,7 @@ class UdpFace(Face):
         out = super().info()
         out["persistent"] = self.persistent
         out["mtu_payload"] = self.fragmenter.max_datagram
+        out["size_fallback"] = self.size_fallback
         out["unreachable"] = self.unreachable
         out["unreachable_error"] = self.unreachable_error
         out["reassembly"] = self.reassembler.counters.as_dict()
@@ -462,6 +569,8 @@ class UdpChannel:
         self._wake = trio.Event()
         self._on_face: OnUdpFace | None = None
         self._nursery: trio.Nursery | None = None
+        #: Where the channel's faces say what a person should know (the node's stderr).
+        self.say: Callable[[str], None] = _silent
 
     @classmethod
     async def open(cls, uri: FaceUri, **kwargs: Any) -> UdpChannel:

@@ -18,13 +18,25 @@ from ccn.faces.base import Face
 from ccn.faces.liveness import PROBE
 from ccn.faces.udp import (
     EARLY_MAX,
+    MAX_SIZE_PROBE,
     UdpChannel,
     UdpFace,
+    _is_size_probe,
+    _padded_probe,
     path_datagram_size,
     receive_errors,
 )
 from ccn.faces.uri import FaceUri
-from ccn.frag import ASK_AFTER, Reassembler, ask, fragment, is_request, parse_ask, parse_header
+from ccn.frag import (
+    ASK_AFTER,
+    Reassembler,
+    ask,
+    fragment,
+    is_fragment,
+    is_request,
+    parse_ask,
+    parse_header,
+)
 from ccn.name import Name
 from ccn.packet import Data, Interest, Nack, NackReason, Packet
 from ccn.testing import no_ipv6_loopback
@@ -210,6 +222,71 @@ async def test_a_face_paces_its_data_at_the_rate_its_peer_reports() -> None:
         # a new report (ccn.pacing), which makes it about 0.23 s; sent at once, about 1 ms.
         assert (sent - 8 * 1024) / 200_000 > 0.3
         assert elapsed > 0.15, elapsed
+
+
+def test_a_size_probe_is_one_datagram_of_the_size_asked() -> None:
+    for size in (100, 548, 1232, 1452, 1472):
+        wire = _padded_probe(7, size)
+        assert size - 4 <= len(wire) <= size
+        probe = decode_packet(wire)
+        assert type(probe) is Interest and probe.hop_limit == 0 and _is_size_probe(probe.name)
+    assert len(_padded_probe(7, 9000)) == MAX_SIZE_PROBE < 9000  # a name holds 2048 bytes
+    assert not _is_size_probe(PROBE)  # the liveness probe is answered by the node, as before
+
+
+async def _peer_answering_up_to(raw: socket.socket, largest: int) -> None:
+    """Play a peer whose link drops datagrams larger than ``largest``: answer the probes
+    that are not, as a ccn node's face does."""
+    peer = trio.socket.from_stdlib_socket(raw)
+    while True:
+        wire, addr = await peer.recvfrom(65536)
+        if len(wire) > largest or is_fragment(wire):
+            continue
+        probe = decode_packet(wire)
+        if type(probe) is Interest and probe.hop_limit == 0:
+            small = Interest(PROBE, probe.nonce, 1000, hop_limit=0)
+            await peer.sendto(encode(Nack(small, NackReason.HOP_LIMIT)), addr)
+
+
+@pytest.mark.parametrize(("largest", "after"), [(600, 548), (65535, 1400), (0, 1400)])
+async def test_a_face_falls_back_to_smaller_datagrams_its_peer_does_receive(
+    largest: int, after: int
+) -> None:
+    """A peer behind a link with a smaller MTU (one that drops larger datagrams without a
+    word) answers small probes but not one of the face's size: the face falls back (and the
+    channel says so). One that answers all keeps the size; one that answers nothing too (its
+    liveness is another matter)."""
+    said: list[str] = []
+    async with channel(max_datagram=1400) as (a, _ha), trio.open_nursery() as nursery:
+        a.say = said.append
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.bind(("127.0.0.1", 0))
+            nursery.start_soon(_peer_answering_up_to, raw, largest)
+            face = a.face_for(raw.getsockname())
+            with trio.fail_after(10):
+                await face.check_size()
+            nursery.cancel_scope.cancel()
+    assert face.fragmenter.max_datagram == after
+    if after == 1400:
+        assert face.size_fallback is None and not said
+    else:
+        assert face.size_fallback == (1400, 548) and face.info()["size_fallback"] == (1400, 548)
+        assert said == [
+            f"{face.remote} does not receive 1400-byte datagrams (a link on the way has a "
+            "smaller MTU than this host's, and drops them without a word): sending it "
+            "548-byte ones"
+        ]
+
+
+async def test_a_face_answers_its_peer_s_size_probe_itself_and_briefly() -> None:
+    async with channel() as (b, hb):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.bind(("127.0.0.1", 0))
+            raw.sendto(_padded_probe(99, 1400), ("127.0.0.1", b.bound.port))
+            with trio.fail_after(5):
+                answer = decode_packet(await trio.socket.from_stdlib_socket(raw).recv(65536))
+        assert answer == Nack(Interest(PROBE, 99, 1000, hop_limit=0), NackReason.HOP_LIMIT)
+        assert hb.packets == []  # not the node's business
 
 
 async def test_junk_from_a_stranger_opens_no_face() -> None:
