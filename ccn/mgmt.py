@@ -22,7 +22,7 @@ import trio
 from ccn.config import check_routable
 from ccn.errors import CcnError, DecodeError, StoreError, os_error_text
 from ccn.faces.internal import InternalFace
-from ccn.faces.uri import FaceUri, is_own_address
+from ccn.faces.uri import FaceUri, is_own_address, own_address_error
 from ccn.keys import SigningKey
 from ccn.logline import say_traceback
 from ccn.maintenance import Maintenance, Wanted, stoppable
@@ -225,7 +225,7 @@ class Management:
         except CcnError as e:
             raise CommandFailed(str(e)) from None
         if is_own_address(target, self.node.bound):
-            raise CommandFailed(f"{uri} is this node's own address: a route to it would loop")
+            raise CommandFailed(own_address_error(uri))
         cost = params.get("cost", 0)
         if type(cost) is not int or cost < 0:
             raise CommandFailed("cost must be a non-negative integer")

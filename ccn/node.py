@@ -41,7 +41,7 @@ from ccn.faces.stream import (
 )
 from ccn.faces.transport import open_listener, serve
 from ccn.faces.udp import UdpChannel
-from ccn.faces.uri import FaceUri, is_own_address
+from ccn.faces.uri import FaceUri, is_own_address, own_address_error
 from ccn.framing import HEADER_SIZE
 from ccn.fw.actions import (
     Action,
@@ -294,10 +294,7 @@ class Node:
                     self.bound_ndn = await nursery.start(self.ndn.run, uris)
                 for prefix, route_uri in self.config.routes:
                     if is_own_address(FaceUri.parse(route_uri), self.bound):
-                        raise ConfigError(
-                            f"route {prefix}={route_uri}: that is this node's own address "
-                            "(a route to it would loop)"
-                        )
+                        raise ConfigError(f"route {prefix}: {own_address_error(route_uri)}")
                     self.links.configure(prefix, route_uri)
                 nursery.start_soon(self._timer_loop)
                 nursery.start_soon(self.cache_feed.run)

@@ -462,7 +462,7 @@ def test_a_node_started_with_a_route_to_itself_says_so(
     started = run(
         "node", "--store", str(tmp_path / "s"), "--listen", listen, "--route", f"/x={route}"
     )
-    one_line_error(started, f"route /x={route}", "own address", "loop")
+    one_line_error(started, f"route /x: {route} is this node's own address", "loop")
     assert not (tmp_path / "s").exists()  # a start that failed leaves no new store
 
 

@@ -127,6 +127,12 @@ def is_own_address(target: FaceUri, bound: Iterable[FaceUri]) -> bool:
     return False
 
 
+def own_address_error(uri: str) -> str:
+    """What a route to this node's own address ``uri`` is refused with (at start, and by
+    ``ccn route add``): one wording wherever it is caught."""
+    return f"{uri} is this node's own address: a route to it would loop"
+
+
 def _reaches(target: str, listener: str) -> bool:
     """A connection to host ``target`` reaches a listener on host ``listener`` (same port)."""
     if target == listener:
