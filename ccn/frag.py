@@ -236,6 +236,10 @@ class Fragmenter:
             self._kept_bytes += len(packet)
         return datagrams
 
+    def keeps(self, packet_id: int) -> bool:
+        """Whether packet ``packet_id`` is kept (sent lately, and fragmented)."""
+        return packet_id in self._kept
+
     def resend(self, request: Ask | None, now: float) -> list[bytes]:
         """The fragments a receiver's ``request`` (:func:`parse_ask`; None: malformed) asks
         for, if this sender still keeps their packet and has not answered :data:`MAX_ASKS`

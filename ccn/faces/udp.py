@@ -278,6 +278,8 @@ class UdpFace(Face):
         #: and the face fell back to smaller ones (:meth:`check_size`)
         self.size_fallback: tuple[int, int] | None = None
         self._size_probe: tuple[int, trio.Event] | None = None  # (nonce, answered)
+        self._size_due = trio.Event()
+        self._largest_fallback = max(FALLBACK_SIZES.get(channel.family, (0,)))
         self._deliver: Deliver | None = None
         self._early: list[Packet] = []
         self._closed_event = trio.Event()
@@ -294,6 +296,8 @@ class UdpFace(Face):
         except (InvalidPacket, FragmentError):
             self.counters.dropped += 1
             return
+        if not self._size_due.is_set() and len(datagrams[0]) > self._largest_fallback:
+            self._size_due.set()  # the first datagram larger than the usual: check_size
         if self.pacer.active and type(packet) is Data:
             if not self.pacer.offer(datagrams, trio.current_time()):
                 self.counters.dropped += 1
@@ -317,7 +321,9 @@ class UdpFace(Face):
             if is_request(data):
                 request = parse_ask(data)
                 again = self.fragmenter.resend(request, now)
-                if request is not None:
+                if request is not None and self.fragmenter.keeps(request.packet_id):
+                    # (only a request about a packet this face sent lately paces it: one with
+                    # a guessed id, from an address spoofed as the peer's, cannot slow it down)
                     self.pacer.feedback(request.rate, now)
                 if again:
                     if self.pacer.active:
@@ -438,11 +444,19 @@ class UdpFace(Face):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pace_loop)
                 if self.channel.max_datagram is None and not is_loopback(self.addr[0]):
-                    nursery.start_soon(self.check_size)
+                    nursery.start_soon(self._check_size_when_due)
                 await self._timer_loop()
                 nursery.cancel_scope.cancel()
         finally:
             self.close(self.close_reason or "closed")
+
+    async def _check_size_when_due(self) -> None:
+        """:meth:`check_size`, once the face first sends a datagram larger than the largest
+        of :data:`FALLBACK_SIZES` (a path with jumbo frames): smaller ones are the size of
+        every Ethernet, and on such a path nothing is sent to check (nor can a stranger who
+        opens a face with one spoofed datagram have this node send probes somewhere)."""
+        await self._size_due.wait()
+        await self.check_size()
 
     async def check_size(self) -> None:
         """Find out whether datagrams of this face's size reach the peer: a probe Interest
