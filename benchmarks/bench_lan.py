@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -44,6 +45,9 @@ from ccn.fetch import fetch_version
 from ccn.name import Name
 from ccn.netlab import Lab, lab, unavailable
 from ccn.testing import stop_all
+
+#: p's address on the segment (its link is the first: 10.1.0.1)
+P_ADDR = "10.1.0.1"
 
 
 async def _two_hosts(net: Lab) -> None:
@@ -101,8 +105,13 @@ BOTTLENECKS = [("20mbit", 20e6, "64kb"), ("100mbit", 100e6, "32kb")]
 async def bottleneck_rates(size: int, runs: int) -> list[dict[str, Any]]:
     out = []
     for rate, bits, queue in BOTTLENECKS:
-        rates: dict[str, list[float]] = {"udp": [], "tcp": []}
-        asked = resent = 0
+        counted = {"asked": 0, "resent": 0}
+
+        async def count_udp(net: Lab, counted: dict[str, int] = counted) -> None:
+            # c's face is new each run, p's is not (p runs on): its count is for all runs
+            counted["asked"] += await _udp_counter(net.uri("c"), "reassembly", "asked")
+            counted["resent"] = await _udp_counter(net.uri("p"), "resend", "resent")
+
         async with lab() as net:
             await _two_hosts(net)
             subprocess.run(
@@ -110,48 +119,15 @@ async def bottleneck_rates(size: int, runs: int) -> list[dict[str, Any]]:
                  "rate", rate, "burst", "16kb", "limit", queue],
                 check=True, capture_output=True,
             )  # fmt: skip
-            await net.start("p", args=("--no-discovery",))
-            for i in range(2 * runs):
-                src = net.workdir / f"f{i}.bin"
-                src.write_bytes(os.urandom(size))
-                async with connect(net.uri("p")) as client:
-                    await client.put(src, f"/bench/f{i}")
-            i = 0
-            for run in range(runs):
-                for kind in ("tcp", "udp") if run % 2 else ("udp", "tcp"):
-                    route = f"/bench={kind}://10.1.0.1:6464"
-                    await net.start("c", args=("--no-discovery", "--route", route))
-                    await _wait_connected(net.uri("c"))
-                    out_file = net.workdir / "out.bin"
-                    t0 = time.monotonic()
-                    with trio.fail_after(300):
-                        async with connect(net.uri("c")) as client:
-                            await fetch_version(client, Name.parse(f"/bench/f{i}"), out_file)
-                    rates[kind].append(size / (time.monotonic() - t0) / MB)
-                    assert out_file.read_bytes() == (net.workdir / f"f{i}.bin").read_bytes()
-                    if kind == "udp":  # c's face is new each run, p's is not (p runs on)
-                        asked += await _udp_counter(net.uri("c"), "reassembly", "asked")
-                        resent = await _udp_counter(net.uri("p"), "resend", "resent")
-                    out_file.unlink()
-                    await net.stop("c")
-                    i += 1
-            await stop_all(list(net.nodes.values()))
-        udp, tcp = statistics.median(rates["udp"]), statistics.median(rates["tcp"])
-        link = bits / 8 / MB
+            rates = await _alternate(net, size, runs, after_udp=count_udp)
         out.append(
             {
                 "rate": rate,
                 "queue": queue,
-                "link_mb_s": link,
-                "size_bytes": size,
-                "runs": runs,
-                "udp_mb_s": rates["udp"],
-                "tcp_mb_s": rates["tcp"],
-                "udp_median_mb_s": udp,
-                "tcp_median_mb_s": tcp,
-                "udp_over_tcp": udp / tcp,
-                "fragments_asked_requests": asked,
-                "fragments_resent": resent,
+                "link_mb_s": bits / 8 / MB,
+                **rates,
+                "fragments_asked_requests": counted["asked"],
+                "fragments_resent": counted["resent"],
             }
         )
     return out
@@ -180,35 +156,50 @@ async def _wait_connected(uri: str) -> None:
 
 
 async def fetch_rates(size: int, runs: int) -> dict[str, Any]:
-    rates: dict[str, list[float]] = {"udp": [], "tcp": []}
     async with lab() as net:
         await _two_hosts(net)
-        await net.start("p", args=("--no-discovery",))
-        p_addr = "10.1.0.1"
-        files = []
-        for i in range(2 * runs):
-            src = net.workdir / f"f{i}.bin"
-            src.write_bytes(os.urandom(size))
-            async with connect(net.uri("p")) as client:
-                await client.put(src, f"/bench/f{i}")
-            files.append(src)
-        i = 0
-        for run in range(runs):
-            for kind in ("tcp", "udp") if run % 2 else ("udp", "tcp"):
-                route = f"/bench={kind}://{p_addr}:6464"
-                await net.start("c", args=("--no-discovery", "--route", route))
-                await _wait_connected(net.uri("c"))
-                out = net.workdir / "out.bin"
-                t0 = time.monotonic()
+        return await _alternate(net, size, runs)
+
+
+async def _alternate(
+    net: Lab,
+    size: int,
+    runs: int,
+    *,
+    after_udp: Callable[[Lab], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """``runs`` rounds of a fetch of a distinct random file of ``size`` bytes from p over UDP
+    and one over TCP (the order alternating), each through a fresh node on c; the MB/s of each
+    and the medians. ``after_udp`` runs after each UDP fetch, while c's node still runs."""
+    rates: dict[str, list[float]] = {"udp": [], "tcp": []}
+    await net.start("p", args=("--no-discovery",))
+    files = []
+    for i in range(2 * runs):
+        src = net.workdir / f"f{i}.bin"
+        src.write_bytes(os.urandom(size))
+        async with connect(net.uri("p")) as client:
+            await client.put(src, f"/bench/f{i}")
+        files.append(src)
+    i = 0
+    for run in range(runs):
+        for kind in ("tcp", "udp") if run % 2 else ("udp", "tcp"):
+            route = f"/bench={kind}://{P_ADDR}:6464"
+            await net.start("c", args=("--no-discovery", "--route", route))
+            await _wait_connected(net.uri("c"))
+            out = net.workdir / "out.bin"
+            t0 = time.monotonic()
+            with trio.fail_after(300):
                 async with connect(net.uri("c")) as client:
                     await fetch_version(client, Name.parse(f"/bench/f{i}"), out)
-                dt = time.monotonic() - t0
-                assert out.read_bytes() == files[i].read_bytes()
-                rates[kind].append(size / dt / MB)
-                out.unlink()
-                await net.stop("c")
-                i += 1
-        await stop_all(list(net.nodes.values()))
+            dt = time.monotonic() - t0
+            assert out.read_bytes() == files[i].read_bytes()
+            rates[kind].append(size / dt / MB)
+            if kind == "udp" and after_udp is not None:
+                await after_udp(net)
+            out.unlink()
+            await net.stop("c")
+            i += 1
+    await stop_all(list(net.nodes.values()))
     udp, tcp = statistics.median(rates["udp"]), statistics.median(rates["tcp"])
     return {
         "size_bytes": size,

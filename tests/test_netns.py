@@ -347,6 +347,33 @@ def _tbf_dropped(ns: str, dev: str) -> int:
     return int(shown.split("dropped ")[1].split(",")[0])
 
 
+async def _udp_fetch(
+    net: Lab, data: bytes, name: str, prepare: Callable[[Lab], None]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    r"""Hosts p and c on one segment, ``prepare``\ d; ``data`` published as ``name`` on p and
+    fetched on c over a static ``udp://`` route, byte for byte. Return p's and c's UDP face."""
+    net.host("p")
+    net.host("c")
+    net.segment("lan")
+    net.link("p", "lan")
+    net.link("c", "lan")
+    prepare(net)
+    await net.start("p", args=("--no-discovery",))
+    src = net.workdir / "src.bin"
+    src.write_bytes(data)
+    async with connect(net.uri("p")) as client:
+        await client.put(src, name)
+    route = f"{name.rsplit('/', 1)[0]}=udp://10.1.0.1:6464"
+    await net.start("c", args=("--no-discovery", "--route", route))
+    out = net.workdir / "out.bin"
+    async with connect(net.uri("c")) as client:
+        await fetch_version(client, Name.parse(name), out)
+    assert out.read_bytes() == data
+    (p_face,) = [f for f in (await status(net.uri("p")))["faces"] if "resend" in f]
+    (c_face,) = [f for f in (await status(net.uri("c")))["faces"] if "resend" in f]
+    return p_face, c_face
+
+
 @pytest.mark.parametrize("where", ["switch", "sender"])
 async def test_udp_through_a_slow_link_with_a_shallow_queue(where: str) -> None:
     """p serves 4 MiB over UDP to c through a 20 Mbit/s link whose queue holds about one
@@ -355,31 +382,19 @@ async def test_udp_through_a_slow_link_with_a_shallow_queue(where: str) -> None:
     the switch, c asks p for the fragments it lacks (and p paces to the rate c reports); where
     it is p's own interface, the kernel says it has no buffer (ENOBUFS) and p waits, where it
     used to drop the rest of the chunk."""
-    data = os.urandom(4 << 20)
+
+    def slow_link(net: Lab) -> None:
+        why = _tbf(*place(net))
+        if why is not None:
+            pytest.skip(f"no tbf queue discipline here: {why}")
+
+    def place(net: Lab) -> tuple[str, str]:
+        return (net.switch, "s2") if where == "switch" else (net.ns("p"), "e1")
+
     with trio.fail_after(90):
         async with lab() as net:
-            net.host("p")
-            net.host("c")
-            net.segment("lan")
-            net.link("p", "lan")
-            net.link("c", "lan")
-            ns, dev = (net.switch, "s2") if where == "switch" else (net.ns("p"), "e1")
-            why = _tbf(ns, dev)
-            if why is not None:
-                pytest.skip(f"no tbf queue discipline here: {why}")
-            await net.start("p", args=("--no-discovery",))
-            src = net.workdir / "src.bin"
-            src.write_bytes(data)
-            async with connect(net.uri("p")) as client:
-                await client.put(src, "/slow/f")
-            await net.start("c", args=("--no-discovery", "--route", "/slow=udp://10.1.0.1:6464"))
-            out = net.workdir / "out.bin"
-            async with connect(net.uri("c")) as client:
-                await fetch_version(client, Name.parse("/slow/f"), out)
-            assert out.read_bytes() == data
-            assert _tbf_dropped(ns, dev) > 0  # the queue did overflow
-            (p_face,) = [f for f in (await status(net.uri("p")))["faces"] if "resend" in f]
-            (c_face,) = [f for f in (await status(net.uri("c")))["faces"] if "resend" in f]
+            p_face, c_face = await _udp_fetch(net, os.urandom(4 << 20), "/slow/f", slow_link)
+            assert _tbf_dropped(*place(net)) > 0  # the queue did overflow
             if where == "switch":
                 assert c_face["reassembly"]["asked"] > 0 and p_face["resend"]["resent"] > 0
                 # (p then paces its Data at the rate c reports, and drops what would wait
@@ -393,28 +408,14 @@ async def test_udp_to_a_host_behind_a_smaller_mtu() -> None:
     p's large datagrams to c without a word (no ICMP), so every fragment of every chunk p sent
     was lost and the fetch failed after 55 s with nothing said. Now p's face finds out with a
     probe of its datagram size, falls back to 1472-byte datagrams, and says so."""
-    data = os.urandom(4 << 20)
+
+    def jumbo_p(net: Lab) -> None:
+        for ns, dev in ((net.switch, "s1"), (net.switch, "br1"), (net.ns("p"), "e1")):
+            subprocess.run(["ip", "-n", ns, "link", "set", dev, "mtu", "9000"], check=True)
+
     with trio.fail_after(60):
         async with lab() as net:
-            net.host("p")
-            net.host("c")
-            net.segment("lan")
-            net.link("p", "lan")
-            net.link("c", "lan")
-            for ns, dev in ((net.switch, "s1"), (net.switch, "br1"), (net.ns("p"), "e1")):
-                subprocess.run(["ip", "-n", ns, "link", "set", dev, "mtu", "9000"], check=True)
-            await net.start("p", args=("--no-discovery",))
-            src = net.workdir / "src.bin"
-            src.write_bytes(data)
-            async with connect(net.uri("p")) as client:
-                await client.put(src, "/mtu/f")
-            await net.start("c", args=("--no-discovery", "--route", "/mtu=udp://10.1.0.1:6464"))
-            out = net.workdir / "out.bin"
-            async with connect(net.uri("c")) as client:
-                await fetch_version(client, Name.parse("/mtu/f"), out)
-            assert out.read_bytes() == data
-            (p_face,) = [f for f in (await status(net.uri("p")))["faces"] if "resend" in f]
-            (c_face,) = [f for f in (await status(net.uri("c")))["faces"] if "resend" in f]
+            p_face, c_face = await _udp_fetch(net, os.urandom(4 << 20), "/mtu/f", jumbo_p)
             assert p_face["size_fallback"] == [8972, 1472] and p_face["mtu_payload"] == 1472
             assert c_face["size_fallback"] is None and c_face["mtu_payload"] == 1472
             said = (net.workdir / "p.log").read_text()
