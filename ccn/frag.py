@@ -125,9 +125,20 @@ class Ask(NamedTuple):
     """A parsed request for missing fragments."""
 
     packet_id: int
-    indexes: list[int]
+    #: (first, last) index runs, ascending, not overlapping
+    runs: tuple[tuple[int, int], ...]
     #: bytes/s the receiver got from the sender lately (0: unknown)
     rate: int
+
+    def indexes(self, count: int) -> list[int]:
+        """The indexes asked for, below ``count`` (the packet's fragments): never more than
+        ``count`` of them, whatever the runs say."""
+        out: list[int] = []
+        for first, last in self.runs:
+            if first >= count:
+                break
+            out.extend(range(first, min(last, count - 1) + 1))
+        return out
 
 
 def ask(packet_id: int, missing: list[int], max_datagram: int, rate: int = 0) -> bytes:
@@ -156,12 +167,14 @@ def parse_ask(datagram: bytes | memoryview) -> Ask | None:
     marker, kind, pid, rate = _ASK_HEADER.unpack_from(datagram)
     if marker != MARKER or kind != ASK:
         return None
-    indexes: list[int] = []
+    runs: list[tuple[int, int]] = []
+    previous = -1
     for first, last in _RANGE.iter_unpack(datagram[_ASK_HEADER.size :]):
-        if last < first or (indexes and first <= indexes[-1]):
+        if last < first or first <= previous:
             return None  # runs ascend and do not overlap
-        indexes.extend(range(first, last + 1))
-    return Ask(pid, indexes, rate)
+        runs.append((first, last))
+        previous = last
+    return Ask(pid, tuple(runs), rate)
 
 
 @dataclass(slots=True)
@@ -248,7 +261,7 @@ class Fragmenter:
         if request is None:
             c.invalid += 1
             return []
-        pid, indexes, _rate = request
+        pid = request.packet_id
         self._forget(now)
         kept = self._kept.get(pid)
         if kept is None:
@@ -258,7 +271,8 @@ class Fragmenter:
             c.refused += 1
             return []
         kept.asks += 1
-        datagrams = fragment(kept.packet, kept.size, pid, indexes)
+        count = _parts(len(kept.packet), kept.size)[1]
+        datagrams = fragment(kept.packet, kept.size, pid, request.indexes(count))
         c.asked += 1
         c.resent += len(datagrams)
         return datagrams

@@ -178,8 +178,8 @@ def test_a_request_names_runs_of_indexes_and_parses_back() -> None:
     req = ask(0xDEADBEEF, [0, 1, 2, 5, 9, 10], 1400, rate=2_500_000)
     assert is_fragment(req) and is_request(req) and req[1] == ASK
     assert len(req) == 10 + 3 * 4  # three runs: 0-2, 5-5, 9-10
-    assert parse_ask(req) == Ask(0xDEADBEEF, [0, 1, 2, 5, 9, 10], 2_500_000)
-    assert parse_ask(ask(1, [0], 1400, rate=1 << 40)) == Ask(1, [0], 0xFFFFFFFF)  # saturates
+    assert parse_ask(req) == Ask(0xDEADBEEF, ((0, 2), (5, 5), (9, 10)), 2_500_000)
+    assert parse_ask(ask(1, [0], 1400, rate=1 << 40)) == Ask(1, ((0, 0),), 0xFFFFFFFF)  # saturates
     assert parse_header(req) is None  # never taken for a fragment
     frag = fragment(b"x" * 3000, 1400, 1)[0]
     assert not is_request(frag) and parse_ask(frag) is None
@@ -190,7 +190,19 @@ def test_a_request_holds_as_many_runs_as_fit_in_a_datagram() -> None:
     req = ask(1, every_other, 100)
     assert len(req) <= 100
     parsed = parse_ask(req)
-    assert parsed is not None and parsed[1] == every_other[: (100 - 10) // 4]
+    assert parsed is not None and parsed.indexes(2000) == every_other[: (100 - 10) // 4]
+
+
+def test_a_request_names_no_more_fragments_than_the_packet_has() -> None:
+    # One datagram of runs up to 65535 would otherwise have the sender list 23 million
+    # indexes: the runs stay runs until clipped to the packet's fragment count.
+    wide = ask(7, [0], 1400)[:10] + bytes([0, 0, 0xFF, 0xFF])
+    parsed = parse_ask(wide)
+    assert parsed is not None and parsed.runs == ((0, 0xFFFF),)
+    assert parsed.indexes(5) == [0, 1, 2, 3, 4]
+    fr = Fragmenter(1000, first_id=7, keep_bytes=1 << 20)
+    frags = fr.fragment(b"w" * 4000, 0.0)
+    assert fr.resend(parsed, 0.1) == frags
 
 
 def test_malformed_requests_are_refused() -> None:
@@ -218,7 +230,7 @@ def test_a_receiver_asks_for_what_is_missing_once_fragments_stop_coming() -> Non
     assert r.next_deadline() == last + ASK_AFTER
     assert r.asks(last + ASK_AFTER / 2, 1400) == []  # not yet: they may still be coming
     (req,) = r.asks(last + ASK_AFTER, 1400)
-    assert parse_ask(req) == Ask(42, [3, 4, 10], 0)
+    assert parse_ask(req) == Ask(42, ((3, 4), (10, 10)), 0)
     assert r.counters.asked == 1
     assert r.asks(last + ASK_AFTER, 1400) == []  # one request per round
 
@@ -278,10 +290,10 @@ def test_a_round_asks_for_no_more_than_the_path_delivered() -> None:
         for f in fragment(bytes([pid]) * 20 * 990, 1000, pid)[:5]:
             r.feed(f, 0.0)
     first = [parse_ask(q) for q in r.asks(ASK_AFTER, 1400)]
-    assert first == [Ask(1, list(range(5, 20)), 0), Ask(2, list(range(5, 10)), 0)]
+    assert first == [Ask(1, ((5, 19),), 0), Ask(2, ((5, 9),), 0)]
     assert r.next_deadline() == 2 * ASK_AFTER  # 3 and 4: the next round, not backed off
     second = [parse_ask(q) for q in r.asks(2 * ASK_AFTER, 1400)]
-    assert second == [Ask(3, list(range(5, 20)), 0), Ask(4, [5], 0)]
+    assert second == [Ask(3, ((5, 19),), 0), Ask(4, ((5, 5),), 0)]
     assert r.counters.asked == 4
 
 

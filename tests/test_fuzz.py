@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ccn import codec
 from ccn.errors import DecodeError, FrameError, InvalidObject
-from ccn.frag import Reassembler, fragment
+from ccn.frag import MAX_ASKS, Fragmenter, Reassembler, ask, fragment, parse_ask
 from ccn.framing import Deframer, frame
 from ccn.keys import SigningKey
 from ccn.mgmt_proto import command_name, decode_reply, encode_reply, parse_command
@@ -210,3 +210,31 @@ def test_reassembler(datagrams: list[bytes]) -> None:
     for n, datagram in enumerate(datagrams):
         r.feed(datagram, n * 0.1)  # no exception at all: bad fragments are counted
         assert r.pending <= 4 and r.pending_bytes <= 2048
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=80),
+            _mutated([ask(42, [0, 1, 2, 7, 9], 200, rate=123_456)]),
+        ),
+        max_size=40,
+    )
+)
+def test_fragment_requests(datagrams: list[bytes]) -> None:
+    """Requests for missing fragments: parsed or refused (None), never an exception; a sender
+    answers at most what it keeps, at most MAX_ASKS times a packet."""
+    sender = Fragmenter(200, first_id=42, keep_bytes=4096)
+    sender.fragment(bytes(range(256)) * 4, 0.0)
+    receiver = Reassembler(ask_after=0.02, max_packets=4, max_bytes=2048)
+    sent = 0
+    for n, datagram in enumerate(datagrams):
+        request = parse_ask(datagram)
+        if request is not None:
+            indexes = request.indexes(6)
+            assert indexes == sorted(set(indexes)) and all(0 <= i < 6 for i in indexes)
+        sent += len(sender.resend(request, n * 0.01))
+        receiver.feed(datagram, n * 0.01)  # a request fed as a fragment: counted, no more
+        receiver.asks(n * 0.01 + 1, 200)
+    assert sender.counters.asked <= MAX_ASKS and sent <= MAX_ASKS * 6
