@@ -32,6 +32,7 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -479,7 +480,9 @@ class Reassembler:
             if budget <= 0:
                 continue
             parts = entry.parts
-            missing = [i for i in range(entry.count) if i not in parts][:budget]
+            missing = list(
+                itertools.islice((i for i in range(entry.count) if i not in parts), budget)
+            )
             budget -= len(missing)
             out.append(ask(pid, missing, max_datagram, rate))
             entry.asks += 1
