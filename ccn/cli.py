@@ -445,7 +445,16 @@ def _face_text(f: dict[str, Any]) -> str:
         f"dropped {f['dropped']}"
         + (f" unreachable {unreachable} ({f['unreachable_error']})" if unreachable else "")
         + (f" fragments asked {asked} resent {resent}" if asked or resent else "")
+        + _size_text(f.get("size_fallback"))
     )
+
+
+def _size_text(fallback: list[int] | None) -> str:
+    """A UDP face that fell back to smaller datagrams (its peer did not receive the path's)."""
+    if not fallback:
+        return ""
+    before, after = fallback
+    return f" datagrams {after} bytes ({before} did not reach the peer)"
 
 
 def _down_text(d: dict[str, Any]) -> str:

@@ -1643,5 +1643,9 @@ def test_face_list_shows_a_udp_face_s_fragment_requests_only_when_there_were_som
     face["reassembly"] = {"asked": 3}
     face["resend"] = {"resent": 40}
     assert _face_text(face).endswith("dropped 0 fragments asked 3 resent 40")
-    del face["reassembly"], face["resend"], face["unreachable"]  # a stream face
-    assert _face_text(face).endswith("dropped 0")
+    face["size_fallback"] = [8972, 1472]
+    assert _face_text(face).endswith(
+        "fragments asked 3 resent 40 datagrams 1472 bytes (8972 did not reach the peer)"
+    )
+    del face["reassembly"], face["resend"], face["unreachable"], face["size_fallback"]
+    assert _face_text(face).endswith("dropped 0")  # a stream face
