@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -209,6 +209,7 @@ class Fragmenter:
     answer requests for their fragments (:meth:`resend`)."""
 
     __slots__ = (
+        "_ids",
         "_kept",
         "_kept_bytes",
         "_next",
@@ -232,6 +233,7 @@ class Fragmenter:
         self.keep_for = keep_for
         self.counters = ResendCounters()
         self._kept: OrderedDict[int, _Kept] = OrderedDict()  # oldest first
+        self._ids: deque[tuple[float, int]] = deque()  # (when, packet id) fragmented lately
         self._kept_bytes = 0
 
     @property
@@ -244,15 +246,27 @@ class Fragmenter:
         pid = self._next
         self._next = (pid + 1) & 0xFFFFFFFF
         datagrams = fragment(packet, self.max_datagram, pid)
+        if self.keep_bytes:
+            ids = self._ids
+            ids.append((now, pid))
+            while now - ids[0][0] > self.keep_for:
+                ids.popleft()
         if len(packet) <= self.keep_bytes:
             self._forget(now, room=len(packet))
             self._kept[pid] = _Kept(packet, self.max_datagram, now + self.keep_for)
             self._kept_bytes += len(packet)
         return datagrams
 
-    def keeps(self, packet_id: int) -> bool:
-        """Whether packet ``packet_id`` is kept (sent lately, and fragmented)."""
-        return packet_id in self._kept
+    def sent_lately(self, packet_id: int, now: float) -> bool:
+        """Whether packet ``packet_id`` was fragmented within the last ``keep_for`` seconds
+        (kept or not: what is kept is bounded in bytes too), by a sender that keeps."""
+        ids = self._ids
+        while ids and now - ids[0][0] > self.keep_for:
+            ids.popleft()
+        if not ids:
+            return False
+        oldest = ids[0][1]
+        return (packet_id - oldest) & 0xFFFFFFFF < (self._next - oldest) & 0xFFFFFFFF
 
     def resend(self, request: Ask | None, now: float) -> list[bytes]:
         """The fragments a receiver's ``request`` (:func:`parse_ask`; None: malformed) asks

@@ -313,6 +313,17 @@ def test_a_sender_resends_exactly_the_fragments_asked_for() -> None:
     assert fr.resend(parse_ask(ask(71, [0], 1400)), 0.5) == [] and fr.counters.unknown == 1
 
 
+def test_a_sender_knows_which_ids_it_sent_lately_kept_or_not() -> None:
+    fr = Fragmenter(1000, first_id=0xFFFFFFFE, keep_bytes=6000, keep_for=2.0)
+    for k in range(4):  # ids ...FE, ...FF, 0, 1 (wrapping); only the last one is kept
+        fr.fragment(b"s" * 5000, 0.1 * k)
+    assert fr.kept_bytes == 5000
+    assert all(fr.sent_lately(i, 0.5) for i in (0xFFFFFFFE, 0xFFFFFFFF, 0, 1))
+    assert not fr.sent_lately(2, 0.5) and not fr.sent_lately(0xFFFFFFFD, 0.5)  # never sent
+    assert not fr.sent_lately(0xFFFFFFFE, 2.15) and fr.sent_lately(1, 2.15)  # 2 s on
+    assert not Fragmenter(1000).sent_lately(0, 0.0)  # a sender that keeps nothing
+
+
 def test_a_sender_answers_at_most_max_asks_per_packet() -> None:
     fr = Fragmenter(1000, keep_bytes=1 << 20)
     fr.fragment(b"m" * 5000, 0.0)

@@ -321,9 +321,10 @@ class UdpFace(Face):
             if is_request(data):
                 request = parse_ask(data)
                 again = self.fragmenter.resend(request, now)
-                if request is not None and self.fragmenter.keeps(request.packet_id):
+                if request is not None and self.fragmenter.sent_lately(request.packet_id, now):
                     # (only a request about a packet this face sent lately paces it: one with
-                    # a guessed id, from an address spoofed as the peer's, cannot slow it down)
+                    # a guessed id, from an address spoofed as the peer's, cannot slow it down;
+                    # one about a packet no longer kept does: the peer is losing a lot)
                     self.pacer.feedback(request.rate, now)
                 if again:
                     if self.pacer.active:
