@@ -247,10 +247,8 @@ class Fragmenter:
         self._next = (pid + 1) & 0xFFFFFFFF
         datagrams = fragment(packet, self.max_datagram, pid)
         if self.keep_bytes:
-            ids = self._ids
-            ids.append((now, pid))
-            while now - ids[0][0] > self.keep_for:
-                ids.popleft()
+            self._ids.append((now, pid))
+            self._trim_ids(now)
         if len(packet) <= self.keep_bytes:
             self._forget(now, room=len(packet))
             self._kept[pid] = _Kept(packet, self.max_datagram, now + self.keep_for)
@@ -260,13 +258,16 @@ class Fragmenter:
     def sent_lately(self, packet_id: int, now: float) -> bool:
         """Whether packet ``packet_id`` was fragmented within the last ``keep_for`` seconds
         (kept or not: what is kept is bounded in bytes too), by a sender that keeps."""
+        self._trim_ids(now)
+        if not self._ids:
+            return False
+        oldest = self._ids[0][1]
+        return (packet_id - oldest) & 0xFFFFFFFF < (self._next - oldest) & 0xFFFFFFFF
+
+    def _trim_ids(self, now: float) -> None:
         ids = self._ids
         while ids and now - ids[0][0] > self.keep_for:
             ids.popleft()
-        if not ids:
-            return False
-        oldest = ids[0][1]
-        return (packet_id - oldest) & 0xFFFFFFFF < (self._next - oldest) & 0xFFFFFFFF
 
     def resend(self, request: Ask | None, now: float) -> list[bytes]:
         """The fragments a receiver's ``request`` (:func:`parse_ask`; None: malformed) asks
@@ -321,13 +322,16 @@ class ReassemblyCounters:
 
 
 class _Pending:
-    __slots__ = ("asked", "asks", "burst", "bytes", "count", "deadline", "got", "idle", "parts")
+    __slots__ = (
+        "asked", "asks", "burst", "bytes", "count", "deadline", "first", "got", "idle", "parts"
+    )  # fmt: skip
 
     def __init__(self, count: int, deadline: float, now: float) -> None:
         self.count = count
         self.deadline = deadline
         self.parts: dict[int, bytes] = {}
         self.bytes = 0
+        self.first = now  # when its first fragment came
         self.got = self.asked = now  # when the latest fragment came; when it was last asked for
         self.burst = 0.0  # the mean gap between its fragments before the first ask
         self.asks = 0
@@ -420,7 +424,7 @@ class Reassembler:
         entry.parts[index] = payload
         self._since += 1
         if not entry.asks and len(entry.parts) > 1:
-            entry.burst = (now - entry.asked) / (len(entry.parts) - 1)  # asked: when it began
+            entry.burst = (now - entry.first) / (len(entry.parts) - 1)
         entry.got = now
         entry.idle = 0
         entry.bytes += size

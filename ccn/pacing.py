@@ -160,15 +160,24 @@ class Pacer:
 
     def next_time(self, now: float) -> float | None:
         """When the first datagram waiting may go (None if none waits)."""
-        head = self._current or (self._again or self._queue or [None])[0]
-        if not head:
+        head = self._head()
+        if head is None:
             return None
         rate = self.rate
         if rate is None:
             return now
         self._count(now)
-        missing = len(head[0]) - self._tokens
+        missing = len(head) - self._tokens
         return now if missing <= 0 else now + missing / rate
+
+    def _head(self) -> bytes | None:
+        """The datagram that goes next, if any (no packet waits empty)."""
+        if self._current:
+            return self._current[0]
+        for packets in (self._again, self._queue):
+            if packets:
+                return packets[0][0]
+        return None
 
     def _burst(self, rate: float) -> float:
         return max(MIN_BURST, rate * BURST_TIME)

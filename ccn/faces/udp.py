@@ -126,7 +126,7 @@ def _padded_probe(nonce: int, size: int) -> bytes:
 
 
 def _is_size_probe(name: Name) -> bool:
-    return len(name) > len(PROBE) and name.components[: len(PROBE)] == PROBE.components
+    return len(name) > len(PROBE) and PROBE.is_prefix_of(name)
 
 
 #: The largest probe :func:`_padded_probe` makes (a name holds at most 2048 bytes): a path
@@ -290,24 +290,32 @@ class UdpFace(Face):
     def send(self, packet: Packet) -> None:
         if self.closed:
             return
+        now = trio.current_time()
         try:
             wire = encode(packet)
-            datagrams = self.fragmenter.fragment(wire, trio.current_time())
+            datagrams = self.fragmenter.fragment(wire, now)
         except (InvalidPacket, FragmentError):
             self.counters.dropped += 1
             return
         if not self._size_due.is_set() and len(datagrams[0]) > self._largest_fallback:
             self._size_due.set()  # the first datagram larger than the usual: check_size
-        if self.pacer.active and type(packet) is Data:
-            if not self.pacer.offer(datagrams, trio.current_time()):
-                self.counters.dropped += 1
-                return
-            self._pace_wake.set()
-        elif not self.channel.send_datagrams(datagrams, self.addr):
+        if not self._transmit(datagrams, now, paced=type(packet) is Data):
             self.counters.dropped += 1
             return
         self.counters.count_out(packet)
         self.counters.out_bytes += sum(len(d) for d in datagrams)
+
+    def _transmit(
+        self, datagrams: list[bytes], now: float, *, paced: bool, again: bool = False
+    ) -> bool:
+        """Hand ``datagrams`` (one packet's, or fragments sent ``again``) to the pacer while it
+        paces, if they are ``paced`` (Data), else to the channel. False if dropped."""
+        if paced and self.pacer.active:
+            if not self.pacer.offer(datagrams, now, again=again):
+                return False
+            self._pace_wake.set()
+            return True
+        return self.channel.send_datagrams(datagrams, self.addr)
 
     def datagram_received(self, data: bytes, now: float) -> None:
         """The channel hands over one datagram from this face's peer."""
@@ -327,11 +335,7 @@ class UdpFace(Face):
                     # one about a packet no longer kept does: the peer is losing a lot)
                     self.pacer.feedback(request.rate, now)
                 if again:
-                    if self.pacer.active:
-                        self.pacer.offer(again, now, again=True)
-                        self._pace_wake.set()
-                    else:
-                        self.channel.send_datagrams(again, self.addr)
+                    self._transmit(again, now, paced=True, again=True)
                 return
             reassembler = self.reassembler
             waiting = reassembler.pending
